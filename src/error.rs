@@ -1,0 +1,375 @@
+//! The layer's one error type.
+//!
+//! [`AuthError`] is cheap to clone (one `Arc`): a single failed login or refresh is shared by every
+//! request that waited for it. Its `Display` describes only what went wrong at this layer; the
+//! underlying cause, when there is one, hangs off [`std::error::Error::source`]. No message ever
+//! contains a credential or a token.
+
+use std::borrow::Cow;
+use std::error::Error as StdError;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::StatusCode;
+
+/// A type-erased error, as used by [`tower`] and the service this layer produces.
+pub type BoxError = Box<dyn StdError + Send + Sync>;
+
+/// Which auth call a failure belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AuthCall {
+    /// Sending credentials for a fresh token pair.
+    Login,
+    /// Exchanging a refresh token for a fresh token pair.
+    Refresh,
+}
+
+impl AuthCall {
+    fn as_str(self) -> &'static str {
+        match self {
+            AuthCall::Login => "login",
+            AuthCall::Refresh => "refresh",
+        }
+    }
+}
+
+impl fmt::Display for AuthCall {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What kind of failure an [`AuthError`] is.
+///
+/// More kinds may be added; match with a wildcard arm.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The auth server refused the credentials.
+    LoginRejected,
+    /// The auth server refused the refresh token.
+    RefreshRejected,
+    /// The auth server answered with a status that is neither success nor a rejection (a 5xx,
+    /// a redirect, ...). Transient: retried after the backoff.
+    Status,
+    /// The auth request could not be sent or its response could not be read.
+    Transport,
+    /// The auth call did not complete within the configured timeout.
+    Timeout,
+    /// The auth response body exceeded the configured size cap.
+    ResponseTooLarge,
+    /// The auth response could not be understood (bad JSON, a missing field, ...).
+    Malformed,
+    /// The auth server issued a token of a type other than `Bearer`.
+    TokenType,
+    /// A token cannot be sent: it is not a valid HTTP header value.
+    InvalidToken,
+    /// No auth call was made: earlier attempts failed and the backoff has not elapsed.
+    BackingOff,
+    /// The layer or provider is misconfigured (no credentials to log in with, ...).
+    Config,
+    /// No tokio runtime was available to run the auth call on.
+    Runtime,
+}
+
+/// An authentication failure.
+///
+/// Returned (boxed into [`BoxError`]) by [`AuthService`](crate::AuthService) when no token could be
+/// obtained. Recover it with `downcast_ref`:
+///
+/// ```
+/// use tower_token_auth::{AuthError, BoxError};
+///
+/// fn describe(err: &BoxError) -> &'static str {
+///     match err.downcast_ref::<AuthError>() {
+///         Some(auth) if auth.is_login_rejected() => "credentials refused",
+///         Some(_) => "could not obtain a token",
+///         None => "the request itself failed",
+///     }
+/// }
+/// # let _ = describe;
+/// ```
+#[derive(Clone)]
+pub struct AuthError {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    kind: ErrorKind,
+    call: Option<AuthCall>,
+    status: Option<StatusCode>,
+    detail: Option<Cow<'static, str>>,
+    retry_in: Option<Duration>,
+    source: Option<BoxError>,
+}
+
+impl AuthError {
+    fn new(kind: ErrorKind) -> Self {
+        Self::from_inner(Inner {
+            kind,
+            call: None,
+            status: None,
+            detail: None,
+            retry_in: None,
+            source: None,
+        })
+    }
+
+    fn from_inner(inner: Inner) -> Self {
+        Self {
+            inner: Arc::new(inner),
+        }
+    }
+
+    fn map(self, f: impl FnOnce(&mut Inner)) -> Self {
+        match Arc::try_unwrap(self.inner) {
+            Ok(mut inner) => {
+                f(&mut inner);
+                Self::from_inner(inner)
+            }
+            // A shared error is never modified after the fact.
+            Err(inner) => Self { inner },
+        }
+    }
+
+    /// A malformed auth response. `detail` says what was wrong and must never contain a secret
+    /// (name the field, not its value).
+    pub fn malformed(detail: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(ErrorKind::Malformed).map(|i| i.detail = Some(detail.into()))
+    }
+
+    /// A token that cannot be sent because it is not a valid header value.
+    pub fn invalid_token(detail: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(ErrorKind::InvalidToken).map(|i| i.detail = Some(detail.into()))
+    }
+
+    /// A configuration problem. `detail` must never contain a secret.
+    pub fn config(detail: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(ErrorKind::Config).map(|i| i.detail = Some(detail.into()))
+    }
+
+    /// A token type other than `Bearer`.
+    pub fn token_type() -> Self {
+        Self::new(ErrorKind::TokenType)
+    }
+
+    pub(crate) fn rejected(call: AuthCall, status: StatusCode, detail: Option<String>) -> Self {
+        let kind = match call {
+            AuthCall::Login => ErrorKind::LoginRejected,
+            AuthCall::Refresh => ErrorKind::RefreshRejected,
+        };
+        Self::new(kind).map(|i| {
+            i.status = Some(status);
+            i.detail = detail.map(Cow::Owned);
+        })
+    }
+
+    pub(crate) fn status_error(status: StatusCode, detail: Option<String>) -> Self {
+        Self::new(ErrorKind::Status).map(|i| {
+            i.status = Some(status);
+            i.detail = detail.map(Cow::Owned);
+        })
+    }
+
+    pub(crate) fn transport(source: BoxError) -> Self {
+        Self::new(ErrorKind::Transport).map(|i| i.source = Some(source))
+    }
+
+    pub(crate) fn timeout(after: Duration) -> Self {
+        Self::new(ErrorKind::Timeout).map(|i| i.retry_in = Some(after))
+    }
+
+    pub(crate) fn too_large(limit: usize) -> Self {
+        Self::new(ErrorKind::ResponseTooLarge)
+            .map(|i| i.detail = Some(Cow::Owned(format!("{limit} bytes"))))
+    }
+
+    pub(crate) fn backing_off(retry_in: Duration, last: AuthError) -> Self {
+        Self::new(ErrorKind::BackingOff).map(|i| {
+            i.retry_in = Some(retry_in);
+            i.source = Some(Box::new(last));
+        })
+    }
+
+    pub(crate) fn runtime() -> Self {
+        Self::new(ErrorKind::Runtime)
+    }
+
+    /// Attributes the error to an auth call (kept if already set).
+    pub(crate) fn during(self, call: AuthCall) -> Self {
+        if self.inner.call.is_some() {
+            return self;
+        }
+        self.map(|i| i.call = Some(call))
+    }
+
+    /// The kind of failure.
+    pub fn kind(&self) -> ErrorKind {
+        self.inner.kind
+    }
+
+    /// The auth call that failed, when the failure came from one.
+    pub fn call(&self) -> Option<AuthCall> {
+        self.inner.call
+    }
+
+    /// The auth server's status code, for rejections and unexpected statuses.
+    pub fn status(&self) -> Option<StatusCode> {
+        self.inner.status
+    }
+
+    /// For [`ErrorKind::BackingOff`]: how long until credentials may be sent again.
+    pub fn retry_in(&self) -> Option<Duration> {
+        match self.inner.kind {
+            ErrorKind::BackingOff => self.inner.retry_in,
+            _ => None,
+        }
+    }
+
+    /// The credentials were refused.
+    pub fn is_login_rejected(&self) -> bool {
+        self.kind() == ErrorKind::LoginRejected
+    }
+
+    /// The refresh token was refused.
+    pub fn is_refresh_rejected(&self) -> bool {
+        self.kind() == ErrorKind::RefreshRejected
+    }
+
+    /// The auth call failed in transport.
+    pub fn is_transport(&self) -> bool {
+        self.kind() == ErrorKind::Transport
+    }
+
+    /// The auth call timed out.
+    pub fn is_timeout(&self) -> bool {
+        self.kind() == ErrorKind::Timeout
+    }
+
+    /// The auth response was malformed (including an oversized body).
+    pub fn is_malformed(&self) -> bool {
+        matches!(self.kind(), ErrorKind::Malformed | ErrorKind::ResponseTooLarge)
+    }
+
+    /// A received token was not usable as a header value.
+    pub fn is_invalid_token(&self) -> bool {
+        self.kind() == ErrorKind::InvalidToken
+    }
+
+    /// No auth call was made because of the backoff after earlier failures.
+    pub fn is_backing_off(&self) -> bool {
+        self.kind() == ErrorKind::BackingOff
+    }
+}
+
+impl fmt::Debug for AuthError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("AuthError");
+        d.field("kind", &self.inner.kind);
+        if let Some(call) = self.inner.call {
+            d.field("call", &call);
+        }
+        if let Some(status) = self.inner.status {
+            d.field("status", &status);
+        }
+        if let Some(detail) = &self.inner.detail {
+            d.field("detail", detail);
+        }
+        if let Some(source) = &self.inner.source {
+            d.field("source", source);
+        }
+        d.finish()
+    }
+}
+
+impl fmt::Display for AuthError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let inner = &*self.inner;
+        if let Some(call) = inner.call {
+            if !matches!(inner.kind, ErrorKind::LoginRejected | ErrorKind::RefreshRejected) {
+                write!(f, "{call}: ")?;
+            }
+        }
+        match inner.kind {
+            ErrorKind::LoginRejected => f.write_str("login rejected by the auth server")?,
+            ErrorKind::RefreshRejected => f.write_str("refresh token rejected by the auth server")?,
+            ErrorKind::Status => f.write_str("unexpected auth server response")?,
+            ErrorKind::Transport => f.write_str("auth request failed")?,
+            ErrorKind::Timeout => f.write_str("auth request timed out")?,
+            ErrorKind::ResponseTooLarge => f.write_str("auth response body exceeds the cap")?,
+            ErrorKind::Malformed => f.write_str("malformed auth response")?,
+            ErrorKind::TokenType => f.write_str("token type is not bearer")?,
+            ErrorKind::InvalidToken => f.write_str("token is not a valid header value")?,
+            ErrorKind::BackingOff => f.write_str("not contacting the auth server: backing off")?,
+            ErrorKind::Config => f.write_str("invalid auth configuration")?,
+            ErrorKind::Runtime => f.write_str("no tokio runtime to run the auth call on")?,
+        }
+        if let Some(status) = inner.status {
+            write!(f, " ({status})")?;
+        }
+        if let Some(retry_in) = inner.retry_in {
+            match inner.kind {
+                ErrorKind::Timeout => write!(f, " after {retry_in:?}")?,
+                _ => write!(f, " for another {retry_in:?}")?,
+            }
+        }
+        if let Some(detail) = &inner.detail {
+            write!(f, ": {detail}")?;
+        }
+        Ok(())
+    }
+}
+
+impl StdError for AuthError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        self.inner
+            .source
+            .as_ref()
+            .map(|e| &**e as &(dyn StdError + 'static))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_names_the_call_and_status() {
+        let err = AuthError::rejected(
+            AuthCall::Refresh,
+            StatusCode::BAD_REQUEST,
+            Some("invalid_grant".into()),
+        );
+        assert_eq!(
+            err.to_string(),
+            "refresh token rejected by the auth server (400 Bad Request): invalid_grant"
+        );
+        assert!(err.is_refresh_rejected());
+        let err = AuthError::malformed("missing `access_token`").during(AuthCall::Login);
+        assert_eq!(
+            err.to_string(),
+            "login: malformed auth response: missing `access_token`"
+        );
+        assert_eq!(err.call(), Some(AuthCall::Login));
+    }
+
+    #[test]
+    fn backing_off_keeps_the_cause_as_source() {
+        let last = AuthError::rejected(AuthCall::Login, StatusCode::UNAUTHORIZED, None);
+        let err = AuthError::backing_off(Duration::from_secs(2), last);
+        assert!(err.is_backing_off());
+        assert_eq!(err.retry_in(), Some(Duration::from_secs(2)));
+        let source = err.source().and_then(|s| s.downcast_ref::<AuthError>());
+        assert!(source.is_some_and(AuthError::is_login_rejected));
+    }
+
+    #[test]
+    fn shared_error_is_not_modified() {
+        let err = AuthError::token_type();
+        let shared = err.clone();
+        let attributed = err.during(AuthCall::Login);
+        assert_eq!(attributed.call(), None);
+        assert_eq!(shared.kind(), ErrorKind::TokenType);
+    }
+}

@@ -1,0 +1,489 @@
+//! The token manager: one login or refresh in flight at a time, shared by every waiting request.
+//!
+//! A flight runs as its own tokio task, so dropping the request that started it cancels nothing;
+//! its outcome (a token, or one shared [`AuthError`]) reaches every waiter through a `watch`
+//! channel. All slot stores happen under the flight lock, which is never held across an `.await`.
+//!
+//! Failure handling: a rejected refresh falls back to login (per [`Policy`]); any failed flight
+//! starts an exponential backoff during which no auth request is sent and requests that need a
+//! token fail fast with [`ErrorKind::BackingOff`](crate::ErrorKind::BackingOff).
+
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use http::{HeaderValue, Response};
+use http_body::Body;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tower::util::BoxCloneSyncService;
+use tower::ServiceExt;
+use tower_service::Service;
+
+use crate::error::{AuthCall, AuthError, BoxError};
+use crate::metrics::{Counter, Metrics};
+use crate::provider::{AuthRequest, AuthResponse, Failure, Policy, Provider, RefreshTiming};
+use crate::secret::Secret;
+use crate::slot::{Slot, TokenState};
+use crate::token::{jwt_remaining, TokenSet, MAX_LIFETIME};
+
+/// Exponential backoff between failed auth attempts.
+///
+/// After the `n`th consecutive failure, no credentials or refresh tokens are sent for
+/// `initial * multiplier^(n-1)`, capped at `max`. A success resets it.
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_token_auth::Backoff;
+///
+/// let backoff = Backoff::default();
+/// assert_eq!(backoff.delay(1), Duration::from_secs(1));
+/// assert_eq!(backoff.delay(3), Duration::from_secs(4));
+/// assert_eq!(backoff.delay(30), Duration::from_secs(60));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Backoff {
+    /// Delay after the first failure. Default: 1 s.
+    pub initial: Duration,
+    /// Upper bound of the delay. Default: 60 s.
+    pub max: Duration,
+    /// Growth factor per consecutive failure. Default: 2.
+    pub multiplier: u32,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Self {
+            initial: Duration::from_secs(1),
+            max: Duration::from_secs(60),
+            multiplier: 2,
+        }
+    }
+}
+
+impl Backoff {
+    /// The delay after `failures` consecutive failures (zero for none).
+    pub fn delay(&self, failures: u32) -> Duration {
+        if failures == 0 {
+            return Duration::ZERO;
+        }
+        let factor = self.multiplier.max(1).saturating_pow(failures - 1);
+        self.initial.saturating_mul(factor).min(self.max)
+    }
+}
+
+/// The auth transport as the manager uses it: the response body already collected under the cap.
+pub(crate) type Transport = BoxCloneSyncService<AuthRequest, AuthResponse, AuthError>;
+
+/// Wraps a user's HTTP service as a [`Transport`].
+///
+/// NOTE: no redirect is followed here, and none may be: credentials go only to the configured
+/// endpoint. A 3xx answer is a transient failure like any other unexpected status.
+pub(crate) fn transport<T, RB>(service: T, max_response_bytes: usize) -> Transport
+where
+    T: Service<AuthRequest, Response = Response<RB>> + Clone + Send + Sync + 'static,
+    T::Error: Into<BoxError>,
+    T::Future: Send + 'static,
+    RB: Body + Send + 'static,
+    RB::Data: Send,
+    RB::Error: Into<BoxError>,
+{
+    BoxCloneSyncService::new(tower::service_fn(move |request: AuthRequest| {
+        let service = service.clone();
+        async move {
+            let response = service
+                .oneshot(request)
+                .await
+                .map_err(|e| AuthError::transport(e.into()))?;
+            let (parts, body) = response.into_parts();
+            let body = Limited::new(body, max_response_bytes)
+                .collect()
+                .await
+                .map_err(|e| {
+                    if e.is::<LengthLimitError>() {
+                        AuthError::too_large(max_response_bytes)
+                    } else {
+                        AuthError::transport(e)
+                    }
+                })?
+                .to_bytes();
+            Ok(Response::from_parts(parts, body))
+        }
+    }))
+}
+
+/// Layer-level settings that are not the provider's business.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Settings {
+    pub(crate) timeout: Duration,
+    pub(crate) backoff: Backoff,
+}
+
+type Outcome = Result<Arc<TokenState>, AuthError>;
+
+struct Flights {
+    /// The flight in progress, if any.
+    current: Option<watch::Receiver<Option<Outcome>>>,
+    failures: u32,
+    retry_at: Option<Instant>,
+    last_error: Option<AuthError>,
+    next_generation: u64,
+}
+
+/// Everything the clones of one layer share.
+pub(crate) struct Manager<P> {
+    pub(crate) slot: Slot,
+    pub(crate) policy: Policy,
+    pub(crate) metrics: Metrics,
+    provider: P,
+    settings: Settings,
+    transport: Transport,
+    flights: Mutex<Flights>,
+}
+
+impl<P: Provider> Manager<P> {
+    pub(crate) fn new(provider: P, policy: Policy, settings: Settings, transport: Transport) -> Self {
+        Self {
+            slot: Slot::default(),
+            policy,
+            metrics: Metrics::default(),
+            provider,
+            settings,
+            transport,
+            flights: Mutex::new(Flights {
+                current: None,
+                failures: 0,
+                retry_at: None,
+                last_error: None,
+                next_generation: 1,
+            }),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Flights> {
+        // The lock guards plain data updated in single statements; a panic elsewhere cannot leave
+        // it half-written, so a poisoned lock is still consistent.
+        self.flights.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Returns a usable token, waiting for (or starting) a login or refresh if needed.
+    ///
+    /// With `rejected = Some(g)`, the upstream rejected the token of generation `g`: a newer token
+    /// is returned as is; if the slot still holds `g`, it is marked expired and one refresh starts
+    /// (or is joined) for everybody.
+    pub(crate) async fn token(self: &Arc<Self>, rejected: Option<u64>) -> Outcome {
+        let mut flight = {
+            let mut flights = self.lock();
+            let now = Instant::now();
+            if let Some(current) = self.slot.load_full() {
+                let usable = now < current.expires_at;
+                match rejected {
+                    Some(g) if current.generation == g => {
+                        if usable {
+                            tracing::debug!(generation = g, "token rejected upstream; invalidating");
+                            self.slot.store(Arc::new(current.expired_at(now)));
+                        }
+                    }
+                    _ if usable => return Ok(current),
+                    _ => {}
+                }
+            }
+            match flights.current.as_ref() {
+                // A closed sender means the flight's task was dropped (runtime shutting down).
+                Some(rx) if rx.has_changed().is_ok() => rx.clone(),
+                _ => {
+                    if let Some(wait) = flights.backoff_remaining(now) {
+                        let last = flights
+                            .last_error
+                            .clone()
+                            .unwrap_or_else(AuthError::runtime);
+                        return Err(AuthError::backing_off(wait, last));
+                    }
+                    self.start(&mut flights)?
+                }
+            }
+        };
+        let outcome = match flight.wait_for(Option::is_some).await {
+            Ok(outcome) => outcome.clone(),
+            Err(_) => None,
+        };
+        outcome.unwrap_or_else(|| Err(AuthError::runtime()))
+    }
+
+    /// Starts a background refresh unless one is running, the backoff holds, or another request is
+    /// already deciding (the lock is only tried, never waited for).
+    pub(crate) fn refresh_soon(self: &Arc<Self>) {
+        let Ok(mut flights) = self.flights.try_lock() else {
+            return;
+        };
+        let running = flights
+            .current
+            .as_ref()
+            .is_some_and(|rx| rx.has_changed().is_ok());
+        if running || flights.backoff_remaining(Instant::now()).is_some() {
+            return;
+        }
+        // An error here (no runtime) leaves the still-valid token in use; the next request retries.
+        let _ = self.start(&mut flights);
+    }
+
+    fn start(
+        self: &Arc<Self>,
+        flights: &mut Flights,
+    ) -> Result<watch::Receiver<Option<Outcome>>, AuthError> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| AuthError::runtime())?;
+        let (tx, rx) = watch::channel(None);
+        flights.current = Some(rx.clone());
+        let manager = Arc::clone(self);
+        // NOTE: the flight is a task of its own so that no caller's cancellation can stop it.
+        runtime.spawn(async move { manager.fly(tx).await });
+        Ok(rx)
+    }
+
+    async fn fly(self: Arc<Self>, tx: watch::Sender<Option<Outcome>>) {
+        let current = self.slot.load_full();
+        let result = self.authenticate(current.as_deref()).await;
+        let outcome = {
+            let mut flights = self.lock();
+            let now = Instant::now();
+            let outcome = result.and_then(|(tokens, kept)| {
+                let generation = flights.next_generation;
+                let state = self.issue(tokens, kept, generation, now)?;
+                flights.next_generation += 1;
+                Ok(Arc::new(state))
+            });
+            match &outcome {
+                Ok(state) => {
+                    self.slot.store(Arc::clone(state));
+                    flights.failures = 0;
+                    flights.retry_at = None;
+                    flights.last_error = None;
+                }
+                Err(error) => {
+                    if error.is_refresh_rejected() {
+                        // Never send a rejected refresh token again.
+                        if let Some(current) = self.slot.load_full() {
+                            self.slot.store(Arc::new(current.without_refresh_token()));
+                        }
+                    }
+                    flights.failures = flights.failures.saturating_add(1);
+                    let delay = self.settings.backoff.delay(flights.failures);
+                    flights.retry_at = Some(now + delay);
+                    flights.last_error = Some(error.clone());
+                    tracing::warn!(
+                        failures = flights.failures,
+                        backoff_ms = delay.as_millis() as u64,
+                        error = %error,
+                        "auth failed; backing off"
+                    );
+                }
+            }
+            flights.current = None;
+            outcome
+        };
+        tx.send_replace(Some(outcome));
+    }
+
+    /// Refreshes when a live refresh token exists, falling back to login per policy.
+    /// Returns the new tokens and the refresh token to keep if the server did not rotate it.
+    async fn authenticate(
+        &self,
+        current: Option<&TokenState>,
+    ) -> Result<(TokenSet, Option<Kept>), AuthError> {
+        let now = Instant::now();
+        if let Some(state) = current {
+            if let Some(refresh_token) = state.usable_refresh_token(now) {
+                let request = self.provider.refresh_request(refresh_token);
+                match self.call(AuthCall::Refresh, request).await {
+                    Ok(tokens) => {
+                        let kept = Kept {
+                            token: refresh_token.clone(),
+                            expires_at: state.refresh_expires_at,
+                        };
+                        return Ok((tokens, Some(kept)));
+                    }
+                    Err(e) if e.is_refresh_rejected() && self.policy.login_on_refresh_rejected => {
+                        tracing::info!(error = %e, "refresh rejected; logging in");
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        let request = self.provider.login_request();
+        Ok((self.call(AuthCall::Login, request).await?, None))
+    }
+
+    /// Sends one auth request and turns its response into tokens or a classified error.
+    async fn call(
+        &self,
+        call: AuthCall,
+        request: Result<AuthRequest, AuthError>,
+    ) -> Result<TokenSet, AuthError> {
+        let request = request.map_err(|e| e.during(call))?;
+        self.metrics.incr(match call {
+            AuthCall::Login => Counter::Login,
+            AuthCall::Refresh => Counter::Refresh,
+        });
+        let started = Instant::now();
+        let timeout = self.settings.timeout;
+        let response = tokio::time::timeout(timeout, self.transport.clone().oneshot(request)).await;
+        let result = match response {
+            Err(_) => Err(AuthError::timeout(timeout)),
+            Ok(Err(e)) => Err(e),
+            Ok(Ok(response)) if response.status().is_success() => {
+                self.provider.parse_response(call, &response)
+            }
+            Ok(Ok(response)) => {
+                let status = response.status();
+                let detail = oauth_error_detail(response.body());
+                Err(match self.provider.classify_failure(call, &response) {
+                    Failure::Rejected => AuthError::rejected(call, status, detail),
+                    Failure::Transient => AuthError::status_error(status, detail),
+                })
+            }
+        };
+        let elapsed_ms = started.elapsed().as_millis() as u64;
+        match &result {
+            Ok(_) => tracing::info!(call = %call, elapsed_ms, "auth call succeeded"),
+            Err(e) => {
+                self.metrics.incr(Counter::AuthFailure);
+                tracing::warn!(call = %call, elapsed_ms, error = %e, "auth call failed");
+            }
+        }
+        result.map_err(|e| e.during(call))
+    }
+
+    /// Turns freshly issued tokens into the state requests will use.
+    fn issue(
+        &self,
+        tokens: TokenSet,
+        kept: Option<Kept>,
+        generation: u64,
+        now: Instant,
+    ) -> Result<TokenState, AuthError> {
+        let access = tokens.access_token().expose();
+        let lifetime = match tokens.expires_in() {
+            Some(lifetime) => lifetime,
+            None => match jwt_remaining(access, SystemTime::now()) {
+                Some(Duration::ZERO) => {
+                    return Err(AuthError::malformed("access token's JWT `exp` has passed"))
+                }
+                Some(lifetime) => lifetime,
+                None => self.policy.default_lifetime.min(MAX_LIFETIME),
+            },
+        };
+        let expires_at = now + lifetime;
+        let refresh_at = match self.policy.refresh {
+            RefreshTiming::Proactive { margin } => expires_at - margin.min(lifetime / 2),
+            RefreshTiming::AfterExpiry => expires_at,
+        };
+        let mut header = HeaderValue::from_maybe_shared(Bytes::from(format!("Bearer {access}")))
+            .map_err(|_| AuthError::invalid_token("access token is not a valid header value"))?;
+        header.set_sensitive(true);
+        let (refresh_token, refresh_expires_at) = match tokens.refresh_token() {
+            Some(token) => {
+                let lifetime = tokens
+                    .refresh_expires_in()
+                    .or_else(|| jwt_remaining(token.expose(), SystemTime::now()));
+                (Some(token.clone()), lifetime.map(|l| now + l))
+            }
+            // The server did not rotate the refresh token: keep using the one just accepted.
+            None => match kept {
+                Some(kept) => (Some(kept.token), kept.expires_at),
+                None => (None, None),
+            },
+        };
+        Ok(TokenState {
+            header,
+            refresh_at,
+            expires_at,
+            refresh_token,
+            refresh_expires_at,
+            generation,
+        })
+    }
+}
+
+impl Flights {
+    fn backoff_remaining(&self, now: Instant) -> Option<Duration> {
+        self.retry_at
+            .filter(|at| now < *at)
+            .map(|at| at.duration_since(now))
+    }
+}
+
+/// A refresh token that was just accepted, kept when the server does not issue a new one.
+struct Kept {
+    token: Secret,
+    expires_at: Option<Instant>,
+}
+
+/// `error` and `error_description` of an OAuth2-style error body (RFC 6749 §5.2), if present.
+/// Length-capped and stripped of control characters; these fields never carry secrets.
+fn oauth_error_detail(body: &Bytes) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct OAuthError {
+        error: String,
+        error_description: Option<String>,
+    }
+    let parsed: OAuthError = serde_json::from_slice(body).ok()?;
+    let mut detail = parsed.error;
+    if let Some(description) = parsed.error_description {
+        detail.push_str(" (");
+        detail.push_str(&description);
+        detail.push(')');
+    }
+    Some(
+        detail
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(200)
+            .collect(),
+    )
+}
+
+impl<P> fmt::Debug for Manager<P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Manager")
+            .field("slot", &self.slot)
+            .field("policy", &self.policy)
+            .field("settings", &self.settings)
+            .field("metrics", &self.metrics.snapshot())
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_caps() {
+        let backoff = Backoff {
+            initial: Duration::from_millis(100),
+            max: Duration::from_secs(1),
+            multiplier: 3,
+        };
+        assert_eq!(backoff.delay(0), Duration::ZERO);
+        assert_eq!(backoff.delay(1), Duration::from_millis(100));
+        assert_eq!(backoff.delay(2), Duration::from_millis(300));
+        assert_eq!(backoff.delay(3), Duration::from_millis(900));
+        assert_eq!(backoff.delay(4), Duration::from_secs(1));
+        assert_eq!(backoff.delay(u32::MAX), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn oauth_error_bodies() {
+        let detail = |b: &'static [u8]| oauth_error_detail(&Bytes::from_static(b));
+        assert_eq!(
+            detail(br#"{"error":"invalid_grant","error_description":"Token is not active"}"#),
+            Some("invalid_grant (Token is not active)".to_owned())
+        );
+        assert_eq!(detail(br#"{"error":"invalid_client"}"#), Some("invalid_client".to_owned()));
+        assert_eq!(detail(b"<html>500</html>"), None);
+        assert_eq!(detail(br#"{"error":"a\r\nb"}"#), Some("ab".to_owned()));
+    }
+}

@@ -1,0 +1,63 @@
+//! Counters the layer keeps about its own auth traffic. All updates happen on cold paths.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A point-in-time copy of a layer's counters.
+///
+/// Read it with [`AuthLayer::metrics`](crate::AuthLayer::metrics) or
+/// [`AuthService::metrics`](crate::AuthService::metrics); all clones of one layer share the counts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MetricsSnapshot {
+    /// Login requests sent to the auth server.
+    pub logins: u64,
+    /// Refresh requests sent to the auth server.
+    pub refreshes: u64,
+    /// Requests replayed after a replay-triggering upstream status.
+    pub replays: u64,
+    /// Auth calls that failed (rejected, transient, timeout, malformed, ...).
+    pub auth_failures: u64,
+    /// Requests that had to wait for a token instead of using the one in the slot.
+    pub token_waits: u64,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Metrics {
+    logins: AtomicU64,
+    refreshes: AtomicU64,
+    replays: AtomicU64,
+    auth_failures: AtomicU64,
+    token_waits: AtomicU64,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Counter {
+    Login,
+    Refresh,
+    Replay,
+    AuthFailure,
+    TokenWait,
+}
+
+impl Metrics {
+    pub(crate) fn incr(&self, counter: Counter) {
+        let cell = match counter {
+            Counter::Login => &self.logins,
+            Counter::Refresh => &self.refreshes,
+            Counter::Replay => &self.replays,
+            Counter::AuthFailure => &self.auth_failures,
+            Counter::TokenWait => &self.token_waits,
+        };
+        cell.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn snapshot(&self) -> MetricsSnapshot {
+        MetricsSnapshot {
+            logins: self.logins.load(Ordering::Relaxed),
+            refreshes: self.refreshes.load(Ordering::Relaxed),
+            replays: self.replays.load(Ordering::Relaxed),
+            auth_failures: self.auth_failures.load(Ordering::Relaxed),
+            token_waits: self.token_waits.load(Ordering::Relaxed),
+        }
+    }
+}

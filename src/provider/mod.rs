@@ -1,0 +1,248 @@
+//! The per-API policy object: how an API logs in and refreshes, where its tokens are, and when to
+//! refresh and replay.
+//!
+//! The layer calls a [`Provider`] only on cold paths (a login or refresh); the [`Policy`] it
+//! returns is read once, when the layer is built.
+//!
+//! # Implementing a provider
+//!
+//! ```
+//! use bytes::Bytes;
+//! use http::{header, Method, Request};
+//! use http_body_util::Full;
+//! use tower_token_auth::{AuthError, AuthRequest, Provider, Secret};
+//!
+//! #[derive(Debug)]
+//! struct MyApi {
+//!     token_url: http::Uri,
+//!     api_key: Secret,
+//! }
+//!
+//! fn post_json(uri: &http::Uri, body: serde_json::Value) -> AuthRequest {
+//!     let mut req = Request::new(Full::new(Bytes::from(body.to_string())));
+//!     *req.method_mut() = Method::POST;
+//!     *req.uri_mut() = uri.clone();
+//!     req.headers_mut().insert(header::CONTENT_TYPE, "application/json".parse().unwrap());
+//!     req
+//! }
+//!
+//! impl Provider for MyApi {
+//!     fn login_request(&self) -> Result<AuthRequest, AuthError> {
+//!         Ok(post_json(&self.token_url, serde_json::json!({ "api_key": self.api_key.expose() })))
+//!     }
+//!
+//!     fn refresh_request(&self, refresh_token: &Secret) -> Result<AuthRequest, AuthError> {
+//!         Ok(post_json(&self.token_url, serde_json::json!({ "refresh_token": refresh_token.expose() })))
+//!     }
+//!     // `parse_response` defaults to `TokenSet::from_json`, `classify_failure` treats 400/401/403
+//!     // as rejections, and `policy` to `Policy::default()`.
+//! }
+//! ```
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::Full;
+
+use crate::error::{AuthCall, AuthError};
+use crate::secret::Secret;
+use crate::token::TokenSet;
+
+/// A login or refresh request, as a provider builds it.
+pub type AuthRequest = Request<Full<Bytes>>;
+
+/// An auth server's response, with its body collected (up to the layer's size cap).
+pub type AuthResponse = Response<Bytes>;
+
+/// How an API logs in and refreshes, and the policy the layer applies to it.
+///
+/// The trait is object-safe: `Box<dyn Provider>` and `Arc<dyn Provider>` are providers too, so a
+/// provider can be chosen at run time.
+pub trait Provider: Send + Sync + 'static {
+    /// Builds the request that sends credentials for a new token pair.
+    ///
+    /// Return [`AuthError::config`] when the provider holds no credentials; the layer then fails
+    /// requests instead of logging in.
+    fn login_request(&self) -> Result<AuthRequest, AuthError>;
+
+    /// Builds the request that exchanges `refresh_token` for a new token pair.
+    fn refresh_request(&self, refresh_token: &Secret) -> Result<AuthRequest, AuthError>;
+
+    /// Parses a successful (2xx) login or refresh response.
+    ///
+    /// The default reads a standard JSON token response with [`TokenSet::from_json`]. A response
+    /// that carries no new token pair must be an error, never an empty success.
+    fn parse_response(
+        &self,
+        call: AuthCall,
+        response: &AuthResponse,
+    ) -> Result<TokenSet, AuthError> {
+        let _ = call;
+        TokenSet::from_json(response.body())
+    }
+
+    /// Classifies a non-2xx auth response.
+    ///
+    /// [`Failure::Rejected`] means the credentials or the refresh token are dead: a rejected
+    /// refresh falls back to login (when [`Policy::login_on_refresh_rejected`]), a rejected login
+    /// fails every waiting request with [`ErrorKind::LoginRejected`](crate::ErrorKind) and starts
+    /// the backoff. [`Failure::Transient`] fails the waiting requests and is retried after the
+    /// backoff. The default rejects on 400, 401 and 403.
+    fn classify_failure(&self, call: AuthCall, response: &AuthResponse) -> Failure {
+        let _ = call;
+        match response.status() {
+            StatusCode::BAD_REQUEST | StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+                Failure::Rejected
+            }
+            _ => Failure::Transient,
+        }
+    }
+
+    /// The refresh, replay and fallback policy for this API. Read once, when the layer is built.
+    fn policy(&self) -> Policy {
+        Policy::default()
+    }
+}
+
+/// What a failed auth response means.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Failure {
+    /// The credentials or refresh token are no longer accepted.
+    Rejected,
+    /// The server could not answer now; trying again later may succeed.
+    Transient,
+}
+
+/// When to refresh a token that is still valid.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RefreshTiming {
+    /// Refresh in the background once the remaining lifetime falls below `margin` (or below half
+    /// the token's lifetime, whichever is smaller). Requests keep using the valid token meanwhile.
+    Proactive {
+        /// How long before expiry to start refreshing.
+        margin: Duration,
+    },
+    /// Never refresh a valid token: only once it has expired, or when the upstream rejects it.
+    /// For APIs that treat an early refresh as an error.
+    AfterExpiry,
+}
+
+impl Default for RefreshTiming {
+    fn default() -> Self {
+        RefreshTiming::Proactive {
+            margin: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The per-API policy a [`Provider`] gives the layer.
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_token_auth::{Policy, RefreshTiming};
+///
+/// let mut policy = Policy::default();
+/// policy.refresh = RefreshTiming::AfterExpiry;
+/// policy.max_replays = 2;
+/// assert_eq!(policy.replay_on, [http::StatusCode::UNAUTHORIZED]);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Policy {
+    /// When to refresh a still-valid token. Default: proactive, 30 s before expiry.
+    pub refresh: RefreshTiming,
+    /// Upstream statuses that mean "this token is dead": the token is refreshed and the request
+    /// replayed. Default: `[401]`.
+    pub replay_on: Vec<StatusCode>,
+    /// How many times one request may be replayed. Default: 1. Zero disables replay.
+    pub max_replays: u32,
+    /// Whether a rejected refresh falls back to logging in. Default: `true`.
+    pub login_on_refresh_rejected: bool,
+    /// The lifetime assumed for a token whose expiry is neither stated nor readable from a JWT.
+    /// Default: 5 minutes.
+    pub default_lifetime: Duration,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            refresh: RefreshTiming::default(),
+            replay_on: vec![StatusCode::UNAUTHORIZED],
+            max_replays: 1,
+            login_on_refresh_rejected: true,
+            default_lifetime: Duration::from_secs(300),
+        }
+    }
+}
+
+macro_rules! forward_provider {
+    ($ptr:ident) => {
+        impl<P: Provider + ?Sized> Provider for $ptr<P> {
+            fn login_request(&self) -> Result<AuthRequest, AuthError> {
+                (**self).login_request()
+            }
+            fn refresh_request(&self, refresh_token: &Secret) -> Result<AuthRequest, AuthError> {
+                (**self).refresh_request(refresh_token)
+            }
+            fn parse_response(
+                &self,
+                call: AuthCall,
+                response: &AuthResponse,
+            ) -> Result<TokenSet, AuthError> {
+                (**self).parse_response(call, response)
+            }
+            fn classify_failure(&self, call: AuthCall, response: &AuthResponse) -> Failure {
+                (**self).classify_failure(call, response)
+            }
+            fn policy(&self) -> Policy {
+                (**self).policy()
+            }
+        }
+    };
+}
+
+forward_provider!(Box);
+forward_provider!(Arc);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Fixed;
+
+    impl Provider for Fixed {
+        fn login_request(&self) -> Result<AuthRequest, AuthError> {
+            Ok(Request::new(Full::new(Bytes::from_static(b"login"))))
+        }
+        fn refresh_request(&self, _: &Secret) -> Result<AuthRequest, AuthError> {
+            Err(AuthError::config("no refresh"))
+        }
+    }
+
+    #[test]
+    fn provider_is_object_safe() {
+        fn assert_provider<P: Provider>(_: &P) {}
+        let boxed: Box<dyn Provider> = Box::new(Fixed);
+        let shared: Arc<dyn Provider> = Arc::new(Fixed);
+        assert_provider(&boxed);
+        assert_provider(&shared);
+        assert_eq!(boxed.policy(), Policy::default());
+    }
+
+    #[test]
+    fn default_classification() {
+        let with = |status: u16| {
+            let mut response = Response::new(Bytes::new());
+            *response.status_mut() = StatusCode::from_u16(status).unwrap();
+            Fixed.classify_failure(AuthCall::Refresh, &response)
+        };
+        assert_eq!(with(400), Failure::Rejected);
+        assert_eq!(with(401), Failure::Rejected);
+        assert_eq!(with(403), Failure::Rejected);
+        assert_eq!(with(500), Failure::Transient);
+        assert_eq!(with(302), Failure::Transient);
+    }
+}

@@ -1,0 +1,171 @@
+//! The middleware service: attaches the current token to each request.
+
+use std::fmt;
+use std::mem;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::header::AUTHORIZATION;
+use http::{Request, Response};
+use tokio::time::Instant;
+use tower_service::Service;
+
+use crate::error::BoxError;
+use crate::future::{Replay, ResponseFuture};
+use crate::manager::Manager;
+use crate::metrics::{Counter, MetricsSnapshot};
+use crate::provider::Provider;
+use crate::replay::{CloneBody, CloneRequest};
+
+/// Adds `Authorization: Bearer …` to every request, obtaining and renewing the token as needed.
+///
+/// Made by [`AuthLayer`](crate::AuthLayer); all clones share the layer's token and counters.
+///
+/// Errors are [`BoxError`]: the inner service's own errors, or an
+/// [`AuthError`](crate::AuthError) when no token could be obtained (see its docs for the downcast).
+pub struct AuthService<S, P, R = CloneBody> {
+    inner: S,
+    shared: Arc<Manager<P>>,
+    replay: R,
+}
+
+impl<S, P, R> AuthService<S, P, R> {
+    pub(crate) fn new(inner: S, shared: Arc<Manager<P>>, replay: R) -> Self {
+        Self {
+            inner,
+            shared,
+            replay,
+        }
+    }
+
+    /// The counters of the layer this service belongs to.
+    pub fn metrics(&self) -> MetricsSnapshot {
+        self.shared.metrics.snapshot()
+    }
+
+    /// The wrapped service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The wrapped service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S: Clone, P, R: Clone> Clone for AuthService<S, P, R> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            shared: Arc::clone(&self.shared),
+            replay: self.replay.clone(),
+        }
+    }
+}
+
+impl<S: fmt::Debug, P, R: fmt::Debug> fmt::Debug for AuthService<S, P, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthService")
+            .field("inner", &self.inner)
+            .field("shared", &self.shared)
+            .field("replay", &self.replay)
+            .finish()
+    }
+}
+
+impl<S, P, R, B, RB> Service<Request<B>> for AuthService<S, P, R>
+where
+    S: Service<Request<B>, Response = Response<RB>> + Clone + Send + 'static,
+    S::Error: Into<BoxError>,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+    RB: Send + 'static,
+    P: Provider,
+    R: CloneRequest<B>,
+{
+    type Response = Response<RB>;
+    type Error = BoxError;
+    type Future = ResponseFuture<S, B, P, R>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+        let now = Instant::now();
+        let slot = self.shared.slot.load();
+        if let Some(token) = slot.as_deref().filter(|t| now < t.expires_at) {
+            if now >= token.refresh_at {
+                self.shared.refresh_soon();
+            }
+            request
+                .headers_mut()
+                .insert(AUTHORIZATION, token.header.clone());
+            let replay = self.replay_for(&request, token.generation);
+            drop(slot);
+            return ResponseFuture::sent(self.inner.call(request), replay);
+        }
+        drop(slot);
+
+        // No usable token: wait for one on the cold path.
+        // NOTE: take the service that `poll_ready` readied and leave a clone in its place; see
+        // tower's "Be careful when cloning inner services" guidance.
+        let clone = self.inner.clone();
+        let inner = mem::replace(&mut self.inner, clone);
+        let shared = Arc::clone(&self.shared);
+        let cloner = self.replay.clone();
+        ResponseFuture::cold(async move {
+            shared.metrics.incr(Counter::TokenWait);
+            let token = shared.token(None).await?;
+            request
+                .headers_mut()
+                .insert(AUTHORIZATION, token.header.clone());
+            let copy = replay_copy(&shared, &cloner, &request);
+            let mut inner = inner;
+            let response = inner.call(request).await.map_err(Into::into)?;
+            match copy {
+                Some(copy) => {
+                    Replay::new(copy, token.generation, inner, shared, cloner)
+                        .finish(response)
+                        .await
+                }
+                None => Ok(response),
+            }
+        })
+    }
+}
+
+impl<S, P, R> AuthService<S, P, R> {
+    /// What a replay would need, when replay is enabled and the request can be copied.
+    fn replay_for<B>(&self, request: &Request<B>, generation: u64) -> Option<Replay<S, B, P, R>>
+    where
+        S: Clone,
+        R: CloneRequest<B>,
+    {
+        let copy = replay_copy(&self.shared, &self.replay, request)?;
+        Some(Replay::new(
+            copy,
+            generation,
+            self.inner.clone(),
+            Arc::clone(&self.shared),
+            self.replay.clone(),
+        ))
+    }
+}
+
+fn replay_copy<P, R: CloneRequest<B>, B>(
+    shared: &Manager<P>,
+    cloner: &R,
+    request: &Request<B>,
+) -> Option<Request<B>> {
+    if shared.policy.max_replays == 0 {
+        return None;
+    }
+    cloner.clone_request(request)
+}

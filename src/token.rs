@@ -1,0 +1,332 @@
+//! Token sets as auth servers return them, and how long they live.
+//!
+//! A token's lifetime comes from, in order: the response's `expires_in` (a number or a numeric
+//! string), the access token's JWT `exp` claim, or the layer's configured default. A 401 from the
+//! upstream remains the backstop whichever source was used.
+
+use std::fmt;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::alphabet;
+use base64::engine::{DecodePaddingMode, Engine as _, GeneralPurpose, GeneralPurposeConfig};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::error::AuthError;
+use crate::secret::Secret;
+
+/// Lifetimes above this are clamped, so that `Instant` arithmetic can never overflow.
+pub(crate) const MAX_LIFETIME: Duration = Duration::from_secs(10 * 365 * 24 * 60 * 60);
+
+/// A freshly issued access token, with its refresh token and lifetimes when the server gave them.
+///
+/// Providers build one from an auth response, usually with [`TokenSet::from_json`].
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_token_auth::TokenSet;
+///
+/// let tokens = TokenSet::from_json(
+///     br#"{"access_token":"abc","token_type":"bearer","expires_in":"3600","refresh_token":"r1"}"#,
+/// )?;
+/// assert_eq!(tokens.access_token().expose(), "abc");
+/// assert_eq!(tokens.expires_in(), Some(Duration::from_secs(3600)));
+/// # Ok::<(), tower_token_auth::AuthError>(())
+/// ```
+#[derive(Clone)]
+pub struct TokenSet {
+    access_token: Secret,
+    refresh_token: Option<Secret>,
+    expires_in: Option<Duration>,
+    refresh_expires_in: Option<Duration>,
+}
+
+impl TokenSet {
+    /// A token set holding only an access token.
+    pub fn new(access_token: impl Into<Secret>) -> Self {
+        Self {
+            access_token: access_token.into(),
+            refresh_token: None,
+            expires_in: None,
+            refresh_expires_in: None,
+        }
+    }
+
+    /// Sets the refresh token.
+    pub fn with_refresh_token(mut self, refresh_token: impl Into<Secret>) -> Self {
+        self.refresh_token = Some(refresh_token.into());
+        self
+    }
+
+    /// Sets the access token's lifetime (clamped to ten years).
+    pub fn with_expires_in(mut self, expires_in: Duration) -> Self {
+        self.expires_in = Some(expires_in.min(MAX_LIFETIME));
+        self
+    }
+
+    /// Sets the refresh token's lifetime (clamped to ten years).
+    pub fn with_refresh_expires_in(mut self, refresh_expires_in: Duration) -> Self {
+        self.refresh_expires_in = Some(refresh_expires_in.min(MAX_LIFETIME));
+        self
+    }
+
+    /// The access token.
+    pub fn access_token(&self) -> &Secret {
+        &self.access_token
+    }
+
+    /// The refresh token, if one was issued.
+    pub fn refresh_token(&self) -> Option<&Secret> {
+        self.refresh_token.as_ref()
+    }
+
+    /// The access token's lifetime, if the server stated it.
+    pub fn expires_in(&self) -> Option<Duration> {
+        self.expires_in
+    }
+
+    /// The refresh token's lifetime, if the server stated it.
+    pub fn refresh_expires_in(&self) -> Option<Duration> {
+        self.refresh_expires_in
+    }
+
+    /// Parses a standard token response body (RFC 6749 §5.1, as Keycloak and most APIs send it).
+    ///
+    /// - `access_token`: required, a non-empty string;
+    /// - `token_type`: optional; when present it must be `bearer` in any case, else
+    ///   [`ErrorKind::TokenType`](crate::ErrorKind::TokenType);
+    /// - `expires_in`, `refresh_expires_in`: optional, seconds as a number or a numeric string;
+    ///   fractions are kept. A zero or negative `expires_in` is malformed; a zero
+    ///   `refresh_expires_in` means "no stated expiry", as Keycloak uses it;
+    /// - `refresh_token`: optional string.
+    ///
+    /// Unknown fields are ignored. Errors name the field that was wrong, never its value.
+    pub fn from_json(body: &[u8]) -> Result<Self, AuthError> {
+        #[derive(Deserialize)]
+        struct Raw {
+            access_token: Option<String>,
+            refresh_token: Option<String>,
+            token_type: Option<String>,
+            expires_in: Option<Value>,
+            refresh_expires_in: Option<Value>,
+        }
+        let raw: Raw = serde_json::from_slice(body).map_err(json_error)?;
+        if let Some(token_type) = &raw.token_type {
+            if !token_type.eq_ignore_ascii_case("bearer") {
+                return Err(AuthError::token_type());
+            }
+        }
+        let access_token = match raw.access_token {
+            Some(token) if !token.is_empty() => token,
+            Some(_) => return Err(AuthError::malformed("`access_token` is empty")),
+            None => return Err(AuthError::malformed("missing `access_token`")),
+        };
+        let mut tokens = TokenSet::new(access_token);
+        tokens.refresh_token = raw.refresh_token.filter(|t| !t.is_empty()).map(Secret::from);
+        tokens.expires_in = match raw.expires_in.as_ref().map_or(Ok(None), seconds) {
+            Ok(Some(d)) if d.is_zero() => {
+                return Err(AuthError::malformed("`expires_in` is not positive"))
+            }
+            Ok(d) => d,
+            Err(()) => return Err(AuthError::malformed("`expires_in` is not a number of seconds")),
+        };
+        tokens.refresh_expires_in = match raw.refresh_expires_in.as_ref().map_or(Ok(None), seconds) {
+            Ok(d) => d.filter(|d| !d.is_zero()),
+            Err(()) => {
+                return Err(AuthError::malformed(
+                    "`refresh_expires_in` is not a number of seconds",
+                ))
+            }
+        };
+        Ok(tokens)
+    }
+}
+
+impl fmt::Debug for TokenSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenSet")
+            .field("access_token", &self.access_token)
+            .field("refresh_token", &self.refresh_token)
+            .field("expires_in", &self.expires_in)
+            .field("refresh_expires_in", &self.refresh_expires_in)
+            .finish()
+    }
+}
+
+/// Reads seconds from a JSON number or numeric string. `null` is "not given"; a negative value
+/// reads as zero so that callers reject it together with zero.
+fn seconds(value: &Value) -> Result<Option<Duration>, ()> {
+    let secs = match value {
+        Value::Null => return Ok(None),
+        Value::Number(n) => n.as_f64().ok_or(())?,
+        Value::String(s) => s.trim().parse::<f64>().map_err(|_| ())?,
+        _ => return Err(()),
+    };
+    if !secs.is_finite() {
+        return Err(());
+    }
+    let secs = secs.clamp(0.0, MAX_LIFETIME.as_secs_f64());
+    Ok(Some(Duration::from_secs_f64(secs)))
+}
+
+/// Describes a JSON error by category and position only: serde's messages may quote input, and
+/// the input may hold a token.
+fn json_error(err: serde_json::Error) -> AuthError {
+    use serde_json::error::Category;
+    let what = match err.classify() {
+        Category::Io => "I/O error",
+        Category::Syntax => "invalid JSON",
+        Category::Eof => "truncated JSON",
+        Category::Data => "unexpected JSON shape",
+    };
+    AuthError::malformed(format!(
+        "{what} at line {} column {}",
+        err.line(),
+        err.column()
+    ))
+}
+
+/// Base64url, as JWTs use it, accepting padded and unpadded input.
+const BASE64URL: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::URL_SAFE,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
+/// The `exp` claim (seconds since the Unix epoch) of a JWT, if `token` is one and has it.
+///
+/// Only the payload is decoded; the signature is **not** checked. A client has no key to check it
+/// with, and it does not need one: the expiry only decides when to ask for a new token early. The
+/// server still validates every token, and a 401 still triggers a refresh.
+///
+/// ```
+/// // {"alg":"none"} . {"exp":1700000000} . (no signature)
+/// let jwt = "eyJhbGciOiJub25lIn0.eyJleHAiOjE3MDAwMDAwMDB9.";
+/// assert_eq!(tower_token_auth::token::jwt_exp(jwt), Some(1_700_000_000));
+/// assert_eq!(tower_token_auth::token::jwt_exp("not-a-jwt"), None);
+/// ```
+pub fn jwt_exp(token: &str) -> Option<u64> {
+    #[derive(Deserialize)]
+    struct Claims {
+        exp: Option<Value>,
+    }
+    let mut parts = token.split('.');
+    let (_header, payload, _signature) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() {
+        // Five parts: an encrypted JWT (JWE), whose claims a client cannot read.
+        return None;
+    }
+    let payload = BASE64URL.decode(payload).ok()?;
+    let claims: Claims = serde_json::from_slice(&payload).ok()?;
+    match claims.exp? {
+        Value::Number(n) => n.as_u64().or_else(|| {
+            n.as_f64()
+                .filter(|f| f.is_finite() && *f >= 0.0)
+                .map(|f| f as u64)
+        }),
+        _ => None,
+    }
+}
+
+/// Remaining lifetime of a JWT at `now`: `None` when `token` carries no readable `exp`,
+/// `Some(ZERO)` when it has already passed.
+pub(crate) fn jwt_remaining(token: &str, now: SystemTime) -> Option<Duration> {
+    let exp = UNIX_EPOCH.checked_add(Duration::from_secs(jwt_exp(token)?))?;
+    Some(exp.duration_since(now).unwrap_or(Duration::ZERO).min(MAX_LIFETIME))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ErrorKind;
+
+    fn jwt(payload: &str) -> String {
+        format!(
+            "{}.{}.sig",
+            BASE64URL.encode(r#"{"alg":"HS256"}"#),
+            BASE64URL.encode(payload)
+        )
+    }
+
+    #[test]
+    fn parses_keycloak_response() {
+        let t = TokenSet::from_json(
+            br#"{"access_token":"a","expires_in":300,"refresh_expires_in":1800,
+                "refresh_token":"r","token_type":"Bearer","not-before-policy":0,"scope":"x"}"#,
+        )
+        .unwrap();
+        assert_eq!(t.access_token().expose(), "a");
+        assert_eq!(t.refresh_token().map(Secret::expose), Some("r"));
+        assert_eq!(t.expires_in(), Some(Duration::from_secs(300)));
+        assert_eq!(t.refresh_expires_in(), Some(Duration::from_secs(1800)));
+    }
+
+    #[test]
+    fn expires_in_forms() {
+        let parse = |v: &str| {
+            TokenSet::from_json(format!(r#"{{"access_token":"a","expires_in":{v}}}"#).as_bytes())
+        };
+        assert_eq!(parse(r#""3600""#).unwrap().expires_in(), Some(Duration::from_secs(3600)));
+        assert_eq!(parse("1.5").unwrap().expires_in(), Some(Duration::from_millis(1500)));
+        assert_eq!(parse("null").unwrap().expires_in(), None);
+        assert_eq!(parse("1e300").unwrap().expires_in(), Some(MAX_LIFETIME));
+        for bad in ["0", "-5", r#""soon""#, "true", "[1]"] {
+            assert_eq!(parse(bad).unwrap_err().kind(), ErrorKind::Malformed, "{bad}");
+        }
+    }
+
+    #[test]
+    fn token_type_is_case_insensitive() {
+        for ok in ["bearer", "Bearer", "BEARER"] {
+            let body = format!(r#"{{"access_token":"a","token_type":"{ok}"}}"#);
+            assert!(TokenSet::from_json(body.as_bytes()).is_ok());
+        }
+        let err = TokenSet::from_json(br#"{"access_token":"a","token_type":"mac"}"#).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::TokenType);
+    }
+
+    #[test]
+    fn malformed_bodies_never_echo_input() {
+        for body in [
+            &br#"{"access_token": 12345678}"#[..],
+            br#"{"access_token":"SECRETVALUE""#,
+            br#"{"refresh_token":"SECRETVALUE"}"#,
+            b"<html>SECRETVALUE</html>",
+            br#""SECRETVALUE""#,
+            b"",
+        ] {
+            let err = TokenSet::from_json(body).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Malformed);
+            let shown = format!("{err} {err:?}");
+            assert!(!shown.contains("SECRETVALUE") && !shown.contains("12345678"), "{shown}");
+        }
+    }
+
+    #[test]
+    fn jwt_exp_decoding() {
+        assert_eq!(jwt_exp(&jwt(r#"{"exp":1700000000,"sub":"x"}"#)), Some(1_700_000_000));
+        assert_eq!(jwt_exp(&jwt(r#"{"exp":1700000000.7}"#)), Some(1_700_000_000));
+        assert_eq!(jwt_exp(&jwt(r#"{"sub":"x"}"#)), None);
+        assert_eq!(jwt_exp(&jwt(r#"{"exp":"soon"}"#)), None);
+        assert_eq!(jwt_exp(&jwt(r#"{"exp":-1}"#)), None);
+        assert_eq!(jwt_exp("a.%%%.c"), None);
+        assert_eq!(jwt_exp("a.b.c.d.e"), None);
+        assert_eq!(jwt_exp(""), None);
+        let padded = format!("h.{}.s", base64::engine::general_purpose::URL_SAFE.encode(r#"{"exp":5}"#));
+        assert_eq!(jwt_exp(&padded), Some(5));
+    }
+
+    #[test]
+    fn jwt_remaining_lifetime() {
+        let now = UNIX_EPOCH + Duration::from_secs(1000);
+        assert_eq!(jwt_remaining(&jwt(r#"{"exp":1600}"#), now), Some(Duration::from_secs(600)));
+        assert_eq!(jwt_remaining(&jwt(r#"{"exp":10}"#), now), Some(Duration::ZERO));
+        assert_eq!(jwt_remaining("opaque", now), None);
+    }
+
+    #[test]
+    fn debug_redacts_tokens() {
+        let t = TokenSet::new("ACCESS").with_refresh_token("REFRESH");
+        let shown = format!("{t:?}");
+        assert!(!shown.contains("ACCESS") && !shown.contains("REFRESH"), "{shown}");
+    }
+}
