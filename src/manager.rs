@@ -179,16 +179,12 @@ impl<P: Provider> Manager<P> {
             let mut flights = self.lock();
             let now = Instant::now();
             if let Some(current) = self.slot.load_full() {
-                let usable = now < current.expires_at;
-                match rejected {
-                    Some(g) if current.generation == g => {
-                        if usable {
-                            tracing::debug!(generation = g, "token rejected upstream; invalidating");
-                            self.slot.store(Arc::new(current.expired_at(now)));
-                        }
+                if now < current.expires_at {
+                    if rejected != Some(current.generation) {
+                        return Ok(current);
                     }
-                    _ if usable => return Ok(current),
-                    _ => {}
+                    tracing::debug!(generation = current.generation, "token rejected upstream");
+                    self.slot.store(Arc::new(current.expired_at(now)));
                 }
             }
             match flights.current.as_ref() {
