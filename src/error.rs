@@ -249,7 +249,10 @@ impl AuthError {
 
     /// The auth response was malformed (including an oversized body).
     pub fn is_malformed(&self) -> bool {
-        matches!(self.kind(), ErrorKind::Malformed | ErrorKind::ResponseTooLarge)
+        matches!(
+            self.kind(),
+            ErrorKind::Malformed | ErrorKind::ResponseTooLarge
+        )
     }
 
     /// A received token was not usable as a header value.
@@ -287,13 +290,18 @@ impl fmt::Display for AuthError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let inner = &*self.inner;
         if let Some(call) = inner.call {
-            if !matches!(inner.kind, ErrorKind::LoginRejected | ErrorKind::RefreshRejected) {
+            if !matches!(
+                inner.kind,
+                ErrorKind::LoginRejected | ErrorKind::RefreshRejected
+            ) {
                 write!(f, "{call}: ")?;
             }
         }
         match inner.kind {
             ErrorKind::LoginRejected => f.write_str("login rejected by the auth server")?,
-            ErrorKind::RefreshRejected => f.write_str("refresh token rejected by the auth server")?,
+            ErrorKind::RefreshRejected => {
+                f.write_str("refresh token rejected by the auth server")?
+            }
             ErrorKind::Status => f.write_str("unexpected auth server response")?,
             ErrorKind::Transport => f.write_str("auth request failed")?,
             ErrorKind::Timeout => f.write_str("auth request timed out")?,

@@ -160,7 +160,10 @@ where
     ///
     /// NOTE: at most `max_replays` sends happen here, each one consuming a copy; when the copies
     /// or the replays run out, the response at hand goes back to the caller. Never a loop.
-    pub(crate) async fn finish(mut self, mut response: Response<RB>) -> Result<Response<RB>, BoxError> {
+    pub(crate) async fn finish(
+        mut self,
+        mut response: Response<RB>,
+    ) -> Result<Response<RB>, BoxError> {
         while self.wants(&response) {
             let token = self.shared.token(Some(self.generation)).await?;
             let Some(mut request) = self.copy.take() else {

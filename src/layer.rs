@@ -179,7 +179,12 @@ impl<P: Provider> AuthLayerBuilder<P> {
         };
         let transport = manager::transport(transport, self.max_response_bytes);
         AuthLayer {
-            shared: Arc::new(Manager::new(self.provider, self.policy, settings, transport)),
+            shared: Arc::new(Manager::new(
+                self.provider,
+                self.policy,
+                settings,
+                transport,
+            )),
             replay: CloneBody,
         }
     }
@@ -195,4 +200,3 @@ impl<P> fmt::Debug for AuthLayerBuilder<P> {
             .finish_non_exhaustive()
     }
 }
-

@@ -3,7 +3,10 @@
 //! PLACEHOLDER
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 // Nothing that arrives over the network may panic; tests may.
-#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+#![cfg_attr(
+    not(test),
+    warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 mod error;
 mod future;

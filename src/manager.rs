@@ -44,7 +44,6 @@ use crate::token::{jwt_remaining, TokenSet, MAX_LIFETIME};
 /// assert_eq!(backoff.delay(30), Duration::from_secs(60));
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
 pub struct Backoff {
     /// Delay after the first failure. Default: 1 s.
     pub initial: Duration,
@@ -145,7 +144,12 @@ pub(crate) struct Manager<P> {
 }
 
 impl<P: Provider> Manager<P> {
-    pub(crate) fn new(provider: P, policy: Policy, settings: Settings, transport: Transport) -> Self {
+    pub(crate) fn new(
+        provider: P,
+        policy: Policy,
+        settings: Settings,
+        transport: Transport,
+    ) -> Self {
         Self {
             slot: Slot::default(),
             policy,
@@ -245,11 +249,10 @@ impl<P: Provider> Manager<P> {
         let outcome = {
             let mut flights = self.lock();
             let now = Instant::now();
-            let outcome = result.and_then(|(tokens, kept)| {
+            let outcome = result.map(|(issued, kept)| {
                 let generation = flights.next_generation;
-                let state = self.issue(tokens, kept, generation, now)?;
                 flights.next_generation += 1;
-                Ok(Arc::new(state))
+                Arc::new(issued.into_state(kept, generation, self.policy.refresh))
             });
             match &outcome {
                 Ok(state) => {
@@ -288,18 +291,18 @@ impl<P: Provider> Manager<P> {
     async fn authenticate(
         &self,
         current: Option<&TokenState>,
-    ) -> Result<(TokenSet, Option<Kept>), AuthError> {
+    ) -> Result<(Issued, Option<Kept>), AuthError> {
         let now = Instant::now();
         if let Some(state) = current {
             if let Some(refresh_token) = state.usable_refresh_token(now) {
                 let request = self.provider.refresh_request(refresh_token);
                 match self.call(AuthCall::Refresh, request).await {
-                    Ok(tokens) => {
+                    Ok(issued) => {
                         let kept = Kept {
                             token: refresh_token.clone(),
                             expires_at: state.refresh_expires_at,
                         };
-                        return Ok((tokens, Some(kept)));
+                        return Ok((issued, Some(kept)));
                     }
                     Err(e) if e.is_refresh_rejected() && self.policy.login_on_refresh_rejected => {
                         tracing::info!(error = %e, "refresh rejected; logging in");
@@ -312,12 +315,12 @@ impl<P: Provider> Manager<P> {
         Ok((self.call(AuthCall::Login, request).await?, None))
     }
 
-    /// Sends one auth request and turns its response into tokens or a classified error.
+    /// Sends one auth request and turns its response into a usable token or a classified error.
     async fn call(
         &self,
         call: AuthCall,
         request: Result<AuthRequest, AuthError>,
-    ) -> Result<TokenSet, AuthError> {
+    ) -> Result<Issued, AuthError> {
         let request = request.map_err(|e| e.during(call))?;
         self.metrics.incr(match call {
             AuthCall::Login => Counter::Login,
@@ -329,9 +332,10 @@ impl<P: Provider> Manager<P> {
         let result = match response {
             Err(_) => Err(AuthError::timeout(timeout)),
             Ok(Err(e)) => Err(e),
-            Ok(Ok(response)) if response.status().is_success() => {
-                self.provider.parse_response(call, &response)
-            }
+            Ok(Ok(response)) if response.status().is_success() => self
+                .provider
+                .parse_response(call, &response)
+                .and_then(|tokens| Issued::new(tokens, self.policy.default_lifetime)),
             Ok(Ok(response)) => {
                 let status = response.status();
                 let detail = oauth_error_detail(response.body());
@@ -351,15 +355,30 @@ impl<P: Provider> Manager<P> {
         }
         result.map_err(|e| e.during(call))
     }
+}
 
-    /// Turns freshly issued tokens into the state requests will use.
-    fn issue(
-        &self,
-        tokens: TokenSet,
-        kept: Option<Kept>,
-        generation: u64,
-        now: Instant,
-    ) -> Result<TokenState, AuthError> {
+impl Flights {
+    fn backoff_remaining(&self, now: Instant) -> Option<Duration> {
+        self.retry_at
+            .filter(|at| now < *at)
+            .map(|at| at.duration_since(now))
+    }
+}
+
+/// A token just received and checked: sendable, with its lifetime known.
+struct Issued {
+    header: HeaderValue,
+    received_at: Instant,
+    lifetime: Duration,
+    refresh_token: Option<Secret>,
+    refresh_lifetime: Option<Duration>,
+}
+
+impl Issued {
+    /// Checks `tokens` and works out their lifetimes: `expires_in`, else the JWT `exp`, else
+    /// `default_lifetime`.
+    fn new(tokens: TokenSet, default_lifetime: Duration) -> Result<Self, AuthError> {
+        let received_at = Instant::now();
         let access = tokens.access_token().expose();
         let lifetime = match tokens.expires_in() {
             Some(lifetime) => lifetime,
@@ -368,46 +387,49 @@ impl<P: Provider> Manager<P> {
                     return Err(AuthError::malformed("access token's JWT `exp` has passed"))
                 }
                 Some(lifetime) => lifetime,
-                None => self.policy.default_lifetime.min(MAX_LIFETIME),
+                None => default_lifetime.min(MAX_LIFETIME),
             },
-        };
-        let expires_at = now + lifetime;
-        let refresh_at = match self.policy.refresh {
-            RefreshTiming::Proactive { margin } => expires_at - margin.min(lifetime / 2),
-            RefreshTiming::AfterExpiry => expires_at,
         };
         let mut header = HeaderValue::from_maybe_shared(Bytes::from(format!("Bearer {access}")))
             .map_err(|_| AuthError::invalid_token("access token is not a valid header value"))?;
         header.set_sensitive(true);
-        let (refresh_token, refresh_expires_at) = match tokens.refresh_token() {
-            Some(token) => {
-                let lifetime = tokens
-                    .refresh_expires_in()
-                    .or_else(|| jwt_remaining(token.expose(), SystemTime::now()));
-                (Some(token.clone()), lifetime.map(|l| now + l))
-            }
-            // The server did not rotate the refresh token: keep using the one just accepted.
-            None => match kept {
-                Some(kept) => (Some(kept.token), kept.expires_at),
-                None => (None, None),
-            },
-        };
-        Ok(TokenState {
+        let refresh_lifetime = tokens.refresh_token().and_then(|token| {
+            tokens
+                .refresh_expires_in()
+                .or_else(|| jwt_remaining(token.expose(), SystemTime::now()))
+        });
+        Ok(Self {
             header,
+            received_at,
+            lifetime,
+            refresh_token: tokens.refresh_token().cloned(),
+            refresh_lifetime,
+        })
+    }
+
+    fn into_state(self, kept: Option<Kept>, generation: u64, timing: RefreshTiming) -> TokenState {
+        let expires_at = self.received_at + self.lifetime;
+        let refresh_at = match timing {
+            RefreshTiming::Proactive { margin } => expires_at - margin.min(self.lifetime / 2),
+            RefreshTiming::AfterExpiry => expires_at,
+        };
+        let (refresh_token, refresh_expires_at) = match (self.refresh_token, kept) {
+            (Some(token), _) => (
+                Some(token),
+                self.refresh_lifetime.map(|l| self.received_at + l),
+            ),
+            // The server did not rotate the refresh token: keep using the one just accepted.
+            (None, Some(kept)) => (Some(kept.token), kept.expires_at),
+            (None, None) => (None, None),
+        };
+        TokenState {
+            header: self.header,
             refresh_at,
             expires_at,
             refresh_token,
             refresh_expires_at,
             generation,
-        })
-    }
-}
-
-impl Flights {
-    fn backoff_remaining(&self, now: Instant) -> Option<Duration> {
-        self.retry_at
-            .filter(|at| now < *at)
-            .map(|at| at.duration_since(now))
+        }
     }
 }
 
@@ -478,7 +500,10 @@ mod tests {
             detail(br#"{"error":"invalid_grant","error_description":"Token is not active"}"#),
             Some("invalid_grant (Token is not active)".to_owned())
         );
-        assert_eq!(detail(br#"{"error":"invalid_client"}"#), Some("invalid_client".to_owned()));
+        assert_eq!(
+            detail(br#"{"error":"invalid_client"}"#),
+            Some("invalid_client".to_owned())
+        );
         assert_eq!(detail(b"<html>500</html>"), None);
         assert_eq!(detail(br#"{"error":"a\r\nb"}"#), Some("ab".to_owned()));
     }

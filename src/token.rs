@@ -122,15 +122,23 @@ impl TokenSet {
             None => return Err(AuthError::malformed("missing `access_token`")),
         };
         let mut tokens = TokenSet::new(access_token);
-        tokens.refresh_token = raw.refresh_token.filter(|t| !t.is_empty()).map(Secret::from);
+        tokens.refresh_token = raw
+            .refresh_token
+            .filter(|t| !t.is_empty())
+            .map(Secret::from);
         tokens.expires_in = match raw.expires_in.as_ref().map_or(Ok(None), seconds) {
             Ok(Some(d)) if d.is_zero() => {
                 return Err(AuthError::malformed("`expires_in` is not positive"))
             }
             Ok(d) => d,
-            Err(()) => return Err(AuthError::malformed("`expires_in` is not a number of seconds")),
+            Err(()) => {
+                return Err(AuthError::malformed(
+                    "`expires_in` is not a number of seconds",
+                ))
+            }
         };
-        tokens.refresh_expires_in = match raw.refresh_expires_in.as_ref().map_or(Ok(None), seconds) {
+        tokens.refresh_expires_in = match raw.refresh_expires_in.as_ref().map_or(Ok(None), seconds)
+        {
             Ok(d) => d.filter(|d| !d.is_zero()),
             Err(()) => {
                 return Err(AuthError::malformed(
@@ -231,7 +239,11 @@ pub fn jwt_exp(token: &str) -> Option<u64> {
 /// `Some(ZERO)` when it has already passed.
 pub(crate) fn jwt_remaining(token: &str, now: SystemTime) -> Option<Duration> {
     let exp = UNIX_EPOCH.checked_add(Duration::from_secs(jwt_exp(token)?))?;
-    Some(exp.duration_since(now).unwrap_or(Duration::ZERO).min(MAX_LIFETIME))
+    Some(
+        exp.duration_since(now)
+            .unwrap_or(Duration::ZERO)
+            .min(MAX_LIFETIME),
+    )
 }
 
 #[cfg(test)]
@@ -265,12 +277,22 @@ mod tests {
         let parse = |v: &str| {
             TokenSet::from_json(format!(r#"{{"access_token":"a","expires_in":{v}}}"#).as_bytes())
         };
-        assert_eq!(parse(r#""3600""#).unwrap().expires_in(), Some(Duration::from_secs(3600)));
-        assert_eq!(parse("1.5").unwrap().expires_in(), Some(Duration::from_millis(1500)));
+        assert_eq!(
+            parse(r#""3600""#).unwrap().expires_in(),
+            Some(Duration::from_secs(3600))
+        );
+        assert_eq!(
+            parse("1.5").unwrap().expires_in(),
+            Some(Duration::from_millis(1500))
+        );
         assert_eq!(parse("null").unwrap().expires_in(), None);
         assert_eq!(parse("1e300").unwrap().expires_in(), Some(MAX_LIFETIME));
         for bad in ["0", "-5", r#""soon""#, "true", "[1]"] {
-            assert_eq!(parse(bad).unwrap_err().kind(), ErrorKind::Malformed, "{bad}");
+            assert_eq!(
+                parse(bad).unwrap_err().kind(),
+                ErrorKind::Malformed,
+                "{bad}"
+            );
         }
     }
 
@@ -297,29 +319,47 @@ mod tests {
             let err = TokenSet::from_json(body).unwrap_err();
             assert_eq!(err.kind(), ErrorKind::Malformed);
             let shown = format!("{err} {err:?}");
-            assert!(!shown.contains("SECRETVALUE") && !shown.contains("12345678"), "{shown}");
+            assert!(
+                !shown.contains("SECRETVALUE") && !shown.contains("12345678"),
+                "{shown}"
+            );
         }
     }
 
     #[test]
     fn jwt_exp_decoding() {
-        assert_eq!(jwt_exp(&jwt(r#"{"exp":1700000000,"sub":"x"}"#)), Some(1_700_000_000));
-        assert_eq!(jwt_exp(&jwt(r#"{"exp":1700000000.7}"#)), Some(1_700_000_000));
+        assert_eq!(
+            jwt_exp(&jwt(r#"{"exp":1700000000,"sub":"x"}"#)),
+            Some(1_700_000_000)
+        );
+        assert_eq!(
+            jwt_exp(&jwt(r#"{"exp":1700000000.7}"#)),
+            Some(1_700_000_000)
+        );
         assert_eq!(jwt_exp(&jwt(r#"{"sub":"x"}"#)), None);
         assert_eq!(jwt_exp(&jwt(r#"{"exp":"soon"}"#)), None);
         assert_eq!(jwt_exp(&jwt(r#"{"exp":-1}"#)), None);
         assert_eq!(jwt_exp("a.%%%.c"), None);
         assert_eq!(jwt_exp("a.b.c.d.e"), None);
         assert_eq!(jwt_exp(""), None);
-        let padded = format!("h.{}.s", base64::engine::general_purpose::URL_SAFE.encode(r#"{"exp":5}"#));
+        let padded = format!(
+            "h.{}.s",
+            base64::engine::general_purpose::URL_SAFE.encode(r#"{"exp":5}"#)
+        );
         assert_eq!(jwt_exp(&padded), Some(5));
     }
 
     #[test]
     fn jwt_remaining_lifetime() {
         let now = UNIX_EPOCH + Duration::from_secs(1000);
-        assert_eq!(jwt_remaining(&jwt(r#"{"exp":1600}"#), now), Some(Duration::from_secs(600)));
-        assert_eq!(jwt_remaining(&jwt(r#"{"exp":10}"#), now), Some(Duration::ZERO));
+        assert_eq!(
+            jwt_remaining(&jwt(r#"{"exp":1600}"#), now),
+            Some(Duration::from_secs(600))
+        );
+        assert_eq!(
+            jwt_remaining(&jwt(r#"{"exp":10}"#), now),
+            Some(Duration::ZERO)
+        );
         assert_eq!(jwt_remaining("opaque", now), None);
     }
 
@@ -327,6 +367,9 @@ mod tests {
     fn debug_redacts_tokens() {
         let t = TokenSet::new("ACCESS").with_refresh_token("REFRESH");
         let shown = format!("{t:?}");
-        assert!(!shown.contains("ACCESS") && !shown.contains("REFRESH"), "{shown}");
+        assert!(
+            !shown.contains("ACCESS") && !shown.contains("REFRESH"),
+            "{shown}"
+        );
     }
 }

@@ -1,0 +1,716 @@
+//! The engine's invariants, against an in-process auth server with paused time.
+
+mod support;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Request, StatusCode};
+use http_body_util::Full;
+use tower::{Layer, ServiceExt};
+use tower_token_auth::{
+    AuthLayer, AuthService, Backoff, ErrorKind, Policy, RefreshTiming, TokenSet,
+};
+
+use support::{auth_error, bearer, get, AuthServer, Fault, TestProvider, MARK};
+
+type Upstream = tower::util::BoxCloneSyncService<
+    Request<Full<Bytes>>,
+    http::Response<Full<Bytes>>,
+    std::convert::Infallible,
+>;
+
+const AUTH_DELAY: Duration = Duration::from_millis(50);
+
+fn new_layer(server: &AuthServer, provider: TestProvider) -> AuthLayer<TestProvider> {
+    AuthLayer::new(provider, server.transport())
+}
+
+fn service(
+    server: &AuthServer,
+    layer: &AuthLayer<TestProvider>,
+) -> AuthService<Upstream, TestProvider> {
+    layer.layer(server.upstream())
+}
+
+/// Sends `n` requests concurrently and returns their outcomes in order.
+async fn concurrent(
+    svc: &AuthService<Upstream, TestProvider>,
+    n: usize,
+) -> Vec<Result<http::Response<Full<Bytes>>, tower::BoxError>> {
+    let tasks: Vec<_> = (0..n)
+        .map(|_| tokio::spawn(svc.clone().oneshot(get())))
+        .collect();
+    let mut out = Vec::with_capacity(n);
+    for task in tasks {
+        out.push(task.await.expect("request task panicked"));
+    }
+    out
+}
+
+async fn send(svc: &AuthService<Upstream, TestProvider>) -> Result<StatusCode, tower::BoxError> {
+    svc.clone().oneshot(get()).await.map(|r| r.status())
+}
+
+#[tokio::test(start_paused = true)]
+async fn fresh_token_is_attached_without_auth_calls() {
+    let server = AuthServer::new(3600, AUTH_DELAY);
+    let layer = new_layer(&server, TestProvider::new());
+    let svc = service(&server, &layer);
+    assert_eq!(send(&svc).await.unwrap(), StatusCode::OK);
+    let before = (server.logins(), server.refreshes(), server.upstream_calls());
+    assert_eq!(before, (1, 0, 1));
+
+    // Fresh token: the header goes on, no auth call, the inner service runs once.
+    let response = svc.clone().oneshot(get()).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!((server.logins(), server.refreshes()), (1, 0));
+    assert_eq!(server.upstream_calls(), 2);
+    assert_eq!(server.upstream_headers()[1], bearer(1));
+    let m = layer.metrics();
+    assert_eq!(
+        (m.logins, m.refreshes, m.replays, m.token_waits),
+        (1, 0, 0, 1)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn header_is_sensitive() {
+    let server = AuthServer::new(3600, AUTH_DELAY);
+    let layer = new_layer(&server, TestProvider::new());
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(None::<HeaderValue>));
+    let recorder = {
+        let seen = seen.clone();
+        tower::service_fn(move |req: Request<Full<Bytes>>| {
+            *seen.lock().unwrap() = req.headers().get(header::AUTHORIZATION).cloned();
+            async {
+                Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(Bytes::new())))
+            }
+        })
+    };
+    layer.layer(recorder).oneshot(get()).await.unwrap();
+    let value = seen.lock().unwrap().clone().expect("header attached");
+    assert!(value.is_sensitive());
+    assert_eq!(value, bearer(1).as_str());
+}
+
+#[tokio::test(start_paused = true)]
+async fn thousand_concurrent_requests_share_one_login() {
+    let server = AuthServer::new(3600, AUTH_DELAY);
+    let layer = new_layer(&server, TestProvider::new());
+    let svc = service(&server, &layer);
+    let results = concurrent(&svc, 1000).await;
+    assert!(results
+        .iter()
+        .all(|r| r.as_ref().is_ok_and(|r| r.status() == StatusCode::OK)));
+    assert_eq!(server.logins(), 1);
+    assert_eq!(server.refreshes(), 0);
+    assert_eq!(layer.metrics().logins, 1);
+    assert_eq!(layer.metrics().token_waits, 1000);
+    assert!(server.upstream_headers().iter().all(|h| *h == bearer(1)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn expired_token_is_refreshed_once_and_rotated() {
+    let server = AuthServer::new(60, AUTH_DELAY);
+    let layer = new_layer(&server, TestProvider::new());
+    let svc = service(&server, &layer);
+    assert_eq!(send(&svc).await.unwrap(), StatusCode::OK);
+
+    tokio::time::advance(Duration::from_secs(61)).await;
+    let results = concurrent(&svc, 100).await;
+    assert!(results.iter().all(|r| r.is_ok()));
+    assert_eq!((server.logins(), server.refreshes()), (1, 1));
+
+    tokio::time::advance(Duration::from_secs(61)).await;
+    assert_eq!(send(&svc).await.unwrap(), StatusCode::OK);
+    assert_eq!((server.logins(), server.refreshes()), (1, 2));
+    // The rotated refresh token was used; the first one was never sent again.
+    assert_eq!(
+        server.refresh_tokens_seen(),
+        [format!("rt-1-{MARK}"), format!("rt-2-{MARK}")]
+    );
+    assert_eq!(server.reused_refresh_tokens(), 0);
+    assert_eq!(server.upstream_headers().last().unwrap(), &bearer(3));
+}
+
+#[tokio::test(start_paused = true)]
+async fn unrotated_refresh_token_is_kept() {
+    // A server that answers a refresh without a new refresh token did not rotate it.
+    let server = AuthServer::new(60, AUTH_DELAY);
+    let mut policy = Policy::default();
+    policy.max_replays = 0; // the upstream does not know the hand-made token
+    let layer = new_layer(&server, TestProvider::with_policy(policy));
+    let svc = service(&server, &layer);
+    assert_eq!(send(&svc).await.unwrap(), StatusCode::OK);
+    server.set_fault(Some(Fault::Reply(
+        StatusCode::OK,
+        "application/json",
+        Bytes::from_static(br#"{"access_token":"at-9-SECRET","expires_in":60}"#),
+    )));
+    tokio::time::advance(Duration::from_secs(61)).await;
+    let _ = send(&svc).await.unwrap();
+    server.set_fault(None);
+    tokio::time::advance(Duration::from_secs(61)).await;
+    let _ = send(&svc).await.unwrap();
+    assert_eq!(
+        server.refresh_tokens_seen(),
+        [format!("rt-1-{MARK}"), format!("rt-1-{MARK}")]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn storm_of_401s_causes_one_refresh_and_one_replay_each() {
+    let server = AuthServer::new(3600, AUTH_DELAY);
+    let layer = new_layer(&server, TestProvider::new());
+    let svc = service(&server, &layer);
+    assert_eq!(send(&svc).await.unwrap(), StatusCode::OK);
+
+    server.revoke_access_tokens();
+    let results = concurrent(&svc, 200).await;
+    assert!(results
+        .iter()
+        .all(|r| r.as_ref().is_ok_and(|r| r.status() == StatusCode::OK)));
+    assert_eq!((server.logins(), server.refreshes()), (1, 1));
+    assert_eq!(layer.metrics().replays, 200);
+    // 1 warm-up + 200 with the dead token + 200 replays with the new one.
+    let headers = server.upstream_headers();
+    assert_eq!(headers.len(), 401);
+    assert_eq!(
+        headers[1..201].iter().filter(|h| **h == bearer(1)).count(),
+        200
+    );
+    assert_eq!(
+        headers[201..].iter().filter(|h| **h == bearer(2)).count(),
+        200
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn request_sent_with_an_older_generation_replays_without_refreshing() {
+    let server = AuthServer::new(3600, AUTH_DELAY);
+    let layer = new_layer(&server, TestProvider::new());
+    let svc = service(&server, &layer);
+    assert_eq!(send(&svc).await.unwrap(), StatusCode::OK);
+    server.revoke_access_tokens();
+
+    // The first request goes out with token 1 and is held by the upstream...
+    let slow = tokio::spawn(svc.clone().oneshot(get()));
+    tokio::task::yield_now().await;
+    // ...while another request hits the 401, refreshes, and stores token 2.
+    assert_eq!(send(&svc).await.unwrap(), StatusCode::OK);
+    assert_eq!(server.refreshes(), 1);
+    // The slow one's 401 names token 1; the slot already holds 2: replay with it, no refresh.
+    assert_eq!(slow.await.unwrap().unwrap().status(), StatusCode::OK);
+    assert_eq!(server.refreshes(), 1);
+    assert_eq!(layer.metrics().replays, 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn request_answered_401_twice_returns_the_401() {
+    let server = AuthServer::new(3600, AUTH_DELAY);
+    let layer = new_layer(&server, TestProvider::new());
+    let svc = service(&server, &layer);
+    assert_eq!(send(&svc).await.unwrap(), StatusCode::OK);
+
+    server.set_upstream_rejects_all(true);
+    let calls = server.upstream_calls();
+    assert_eq!(send(&svc).await.unwrap(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        server.upstream_calls() - calls,
+        2,
+        "sent once, replayed once"
+    );
+    assert_eq!(layer.metrics().replays, 1);
+    assert_eq!((server.logins(), server.refreshes()), (1, 1));
+}
+
+#[tokio::test(start_paused = true)]
+async fn max_replays_bounds_the_replays() {
+    let server = AuthServer::new(3600, AUTH_DELAY);
+    let mut policy = Policy::default();
+    policy.max_replays = 3;
+    let layer = new_layer(&server, TestProvider::with_policy(policy));
+    let svc = service(&server, &layer);
+    assert_eq!(send(&svc).await.unwrap(), StatusCode::OK);
+    server.set_upstream_rejects_all(true);
+    let calls = server.upstream_calls();
+    assert_eq!(send(&svc).await.unwrap(), StatusCode::UNAUTHORIZED);
+    assert_eq!(server.upstream_calls() - calls, 4);
+    assert_eq!(layer.metrics().replays, 3);
+    assert_eq!(server.refreshes(), 3);
+    assert_eq!(server.reused_refresh_tokens(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn replay_disabled_returns_the_first_401() {
+    let server = AuthServer::new(3600, AUTH_DELAY);
+    let mut policy = Policy::default();
+    policy.max_replays = 0;
+    let layer = new_layer(&server, TestProvider::with_policy(policy));
+    let svc = service(&server, &layer);
+    assert_eq!(send(&svc).await.unwrap(), StatusCode::OK);
+    server.revoke_access_tokens();
+    assert_eq!(send(&svc).await.unwrap(), StatusCode::UNAUTHORIZED);
+    assert_eq!(layer.metrics().replays, 0);
+    assert_eq!(server.refreshes(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn non_clone_bodies_go_out_once_with_no_replay() {
+    struct OneShot(Option<Bytes>);
+    impl http_body::Body for OneShot {
+        type Data = Bytes;
+        type Error = std::convert::Infallible;
+        fn poll_frame(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+            std::task::Poll::Ready(self.0.take().map(|b| Ok(http_body::Frame::data(b))))
+        }
+    }
+    let server = AuthServer::new(3600, AUTH_DELAY);
+    let layer = new_layer(&server, TestProvider::new()).without_replay();
+    let svc = layer.layer(server.upstream::<OneShot>());
+    let req = || Request::new(OneShot(Some(Bytes::from_static(b"payload"))));
+    assert_eq!(
+        svc.clone().oneshot(req()).await.unwrap().status(),
+        StatusCode::OK
+    );
+    server.revoke_access_tokens();
+    assert_eq!(
+        svc.clone().oneshot(req()).await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(layer.metrics().replays, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn dropping_the_request_that_started_a_login_does_not_cancel_it() {
+    let server = AuthServer::new(3600, AUTH_DELAY);
+    let layer = new_layer(&server, TestProvider::new());
+    let svc = service(&server, &layer);
+
+    let first = tokio::spawn(svc.clone().oneshot(get()));
+    tokio::task::yield_now().await;
+    let others: Vec<_> = (0..10)
+        .map(|_| tokio::spawn(svc.clone().oneshot(get())))
+        .collect();
+    tokio::task::yield_now().await;
+    assert_eq!(layer.metrics().logins, 1, "the login is in flight");
+    first.abort();
+    assert!(first.await.unwrap_err().is_cancelled());
+    for other in others {
+        assert_eq!(other.await.unwrap().unwrap().status(), StatusCode::OK);
+    }
+    assert_eq!(server.logins(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn login_completes_even_when_its_only_waiter_is_dropped() {
+    let server = AuthServer::new(3600, AUTH_DELAY);
+    let layer = new_layer(&server, TestProvider::new());
+    let svc = service(&server, &layer);
+    let only = tokio::spawn(svc.clone().oneshot(get()));
+    tokio::task::yield_now().await;
+    only.abort();
+    tokio::time::sleep(AUTH_DELAY * 2).await;
+    // The token landed in the slot: the next request needs no auth call and no wait.
+    assert_eq!(send(&svc).await.unwrap(), StatusCode::OK);
+    assert_eq!(server.logins(), 1);
+    assert_eq!(layer.metrics().token_waits, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn rejected_refresh_falls_back_to_login() {
+    let server = AuthServer::new(60, AUTH_DELAY);
+    let layer = new_layer(&server, TestProvider::new());
+    let svc = service(&server, &layer);
+    assert_eq!(send(&svc).await.unwrap(), StatusCode::OK);
+    server.set_reject_refreshes(true);
+    tokio::time::advance(Duration::from_secs(61)).await;
+    let results = concurrent(&svc, 20).await;
+    assert!(results
+        .iter()
+        .all(|r| r.as_ref().is_ok_and(|r| r.status() == StatusCode::OK)));
+    assert_eq!((server.refreshes(), server.logins()), (1, 2));
+    assert_eq!(layer.metrics().auth_failures, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn rejected_refresh_without_fallback_fails_then_logs_in_after_backoff() {
+    let server = AuthServer::new(60, AUTH_DELAY);
+    let mut policy = Policy::default();
+    policy.login_on_refresh_rejected = false;
+    let layer = new_layer(&server, TestProvider::with_policy(policy));
+    let svc = service(&server, &layer);
+    assert_eq!(send(&svc).await.unwrap(), StatusCode::OK);
+    server.set_reject_refreshes(true);
+    tokio::time::advance(Duration::from_secs(61)).await;
+    let err = send(&svc).await.unwrap_err();
+    assert!(auth_error(&err).is_refresh_rejected(), "{err}");
+    assert_eq!((server.refreshes(), server.logins()), (1, 1));
+    tokio::time::advance(Backoff::default().delay(1)).await;
+    assert_eq!(send(&svc).await.unwrap(), StatusCode::OK);
+    // The rejected refresh token is never sent again: the next attempt logs in.
+    assert_eq!((server.refreshes(), server.logins()), (1, 2));
+}
+
+#[tokio::test(start_paused = true)]
+async fn rejected_login_fails_every_waiter_and_backs_off() {
+    let server = AuthServer::new(3600, AUTH_DELAY);
+    server.set_reject_logins(true);
+    let layer = AuthLayer::builder(TestProvider::new())
+        .backoff(Backoff {
+            initial: Duration::from_secs(2),
+            max: Duration::from_secs(8),
+            multiplier: 2,
+        })
+        .build(server.transport());
+    let svc = service(&server, &layer);
+
+    for result in concurrent(&svc, 50).await {
+        let err = result.unwrap_err();
+        let err = auth_error(&err);
+        assert_eq!(err.kind(), ErrorKind::LoginRejected);
+        assert_eq!(err.status(), Some(StatusCode::UNAUTHORIZED));
+    }
+    assert_eq!(server.logins(), 1);
+
+    // Within the backoff: fail fast, send nothing.
+    tokio::time::advance(Duration::from_millis(1900)).await;
+    for result in concurrent(&svc, 10).await {
+        let err = result.unwrap_err();
+        let err = auth_error(&err);
+        assert!(err.is_backing_off());
+        assert!(err
+            .retry_in()
+            .is_some_and(|d| d <= Duration::from_millis(100)));
+    }
+    assert_eq!(server.logins(), 1);
+
+    // After it: one more attempt, which doubles the backoff.
+    tokio::time::advance(Duration::from_millis(100)).await;
+    assert!(auth_error(&send(&svc).await.unwrap_err()).is_login_rejected());
+    assert_eq!(server.logins(), 2);
+    tokio::time::advance(Duration::from_secs(3)).await;
+    assert!(auth_error(&send(&svc).await.unwrap_err()).is_backing_off());
+    assert_eq!(server.logins(), 2);
+
+    // Credentials accepted again: the next attempt after the backoff succeeds and resets it.
+    server.set_reject_logins(false);
+    tokio::time::advance(Duration::from_secs(1)).await;
+    assert_eq!(send(&svc).await.unwrap(), StatusCode::OK);
+    assert_eq!(server.logins(), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn after_expiry_policy_never_refreshes_a_valid_token() {
+    let server = AuthServer::new(60, AUTH_DELAY);
+    let mut policy = Policy::default();
+    policy.refresh = RefreshTiming::AfterExpiry;
+    let layer = new_layer(&server, TestProvider::with_policy(policy));
+    let svc = service(&server, &layer);
+    assert_eq!(send(&svc).await.unwrap(), StatusCode::OK);
+
+    tokio::time::advance(Duration::from_millis(59_500)).await;
+    for result in concurrent(&svc, 10).await {
+        assert_eq!(result.unwrap().status(), StatusCode::OK);
+    }
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    assert_eq!(server.refreshes(), 0);
+
+    tokio::time::advance(Duration::from_secs(1)).await;
+    assert_eq!(send(&svc).await.unwrap(), StatusCode::OK);
+    assert_eq!(server.refreshes(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn proactive_refresh_runs_in_the_background() {
+    let server = AuthServer::new(100, AUTH_DELAY);
+    let mut policy = Policy::default();
+    policy.refresh = RefreshTiming::Proactive {
+        margin: Duration::from_secs(30),
+    };
+    let layer = new_layer(&server, TestProvider::with_policy(policy));
+    let svc = service(&server, &layer);
+    assert_eq!(send(&svc).await.unwrap(), StatusCode::OK);
+
+    // Before the margin: nothing.
+    tokio::time::advance(Duration::from_secs(69)).await;
+    assert_eq!(send(&svc).await.unwrap(), StatusCode::OK);
+    assert_eq!(server.refreshes(), 0);
+
+    // Inside it: requests go out at once with the old token, one refresh starts behind them.
+    tokio::time::advance(Duration::from_secs(2)).await;
+    let results = concurrent(&svc, 20).await;
+    assert!(results
+        .iter()
+        .all(|r| r.as_ref().is_ok_and(|r| r.status() == StatusCode::OK)));
+    let headers = server.upstream_headers();
+    assert!(headers[2..].iter().all(|h| *h == bearer(1)));
+    assert_eq!(
+        layer.metrics().token_waits,
+        1,
+        "nobody waited for the refresh"
+    );
+    tokio::time::sleep(AUTH_DELAY).await;
+    assert_eq!(server.refreshes(), 1);
+    assert_eq!(send(&svc).await.unwrap(), StatusCode::OK);
+    assert_eq!(server.upstream_headers().last().unwrap(), &bearer(2));
+    assert_eq!(server.refreshes(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn short_lifetimes_refresh_at_half_life() {
+    let server = AuthServer::new(10, AUTH_DELAY);
+    let layer = new_layer(&server, TestProvider::new()); // margin 30 s > lifetime
+    let svc = service(&server, &layer);
+    assert_eq!(send(&svc).await.unwrap(), StatusCode::OK);
+    tokio::time::advance(Duration::from_secs(4)).await;
+    assert_eq!(send(&svc).await.unwrap(), StatusCode::OK);
+    tokio::time::sleep(AUTH_DELAY).await;
+    assert_eq!(server.refreshes(), 0);
+    tokio::time::advance(Duration::from_secs(2)).await;
+    assert_eq!(send(&svc).await.unwrap(), StatusCode::OK);
+    tokio::time::sleep(AUTH_DELAY).await;
+    assert_eq!(server.refreshes(), 1);
+}
+
+fn jwt(exp: u64) -> String {
+    use base64::engine::{general_purpose::URL_SAFE_NO_PAD, Engine};
+    format!(
+        "{}.{}.sig-{MARK}",
+        URL_SAFE_NO_PAD.encode(r#"{"alg":"RS256"}"#),
+        URL_SAFE_NO_PAD.encode(format!(r#"{{"exp":{exp}}}"#))
+    )
+}
+
+#[tokio::test(start_paused = true)]
+async fn expiry_falls_back_to_jwt_exp_then_default() {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let server = AuthServer::new(0, AUTH_DELAY);
+    server.set_expires_in(None);
+    let mut policy = Policy::default();
+    policy.refresh = RefreshTiming::AfterExpiry;
+    policy.default_lifetime = Duration::from_secs(20);
+    policy.max_replays = 0;
+    let layer = new_layer(&server, TestProvider::with_policy(policy));
+    let svc = service(&server, &layer);
+    // First login: a JWT access token with `exp` 600 s ahead and no `expires_in`.
+    let body = format!(
+        r#"{{"access_token":"{}","refresh_token":"jwt-rt-{MARK}"}}"#,
+        jwt(now + 600)
+    );
+    server.set_fault(Some(Fault::Reply(
+        StatusCode::OK,
+        "application/json",
+        body.into(),
+    )));
+    send(&svc).await.unwrap();
+    server.set_fault(None);
+    assert_eq!((server.logins(), server.refreshes()), (1, 0));
+    tokio::time::advance(Duration::from_secs(590)).await;
+    send(&svc).await.unwrap();
+    assert_eq!((server.logins(), server.refreshes()), (1, 0));
+
+    // Expired at 600 s: the refresh token is unknown to the server, so it logs in again and gets
+    // an opaque token without `expires_in`, which lives the default 20 s.
+    tokio::time::advance(Duration::from_secs(11)).await;
+    send(&svc).await.unwrap();
+    assert_eq!((server.logins(), server.refreshes()), (2, 1));
+    tokio::time::advance(Duration::from_secs(19)).await;
+    send(&svc).await.unwrap();
+    assert_eq!((server.logins(), server.refreshes()), (2, 1));
+    tokio::time::advance(Duration::from_secs(2)).await;
+    assert_eq!(send(&svc).await.unwrap(), StatusCode::OK);
+    assert_eq!((server.logins(), server.refreshes()), (2, 2));
+}
+
+#[tokio::test(start_paused = true)]
+async fn jwt_already_expired_is_an_error_not_a_storm() {
+    let server = AuthServer::new(0, AUTH_DELAY);
+    let body = format!(r#"{{"access_token":"{}"}}"#, jwt(1_000));
+    server.set_fault(Some(Fault::Reply(
+        StatusCode::OK,
+        "application/json",
+        body.into(),
+    )));
+    let layer = new_layer(&server, TestProvider::new());
+    let svc = service(&server, &layer);
+    let results = concurrent(&svc, 10).await;
+    for result in results {
+        assert_eq!(
+            auth_error(&result.unwrap_err()).kind(),
+            ErrorKind::Malformed
+        );
+    }
+    assert_eq!(server.logins(), 1);
+}
+
+fn reply(status: StatusCode, body: &'static [u8]) -> Fault {
+    Fault::Reply(status, "application/json", Bytes::from_static(body))
+}
+
+/// Each bad answer from the auth server: the waiting request gets the right kind, nothing panics,
+/// and a still-valid token keeps being used while its refresh fails.
+#[tokio::test(start_paused = true)]
+async fn bad_auth_responses_are_typed_errors_and_keep_the_valid_token() {
+    let faults: Vec<(&str, Fault, ErrorKind)> = vec![
+        (
+            "truncated json",
+            reply(StatusCode::OK, br#"{"access_token":"at-SECRET"#),
+            ErrorKind::Malformed,
+        ),
+        (
+            "html 200",
+            Fault::Reply(
+                StatusCode::OK,
+                "text/html",
+                Bytes::from_static(b"<html>hi</html>"),
+            ),
+            ErrorKind::Malformed,
+        ),
+        (
+            "missing access_token",
+            reply(StatusCode::OK, br#"{"refresh_token":"rt-SECRET"}"#),
+            ErrorKind::Malformed,
+        ),
+        (
+            "non-bearer",
+            reply(
+                StatusCode::OK,
+                br#"{"access_token":"at-SECRET","token_type":"mac"}"#,
+            ),
+            ErrorKind::TokenType,
+        ),
+        (
+            "crlf token",
+            reply(
+                StatusCode::OK,
+                b"{\"access_token\":\"at-SECRET\\r\\nX-Evil: 1\"}",
+            ),
+            ErrorKind::InvalidToken,
+        ),
+        (
+            "oversized",
+            reply(StatusCode::OK, &[b' '; 70_000]),
+            ErrorKind::ResponseTooLarge,
+        ),
+        (
+            "500 html",
+            Fault::Reply(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "text/html",
+                Bytes::from_static(b"<h1>oops</h1>"),
+            ),
+            ErrorKind::Status,
+        ),
+        (
+            "503",
+            reply(StatusCode::SERVICE_UNAVAILABLE, b""),
+            ErrorKind::Status,
+        ),
+        ("redirect", reply(StatusCode::FOUND, b""), ErrorKind::Status),
+        ("timeout", Fault::Hang, ErrorKind::Timeout),
+    ];
+    for (name, fault, kind) in faults {
+        // No token yet: the request fails with the kind.
+        let server = AuthServer::new(100, AUTH_DELAY);
+        server.set_fault(Some(fault.clone()));
+        let layer = new_layer(&server, TestProvider::new());
+        let svc = service(&server, &layer);
+        let err = send(&svc).await.unwrap_err();
+        let err = auth_error(&err);
+        assert_eq!(err.kind(), kind, "{name}: {err}");
+        assert!(!format!("{err} {err:?}").contains(MARK), "{name}: {err}");
+        assert_eq!(layer.metrics().auth_failures, 1, "{name}");
+
+        // A valid token in the slot, refresh due: requests keep succeeding on it.
+        let server = AuthServer::new(100, AUTH_DELAY);
+        let layer = new_layer(&server, TestProvider::new());
+        let svc = service(&server, &layer);
+        assert_eq!(send(&svc).await.unwrap(), StatusCode::OK);
+        server.set_fault(Some(fault));
+        tokio::time::advance(Duration::from_secs(75)).await;
+        for _ in 0..3 {
+            assert_eq!(send(&svc).await.unwrap(), StatusCode::OK, "{name}");
+            tokio::time::sleep(Duration::from_secs(11)).await;
+        }
+        assert!(
+            server.upstream_headers().iter().all(|h| *h == bearer(1)),
+            "{name}"
+        );
+        // Once the fault clears, the next refresh (after the backoff) succeeds.
+        server.set_fault(None);
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        assert_eq!(send(&svc).await.unwrap(), StatusCode::OK, "{name}");
+        tokio::time::sleep(AUTH_DELAY * 2).await;
+        assert_eq!(send(&svc).await.unwrap(), StatusCode::OK, "{name}");
+        assert!(
+            server
+                .upstream_headers()
+                .last()
+                .unwrap()
+                .starts_with("Bearer at-2"),
+            "{name}"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn secrets_never_appear_in_debug_or_display() {
+    let server = AuthServer::new(60, AUTH_DELAY);
+    let layer = new_layer(&server, TestProvider::new());
+    let svc = service(&server, &layer);
+    assert_eq!(send(&svc).await.unwrap(), StatusCode::OK);
+
+    let tokens = TokenSet::from_json(
+        format!(r#"{{"access_token":"a-{MARK}","refresh_token":"r-{MARK}"}}"#).as_bytes(),
+    )
+    .unwrap();
+    let shown = [
+        format!("{layer:?}"),
+        format!("{svc:?}"),
+        format!("{:?}", svc.clone().oneshot(get())),
+        format!("{tokens:?}"),
+        format!("{:?}", password_secret()),
+        format!("{:?}", AuthLayer::builder(TestProvider::new())),
+    ];
+    for text in shown {
+        assert!(!text.contains(MARK), "{text}");
+    }
+    assert!(
+        format!("{layer:?}").contains("Sensitive"),
+        "the slot's header is marked sensitive"
+    );
+
+    server.set_reject_refreshes(true);
+    server.set_reject_logins(true);
+    tokio::time::advance(Duration::from_secs(61)).await;
+    let err = send(&svc).await.unwrap_err();
+    let mut chain = Some(&*err as &(dyn std::error::Error + 'static));
+    while let Some(e) = chain {
+        assert!(!format!("{e} {e:?}").contains(MARK), "{e}");
+        chain = e.source();
+    }
+}
+
+fn password_secret() -> tower_token_auth::Secret {
+    tower_token_auth::Secret::new(format!("pw-{MARK}"))
+}
+
+#[tokio::test(start_paused = true)]
+async fn services_from_one_layer_share_the_slot() {
+    let server = AuthServer::new(3600, AUTH_DELAY);
+    let layer = new_layer(&server, TestProvider::new());
+    let a = service(&server, &layer);
+    let b = service(&server, &layer.clone());
+    let (ra, rb) = tokio::join!(send(&a), send(&b));
+    assert_eq!((ra.unwrap(), rb.unwrap()), (StatusCode::OK, StatusCode::OK));
+    assert_eq!(server.logins(), 1);
+    assert_eq!(a.metrics(), b.metrics());
+}

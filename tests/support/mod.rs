@@ -1,0 +1,312 @@
+//! Shared helpers for the engine tests: an in-process auth server and upstream, and a provider.
+#![allow(dead_code, unreachable_pub)]
+
+use std::collections::HashSet;
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{header, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use tower::util::BoxCloneSyncService;
+use tower::BoxError;
+use tower_token_auth::{AuthError, AuthRequest, Policy, Provider, Secret};
+
+/// Every secret in the tests carries this marker, so leak checks can search for it.
+pub const MARK: &str = "SECRET";
+
+pub const LOGIN_URL: &str = "http://auth.test/login";
+pub const REFRESH_URL: &str = "http://auth.test/refresh";
+pub const PASSWORD: &str = "pw-SECRET";
+
+/// A provider speaking JSON to the in-process [`AuthServer`].
+#[derive(Debug, Clone)]
+pub struct TestProvider {
+    pub password: Secret,
+    pub policy: Policy,
+}
+
+impl TestProvider {
+    pub fn new() -> Self {
+        Self {
+            password: Secret::new(PASSWORD),
+            policy: Policy::default(),
+        }
+    }
+
+    pub fn with_policy(policy: Policy) -> Self {
+        Self {
+            policy,
+            ..Self::new()
+        }
+    }
+}
+
+fn post_json(url: &str, body: serde_json::Value) -> AuthRequest {
+    Request::builder()
+        .method(Method::POST)
+        .uri(url)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Full::new(Bytes::from(body.to_string())))
+        .expect("static request parts are valid")
+}
+
+impl Provider for TestProvider {
+    fn login_request(&self) -> Result<AuthRequest, AuthError> {
+        Ok(post_json(
+            LOGIN_URL,
+            serde_json::json!({ "username": "user", "password": self.password.expose() }),
+        ))
+    }
+
+    fn refresh_request(&self, refresh_token: &Secret) -> Result<AuthRequest, AuthError> {
+        Ok(post_json(
+            REFRESH_URL,
+            serde_json::json!({ "refresh_token": refresh_token.expose() }),
+        ))
+    }
+
+    fn policy(&self) -> Policy {
+        self.policy.clone()
+    }
+}
+
+/// What the auth server answers instead of issuing tokens.
+#[derive(Clone)]
+pub enum Fault {
+    /// Answer with this status and body.
+    Reply(StatusCode, &'static str, Bytes),
+    /// Never answer.
+    Hang,
+}
+
+#[derive(Default)]
+struct State {
+    issued: u32,
+    logins: u32,
+    refreshes: u32,
+    /// Refresh tokens sent again after they were used: must stay 0.
+    reused_refresh_tokens: u32,
+    live_access: HashSet<String>,
+    live_refresh: HashSet<String>,
+    used_refresh: HashSet<String>,
+    refresh_tokens_seen: Vec<String>,
+    expires_in: Option<u64>,
+    reject_logins: bool,
+    reject_refreshes: bool,
+    fault: Option<Fault>,
+    upstream_rejects_all: bool,
+    upstream_calls: u32,
+    upstream_headers: Vec<String>,
+}
+
+/// An in-process auth server with single-use refresh tokens, and the upstream it protects.
+#[derive(Clone)]
+pub struct AuthServer {
+    state: Arc<Mutex<State>>,
+    delay: Duration,
+    upstream_delay: Duration,
+}
+
+impl AuthServer {
+    /// A server that issues tokens living `expires_in` seconds and answers after `delay`.
+    pub fn new(expires_in: u64, delay: Duration) -> Self {
+        let state = State {
+            expires_in: Some(expires_in),
+            ..State::default()
+        };
+        Self {
+            state: Arc::new(Mutex::new(state)),
+            delay,
+            upstream_delay: Duration::from_millis(10),
+        }
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {
+        f(&mut self.state.lock().expect("test state lock"))
+    }
+
+    pub fn logins(&self) -> u32 {
+        self.with(|s| s.logins)
+    }
+    pub fn refreshes(&self) -> u32 {
+        self.with(|s| s.refreshes)
+    }
+    pub fn reused_refresh_tokens(&self) -> u32 {
+        self.with(|s| s.reused_refresh_tokens)
+    }
+    pub fn refresh_tokens_seen(&self) -> Vec<String> {
+        self.with(|s| s.refresh_tokens_seen.clone())
+    }
+    pub fn upstream_calls(&self) -> u32 {
+        self.with(|s| s.upstream_calls)
+    }
+    pub fn upstream_headers(&self) -> Vec<String> {
+        self.with(|s| s.upstream_headers.clone())
+    }
+    pub fn set_reject_logins(&self, on: bool) {
+        self.with(|s| s.reject_logins = on);
+    }
+    pub fn set_reject_refreshes(&self, on: bool) {
+        self.with(|s| s.reject_refreshes = on);
+    }
+    pub fn set_fault(&self, fault: Option<Fault>) {
+        self.with(|s| s.fault = fault);
+    }
+    pub fn set_upstream_rejects_all(&self, on: bool) {
+        self.with(|s| s.upstream_rejects_all = on);
+    }
+    /// Omits `expires_in` from token responses.
+    pub fn set_expires_in(&self, expires_in: Option<u64>) {
+        self.with(|s| s.expires_in = expires_in);
+    }
+    /// Kills every issued access token early, as simacan's tokens may die.
+    pub fn revoke_access_tokens(&self) {
+        self.with(|s| s.live_access.clear());
+    }
+
+    fn handle(&self, path: &str, body: &[u8]) -> Result<Response<Full<Bytes>>, Fault> {
+        self.with(|s| {
+            let body: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+            let login = path == "/login";
+            if login {
+                s.logins += 1;
+            } else {
+                s.refreshes += 1;
+            }
+            let sent = body["refresh_token"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            if !login {
+                s.refresh_tokens_seen.push(sent.clone());
+                if s.used_refresh.contains(&sent) {
+                    s.reused_refresh_tokens += 1;
+                }
+            }
+            if let Some(fault) = s.fault.clone() {
+                return Err(fault);
+            }
+            if login {
+                if s.reject_logins || body["password"] != PASSWORD {
+                    return Ok(json(
+                        StatusCode::UNAUTHORIZED,
+                        r#"{"error":"invalid_grant"}"#,
+                    ));
+                }
+            } else {
+                if s.reject_refreshes || !s.live_refresh.remove(&sent) {
+                    return Ok(json(
+                        StatusCode::BAD_REQUEST,
+                        r#"{"error":"invalid_grant"}"#,
+                    ));
+                }
+                s.used_refresh.insert(sent);
+            }
+            s.issued += 1;
+            let n = s.issued;
+            let access = format!("at-{n}-{MARK}");
+            let refresh = format!("rt-{n}-{MARK}");
+            s.live_access.insert(access.clone());
+            s.live_refresh.insert(refresh.clone());
+            let mut answer = serde_json::json!({
+                "access_token": access,
+                "refresh_token": refresh,
+                "token_type": "bearer",
+            });
+            if let Some(expires_in) = s.expires_in {
+                answer["expires_in"] = expires_in.into();
+            }
+            Ok(json(StatusCode::OK, &answer.to_string()))
+        })
+    }
+
+    /// The auth transport: an HTTP service as the layer expects one.
+    pub fn transport(&self) -> BoxCloneSyncService<AuthRequest, Response<Full<Bytes>>, BoxError> {
+        let server = self.clone();
+        BoxCloneSyncService::new(tower::service_fn(move |req: AuthRequest| {
+            let server = server.clone();
+            async move {
+                let path = req.uri().path().to_owned();
+                let body = req.into_body().collect().await?.to_bytes();
+                tokio::time::sleep(server.delay).await;
+                match server.handle(&path, &body) {
+                    Ok(response) => Ok(response),
+                    Err(Fault::Reply(status, content_type, body)) => Ok(Response::builder()
+                        .status(status)
+                        .header(header::CONTENT_TYPE, content_type)
+                        .body(Full::new(body))?),
+                    Err(Fault::Hang) => std::future::pending().await,
+                }
+            }
+        }))
+    }
+
+    /// The protected upstream: 200 for a live access token, 401 otherwise. Records every
+    /// `Authorization` header it receives.
+    pub fn upstream<B: Send + 'static>(
+        &self,
+    ) -> BoxCloneSyncService<Request<B>, Response<Full<Bytes>>, Infallible> {
+        let server = self.clone();
+        BoxCloneSyncService::new(tower::service_fn(move |req: Request<B>| {
+            let server = server.clone();
+            async move {
+                let auth = req
+                    .headers()
+                    .get(header::AUTHORIZATION)
+                    .map(|v| v.to_str().unwrap_or("<binary>").to_owned())
+                    .unwrap_or_default();
+                server.with(|s| {
+                    s.upstream_calls += 1;
+                    s.upstream_headers.push(auth.clone());
+                });
+                tokio::time::sleep(server.upstream_delay).await;
+                let ok = server.with(|s| {
+                    !s.upstream_rejects_all
+                        && auth
+                            .strip_prefix("Bearer ")
+                            .is_some_and(|t| s.live_access.contains(t))
+                });
+                let status = if ok {
+                    StatusCode::OK
+                } else {
+                    StatusCode::UNAUTHORIZED
+                };
+                Ok::<_, Infallible>(
+                    Response::builder()
+                        .status(status)
+                        .body(Full::new(Bytes::from_static(b"resource")))
+                        .expect("static response parts are valid"),
+                )
+            }
+        }))
+    }
+}
+
+fn json(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Full::new(Bytes::from(body.to_owned())))
+        .expect("static response parts are valid")
+}
+
+/// A GET request for the upstream.
+pub fn get() -> Request<Full<Bytes>> {
+    Request::builder()
+        .uri("http://api.test/resource")
+        .body(Full::new(Bytes::new()))
+        .expect("static request parts are valid")
+}
+
+/// Header value the upstream should see for access token number `n`.
+pub fn bearer(n: u32) -> String {
+    format!("Bearer at-{n}-{MARK}")
+}
+
+/// The `AuthError` inside a service error.
+pub fn auth_error(err: &BoxError) -> &AuthError {
+    err.downcast_ref::<AuthError>()
+        .unwrap_or_else(|| panic!("not an AuthError: {err:?}"))
+}
