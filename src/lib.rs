@@ -30,3 +30,5 @@ pub use crate::replay::{CloneBody, CloneRequest, NoReplay};
 pub use crate::secret::Secret;
 pub use crate::service::AuthService;
 pub use crate::token::TokenSet;
+
+pub use crate::provider::{oauth2, presets};

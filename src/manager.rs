@@ -298,11 +298,11 @@ impl<P: Provider> Manager<P> {
                 let request = self.provider.refresh_request(refresh_token);
                 match self.call(AuthCall::Refresh, request).await {
                     Ok(issued) => {
-                        let kept = Kept {
+                        let kept = self.policy.keep_unrotated_refresh_token.then(|| Kept {
                             token: refresh_token.clone(),
                             expires_at: state.refresh_expires_at,
-                        };
-                        return Ok((issued, Some(kept)));
+                        });
+                        return Ok((issued, kept));
                     }
                     Err(e) if e.is_refresh_rejected() && self.policy.login_on_refresh_rejected => {
                         tracing::info!(error = %e, "refresh rejected; logging in");

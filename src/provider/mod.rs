@@ -39,6 +39,12 @@
 //! }
 //! ```
 
+mod generic;
+pub mod oauth2;
+pub mod presets;
+
+pub use self::generic::{CallSpec, Encoding, HttpProvider, Rejects, TokenSource};
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -164,6 +170,10 @@ pub struct Policy {
     /// The lifetime assumed for a token whose expiry is neither stated nor readable from a JWT.
     /// Default: 5 minutes.
     pub default_lifetime: Duration,
+    /// When a refresh answer carries no new refresh token, keep using the one just sent (the
+    /// server did not rotate it). Default: `true`. Turn off for APIs whose refresh tokens are
+    /// strictly single-use: the layer then logs in when the next refresh would be due.
+    pub keep_unrotated_refresh_token: bool,
 }
 
 impl Default for Policy {
@@ -174,6 +184,7 @@ impl Default for Policy {
             max_replays: 1,
             login_on_refresh_rejected: true,
             default_lifetime: Duration::from_secs(300),
+            keep_unrotated_refresh_token: true,
         }
     }
 }

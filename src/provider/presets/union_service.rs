@@ -1,0 +1,37 @@
+use crate::error::AuthError;
+use crate::provider::generic::{join, CallSpec, Encoding, HttpProvider, Rejects};
+use crate::secret::Secret;
+
+const ACCEPT: &str = "application/vnd.restful+json";
+
+/// union-service: JSON login at `{base}/union-service/auth/token?api-version=1.0`, JSON
+/// `{"refreshToken"}` at `{base}/union-service/auth/refresh-token?api-version=1.0`.
+///
+/// `base` is the host URL (`https://{environment}.com`). The API documents 500 as its only error
+/// status, so any failed refresh falls back to login.
+pub fn union_service(
+    base: &str,
+    username: &str,
+    password: impl Into<Secret>,
+) -> Result<HttpProvider, AuthError> {
+    let login = CallSpec::post(&join(base, "/union-service/auth/token?api-version=1.0"))?
+        .header("accept", ACCEPT)?
+        .encoding(Encoding::Json)
+        .field("username", username.to_owned())
+        .secret_field("password", password.into());
+    let refresh = CallSpec::post(&join(
+        base,
+        "/union-service/auth/refresh-token?api-version=1.0",
+    ))?
+    .header("accept", ACCEPT)?
+    .encoding(Encoding::Json)
+    .refresh_token_field("refreshToken");
+    Ok(HttpProvider::new(login, refresh)
+        .refresh_rejects(Rejects::AnyFailure)
+        .login_rejects(Rejects::Statuses(vec![
+            http::StatusCode::BAD_REQUEST,
+            http::StatusCode::UNAUTHORIZED,
+            http::StatusCode::FORBIDDEN,
+            http::StatusCode::INTERNAL_SERVER_ERROR,
+        ])))
+}
