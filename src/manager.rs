@@ -262,12 +262,6 @@ impl<P: Provider> Manager<P> {
                     flights.last_error = None;
                 }
                 Err(error) => {
-                    if error.is_refresh_rejected() {
-                        // Never send a rejected refresh token again.
-                        if let Some(current) = self.slot.load_full() {
-                            self.slot.store(Arc::new(current.without_refresh_token()));
-                        }
-                    }
                     flights.failures = flights.failures.saturating_add(1);
                     let delay = self.settings.backoff.delay(flights.failures);
                     flights.retry_at = Some(now + delay);
@@ -284,6 +278,13 @@ impl<P: Provider> Manager<P> {
             outcome
         };
         tx.send_replace(Some(outcome));
+    }
+
+    fn discard_refresh_token(&self) {
+        let _flights = self.lock();
+        if let Some(current) = self.slot.load_full() {
+            self.slot.store(Arc::new(current.without_refresh_token()));
+        }
     }
 
     /// Refreshes when a live refresh token exists, falling back to login per policy.
@@ -304,7 +305,12 @@ impl<P: Provider> Manager<P> {
                         });
                         return Ok((issued, kept));
                     }
-                    Err(e) if e.is_refresh_rejected() && self.policy.login_on_refresh_rejected => {
+                    Err(e) if e.is_refresh_rejected() => {
+                        // Never send a rejected refresh token again, whatever the login does.
+                        self.discard_refresh_token();
+                        if !self.policy.login_on_refresh_rejected {
+                            return Err(e);
+                        }
                         tracing::info!(error = %e, "refresh rejected; logging in");
                     }
                     Err(e) => return Err(e),

@@ -714,3 +714,23 @@ async fn services_from_one_layer_share_the_slot() {
     assert_eq!(server.logins(), 1);
     assert_eq!(a.metrics(), b.metrics());
 }
+
+#[tokio::test(start_paused = true)]
+async fn rejected_refresh_token_is_not_resent_when_the_fallback_login_fails() {
+    let server = AuthServer::new(60, AUTH_DELAY);
+    let layer = new_layer(&server, TestProvider::new());
+    let svc = service(&server, &layer);
+    assert_eq!(send(&svc).await.unwrap(), StatusCode::OK);
+    server.set_reject_refreshes(true);
+    server.set_reject_logins(true);
+    tokio::time::advance(Duration::from_secs(61)).await;
+    assert!(auth_error(&send(&svc).await.unwrap_err()).is_login_rejected());
+    assert_eq!((server.refreshes(), server.logins()), (1, 2));
+
+    server.set_reject_refreshes(false);
+    server.set_reject_logins(false);
+    tokio::time::advance(Backoff::default().delay(1)).await;
+    assert_eq!(send(&svc).await.unwrap(), StatusCode::OK);
+    assert_eq!((server.refreshes(), server.logins()), (1, 3));
+    assert_eq!(server.refresh_tokens_seen(), [format!("rt-1-{MARK}")]);
+}
