@@ -1,6 +1,87 @@
 //! A [`tower`] layer for HTTP clients that makes every request carry a valid bearer token.
 //!
-//! PLACEHOLDER
+//! Wrap any HTTP client service (a hyper-util client, a service inside an axum app, any
+//! `ServiceBuilder` stack) with [`AuthLayer`]. The layer logs in with what the API wants, keeps the
+//! token in a lock-free slot, renews it ahead of expiry (or only after it), rotates refresh tokens,
+//! backs off instead of hammering credentials, and replays a request once when the upstream answers
+//! 401.
+//!
+//! ```no_run
+//! use bytes::Bytes;
+//! use http_body_util::Full;
+//! use hyper_util::client::legacy::Client;
+//! use hyper_util::rt::TokioExecutor;
+//! use tower::{ServiceBuilder, ServiceExt};
+//! use tower_token_auth::{presets, AuthLayer};
+//!
+//! # async fn run() -> Result<(), tower::BoxError> {
+//! let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+//! let provider = presets::simacan(
+//!     "https://auth-service.services.simacan.com/api/v1",
+//!     "user",
+//!     "password",
+//! )?;
+//! let api = ServiceBuilder::new()
+//!     // Auth calls go through the bare client; API calls through the layer.
+//!     .layer(AuthLayer::new(provider, client.clone()))
+//!     .service(client);
+//!
+//! let request = http::Request::get("https://api.example.com/v1/trips").body(Full::default())?;
+//! let response = api.oneshot(request).await?;
+//! println!("{}", response.status());
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # How it works
+//!
+//! - **Hot path.** While the token is fresh, a request costs one atomic load of the token slot,
+//!   an `Instant` comparison and a header insert; the response future is an unboxed state machine.
+//!   With replay on (the default) the request is also copied, which is what a replay needs.
+//! - **Single flight.** All clones of one layer share one slot and one token manager. However many
+//!   requests need a token at once, exactly one login or refresh is in flight; it runs as its own
+//!   task, so dropping the request that started it cancels nothing, and its outcome (a token or one
+//!   shared [`AuthError`]) reaches every waiter.
+//! - **Refresh timing.** [`RefreshTiming::Proactive`] refreshes in the background when the token
+//!   enters its margin, while requests keep using it; [`RefreshTiming::AfterExpiry`] never sends a
+//!   refresh while the token is valid. Expiry comes from `expires_in`, else the JWT `exp` claim
+//!   (read, not verified), else [`Policy::default_lifetime`].
+//! - **Rotation and fallback.** A refresh token is used once; the new pair replaces it atomically.
+//!   A rejected refresh falls back to login; failed logins start an exponential [`Backoff`] during
+//!   which requests fail fast with [`ErrorKind::BackingOff`] instead of re-sending credentials.
+//! - **Replay.** A response with a status in [`Policy::replay_on`] (401 by default) marks the token
+//!   it was sent with as dead (if the slot still holds it), and the request is replayed with a new
+//!   token, at most [`Policy::max_replays`] times. Then the last response goes back as it is.
+//!   Requests sent with an older token than the slot's are replayed without a new refresh.
+//!
+//! # Providers
+//!
+//! A [`Provider`] says how an API logs in and refreshes, where its tokens are, and its policy.
+//! The [`presets`] cover the seed APIs; [`oauth2`] builds RFC 6749 `password` and
+//! `client_credentials` providers; [`provider::HttpProvider`] assembles others from data; and the
+//! trait can be implemented directly.
+//!
+//! # Errors
+//!
+//! The service's error type is [`BoxError`]: the inner service's errors pass through, and a failure
+//! to obtain a token is an [`AuthError`], recovered with `err.downcast_ref::<AuthError>()`. No
+//! error message, `Debug` output or tracing event contains a credential or a token; secrets live in
+//! [`Secret`] and header values are marked sensitive.
+//!
+//! # Features
+//!
+//! - `test-util`: `emulation`, local emulations of the seed APIs and a generic OAuth2 server,
+//!   for testing integrations without the real services.
+//!
+//! # Limitations
+//!
+//! - Auth calls run as tokio tasks: the layer needs a tokio runtime (without one, requests that
+//!   need a token fail with [`ErrorKind::Runtime`]).
+//! - Only requests whose body can be copied are replayed; see [`CloneRequest`] for streaming
+//!   bodies.
+//! - The token lives in memory, one session per layer; nothing is persisted across restarts.
+//! - The backoff has no jitter: one layer is one client, and its retries are already single-flight.
+//! - The auth transport must not be the authenticated stack itself, and must not follow redirects.
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 // Nothing that arrives over the network may panic; tests may.
 #![cfg_attr(
@@ -32,3 +113,7 @@ pub use crate::service::AuthService;
 pub use crate::token::TokenSet;
 
 pub use crate::provider::{oauth2, presets};
+
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
