@@ -213,21 +213,25 @@ impl<P: Provider> Manager<P> {
         outcome.unwrap_or_else(|| Err(AuthError::runtime()))
     }
 
-    /// Starts a background refresh unless one is running, the backoff holds, or another request is
-    /// already deciding (the lock is only tried, never waited for).
-    pub(crate) fn refresh_soon(self: &Arc<Self>) {
+    /// Starts a background refresh unless one is running. Returns `false` when none runs and none
+    /// could start (backoff, a concurrent decision holding the lock, no runtime), so that the
+    /// caller releases its claim and a later request asks again.
+    pub(crate) fn refresh_soon(self: &Arc<Self>) -> bool {
+        // Only tried, never waited for: the request must not block.
         let Ok(mut flights) = self.flights.try_lock() else {
-            return;
+            return false;
         };
         let running = flights
             .current
             .as_ref()
             .is_some_and(|rx| rx.has_changed().is_ok());
-        if running || flights.backoff_remaining(Instant::now()).is_some() {
-            return;
+        if running {
+            return true;
         }
-        // An error here (no runtime) leaves the still-valid token in use; the next request retries.
-        let _ = self.start(&mut flights);
+        if flights.backoff_remaining(Instant::now()).is_some() {
+            return false;
+        }
+        self.start(&mut flights).is_ok()
     }
 
     fn start(
@@ -262,6 +266,10 @@ impl<P: Provider> Manager<P> {
                     flights.last_error = None;
                 }
                 Err(error) => {
+                    if let Some(current) = &current {
+                        // A later request may try again once the backoff allows.
+                        current.release_refresh_claim();
+                    }
                     flights.failures = flights.failures.saturating_add(1);
                     let delay = self.settings.backoff.delay(flights.failures);
                     flights.retry_at = Some(now + delay);
@@ -428,14 +436,14 @@ impl Issued {
             (None, Some(kept)) => (Some(kept.token), kept.expires_at),
             (None, None) => (None, None),
         };
-        TokenState {
-            header: self.header,
+        TokenState::new(
+            self.header,
             refresh_at,
             expires_at,
             refresh_token,
             refresh_expires_at,
             generation,
-        }
+        )
     }
 }
 

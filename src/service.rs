@@ -101,8 +101,8 @@ where
         let now = Instant::now();
         let slot = self.shared.slot.load();
         if let Some(token) = slot.as_deref().filter(|t| now < t.expires_at) {
-            if now >= token.refresh_at {
-                self.shared.refresh_soon();
+            if now >= token.refresh_at && token.claim_refresh() && !self.shared.refresh_soon() {
+                token.release_refresh_claim();
             }
             request
                 .headers_mut()

@@ -4,6 +4,7 @@
 //! while holding its flight lock, so a store never races another store.
 
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use arc_swap::{ArcSwapOption, Guard};
@@ -24,31 +25,65 @@ pub(crate) struct TokenState {
     pub(crate) refresh_expires_at: Option<Instant>,
     /// Increases with every stored token; lets a 401 name the token it rejected.
     pub(crate) generation: u64,
+    /// Set by the first request that sees the refresh due, so that one request, not every
+    /// request in the window, asks the manager for a background refresh.
+    refresh_claimed: AtomicBool,
 }
 
 impl TokenState {
+    pub(crate) fn new(
+        header: HeaderValue,
+        refresh_at: Instant,
+        expires_at: Instant,
+        refresh_token: Option<Secret>,
+        refresh_expires_at: Option<Instant>,
+        generation: u64,
+    ) -> Self {
+        Self {
+            header,
+            refresh_at,
+            expires_at,
+            refresh_token,
+            refresh_expires_at,
+            generation,
+            refresh_claimed: AtomicBool::new(false),
+        }
+    }
+
+    /// True for the one caller that should ask for the background refresh. Relaxed: the flag
+    /// guards no other data, and a lost race only means one extra (harmless) ask.
+    #[inline]
+    pub(crate) fn claim_refresh(&self) -> bool {
+        !self.refresh_claimed.swap(true, Ordering::Relaxed)
+    }
+
+    /// Lets a later request ask again (the refresh could not start, or failed).
+    pub(crate) fn release_refresh_claim(&self) {
+        self.refresh_claimed.store(false, Ordering::Relaxed);
+    }
+
     /// This token, marked as expired at `now` (the upstream rejected it).
     pub(crate) fn expired_at(&self, now: Instant) -> Self {
-        Self {
-            header: self.header.clone(),
-            refresh_at: now,
-            expires_at: now,
-            refresh_token: self.refresh_token.clone(),
-            refresh_expires_at: self.refresh_expires_at,
-            generation: self.generation,
-        }
+        Self::new(
+            self.header.clone(),
+            now,
+            now,
+            self.refresh_token.clone(),
+            self.refresh_expires_at,
+            self.generation,
+        )
     }
 
     /// This token without its refresh token (the server rejected it).
     pub(crate) fn without_refresh_token(&self) -> Self {
-        Self {
-            header: self.header.clone(),
-            refresh_at: self.refresh_at,
-            expires_at: self.expires_at,
-            refresh_token: None,
-            refresh_expires_at: None,
-            generation: self.generation,
-        }
+        Self::new(
+            self.header.clone(),
+            self.refresh_at,
+            self.expires_at,
+            None,
+            None,
+            self.generation,
+        )
     }
 
     /// The refresh token, while it has not expired.
