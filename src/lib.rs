@@ -89,6 +89,8 @@
     warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+#[cfg(feature = "test-util")]
+pub mod emulation;
 mod error;
 mod future;
 mod layer;

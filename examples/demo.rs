@@ -1,0 +1,534 @@
+//! Drives concurrent load through `AuthLayer` over a real hyper client and reports what the layer
+//! did: logins, refreshes, replays, latency.
+//!
+//! Embedded mode (no arguments) starts local emulations of the five seed APIs with short token
+//! lifetimes and runs them all at once:
+//!
+//! ```text
+//! cargo run --release --example demo
+//! ```
+//!
+//! External mode runs against any server:
+//!
+//! ```text
+//! cargo run --release --example demo -- --provider simacan \
+//!     --auth-url https://auth-service-stg.services.simacan.com/api/v1 \
+//!     --api-url https://example.services.simacan.com/resource \
+//!     --username U --password P --duration 30 --json
+//! ```
+
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use clap::{Parser, ValueEnum};
+use http::{Method, Request, Uri};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use tower::{Layer, ServiceExt};
+use tower_token_auth::emulation::{Api, Config, Emulation};
+use tower_token_auth::provider::HttpProvider;
+use tower_token_auth::{oauth2, presets, AuthError, AuthLayer, AuthService};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum ProviderName {
+    UnionService,
+    Simacan,
+    Oli,
+    Tradecloud,
+    Intergiro,
+    #[value(name = "oauth2-password")]
+    OAuth2Password,
+    #[value(name = "oauth2-client-credentials")]
+    OAuth2ClientCredentials,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+#[value(rename_all = "UPPER")]
+enum HttpMethod {
+    Get,
+    Post,
+}
+
+/// Load demo for tower-token-auth. Without --provider, runs all five seed APIs against local
+/// emulations.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    /// Provider preset to use against an external server.
+    #[arg(long, value_enum, requires_all = ["auth_url", "api_url"])]
+    provider: Option<ProviderName>,
+    /// The API's auth base URL as its documentation writes it (the token URL for oli/oauth2).
+    #[arg(long, requires = "provider")]
+    auth_url: Option<String>,
+    /// The protected URL every request goes to.
+    #[arg(long, requires = "provider")]
+    api_url: Option<String>,
+    #[arg(long)]
+    username: Option<String>,
+    #[arg(long)]
+    password: Option<String>,
+    #[arg(long)]
+    api_key: Option<String>,
+    #[arg(long)]
+    client_id: Option<String>,
+    #[arg(long)]
+    client_secret: Option<String>,
+    #[arg(long)]
+    scope: Option<String>,
+    /// Requests in flight at once (per provider).
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    concurrency: u64,
+    /// Stop after this many requests.
+    #[arg(long, conflicts_with = "duration")]
+    requests: Option<u64>,
+    /// Stop after this many seconds (default 10 external, 12 embedded).
+    #[arg(long)]
+    duration: Option<f64>,
+    #[arg(long, value_enum, default_value = "GET")]
+    method: HttpMethod,
+    /// Size of each POST body.
+    #[arg(long, default_value_t = 0)]
+    body_bytes: usize,
+    /// Print one JSON summary object as the last line of stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+type HttpClient = Client<HttpConnector, Full<Bytes>>;
+type Authed = AuthService<HttpClient, HttpProvider>;
+
+#[derive(Clone, Copy, Debug)]
+enum Stop {
+    Requests(u64),
+    After(Duration),
+}
+
+#[derive(Clone, Debug)]
+struct Load {
+    uri: Uri,
+    method: Method,
+    body: Bytes,
+    concurrency: u64,
+    stop: Stop,
+}
+
+#[derive(Debug, Default)]
+struct Report {
+    provider: String,
+    requests: u64,
+    ok: u64,
+    failed: u64,
+    statuses: BTreeMap<u16, u64>,
+    errors: BTreeMap<String, u64>,
+    logins: u64,
+    refreshes: u64,
+    replays: u64,
+    p50_ms: f64,
+    p99_ms: f64,
+    elapsed_s: f64,
+}
+
+#[derive(Default)]
+struct WorkerStats {
+    latencies_us: Vec<u32>,
+    statuses: BTreeMap<u16, u64>,
+    errors: BTreeMap<String, u64>,
+}
+
+fn error_kind(err: &tower::BoxError) -> String {
+    match err.downcast_ref::<AuthError>() {
+        Some(auth) => format!("{:?}", auth.kind()),
+        None => "transport".to_owned(),
+    }
+}
+
+/// Sends requests from `load.concurrency` workers until the stop condition; counts everything.
+async fn run_load(name: &str, svc: Authed, load: Load, bar: ProgressBar) -> Report {
+    let started = Instant::now();
+    let issued = Arc::new(AtomicU64::new(0));
+    let mut workers = Vec::new();
+    for _ in 0..load.concurrency {
+        let (svc, load, issued, bar) = (svc.clone(), load.clone(), issued.clone(), bar.clone());
+        workers.push(tokio::spawn(async move {
+            let mut stats = WorkerStats::default();
+            loop {
+                let n = issued.fetch_add(1, Ordering::Relaxed);
+                match load.stop {
+                    Stop::Requests(max) if n >= max => break,
+                    Stop::After(d) if started.elapsed() >= d => break,
+                    _ => {}
+                }
+                let mut request = Request::new(Full::new(load.body.clone()));
+                *request.method_mut() = load.method.clone();
+                *request.uri_mut() = load.uri.clone();
+                let sent = Instant::now();
+                let outcome = match svc.clone().oneshot(request).await {
+                    // Read the body so the connection goes back to the pool.
+                    Ok(response) => {
+                        let status = response.status().as_u16();
+                        match response.into_body().collect().await {
+                            Ok(_) => Ok(status),
+                            Err(_) => Err("body".to_owned()),
+                        }
+                    }
+                    Err(err) => Err(error_kind(&err)),
+                };
+                let micros = sent.elapsed().as_micros().min(u32::MAX as u128) as u32;
+                stats.latencies_us.push(micros);
+                match outcome {
+                    Ok(status) => *stats.statuses.entry(status).or_default() += 1,
+                    Err(kind) => *stats.errors.entry(kind).or_default() += 1,
+                }
+                bar.inc(1);
+            }
+            stats
+        }));
+    }
+    let mut latencies = Vec::new();
+    let mut report = Report {
+        provider: name.to_owned(),
+        ..Report::default()
+    };
+    for worker in workers {
+        let Ok(stats) = worker.await else { continue };
+        latencies.extend(stats.latencies_us);
+        for (status, n) in stats.statuses {
+            *report.statuses.entry(status).or_default() += n;
+        }
+        for (kind, n) in stats.errors {
+            *report.errors.entry(kind).or_default() += n;
+        }
+    }
+    report.elapsed_s = started.elapsed().as_secs_f64();
+    latencies.sort_unstable();
+    let pick = |q: f64| -> f64 {
+        match latencies.len() {
+            0 => 0.0,
+            len => latencies[((len - 1) as f64 * q).round() as usize] as f64 / 1000.0,
+        }
+    };
+    report.p50_ms = pick(0.50);
+    report.p99_ms = pick(0.99);
+    report.requests = latencies.len() as u64;
+    report.ok = report
+        .statuses
+        .iter()
+        .filter(|(s, _)| (200..300).contains(*s))
+        .map(|(_, n)| n)
+        .sum();
+    report.failed = report.requests - report.ok;
+    let metrics = svc.metrics();
+    report.logins = metrics.logins;
+    report.refreshes = metrics.refreshes;
+    report.replays = metrics.replays;
+    bar.finish_with_message(format!(
+        "done: {} requests, {} failed",
+        report.requests, report.failed
+    ));
+    report
+}
+
+fn client() -> HttpClient {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    Client::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(1024)
+        .build(connector)
+}
+
+fn progress(multi: &MultiProgress, name: &str, stop: Stop, hidden: bool) -> ProgressBar {
+    let bar = match stop {
+        Stop::Requests(n) => ProgressBar::new(n),
+        Stop::After(_) => ProgressBar::no_length(),
+    };
+    if hidden {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+        return bar;
+    }
+    let bar = multi.add(bar);
+    let template = match stop {
+        Stop::Requests(_) => {
+            "{prefix:>14} [{elapsed_precise}] {wide_bar} {pos}/{len} ({per_sec}) {msg}"
+        }
+        Stop::After(_) => {
+            "{prefix:>14} [{elapsed_precise}] {spinner} {pos} requests ({per_sec}) {msg}"
+        }
+    };
+    if let Ok(style) = ProgressStyle::with_template(template) {
+        bar.set_style(style);
+    }
+    bar.set_prefix(name.to_owned());
+    bar.enable_steady_tick(Duration::from_millis(100));
+    bar
+}
+
+fn print_table(reports: &[Report]) {
+    println!(
+        "{:<16} {:>9} {:>9} {:>7} {:>7} {:>10} {:>8} {:>9} {:>9}",
+        "provider",
+        "requests",
+        "ok",
+        "failed",
+        "logins",
+        "refreshes",
+        "replays",
+        "p50 ms",
+        "p99 ms"
+    );
+    for r in reports {
+        println!(
+            "{:<16} {:>9} {:>9} {:>7} {:>7} {:>10} {:>8} {:>9.2} {:>9.2}",
+            r.provider,
+            r.requests,
+            r.ok,
+            r.failed,
+            r.logins,
+            r.refreshes,
+            r.replays,
+            r.p50_ms,
+            r.p99_ms
+        );
+    }
+}
+
+fn summary_json(r: &Report) -> serde_json::Value {
+    let statuses: serde_json::Map<String, serde_json::Value> = r
+        .statuses
+        .iter()
+        .map(|(s, n)| (s.to_string(), (*n).into()))
+        .collect();
+    let errors: serde_json::Map<String, serde_json::Value> = r
+        .errors
+        .iter()
+        .map(|(k, n)| (k.clone(), (*n).into()))
+        .collect();
+    serde_json::json!({
+        "provider": r.provider,
+        "requests": r.requests,
+        "ok": r.ok,
+        "failed": r.failed,
+        "statuses": statuses,
+        "errors": errors,
+        "logins": r.logins,
+        "refreshes": r.refreshes,
+        "replays": r.replays,
+        "p50_ms": r.p50_ms,
+        "p99_ms": r.p99_ms,
+        "elapsed_s": r.elapsed_s,
+    })
+}
+
+fn required<'a>(
+    value: &'a Option<String>,
+    flag: &str,
+    provider: ProviderName,
+) -> Result<&'a str, String> {
+    value
+        .as_deref()
+        .ok_or_else(|| format!("--{flag} is required for {provider:?}"))
+}
+
+/// Builds the provider named on the command line.
+fn external_provider(
+    args: &Args,
+    name: ProviderName,
+    auth_url: &str,
+) -> Result<HttpProvider, String> {
+    let user = || required(&args.username, "username", name);
+    let password = || required(&args.password, "password", name).map(str::to_owned);
+    let built = match name {
+        ProviderName::UnionService => presets::union_service(auth_url, user()?, password()?),
+        ProviderName::Simacan => presets::simacan(auth_url, user()?, password()?),
+        ProviderName::Oli => {
+            let client_id = args.client_id.as_deref().unwrap_or("apiclient");
+            presets::oli_with_client(auth_url, client_id, user()?, password()?)
+        }
+        ProviderName::Tradecloud => presets::tradecloud(auth_url, user()?, password()?),
+        ProviderName::Intergiro => presets::intergiro(
+            auth_url,
+            required(&args.api_key, "api-key", name)?.to_owned(),
+        ),
+        ProviderName::OAuth2Password => {
+            let mut builder = oauth2::password(auth_url, user()?, password()?);
+            builder = match (&args.client_id, &args.client_secret) {
+                (Some(id), Some(secret)) => builder.confidential_client(id, secret.clone()),
+                (Some(id), None) => builder.public_client(id),
+                (None, _) => builder,
+            };
+            if let Some(scope) = &args.scope {
+                builder = builder.scope(scope);
+            }
+            builder.build()
+        }
+        ProviderName::OAuth2ClientCredentials => {
+            let id = required(&args.client_id, "client-id", name)?;
+            let secret = required(&args.client_secret, "client-secret", name)?;
+            let mut builder = oauth2::client_credentials(auth_url, id, secret.to_owned());
+            if let Some(scope) = &args.scope {
+                builder = builder.scope(scope);
+            }
+            builder.build()
+        }
+    };
+    built.map_err(|e| e.to_string())
+}
+
+fn load_from(args: &Args, uri: Uri, default_duration: f64) -> Result<Load, String> {
+    let stop = match (args.requests, args.duration) {
+        (Some(n), _) => Stop::Requests(n),
+        (None, Some(secs)) if secs.is_finite() && secs > 0.0 => {
+            Stop::After(Duration::from_secs_f64(secs))
+        }
+        (None, Some(_)) => return Err("--duration must be a positive number of seconds".to_owned()),
+        (None, None) => Stop::After(Duration::from_secs_f64(default_duration)),
+    };
+    let (method, body) = match args.method {
+        HttpMethod::Get => (Method::GET, Bytes::new()),
+        HttpMethod::Post => (Method::POST, Bytes::from(vec![b'x'; args.body_bytes])),
+    };
+    Ok(Load {
+        uri,
+        method,
+        body,
+        concurrency: args.concurrency,
+        stop,
+    })
+}
+
+async fn external(args: &Args, name: ProviderName) -> Result<Vec<Report>, String> {
+    let (Some(auth_url), Some(api_url)) = (&args.auth_url, &args.api_url) else {
+        return Err("--auth-url and --api-url are required with --provider".to_owned());
+    };
+    let uri: Uri = api_url
+        .parse()
+        .map_err(|_| "--api-url is not a valid URL".to_owned())?;
+    let load = load_from(args, uri, 10.0)?;
+    let provider = external_provider(args, name, auth_url)?;
+    let client = client();
+    let svc = AuthLayer::new(provider, client.clone()).layer(client);
+    let multi = MultiProgress::new();
+    let label = name
+        .to_possible_value()
+        .map(|v| v.get_name().to_owned())
+        .unwrap_or_default();
+    let bar = progress(&multi, &label, load.stop, args.json);
+    Ok(vec![run_load(&label, svc, load, bar).await])
+}
+
+async fn embedded(args: &Args) -> Result<Vec<Report>, String> {
+    let config = Config {
+        access_lifetime: Duration::from_secs(2),
+        refresh_lifetime: Duration::from_secs(120),
+        ..Config::default()
+    };
+    let apis = [
+        ("union-service", Api::UnionService),
+        ("simacan", Api::Simacan),
+        ("oli", Api::Oli),
+        ("tradecloud", Api::Tradecloud),
+        ("intergiro", Api::Intergiro),
+    ];
+    if !args.json {
+        println!(
+            "Embedded run: five local API emulations, access tokens living {:?}, {} concurrent requests each.",
+            config.access_lifetime, args.concurrency
+        );
+    }
+    let multi = MultiProgress::new();
+    let client = client();
+    let mut emulations = Vec::new();
+    let mut runs = Vec::new();
+    for (name, api) in apis {
+        let emulation = Emulation::start(api, config.clone())
+            .await
+            .map_err(|e| format!("starting the {name} emulation: {e}"))?;
+        let base = emulation.base_url();
+        let c = emulation.config();
+        let provider = match api {
+            Api::UnionService => presets::union_service(&base, &c.username, c.password.clone()),
+            Api::Simacan => presets::simacan(&base, &c.username, c.password.clone()),
+            Api::Oli => {
+                presets::oli_with_client(&base, &c.client_id, &c.username, c.password.clone())
+            }
+            Api::Tradecloud => presets::tradecloud(&base, &c.username, c.password.clone()),
+            _ => presets::intergiro(&base, c.api_key.clone()),
+        }
+        .map_err(|e| e.to_string())?;
+        let uri: Uri = emulation
+            .resource_url()
+            .parse()
+            .map_err(|_| "emulation resource URL".to_owned())?;
+        let load = load_from(args, uri, 12.0)?;
+        let svc = AuthLayer::new(provider, client.clone()).layer(client.clone());
+        let bar = progress(&multi, name, load.stop, args.json);
+        runs.push(tokio::spawn(
+            async move { run_load(name, svc, load, bar).await },
+        ));
+        emulations.push(Arc::new(emulation));
+    }
+    // Simacan's tokens may die before `expires_in`: kill them now and then to exercise
+    // refresh + replay on 401.
+    let simacan = emulations.iter().position(|e| e.api() == Api::Simacan);
+    let killer = simacan.map(|i| {
+        let emulation = Arc::clone(&emulations[i]);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(1500)).await;
+                emulation.revoke_access_tokens();
+            }
+        })
+    });
+    let mut reports = Vec::new();
+    for run in runs {
+        reports.push(run.await.map_err(|e| format!("load task failed: {e}"))?);
+    }
+    if let Some(killer) = killer {
+        killer.abort();
+    }
+    if !args.json {
+        println!();
+        for (report, emulation) in reports.iter().zip(&emulations) {
+            let stats = emulation.stats();
+            println!(
+                "{:<16} server saw {} logins, {} refreshes, {} protocol violations",
+                report.provider, stats.logins, stats.refreshes, stats.violations
+            );
+        }
+        println!();
+    }
+    Ok(reports)
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    let result = match args.provider {
+        Some(name) => external(&args, name).await,
+        None => embedded(&args).await,
+    };
+    let reports = match result {
+        Ok(reports) => reports,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    if args.json {
+        let value = if reports.len() == 1 {
+            summary_json(&reports[0])
+        } else {
+            serde_json::Value::Array(reports.iter().map(summary_json).collect())
+        };
+        println!("{value}");
+    } else {
+        print_table(&reports);
+    }
+    ExitCode::SUCCESS
+}

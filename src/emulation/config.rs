@@ -1,0 +1,131 @@
+//! What an emulation emulates, with which credentials and lifetimes, and how it misbehaves.
+
+use std::fmt;
+use std::time::Duration;
+
+/// Which API an [`Emulation`](super::Emulation) speaks.
+///
+/// Each variant follows its seed document (`shared/seeds/*.md`) down to the quirks; see the
+/// [module documentation](super) for the endpoints and the answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Api {
+    /// Union Service: JSON login and refresh under `/union-service/auth/`, errors documented as
+    /// 500 only.
+    UnionService,
+    /// Simacan: form-encoded `/auth/password` and `/auth/refresh` under `/api/v1`, lowercase
+    /// `bearer` token type, single-use refresh tokens.
+    Simacan,
+    /// OLI Systems: a Keycloak OpenID Connect token endpoint with the public client `apiclient`.
+    Oli,
+    /// Tradecloud: `GET` login with HTTP Basic, tokens in the `Set-Authorization` and
+    /// `Set-Refresh-Token` response headers, and the `Authorization`-on-refresh quirk.
+    Tradecloud,
+    /// Intergiro: JSON login with an API key, JWT-only expiry, and premature refresh is an error.
+    Intergiro,
+    /// A generic RFC 6749 token endpoint: `password`, `client_credentials` and `refresh_token`
+    /// grants with `client_secret_basic` or `client_secret_post` client authentication.
+    OAuth2,
+}
+
+impl Api {
+    /// A short stable name, for logs and the resource's answer.
+    pub(super) fn name(self) -> &'static str {
+        match self {
+            Api::UnionService => "union-service",
+            Api::Simacan => "simacan",
+            Api::Oli => "oli",
+            Api::Tradecloud => "tradecloud",
+            Api::Intergiro => "intergiro",
+            Api::OAuth2 => "oauth2",
+        }
+    }
+}
+
+/// Credentials and token lifetimes of an emulation.
+///
+/// Each API uses the fields its protocol knows about: `api_key` only Intergiro, `client_secret`
+/// only [`Api::OAuth2`] (OLI's `apiclient` is a public client and sends no secret), and
+/// `rotate_refresh_tokens` only [`Api::OAuth2`]; the seed APIs always rotate.
+///
+/// `Debug` prints `[redacted]` for `password`, `api_key` and `client_secret`.
+#[derive(Clone)]
+pub struct Config {
+    /// How long an access token lives, from the moment it is issued. Default 300 s.
+    ///
+    /// Sub-second lifetimes work: the server tracks expiry with [`std::time::Instant`]. The JWT
+    /// `exp` claim and `expires_in` are whole seconds rounded up, so a client never believes a
+    /// token died before the server does.
+    pub access_lifetime: Duration,
+    /// How long a refresh token lives, from the moment it is issued. Default 1800 s.
+    pub refresh_lifetime: Duration,
+    /// The user name (Tradecloud: the e-mail address). Default `user@example.com`.
+    pub username: String,
+    /// The password. Default `correct horse battery staple`.
+    pub password: String,
+    /// Intergiro's API key. Default `c5f90f4b-9d69-416a-8611-8a8c8d605c36` (the seed's example).
+    pub api_key: String,
+    /// The OAuth2 / OIDC client id. Default `apiclient`.
+    pub client_id: String,
+    /// The OAuth2 client secret ([`Api::OAuth2`] only). Default `client-secret`.
+    pub client_secret: String,
+    /// [`Api::OAuth2`] only: whether a refresh issues a new refresh token and retires the old one.
+    /// With `false` the refresh response has no `refresh_token` and the old one stays valid.
+    /// Default `true`.
+    pub rotate_refresh_tokens: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            access_lifetime: Duration::from_secs(300),
+            refresh_lifetime: Duration::from_secs(1800),
+            username: "user@example.com".to_owned(),
+            password: "correct horse battery staple".to_owned(),
+            api_key: "c5f90f4b-9d69-416a-8611-8a8c8d605c36".to_owned(),
+            client_id: "apiclient".to_owned(),
+            client_secret: "client-secret".to_owned(),
+            rotate_refresh_tokens: true,
+        }
+    }
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const REDACTED: &str = "[redacted]";
+        f.debug_struct("Config")
+            .field("access_lifetime", &self.access_lifetime)
+            .field("refresh_lifetime", &self.refresh_lifetime)
+            .field("username", &self.username)
+            .field("password", &format_args!("{REDACTED}"))
+            .field("api_key", &format_args!("{REDACTED}"))
+            .field("client_id", &self.client_id)
+            .field("client_secret", &format_args!("{REDACTED}"))
+            .field("rotate_refresh_tokens", &self.rotate_refresh_tokens)
+            .finish()
+    }
+}
+
+/// A failure the auth endpoints answer with instead of doing their job.
+///
+/// Set with [`Emulation::set_fault`](super::Emulation::set_fault); it applies to every login and
+/// refresh call (for OLI and OAuth2: every call to the token endpoint) until cleared. The
+/// protected resource is never affected, and no counter moves for a faulted call.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum Fault {
+    /// Answer with this status code, body and `Content-Type`.
+    ///
+    /// A code outside `200..=599` is answered as 500, an invalid content type is left out.
+    Status(u16, &'static str, &'static str),
+    /// Never answer; the connection stays open until the client gives up or the emulation is
+    /// dropped.
+    Hang,
+    /// Answer 200 with this body (`Content-Type: application/json`), e.g. malformed JSON or a
+    /// JSON object without `access_token`.
+    Body(Vec<u8>),
+    /// Answer 200 with an empty body and this one response header, e.g. a `Set-Authorization`
+    /// that is not a JWT, for Tradecloud.
+    ///
+    /// A name or value that HTTP cannot carry (control characters) is answered as 500.
+    Header(&'static str, Vec<u8>),
+}

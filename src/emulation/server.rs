@@ -1,0 +1,337 @@
+//! The HTTP/1 server under every emulation: accept loop, routing, body limits, faults.
+
+use std::convert::Infallible;
+use std::fmt;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{HeaderName, HeaderValue};
+use http::request::Parts;
+use http::{Request, StatusCode};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::task::{JoinHandle, JoinSet};
+
+use super::config::{Api, Config, Fault};
+use super::state::Shared;
+use super::stats::Stats;
+use super::wire::{self, Resp};
+use super::{intergiro, oauth2, oli, simacan, tradecloud, union_service};
+
+/// Auth request bodies are a few hundred bytes; anything this large is abuse, not a login.
+const AUTH_BODY_LIMIT: usize = 64 * 1024;
+/// Resource bodies are counted and dropped, so a load test may send large ones.
+const RESOURCE_BODY_LIMIT: u64 = 64 * 1024 * 1024;
+/// Bounds how long a client may dribble a request head (slowloris) before the connection closes.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// Pause after a failed `accept` (e.g. out of file descriptors) so the loop does not spin.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
+
+/// A running emulation: an HTTP/1 server on `127.0.0.1` speaking one [`Api`].
+///
+/// Dropping it stops the server: the accept loop and every open connection are aborted.
+pub struct Emulation {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    task: JoinHandle<()>,
+}
+
+impl fmt::Debug for Emulation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Emulation")
+            .field("api", &self.shared.api)
+            .field("addr", &self.addr)
+            .field("config", &self.shared.config)
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Emulation {
+    /// Binds `127.0.0.1:0` and starts serving `api` with `config` on the current tokio runtime.
+    ///
+    /// # Errors
+    ///
+    /// The error of binding the listener or reading its address.
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime with IO and time enabled (`#[tokio::main]` and `#[tokio::test]`
+    /// enable both), as any tokio socket or timer would.
+    pub async fn start(api: Api, config: Config) -> std::io::Result<Emulation> {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(Shared::new(api, config, format!("http://{addr}")));
+        let task = tokio::spawn(serve(listener, shared.clone()));
+        Ok(Emulation { shared, addr, task })
+    }
+
+    /// The API this emulation speaks.
+    pub fn api(&self) -> Api {
+        self.shared.api
+    }
+
+    /// The address the server listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The `{base}` the matching preset is configured with, as its document writes it:
+    ///
+    /// | API | base URL |
+    /// |---|---|
+    /// | [`Api::UnionService`] | `http://127.0.0.1:PORT` |
+    /// | [`Api::Simacan`] | `http://127.0.0.1:PORT/api/v1` |
+    /// | [`Api::Oli`] | `http://127.0.0.1:PORT/auth/realms/api/protocol/openid-connect/token` |
+    /// | [`Api::Tradecloud`] | `http://127.0.0.1:PORT/v2` |
+    /// | [`Api::Intergiro`] | `http://127.0.0.1:PORT/v3` |
+    /// | [`Api::OAuth2`] | `http://127.0.0.1:PORT/oauth/token` |
+    pub fn base_url(&self) -> String {
+        let base = match self.shared.api {
+            Api::UnionService => "",
+            Api::Simacan => "/api/v1",
+            Api::Oli => oli::TOKEN_PATH,
+            Api::Tradecloud => "/v2",
+            Api::Intergiro => "/v3",
+            Api::OAuth2 => oauth2::TOKEN_PATH,
+        };
+        format!("http://{}{base}", self.addr)
+    }
+
+    /// The URL of the protected resource: 200 for a live access token of this emulation, else
+    /// 401 with `WWW-Authenticate: Bearer error="invalid_token"` (just `Bearer` when the request
+    /// had no `Authorization` header). Any method; a body is read and discarded.
+    pub fn resource_url(&self) -> String {
+        format!("http://{}{}", self.addr, resource_path(self.shared.api))
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> Stats {
+        self.shared.counters.snapshot()
+    }
+
+    /// Every access token issued so far dies now: the resource answers 401 for it (a token dying
+    /// before its `exp`, as Simacan warns can happen).
+    pub fn revoke_access_tokens(&self) {
+        self.shared.tokens.revoke_access();
+    }
+
+    /// Every refresh token issued so far dies now: refreshing with it is rejected as an expired
+    /// token would be (not counted as a violation).
+    pub fn revoke_refresh_tokens(&self) {
+        self.shared.tokens.revoke_refresh();
+    }
+
+    /// Makes every following login and refresh answer with `fault`, until set to `None`.
+    pub fn set_fault(&self, fault: Option<Fault>) {
+        self.shared.fault.store(fault.map(Arc::new));
+    }
+
+    /// The configuration this emulation was started with.
+    pub fn config(&self) -> &Config {
+        &self.shared.config
+    }
+}
+
+impl Drop for Emulation {
+    fn drop(&mut self) {
+        // Aborting the accept loop drops its JoinSet, which aborts every connection task.
+        self.task.abort();
+    }
+}
+
+async fn serve(listener: TcpListener, shared: Arc<Shared>) {
+    let mut connections = JoinSet::new();
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let stream = match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(error) => {
+                        tracing::warn!(%error, "emulation: accept failed");
+                        tokio::time::sleep(ACCEPT_BACKOFF).await;
+                        continue;
+                    }
+                };
+                // Small request/response exchanges: without this, Nagle plus delayed ACKs add
+                // tens of milliseconds to every keep-alive round trip.
+                if let Err(error) = stream.set_nodelay(true) {
+                    tracing::debug!(%error, "emulation: set_nodelay failed");
+                }
+                let shared = shared.clone();
+                let service = service_fn(move |request| {
+                    let shared = shared.clone();
+                    async move { Ok::<_, Infallible>(handle(&shared, request).await) }
+                });
+                let connection = http.serve_connection(TokioIo::new(stream), service);
+                connections.spawn(async move {
+                    if let Err(error) = connection.await {
+                        tracing::debug!(%error, "emulation: connection ended with an error");
+                    }
+                });
+            }
+            // Reap finished connections so the set holds only live ones.
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Route {
+    Login,
+    Refresh,
+    /// OLI's and OAuth2's single token endpoint: login or refresh by `grant_type`.
+    Token,
+    Resource,
+    NotFound,
+}
+
+fn resource_path(api: Api) -> &'static str {
+    match api {
+        Api::UnionService => union_service::RESOURCE_PATH,
+        Api::Simacan => simacan::RESOURCE_PATH,
+        Api::Oli => oli::RESOURCE_PATH,
+        Api::Tradecloud => tradecloud::RESOURCE_PATH,
+        Api::Intergiro => intergiro::RESOURCE_PATH,
+        Api::OAuth2 => oauth2::RESOURCE_PATH,
+    }
+}
+
+fn route(api: Api, path: &str) -> Route {
+    if path == resource_path(api) {
+        return Route::Resource;
+    }
+    let (login, refresh) = match api {
+        Api::UnionService => (union_service::LOGIN_PATH, union_service::REFRESH_PATH),
+        Api::Simacan => (simacan::LOGIN_PATH, simacan::REFRESH_PATH),
+        Api::Tradecloud => (tradecloud::LOGIN_PATH, tradecloud::REFRESH_PATH),
+        Api::Intergiro => (intergiro::LOGIN_PATH, intergiro::REFRESH_PATH),
+        Api::Oli | Api::OAuth2 => {
+            let token = if api == Api::Oli {
+                oli::TOKEN_PATH
+            } else {
+                oauth2::TOKEN_PATH
+            };
+            return if path == token {
+                Route::Token
+            } else {
+                Route::NotFound
+            };
+        }
+    };
+    if path == login {
+        Route::Login
+    } else if path == refresh {
+        Route::Refresh
+    } else {
+        Route::NotFound
+    }
+}
+
+async fn handle(shared: &Shared, request: Request<Incoming>) -> Resp {
+    let (parts, body) = request.into_parts();
+    let route = route(shared.api, parts.uri.path());
+    match route {
+        Route::NotFound => wire::text(StatusCode::NOT_FOUND, "Not Found"),
+        Route::Resource => match drain(body).await {
+            Ok(length) => shared.resource(&parts, length),
+            Err(answer) => answer,
+        },
+        Route::Login | Route::Refresh | Route::Token => {
+            let body = match Limited::new(body, AUTH_BODY_LIMIT).collect().await {
+                Ok(collected) => collected.to_bytes(),
+                Err(error) if error.is::<http_body_util::LengthLimitError>() => {
+                    shared.violation("auth request body over the size limit");
+                    return wire::text(StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large");
+                }
+                // The client went away or sent a broken body; nobody will read the answer.
+                Err(_) => return wire::text(StatusCode::BAD_REQUEST, "Bad Request"),
+            };
+            if let Some(fault) = shared.fault.load_full() {
+                return fault_response(&fault).await;
+            }
+            auth(shared, route, &parts, &body)
+        }
+    }
+}
+
+fn auth(shared: &Shared, route: Route, parts: &Parts, body: &Bytes) -> Resp {
+    match (shared.api, route) {
+        (Api::UnionService, Route::Login) => union_service::login(shared, parts, body),
+        (Api::UnionService, Route::Refresh) => union_service::refresh(shared, parts, body),
+        (Api::Simacan, Route::Login) => simacan::login(shared, parts, body),
+        (Api::Simacan, Route::Refresh) => simacan::refresh(shared, parts, body),
+        (Api::Tradecloud, Route::Login) => tradecloud::login(shared, parts, body),
+        (Api::Tradecloud, Route::Refresh) => tradecloud::refresh(shared, parts, body),
+        (Api::Intergiro, Route::Login) => intergiro::login(shared, parts, body),
+        (Api::Intergiro, Route::Refresh) => intergiro::refresh(shared, parts, body),
+        (Api::Oli, Route::Token) => oli::token(shared, parts, body),
+        (Api::OAuth2, Route::Token) => oauth2::token(shared, parts, body),
+        // `route` never pairs an API with another API's endpoint kind.
+        _ => wire::text(StatusCode::NOT_FOUND, "Not Found"),
+    }
+}
+
+/// Reads and discards a resource request body, returning its length.
+async fn drain(mut body: Incoming) -> Result<u64, Resp> {
+    let mut length = 0u64;
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else {
+            return Err(wire::text(StatusCode::BAD_REQUEST, "Bad Request"));
+        };
+        if let Some(data) = frame.data_ref() {
+            length = length.saturating_add(data.len() as u64);
+            if length > RESOURCE_BODY_LIMIT {
+                return Err(wire::text(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "Payload Too Large",
+                ));
+            }
+        }
+    }
+    Ok(length)
+}
+
+async fn fault_response(fault: &Fault) -> Resp {
+    match fault {
+        Fault::Status(code, body, content_type) => {
+            let status = StatusCode::from_u16(*code)
+                .ok()
+                .filter(|s| (200..=599).contains(&s.as_u16()))
+                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let content_type = HeaderValue::from_str(content_type).ok();
+            wire::respond(status, content_type, Bytes::from_static(body.as_bytes()))
+        }
+        Fault::Hang => std::future::pending().await,
+        Fault::Body(body) => wire::respond(
+            StatusCode::OK,
+            Some(HeaderValue::from_static("application/json")),
+            Bytes::from(body.clone()),
+        ),
+        Fault::Header(name, value) => {
+            match (
+                HeaderName::from_bytes(name.as_bytes()),
+                HeaderValue::from_bytes(value),
+            ) {
+                (Ok(name), Ok(value)) => {
+                    let mut response = wire::empty(StatusCode::OK);
+                    response.headers_mut().insert(name, value);
+                    response
+                }
+                _ => wire::text(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "fault header cannot be sent over HTTP",
+                ),
+            }
+        }
+    }
+}

@@ -1,0 +1,98 @@
+//! The state one emulation's connections share, and the bookkeeping every endpoint does.
+
+use arc_swap::ArcSwapOption;
+use http::header::{self, HeaderValue};
+use http::request::Parts;
+use http::StatusCode;
+
+use super::config::{Api, Config, Fault};
+use super::stats::{bump, Counters};
+use super::tokens::Tokens;
+use super::wire::{self, Resp};
+
+pub(super) struct Shared {
+    pub(super) api: Api,
+    pub(super) config: Config,
+    pub(super) counters: Counters,
+    pub(super) tokens: Tokens,
+    /// Read on every auth call, written only by the test; lock-free so faults cost nothing.
+    pub(super) fault: ArcSwapOption<Fault>,
+}
+
+impl Shared {
+    pub(super) fn new(api: Api, config: Config, issuer: String) -> Self {
+        let tokens = Tokens::new(issuer, config.access_lifetime, config.refresh_lifetime);
+        Self {
+            api,
+            config,
+            counters: Counters::default(),
+            tokens,
+            fault: ArcSwapOption::empty(),
+        }
+    }
+
+    /// Counts a protocol violation. Logged at `warn` with its reason (never with a token or a
+    /// credential) because a violation is a client bug someone will want to find.
+    pub(super) fn violation(&self, reason: &'static str) {
+        bump(&self.counters.violations);
+        tracing::warn!(
+            api = self.api.name(),
+            reason,
+            "emulation: client protocol violation"
+        );
+    }
+
+    pub(super) fn login_rejected(&self, reason: &'static str) {
+        bump(&self.counters.rejected_logins);
+        tracing::debug!(api = self.api.name(), reason, "emulation: login rejected");
+    }
+
+    pub(super) fn refresh_rejected(&self, reason: &'static str) {
+        bump(&self.counters.rejected_refreshes);
+        tracing::debug!(api = self.api.name(), reason, "emulation: refresh rejected");
+    }
+
+    /// `expires_in` for a lifetime: whole seconds, rounded up like the JWT `exp`.
+    pub(super) fn expires_in(lifetime: std::time::Duration) -> u64 {
+        lifetime
+            .as_secs()
+            .saturating_add(u64::from(lifetime.subsec_nanos() > 0))
+    }
+
+    /// The protected resource: 200 for a live access token of this emulation, else 401.
+    pub(super) fn resource(&self, parts: &Parts, body_bytes: u64) -> Resp {
+        match wire::bearer(&parts.headers).and_then(|t| self.tokens.access_subject(t)) {
+            Some(sub) => {
+                bump(&self.counters.resource_ok);
+                wire::json(
+                    StatusCode::OK,
+                    &serde_json::json!({
+                        "ok": true,
+                        "api": self.api.name(),
+                        "sub": &*sub,
+                        "method": parts.method.as_str(),
+                        "body_bytes": body_bytes,
+                    }),
+                )
+            }
+            None => {
+                bump(&self.counters.resource_unauthorized);
+                // RFC 6750 3.1: no error code when the request carried no credentials at all.
+                let challenge = if parts.headers.contains_key(header::AUTHORIZATION) {
+                    r#"Bearer error="invalid_token""#
+                } else {
+                    "Bearer"
+                };
+                let mut response = wire::json(
+                    StatusCode::UNAUTHORIZED,
+                    &serde_json::json!({ "error": "invalid_token" }),
+                );
+                response.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(challenge),
+                );
+                response
+            }
+        }
+    }
+}

@@ -1,0 +1,329 @@
+//! Conformance: each preset against its API's local emulation, over real HTTP.
+#![cfg(feature = "test-util")]
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::TokioExecutor;
+use tower::{Layer, ServiceExt};
+use tower_token_auth::emulation::{Api, Config, Emulation, Fault};
+use tower_token_auth::provider::HttpProvider;
+use tower_token_auth::{oauth2, presets, AuthError, AuthLayer, AuthService, ErrorKind};
+
+type HttpClient = Client<HttpConnector, Full<Bytes>>;
+type Authed = AuthService<HttpClient, HttpProvider>;
+
+fn client() -> HttpClient {
+    Client::builder(TokioExecutor::new()).build_http()
+}
+
+/// The preset for `api`, pointed at `base`, with the credentials in `c`.
+fn preset_with(api: Api, base: &str, c: &Config) -> HttpProvider {
+    let provider = match api {
+        Api::UnionService => presets::union_service(base, &c.username, c.password.clone()),
+        Api::Simacan => presets::simacan(base, &c.username, c.password.clone()),
+        Api::Oli => presets::oli(base, &c.username, c.password.clone()),
+        Api::Tradecloud => presets::tradecloud(base, &c.username, c.password.clone()),
+        Api::Intergiro => presets::intergiro(base, c.api_key.clone()),
+        _ => oauth2::password(base, &c.username, c.password.clone())
+            .confidential_client(&c.client_id, c.client_secret.clone())
+            .build(),
+    };
+    provider.expect("preset builds from the emulation's URL")
+}
+
+fn preset(api: Api, emulation: &Emulation) -> HttpProvider {
+    preset_with(api, &emulation.base_url(), emulation.config())
+}
+
+async fn start(api: Api, config: Config) -> (Emulation, AuthLayer<HttpProvider>, Authed) {
+    let emulation = Emulation::start(api, config)
+        .await
+        .expect("emulation starts");
+    let client = client();
+    let layer = AuthLayer::new(preset(api, &emulation), client.clone());
+    let svc = layer.layer(client);
+    (emulation, layer, svc)
+}
+
+async fn get(svc: &Authed, emulation: &Emulation) -> Result<StatusCode, tower::BoxError> {
+    let request = Request::get(emulation.resource_url()).body(Full::default())?;
+    let response = svc.clone().oneshot(request).await?;
+    let status = response.status();
+    response.into_body().collect().await?;
+    Ok(status)
+}
+
+async fn all_ok(svc: &Authed, emulation: &Emulation, n: usize) {
+    let tasks: Vec<_> = (0..n)
+        .map(|_| {
+            let (svc, url) = (svc.clone(), emulation.resource_url());
+            tokio::spawn(async move {
+                let request = Request::get(url).body(Full::default())?;
+                let response = svc.oneshot(request).await?;
+                let status = response.status();
+                response.into_body().collect().await?;
+                Ok::<_, tower::BoxError>(status)
+            })
+        })
+        .collect();
+    for task in tasks {
+        let status = task.await.expect("request task").expect("request succeeds");
+        assert_eq!(status, StatusCode::OK);
+    }
+}
+
+/// Login, refresh on a dead token with replay, rotation, fallback to login, no protocol violation.
+async fn lifecycle(api: Api) {
+    let (emulation, layer, svc) = start(api, Config::default()).await;
+
+    all_ok(&svc, &emulation, 32).await;
+    let stats = emulation.stats();
+    assert_eq!(
+        (stats.logins, stats.refreshes),
+        (1, 0),
+        "{api:?}: one login for 32 requests"
+    );
+
+    // Tokens die early: the 401 triggers one refresh, and the requests are replayed.
+    emulation.revoke_access_tokens();
+    all_ok(&svc, &emulation, 16).await;
+    let stats = emulation.stats();
+    assert_eq!((stats.logins, stats.refreshes), (1, 1), "{api:?}");
+    assert!(layer.metrics().replays >= 1, "{api:?}");
+
+    // Again: the rotated refresh token is the one sent now (reuse would count a violation).
+    emulation.revoke_access_tokens();
+    assert_eq!(get(&svc, &emulation).await.unwrap(), StatusCode::OK);
+    assert_eq!(emulation.stats().refreshes, 2, "{api:?}");
+
+    // The refresh token dies too: refresh rejected, fall back to login.
+    emulation.revoke_refresh_tokens();
+    emulation.revoke_access_tokens();
+    assert_eq!(get(&svc, &emulation).await.unwrap(), StatusCode::OK);
+    let stats = emulation.stats();
+    assert_eq!((stats.logins, stats.refreshes), (2, 2), "{api:?}");
+    assert_eq!(
+        (stats.rejected_refreshes, stats.rejected_logins),
+        (1, 0),
+        "{api:?}"
+    );
+    assert_eq!(stats.violations, 0, "{api:?}: {stats:?}");
+    let metrics = layer.metrics();
+    assert_eq!(
+        (metrics.logins, metrics.refreshes, metrics.auth_failures),
+        (2, 3, 1)
+    );
+}
+
+/// Short-lived tokens under steady concurrent load: renewed by expiry, never a failed request,
+/// never a protocol violation (for intergiro: never a premature refresh).
+async fn steady_load(api: Api) {
+    let config = Config {
+        access_lifetime: Duration::from_secs(2),
+        ..Config::default()
+    };
+    let (emulation, layer, svc) = start(api, config).await;
+    let until = tokio::time::Instant::now() + Duration::from_millis(4500);
+    let workers: Vec<_> = (0..8)
+        .map(|_| {
+            let (svc, url) = (svc.clone(), emulation.resource_url());
+            tokio::spawn(async move {
+                let mut sent = 0u32;
+                while tokio::time::Instant::now() < until {
+                    let request = Request::get(&url).body(Full::default()).expect("request");
+                    let response = svc
+                        .clone()
+                        .oneshot(request)
+                        .await
+                        .expect("request succeeds");
+                    assert_eq!(response.status(), StatusCode::OK);
+                    response.into_body().collect().await.expect("body");
+                    sent += 1;
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                sent
+            })
+        })
+        .collect();
+    let mut sent = 0;
+    for worker in workers {
+        sent += worker.await.expect("worker");
+    }
+    let stats = emulation.stats();
+    assert!(sent > 100, "{api:?}: {sent}");
+    assert_eq!(stats.logins, 1, "{api:?}: {stats:?}");
+    assert!(stats.refreshes >= 2, "{api:?}: {stats:?}");
+    assert_eq!(stats.violations, 0, "{api:?}: {stats:?}");
+    assert_eq!(stats.resource_ok, u64::from(sent), "{api:?}");
+    assert_eq!(layer.metrics().refreshes, stats.refreshes);
+}
+
+macro_rules! conformance {
+    ($($name:ident => $api:expr),* $(,)?) => {$(
+        mod $name {
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn lifecycle() {
+                super::lifecycle($api).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn steady_load() {
+                super::steady_load($api).await;
+            }
+        }
+    )*};
+}
+
+conformance! {
+    union_service => Api::UnionService,
+    simacan => Api::Simacan,
+    oli => Api::Oli,
+    tradecloud => Api::Tradecloud,
+    intergiro => Api::Intergiro,
+    oauth2_password => Api::OAuth2,
+}
+
+fn auth_error(err: &tower::BoxError) -> &AuthError {
+    err.downcast_ref::<AuthError>().expect("an AuthError")
+}
+
+#[tokio::test]
+async fn wrong_credentials_are_login_rejected_for_every_preset() {
+    for api in [
+        Api::UnionService,
+        Api::Simacan,
+        Api::Oli,
+        Api::Tradecloud,
+        Api::Intergiro,
+        Api::OAuth2,
+    ] {
+        let config = Config {
+            password: "not-the-password".into(),
+            api_key: "not-the-key".into(),
+            ..Config::default()
+        };
+        let emulation = Emulation::start(api, Config::default()).await.unwrap();
+        let client = client();
+        let provider = preset_with(api, &emulation.base_url(), &config);
+        let layer = AuthLayer::new(provider, client.clone());
+        let svc = layer.layer(client);
+        let err = get(&svc, &emulation).await.unwrap_err();
+        assert_eq!(
+            auth_error(&err).kind(),
+            ErrorKind::LoginRejected,
+            "{api:?}: {err}"
+        );
+        let err = get(&svc, &emulation).await.unwrap_err();
+        assert!(auth_error(&err).is_backing_off(), "{api:?}");
+        let stats = emulation.stats();
+        assert_eq!(
+            (stats.logins, stats.rejected_logins),
+            (0, 1),
+            "{api:?}: no hammering"
+        );
+        assert_eq!(emulation.stats().violations, 0, "{api:?}");
+    }
+}
+
+#[tokio::test]
+async fn tradecloud_success_without_tokens_is_an_error() {
+    let (emulation, _layer, svc) = start(Api::Tradecloud, Config::default()).await;
+    emulation.set_fault(Some(Fault::Status(200, "", "text/plain")));
+    let err = get(&svc, &emulation).await.unwrap_err();
+    assert_eq!(auth_error(&err).kind(), ErrorKind::Malformed, "{err}");
+}
+
+#[tokio::test]
+async fn intergiro_never_refreshes_a_valid_token() {
+    let config = Config {
+        access_lifetime: Duration::from_secs(2),
+        ..Config::default()
+    };
+    let (emulation, _layer, svc) = start(Api::Intergiro, config).await;
+    for _ in 0..15 {
+        assert_eq!(get(&svc, &emulation).await.unwrap(), StatusCode::OK);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // 1.5 s into a 2 s token: nothing was sent to /auth/refresh.
+    assert_eq!(emulation.stats().refreshes, 0);
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(get(&svc, &emulation).await.unwrap(), StatusCode::OK);
+    let stats = emulation.stats();
+    assert_eq!((stats.logins, stats.refreshes, stats.violations), (1, 1, 0));
+}
+
+#[tokio::test]
+async fn oauth2_client_credentials_logs_in_again_without_refresh_token() {
+    for auth in [
+        oauth2::ClientAuth::SecretBasic,
+        oauth2::ClientAuth::SecretPost,
+    ] {
+        let emulation = Emulation::start(Api::OAuth2, Config::default())
+            .await
+            .unwrap();
+        let c = emulation.config();
+        let provider = oauth2::client_credentials(
+            &emulation.base_url(),
+            &c.client_id,
+            c.client_secret.clone(),
+        )
+        .client_auth(auth)
+        .scope("read write")
+        .build()
+        .unwrap();
+        let client = client();
+        let svc = AuthLayer::new(provider, client.clone()).layer(client);
+        assert_eq!(get(&svc, &emulation).await.unwrap(), StatusCode::OK);
+        emulation.revoke_access_tokens();
+        assert_eq!(get(&svc, &emulation).await.unwrap(), StatusCode::OK);
+        let stats = emulation.stats();
+        assert_eq!(
+            (stats.logins, stats.refreshes, stats.violations),
+            (2, 0, 0),
+            "{auth:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn oauth2_non_rotating_refresh_keeps_the_refresh_token() {
+    let config = Config {
+        rotate_refresh_tokens: false,
+        ..Config::default()
+    };
+    let (emulation, _layer, svc) = start(Api::OAuth2, config).await;
+    assert_eq!(get(&svc, &emulation).await.unwrap(), StatusCode::OK);
+    for _ in 0..3 {
+        emulation.revoke_access_tokens();
+        assert_eq!(get(&svc, &emulation).await.unwrap(), StatusCode::OK);
+    }
+    let stats = emulation.stats();
+    assert_eq!((stats.logins, stats.refreshes, stats.violations), (1, 3, 0));
+}
+
+#[tokio::test]
+async fn oauth2_error_bodies_reach_the_error_message() {
+    let (emulation, _layer, svc) = start(Api::Oli, Config::default()).await;
+    emulation.set_fault(Some(Fault::Status(
+        400,
+        r#"{"error":"invalid_grant","error_description":"Account disabled"}"#,
+        "application/json",
+    )));
+    let err = get(&svc, &emulation).await.unwrap_err();
+    let err = auth_error(&err);
+    assert!(err.is_login_rejected());
+    assert!(
+        err.to_string().contains("invalid_grant (Account disabled)"),
+        "{err}"
+    );
+    assert!(
+        !err.to_string().contains(&emulation.config().password),
+        "{err}"
+    );
+}
