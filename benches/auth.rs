@@ -1,0 +1,464 @@
+//! What the layer costs per request, against a bare service, a static header and the two common
+//! hand-rolled token caches; and how fast a storm of requests drains through one login.
+//!
+//! Every contender sits in the same group as its baselines, so the report reads as ratios. The
+//! measured loop is the same for all of them: build the request, `ready().await`, `call`, await the
+//! response, on a runtime created once per group. See `BENCHMARKS.md` for the targets.
+
+use std::convert::Infallible;
+use std::future::{ready, Future, Ready};
+use std::hint::black_box;
+use std::mem;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, LazyLock};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
+use http::header::{AUTHORIZATION, CONTENT_TYPE};
+use http::{HeaderValue, Method, Request, Response, StatusCode, Uri};
+use http_body_util::{Empty, Full};
+use tokio::runtime::{Builder, Runtime};
+use tower::{BoxError, Layer, Service, ServiceExt};
+use tower_http::auth::{AddAuthorization, AddAuthorizationLayer};
+use tower_token_auth::{AuthError, AuthLayer, AuthRequest, AuthService, Policy, Provider, Secret};
+
+type Body = Full<Bytes>;
+type Req = Request<Body>;
+type Res = Response<Empty<Bytes>>;
+type BoxFuture<T> = Pin<Box<dyn Future<Output = Result<T, BoxError>> + Send>>;
+
+const TOKEN: &str = "eyJhbGciOiJIUzI1NiJ9.bench-access-token.c2lnbmF0dXJl";
+const TOKEN_JSON: &[u8] = br#"{"access_token":"eyJhbGciOiJIUzI1NiJ9.bench-access-token.c2lnbmF0dXJl","refresh_token":"bench-refresh-token","token_type":"Bearer","expires_in":3600}"#;
+
+/// A 1 KiB request body. Static, so copying it costs the same for every contender (no refcount).
+static BODY: [u8; 1024] = [b'x'; 1024];
+
+const CONTENDED_TASKS: usize = 256;
+const CONTENDED_PER_TASK: usize = 64;
+const CONTENDED_BATCH: usize = CONTENDED_TASKS * CONTENDED_PER_TASK;
+
+const STORM_REQUESTS: usize = 10_000;
+const STORM_AUTH_DELAY: Duration = Duration::from_millis(5);
+
+// ---------------------------------------------------------------------------------------------
+// The request, the upstream and the auth server.
+
+/// Parsed once: `Uri::from_static` parses on every call, which would only add noise.
+static URI: LazyLock<Uri> = LazyLock::new(|| Uri::from_static("http://api.test/v1/items"));
+
+/// The request every stack sends: a POST with a 1 KiB JSON body and one header already set.
+fn request() -> Req {
+    let mut request = Request::new(Full::new(Bytes::from_static(&BODY)));
+    *request.method_mut() = Method::POST;
+    *request.uri_mut() = URI.clone();
+    request
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    request
+}
+
+/// The upstream: always ready, answers an empty 200 at once.
+fn upstream(_: Req) -> Ready<Result<Res, Infallible>> {
+    ready(Ok(Response::new(Empty::new())))
+}
+
+type Upstream = tower::util::ServiceFn<fn(Req) -> Ready<Result<Res, Infallible>>>;
+
+fn inner() -> Upstream {
+    tower::service_fn(upstream as fn(Req) -> Ready<Result<Res, Infallible>>)
+}
+
+fn bearer() -> HeaderValue {
+    let mut value = HeaderValue::from_str(&format!("Bearer {TOKEN}")).expect("valid token");
+    value.set_sensitive(true);
+    value
+}
+
+/// A provider for the in-process auth server, which ignores what it is sent.
+#[derive(Debug, Clone, Copy)]
+struct BenchProvider;
+
+fn post(body: &'static str) -> AuthRequest {
+    let mut request = Request::new(Full::new(Bytes::from_static(body.as_bytes())));
+    *request.method_mut() = Method::POST;
+    *request.uri_mut() = Uri::from_static("http://auth.test/token");
+    request
+}
+
+impl Provider for BenchProvider {
+    fn login_request(&self) -> Result<AuthRequest, AuthError> {
+        Ok(post("grant_type=client_credentials"))
+    }
+
+    fn refresh_request(&self, _: &Secret) -> Result<AuthRequest, AuthError> {
+        Ok(post("grant_type=refresh_token"))
+    }
+}
+
+/// An auth server that answers every call with a token living an hour, after `delay`, counting
+/// the calls.
+#[derive(Clone)]
+struct AuthServer {
+    calls: Arc<AtomicUsize>,
+    delay: Duration,
+}
+
+impl AuthServer {
+    fn new(delay: Duration) -> Self {
+        Self {
+            calls: Arc::new(AtomicUsize::new(0)),
+            delay,
+        }
+    }
+
+    fn calls(&self) -> usize {
+        self.calls.load(Ordering::SeqCst)
+    }
+
+    fn transport(
+        &self,
+    ) -> impl Service<
+        AuthRequest,
+        Response = Response<Full<Bytes>>,
+        Error = Infallible,
+        Future = impl Send + 'static,
+    > + Clone
+           + Send
+           + Sync
+           + 'static {
+        let server = self.clone();
+        tower::service_fn(move |_: AuthRequest| {
+            server.calls.fetch_add(1, Ordering::SeqCst);
+            let delay = server.delay;
+            async move {
+                if !delay.is_zero() {
+                    tokio::time::sleep(delay).await;
+                }
+                let mut response = Response::new(Full::new(Bytes::from_static(TOKEN_JSON)));
+                response
+                    .headers_mut()
+                    .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                Ok::<_, Infallible>(response)
+            }
+        })
+    }
+}
+
+/// A fresh layer (its own slot and manager) replaying at most `max_replays` times.
+fn auth_layer(server: &AuthServer, max_replays: u32) -> AuthLayer<BenchProvider> {
+    let mut policy = Policy::default();
+    policy.max_replays = max_replays;
+    AuthLayer::builder(BenchProvider)
+        .policy(policy)
+        .build(server.transport())
+}
+
+// ---------------------------------------------------------------------------------------------
+// The common way: hand-rolled token caches.
+
+/// x/oauth2 / yup-oauth2 style: the token behind an async mutex, the header built per request.
+#[derive(Clone, Debug)]
+struct MutexCache<S> {
+    inner: S,
+    token: Arc<tokio::sync::Mutex<Option<(String, Instant)>>>,
+}
+
+impl<S> MutexCache<S> {
+    fn new(inner: S) -> Self {
+        let token = Some((TOKEN.to_owned(), Instant::now() + Duration::from_secs(3600)));
+        Self {
+            inner,
+            token: Arc::new(tokio::sync::Mutex::new(token)),
+        }
+    }
+}
+
+impl<S> Service<Req> for MutexCache<S>
+where
+    S: Service<Req, Response = Res> + Clone + Send + 'static,
+    S::Error: Into<BoxError>,
+    S::Future: Send,
+{
+    type Response = Res;
+    type Error = BoxError;
+    type Future = BoxFuture<Res>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, mut request: Req) -> Self::Future {
+        let clone = self.inner.clone();
+        let mut inner = mem::replace(&mut self.inner, clone);
+        let token = Arc::clone(&self.token);
+        Box::pin(async move {
+            let header = {
+                let guard = token.lock().await;
+                match guard.as_ref() {
+                    Some((token, expires_at)) if Instant::now() < *expires_at => {
+                        let mut value = HeaderValue::from_str(&format!("Bearer {token}"))?;
+                        value.set_sensitive(true);
+                        value
+                    }
+                    _ => return Err("token expired".into()),
+                }
+            };
+            request.headers_mut().insert(AUTHORIZATION, header);
+            inner.call(request).await.map_err(Into::into)
+        })
+    }
+}
+
+/// gcp_auth / aws-smithy style: an `Arc` of a prebuilt header behind an async read-write lock.
+#[derive(Debug)]
+struct CachedToken {
+    header: HeaderValue,
+    expires_at: Instant,
+}
+
+#[derive(Clone, Debug)]
+struct RwLockCache<S> {
+    inner: S,
+    token: Arc<tokio::sync::RwLock<Arc<CachedToken>>>,
+}
+
+impl<S> RwLockCache<S> {
+    fn new(inner: S) -> Self {
+        let token = CachedToken {
+            header: bearer(),
+            expires_at: Instant::now() + Duration::from_secs(3600),
+        };
+        Self {
+            inner,
+            token: Arc::new(tokio::sync::RwLock::new(Arc::new(token))),
+        }
+    }
+}
+
+impl<S> Service<Req> for RwLockCache<S>
+where
+    S: Service<Req, Response = Res> + Clone + Send + 'static,
+    S::Error: Into<BoxError>,
+    S::Future: Send,
+{
+    type Response = Res;
+    type Error = BoxError;
+    type Future = BoxFuture<Res>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, mut request: Req) -> Self::Future {
+        let clone = self.inner.clone();
+        let mut inner = mem::replace(&mut self.inner, clone);
+        let token = Arc::clone(&self.token);
+        Box::pin(async move {
+            let token = Arc::clone(&*token.read().await);
+            if Instant::now() >= token.expires_at {
+                return Err("token expired".into());
+            }
+            request
+                .headers_mut()
+                .insert(AUTHORIZATION, token.header.clone());
+            inner.call(request).await.map_err(Into::into)
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Drivers.
+
+/// Sends `n` requests one after another through `service`.
+async fn send<S>(service: &mut S, n: u64)
+where
+    S: Service<Req, Response = Res>,
+    S::Error: std::fmt::Debug,
+{
+    for _ in 0..n {
+        let response = service
+            .ready()
+            .await
+            .expect("ready")
+            .call(request())
+            .await
+            .expect("response");
+        black_box(response);
+    }
+}
+
+/// Times `iters` sequential requests on the current-thread runtime `rt`.
+fn sequential<S>(rt: &Runtime, service: &mut S, iters: u64) -> Duration
+where
+    S: Service<Req, Response = Res>,
+    S::Error: std::fmt::Debug,
+{
+    rt.block_on(async {
+        let start = Instant::now();
+        send(service, iters).await;
+        start.elapsed()
+    })
+}
+
+/// Times `iters` batches of [`CONTENDED_BATCH`] requests, each batch spread over
+/// [`CONTENDED_TASKS`] tasks sharing (clones of) `service`.
+fn contended_batches<S>(rt: &Runtime, service: &S, iters: u64) -> Duration
+where
+    S: Service<Req, Response = Res> + Clone + Send + 'static,
+    S::Error: std::fmt::Debug,
+    S::Future: Send,
+{
+    rt.block_on(async {
+        let mut total = Duration::ZERO;
+        for _ in 0..iters {
+            let start = Instant::now();
+            let tasks: Vec<_> = (0..CONTENDED_TASKS)
+                .map(|_| {
+                    let mut service = service.clone();
+                    tokio::spawn(async move { send(&mut service, CONTENDED_PER_TASK as u64).await })
+                })
+                .collect();
+            for task in tasks {
+                task.await.expect("request task");
+            }
+            total += start.elapsed();
+        }
+        total
+    })
+}
+
+/// Sends [`STORM_REQUESTS`] requests at once through a service whose slot is empty; returns the
+/// time until the last response.
+fn storm(rt: &Runtime, service: AuthService<Upstream, BenchProvider>) -> Duration {
+    // The driver is a task too, so requests arrive from worker threads as in a server.
+    let driver = rt.spawn(async move {
+        let start = Instant::now();
+        let tasks: Vec<_> = (0..STORM_REQUESTS)
+            .map(|_| tokio::spawn(service.clone().oneshot(request())))
+            .collect();
+        for task in tasks {
+            let response = task.await.expect("request task").expect("response");
+            assert_eq!(response.status(), StatusCode::OK);
+        }
+        start.elapsed()
+    });
+    rt.block_on(driver).expect("storm driver")
+}
+
+fn current_thread() -> Runtime {
+    Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+fn two_workers() -> Runtime {
+    Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// An auth stack over the upstream with a fresh, hour-long token already in its slot.
+fn primed(rt: &Runtime, max_replays: u32) -> AuthService<Upstream, BenchProvider> {
+    let server = AuthServer::new(Duration::ZERO);
+    let layer = auth_layer(&server, max_replays);
+    let service = layer.layer(inner());
+    rt.block_on(service.clone().oneshot(request()))
+        .expect("priming request");
+    assert_eq!(server.calls(), 1, "priming logs in once");
+    service
+}
+
+fn static_header() -> AddAuthorization<Upstream> {
+    AddAuthorizationLayer::bearer(TOKEN)
+        .as_sensitive(true)
+        .layer(inner())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Groups.
+
+fn hot_path(c: &mut Criterion) {
+    let rt = current_thread();
+    let mut group = c.benchmark_group("hot_path");
+    macro_rules! stack {
+        ($name:literal, $service:expr) => {
+            group.bench_function($name, |b| {
+                let mut service = $service;
+                b.iter_custom(|iters| sequential(&rt, &mut service, iters));
+            });
+        };
+    }
+    stack!("bare", inner());
+    stack!("static_header", static_header());
+    stack!("auth_layer", primed(&rt, 0));
+    stack!("auth_layer_replay", primed(&rt, 1));
+    stack!("mutex_cache", MutexCache::new(inner()));
+    stack!("rwlock_cache", RwLockCache::new(inner()));
+    group.bench_function("clone_request", |b| {
+        // The copy a replay keeps: taken after the header went on.
+        let mut prebuilt = request();
+        prebuilt.headers_mut().insert(AUTHORIZATION, bearer());
+        b.iter(|| black_box(&prebuilt).clone());
+    });
+    group.finish();
+}
+
+fn contended(c: &mut Criterion) {
+    let rt = two_workers();
+    let mut group = c.benchmark_group("contended");
+    group
+        .throughput(Throughput::Elements(CONTENDED_BATCH as u64))
+        .sampling_mode(SamplingMode::Flat)
+        .sample_size(20);
+    macro_rules! stack {
+        ($name:literal, $service:expr) => {
+            group.bench_function($name, |b| {
+                let service = $service;
+                b.iter_custom(|iters| contended_batches(&rt, &service, iters));
+            });
+        };
+    }
+    stack!("bare", inner());
+    stack!("static_header", static_header());
+    stack!("auth_layer", primed(&rt, 0));
+    stack!("auth_layer_replay", primed(&rt, 1));
+    stack!("mutex_cache", MutexCache::new(inner()));
+    stack!("rwlock_cache", RwLockCache::new(inner()));
+    group.finish();
+}
+
+fn refresh_storm(c: &mut Criterion) {
+    let rt = two_workers();
+    let mut group = c.benchmark_group("refresh_storm");
+    group
+        .throughput(Throughput::Elements(STORM_REQUESTS as u64))
+        .sampling_mode(SamplingMode::Flat)
+        .sample_size(10);
+    group.bench_function("drain_10k", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let server = AuthServer::new(STORM_AUTH_DELAY);
+                let layer = auth_layer(&server, 1);
+                total += storm(&rt, layer.layer(inner()));
+                let (calls, logins) = (server.calls(), layer.metrics().logins);
+                assert!(
+                    calls == 1 && logins == 1,
+                    "refresh_storm: {STORM_REQUESTS} requests made {calls} auth calls \
+                     ({logins} logins); single flight must make exactly one"
+                );
+            }
+            total
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(benches, hot_path, contended, refresh_storm);
+criterion_main!(benches);
