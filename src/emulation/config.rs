@@ -53,8 +53,8 @@ pub struct Config {
     /// How long an access token lives, from the moment it is issued. Default 300 s.
     ///
     /// Sub-second lifetimes work: the server tracks expiry with [`std::time::Instant`]. The JWT
-    /// `exp` claim and `expires_in` are whole seconds rounded up, so a client never believes a
-    /// token died before the server does.
+    /// `exp` claim is whole seconds rounded up, so a client never believes a token died before the
+    /// server does; `expires_in` is exact (fractional when the lifetime is).
     pub access_lifetime: Duration,
     /// How long a refresh token lives, from the moment it is issued. Default 1800 s.
     pub refresh_lifetime: Duration,

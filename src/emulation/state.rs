@@ -52,11 +52,14 @@ impl Shared {
         tracing::debug!(api = self.api.name(), reason, "emulation: refresh rejected");
     }
 
-    /// `expires_in` for a lifetime: whole seconds, rounded up like the JWT `exp`.
-    pub(super) fn expires_in(lifetime: std::time::Duration) -> u64 {
-        lifetime
-            .as_secs()
-            .saturating_add(u64::from(lifetime.subsec_nanos() > 0))
+    /// `expires_in` for a lifetime: whole seconds as an integer, as real servers send it; a
+    /// lifetime with a fractional part (short soak runs) as exact fractional seconds.
+    pub(super) fn expires_in(lifetime: std::time::Duration) -> serde_json::Value {
+        if lifetime.subsec_nanos() == 0 {
+            lifetime.as_secs().into()
+        } else {
+            lifetime.as_secs_f64().into()
+        }
     }
 
     /// The protected resource: 200 for a live access token of this emulation, else 401.

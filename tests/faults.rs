@@ -1,0 +1,207 @@
+//! Bad input at the auth endpoint, over real HTTP: every fault gives the right error kind (or a
+//! usable token where the input is legitimately usable), nothing panics, and the next request
+//! after the fault clears succeeds.
+#![cfg(feature = "test-util")]
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::TokioExecutor;
+use tower::{Layer, ServiceExt};
+use tower_token_auth::emulation::{Api, Config, Emulation, Fault};
+use tower_token_auth::provider::HttpProvider;
+use tower_token_auth::{presets, AuthError, AuthLayer, AuthService, Backoff, ErrorKind};
+
+type Authed = AuthService<Client<HttpConnector, Full<Bytes>>, HttpProvider>;
+
+const BACKOFF: Backoff = Backoff {
+    initial: Duration::from_millis(20),
+    max: Duration::from_millis(20),
+    multiplier: 2,
+};
+
+fn layer(emulation: &Emulation) -> (AuthLayer<HttpProvider>, Authed) {
+    let client = Client::builder(TokioExecutor::new()).build_http();
+    let c = emulation.config();
+    let provider = presets::oli(&emulation.base_url(), &c.username, c.password.clone())
+        .expect("preset builds");
+    let layer = AuthLayer::builder(provider)
+        .timeout(Duration::from_millis(500))
+        .backoff(BACKOFF)
+        .build(client.clone());
+    let svc = layer.layer(client);
+    (layer, svc)
+}
+
+async fn get(svc: &Authed, emulation: &Emulation) -> Result<StatusCode, tower::BoxError> {
+    let request = Request::get(emulation.resource_url()).body(Full::default())?;
+    let response = svc.clone().oneshot(request).await?;
+    let status = response.status();
+    response.into_body().collect().await?;
+    Ok(status)
+}
+
+fn body(json: &str) -> Fault {
+    Fault::Body(json.as_bytes().to_vec())
+}
+
+fn jwt_like(payload: &str) -> String {
+    use base64::engine::{general_purpose::URL_SAFE_NO_PAD, Engine};
+    format!(
+        "eyJhbGciOiJIUzI1NiJ9.{}.c2ln",
+        URL_SAFE_NO_PAD.encode(payload)
+    )
+}
+
+/// `None`: the input is usable and a token is obtained (the emulation does not know it, so the
+/// resource answers 401 — a response, not an error).
+fn cases() -> Vec<(&'static str, Fault, Option<ErrorKind>)> {
+    const HTML: &str = "<html><body><h1>Internal Server Error</h1></body></html>";
+    vec![
+        (
+            "500 html",
+            Fault::Status(500, HTML, "text/html"),
+            Some(ErrorKind::Status),
+        ),
+        (
+            "503 html",
+            Fault::Status(503, HTML, "text/html"),
+            Some(ErrorKind::Status),
+        ),
+        (
+            "truncated json",
+            body(r#"{"access_token":"abc","expi"#),
+            Some(ErrorKind::Malformed),
+        ),
+        (
+            "missing access_token",
+            body(r#"{"token_type":"bearer","expires_in":300}"#),
+            Some(ErrorKind::Malformed),
+        ),
+        (
+            "crlf in token",
+            body(r#"{"access_token":"abc\r\nX-Injected: 1","expires_in":300}"#),
+            Some(ErrorKind::InvalidToken),
+        ),
+        (
+            "64 MiB body",
+            Fault::Body(vec![b' '; 64 << 20]),
+            Some(ErrorKind::ResponseTooLarge),
+        ),
+        ("no answer", Fault::Hang, Some(ErrorKind::Timeout)),
+        (
+            "expires_in string",
+            body(r#"{"access_token":"abc","expires_in":"3600"}"#),
+            None,
+        ),
+        (
+            "expires_in negative",
+            body(r#"{"access_token":"abc","expires_in":-5}"#),
+            Some(ErrorKind::Malformed),
+        ),
+        (
+            "expires_in zero",
+            body(r#"{"access_token":"abc","expires_in":0}"#),
+            Some(ErrorKind::Malformed),
+        ),
+        (
+            "expires_in huge",
+            body(r#"{"access_token":"abc","expires_in":1e300}"#),
+            None,
+        ),
+        (
+            "expires_in float",
+            body(r#"{"access_token":"abc","expires_in":3600.5}"#),
+            None,
+        ),
+        (
+            "token_type mac",
+            body(r#"{"access_token":"abc","token_type":"MAC"}"#),
+            Some(ErrorKind::TokenType),
+        ),
+        (
+            "garbage jwt",
+            body(r#"{"access_token":"eyJhbGciOi.!!not-base64!!.sig"}"#),
+            None,
+        ),
+        (
+            "jwt exp not a number",
+            body(&format!(
+                r#"{{"access_token":"{}"}}"#,
+                jwt_like(r#"{"exp":"soon"}"#)
+            )),
+            None,
+        ),
+        (
+            "jwt exp passed",
+            body(&format!(
+                r#"{{"access_token":"{}"}}"#,
+                jwt_like(r#"{"exp":1000}"#)
+            )),
+            Some(ErrorKind::Malformed),
+        ),
+        ("json array", body("[1,2,3]"), Some(ErrorKind::Malformed)),
+        ("empty 200", body(""), Some(ErrorKind::Malformed)),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_auth_fault_is_a_typed_error_and_clears() {
+    let emulation = Emulation::start(Api::Oli, Config::default()).await.unwrap();
+    for (name, fault, expected) in cases() {
+        let (layer, svc) = layer(&emulation);
+        emulation.set_fault(Some(fault));
+        let outcome = get(&svc, &emulation).await;
+        match (expected, outcome) {
+            (Some(kind), Err(err)) => {
+                let err = err.downcast_ref::<AuthError>().expect("an AuthError");
+                assert_eq!(err.kind(), kind, "{name}: {err}");
+            }
+            (None, Ok(status)) => assert_eq!(status, StatusCode::UNAUTHORIZED, "{name}"),
+            (expected, outcome) => panic!("{name}: expected {expected:?}, got {outcome:?}"),
+        }
+        emulation.set_fault(None);
+        tokio::time::sleep(BACKOFF.max * 2).await;
+        assert_eq!(
+            get(&svc, &emulation).await.unwrap(),
+            StatusCode::OK,
+            "{name}"
+        );
+        assert_eq!(
+            layer.metrics().logins,
+            if expected.is_some() { 2 } else { 3 },
+            "{name}"
+        );
+    }
+    assert_eq!(emulation.stats().violations, 0);
+}
+
+/// While a refresh keeps failing, the still-valid token keeps being used.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_refreshes_keep_the_valid_token_in_use() {
+    let config = Config {
+        access_lifetime: Duration::from_secs(4),
+        ..Config::default()
+    };
+    let emulation = Emulation::start(Api::Oli, config).await.unwrap();
+    let (layer, svc) = layer(&emulation);
+    assert_eq!(get(&svc, &emulation).await.unwrap(), StatusCode::OK);
+    // Past half-life the background refresh starts, and fails, again and again.
+    emulation.set_fault(Some(Fault::Status(503, "down", "text/plain")));
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    for _ in 0..20 {
+        assert_eq!(get(&svc, &emulation).await.unwrap(), StatusCode::OK);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let metrics = layer.metrics();
+    assert!(metrics.auth_failures >= 2, "{metrics:?}");
+    assert_eq!(metrics.token_waits, 1, "no request waited: {metrics:?}");
+    emulation.set_fault(None);
+    tokio::time::sleep(BACKOFF.max * 2).await;
+    assert_eq!(get(&svc, &emulation).await.unwrap(), StatusCode::OK);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(emulation.stats().refreshes, 1);
+}
