@@ -349,7 +349,7 @@ impl<P: Provider> Manager<P> {
             Ok(Ok(response)) if response.status().is_success() => self
                 .provider
                 .parse_response(call, &response)
-                .and_then(|tokens| Issued::new(tokens, self.policy.default_lifetime)),
+                .and_then(|tokens| Issued::new(tokens, self.policy.default_lifetime, started)),
             Ok(Ok(response)) => {
                 let status = response.status();
                 let detail = oauth_error_detail(response.body());
@@ -382,7 +382,8 @@ impl Flights {
 /// A token just received and checked: sendable, with its lifetime known.
 struct Issued {
     header: HeaderValue,
-    received_at: Instant,
+    /// When the request that obtained the token was sent: lifetimes count from here.
+    sent_at: Instant,
     lifetime: Duration,
     refresh_token: Option<Secret>,
     refresh_lifetime: Option<Duration>,
@@ -391,7 +392,16 @@ struct Issued {
 impl Issued {
     /// Checks `tokens` and works out their lifetimes: `expires_in`, else the JWT `exp`, else
     /// `default_lifetime`.
-    fn new(tokens: TokenSet, default_lifetime: Duration) -> Result<Self, AuthError> {
+    ///
+    /// NOTE: a relative lifetime counts from `sent_at`, not from the response's arrival: the
+    /// server issued the token somewhere in between, so the token is never believed valid after
+    /// the server's own deadline, however slow the answer was. A JWT `exp` is absolute; it is
+    /// converted at arrival.
+    fn new(
+        tokens: TokenSet,
+        default_lifetime: Duration,
+        sent_at: Instant,
+    ) -> Result<Self, AuthError> {
         let received_at = Instant::now();
         let access = tokens.access_token().expose();
         let lifetime = match tokens.expires_in() {
@@ -400,7 +410,8 @@ impl Issued {
                 Some(Duration::ZERO) => {
                     return Err(AuthError::malformed("access token's JWT `exp` has passed"))
                 }
-                Some(lifetime) => lifetime,
+                // Counted from arrival, expressed from `sent_at`.
+                Some(lifetime) => lifetime + received_at.duration_since(sent_at),
                 None => default_lifetime.min(MAX_LIFETIME),
             },
         };
@@ -408,13 +419,14 @@ impl Issued {
             .map_err(|_| AuthError::invalid_token("access token is not a valid header value"))?;
         header.set_sensitive(true);
         let refresh_lifetime = tokens.refresh_token().and_then(|token| {
-            tokens
-                .refresh_expires_in()
-                .or_else(|| jwt_remaining(token.expose(), SystemTime::now()))
+            tokens.refresh_expires_in().or_else(|| {
+                jwt_remaining(token.expose(), SystemTime::now())
+                    .map(|lifetime| lifetime + received_at.duration_since(sent_at))
+            })
         });
         Ok(Self {
             header,
-            received_at,
+            sent_at,
             lifetime,
             refresh_token: tokens.refresh_token().cloned(),
             refresh_lifetime,
@@ -422,16 +434,13 @@ impl Issued {
     }
 
     fn into_state(self, kept: Option<Kept>, generation: u64, timing: RefreshTiming) -> TokenState {
-        let expires_at = self.received_at + self.lifetime;
+        let expires_at = self.sent_at + self.lifetime;
         let refresh_at = match timing {
             RefreshTiming::Proactive { margin } => expires_at - margin.min(self.lifetime / 2),
             RefreshTiming::AfterExpiry => expires_at,
         };
         let (refresh_token, refresh_expires_at) = match (self.refresh_token, kept) {
-            (Some(token), _) => (
-                Some(token),
-                self.refresh_lifetime.map(|l| self.received_at + l),
-            ),
+            (Some(token), _) => (Some(token), self.refresh_lifetime.map(|l| self.sent_at + l)),
             // The server did not rotate the refresh token: keep using the one just accepted.
             (None, Some(kept)) => (Some(kept.token), kept.expires_at),
             (None, None) => (None, None),

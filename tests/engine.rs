@@ -734,3 +734,21 @@ async fn rejected_refresh_token_is_not_resent_when_the_fallback_login_fails() {
     assert_eq!((server.refreshes(), server.logins()), (1, 3));
     assert_eq!(server.refresh_tokens_seen(), [format!("rt-1-{MARK}")]);
 }
+
+#[tokio::test(start_paused = true)]
+async fn lifetime_counts_from_when_the_auth_request_was_sent() {
+    // A slow auth server: the token was issued somewhere within the 10 s the answer took, so it is
+    // only trusted for 60 s from the moment the request left.
+    let server = AuthServer::new(60, Duration::from_secs(10));
+    let mut policy = Policy::default();
+    policy.refresh = RefreshTiming::AfterExpiry;
+    let layer = new_layer(&server, TestProvider::with_policy(policy));
+    let svc = service(&server, &layer);
+    assert_eq!(send(&svc).await.unwrap(), StatusCode::OK); // t = 10 s
+    tokio::time::advance(Duration::from_secs(49)).await; // t = 59 s
+    assert_eq!(send(&svc).await.unwrap(), StatusCode::OK);
+    assert_eq!(server.refreshes(), 0);
+    tokio::time::advance(Duration::from_millis(1100)).await; // t = 60.1 s
+    assert_eq!(send(&svc).await.unwrap(), StatusCode::OK);
+    assert_eq!(server.refreshes(), 1);
+}
