@@ -255,10 +255,10 @@ fn progress(multi: &MultiProgress, name: &str, stop: Stop, hidden: bool) -> Prog
     let bar = multi.add(bar);
     let template = match stop {
         Stop::Requests(_) => {
-            "{prefix:>14} [{elapsed_precise}] {wide_bar} {pos}/{len} ({per_sec}) {msg}"
+            "{prefix:>14} [{elapsed_precise}] {wide_bar} {human_pos}/{human_len} {msg}"
         }
         Stop::After(_) => {
-            "{prefix:>14} [{elapsed_precise}] {spinner} {pos} requests ({per_sec}) {msg}"
+            "{prefix:>14} [{elapsed_precise}] {spinner} {human_pos} requests {msg}"
         }
     };
     if let Ok(style) = ProgressStyle::with_template(template) {
