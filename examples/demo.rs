@@ -257,9 +257,7 @@ fn progress(multi: &MultiProgress, name: &str, stop: Stop, hidden: bool) -> Prog
         Stop::Requests(_) => {
             "{prefix:>14} [{elapsed_precise}] {wide_bar} {human_pos}/{human_len} {msg}"
         }
-        Stop::After(_) => {
-            "{prefix:>14} [{elapsed_precise}] {spinner} {human_pos} requests {msg}"
-        }
+        Stop::After(_) => "{prefix:>14} [{elapsed_precise}] {spinner} {human_pos} requests {msg}",
     };
     if let Ok(style) = ProgressStyle::with_template(template) {
         bar.set_style(style);
@@ -298,31 +296,42 @@ fn print_table(reports: &[Report]) {
     }
 }
 
-fn summary_json(r: &Report) -> serde_json::Value {
-    let statuses: serde_json::Map<String, serde_json::Value> = r
-        .statuses
-        .iter()
-        .map(|(s, n)| (s.to_string(), (*n).into()))
-        .collect();
-    let errors: serde_json::Map<String, serde_json::Value> = r
-        .errors
-        .iter()
-        .map(|(k, n)| (k.clone(), (*n).into()))
-        .collect();
-    serde_json::json!({
-        "provider": r.provider,
-        "requests": r.requests,
-        "ok": r.ok,
-        "failed": r.failed,
-        "statuses": statuses,
-        "errors": errors,
-        "logins": r.logins,
-        "refreshes": r.refreshes,
-        "replays": r.replays,
-        "p50_ms": r.p50_ms,
-        "p99_ms": r.p99_ms,
-        "elapsed_s": r.elapsed_s,
-    })
+/// The `--json` summary, fields in the documented order.
+#[derive(serde::Serialize)]
+struct Summary<'a> {
+    provider: &'a str,
+    requests: u64,
+    ok: u64,
+    failed: u64,
+    statuses: BTreeMap<String, u64>,
+    errors: &'a BTreeMap<String, u64>,
+    logins: u64,
+    refreshes: u64,
+    replays: u64,
+    p50_ms: f64,
+    p99_ms: f64,
+    elapsed_s: f64,
+}
+
+fn summary(r: &Report) -> Summary<'_> {
+    Summary {
+        provider: &r.provider,
+        requests: r.requests,
+        ok: r.ok,
+        failed: r.failed,
+        statuses: r
+            .statuses
+            .iter()
+            .map(|(s, n)| (s.to_string(), *n))
+            .collect(),
+        errors: &r.errors,
+        logins: r.logins,
+        refreshes: r.refreshes,
+        replays: r.replays,
+        p50_ms: r.p50_ms,
+        p99_ms: r.p99_ms,
+        elapsed_s: r.elapsed_s,
+    }
 }
 
 fn required<'a>(
@@ -521,12 +530,17 @@ async fn main() -> ExitCode {
         }
     };
     if args.json {
-        let value = if reports.len() == 1 {
-            summary_json(&reports[0])
-        } else {
-            serde_json::Value::Array(reports.iter().map(summary_json).collect())
+        let line = match reports.as_slice() {
+            [one] => serde_json::to_string(&summary(one)),
+            many => serde_json::to_string(&many.iter().map(summary).collect::<Vec<_>>()),
         };
-        println!("{value}");
+        match line {
+            Ok(line) => println!("{line}"),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
     } else {
         print_table(&reports);
     }
