@@ -18,6 +18,7 @@ pub type BoxError = Box<dyn StdError + Send + Sync>;
 
 /// Which auth call a failure belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum AuthCall {
     /// Sending credentials for a fresh token pair.
     Login,
@@ -71,6 +72,9 @@ pub enum ErrorKind {
     Config,
     /// No tokio runtime was available to run the auth call on.
     Runtime,
+    /// The auth call's task ended without an answer: it panicked (a provider bug) or its runtime
+    /// shut down.
+    Aborted,
 }
 
 /// An authentication failure.
@@ -180,9 +184,11 @@ impl AuthError {
         Self::new(ErrorKind::Timeout).map(|i| i.retry_in = Some(after))
     }
 
-    pub(crate) fn too_large(limit: usize) -> Self {
-        Self::new(ErrorKind::ResponseTooLarge)
-            .map(|i| i.detail = Some(Cow::Owned(format!("{limit} bytes"))))
+    pub(crate) fn too_large(limit: usize, status: StatusCode) -> Self {
+        Self::new(ErrorKind::ResponseTooLarge).map(|i| {
+            i.status = Some(status);
+            i.detail = Some(Cow::Owned(format!("{limit} bytes")));
+        })
     }
 
     pub(crate) fn backing_off(retry_in: Duration, last: AuthError) -> Self {
@@ -194,6 +200,10 @@ impl AuthError {
 
     pub(crate) fn runtime() -> Self {
         Self::new(ErrorKind::Runtime)
+    }
+
+    pub(crate) fn aborted() -> Self {
+        Self::new(ErrorKind::Aborted)
     }
 
     /// Attributes the error to an auth call (kept if already set).
@@ -214,7 +224,7 @@ impl AuthError {
         self.inner.call
     }
 
-    /// The auth server's status code, for rejections and unexpected statuses.
+    /// The auth server's status code, for rejections, unexpected statuses and oversized answers.
     pub fn status(&self) -> Option<StatusCode> {
         self.inner.status
     }
@@ -312,6 +322,9 @@ impl fmt::Display for AuthError {
             ErrorKind::BackingOff => f.write_str("not contacting the auth server: backing off")?,
             ErrorKind::Config => f.write_str("invalid auth configuration")?,
             ErrorKind::Runtime => f.write_str("no tokio runtime to run the auth call on")?,
+            ErrorKind::Aborted => {
+                f.write_str("auth call aborted (panicked or runtime shut down)")?
+            }
         }
         if let Some(status) = inner.status {
             write!(f, " ({status})")?;

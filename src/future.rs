@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::future::Future;
+use std::mem;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
@@ -28,8 +29,21 @@ pin_project! {
     {
         #[pin]
         state: State<S::Future, S::Response>,
-        replay: Option<Replay<S, B, P, R>>,
+        after: After<S, B, P, R>,
     }
+}
+
+/// What to do when the upstream answers with a replay-triggering status.
+pub(crate) enum After<S, B, P, R> {
+    /// Nothing (already handled).
+    Return,
+    /// No copy to replay: mark the token dead so that later requests get a new one.
+    Invalidate {
+        shared: Arc<Manager<P>>,
+        generation: u64,
+    },
+    /// Replay the copy with a new token.
+    Replay(Replay<S, B, P, R>),
 }
 
 pin_project! {
@@ -46,10 +60,10 @@ impl<S, B, P, R> ResponseFuture<S, B, P, R>
 where
     S: Service<Request<B>>,
 {
-    pub(crate) fn sent(future: S::Future, replay: Option<Replay<S, B, P, R>>) -> Self {
+    pub(crate) fn sent(future: S::Future, after: After<S, B, P, R>) -> Self {
         Self {
             state: State::Sent { future },
-            replay,
+            after,
         }
     }
 
@@ -60,7 +74,7 @@ where
             state: State::Cold {
                 future: Box::pin(future),
             },
-            replay: None,
+            after: After::Return,
         }
     }
 }
@@ -83,10 +97,16 @@ where
             match this.state.as_mut().project() {
                 StateProj::Sent { future } => {
                     let response = ready!(future.poll(cx)).map_err(Into::into)?;
-                    match this.replay.take() {
-                        Some(replay) if replay.wants(&response) => {
+                    match mem::replace(this.after, After::Return) {
+                        After::Replay(replay) if replay.wants(&response) => {
                             let future = Box::pin(replay.finish(response));
                             this.state.set(State::Cold { future });
+                        }
+                        After::Invalidate { shared, generation } => {
+                            if shared.policy.replay_on.contains(&response.status()) {
+                                shared.invalidate(generation);
+                            }
+                            return Poll::Ready(Ok(response));
                         }
                         _ => return Poll::Ready(Ok(response)),
                     }
@@ -108,7 +128,7 @@ where
         };
         f.debug_struct("ResponseFuture")
             .field("state", &state)
-            .field("replayable", &self.replay.is_some())
+            .field("replayable", &matches!(self.after, After::Replay(_)))
             .finish()
     }
 }
@@ -164,11 +184,18 @@ where
         mut self,
         mut response: Response<RB>,
     ) -> Result<Response<RB>, BoxError> {
-        while self.wants(&response) {
-            let token = self.shared.token(Some(self.generation)).await?;
+        loop {
+            if !self.wants(&response) {
+                return Ok(response);
+            }
             let Some(mut request) = self.copy.take() else {
-                break;
+                return Ok(response);
             };
+            let status = response.status().as_u16();
+            // The rejected response will not be returned: release it (and its connection) now
+            // rather than across the token wait.
+            drop(response);
+            let token = self.shared.token(Some(self.generation)).await?;
             self.replays += 1;
             if self.replays < self.shared.policy.max_replays {
                 self.copy = self.cloner.clone_request(&request);
@@ -179,7 +206,7 @@ where
             self.generation = token.generation;
             self.shared.metrics.incr(Counter::Replay);
             tracing::debug!(
-                status = response.status().as_u16(),
+                status,
                 replay = self.replays,
                 generation = token.generation,
                 "replaying request with a new token"
@@ -193,6 +220,5 @@ where
                 .await
                 .map_err(Into::into)?;
         }
-        Ok(response)
     }
 }

@@ -125,7 +125,7 @@ impl<S, P, R: Clone> Layer<S> for AuthLayer<P, R> {
 /// let layer = AuthLayer::builder(provider)
 ///     .timeout(Duration::from_secs(5))
 ///     .max_response_bytes(16 * 1024)
-///     .backoff(Backoff { initial: Duration::from_millis(500), ..Backoff::default() })
+///     .backoff(Backoff::new(Duration::from_millis(500), Duration::from_secs(30), 2))
 ///     .build(client);
 /// # }
 /// ```

@@ -9,7 +9,7 @@
 //! token fail fast with [`ErrorKind::BackingOff`](crate::ErrorKind::BackingOff).
 
 use std::fmt;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -22,12 +22,12 @@ use tower::util::BoxCloneSyncService;
 use tower::ServiceExt;
 use tower_service::Service;
 
-use crate::error::{AuthCall, AuthError, BoxError};
+use crate::error::{AuthCall, AuthError, BoxError, ErrorKind};
 use crate::metrics::{Counter, Metrics};
 use crate::provider::{AuthRequest, AuthResponse, Failure, Policy, Provider, RefreshTiming};
 use crate::secret::Secret;
 use crate::slot::{Slot, TokenState};
-use crate::token::{jwt_remaining, TokenSet, MAX_LIFETIME};
+use crate::token::{jwt_lifetime, JwtLifetime, TokenSet, MAX_LIFETIME};
 
 /// Exponential backoff between failed auth attempts.
 ///
@@ -44,6 +44,7 @@ use crate::token::{jwt_remaining, TokenSet, MAX_LIFETIME};
 /// assert_eq!(backoff.delay(30), Duration::from_secs(60));
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Backoff {
     /// Delay after the first failure. Default: 1 s.
     pub initial: Duration,
@@ -64,13 +65,26 @@ impl Default for Backoff {
 }
 
 impl Backoff {
-    /// The delay after `failures` consecutive failures (zero for none).
+    /// A backoff starting at `initial`, growing by `multiplier` per failure, capped at `max`.
+    pub const fn new(initial: Duration, max: Duration, multiplier: u32) -> Self {
+        Self {
+            initial,
+            max,
+            multiplier,
+        }
+    }
+
+    /// The delay after `failures` consecutive failures (zero for none). Never more than ten
+    /// years, whatever the settings, so that it can always be added to an instant.
     pub fn delay(&self, failures: u32) -> Duration {
         if failures == 0 {
             return Duration::ZERO;
         }
         let factor = self.multiplier.max(1).saturating_pow(failures - 1);
-        self.initial.saturating_mul(factor).min(self.max)
+        self.initial
+            .saturating_mul(factor)
+            .min(self.max)
+            .min(MAX_LIFETIME)
     }
 }
 
@@ -98,12 +112,13 @@ where
                 .await
                 .map_err(|e| AuthError::transport(e.into()))?;
             let (parts, body) = response.into_parts();
+            let status = parts.status;
             let body = Limited::new(body, max_response_bytes)
                 .collect()
                 .await
                 .map_err(|e| {
                     if e.is::<LengthLimitError>() {
-                        AuthError::too_large(max_response_bytes)
+                        AuthError::too_large(max_response_bytes, status)
                     } else {
                         AuthError::transport(e)
                     }
@@ -199,7 +214,7 @@ impl<P: Provider> Manager<P> {
                         let last = flights
                             .last_error
                             .clone()
-                            .unwrap_or_else(AuthError::runtime);
+                            .unwrap_or_else(AuthError::aborted);
                         return Err(AuthError::backing_off(wait, last));
                     }
                     self.start(&mut flights)?
@@ -210,26 +225,51 @@ impl<P: Provider> Manager<P> {
             Ok(outcome) => outcome.clone(),
             Err(_) => None,
         };
-        outcome.unwrap_or_else(|| Err(AuthError::runtime()))
+        // The flight always sends an outcome, even when it panics (see `FlightGuard`); only a
+        // runtime shutting down can drop it unsent.
+        outcome.unwrap_or_else(|| Err(AuthError::aborted()))
     }
 
-    /// Starts a background refresh unless one is running. Returns `false` when none runs and none
-    /// could start (backoff, a concurrent decision holding the lock, no runtime), so that the
-    /// caller releases its claim and a later request asks again.
+    /// The upstream rejected the token of generation `g` and the request will not be replayed:
+    /// if the slot still holds `g`, mark it expired and start one refresh in the background, so
+    /// that later requests do not keep sending a dead token.
+    pub(crate) fn invalidate(self: &Arc<Self>, generation: u64) {
+        let mut flights = self.lock();
+        let now = Instant::now();
+        match self.slot.load_full() {
+            Some(current) if current.generation == generation && now < current.expires_at => {
+                tracing::debug!(generation, "token rejected upstream");
+                self.slot.store(Arc::new(current.expired_at(now)));
+            }
+            _ => return,
+        }
+        let running = flights
+            .current
+            .as_ref()
+            .is_some_and(|rx| rx.has_changed().is_ok());
+        if !running && flights.backoff_remaining(now).is_none() {
+            // Without a runtime the next request reports the error.
+            let _ = self.start(&mut flights);
+        }
+    }
+
+    /// Starts a background refresh unless one is running or the backoff holds (a timer releases
+    /// the claim when the backoff ends). Returns `false` when none could start for another reason
+    /// (a concurrent decision holding the lock, no runtime), so that the caller releases its claim
+    /// and a later request asks again.
     pub(crate) fn refresh_soon(self: &Arc<Self>) -> bool {
         // Only tried, never waited for: the request must not block.
-        let Ok(mut flights) = self.flights.try_lock() else {
-            return false;
+        let mut flights = match self.flights.try_lock() {
+            Ok(flights) => flights,
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(TryLockError::WouldBlock) => return false,
         };
         let running = flights
             .current
             .as_ref()
             .is_some_and(|rx| rx.has_changed().is_ok());
-        if running {
+        if running || flights.backoff_remaining(Instant::now()).is_some() {
             return true;
-        }
-        if flights.backoff_remaining(Instant::now()).is_some() {
-            return false;
         }
         self.start(&mut flights).is_ok()
     }
@@ -241,51 +281,72 @@ impl<P: Provider> Manager<P> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| AuthError::runtime())?;
         let (tx, rx) = watch::channel(None);
         flights.current = Some(rx.clone());
-        let manager = Arc::clone(self);
+        let guard = FlightGuard {
+            manager: Arc::clone(self),
+            tx: Some(tx),
+        };
         // NOTE: the flight is a task of its own so that no caller's cancellation can stop it.
-        runtime.spawn(async move { manager.fly(tx).await });
+        runtime.spawn(guard.fly());
         Ok(rx)
     }
 
-    async fn fly(self: Arc<Self>, tx: watch::Sender<Option<Outcome>>) {
-        let current = self.slot.load_full();
-        let result = self.authenticate(current.as_deref()).await;
-        let outcome = {
-            let mut flights = self.lock();
-            let now = Instant::now();
-            let outcome = result.map(|(issued, kept)| {
-                let generation = flights.next_generation;
-                flights.next_generation += 1;
-                Arc::new(issued.into_state(kept, generation, self.policy.refresh))
-            });
-            match &outcome {
-                Ok(state) => {
-                    self.slot.store(Arc::clone(state));
-                    flights.failures = 0;
-                    flights.retry_at = None;
-                    flights.last_error = None;
-                }
-                Err(error) => {
-                    if let Some(current) = &current {
-                        // A later request may try again once the backoff allows.
-                        current.release_refresh_claim();
-                    }
-                    flights.failures = flights.failures.saturating_add(1);
-                    let delay = self.settings.backoff.delay(flights.failures);
-                    flights.retry_at = Some(now + delay);
-                    flights.last_error = Some(error.clone());
-                    tracing::warn!(
-                        failures = flights.failures,
-                        backoff_ms = delay.as_millis() as u64,
-                        error = %error,
-                        "auth failed; backing off"
-                    );
-                }
+    /// Records a flight's result: the new token in the slot, or the failure and its backoff.
+    fn land(
+        self: &Arc<Self>,
+        current: Option<&Arc<TokenState>>,
+        result: Result<(Issued, Option<Kept>), AuthError>,
+    ) -> Outcome {
+        let mut flights = self.lock();
+        let now = Instant::now();
+        let outcome = result.map(|(issued, kept)| {
+            let generation = flights.next_generation;
+            flights.next_generation += 1;
+            Arc::new(issued.into_state(kept, generation, self.policy.refresh))
+        });
+        match &outcome {
+            Ok(state) => {
+                self.slot.store(Arc::clone(state));
+                flights.failures = 0;
+                flights.retry_at = None;
+                flights.last_error = None;
             }
-            flights.current = None;
-            outcome
+            Err(error) => {
+                flights.failures = flights.failures.saturating_add(1);
+                let delay = self.settings.backoff.delay(flights.failures);
+                let retry_at = now.checked_add(delay).unwrap_or(now);
+                flights.retry_at = Some(retry_at);
+                flights.last_error = Some(error.clone());
+                self.release_claims_at(retry_at, current.cloned());
+                tracing::warn!(
+                    failures = flights.failures,
+                    backoff_ms = delay.as_millis() as u64,
+                    error = %error,
+                    "auth failed; backing off"
+                );
+            }
+        }
+        flights.current = None;
+        outcome
+    }
+
+    /// Once the backoff ends, lets the next request in the refresh window ask again. Until then
+    /// requests keep their claim and do not touch the lock.
+    fn release_claims_at(&self, at: Instant, started_with: Option<Arc<TokenState>>) {
+        let slot_now = self.slot.load_full();
+        let release = move || {
+            for state in [&started_with, &slot_now].into_iter().flatten() {
+                state.release_refresh_claim();
+            }
         };
-        tx.send_replace(Some(outcome));
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(async move {
+                    tokio::time::sleep_until(at).await;
+                    release();
+                });
+            }
+            Err(_) => release(),
+        }
     }
 
     fn discard_refresh_token(&self) {
@@ -304,7 +365,15 @@ impl<P: Provider> Manager<P> {
         let now = Instant::now();
         if let Some(state) = current {
             if let Some(refresh_token) = state.usable_refresh_token(now) {
-                let request = self.provider.refresh_request(refresh_token);
+                let request = match self.provider.refresh_request(refresh_token) {
+                    Ok(request) => Some(Ok(request)),
+                    Err(e) => {
+                        // This refresh token can never be sent: drop it and log in.
+                        tracing::warn!(error = %e, "refresh request cannot be built; logging in");
+                        self.discard_refresh_token();
+                        None
+                    }
+                };
                 match self.call(AuthCall::Refresh, request).await {
                     Ok(issued) => {
                         let kept = self.policy.keep_unrotated_refresh_token.then(|| Kept {
@@ -321,21 +390,28 @@ impl<P: Provider> Manager<P> {
                         }
                         tracing::info!(error = %e, "refresh rejected; logging in");
                     }
+                    Err(e) if e.kind() == ErrorKind::Config && e.call().is_none() => {}
                     Err(e) => return Err(e),
                 }
             }
         }
         let request = self.provider.login_request();
-        Ok((self.call(AuthCall::Login, request).await?, None))
+        Ok((self.call(AuthCall::Login, Some(request)).await?, None))
     }
 
     /// Sends one auth request and turns its response into a usable token or a classified error.
+    ///
+    /// `None` stands for a request that could not be built (already reported): it fails with a
+    /// configuration error that the caller recognizes by its missing call attribution.
     async fn call(
         &self,
         call: AuthCall,
-        request: Result<AuthRequest, AuthError>,
+        request: Option<Result<AuthRequest, AuthError>>,
     ) -> Result<Issued, AuthError> {
-        let request = request.map_err(|e| e.during(call))?;
+        let request = match request {
+            Some(request) => request.map_err(|e| e.during(call))?,
+            None => return Err(AuthError::config("auth request cannot be built")),
+        };
         self.metrics.incr(match call {
             AuthCall::Login => Counter::Login,
             AuthCall::Refresh => Counter::Refresh,
@@ -343,13 +419,20 @@ impl<P: Provider> Manager<P> {
         let started = Instant::now();
         let timeout = self.settings.timeout;
         let response = tokio::time::timeout(timeout, self.transport.clone().oneshot(request)).await;
+        // A 2xx answer to a refresh consumed the refresh token, even when the answer is unusable.
+        let mut answered_success = false;
         let result = match response {
             Err(_) => Err(AuthError::timeout(timeout)),
-            Ok(Err(e)) => Err(e),
-            Ok(Ok(response)) if response.status().is_success() => self
-                .provider
-                .parse_response(call, &response)
-                .and_then(|tokens| Issued::new(tokens, self.policy.default_lifetime, started)),
+            Ok(Err(e)) => {
+                answered_success = e.status().is_some_and(|s| s.is_success());
+                Err(e)
+            }
+            Ok(Ok(response)) if response.status().is_success() => {
+                answered_success = true;
+                self.provider
+                    .parse_response(call, &response)
+                    .and_then(|tokens| Issued::new(tokens, self.policy.default_lifetime, started))
+            }
             Ok(Ok(response)) => {
                 let status = response.status();
                 let detail = oauth_error_detail(response.body());
@@ -365,9 +448,44 @@ impl<P: Provider> Manager<P> {
             Err(e) => {
                 self.metrics.incr(Counter::AuthFailure);
                 tracing::warn!(call = %call, elapsed_ms, error = %e, "auth call failed");
+                if call == AuthCall::Refresh && answered_success {
+                    // Never send a consumed refresh token again.
+                    self.discard_refresh_token();
+                }
             }
         }
         result.map_err(|e| e.during(call))
+    }
+}
+
+/// Runs one flight and guarantees it lands: if the task panics (a provider bug) or is dropped
+/// (runtime shutdown), the failure is still recorded, the backoff still applies, and every waiter
+/// still gets an answer.
+struct FlightGuard<P: Provider> {
+    manager: Arc<Manager<P>>,
+    tx: Option<watch::Sender<Option<Outcome>>>,
+}
+
+impl<P: Provider> FlightGuard<P> {
+    async fn fly(mut self) {
+        let current = self.manager.slot.load_full();
+        let result = self.manager.authenticate(current.as_deref()).await;
+        let outcome = self.manager.land(current.as_ref(), result);
+        if let Some(tx) = self.tx.take() {
+            tx.send_replace(Some(outcome));
+        }
+    }
+}
+
+impl<P: Provider> Drop for FlightGuard<P> {
+    fn drop(&mut self) {
+        if let Some(tx) = self.tx.take() {
+            let current = self.manager.slot.load_full();
+            let outcome = self
+                .manager
+                .land(current.as_ref(), Err(AuthError::aborted()));
+            tx.send_replace(Some(outcome));
+        }
     }
 }
 
@@ -395,8 +513,8 @@ impl Issued {
     ///
     /// NOTE: a relative lifetime counts from `sent_at`, not from the response's arrival: the
     /// server issued the token somewhere in between, so the token is never believed valid after
-    /// the server's own deadline, however slow the answer was. A JWT `exp` is absolute; it is
-    /// converted at arrival.
+    /// the server's own deadline, however slow the answer was. So does a JWT's `exp - iat`; a JWT
+    /// with `exp` alone is read against the local clock at arrival.
     fn new(
         tokens: TokenSet,
         default_lifetime: Duration,
@@ -406,12 +524,15 @@ impl Issued {
         let access = tokens.access_token().expose();
         let lifetime = match tokens.expires_in() {
             Some(lifetime) => lifetime,
-            None => match jwt_remaining(access, SystemTime::now()) {
-                Some(Duration::ZERO) => {
+            None => match jwt_lifetime(access, SystemTime::now()) {
+                Some(JwtLifetime::Issued(lifetime)) => lifetime,
+                Some(JwtLifetime::Remaining(Duration::ZERO)) => {
                     return Err(AuthError::malformed("access token's JWT `exp` has passed"))
                 }
                 // Counted from arrival, expressed from `sent_at`.
-                Some(lifetime) => lifetime + received_at.duration_since(sent_at),
+                Some(JwtLifetime::Remaining(lifetime)) => {
+                    lifetime + received_at.duration_since(sent_at)
+                }
                 None => default_lifetime.min(MAX_LIFETIME),
             },
         };
@@ -420,8 +541,12 @@ impl Issued {
         header.set_sensitive(true);
         let refresh_lifetime = tokens.refresh_token().and_then(|token| {
             tokens.refresh_expires_in().or_else(|| {
-                jwt_remaining(token.expose(), SystemTime::now())
-                    .map(|lifetime| lifetime + received_at.duration_since(sent_at))
+                match jwt_lifetime(token.expose(), SystemTime::now())? {
+                    JwtLifetime::Issued(lifetime) => Some(lifetime),
+                    JwtLifetime::Remaining(lifetime) => {
+                        Some(lifetime + received_at.duration_since(sent_at))
+                    }
+                }
             })
         });
         Ok(Self {
@@ -514,6 +639,12 @@ mod tests {
         assert_eq!(backoff.delay(3), Duration::from_millis(900));
         assert_eq!(backoff.delay(4), Duration::from_secs(1));
         assert_eq!(backoff.delay(u32::MAX), Duration::from_secs(1));
+        let never = Backoff::new(Duration::MAX, Duration::MAX, u32::MAX);
+        assert_eq!(
+            never.delay(7),
+            MAX_LIFETIME,
+            "clamped: always addable to an instant"
+        );
     }
 
     #[test]

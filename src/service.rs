@@ -11,7 +11,7 @@ use tokio::time::Instant;
 use tower_service::Service;
 
 use crate::error::BoxError;
-use crate::future::{Replay, ResponseFuture};
+use crate::future::{After, Replay, ResponseFuture};
 use crate::manager::Manager;
 use crate::metrics::{Counter, MetricsSnapshot};
 use crate::provider::Provider;
@@ -107,9 +107,15 @@ where
             request
                 .headers_mut()
                 .insert(AUTHORIZATION, token.header.clone());
-            let replay = self.replay_for(&request, token.generation);
+            let after = match self.replay_for(&request, token.generation) {
+                Some(replay) => After::Replay(replay),
+                None => After::Invalidate {
+                    shared: Arc::clone(&self.shared),
+                    generation: token.generation,
+                },
+            };
             drop(slot);
-            return ResponseFuture::sent(self.inner.call(request), replay);
+            return ResponseFuture::sent(self.inner.call(request), after);
         }
         drop(slot);
 
@@ -135,7 +141,12 @@ where
                         .finish(response)
                         .await
                 }
-                None => Ok(response),
+                None => {
+                    if shared.policy.replay_on.contains(&response.status()) {
+                        shared.invalidate(token.generation);
+                    }
+                    Ok(response)
+                }
             }
         })
     }

@@ -54,7 +54,9 @@ impl TokenState {
     /// guards no other data, and a lost race only means one extra (harmless) ask.
     #[inline]
     pub(crate) fn claim_refresh(&self) -> bool {
-        !self.refresh_claimed.swap(true, Ordering::Relaxed)
+        // Load first: once claimed, requests only read the flag (no cache-line write).
+        !self.refresh_claimed.load(Ordering::Relaxed)
+            && !self.refresh_claimed.swap(true, Ordering::Relaxed)
     }
 
     /// Lets a later request ask again (the refresh could not start, or failed).

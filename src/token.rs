@@ -213,9 +213,25 @@ const BASE64URL: GeneralPurpose = GeneralPurpose::new(
 /// assert_eq!(tower_token_auth::token::jwt_exp("not-a-jwt"), None);
 /// ```
 pub fn jwt_exp(token: &str) -> Option<u64> {
+    jwt_times(token).map(|(exp, _)| exp)
+}
+
+/// The `exp` and, when present, `iat` claims of a JWT.
+fn jwt_times(token: &str) -> Option<(u64, Option<u64>)> {
     #[derive(Deserialize)]
     struct Claims {
         exp: Option<Value>,
+        iat: Option<Value>,
+    }
+    fn seconds(value: Value) -> Option<u64> {
+        match value {
+            Value::Number(n) => n.as_u64().or_else(|| {
+                n.as_f64()
+                    .filter(|f| f.is_finite() && *f >= 0.0)
+                    .map(|f| f as u64)
+            }),
+            _ => None,
+        }
     }
     let mut parts = token.split('.');
     let (_header, payload, _signature) = (parts.next()?, parts.next()?, parts.next()?);
@@ -225,25 +241,33 @@ pub fn jwt_exp(token: &str) -> Option<u64> {
     }
     let payload = BASE64URL.decode(payload).ok()?;
     let claims: Claims = serde_json::from_slice(&payload).ok()?;
-    match claims.exp? {
-        Value::Number(n) => n.as_u64().or_else(|| {
-            n.as_f64()
-                .filter(|f| f.is_finite() && *f >= 0.0)
-                .map(|f| f as u64)
-        }),
-        _ => None,
-    }
+    Some((seconds(claims.exp?)?, claims.iat.and_then(seconds)))
 }
 
-/// Remaining lifetime of a JWT at `now`: `None` when `token` carries no readable `exp`,
-/// `Some(ZERO)` when it has already passed.
-pub(crate) fn jwt_remaining(token: &str, now: SystemTime) -> Option<Duration> {
-    let exp = UNIX_EPOCH.checked_add(Duration::from_secs(jwt_exp(token)?))?;
-    Some(
+/// How long a JWT lives, read from its claims.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum JwtLifetime {
+    /// `exp - iat`: the lifetime the issuer gave it, to count from when it was requested. Immune
+    /// to a skewed local clock.
+    Issued(Duration),
+    /// `exp - now` by the local clock (no `iat`): to count from its arrival. Zero when passed.
+    Remaining(Duration),
+}
+
+/// The lifetime of `token` if it is a JWT with an `exp` claim.
+pub(crate) fn jwt_lifetime(token: &str, now: SystemTime) -> Option<JwtLifetime> {
+    let (exp, iat) = jwt_times(token)?;
+    if let Some(iat) = iat.filter(|iat| *iat < exp) {
+        return Some(JwtLifetime::Issued(
+            Duration::from_secs(exp - iat).min(MAX_LIFETIME),
+        ));
+    }
+    let exp = UNIX_EPOCH.checked_add(Duration::from_secs(exp))?;
+    Some(JwtLifetime::Remaining(
         exp.duration_since(now)
             .unwrap_or(Duration::ZERO)
             .min(MAX_LIFETIME),
-    )
+    ))
 }
 
 #[cfg(test)]
@@ -350,17 +374,33 @@ mod tests {
     }
 
     #[test]
-    fn jwt_remaining_lifetime() {
+    fn jwt_lifetimes() {
         let now = UNIX_EPOCH + Duration::from_secs(1000);
+        let life = |claims: &str| jwt_lifetime(&jwt(claims), now);
+        let secs = Duration::from_secs;
         assert_eq!(
-            jwt_remaining(&jwt(r#"{"exp":1600}"#), now),
-            Some(Duration::from_secs(600))
+            life(r#"{"exp":1600}"#),
+            Some(JwtLifetime::Remaining(secs(600)))
         );
         assert_eq!(
-            jwt_remaining(&jwt(r#"{"exp":10}"#), now),
-            Some(Duration::ZERO)
+            life(r#"{"exp":10}"#),
+            Some(JwtLifetime::Remaining(Duration::ZERO))
         );
-        assert_eq!(jwt_remaining("opaque", now), None);
+        // With `iat`, the local clock does not matter.
+        assert_eq!(
+            life(r#"{"exp":1600,"iat":1300}"#),
+            Some(JwtLifetime::Issued(secs(300)))
+        );
+        assert_eq!(
+            life(r#"{"exp":700,"iat":400}"#),
+            Some(JwtLifetime::Issued(secs(300)))
+        );
+        // A nonsensical `iat` is ignored.
+        assert_eq!(
+            life(r#"{"exp":1600,"iat":1700}"#),
+            Some(JwtLifetime::Remaining(secs(600)))
+        );
+        assert_eq!(jwt_lifetime("opaque", now), None);
     }
 
     #[test]

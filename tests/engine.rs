@@ -139,7 +139,7 @@ async fn unrotated_refresh_token_is_kept() {
     // A server that answers a refresh without a new refresh token did not rotate it.
     let server = AuthServer::new(60, AUTH_DELAY);
     let mut policy = Policy::default();
-    policy.max_replays = 0; // the upstream does not know the hand-made token
+    policy.replay_on = vec![]; // the upstream does not know the hand-made token
     let layer = new_layer(&server, TestProvider::with_policy(policy));
     let svc = service(&server, &layer);
     assert_eq!(send(&svc).await.unwrap(), StatusCode::OK);
@@ -253,7 +253,39 @@ async fn replay_disabled_returns_the_first_401() {
     server.revoke_access_tokens();
     assert_eq!(send(&svc).await.unwrap(), StatusCode::UNAUTHORIZED);
     assert_eq!(layer.metrics().replays, 0);
-    assert_eq!(server.refreshes(), 0);
+    // The 401 still marked the token dead: one background refresh, and the next request (which
+    // waits for it instead of sending the dead token) carries the new token.
+    assert_eq!(send(&svc).await.unwrap(), StatusCode::OK);
+    assert_eq!(server.refreshes(), 1);
+    assert_eq!(server.upstream_headers().last().unwrap(), &bearer(2));
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_replay_a_401_storm_still_refreshes_once() {
+    let server = AuthServer::new(3600, AUTH_DELAY);
+    let layer = new_layer(&server, TestProvider::new()).without_replay();
+    let svc = layer.layer(server.upstream::<Full<Bytes>>());
+    assert_eq!(
+        svc.clone().oneshot(get()).await.unwrap().status(),
+        StatusCode::OK
+    );
+    server.revoke_access_tokens();
+    let tasks: Vec<_> = (0..50)
+        .map(|_| tokio::spawn(svc.clone().oneshot(get())))
+        .collect();
+    for task in tasks {
+        assert_eq!(
+            task.await.unwrap().unwrap().status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    tokio::time::sleep(AUTH_DELAY * 2).await;
+    assert_eq!(server.refreshes(), 1);
+    assert_eq!(
+        svc.clone().oneshot(get()).await.unwrap().status(),
+        StatusCode::OK
+    );
+    assert_eq!((server.logins(), server.refreshes()), (1, 1));
 }
 
 #[tokio::test(start_paused = true)]
@@ -361,11 +393,11 @@ async fn rejected_login_fails_every_waiter_and_backs_off() {
     let server = AuthServer::new(3600, AUTH_DELAY);
     server.set_reject_logins(true);
     let layer = AuthLayer::builder(TestProvider::new())
-        .backoff(Backoff {
-            initial: Duration::from_secs(2),
-            max: Duration::from_secs(8),
-            multiplier: 2,
-        })
+        .backoff(Backoff::new(
+            Duration::from_secs(2),
+            Duration::from_secs(8),
+            2,
+        ))
         .build(server.transport());
     let svc = service(&server, &layer);
 
@@ -497,7 +529,7 @@ async fn expiry_falls_back_to_jwt_exp_then_default() {
     let mut policy = Policy::default();
     policy.refresh = RefreshTiming::AfterExpiry;
     policy.default_lifetime = Duration::from_secs(20);
-    policy.max_replays = 0;
+    policy.replay_on = vec![]; // the upstream does not know the hand-made tokens
     let layer = new_layer(&server, TestProvider::with_policy(policy));
     let svc = service(&server, &layer);
     // First login: a JWT access token with `exp` 600 s ahead and no `expires_in`.
@@ -842,4 +874,108 @@ async fn buffered_streaming_bodies_are_replayed() {
     );
     assert_eq!(layer.metrics().replays, 1);
     assert_eq!(server.refreshes(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn refresh_answered_2xx_but_unusable_consumes_the_refresh_token() {
+    let server = AuthServer::new(60, AUTH_DELAY);
+    let layer = new_layer(&server, TestProvider::new());
+    let svc = service(&server, &layer);
+    assert_eq!(send(&svc).await.unwrap(), StatusCode::OK);
+    // The server takes the refresh token and answers garbage with a 200.
+    server.set_fault(Some(reply(StatusCode::OK, br#"{"access_token":"at-SECR"#)));
+    tokio::time::advance(Duration::from_secs(61)).await;
+    assert!(auth_error(&send(&svc).await.unwrap_err()).is_malformed());
+    server.set_fault(None);
+    tokio::time::advance(Backoff::default().delay(1)).await;
+    assert_eq!(send(&svc).await.unwrap(), StatusCode::OK);
+    // The consumed refresh token was not sent again: the layer logged in instead.
+    assert_eq!(server.refresh_tokens_seen(), [format!("rt-1-{MARK}")]);
+    assert_eq!((server.logins(), server.refreshes()), (2, 1));
+}
+
+/// A provider that panics while parsing: a bug in user code must not disable the backoff.
+struct Panicky(TestProvider);
+
+impl tower_token_auth::Provider for Panicky {
+    fn login_request(&self) -> Result<tower_token_auth::AuthRequest, tower_token_auth::AuthError> {
+        self.0.login_request()
+    }
+    fn refresh_request(
+        &self,
+        refresh_token: &tower_token_auth::Secret,
+    ) -> Result<tower_token_auth::AuthRequest, tower_token_auth::AuthError> {
+        self.0.refresh_request(refresh_token)
+    }
+    fn parse_response(
+        &self,
+        _: tower_token_auth::AuthCall,
+        _: &tower_token_auth::AuthResponse,
+    ) -> Result<TokenSet, tower_token_auth::AuthError> {
+        panic!("provider bug");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_panicking_provider_still_backs_off() {
+    let server = AuthServer::new(60, AUTH_DELAY);
+    let layer = AuthLayer::new(Panicky(TestProvider::new()), server.transport());
+    let svc = layer.layer(server.upstream::<Full<Bytes>>());
+    let err = svc.clone().oneshot(get()).await.unwrap_err();
+    assert_eq!(auth_error(&err).kind(), ErrorKind::Aborted);
+    for _ in 0..5 {
+        let err = svc.clone().oneshot(get()).await.unwrap_err();
+        assert!(auth_error(&err).is_backing_off());
+    }
+    assert_eq!(server.logins(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_enormous_backoff_does_not_overflow() {
+    let server = AuthServer::new(60, AUTH_DELAY);
+    server.set_reject_logins(true);
+    let layer = AuthLayer::builder(TestProvider::new())
+        .backoff(Backoff::new(Duration::MAX, Duration::MAX, u32::MAX))
+        .build(server.transport());
+    let svc = service(&server, &layer);
+    assert!(auth_error(&send(&svc).await.unwrap_err()).is_login_rejected());
+    for _ in 0..3 {
+        assert!(auth_error(&send(&svc).await.unwrap_err()).is_backing_off());
+    }
+    assert_eq!(server.logins(), 1);
+}
+
+/// A refresh token that cannot be put in a request is dropped in favour of a login, not retried
+/// forever.
+struct NoRefresh(TestProvider);
+
+impl tower_token_auth::Provider for NoRefresh {
+    fn login_request(&self) -> Result<tower_token_auth::AuthRequest, tower_token_auth::AuthError> {
+        self.0.login_request()
+    }
+    fn refresh_request(
+        &self,
+        _: &tower_token_auth::Secret,
+    ) -> Result<tower_token_auth::AuthRequest, tower_token_auth::AuthError> {
+        Err(tower_token_auth::AuthError::invalid_token(
+            "refresh token is not a valid header value",
+        ))
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unsendable_refresh_token_falls_back_to_login() {
+    let server = AuthServer::new(60, AUTH_DELAY);
+    let layer = AuthLayer::new(NoRefresh(TestProvider::new()), server.transport());
+    let svc = layer.layer(server.upstream::<Full<Bytes>>());
+    assert_eq!(
+        svc.clone().oneshot(get()).await.unwrap().status(),
+        StatusCode::OK
+    );
+    tokio::time::advance(Duration::from_secs(61)).await;
+    assert_eq!(
+        svc.clone().oneshot(get()).await.unwrap().status(),
+        StatusCode::OK
+    );
+    assert_eq!((server.logins(), server.refreshes()), (2, 0));
 }

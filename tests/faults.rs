@@ -17,11 +17,7 @@ use tower_token_auth::{presets, AuthError, AuthLayer, AuthService, Backoff, Erro
 
 type Authed = AuthService<Client<HttpConnector, Full<Bytes>>, HttpProvider>;
 
-const BACKOFF: Backoff = Backoff {
-    initial: Duration::from_millis(20),
-    max: Duration::from_millis(20),
-    multiplier: 2,
-};
+const BACKOFF: Backoff = Backoff::new(Duration::from_millis(20), Duration::from_millis(20), 2);
 
 fn layer(emulation: &Emulation) -> (AuthLayer<HttpProvider>, Authed) {
     let client = Client::builder(TokioExecutor::new()).build_http();

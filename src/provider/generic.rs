@@ -17,6 +17,7 @@ use crate::token::TokenSet;
 
 /// How a request body carries its fields.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Encoding {
     /// A JSON object, `Content-Type: application/json`.
     Json,
@@ -142,6 +143,17 @@ impl CallSpec {
         Ok(self)
     }
 
+    /// Adds a secret header (an API key header, say): marked sensitive, never shown by `Debug`.
+    pub fn secret_header(mut self, name: &str, value: &Secret) -> Result<Self, AuthError> {
+        let name =
+            HeaderName::try_from(name).map_err(|_| AuthError::config("invalid header name"))?;
+        let mut value = HeaderValue::try_from(value.expose())
+            .map_err(|_| AuthError::config("secret header value is not a valid header value"))?;
+        value.set_sensitive(true);
+        self.headers.append(name, value);
+        Ok(self)
+    }
+
     /// Authenticates the call with HTTP Basic (RFC 7617) over `user:password`.
     pub fn basic_auth(self, user: &str, password: &Secret) -> Result<Self, AuthError> {
         Ok(self.basic_auth_value(basic(user, password)?))
@@ -217,6 +229,7 @@ pub(crate) fn basic(user: &str, password: &Secret) -> Result<HeaderValue, AuthEr
 
 /// Where an auth response keeps the tokens.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum TokenSource {
     /// A standard JSON token response ([`TokenSet::from_json`]).
     JsonBody,
@@ -264,6 +277,7 @@ impl TokenSource {
 
 /// Which failure statuses mean "rejected" for one call.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Rejects {
     /// Exactly these statuses; all others are transient.
     Statuses(Vec<StatusCode>),
@@ -307,7 +321,7 @@ impl Rejects {
 ///         .encoding(Encoding::Json)
 ///         .refresh_token_field("refresh_token"),
 /// )
-/// .policy(policy);
+/// .set_policy(policy);
 /// # Ok::<(), tower_token_auth::AuthError>(())
 /// ```
 #[derive(Clone, Debug)]
@@ -352,8 +366,8 @@ impl HttpProvider {
         self
     }
 
-    /// The refresh, replay and fallback policy.
-    pub fn policy(mut self, policy: Policy) -> Self {
+    /// Replaces the refresh, replay and fallback policy.
+    pub fn set_policy(mut self, policy: Policy) -> Self {
         self.policy = policy;
         self
     }

@@ -114,6 +114,7 @@ pub trait Provider: Send + Sync + 'static {
 
 /// What a failed auth response means.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Failure {
     /// The credentials or refresh token are no longer accepted.
     Rejected,
@@ -165,7 +166,9 @@ pub struct Policy {
     pub replay_on: Vec<StatusCode>,
     /// How many times one request may be replayed. Default: 1. Zero disables replay.
     pub max_replays: u32,
-    /// Whether a rejected refresh falls back to logging in. Default: `true`.
+    /// Whether a rejected refresh falls back to logging in within the same attempt. Default:
+    /// `true`. When `false`, the rejection is reported to the waiting requests and the rejected
+    /// refresh token is dropped; the login then happens on the next attempt, after the backoff.
     pub login_on_refresh_rejected: bool,
     /// The lifetime assumed for a token whose expiry is neither stated nor readable from a JWT.
     /// Default: 5 minutes.

@@ -26,6 +26,7 @@ use crate::secret::Secret;
 
 /// How a confidential client authenticates to the token endpoint (RFC 6749 §2.3.1).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ClientAuth {
     /// HTTP Basic with the form-urlencoded client id and secret (`client_secret_basic`).
     #[default]
@@ -143,7 +144,7 @@ impl Builder {
         let refresh = self
             .call("refresh_token")?
             .refresh_token_field("refresh_token");
-        Ok(HttpProvider::new(login, refresh).policy(self.policy))
+        Ok(HttpProvider::new(login, refresh).set_policy(self.policy))
     }
 
     /// A form POST to the token endpoint for `grant_type`, with the client's authentication.

@@ -1,5 +1,5 @@
 use crate::error::AuthError;
-use crate::provider::generic::{join, CallSpec, Encoding, HttpProvider};
+use crate::provider::generic::{join, CallSpec, Encoding, HttpProvider, Rejects};
 use crate::provider::RefreshTiming;
 use crate::secret::Secret;
 
@@ -9,7 +9,9 @@ use crate::secret::Secret;
 /// `base` is e.g. `https://api.intergiro.com/v3`. Responses carry no expiry: it comes from the
 /// JWT `exp`. A refresh is sent only after the access token expired or on a 401 (the API rejects
 /// early refreshes), the latest refresh token is always kept, and a login happens again only when
-/// a refresh is rejected (needless logins trip the API's fraud prevention).
+/// a refresh is rejected (needless logins trip the API's fraud prevention). Only a 401 rejects a
+/// refresh: any other error (such as the one answering a refresh the API considers premature)
+/// keeps the refresh token for the next attempt, after the backoff.
 pub fn intergiro(base: &str, api_key: impl Into<Secret>) -> Result<HttpProvider, AuthError> {
     let login = CallSpec::post(&join(base, "/auth/login"))?
         .encoding(Encoding::Json)
@@ -17,5 +19,27 @@ pub fn intergiro(base: &str, api_key: impl Into<Secret>) -> Result<HttpProvider,
     let refresh = CallSpec::post(&join(base, "/auth/refresh"))?
         .encoding(Encoding::Json)
         .refresh_token_field("refresh_token");
-    Ok(HttpProvider::new(login, refresh).with_policy(|p| p.refresh = RefreshTiming::AfterExpiry))
+    Ok(HttpProvider::new(login, refresh)
+        .refresh_rejects(Rejects::Statuses(vec![http::StatusCode::UNAUTHORIZED]))
+        .with_policy(|p| p.refresh = RefreshTiming::AfterExpiry))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{AuthCall, AuthResponse, Failure, Provider};
+
+    #[test]
+    fn only_a_401_rejects_a_refresh() {
+        let provider = intergiro("https://api.example.com/v3", "key").unwrap();
+        let answer = |status: u16| {
+            let mut response = AuthResponse::new(bytes::Bytes::new());
+            *response.status_mut() = http::StatusCode::from_u16(status).unwrap();
+            provider.classify_failure(AuthCall::Refresh, &response)
+        };
+        // A premature refresh is answered with an error that must not cost a login.
+        assert_eq!(answer(400), Failure::Transient);
+        assert_eq!(answer(401), Failure::Rejected);
+        assert_eq!(provider.policy().refresh, RefreshTiming::AfterExpiry);
+    }
 }
