@@ -34,6 +34,9 @@ pin_project! {
 }
 
 /// What to do when the upstream answers with a replay-triggering status.
+// NOTE: the replay variant is large (it holds the request copy), and stays inline: boxing it
+// would add an allocation to every replayable request on the hot path.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum After<S, B, P, R> {
     /// Nothing (already handled).
     Return,
