@@ -10,7 +10,7 @@ use std::future::{ready, Future, Ready};
 use std::hint::black_box;
 use std::mem;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -21,6 +21,7 @@ use http::header::{AUTHORIZATION, CONTENT_TYPE};
 use http::{HeaderValue, Method, Request, Response, StatusCode, Uri};
 use http_body_util::{Empty, Full};
 use tokio::runtime::{Builder, Runtime};
+use tokio::sync::{watch, Notify};
 use tower::{BoxError, Layer, Service, ServiceExt};
 use tower_http::auth::{AddAuthorization, AddAuthorizationLayer};
 use tower_token_auth::{AuthError, AuthLayer, AuthRequest, AuthService, Policy, Provider, Secret};
@@ -330,22 +331,96 @@ where
     })
 }
 
-/// Sends [`STORM_REQUESTS`] requests at once through a service whose slot is empty; returns the
-/// time until the last response.
-fn storm(rt: &Runtime, service: AuthService<Upstream, BenchProvider>) -> Duration {
-    // The driver is a task too, so requests arrive from worker threads as in a server.
-    let driver = rt.spawn(async move {
-        let start = Instant::now();
-        let tasks: Vec<_> = (0..STORM_REQUESTS)
-            .map(|_| tokio::spawn(service.clone().oneshot(request())))
-            .collect();
-        for task in tasks {
-            let response = task.await.expect("request task").expect("response");
-            assert_eq!(response.status(), StatusCode::OK);
+/// One storm's bookkeeping: the release signal, and countdowns whose last tick wakes the driver
+/// once (collecting 10,000 join handles would weigh on the measurement).
+struct Storm {
+    go: watch::Sender<bool>,
+    parked: AtomicUsize,
+    all_parked: Notify,
+    remaining: AtomicUsize,
+    failed: AtomicUsize,
+    all_served: Notify,
+}
+
+impl Storm {
+    fn new(n: usize) -> Arc<Self> {
+        Arc::new(Self {
+            go: watch::Sender::new(false),
+            parked: AtomicUsize::new(n),
+            all_parked: Notify::new(),
+            remaining: AtomicUsize::new(n),
+            failed: AtomicUsize::new(0),
+            all_served: Notify::new(),
+        })
+    }
+
+    fn tick(counter: &AtomicUsize, last: &Notify) {
+        if counter.fetch_sub(1, Ordering::AcqRel) == 1 {
+            last.notify_one();
         }
-        start.elapsed()
+    }
+}
+
+/// Parks [`STORM_REQUESTS`] tasks, each holding one request future from `request` (not polled
+/// yet), releases them at once and returns the time until the last one is served. The driver is
+/// a task too, so requests start on the worker threads, as in a server; spawning is not timed.
+fn storm<F, Fut>(rt: &Runtime, request: F) -> Duration
+where
+    F: Fn() -> Fut + Send + 'static,
+    Fut: Future<Output = bool> + Send + 'static,
+{
+    let driver = rt.spawn(async move {
+        let storm = Storm::new(STORM_REQUESTS);
+        for _ in 0..STORM_REQUESTS {
+            let storm = Arc::clone(&storm);
+            let request = request();
+            let mut go = storm.go.subscribe();
+            tokio::spawn(async move {
+                Storm::tick(&storm.parked, &storm.all_parked);
+                let released = go.wait_for(|go| *go).await.is_ok();
+                if !(released && request.await) {
+                    storm.failed.fetch_add(1, Ordering::Relaxed);
+                }
+                Storm::tick(&storm.remaining, &storm.all_served);
+            });
+        }
+        storm.all_parked.notified().await;
+        let start = Instant::now();
+        storm.go.send_replace(true);
+        storm.all_served.notified().await;
+        let elapsed = start.elapsed();
+        let failed = storm.failed.load(Ordering::Relaxed);
+        assert_eq!(failed, 0, "refresh_storm: {failed} requests failed");
+        elapsed
     });
     rt.block_on(driver).expect("storm driver")
+}
+
+/// The floor's stand-in for a single-flight login: the first request to arrive starts one task
+/// that opens the gate after the auth delay; every request waits for the gate.
+struct Gate {
+    started: AtomicBool,
+    open: watch::Sender<bool>,
+}
+
+impl Gate {
+    async fn pass(self: Arc<Self>) -> bool {
+        let mut open = self.open.subscribe();
+        if !self.started.swap(true, Ordering::AcqRel) {
+            let gate = Arc::clone(&self);
+            tokio::spawn(async move {
+                tokio::time::sleep(STORM_AUTH_DELAY).await;
+                gate.open.send_replace(true);
+            });
+        }
+        // Bound first: the `Ref` that `wait_for` returns must be dropped before `open` is.
+        let opened = open.wait_for(|open| *open).await.is_ok();
+        opened
+    }
+}
+
+fn served(response: Result<Res, BoxError>) -> bool {
+    response.is_ok_and(|response| response.status() == StatusCode::OK)
 }
 
 fn current_thread() -> Runtime {
@@ -440,19 +515,43 @@ fn refresh_storm(c: &mut Criterion) {
         .throughput(Throughput::Elements(STORM_REQUESTS as u64))
         .sampling_mode(SamplingMode::Flat)
         .sample_size(10);
-    group.bench_function("drain_10k", |b| {
+    group.bench_function("auth_layer", |b| {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;
             for _ in 0..iters {
                 let server = AuthServer::new(STORM_AUTH_DELAY);
                 let layer = auth_layer(&server, 1);
-                total += storm(&rt, layer.layer(inner()));
+                let service = layer.layer(inner());
+                total += storm(&rt, move || {
+                    let response = service.clone().oneshot(request());
+                    async move { served(response.await) }
+                });
                 let (calls, logins) = (server.calls(), layer.metrics().logins);
                 assert!(
                     calls == 1 && logins == 1,
                     "refresh_storm: {STORM_REQUESTS} requests made {calls} auth calls \
                      ({logins} logins); single flight must make exactly one"
                 );
+            }
+            total
+        });
+    });
+    // The floor: the same storm without the layer, the single flight done by hand.
+    group.bench_function("bare_gate", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let gate = Arc::new(Gate {
+                    started: AtomicBool::new(false),
+                    open: watch::Sender::new(false),
+                });
+                total += storm(&rt, move || {
+                    let gate = Arc::clone(&gate);
+                    async move {
+                        gate.pass().await
+                            && served(inner().oneshot(request()).await.map_err(Into::into))
+                    }
+                });
             }
             total
         });

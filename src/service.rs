@@ -16,6 +16,7 @@ use crate::manager::Manager;
 use crate::metrics::{Counter, MetricsSnapshot};
 use crate::provider::Provider;
 use crate::replay::{CloneBody, CloneRequest};
+use crate::slot::TokenState;
 
 /// Adds `Authorization: Bearer …` to every request, obtaining and renewing the token as needed.
 ///
@@ -26,6 +27,8 @@ use crate::replay::{CloneBody, CloneRequest};
 pub struct AuthService<S, P, R = CloneBody> {
     inner: S,
     shared: Arc<Manager<P>>,
+    /// This clone's view of the slot: revalidated with one relaxed load, no refcount traffic.
+    token: arc_swap::cache::Cache<SlotRef<P>, Option<Arc<TokenState>>>,
     replay: R,
 }
 
@@ -33,6 +36,7 @@ impl<S, P, R> AuthService<S, P, R> {
     pub(crate) fn new(inner: S, shared: Arc<Manager<P>>, replay: R) -> Self {
         Self {
             inner,
+            token: arc_swap::cache::Cache::new(SlotRef(Arc::clone(&shared))),
             shared,
             replay,
         }
@@ -63,6 +67,7 @@ impl<S: Clone, P, R: Clone> Clone for AuthService<S, P, R> {
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
+            token: self.token.clone(),
             shared: Arc::clone(&self.shared),
             replay: self.replay.clone(),
         }
@@ -97,27 +102,26 @@ where
         self.inner.poll_ready(cx).map_err(Into::into)
     }
 
+    #[inline]
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
         let now = Instant::now();
-        let slot = self.shared.slot.load();
-        if let Some(token) = slot.as_deref().filter(|t| now < t.expires_at) {
+        let fresh = self.token.load().as_deref().filter(|t| now < t.expires_at).map(|token| {
             if now >= token.refresh_at && token.claim_refresh() && !self.shared.refresh_soon() {
                 token.release_refresh_claim();
             }
-            request
-                .headers_mut()
-                .insert(AUTHORIZATION, token.header.clone());
-            let after = match self.replay_for(&request, token.generation) {
+            (token.header.clone(), token.generation)
+        });
+        if let Some((header, generation)) = fresh {
+            request.headers_mut().insert(AUTHORIZATION, header);
+            let after = match self.replay_for(&request, generation) {
                 Some(replay) => After::Replay(replay),
                 None => After::Invalidate {
                     shared: Arc::clone(&self.shared),
-                    generation: token.generation,
+                    generation,
                 },
             };
-            drop(slot);
             return ResponseFuture::sent(self.inner.call(request), after);
         }
-        drop(slot);
 
         // No usable token: wait for one on the cold path.
         // NOTE: take the service that `poll_ready` readied and leave a clone in its place; see
@@ -137,9 +141,12 @@ where
             let response = inner.call(request).await.map_err(Into::into)?;
             match copy {
                 Some(copy) => {
-                    Replay::new(copy, token.generation, inner, shared, cloner)
-                        .finish(response)
-                        .await
+                    let replay = Replay::new(copy, token.generation, inner, shared, cloner);
+                    if !replay.wants(&response) {
+                        return Ok(response);
+                    }
+                    // Rare: boxed so that its state does not weigh on every waiting request.
+                    Box::pin(replay.finish(response)).await
                 }
                 None => {
                     if shared.policy.replay_on.contains(&response.status()) {
@@ -154,22 +161,28 @@ where
 
 impl<S, P, R> AuthService<S, P, R> {
     /// What a replay would need, when replay is enabled and the request can be copied.
-    fn replay_for<B>(&self, request: &Request<B>, generation: u64) -> Option<Replay<S, B, P, R>>
+    #[inline]
+    fn replay_for<B>(
+        &self,
+        request: &Request<B>,
+        generation: u64,
+    ) -> Option<Box<Replay<S, B, P, R>>>
     where
         S: Clone,
         R: CloneRequest<B>,
     {
         let copy = replay_copy(&self.shared, &self.replay, request)?;
-        Some(Replay::new(
+        Some(Box::new(Replay::new(
             copy,
             generation,
             self.inner.clone(),
             Arc::clone(&self.shared),
             self.replay.clone(),
-        ))
+        )))
     }
 }
 
+#[inline]
 fn replay_copy<P, R: CloneRequest<B>, B>(
     shared: &Manager<P>,
     cloner: &R,
@@ -179,4 +192,21 @@ fn replay_copy<P, R: CloneRequest<B>, B>(
         return None;
     }
     cloner.clone_request(request)
+}
+
+/// The slot, as a per-service [`arc_swap::cache::Cache`] reads it.
+pub(crate) struct SlotRef<P>(Arc<Manager<P>>);
+
+impl<P> Clone for SlotRef<P> {
+    fn clone(&self) -> Self {
+        Self(Arc::clone(&self.0))
+    }
+}
+
+impl<P> std::ops::Deref for SlotRef<P> {
+    type Target = arc_swap::ArcSwapOption<TokenState>;
+
+    fn deref(&self) -> &Self::Target {
+        self.0.slot.as_arc_swap()
+    }
 }

@@ -7,7 +7,7 @@ use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use arc_swap::{ArcSwapOption, Guard};
+use arc_swap::ArcSwapOption;
 use http::HeaderValue;
 use tokio::time::Instant;
 
@@ -114,11 +114,9 @@ impl fmt::Debug for TokenState {
 pub(crate) struct Slot(ArcSwapOption<TokenState>);
 
 impl Slot {
-    /// Borrows the current state. Cheap (no reference-count traffic in the common case); hold the
-    /// guard only briefly.
-    #[inline]
-    pub(crate) fn load(&self) -> Guard<Option<Arc<TokenState>>> {
-        self.0.load()
+    /// For per-service caches ([`arc_swap::cache::Cache`]).
+    pub(crate) fn as_arc_swap(&self) -> &ArcSwapOption<TokenState> {
+        &self.0
     }
 
     pub(crate) fn load_full(&self) -> Option<Arc<TokenState>> {
