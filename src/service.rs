@@ -105,12 +105,17 @@ where
     #[inline]
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
         let now = Instant::now();
-        let fresh = self.token.load().as_deref().filter(|t| now < t.expires_at).map(|token| {
-            if now >= token.refresh_at && token.claim_refresh() && !self.shared.refresh_soon() {
-                token.release_refresh_claim();
-            }
-            (token.header.clone(), token.generation)
-        });
+        let fresh = self
+            .token
+            .load()
+            .as_deref()
+            .filter(|t| now < t.expires_at)
+            .map(|token| {
+                if now >= token.refresh_at && token.claim_refresh() && !self.shared.refresh_soon() {
+                    token.release_refresh_claim();
+                }
+                (token.header.clone(), token.generation)
+            });
         if let Some((header, generation)) = fresh {
             request.headers_mut().insert(AUTHORIZATION, header);
             let after = match self.replay_for(&request, generation) {
