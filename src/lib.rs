@@ -35,9 +35,10 @@
 //!
 //! # How it works
 //!
-//! - **Hot path.** While the token is fresh, a request costs one atomic load of the token slot,
-//!   an `Instant` comparison and a header insert; the response future is an unboxed state machine.
-//!   With replay on (the default) the request is also copied, which is what a replay needs.
+//! - **Hot path.** While the token is fresh, a request costs one atomic pointer load (each service
+//!   clone caches the slot), a clock read and comparison, and a header insert; the response
+//!   future is an unboxed state machine. With replay on (the default) the request is also copied,
+//!   which is what a replay needs. Figures are in `BENCHMARKS.md`.
 //! - **Single flight.** All clones of one layer share one slot and one token manager. However many
 //!   requests need a token at once, exactly one login or refresh is in flight; it runs as its own
 //!   task, so dropping the request that started it cancels nothing, and its outcome (a token or one
@@ -52,7 +53,8 @@
 //! - **Replay.** A response with a status in [`Policy::replay_on`] (401 by default) marks the token
 //!   it was sent with as dead (if the slot still holds it), and the request is replayed with a new
 //!   token, at most [`Policy::max_replays`] times. Then the last response goes back as it is.
-//!   Requests sent with an older token than the slot's are replayed without a new refresh.
+//!   Requests sent with an older token than the slot's are replayed without a new refresh. A
+//!   request that cannot be replayed still marks its token dead, so the next ones get a new one.
 //!
 //! # Providers
 //!
@@ -81,6 +83,13 @@
 //!   bodies.
 //! - The token lives in memory, one session per layer; nothing is persisted across restarts.
 //! - The backoff has no jitter: one layer is one client, and its retries are already single-flight.
+//! - An upstream that answers 401 whatever the token (a missing permission, say) costs one refresh
+//!   per such request: the layer cannot tell a dead token from a refused one.
+//! - A refresh that times out may still have reached the server; its refresh token is kept and
+//!   sent again after the backoff. A strictly single-use server then rejects it, and the layer
+//!   logs in.
+//! - Each service clone caches the current token; an idle clone keeps the previous one in memory
+//!   until its next request.
 //! - The auth transport must not be the authenticated stack itself, and must not follow redirects.
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 // Nothing that arrives over the network may panic; tests may.
