@@ -33,20 +33,8 @@ fn violation(
 }
 
 fn tokens(shared: &Shared, sub: &Arc<str>) -> Resp {
-    let issued = shared.tokens.issue(sub, None, true);
-    wire::token_json(
-        StatusCode::OK,
-        &serde_json::json!({
-            "access_token": issued.access,
-            "expires_in": Shared::expires_in(shared.config.access_lifetime),
-            "refresh_expires_in": Shared::expires_in(shared.config.refresh_lifetime),
-            "refresh_token": issued.refresh,
-            "token_type": "bearer",
-            "not-before-policy": 1_588_002_927,
-            "session_state": shared.tokens.session_id(),
-            "scope": "oli_user_role",
-        }),
-    )
+    // As the OLI document shows it: lowercase `bearer`, its own scope.
+    shared.keycloak_tokens(sub, "bearer", 1_588_002_927, "oli_user_role")
 }
 
 /// The one token endpoint: login and refresh are told apart by `grant_type`.
@@ -163,12 +151,7 @@ fn refresh_grant(shared: &Shared, params: &wire::FormMap) -> Resp {
             "Missing parameter: refresh_token",
         );
     };
-    let how = Redeem {
-        rotate: true,
-        refuse_while_access_live: false,
-        requested_scope: None,
-    };
-    match shared.tokens.redeem(token, how) {
+    match shared.tokens.redeem(token, Redeem::SINGLE_USE) {
         Redeemed::Granted(grant) => {
             bump(&shared.counters.refreshes);
             tokens(shared, &grant.sub)

@@ -111,12 +111,7 @@ pub(super) fn refresh(shared: &Shared, parts: &Parts, body: &[u8]) -> Resp {
             "refresh form lacks refresh_token",
         );
     };
-    let how = Redeem {
-        rotate: true,
-        refuse_while_access_live: false,
-        requested_scope: None,
-    };
-    match shared.tokens.redeem(token, how) {
+    match shared.tokens.redeem(token, Redeem::SINGLE_USE) {
         Redeemed::Granted(grant) => {
             bump(&shared.counters.refreshes);
             tokens(shared, &grant.sub)

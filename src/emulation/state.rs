@@ -31,6 +31,31 @@ impl Shared {
         }
     }
 
+    /// A Keycloak-style token response (OLI, union-service) for a new pair issued to `sub`; the
+    /// fields that differ between the two are the arguments.
+    pub(super) fn keycloak_tokens(
+        &self,
+        sub: &std::sync::Arc<str>,
+        token_type: &str,
+        not_before_policy: u64,
+        scope: &str,
+    ) -> Resp {
+        let issued = self.tokens.issue(sub, None, true);
+        wire::token_json(
+            StatusCode::OK,
+            &serde_json::json!({
+                "access_token": issued.access,
+                "expires_in": Self::expires_in(self.config.access_lifetime),
+                "refresh_expires_in": Self::expires_in(self.config.refresh_lifetime),
+                "refresh_token": issued.refresh,
+                "token_type": token_type,
+                "not-before-policy": not_before_policy,
+                "session_state": self.tokens.session_id(),
+                "scope": scope,
+            }),
+        )
+    }
+
     /// Counts a protocol violation. Logged at `warn` with its reason (never with a token or a
     /// credential) because a violation is a client bug someone will want to find.
     pub(super) fn violation(&self, reason: &'static str) {

@@ -87,6 +87,15 @@ pub(super) struct Redeem<'a> {
     pub(super) requested_scope: Option<&'a str>,
 }
 
+impl Redeem<'static> {
+    /// A plain single-use refresh: retire the token, issue a new pair.
+    pub(super) const SINGLE_USE: Self = Self {
+        rotate: true,
+        refuse_while_access_live: false,
+        requested_scope: None,
+    };
+}
+
 /// The outcome of redeeming a refresh token.
 pub(super) enum Redeemed {
     /// Good: issue new tokens for this grant.

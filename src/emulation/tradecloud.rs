@@ -90,12 +90,7 @@ pub(super) fn refresh(shared: &Shared, parts: &Parts, _body: &[u8]) -> Resp {
     else {
         return violation(shared, "refresh without a Refresh-Token header");
     };
-    let how = Redeem {
-        rotate: true,
-        refuse_while_access_live: false,
-        requested_scope: None,
-    };
-    match shared.tokens.redeem(token.trim(), how) {
+    match shared.tokens.redeem(token.trim(), Redeem::SINGLE_USE) {
         Redeemed::Granted(grant) => {
             bump(&shared.counters.refreshes);
             tokens(shared, &grant.sub)

@@ -65,20 +65,8 @@ fn preamble(shared: &Shared, parts: &Parts) -> Option<Resp> {
 }
 
 fn tokens(shared: &Shared, sub: &Arc<str>) -> Resp {
-    let issued = shared.tokens.issue(sub, None, true);
-    wire::token_json(
-        StatusCode::OK,
-        &serde_json::json!({
-            "access_token": issued.access,
-            "expires_in": Shared::expires_in(shared.config.access_lifetime),
-            "refresh_expires_in": Shared::expires_in(shared.config.refresh_lifetime),
-            "refresh_token": issued.refresh,
-            "token_type": "Bearer",
-            "not-before-policy": 0,
-            "session_state": shared.tokens.session_id(),
-            "scope": "email scope profile",
-        }),
-    )
+    // As the union-service document shows it: "Always Bearer".
+    shared.keycloak_tokens(sub, "Bearer", 0, "email scope profile")
 }
 
 pub(super) fn login(shared: &Shared, parts: &Parts, body: &[u8]) -> Resp {
@@ -115,12 +103,7 @@ pub(super) fn refresh(shared: &Shared, parts: &Parts, body: &[u8]) -> Resp {
     let Some(token) = wire::str_field(&object, "refreshToken") else {
         return violation(shared, "refresh body lacks refreshToken");
     };
-    let how = Redeem {
-        rotate: true,
-        refuse_while_access_live: false,
-        requested_scope: None,
-    };
-    match shared.tokens.redeem(token, how) {
+    match shared.tokens.redeem(token, Redeem::SINGLE_USE) {
         Redeemed::Granted(grant) => {
             bump(&shared.counters.refreshes);
             tokens(shared, &grant.sub)
