@@ -979,3 +979,22 @@ async fn an_unsendable_refresh_token_falls_back_to_login() {
     );
     assert_eq!((server.logins(), server.refreshes()), (2, 0));
 }
+
+/// Outside a tokio runtime the layer cannot run an auth call: the request fails with a typed
+/// error instead of panicking.
+#[test]
+fn without_a_runtime_requests_fail_with_a_typed_error() {
+    use std::future::Future;
+    let server = AuthServer::new(60, AUTH_DELAY);
+    let layer = new_layer(&server, TestProvider::new());
+    let mut svc = service(&server, &layer);
+    let mut future = std::pin::pin!(tower::Service::call(&mut svc, get()));
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match future.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(Err(err)) => {
+            assert_eq!(auth_error(&err).kind(), ErrorKind::Runtime)
+        }
+        other => panic!("expected a runtime error, got {other:?}"),
+    }
+    assert_eq!(server.logins(), 0);
+}
