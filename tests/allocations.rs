@@ -55,13 +55,13 @@ fn hot_path_allocates_only_the_header_insert_and_the_replay_copy() {
     let server = AuthServer::new(3600, std::time::Duration::ZERO);
     const N: u64 = 100;
 
-    let mut bare = inner.clone();
+    let mut bare = inner;
     let bare = blocks(&rt, &mut bare, N);
 
     let mut value = http::HeaderValue::from_static("Bearer at-1");
     value.set_sensitive(true);
     let mut static_header =
-        tower::util::MapRequest::new(inner.clone(), move |mut req: Request<Full<Bytes>>| {
+        tower::util::MapRequest::new(inner, move |mut req: Request<Full<Bytes>>| {
             req.headers_mut()
                 .insert(http::header::AUTHORIZATION, value.clone());
             req
@@ -73,11 +73,11 @@ fn hot_path_allocates_only_the_header_insert_and_the_replay_copy() {
     let layer = AuthLayer::builder(TestProvider::new())
         .policy(no_replay)
         .build(server.transport());
-    let mut auth = layer.layer(inner.clone());
+    let mut auth = layer.layer(inner);
     let auth = blocks(&rt, &mut auth, N);
 
     let layer = AuthLayer::new(TestProvider::new(), server.transport());
-    let mut auth_replay = layer.layer(inner.clone());
+    let mut auth_replay = layer.layer(inner);
     let auth_replay = blocks(&rt, &mut auth_replay, N);
 
     // The copy of a freshly built request (cloning also makes its URI's bytes shared).
