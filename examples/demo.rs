@@ -119,7 +119,9 @@ struct Load {
     stop: Stop,
 }
 
-#[derive(Debug, Default)]
+/// One provider's run; serialized as the `--json` summary, fields in the documented order
+/// (serde_json writes the status codes as string keys).
+#[derive(Debug, Default, serde::Serialize)]
 struct Report {
     provider: String,
     requests: u64,
@@ -293,44 +295,6 @@ fn print_table(reports: &[Report]) {
             r.p50_ms,
             r.p99_ms
         );
-    }
-}
-
-/// The `--json` summary, fields in the documented order.
-#[derive(serde::Serialize)]
-struct Summary<'a> {
-    provider: &'a str,
-    requests: u64,
-    ok: u64,
-    failed: u64,
-    statuses: BTreeMap<String, u64>,
-    errors: &'a BTreeMap<String, u64>,
-    logins: u64,
-    refreshes: u64,
-    replays: u64,
-    p50_ms: f64,
-    p99_ms: f64,
-    elapsed_s: f64,
-}
-
-fn summary(r: &Report) -> Summary<'_> {
-    Summary {
-        provider: &r.provider,
-        requests: r.requests,
-        ok: r.ok,
-        failed: r.failed,
-        statuses: r
-            .statuses
-            .iter()
-            .map(|(s, n)| (s.to_string(), *n))
-            .collect(),
-        errors: &r.errors,
-        logins: r.logins,
-        refreshes: r.refreshes,
-        replays: r.replays,
-        p50_ms: r.p50_ms,
-        p99_ms: r.p99_ms,
-        elapsed_s: r.elapsed_s,
     }
 }
 
@@ -531,8 +495,8 @@ async fn main() -> ExitCode {
     };
     if args.json {
         let line = match reports.as_slice() {
-            [one] => serde_json::to_string(&summary(one)),
-            many => serde_json::to_string(&many.iter().map(summary).collect::<Vec<_>>()),
+            [one] => serde_json::to_string(one),
+            many => serde_json::to_string(many),
         };
         match line {
             Ok(line) => println!("{line}"),
