@@ -51,8 +51,9 @@ pub enum ErrorKind {
     LoginRejected,
     /// The auth server refused the refresh token.
     RefreshRejected,
-    /// The auth server answered with a status that is neither success nor a rejection (a 5xx,
-    /// a redirect, ...). Transient: retried after the backoff.
+    /// The auth server answered with a status that is neither success nor a rejection. A 5xx,
+    /// 408 or 429 is transient; any other (a redirect, a 404) is a configuration problem that
+    /// retrying soon would not fix, and is backed off like a rejection.
     Status,
     /// The auth request could not be sent or its response could not be read.
     Transport,
@@ -66,8 +67,9 @@ pub enum ErrorKind {
     TokenType,
     /// A token cannot be sent: it is not a valid HTTP header value.
     InvalidToken,
-    /// No auth call was made: earlier attempts failed and the backoff has not elapsed.
-    BackingOff,
+    /// No token within the layer's wait bound: the auth server kept failing transiently (or the
+    /// auth call is still running). The last failure, if any, is the [`source`](StdError::source).
+    Unavailable,
     /// The layer or provider is misconfigured (no credentials to log in with, ...).
     Config,
     /// No tokio runtime was available to run the auth call on.
@@ -104,7 +106,12 @@ struct Inner {
     call: Option<AuthCall>,
     status: Option<StatusCode>,
     detail: Option<Cow<'static, str>>,
+    /// Timeout: the limit; Unavailable: how long the request waited.
+    waited: Option<Duration>,
+    /// Failing fast after a rejection: how long until the next auth call.
     retry_in: Option<Duration>,
+    /// The server's `Retry-After`, as a delay.
+    retry_after: Option<Duration>,
     source: Option<BoxError>,
 }
 
@@ -115,7 +122,9 @@ impl AuthError {
             call: None,
             status: None,
             detail: None,
+            waited: None,
             retry_in: None,
+            retry_after: None,
             source: None,
         })
     }
@@ -169,10 +178,15 @@ impl AuthError {
         })
     }
 
-    pub(crate) fn status_error(status: StatusCode, detail: Option<String>) -> Self {
+    pub(crate) fn status_error(
+        status: StatusCode,
+        detail: Option<String>,
+        retry_after: Option<Duration>,
+    ) -> Self {
         Self::new(ErrorKind::Status).map(|i| {
             i.status = Some(status);
             i.detail = detail.map(Cow::Owned);
+            i.retry_after = retry_after;
         })
     }
 
@@ -181,7 +195,7 @@ impl AuthError {
     }
 
     pub(crate) fn timeout(after: Duration) -> Self {
-        Self::new(ErrorKind::Timeout).map(|i| i.retry_in = Some(after))
+        Self::new(ErrorKind::Timeout).map(|i| i.waited = Some(after))
     }
 
     pub(crate) fn too_large(limit: usize, status: StatusCode) -> Self {
@@ -191,10 +205,27 @@ impl AuthError {
         })
     }
 
-    pub(crate) fn backing_off(retry_in: Duration, last: AuthError) -> Self {
-        Self::new(ErrorKind::BackingOff).map(|i| {
-            i.retry_in = Some(retry_in);
-            i.source = Some(Box::new(last));
+    /// No token within `waited`; `last` is the flight's latest transient failure, if any.
+    pub(crate) fn unavailable(waited: Duration, last: Option<AuthError>) -> Self {
+        Self::new(ErrorKind::Unavailable).map(|i| {
+            i.waited = Some(waited);
+            i.source = last.map(|e| Box::new(e) as BoxError);
+        })
+    }
+
+    /// `cause` (a rejection) again, for a request that fails fast during the backoff it started:
+    /// same kind, call, status and detail; `retry_in` says when credentials go out again.
+    pub(crate) fn failing_fast(cause: &AuthError, retry_in: Duration) -> Self {
+        let c = &*cause.inner;
+        Self::from_inner(Inner {
+            kind: c.kind,
+            call: c.call,
+            status: c.status,
+            detail: c.detail.clone(),
+            waited: None,
+            retry_in: Some(retry_in),
+            retry_after: None,
+            source: Some(Box::new(cause.clone())),
         })
     }
 
@@ -229,12 +260,43 @@ impl AuthError {
         self.inner.status
     }
 
-    /// For [`ErrorKind::BackingOff`]: how long until credentials may be sent again.
+    /// For a request that failed fast because an earlier attempt was rejected (see
+    /// [`is_backing_off`](Self::is_backing_off)): how long until the layer sends credentials again.
     pub fn retry_in(&self) -> Option<Duration> {
-        match self.inner.kind {
-            ErrorKind::BackingOff => self.inner.retry_in,
-            _ => None,
+        self.inner.retry_in
+    }
+
+    /// The auth server's `Retry-After`, when its failure answer carried one.
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.inner.retry_after
+    }
+
+    /// A transient failure: the auth server could not answer usefully now (a 5xx or 429, a
+    /// connection failure, a timeout, an unusable answer). The layer retries these inside the
+    /// flight; requests see one only as the [`source`](StdError::source) of an
+    /// [`ErrorKind::Unavailable`] error.
+    pub fn is_transient(&self) -> bool {
+        if self.kind() == ErrorKind::Status {
+            return self.status().is_some_and(|s| {
+                s.is_server_error()
+                    || s == StatusCode::REQUEST_TIMEOUT
+                    || s == StatusCode::TOO_MANY_REQUESTS
+            });
         }
+        matches!(
+            self.kind(),
+            ErrorKind::Transport
+                | ErrorKind::Timeout
+                | ErrorKind::ResponseTooLarge
+                | ErrorKind::Malformed
+                | ErrorKind::TokenType
+                | ErrorKind::InvalidToken
+        )
+    }
+
+    /// No token within the layer's wait bound while the auth server kept failing.
+    pub fn is_unavailable(&self) -> bool {
+        self.kind() == ErrorKind::Unavailable
     }
 
     /// The credentials were refused.
@@ -270,9 +332,11 @@ impl AuthError {
         self.kind() == ErrorKind::InvalidToken
     }
 
-    /// No auth call was made because of the backoff after earlier failures.
+    /// No auth call was made for this request: an earlier attempt was rejected (or the provider
+    /// is misconfigured) and the backoff has not elapsed; [`kind`](Self::kind) is the earlier
+    /// failure's, and [`retry_in`](Self::retry_in) says how long remains.
     pub fn is_backing_off(&self) -> bool {
-        self.kind() == ErrorKind::BackingOff
+        self.inner.retry_in.is_some()
     }
 }
 
@@ -288,6 +352,12 @@ impl fmt::Debug for AuthError {
         }
         if let Some(detail) = &self.inner.detail {
             d.field("detail", detail);
+        }
+        if let Some(retry_in) = self.inner.retry_in {
+            d.field("retry_in", &retry_in);
+        }
+        if let Some(retry_after) = self.inner.retry_after {
+            d.field("retry_after", &retry_after);
         }
         if let Some(source) = &self.inner.source {
             d.field("source", source);
@@ -319,7 +389,7 @@ impl fmt::Display for AuthError {
             ErrorKind::Malformed => f.write_str("malformed auth response")?,
             ErrorKind::TokenType => f.write_str("token type is not bearer")?,
             ErrorKind::InvalidToken => f.write_str("token is not a valid header value")?,
-            ErrorKind::BackingOff => f.write_str("not contacting the auth server: backing off")?,
+            ErrorKind::Unavailable => f.write_str("no token: the auth server is unavailable")?,
             ErrorKind::Config => f.write_str("invalid auth configuration")?,
             ErrorKind::Runtime => f.write_str("no tokio runtime to run the auth call on")?,
             ErrorKind::Aborted => {
@@ -329,16 +399,43 @@ impl fmt::Display for AuthError {
         if let Some(status) = inner.status {
             write!(f, " ({status})")?;
         }
-        if let Some(retry_in) = inner.retry_in {
+        if let Some(waited) = inner.waited {
             match inner.kind {
-                ErrorKind::Timeout => write!(f, " after {retry_in:?}")?,
-                _ => write!(f, " for another {retry_in:?}")?,
+                ErrorKind::Timeout => write!(f, " after {waited:?}")?,
+                _ => write!(f, " after waiting {waited:?}")?,
             }
         }
         if let Some(detail) = &inner.detail {
             write!(f, ": {detail}")?;
         }
+        if let Some(retry_after) = inner.retry_after {
+            write!(f, " (retry after {retry_after:?})")?;
+        }
+        if inner.kind == ErrorKind::Unavailable {
+            // NOTE: the cause is named here as well as in `source()`: "unavailable" alone does not
+            // tell a user what to fix. `AuthError`'s `Display` holds no secret, so neither does this.
+            match inner
+                .source
+                .as_ref()
+                .and_then(|s| s.downcast_ref::<AuthError>())
+            {
+                Some(last) => write!(f, "; last failure: {last}")?,
+                None => f.write_str("; the auth call has not answered yet")?,
+            }
+        }
+        if let Some(retry_in) = inner.retry_in {
+            write!(f, "; not retried for another {}", Millis(retry_in))?;
+        }
         Ok(())
+    }
+}
+
+/// A duration in whole milliseconds, for messages.
+struct Millis(Duration);
+
+impl fmt::Display for Millis {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ms", self.0.as_millis())
     }
 }
 
@@ -376,13 +473,63 @@ mod tests {
     }
 
     #[test]
-    fn backing_off_keeps_the_cause_as_source() {
-        let last = AuthError::rejected(AuthCall::Login, StatusCode::UNAUTHORIZED, None);
-        let err = AuthError::backing_off(Duration::from_secs(2), last);
-        assert!(err.is_backing_off());
-        assert_eq!(err.retry_in(), Some(Duration::from_secs(2)));
+    fn failing_fast_repeats_the_rejection_and_says_when() {
+        let last = AuthError::rejected(
+            AuthCall::Login,
+            StatusCode::UNAUTHORIZED,
+            Some("invalid_grant".into()),
+        );
+        let err = AuthError::failing_fast(&last, Duration::from_millis(2500));
+        assert!(err.is_backing_off() && err.is_login_rejected());
+        assert!(!last.is_backing_off());
+        assert_eq!(err.retry_in(), Some(Duration::from_millis(2500)));
+        assert_eq!(err.status(), Some(StatusCode::UNAUTHORIZED));
+        assert_eq!(
+            err.to_string(),
+            "login rejected by the auth server (401 Unauthorized): invalid_grant; \
+             not retried for another 2500 ms"
+        );
         let source = err.source().and_then(|s| s.downcast_ref::<AuthError>());
         assert!(source.is_some_and(AuthError::is_login_rejected));
+    }
+
+    #[test]
+    fn unavailable_names_the_last_failure() {
+        let last = AuthError::status_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            None,
+            Some(Duration::from_secs(2)),
+        )
+        .during(AuthCall::Refresh);
+        assert!(last.is_transient());
+        let err = AuthError::unavailable(Duration::from_secs(30), Some(last));
+        assert!(err.is_unavailable() && !err.is_transient() && !err.is_backing_off());
+        assert_eq!(
+            err.to_string(),
+            "no token: the auth server is unavailable after waiting 30s; last failure: \
+             refresh: unexpected auth server response (503 Service Unavailable) (retry after 2s)"
+        );
+        let pending = AuthError::unavailable(Duration::from_secs(1), None);
+        assert!(pending
+            .to_string()
+            .ends_with("the auth call has not answered yet"));
+        assert!(pending.source().is_none());
+    }
+
+    #[test]
+    fn failure_classes() {
+        let rejected = AuthError::rejected(AuthCall::Refresh, StatusCode::BAD_REQUEST, None);
+        assert!(!rejected.is_transient());
+        assert!(!AuthError::config("x").is_transient());
+        assert!(!AuthError::aborted().is_transient());
+        assert!(AuthError::malformed("x").is_transient());
+        assert!(AuthError::timeout(Duration::from_secs(1)).is_transient());
+        assert!(AuthError::invalid_token("x").is_transient());
+        let status = |code: u16| {
+            AuthError::status_error(StatusCode::from_u16(code).unwrap(), None, None).is_transient()
+        };
+        assert!(status(500) && status(503) && status(408) && status(429));
+        assert!(!status(302) && !status(404));
     }
 
     #[test]

@@ -1,4 +1,16 @@
-//! The response future: a plain state machine on the hot path, one boxed variant for cold paths.
+//! The response future: one state machine for the hot path, the wait for a token and replays.
+//!
+//! ```text
+//!            token in the slot                         no usable token
+//! call ───────────────────────────▶ Sent ◀──── Ready ◀──── Waiting ◀──────────── call
+//!                                    │          ▲ (service ready,   ▲
+//!                                    │          │  token attached)  │
+//!                                    └── dead token, replay allowed ┘
+//! ```
+//!
+//! The hot path is `Sent` alone: the inner future and what to do with a dead-token answer
+//! (invalidate, or a boxed [`Replay`] when the request was copied). Waiting for a token is the
+//! one boxed future, on cold paths only.
 
 use std::fmt;
 use std::future::Future;
@@ -10,16 +22,16 @@ use std::task::{ready, Context, Poll};
 use http::header::AUTHORIZATION;
 use http::{Request, Response};
 use pin_project_lite::pin_project;
-use tower::ServiceExt;
 use tower_service::Service;
 
 use crate::error::BoxError;
-use crate::manager::Manager;
+use crate::manager::{Manager, Outcome};
 use crate::metrics::Counter;
 use crate::provider::Provider;
 use crate::replay::CloneRequest;
+use crate::slot::TokenState;
 
-type BoxFuture<T> = Pin<Box<dyn Future<Output = Result<T, BoxError>> + Send>>;
+type TokenWait = Pin<Box<dyn Future<Output = Outcome> + Send>>;
 
 pin_project! {
     /// Response future of [`AuthService`](crate::AuthService).
@@ -28,15 +40,29 @@ pin_project! {
         S: Service<Request<B>>,
     {
         #[pin]
-        state: State<S::Future, S::Response>,
-        after: After<S, B, P, R>,
+        state: State<S::Future, After<S, B, P, R>, Box<Replay<S, B, P, R>>>,
     }
 }
 
-/// What to do when the upstream answers with a replay-triggering status.
+pin_project! {
+    #[project = StateProj]
+    enum State<F, A, X> {
+        // The request went out; `after` says what a dead-token answer leads to.
+        Sent { #[pin] future: F, after: A },
+        // Waiting for a token: the first one, or a replay's.
+        Waiting { token: TokenWait, replay: Option<X> },
+        // A token is at hand; waiting for the service to be ready to send.
+        Ready { replay: Option<X> },
+    }
+}
+
+/// What to do when the upstream answers that the token is dead.
 // NOTE: the replay state is boxed: inline, it made every response future ~400 bytes, copied
 // (memcpy) several times per request whether or not replay is on.
-pub(crate) enum After<S, B, P, R> {
+pub(crate) enum After<S, B, P, R>
+where
+    S: Service<Request<B>>,
+{
     /// Nothing (already handled).
     Return,
     /// No copy to replay: mark the token dead so that later requests get a new one.
@@ -44,42 +70,40 @@ pub(crate) enum After<S, B, P, R> {
         shared: Arc<Manager<P>>,
         generation: u64,
     },
-    /// Replay the copy with a new token.
+    /// Replay a copy with a new token, per the replay budget.
     Replay(Box<Replay<S, B, P, R>>),
-}
-
-pin_project! {
-    #[project = StateProj]
-    enum State<F, T> {
-        // The request went out with the token from the slot.
-        Sent { #[pin] future: F },
-        // Waiting for a token, or replaying.
-        Cold { future: BoxFuture<T> },
-    }
 }
 
 impl<S, B, P, R> ResponseFuture<S, B, P, R>
 where
     S: Service<Request<B>>,
 {
+    /// The hot path: the request went out with the slot's token.
     #[inline]
     pub(crate) fn sent(future: S::Future, after: After<S, B, P, R>) -> Self {
         Self {
-            state: State::Sent { future },
-            after,
+            state: State::Sent { future, after },
         }
     }
 
-    pub(crate) fn cold(
-        future: impl Future<Output = Result<S::Response, BoxError>> + Send + 'static,
-    ) -> Self {
+    /// The cold path: the request waits for a token, then goes out through `replay`'s service.
+    pub(crate) fn waiting(replay: Box<Replay<S, B, P, R>>) -> Self
+    where
+        P: Provider,
+    {
+        let token = Box::pin(Arc::clone(&replay.shared).token(None));
         Self {
-            state: State::Cold {
-                future: Box::pin(future),
+            state: State::Waiting {
+                token,
+                replay: Some(replay),
             },
-            after: After::Return,
         }
     }
+}
+
+/// The future was polled again after it completed.
+fn spent() -> BoxError {
+    "tower-token-auth: response future polled after completion".into()
 }
 
 impl<S, B, P, R, RB> Future for ResponseFuture<S, B, P, R>
@@ -96,26 +120,58 @@ where
 
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut this = self.project();
+        let mut state = self.project().state;
         loop {
-            match this.state.as_mut().project() {
-                StateProj::Sent { future } => {
+            match state.as_mut().project() {
+                StateProj::Sent { future, after } => {
                     let response = ready!(future.poll(cx)).map_err(Into::into)?;
-                    match mem::replace(this.after, After::Return) {
-                        After::Replay(replay) if replay.wants(&response) => {
-                            let future = Box::pin(replay.finish(response));
-                            this.state.set(State::Cold { future });
-                        }
+                    let mut replay = match mem::replace(after, After::Return) {
+                        After::Replay(replay) => replay,
                         After::Invalidate { shared, generation } => {
                             if shared.policy.replay_on.contains(&response.status()) {
                                 shared.invalidate(generation);
                             }
                             return Poll::Ready(Ok(response));
                         }
-                        _ => return Poll::Ready(Ok(response)),
+                        After::Return => return Poll::Ready(Ok(response)),
+                    };
+                    if !replay.shared.policy.replay_on.contains(&response.status()) {
+                        return Poll::Ready(Ok(response));
                     }
+                    let Some(token) = replay.replay_for(response) else {
+                        let response = replay.held.take();
+                        return Poll::Ready(response.ok_or_else(spent));
+                    };
+                    state.set(State::Waiting {
+                        token,
+                        replay: Some(replay),
+                    });
                 }
-                StateProj::Cold { future } => return future.as_mut().poll(cx),
+                StateProj::Waiting { token, replay } => {
+                    let outcome = ready!(token.as_mut().poll(cx));
+                    let mut replay = replay.take().ok_or_else(spent)?;
+                    match outcome {
+                        Ok(token) => replay.token = Some(token),
+                        // NOTE: no token for a replay: the caller gets the dead-token answer it
+                        // would have had without the layer's replay, not an error.
+                        Err(error) => {
+                            return Poll::Ready(replay.held.take().ok_or_else(|| error.into()))
+                        }
+                    }
+                    state.set(State::Ready {
+                        replay: Some(replay),
+                    });
+                }
+                StateProj::Ready { replay } => {
+                    let ready = replay.as_mut().ok_or_else(spent)?;
+                    ready!(ready.service.poll_ready(cx)).map_err(Into::into)?;
+                    let mut replay = replay.take().ok_or_else(spent)?;
+                    let future = replay.send().ok_or_else(spent)?;
+                    state.set(State::Sent {
+                        future,
+                        after: After::Replay(replay),
+                    });
+                }
             }
         }
     }
@@ -126,30 +182,50 @@ where
     S: Service<Request<B>>,
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = match self.state {
-            State::Sent { .. } => "sent",
-            State::Cold { .. } => "cold",
+        let state = match &self.state {
+            State::Sent { after, .. } => match after {
+                After::Replay(_) => "sent (replayable)",
+                _ => "sent",
+            },
+            State::Waiting { .. } => "waiting for a token",
+            State::Ready { .. } => "ready to send",
         };
         f.debug_struct("ResponseFuture")
             .field("state", &state)
-            .field("replayable", &matches!(self.after, After::Replay(_)))
             .finish()
     }
 }
 
-/// What a replay needs: a copy of the request, the token generation it was sent with, and a
-/// service to send it through.
-pub(crate) struct Replay<S, B, P, R> {
-    copy: Option<Request<B>>,
-    generation: u64,
-    replays: u32,
-    service: S,
+/// Everything needed to send a request (again) with a new token: the service, the request to
+/// send next, and the budget.
+pub(crate) struct Replay<S, B, P, R>
+where
+    S: Service<Request<B>>,
+{
     shared: Arc<Manager<P>>,
+    service: S,
     cloner: R,
+    /// The request to send next: the original while waiting for the first token, then a copy.
+    next: Option<Request<B>>,
+    /// The token to send `next` with, once obtained.
+    token: Option<Arc<TokenState>>,
+    /// The generation of the token of the last send.
+    generation: u64,
+    sends: u32,
+    /// Replays charged to [`Policy::max_replays`](crate::Policy::max_replays).
+    charged: u32,
+    /// The dead-token answer being replayed: the caller's if no token can be had.
+    held: Option<S::Response>,
 }
 
-impl<S, B, P, R> Replay<S, B, P, R> {
-    pub(crate) fn new(
+impl<S, B, P, R> Replay<S, B, P, R>
+where
+    S: Service<Request<B>>,
+    P: Provider,
+    R: CloneRequest<B>,
+{
+    /// A request that went out once, with token `generation`, and its copy.
+    pub(crate) fn sent(
         copy: Request<B>,
         generation: u64,
         service: S,
@@ -157,72 +233,90 @@ impl<S, B, P, R> Replay<S, B, P, R> {
         cloner: R,
     ) -> Self {
         Self {
-            copy: Some(copy),
-            generation,
-            replays: 0,
-            service,
             shared,
+            service,
             cloner,
+            next: Some(copy),
+            token: None,
+            generation,
+            sends: 1,
+            charged: 0,
+            held: None,
         }
     }
 
-    pub(crate) fn wants<RB>(&self, response: &Response<RB>) -> bool {
-        self.copy.is_some()
-            && self.replays < self.shared.policy.max_replays
-            && self.shared.policy.replay_on.contains(&response.status())
+    /// A request that has not gone out yet: it waits for a token.
+    pub(crate) fn unsent(
+        request: Request<B>,
+        service: S,
+        shared: Arc<Manager<P>>,
+        cloner: R,
+    ) -> Self {
+        Self {
+            shared,
+            service,
+            cloner,
+            next: Some(request),
+            token: None,
+            generation: 0,
+            sends: 0,
+            charged: 0,
+            held: None,
+        }
     }
-}
 
-impl<S, B, P, R, RB> Replay<S, B, P, R>
-where
-    S: Service<Request<B>, Response = Response<RB>>,
-    S::Error: Into<BoxError>,
-    P: Provider,
-    R: CloneRequest<B>,
-{
-    /// Replays while the response asks for it and replays remain; returns the last response.
+    /// The upstream answered that the token of the last send is dead. Returns the wait for the
+    /// replay's token, or `None` when the request is not replayed (then `held` is the answer for
+    /// the caller and the token has been invalidated).
     ///
-    /// NOTE: at most `max_replays` sends happen here, each one consuming a copy; when the copies
-    /// or the replays run out, the response at hand goes back to the caller. Never a loop.
-    pub(crate) async fn finish(
-        mut self,
-        mut response: Response<RB>,
-    ) -> Result<Response<RB>, BoxError> {
-        loop {
-            if !self.wants(&response) {
-                return Ok(response);
-            }
-            let Some(mut request) = self.copy.take() else {
-                return Ok(response);
-            };
-            let status = response.status().as_u16();
-            // The rejected response will not be returned: release it (and its connection) now
-            // rather than across the token wait.
-            drop(response);
-            let token = self.shared.token(Some(self.generation)).await?;
-            self.replays += 1;
-            if self.replays < self.shared.policy.max_replays {
-                self.copy = self.cloner.clone_request(&request);
-            }
-            request
-                .headers_mut()
-                .insert(AUTHORIZATION, token.header.clone());
-            self.generation = token.generation;
+    /// NOTE: OkHttp's rule. A rejection of the token the slot holds is news: it costs one of
+    /// `max_replays` and triggers one refresh. A rejection of a token already superseded or
+    /// already marked dead is not: the replay is free. `max_sends` caps both, so this never
+    /// loops.
+    fn replay_for(&mut self, response: S::Response) -> Option<TokenWait> {
+        self.held = Some(response);
+        let policy = &self.shared.policy;
+        let news = self.shared.holds_live(self.generation);
+        let allowed = self.next.is_some()
+            && self.sends < policy.max_sends
+            && (!news || self.charged < policy.max_replays);
+        if !allowed {
+            // The final dead-token answer: later requests must not be sent with this token.
+            self.shared.invalidate(self.generation);
+            return None;
+        }
+        if news {
+            self.charged += 1;
+        }
+        Some(Box::pin(
+            Arc::clone(&self.shared).token(Some(self.generation)),
+        ))
+    }
+
+    /// Sends `next` with the token at hand, keeping a copy when another send may follow.
+    fn send(&mut self) -> Option<S::Future> {
+        let token = self.token.take()?;
+        let mut request = self.next.take()?;
+        // The dead-token answer is replaced by this send's.
+        self.held = None;
+        let policy = &self.shared.policy;
+        if policy.max_replays > 0 && self.sends + 1 < policy.max_sends {
+            self.next = self.cloner.clone_request(&request);
+        }
+        request
+            .headers_mut()
+            .insert(AUTHORIZATION, token.header.clone());
+        if self.sends > 0 {
             self.shared.metrics.incr(Counter::Replay);
             tracing::debug!(
-                status,
-                replay = self.replays,
+                send = self.sends + 1,
+                rejected = self.generation,
                 generation = token.generation,
                 "replaying request with a new token"
             );
-            response = self
-                .service
-                .ready()
-                .await
-                .map_err(Into::into)?
-                .call(request)
-                .await
-                .map_err(Into::into)?;
         }
+        self.sends += 1;
+        self.generation = token.generation;
+        Some(self.service.call(request))
     }
 }

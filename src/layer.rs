@@ -10,7 +10,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::error::BoxError;
-use crate::manager::{self, Backoff, Manager, Settings};
+use crate::manager::{self, Backoff, Manager, Schedule, Settings};
 use crate::metrics::MetricsSnapshot;
 use crate::provider::{AuthRequest, Policy, Provider};
 use crate::replay::{CloneBody, NoReplay};
@@ -21,6 +21,13 @@ pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 64 * 1024;
 
 /// Default timeout of one auth call (request and response body).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Default bound on how long a request waits for a token while the auth server keeps failing
+/// transiently.
+pub const DEFAULT_MAX_WAIT: Duration = Duration::from_secs(30);
+
+/// Default cap on how long an auth server's `Retry-After` holds back the next attempt.
+pub const DEFAULT_RETRY_AFTER_CAP: Duration = Duration::from_secs(10);
 
 /// A [`Layer`] that makes every request carry a valid bearer token.
 ///
@@ -59,7 +66,12 @@ impl<P: Provider> AuthLayer<P> {
             provider,
             timeout: DEFAULT_TIMEOUT,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
-            backoff: Backoff::default(),
+            max_wait: DEFAULT_MAX_WAIT,
+            schedule: Schedule {
+                transient: Backoff::TRANSIENT,
+                rejection: Backoff::REJECTION,
+                retry_after_cap: DEFAULT_RETRY_AFTER_CAP,
+            },
         }
     }
 }
@@ -117,6 +129,18 @@ impl<S, P, R: Clone> Layer<S> for AuthLayer<P, R> {
 
 /// Builds an [`AuthLayer`] with non-default settings.
 ///
+/// # When the auth server fails
+///
+/// | failure | what the layer does | setting (default) |
+/// |---|---|---|
+/// | *transient*: 5xx, 408, 429, connection failure, timeout, unusable 2xx answer | retries inside the flight; requests keep waiting | [`retry_backoff`](Self::retry_backoff) ([`Backoff::TRANSIENT`]: 100 ms doubling to 1 s, full jitter); `Retry-After` honoured up to [`retry_after_cap`](Self::retry_after_cap) (10 s) |
+/// | a request has waited too long | fails with [`ErrorKind::Unavailable`](crate::ErrorKind::Unavailable), the last failure as its source | [`max_wait`](Self::max_wait) (30 s) |
+/// | *rejected*: the provider says the credentials are refused | every waiting request fails with the rejection; requests fail fast with it until the backoff ends, then one login is tried | [`rejection_backoff`](Self::rejection_backoff) ([`Backoff::REJECTION`]: 5 s doubling to 5 min, plus up to 50 % jitter) |
+///
+/// A rejected or unusable refresh falls back to login within the same attempt; only the login's
+/// own failure counts. A failed proactive refresh is retried while the token is valid, no later
+/// than half its remaining lifetime; requests keep using the token meanwhile.
+///
 /// ```
 /// # use tower_token_auth::{AuthLayer, Backoff, Provider};
 /// # fn build<P: Provider>(provider: P, client: tower::util::BoxCloneSyncService<tower_token_auth::AuthRequest, http::Response<http_body_util::Full<bytes::Bytes>>, tower::BoxError>) {
@@ -125,7 +149,8 @@ impl<S, P, R: Clone> Layer<S> for AuthLayer<P, R> {
 /// let layer = AuthLayer::builder(provider)
 ///     .timeout(Duration::from_secs(5))
 ///     .max_response_bytes(16 * 1024)
-///     .backoff(Backoff::new(Duration::from_millis(500), Duration::from_secs(30), 2))
+///     .max_wait(Duration::from_secs(10))
+///     .rejection_backoff(Backoff::new(Duration::from_secs(30), Duration::from_secs(600), 2))
 ///     .build(client);
 /// # }
 /// ```
@@ -134,7 +159,8 @@ pub struct AuthLayerBuilder<P> {
     policy: Policy,
     timeout: Duration,
     max_response_bytes: usize,
-    backoff: Backoff,
+    max_wait: Duration,
+    schedule: Schedule,
 }
 
 impl<P: Provider> AuthLayerBuilder<P> {
@@ -157,9 +183,33 @@ impl<P: Provider> AuthLayerBuilder<P> {
         self
     }
 
-    /// Backoff between failed auth attempts.
-    pub fn backoff(mut self, backoff: Backoff) -> Self {
-        self.backoff = backoff;
+    /// Spacing of retries after transient auth failures, with full jitter. Default:
+    /// [`Backoff::TRANSIENT`]. Its `max` bounds how soon waiting requests are served once the
+    /// auth server answers again.
+    pub fn retry_backoff(mut self, backoff: Backoff) -> Self {
+        self.schedule.transient = backoff;
+        self
+    }
+
+    /// Spacing of logins after rejected credentials (plus up to half as much again of jitter);
+    /// requests fail fast meanwhile. Default: [`Backoff::REJECTION`].
+    pub fn rejection_backoff(mut self, backoff: Backoff) -> Self {
+        self.schedule.rejection = backoff;
+        self
+    }
+
+    /// How long a request waits for a token while the auth server keeps failing transiently,
+    /// before it fails with [`ErrorKind::Unavailable`](crate::ErrorKind::Unavailable). Default:
+    /// [`DEFAULT_MAX_WAIT`] (30 s).
+    pub fn max_wait(mut self, max_wait: Duration) -> Self {
+        self.max_wait = max_wait;
+        self
+    }
+
+    /// The longest an auth server's `Retry-After` may hold back the next attempt. Default:
+    /// [`DEFAULT_RETRY_AFTER_CAP`] (10 s).
+    pub fn retry_after_cap(mut self, cap: Duration) -> Self {
+        self.schedule.retry_after_cap = cap;
         self
     }
 
@@ -175,7 +225,8 @@ impl<P: Provider> AuthLayerBuilder<P> {
     {
         let settings = Settings {
             timeout: self.timeout,
-            backoff: self.backoff,
+            max_wait: self.max_wait,
+            schedule: self.schedule,
         };
         let transport = manager::transport(transport, self.max_response_bytes);
         AuthLayer {
@@ -196,7 +247,8 @@ impl<P> fmt::Debug for AuthLayerBuilder<P> {
             .field("policy", &self.policy)
             .field("timeout", &self.timeout)
             .field("max_response_bytes", &self.max_response_bytes)
-            .field("backoff", &self.backoff)
+            .field("max_wait", &self.max_wait)
+            .field("schedule", &self.schedule)
             .finish_non_exhaustive()
     }
 }

@@ -114,7 +114,10 @@ pub mod token;
 
 pub use crate::error::{AuthCall, AuthError, BoxError, ErrorKind};
 pub use crate::future::ResponseFuture;
-pub use crate::layer::{AuthLayer, AuthLayerBuilder, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TIMEOUT};
+pub use crate::layer::{
+    AuthLayer, AuthLayerBuilder, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_WAIT,
+    DEFAULT_RETRY_AFTER_CAP, DEFAULT_TIMEOUT,
+};
 pub use crate::manager::Backoff;
 pub use crate::metrics::MetricsSnapshot;
 pub use crate::provider::{AuthRequest, AuthResponse, Failure, Policy, Provider, RefreshTiming};

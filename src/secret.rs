@@ -51,9 +51,79 @@ impl From<&str> for Secret {
     }
 }
 
+const REDACTED: &str = "[redacted]";
+
+/// Longest server text that reaches an error message.
+const MAX_SERVER_TEXT: usize = 160;
+
+/// Opaque words at least this long are taken for tokens or keys and redacted.
+const OPAQUE_WORD: usize = 24;
+
+/// Makes text from an auth server fit for an error message or a log line: control characters
+/// removed, every value the request sent (`sent`: credentials, refresh tokens) and every long
+/// opaque word (a JWT, a key) replaced by `[redacted]`, and the whole shortened.
+///
+/// NOTE: a server may echo what it was sent; the layer cannot tell a password from prose, so it
+/// redacts everything it sent that is long enough to be a secret.
+pub(crate) fn scrub(text: &str, sent: &[String]) -> String {
+    let mut clean: String = text.chars().filter(|c| !c.is_control()).collect();
+    for value in sent.iter().filter(|v| v.chars().count() >= 4) {
+        if clean.contains(value.as_str()) {
+            clean = clean.replace(value.as_str(), REDACTED);
+        }
+    }
+    let mut out = String::with_capacity(clean.len());
+    let mut word = String::new();
+    let flush = |word: &mut String, out: &mut String| {
+        if word.chars().count() >= OPAQUE_WORD {
+            out.push_str(REDACTED);
+        } else {
+            out.push_str(word);
+        }
+        word.clear();
+    };
+    for c in clean.chars() {
+        if c.is_ascii_alphanumeric() || "-._~+/=".contains(c) {
+            word.push(c);
+        } else {
+            flush(&mut word, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut word, &mut out);
+    if out.chars().count() > MAX_SERVER_TEXT {
+        out = out.chars().take(MAX_SERVER_TEXT).collect();
+        out.push('…');
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn server_text_is_scrubbed() {
+        let sent = vec!["hunter2-pw".to_owned(), "abc".to_owned()];
+        assert_eq!(
+            scrub("bad password hunter2-pw for abc\r\n", &sent),
+            "bad password [redacted] for abc"
+        );
+        let jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl";
+        assert_eq!(
+            scrub(&format!("token {jwt} expired"), &[]),
+            "token [redacted] expired"
+        );
+        assert_eq!(
+            scrub("key c5f90f4b-9d69-416a-8611-8a8c8d605c36 unknown", &[]),
+            "key [redacted] unknown"
+        );
+        assert_eq!(scrub("Token is not active", &[]), "Token is not active");
+        let long = "word ".repeat(100);
+        let short = scrub(&long, &[]);
+        assert_eq!(short.chars().count(), MAX_SERVER_TEXT + 1);
+        assert!(short.ends_with('…'));
+    }
 
     #[test]
     fn debug_is_redacted() {

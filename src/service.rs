@@ -111,7 +111,10 @@ where
             .as_deref()
             .filter(|t| now < t.expires_at)
             .map(|token| {
-                if now >= token.refresh_at && token.claim_refresh() && !self.shared.refresh_soon() {
+                if now >= token.refresh_at
+                    && token.claim_refresh(now)
+                    && !self.shared.refresh_soon()
+                {
                     token.release_refresh_claim();
                 }
                 (token.header.clone(), token.generation)
@@ -128,39 +131,18 @@ where
             return ResponseFuture::sent(self.inner.call(request), after);
         }
 
-        // No usable token: wait for one on the cold path.
+        // No usable token: the request waits for one on the cold path.
         // NOTE: take the service that `poll_ready` readied and leave a clone in its place; see
         // tower's "Be careful when cloning inner services" guidance.
         let clone = self.inner.clone();
         let inner = mem::replace(&mut self.inner, clone);
-        let shared = Arc::clone(&self.shared);
-        let cloner = self.replay.clone();
-        ResponseFuture::cold(async move {
-            shared.metrics.incr(Counter::TokenWait);
-            let token = shared.token(None).await?;
-            request
-                .headers_mut()
-                .insert(AUTHORIZATION, token.header.clone());
-            let copy = replay_copy(&shared, &cloner, &request);
-            let mut inner = inner;
-            let response = inner.call(request).await.map_err(Into::into)?;
-            match copy {
-                Some(copy) => {
-                    let replay = Replay::new(copy, token.generation, inner, shared, cloner);
-                    if !replay.wants(&response) {
-                        return Ok(response);
-                    }
-                    // Rare: boxed so that its state does not weigh on every waiting request.
-                    Box::pin(replay.finish(response)).await
-                }
-                None => {
-                    if shared.policy.replay_on.contains(&response.status()) {
-                        shared.invalidate(token.generation);
-                    }
-                    Ok(response)
-                }
-            }
-        })
+        self.shared.metrics.incr(Counter::TokenWait);
+        ResponseFuture::waiting(Box::new(Replay::unsent(
+            request,
+            inner,
+            Arc::clone(&self.shared),
+            self.replay.clone(),
+        )))
     }
 }
 
@@ -173,11 +155,16 @@ impl<S, P, R> AuthService<S, P, R> {
         generation: u64,
     ) -> Option<Box<Replay<S, B, P, R>>>
     where
-        S: Clone,
+        S: Service<Request<B>> + Clone,
+        P: Provider,
         R: CloneRequest<B>,
     {
-        let copy = replay_copy(&self.shared, &self.replay, request)?;
-        Some(Box::new(Replay::new(
+        let policy = &self.shared.policy;
+        if policy.max_replays == 0 || policy.max_sends < 2 {
+            return None;
+        }
+        let copy = self.replay.clone_request(request)?;
+        Some(Box::new(Replay::sent(
             copy,
             generation,
             self.inner.clone(),
@@ -185,18 +172,6 @@ impl<S, P, R> AuthService<S, P, R> {
             self.replay.clone(),
         )))
     }
-}
-
-#[inline]
-fn replay_copy<P, R: CloneRequest<B>, B>(
-    shared: &Manager<P>,
-    cloner: &R,
-    request: &Request<B>,
-) -> Option<Request<B>> {
-    if shared.policy.max_replays == 0 {
-        return None;
-    }
-    cloner.clone_request(request)
 }
 
 /// The slot, as a per-service [`arc_swap::cache::Cache`] reads it.

@@ -4,7 +4,7 @@
 //! while holding its flight lock, so a store never races another store.
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use arc_swap::ArcSwapOption;
@@ -25,10 +25,15 @@ pub(crate) struct TokenState {
     pub(crate) refresh_expires_at: Option<Instant>,
     /// Increases with every stored token; lets a 401 name the token it rejected.
     pub(crate) generation: u64,
-    /// Set by the first request that sees the refresh due, so that one request, not every
-    /// request in the window, asks the manager for a background refresh.
-    refresh_claimed: AtomicBool,
+    /// When a request may next ask the manager for a background refresh, in nanoseconds after
+    /// `refresh_at` ([`CLAIMED`]: a request has asked). The first request to see the refresh due
+    /// claims it, so that one request, not every request in the window, asks; a failed refresh
+    /// re-arms it for when the next attempt is allowed.
+    next_ask: AtomicU64,
 }
+
+/// `next_ask` once a request has asked.
+const CLAIMED: u64 = u64::MAX;
 
 impl TokenState {
     pub(crate) fn new(
@@ -46,22 +51,35 @@ impl TokenState {
             refresh_token,
             refresh_expires_at,
             generation,
-            refresh_claimed: AtomicBool::new(false),
+            next_ask: AtomicU64::new(0),
         }
     }
 
-    /// True for the one caller that should ask for the background refresh. Relaxed: the flag
-    /// guards no other data, and a lost race only means one extra (harmless) ask.
+    /// True for the one caller that should ask for the background refresh, given that
+    /// `now >= refresh_at`. Relaxed: the value guards no other data, and a lost race only means
+    /// one extra (harmless) ask.
     #[inline]
-    pub(crate) fn claim_refresh(&self) -> bool {
-        // Load first: once claimed, requests only read the flag (no cache-line write).
-        !self.refresh_claimed.load(Ordering::Relaxed)
-            && !self.refresh_claimed.swap(true, Ordering::Relaxed)
+    pub(crate) fn claim_refresh(&self, now: Instant) -> bool {
+        // Load first: once claimed, requests only read (no cache-line write).
+        let at = self.next_ask.load(Ordering::Relaxed);
+        at != CLAIMED
+            && (at == 0 || nanos(now.saturating_duration_since(self.refresh_at)) >= at)
+            && self
+                .next_ask
+                .compare_exchange(at, CLAIMED, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
     }
 
-    /// Lets a later request ask again (the refresh could not start, or failed).
+    /// Lets the next request ask again (the refresh could not start).
     pub(crate) fn release_refresh_claim(&self) {
-        self.refresh_claimed.store(false, Ordering::Relaxed);
+        self.next_ask.store(0, Ordering::Relaxed);
+    }
+
+    /// Lets requests ask again from `at` on (the refresh failed; no attempt before `at`).
+    pub(crate) fn rearm_refresh(&self, at: Instant) {
+        let after = nanos(at.saturating_duration_since(self.refresh_at));
+        self.next_ask
+            .store(after.min(CLAIMED - 1), Ordering::Relaxed);
     }
 
     /// This token, marked as expired at `now` (the upstream rejected it).
@@ -95,6 +113,10 @@ impl TokenState {
             _ => self.refresh_token.as_ref(),
         }
     }
+}
+
+fn nanos(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 impl fmt::Debug for TokenState {

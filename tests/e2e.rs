@@ -455,13 +455,6 @@ where
     results
 }
 
-/// `Backoff` with another first delay. Field assignment rather than `Backoff { .. }` syntax, so
-/// that this keeps compiling whether or not `Backoff` is `#[non_exhaustive]`.
-fn with_initial_delay(mut backoff: Backoff, initial: Duration) -> Backoff {
-    backoff.initial = initial;
-    backoff
-}
-
 fn auth_error(err: &BoxError) -> &AuthError {
     err.downcast_ref::<AuthError>()
         .unwrap_or_else(|| panic!("not an AuthError: {err:?}"))
@@ -613,9 +606,10 @@ async fn wrong_password_is_rejected_then_backs_off() {
         let server = TestServer::start(EXPIRES_IN).await;
         // A long backoff, so that "immediately" cannot be outrun by a slow machine.
         let auth = AuthLayer::builder(server.provider("wrong password"))
-            .backoff(with_initial_delay(
-                Backoff::default(),
+            .rejection_backoff(Backoff::new(
                 Duration::from_secs(600),
+                Duration::from_secs(600),
+                2,
             ))
             .build(http_client());
         let service = ServiceBuilder::new()

@@ -9,7 +9,7 @@ use http::{header, HeaderValue, Request, StatusCode};
 use http_body_util::Full;
 use tower::{Layer, ServiceExt};
 use tower_token_auth::{
-    AuthLayer, AuthService, Backoff, ErrorKind, Policy, RefreshTiming, TokenSet,
+    AuthError, AuthLayer, AuthService, Backoff, ErrorKind, Policy, RefreshTiming, TokenSet,
 };
 
 use support::{auth_error, bearer, get, AuthServer, Fault, TestProvider, MARK};
@@ -223,6 +223,14 @@ async fn request_answered_401_twice_returns_the_401() {
     );
     assert_eq!(layer.metrics().replays, 1);
     assert_eq!((server.logins(), server.refreshes()), (1, 1));
+    // The final 401 invalidated the token it was sent with: a background refresh replaces it,
+    // and the next request does not send the dead one.
+    let dead = server.upstream_headers().last().unwrap().clone();
+    tokio::time::sleep(AUTH_DELAY * 2).await;
+    assert_eq!((server.logins(), server.refreshes()), (1, 2));
+    assert_eq!(send(&svc).await.unwrap(), StatusCode::UNAUTHORIZED);
+    let headers = server.upstream_headers();
+    assert_ne!(headers[headers.len() - 2], dead);
 }
 
 #[tokio::test(start_paused = true)]
@@ -230,6 +238,7 @@ async fn max_replays_bounds_the_replays() {
     let server = AuthServer::new(3600, AUTH_DELAY);
     let mut policy = Policy::default();
     policy.max_replays = 3;
+    policy.max_sends = 10;
     let layer = new_layer(&server, TestProvider::with_policy(policy));
     let svc = service(&server, &layer);
     assert_eq!(send(&svc).await.unwrap(), StatusCode::OK);
@@ -240,6 +249,25 @@ async fn max_replays_bounds_the_replays() {
     assert_eq!(layer.metrics().replays, 3);
     assert_eq!(server.refreshes(), 3);
     assert_eq!(server.reused_refresh_tokens(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn max_sends_caps_replays_of_every_kind() {
+    let server = AuthServer::new(3600, AUTH_DELAY);
+    let mut policy = Policy::default();
+    policy.max_replays = 10;
+    let layer = new_layer(&server, TestProvider::with_policy(policy));
+    let svc = service(&server, &layer);
+    assert_eq!(send(&svc).await.unwrap(), StatusCode::OK);
+    server.set_upstream_rejects_all(true);
+    let calls = server.upstream_calls();
+    assert_eq!(send(&svc).await.unwrap(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        server.upstream_calls() - calls,
+        3,
+        "the default cap is 3 sends"
+    );
+    assert_eq!(layer.metrics().replays, 2);
 }
 
 #[tokio::test(start_paused = true)]
@@ -382,22 +410,33 @@ async fn rejected_refresh_without_fallback_fails_then_logs_in_after_backoff() {
     let err = send(&svc).await.unwrap_err();
     assert!(auth_error(&err).is_refresh_rejected(), "{err}");
     assert_eq!((server.refreshes(), server.logins()), (1, 1));
-    tokio::time::advance(Backoff::default().delay(1)).await;
+    // The rejection holds for its backoff: requests fail fast with it, nothing is sent.
+    let err = send(&svc).await.unwrap_err();
+    let err = auth_error(&err);
+    assert!(err.is_refresh_rejected() && err.is_backing_off(), "{err}");
+    tokio::time::advance(err.retry_in().unwrap()).await;
+    assert_eq!((server.refreshes(), server.logins()), (1, 1));
     assert_eq!(send(&svc).await.unwrap(), StatusCode::OK);
     // The rejected refresh token is never sent again: the next attempt logs in.
     assert_eq!((server.refreshes(), server.logins()), (1, 2));
+}
+
+/// The fail-fast error after a rejection, and how long it says credentials wait.
+async fn fails_fast(svc: &AuthService<Upstream, TestProvider>) -> (AuthError, Duration) {
+    let err = send(svc).await.unwrap_err();
+    let err = auth_error(&err).clone();
+    assert!(err.is_backing_off(), "{err}");
+    let wait = err.retry_in().unwrap();
+    (err, wait)
 }
 
 #[tokio::test(start_paused = true)]
 async fn rejected_login_fails_every_waiter_and_backs_off() {
     let server = AuthServer::new(3600, AUTH_DELAY);
     server.set_reject_logins(true);
+    let nominal = Backoff::new(Duration::from_secs(2), Duration::from_secs(8), 2);
     let layer = AuthLayer::builder(TestProvider::new())
-        .backoff(Backoff::new(
-            Duration::from_secs(2),
-            Duration::from_secs(8),
-            2,
-        ))
+        .rejection_backoff(nominal)
         .build(server.transport());
     let svc = service(&server, &layer);
 
@@ -406,32 +445,43 @@ async fn rejected_login_fails_every_waiter_and_backs_off() {
         let err = auth_error(&err);
         assert_eq!(err.kind(), ErrorKind::LoginRejected);
         assert_eq!(err.status(), Some(StatusCode::UNAUTHORIZED));
+        assert!(
+            !err.is_backing_off(),
+            "the waiters saw the login itself fail"
+        );
     }
     assert_eq!(server.logins(), 1);
 
-    // Within the backoff: fail fast, send nothing.
-    tokio::time::advance(Duration::from_millis(1900)).await;
+    // Within the backoff: fail fast with the rejection, send nothing. The jittered delay is
+    // never shorter than the nominal one, nor longer than half as much again.
+    let (err, wait) = fails_fast(&svc).await;
+    assert!(err.is_login_rejected());
+    assert_eq!(err.status(), Some(StatusCode::UNAUTHORIZED));
+    assert!(
+        wait >= nominal.delay(1) && wait <= nominal.delay(1) * 3 / 2,
+        "{wait:?}"
+    );
+    tokio::time::advance(wait - Duration::from_millis(1)).await;
     for result in concurrent(&svc, 10).await {
-        let err = result.unwrap_err();
-        let err = auth_error(&err);
-        assert!(err.is_backing_off());
-        assert!(err
-            .retry_in()
-            .is_some_and(|d| d <= Duration::from_millis(100)));
+        assert!(auth_error(&result.unwrap_err()).is_backing_off());
     }
     assert_eq!(server.logins(), 1);
 
     // After it: one more attempt, which doubles the backoff.
-    tokio::time::advance(Duration::from_millis(100)).await;
-    assert!(auth_error(&send(&svc).await.unwrap_err()).is_login_rejected());
+    tokio::time::advance(Duration::from_millis(1)).await;
+    let err = send(&svc).await.unwrap_err();
+    assert!(auth_error(&err).is_login_rejected() && !auth_error(&err).is_backing_off());
     assert_eq!(server.logins(), 2);
-    tokio::time::advance(Duration::from_secs(3)).await;
-    assert!(auth_error(&send(&svc).await.unwrap_err()).is_backing_off());
+    let (_, wait) = fails_fast(&svc).await;
+    assert!(
+        wait >= nominal.delay(2) && wait <= nominal.delay(2) * 3 / 2,
+        "{wait:?}"
+    );
     assert_eq!(server.logins(), 2);
 
     // Credentials accepted again: the next attempt after the backoff succeeds and resets it.
     server.set_reject_logins(false);
-    tokio::time::advance(Duration::from_secs(1)).await;
+    tokio::time::advance(wait).await;
     assert_eq!(send(&svc).await.unwrap(), StatusCode::OK);
     assert_eq!(server.logins(), 3);
 }
@@ -468,13 +518,13 @@ async fn proactive_refresh_runs_in_the_background() {
     let svc = service(&server, &layer);
     assert_eq!(send(&svc).await.unwrap(), StatusCode::OK);
 
-    // Before the margin: nothing.
-    tokio::time::advance(Duration::from_secs(69)).await;
+    // Before the margin (and its jitter, up to a fifth of it earlier): nothing.
+    tokio::time::advance(Duration::from_secs(63)).await;
     assert_eq!(send(&svc).await.unwrap(), StatusCode::OK);
     assert_eq!(server.refreshes(), 0);
 
     // Inside it: requests go out at once with the old token, one refresh starts behind them.
-    tokio::time::advance(Duration::from_secs(2)).await;
+    tokio::time::advance(Duration::from_secs(8)).await;
     let results = concurrent(&svc, 20).await;
     assert!(results
         .iter()
@@ -499,11 +549,12 @@ async fn short_lifetimes_refresh_at_half_life() {
     let layer = new_layer(&server, TestProvider::new()); // margin 30 s > lifetime
     let svc = service(&server, &layer);
     assert_eq!(send(&svc).await.unwrap(), StatusCode::OK);
-    tokio::time::advance(Duration::from_secs(4)).await;
+    // Half the lifetime, brought forward by at most a fifth of that: refresh due in [4 s, 5 s].
+    tokio::time::advance(Duration::from_millis(3900)).await;
     assert_eq!(send(&svc).await.unwrap(), StatusCode::OK);
     tokio::time::sleep(AUTH_DELAY).await;
     assert_eq!(server.refreshes(), 0);
-    tokio::time::advance(Duration::from_secs(2)).await;
+    tokio::time::advance(Duration::from_millis(1100)).await;
     assert_eq!(send(&svc).await.unwrap(), StatusCode::OK);
     tokio::time::sleep(AUTH_DELAY).await;
     assert_eq!(server.refreshes(), 1);
@@ -562,25 +613,37 @@ async fn expiry_falls_back_to_jwt_exp_then_default() {
     assert_eq!((server.logins(), server.refreshes()), (2, 2));
 }
 
+/// A JWT whose `exp` has passed by the local clock (a skewed clock, no `iat`): the lifetime is
+/// unknown, so the token is used for a short default, with a 401 as the backstop; never a login
+/// loop.
 #[tokio::test(start_paused = true)]
-async fn jwt_already_expired_is_an_error_not_a_storm() {
+async fn jwt_already_expired_means_lifetime_unknown_not_a_login_loop() {
     let server = AuthServer::new(0, AUTH_DELAY);
-    let body = format!(r#"{{"access_token":"{}"}}"#, jwt(1_000));
+    let token = jwt(1_000);
+    let body = format!(r#"{{"access_token":"{token}"}}"#);
     server.set_fault(Some(Fault::Reply(
         StatusCode::OK,
         "application/json",
         body.into(),
     )));
-    let layer = new_layer(&server, TestProvider::new());
+    let mut policy = Policy::default();
+    policy.replay_on = vec![]; // the upstream does not know the hand-made token
+    policy.refresh = RefreshTiming::AfterExpiry;
+    let layer = new_layer(&server, TestProvider::with_policy(policy));
     let svc = service(&server, &layer);
-    let results = concurrent(&svc, 10).await;
-    for result in results {
-        assert_eq!(
-            auth_error(&result.unwrap_err()).kind(),
-            ErrorKind::Malformed
-        );
+    for result in concurrent(&svc, 10).await {
+        assert_eq!(result.unwrap().status(), StatusCode::UNAUTHORIZED);
     }
     assert_eq!(server.logins(), 1);
+    let sent = format!("Bearer {token}");
+    assert!(server.upstream_headers().iter().all(|h| *h == sent));
+    // Trusted for 60 s (the default lifetime is 5 minutes; an expired `exp` caps it).
+    tokio::time::advance(Duration::from_secs(59)).await;
+    assert_eq!(send(&svc).await.unwrap(), StatusCode::UNAUTHORIZED);
+    assert_eq!(server.logins(), 1);
+    tokio::time::advance(Duration::from_secs(2)).await;
+    assert_eq!(send(&svc).await.unwrap(), StatusCode::UNAUTHORIZED);
+    assert_eq!(server.logins(), 2);
 }
 
 fn reply(status: StatusCode, body: &'static [u8]) -> Fault {
@@ -650,16 +713,32 @@ async fn bad_auth_responses_are_typed_errors_and_keep_the_valid_token() {
         ("timeout", Fault::Hang, ErrorKind::Timeout),
     ];
     for (name, fault, kind) in faults {
-        // No token yet: the request fails with the kind.
+        // No token yet: the request waits, through retries, up to its bound; then it fails as
+        // unavailable, with the last failure as the cause.
         let server = AuthServer::new(100, AUTH_DELAY);
         server.set_fault(Some(fault.clone()));
-        let layer = new_layer(&server, TestProvider::new());
+        let layer = AuthLayer::builder(TestProvider::new())
+            .max_wait(Duration::from_secs(25))
+            .build(server.transport());
         let svc = service(&server, &layer);
         let err = send(&svc).await.unwrap_err();
         let err = auth_error(&err);
-        assert_eq!(err.kind(), kind, "{name}: {err}");
+        assert_eq!(err.kind(), ErrorKind::Unavailable, "{name}: {err}");
+        let cause = std::error::Error::source(err)
+            .and_then(|e| e.downcast_ref::<AuthError>())
+            .unwrap_or_else(|| panic!("{name}: no cause in {err:?}"));
+        assert_eq!(cause.kind(), kind, "{name}: {err}");
+        assert!(cause.is_transient(), "{name}");
         assert!(!format!("{err} {err:?}").contains(MARK), "{name}: {err}");
-        assert_eq!(layer.metrics().auth_failures, 1, "{name}");
+        let tries = layer.metrics().auth_failures;
+        assert!(tries >= 2, "{name}: retried inside the flight ({tries})");
+        // Timeouts at 10 s, 20 s: the third login is still out when the request gives up.
+        let in_flight = u64::from(matches!(fault, Fault::Hang));
+        assert_eq!(
+            tries + in_flight,
+            server.logins() as u64,
+            "{name}: every try a login"
+        );
 
         // A valid token in the slot, refresh due: requests keep succeeding on it.
         let server = AuthServer::new(100, AUTH_DELAY);
@@ -676,11 +755,10 @@ async fn bad_auth_responses_are_typed_errors_and_keep_the_valid_token() {
             server.upstream_headers().iter().all(|h| *h == bearer(1)),
             "{name}"
         );
-        // Once the fault clears, the next refresh (after the backoff) succeeds.
+        // Once the fault clears, the next retry (at most 1 s later, while the token is still
+        // valid) succeeds, and the requests after it carry the new token.
         server.set_fault(None);
-        tokio::time::sleep(Duration::from_secs(60)).await;
-        assert_eq!(send(&svc).await.unwrap(), StatusCode::OK, "{name}");
-        tokio::time::sleep(AUTH_DELAY * 2).await;
+        tokio::time::sleep(Duration::from_secs(1) + AUTH_DELAY * 2).await;
         assert_eq!(send(&svc).await.unwrap(), StatusCode::OK, "{name}");
         assert!(
             server
@@ -761,7 +839,8 @@ async fn rejected_refresh_token_is_not_resent_when_the_fallback_login_fails() {
 
     server.set_reject_refreshes(false);
     server.set_reject_logins(false);
-    tokio::time::advance(Backoff::default().delay(1)).await;
+    let (_, wait) = fails_fast(&svc).await;
+    tokio::time::advance(wait).await;
     assert_eq!(send(&svc).await.unwrap(), StatusCode::OK);
     assert_eq!((server.refreshes(), server.logins()), (1, 3));
     assert_eq!(server.refresh_tokens_seen(), [format!("rt-1-{MARK}")]);
@@ -884,14 +963,14 @@ async fn refresh_answered_2xx_but_unusable_consumes_the_refresh_token() {
     assert_eq!(send(&svc).await.unwrap(), StatusCode::OK);
     // The server takes the refresh token and answers garbage with a 200.
     server.set_fault(Some(reply(StatusCode::OK, br#"{"access_token":"at-SECR"#)));
+    server.clear_fault_after(1);
     tokio::time::advance(Duration::from_secs(61)).await;
-    assert!(auth_error(&send(&svc).await.unwrap_err()).is_malformed());
-    server.set_fault(None);
-    tokio::time::advance(Backoff::default().delay(1)).await;
+    // The layer logs in within the same flight: the request succeeds.
     assert_eq!(send(&svc).await.unwrap(), StatusCode::OK);
-    // The consumed refresh token was not sent again: the layer logged in instead.
+    // The consumed refresh token was not sent again.
     assert_eq!(server.refresh_tokens_seen(), [format!("rt-1-{MARK}")]);
     assert_eq!((server.logins(), server.refreshes()), (2, 1));
+    assert_eq!(layer.metrics().auth_failures, 1);
 }
 
 /// A provider that panics while parsing: a bug in user code must not disable the backoff.
@@ -925,7 +1004,11 @@ async fn a_panicking_provider_still_backs_off() {
     assert_eq!(auth_error(&err).kind(), ErrorKind::Aborted);
     for _ in 0..5 {
         let err = svc.clone().oneshot(get()).await.unwrap_err();
-        assert!(auth_error(&err).is_backing_off());
+        let err = auth_error(&err);
+        assert!(
+            err.is_backing_off() && err.kind() == ErrorKind::Aborted,
+            "{err}"
+        );
     }
     assert_eq!(server.logins(), 1);
 }
@@ -935,7 +1018,7 @@ async fn an_enormous_backoff_does_not_overflow() {
     let server = AuthServer::new(60, AUTH_DELAY);
     server.set_reject_logins(true);
     let layer = AuthLayer::builder(TestProvider::new())
-        .backoff(Backoff::new(Duration::MAX, Duration::MAX, u32::MAX))
+        .rejection_backoff(Backoff::new(Duration::MAX, Duration::MAX, u32::MAX))
         .build(server.transport());
     let svc = service(&server, &layer);
     assert!(auth_error(&send(&svc).await.unwrap_err()).is_login_rejected());

@@ -92,10 +92,13 @@ pub trait Provider: Send + Sync + 'static {
     /// Classifies a non-2xx auth response.
     ///
     /// [`Failure::Rejected`] means the credentials or the refresh token are dead: a rejected
-    /// refresh falls back to login (when [`Policy::login_on_refresh_rejected`]), a rejected login
-    /// fails every waiting request with [`ErrorKind::LoginRejected`](crate::ErrorKind) and starts
-    /// the backoff. [`Failure::Transient`] fails the waiting requests and is retried after the
-    /// backoff. The default rejects on 400, 401 and 403.
+    /// refresh falls back to login in the same attempt (when
+    /// [`Policy::login_on_refresh_rejected`]); a rejected login fails every waiting request with
+    /// [`ErrorKind::LoginRejected`](crate::ErrorKind) and starts the rejection backoff, during
+    /// which requests fail fast. [`Failure::Transient`] is retried inside the flight on the
+    /// transient schedule while requests keep waiting, when the status is a 5xx, 408 or 429; any
+    /// other status (a redirect, a 404) is backed off like a rejection, since retrying soon would
+    /// not help. The default rejects on 400, 401 and 403.
     fn classify_failure(&self, call: AuthCall, response: &AuthResponse) -> Failure {
         let _ = call;
         match response.status() {
@@ -127,7 +130,9 @@ pub enum Failure {
 #[non_exhaustive]
 pub enum RefreshTiming {
     /// Refresh in the background once the remaining lifetime falls below `margin` (or below half
-    /// the token's lifetime, whichever is smaller). Requests keep using the valid token meanwhile.
+    /// the token's lifetime, whichever is smaller), brought forward by a random fifth of that at
+    /// most so that clients do not refresh in lockstep. Requests keep using the valid token
+    /// meanwhile.
     Proactive {
         /// How long before expiry to start refreshing.
         margin: Duration,
@@ -164,8 +169,15 @@ pub struct Policy {
     /// Upstream statuses that mean "this token is dead": the token is refreshed and the request
     /// replayed. Default: `[401]`.
     pub replay_on: Vec<StatusCode>,
-    /// How many times one request may be replayed. Default: 1. Zero disables replay.
+    /// How many times one request may be replayed because the token the slot held was rejected
+    /// (each such replay also triggers one refresh). Default: 1. Zero disables replay.
+    ///
+    /// A rejection of a token that was already superseded or already known dead is not news: the
+    /// request is replayed with the current token free of charge (OkHttp's rule), within
+    /// [`max_sends`](Self::max_sends).
     pub max_replays: u32,
+    /// Hard cap on how many times one request is sent, replays included. Default: 3.
+    pub max_sends: u32,
     /// Whether a rejected refresh falls back to logging in within the same attempt. Default:
     /// `true`. When `false`, the rejection is reported to the waiting requests and the rejected
     /// refresh token is dropped; the login then happens on the next attempt, after the backoff.
@@ -185,6 +197,7 @@ impl Default for Policy {
             refresh: RefreshTiming::default(),
             replay_on: vec![StatusCode::UNAUTHORIZED],
             max_replays: 1,
+            max_sends: 3,
             login_on_refresh_rejected: true,
             default_lifetime: Duration::from_secs(300),
             keep_unrotated_refresh_token: true,

@@ -77,6 +77,8 @@ impl Provider for TestProvider {
 pub enum Fault {
     /// Answer with this status and body.
     Reply(StatusCode, &'static str, Bytes),
+    /// Answer with this status, an empty body and `Retry-After: <value>`.
+    RetryAfter(StatusCode, &'static str),
     /// Never answer.
     Hang,
 }
@@ -96,6 +98,10 @@ struct State {
     reject_logins: bool,
     reject_refreshes: bool,
     fault: Option<Fault>,
+    /// The fault clears after this many more auth calls.
+    fault_calls_left: Option<u32>,
+    /// When each auth call arrived.
+    call_times: Vec<tokio::time::Instant>,
     upstream_rejects_all: bool,
     upstream_calls: u32,
     upstream_headers: Vec<String>,
@@ -152,7 +158,18 @@ impl AuthServer {
         self.with(|s| s.reject_refreshes = on);
     }
     pub fn set_fault(&self, fault: Option<Fault>) {
-        self.with(|s| s.fault = fault);
+        self.with(|s| {
+            s.fault = fault;
+            s.fault_calls_left = None;
+        });
+    }
+    /// The fault set answers `calls` more auth calls, then clears.
+    pub fn clear_fault_after(&self, calls: u32) {
+        self.with(|s| s.fault_calls_left = Some(calls));
+    }
+    /// When each auth call (login or refresh) arrived.
+    pub fn call_times(&self) -> Vec<tokio::time::Instant> {
+        self.with(|s| s.call_times.clone())
     }
     pub fn set_upstream_rejects_all(&self, on: bool) {
         self.with(|s| s.upstream_rejects_all = on);
@@ -170,6 +187,7 @@ impl AuthServer {
         self.with(|s| {
             let body: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
             let login = path == "/login";
+            s.call_times.push(tokio::time::Instant::now());
             if login {
                 s.logins += 1;
             } else {
@@ -186,7 +204,14 @@ impl AuthServer {
                 }
             }
             if let Some(fault) = s.fault.clone() {
-                return Err(fault);
+                match &mut s.fault_calls_left {
+                    Some(0) => s.fault = None,
+                    Some(left) => {
+                        *left -= 1;
+                        return Err(fault);
+                    }
+                    None => return Err(fault),
+                }
             }
             if login {
                 if s.reject_logins || body["password"] != PASSWORD {
@@ -237,6 +262,10 @@ impl AuthServer {
                         .status(status)
                         .header(header::CONTENT_TYPE, content_type)
                         .body(Full::new(body))?),
+                    Err(Fault::RetryAfter(status, after)) => Ok(Response::builder()
+                        .status(status)
+                        .header(header::RETRY_AFTER, after)
+                        .body(Full::default())?),
                     Err(Fault::Hang) => std::future::pending().await,
                 }
             }

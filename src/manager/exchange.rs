@@ -1,0 +1,371 @@
+//! The login/refresh exchange: which call to make, sending it, and turning the answer into a
+//! usable token or a classified error.
+//!
+//! One `authenticate` is one attempt of a flight: a refresh when a live refresh token exists,
+//! and a login when there is none or the refresh was rejected or answered unusably — in the same
+//! attempt, so a dead refresh token never costs a failed flight.
+
+use std::time::{Duration, SystemTime};
+
+use base64::engine::{general_purpose::STANDARD, Engine as _};
+use bytes::Bytes;
+use http::HeaderValue;
+use http_body_util::BodyExt;
+use tokio::time::Instant;
+use tower::ServiceExt;
+
+use super::schedule::retry_after;
+use super::Manager;
+use crate::error::{AuthCall, AuthError};
+use crate::metrics::Counter;
+use crate::provider::{AuthRequest, Failure, Provider, RefreshTiming};
+use crate::secret::{scrub, Secret};
+use crate::slot::TokenState;
+use crate::token::{jwt_lifetime, JwtLifetime, TokenSet, MAX_LIFETIME};
+
+/// The lifetime assumed for a JWT whose `exp` has already passed by the local clock (a skewed
+/// clock): short, with a 401 as the backstop, rather than a login loop.
+const SKEWED_JWT_LIFETIME: Duration = Duration::from_secs(60);
+
+/// A successful attempt: the new token, and the refresh token to keep if the server did not
+/// rotate it.
+pub(super) struct Fresh {
+    issued: Issued,
+    kept: Option<Kept>,
+}
+
+/// How one auth call failed.
+struct Failed {
+    error: AuthError,
+    /// The server answered 2xx: a refresh token sent with the call is consumed, however unusable
+    /// the answer.
+    consumed: bool,
+}
+
+impl<P: Provider> Manager<P> {
+    /// One attempt: refresh when a live refresh token exists, falling back to login (per policy
+    /// for a rejected refresh; always for a refresh token that cannot be sent or was consumed by
+    /// an unusable answer).
+    pub(super) async fn authenticate(
+        &self,
+        current: Option<&TokenState>,
+    ) -> Result<Fresh, AuthError> {
+        let now = Instant::now();
+        let usable = current.and_then(|s| Some((s, s.usable_refresh_token(now)?)));
+        if let Some((state, refresh_token)) = usable {
+            match self.provider.refresh_request(refresh_token) {
+                Err(e) => {
+                    tracing::warn!(error = %e, "refresh request cannot be built; logging in");
+                    self.discard_refresh_token();
+                }
+                Ok(request) => match self
+                    .call(AuthCall::Refresh, request, Some(refresh_token))
+                    .await
+                {
+                    Ok(issued) => {
+                        let kept = self.policy.keep_unrotated_refresh_token.then(|| Kept {
+                            token: refresh_token.clone(),
+                            expires_at: state.refresh_expires_at,
+                        });
+                        return Ok(Fresh { issued, kept });
+                    }
+                    Err(Failed { error, .. }) if error.is_refresh_rejected() => {
+                        // Never send a rejected refresh token again, whatever the login does.
+                        self.discard_refresh_token();
+                        if !self.policy.login_on_refresh_rejected {
+                            return Err(error);
+                        }
+                        tracing::info!(error = %error, "refresh rejected; logging in");
+                    }
+                    Err(Failed {
+                        error,
+                        consumed: true,
+                    }) => {
+                        // `call` dropped the consumed refresh token; only a login can help now.
+                        tracing::info!(error = %error, "refresh answer unusable; logging in");
+                    }
+                    Err(Failed { error, .. }) => return Err(error),
+                },
+            }
+        }
+        let request = self
+            .provider
+            .login_request()
+            .map_err(|e| e.during(AuthCall::Login))?;
+        let issued = self
+            .call(AuthCall::Login, request, None)
+            .await
+            .map_err(|f| f.error)?;
+        Ok(Fresh { issued, kept: None })
+    }
+
+    /// Sends one auth request and turns its response into a usable token or a classified error.
+    async fn call(
+        &self,
+        call: AuthCall,
+        request: AuthRequest,
+        refresh_token: Option<&Secret>,
+    ) -> Result<Issued, Failed> {
+        self.metrics.incr(match call {
+            AuthCall::Login => Counter::Login,
+            AuthCall::Refresh => Counter::Refresh,
+        });
+        let mut sent = sent_values(&request).await;
+        sent.extend(refresh_token.map(|t| t.expose().to_owned()));
+        let started = Instant::now();
+        let timeout = self.settings.timeout;
+        let response = tokio::time::timeout(timeout, self.transport.clone().oneshot(request)).await;
+        let mut consumed = false;
+        let result = match response {
+            Err(_) => Err(AuthError::timeout(timeout)),
+            Ok(Err(e)) => {
+                consumed = e.status().is_some_and(|s| s.is_success());
+                Err(e)
+            }
+            Ok(Ok(response)) if response.status().is_success() => {
+                consumed = true;
+                self.provider
+                    .parse_response(call, &response)
+                    .and_then(|tokens| Issued::new(tokens, self.policy.default_lifetime, started))
+            }
+            Ok(Ok(response)) => {
+                let status = response.status();
+                let detail = oauth_error_detail(response.body()).map(|d| scrub(&d, &sent));
+                Err(match self.provider.classify_failure(call, &response) {
+                    Failure::Rejected => AuthError::rejected(call, status, detail),
+                    Failure::Transient => {
+                        let wish = retry_after(response.headers(), SystemTime::now());
+                        AuthError::status_error(status, detail, wish)
+                    }
+                })
+            }
+        };
+        let elapsed_ms = started.elapsed().as_millis() as u64;
+        match result {
+            Ok(issued) => {
+                tracing::info!(call = %call, elapsed_ms, "auth call succeeded");
+                Ok(issued)
+            }
+            Err(error) => {
+                let error = error.during(call);
+                self.metrics.incr(Counter::AuthFailure);
+                tracing::warn!(call = %call, elapsed_ms, error = %error, "auth call failed");
+                if call == AuthCall::Refresh && consumed {
+                    // Never send a consumed refresh token again.
+                    self.discard_refresh_token();
+                }
+                Err(Failed { error, consumed })
+            }
+        }
+    }
+}
+
+/// Every value `request` carries that may be a secret: body fields (JSON strings or form values)
+/// and header values (decoded, for HTTP Basic). Server text is scrubbed of them.
+async fn sent_values(request: &AuthRequest) -> Vec<String> {
+    let mut values = Vec::new();
+    for value in request.headers().values() {
+        let Ok(value) = value.to_str() else { continue };
+        let credentials = value.split_once(' ').map_or(value, |(_, rest)| rest);
+        if let Some(decoded) = STANDARD
+            .decode(credentials)
+            .ok()
+            .and_then(|d| String::from_utf8(d).ok())
+        {
+            values.extend(decoded.split_once(':').map(|(_, pw)| pw.to_owned()));
+            values.push(decoded);
+        }
+        values.push(credentials.to_owned());
+    }
+    // `Full` is collected at once and never fails.
+    let body = match request.body().clone().collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(never) => match never {},
+    };
+    match serde_json::from_slice::<serde_json::Value>(&body) {
+        Ok(json) => json_strings(&json, &mut values),
+        Err(_) => values.extend(form_urlencoded::parse(&body).map(|(_, v)| v.into_owned())),
+    }
+    values
+}
+
+fn json_strings(value: &serde_json::Value, out: &mut Vec<String>) {
+    match value {
+        serde_json::Value::String(s) => out.push(s.clone()),
+        serde_json::Value::Array(items) => items.iter().for_each(|v| json_strings(v, out)),
+        serde_json::Value::Object(map) => map.values().for_each(|v| json_strings(v, out)),
+        _ => {}
+    }
+}
+
+/// A token just received and checked: sendable, with its lifetime known.
+pub(super) struct Issued {
+    header: HeaderValue,
+    /// When the request that obtained the token was sent: lifetimes count from here.
+    sent_at: Instant,
+    lifetime: Duration,
+    refresh_token: Option<Secret>,
+    refresh_lifetime: Option<Duration>,
+}
+
+impl Issued {
+    /// Checks `tokens` and works out their lifetimes: `expires_in`, else the JWT `exp`, else
+    /// `default_lifetime`.
+    ///
+    /// NOTE: a relative lifetime counts from `sent_at`, not from the response's arrival: the
+    /// server issued the token somewhere in between, so the token is never believed valid after
+    /// the server's own deadline, however slow the answer was. So does a JWT's `exp - iat`; a JWT
+    /// with `exp` alone is read against the local clock at arrival.
+    fn new(
+        tokens: TokenSet,
+        default_lifetime: Duration,
+        sent_at: Instant,
+    ) -> Result<Self, AuthError> {
+        let received_at = Instant::now();
+        let in_flight = received_at.duration_since(sent_at);
+        let access = tokens.access_token().expose();
+        let lifetime = match tokens.expires_in() {
+            Some(lifetime) => lifetime,
+            None => match jwt_lifetime(access, SystemTime::now()) {
+                Some(JwtLifetime::Issued(lifetime)) => lifetime,
+                Some(JwtLifetime::Remaining(Duration::ZERO)) => {
+                    let assumed = default_lifetime.min(SKEWED_JWT_LIFETIME);
+                    tracing::warn!(
+                        assumed_ms = assumed.as_millis() as u64,
+                        "access token's JWT `exp` has already passed (clock skew?); lifetime unknown"
+                    );
+                    assumed + in_flight
+                }
+                // Counted from arrival, expressed from `sent_at`.
+                Some(JwtLifetime::Remaining(lifetime)) => lifetime + in_flight,
+                None => default_lifetime.min(MAX_LIFETIME),
+            },
+        };
+        let mut header = HeaderValue::from_maybe_shared(Bytes::from(format!("Bearer {access}")))
+            .map_err(|_| AuthError::invalid_token("access token is not a valid header value"))?;
+        header.set_sensitive(true);
+        let refresh_lifetime = tokens.refresh_token().and_then(|token| {
+            tokens.refresh_expires_in().or_else(|| {
+                match jwt_lifetime(token.expose(), SystemTime::now())? {
+                    JwtLifetime::Issued(lifetime) => Some(lifetime),
+                    JwtLifetime::Remaining(lifetime) => Some(lifetime + in_flight),
+                }
+            })
+        });
+        Ok(Self {
+            header,
+            sent_at,
+            lifetime,
+            refresh_token: tokens.refresh_token().cloned(),
+            refresh_lifetime,
+        })
+    }
+}
+
+impl Fresh {
+    /// The slot's state for this token. `jitter` (in `[0, 1)`) spreads proactive refreshes over
+    /// a fifth of the margin, earlier than the margin says, so that many clients given tokens at
+    /// the same moment do not refresh in lockstep.
+    pub(super) fn into_state(
+        self,
+        generation: u64,
+        timing: RefreshTiming,
+        jitter: f64,
+    ) -> TokenState {
+        let Fresh { issued, kept } = self;
+        let expires_at = issued.sent_at + issued.lifetime;
+        let refresh_at = match timing {
+            RefreshTiming::Proactive { margin } => {
+                let lead = margin.min(issued.lifetime / 2);
+                let lead = lead + lead.mul_f64(jitter.clamp(0.0, 1.0) / 5.0);
+                expires_at - lead.min(issued.lifetime)
+            }
+            RefreshTiming::AfterExpiry => expires_at,
+        };
+        let (refresh_token, refresh_expires_at) = match (issued.refresh_token, kept) {
+            (Some(token), _) => (
+                Some(token),
+                issued.refresh_lifetime.map(|l| issued.sent_at + l),
+            ),
+            // The server did not rotate the refresh token: keep using the one just accepted.
+            (None, Some(kept)) => (Some(kept.token), kept.expires_at),
+            (None, None) => (None, None),
+        };
+        TokenState::new(
+            issued.header,
+            refresh_at,
+            expires_at,
+            refresh_token,
+            refresh_expires_at,
+            generation,
+        )
+    }
+}
+
+/// A refresh token that was just accepted, kept when the server does not issue a new one.
+struct Kept {
+    token: Secret,
+    expires_at: Option<Instant>,
+}
+
+/// `error` and `error_description` of an OAuth2-style error body (RFC 6749 §5.2), if present,
+/// unscrubbed.
+fn oauth_error_detail(body: &Bytes) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct OAuthError {
+        error: String,
+        error_description: Option<String>,
+    }
+    let parsed: OAuthError = serde_json::from_slice(body).ok()?;
+    let mut detail = parsed.error;
+    if let Some(description) = parsed.error_description {
+        detail.push_str(" (");
+        detail.push_str(&description);
+        detail.push(')');
+    }
+    Some(detail)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn oauth_error_bodies() {
+        let detail = |b: &'static [u8]| oauth_error_detail(&Bytes::from_static(b));
+        assert_eq!(
+            detail(br#"{"error":"invalid_grant","error_description":"Token is not active"}"#),
+            Some("invalid_grant (Token is not active)".to_owned())
+        );
+        assert_eq!(
+            detail(br#"{"error":"invalid_client"}"#),
+            Some("invalid_client".to_owned())
+        );
+        assert_eq!(detail(b"<html>500</html>"), None);
+    }
+
+    #[tokio::test]
+    async fn every_sent_value_is_known_for_scrubbing() {
+        let request = http::Request::post("http://auth.test/token")
+            .header(
+                "authorization",
+                format!("Basic {}", STANDARD.encode("me:pw-1234")),
+            )
+            .header("refresh-token", "rt-5678")
+            .body(http_body_util::Full::new(Bytes::from_static(
+                b"grant_type=password&password=hunter2",
+            )))
+            .unwrap();
+        let values = sent_values(&request).await;
+        for v in ["pw-1234", "me:pw-1234", "rt-5678", "hunter2", "password"] {
+            assert!(values.iter().any(|s| s == v), "{v} missing from {values:?}");
+        }
+        let json = http::Request::post("http://auth.test/token")
+            .body(http_body_util::Full::new(Bytes::from_static(
+                br#"{"auth":{"api_key":"k-1"},"list":["x-2"]}"#,
+            )))
+            .unwrap();
+        let values = sent_values(&json).await;
+        assert!(values.contains(&"k-1".to_owned()) && values.contains(&"x-2".to_owned()));
+    }
+}

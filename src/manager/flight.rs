@@ -1,0 +1,266 @@
+//! The single flight: at most one login or refresh in progress, its outcome shared by every
+//! waiter, and the state that outlives a flight (the transient retry schedule, the rejection
+//! backoff, the next generation).
+//!
+//! A flight is a task of its own, so dropping the request that started it cancels nothing. It
+//! retries transient failures itself, as long as someone needs the token: a request waiting, or
+//! a still-valid token that a proactive refresh is renewing. Its progress (the last transient
+//! failure) and its outcome go to every waiter through one `watch` channel.
+//!
+//! NOTE: the flights lock guards plain data and is never held across an `.await`, while a task
+//! is spawned, or while anything else runs that may take it again: a task spawned on a runtime
+//! that is shutting down is dropped on the spot, and its guard lands the flight, which locks.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::runtime::Handle;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use super::exchange::Fresh;
+use super::{Manager, Outcome};
+use crate::error::AuthError;
+use crate::provider::Provider;
+use crate::slot::TokenState;
+
+/// What waiters see of a flight.
+#[derive(Clone, Debug)]
+pub(crate) enum Progress {
+    /// Still trying; the latest transient failure, if any.
+    Pending(Option<AuthError>),
+    /// Landed.
+    Done(Outcome),
+}
+
+impl Progress {
+    pub(crate) fn is_done(&self) -> bool {
+        matches!(self, Progress::Done(_))
+    }
+
+    pub(crate) fn last_error(&self) -> Option<AuthError> {
+        match self {
+            Progress::Pending(last) => last.clone(),
+            Progress::Done(outcome) => outcome.clone().err(),
+        }
+    }
+}
+
+/// Everything about flights that needs the lock.
+#[derive(Debug)]
+pub(super) struct Flights {
+    /// The flight in progress, if any.
+    current: Option<watch::Receiver<Progress>>,
+    /// Consecutive transient failures, across flights; reset by a token or a rejection.
+    streak: u32,
+    /// No flight sends an auth call before this (the transient schedule, kept across flights).
+    next_attempt: Option<Instant>,
+    /// The last rejection and when credentials may go out again.
+    rejection: Option<(Instant, AuthError)>,
+    /// Consecutive rejections; reset by a token.
+    strikes: u32,
+    next_generation: u64,
+    rng: fastrand::Rng,
+}
+
+impl Flights {
+    pub(super) fn new(rng: fastrand::Rng) -> Self {
+        Self {
+            current: None,
+            streak: 0,
+            next_attempt: None,
+            rejection: None,
+            strikes: 0,
+            next_generation: 1,
+            rng,
+        }
+    }
+
+    /// The flight in progress. A closed sender means its task was dropped without landing,
+    /// which only a runtime shutting down does.
+    pub(super) fn running(&self) -> Option<watch::Receiver<Progress>> {
+        self.current
+            .as_ref()
+            .filter(|rx| rx.has_changed().is_ok())
+            .cloned()
+    }
+
+    /// While credentials wait out a rejection: the error a request fails fast with.
+    pub(super) fn failing_fast(&self, now: Instant) -> Option<AuthError> {
+        let (until, error) = self.rejection.as_ref().filter(|(until, _)| now < *until)?;
+        Some(AuthError::failing_fast(error, until.duration_since(now)))
+    }
+
+    /// When credentials may go out again, while a rejection holds them back.
+    pub(super) fn rejected_until(&self, now: Instant) -> Option<Instant> {
+        self.rejection
+            .as_ref()
+            .map(|(until, _)| *until)
+            .filter(|until| now < *until)
+    }
+}
+
+/// A flight opened under the lock, to be spawned once the lock is released.
+#[must_use = "a flight that is not launched never lands"]
+pub(super) struct Launch<P: Provider> {
+    runtime: Handle,
+    guard: FlightGuard<P>,
+}
+
+impl<P: Provider> Launch<P> {
+    /// NOTE: call with the flights lock released (see the module docs).
+    pub(super) fn spawn(self) {
+        self.runtime.spawn(self.guard.fly());
+    }
+}
+
+impl<P: Provider> Manager<P> {
+    /// Opens a flight: registers it so that others join it, and returns the receiver and the
+    /// launch to spawn once the lock is released.
+    pub(super) fn open(
+        self: &Arc<Self>,
+        flights: &mut Flights,
+    ) -> Result<(watch::Receiver<Progress>, Launch<P>), AuthError> {
+        let runtime = Handle::try_current().map_err(|_| AuthError::runtime())?;
+        let (tx, rx) = watch::channel(Progress::Pending(None));
+        flights.current = Some(rx.clone());
+        let guard = FlightGuard {
+            manager: Arc::clone(self),
+            tx: Some(tx),
+        };
+        Ok((rx, Launch { runtime, guard }))
+    }
+
+    /// A transient failure: schedules the next attempt and says how long to wait for it, or
+    /// `None` when nobody needs the token now, in which case the flight is closed (the schedule
+    /// stays, so the next flight does not retry early).
+    fn after_transient(&self, error: &AuthError, tx: &watch::Sender<Progress>) -> Option<Duration> {
+        let mut flights = self.lock();
+        let now = Instant::now();
+        flights.streak = flights.streak.saturating_add(1);
+        let valid_for = self
+            .slot
+            .load_full()
+            .filter(|token| now < token.expires_at)
+            .map(|token| token.expires_at.duration_since(now));
+        let failures = flights.streak;
+        let delay = self.settings.schedule.transient_delay(
+            &mut flights.rng,
+            failures,
+            error.retry_after(),
+            valid_for,
+        );
+        flights.next_attempt = Some(now + delay);
+        // NOTE: decided under the lock that joiners take, so no request joins a flight that is
+        // about to end with a transient error: requests never fail for one.
+        let needed = tx.receiver_count() > 1 || valid_for.is_some();
+        let retry_in_ms = delay.as_millis() as u64;
+        if needed {
+            tracing::warn!(failures, retry_in_ms, error = %error, "auth failed; retrying");
+            Some(delay)
+        } else {
+            flights.current = None;
+            tracing::warn!(
+                failures,
+                retry_in_ms,
+                error = %error,
+                "auth failed; no request waiting, retrying on the next need"
+            );
+            None
+        }
+    }
+
+    /// A token: into the slot, every schedule reset.
+    fn land_token(&self, fresh: Fresh) -> Outcome {
+        let mut flights = self.lock();
+        let generation = flights.next_generation;
+        flights.next_generation += 1;
+        let jitter = flights.rng.f64();
+        let state = Arc::new(fresh.into_state(generation, self.policy.refresh, jitter));
+        self.slot.store(Arc::clone(&state));
+        flights.streak = 0;
+        flights.next_attempt = None;
+        flights.rejection = None;
+        flights.strikes = 0;
+        flights.current = None;
+        Ok(state)
+    }
+
+    /// A rejection (or a failure that retrying cannot fix): requests fail fast with it until the
+    /// rejection backoff ends; a still-valid token stays in use meanwhile.
+    fn land_rejection(&self, error: AuthError, started_with: Option<Arc<TokenState>>) -> Outcome {
+        let mut flights = self.lock();
+        let now = Instant::now();
+        flights.strikes = flights.strikes.saturating_add(1);
+        let strikes = flights.strikes;
+        let delay = self
+            .settings
+            .schedule
+            .rejection_delay(&mut flights.rng, strikes);
+        let until = now + delay;
+        flights.rejection = Some((until, error.clone()));
+        flights.streak = 0;
+        flights.next_attempt = None;
+        flights.current = None;
+        // Requests in the refresh window ask again once credentials may go out.
+        for token in [started_with, self.slot.load_full()].into_iter().flatten() {
+            token.rearm_refresh(until);
+        }
+        tracing::warn!(
+            strikes,
+            retry_in_ms = delay.as_millis() as u64,
+            error = %error,
+            "auth rejected; backing off"
+        );
+        Err(error)
+    }
+}
+
+/// Runs one flight and guarantees it lands: if the task panics (a provider bug) or is dropped
+/// (runtime shutdown), the failure is still recorded, the backoff still applies, and every waiter
+/// still gets an answer.
+struct FlightGuard<P: Provider> {
+    manager: Arc<Manager<P>>,
+    tx: Option<watch::Sender<Progress>>,
+}
+
+impl<P: Provider> FlightGuard<P> {
+    async fn fly(mut self) {
+        let manager = Arc::clone(&self.manager);
+        // Keep to the schedule of the flight before, if it ended on a transient failure.
+        let not_before = manager.lock().next_attempt;
+        if let Some(at) = not_before {
+            tokio::time::sleep_until(at).await;
+        }
+        let outcome = loop {
+            let current = manager.slot.load_full();
+            match manager.authenticate(current.as_deref()).await {
+                Ok(fresh) => break manager.land_token(fresh),
+                Err(error) if error.is_transient() => {
+                    let Some(tx) = self.tx.as_ref() else { return };
+                    match manager.after_transient(&error, tx) {
+                        Some(delay) => {
+                            tx.send_replace(Progress::Pending(Some(error)));
+                            tokio::time::sleep(delay).await;
+                        }
+                        None => break Err(error),
+                    }
+                }
+                Err(error) => break manager.land_rejection(error, current),
+            }
+        };
+        if let Some(tx) = self.tx.take() {
+            tx.send_replace(Progress::Done(outcome));
+        }
+    }
+}
+
+impl<P: Provider> Drop for FlightGuard<P> {
+    fn drop(&mut self) {
+        if let Some(tx) = self.tx.take() {
+            let current = self.manager.slot.load_full();
+            let outcome = self.manager.land_rejection(AuthError::aborted(), current);
+            tx.send_replace(Progress::Done(outcome));
+        }
+    }
+}

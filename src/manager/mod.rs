@@ -1,0 +1,231 @@
+//! The token manager: the one place that decides when to log in or refresh, shared by every
+//! clone of a layer.
+//!
+//! - [`flight`]: the single flight, its retries, and what outlives it;
+//! - [`schedule`]: when to try again (transient retries, rejection backoff, `Retry-After`);
+//! - [`exchange`]: the login/refresh exchange and the parsing of its answer;
+//! - [`transport`]: the user's HTTP service as the exchange uses it.
+//!
+//! Requests read the slot without the manager; they come here only when the slot has no usable
+//! token (to wait for one), when the upstream rejected a token, or once per token to ask for a
+//! proactive refresh. All slot stores happen under the flights lock.
+
+mod exchange;
+mod flight;
+mod schedule;
+mod transport;
+
+pub use self::schedule::Backoff;
+pub(crate) use self::schedule::Schedule;
+pub(crate) use self::transport::{transport, Transport};
+
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use self::flight::{Flights, Launch, Progress};
+use crate::error::AuthError;
+use crate::metrics::Metrics;
+use crate::provider::{Policy, Provider};
+use crate::slot::{Slot, TokenState};
+
+/// Layer-level settings that are not the provider's business.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Settings {
+    /// Timeout of one auth call.
+    pub(crate) timeout: Duration,
+    /// How long a request waits for a token while the auth server fails transiently.
+    pub(crate) max_wait: Duration,
+    pub(crate) schedule: Schedule,
+}
+
+pub(crate) type Outcome = Result<Arc<TokenState>, AuthError>;
+
+/// Everything the clones of one layer share.
+pub(crate) struct Manager<P> {
+    pub(crate) slot: Slot,
+    pub(crate) policy: Policy,
+    pub(crate) metrics: Metrics,
+    provider: P,
+    settings: Settings,
+    transport: Transport,
+    flights: Mutex<Flights>,
+}
+
+/// What a request that needs a token does next.
+enum Join<P: Provider> {
+    Ready(Arc<TokenState>),
+    Wait(watch::Receiver<Progress>),
+    Start(watch::Receiver<Progress>, Launch<P>),
+}
+
+impl<P: Provider> Manager<P> {
+    pub(crate) fn new(
+        provider: P,
+        policy: Policy,
+        settings: Settings,
+        transport: Transport,
+    ) -> Self {
+        Self {
+            slot: Slot::default(),
+            policy,
+            metrics: Metrics::default(),
+            provider,
+            settings,
+            transport,
+            flights: Mutex::new(Flights::new(fastrand::Rng::new())),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Flights> {
+        // The lock guards plain data updated in single statements; a panic elsewhere cannot leave
+        // it half-written, so a poisoned lock is still consistent.
+        self.flights.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Returns a usable token, waiting for (or starting) a login or refresh if needed.
+    ///
+    /// With `rejected = Some(g)`, the upstream rejected the token of generation `g`: a newer token
+    /// is returned as is; if the slot still holds `g`, it is marked dead and one refresh starts
+    /// (or is joined) for everybody.
+    ///
+    /// Fails fast while a rejection backoff holds; otherwise waits up to the wait bound, through
+    /// any number of transient failures, and then fails with [`ErrorKind::Unavailable`]
+    /// (crate::ErrorKind::Unavailable) carrying the last one.
+    pub(crate) async fn token(self: Arc<Self>, rejected: Option<u64>) -> Outcome {
+        let mut rx = match self.join(rejected)? {
+            Join::Ready(token) => return Ok(token),
+            Join::Wait(rx) => rx,
+            Join::Start(rx, launch) => {
+                launch.spawn();
+                rx
+            }
+        };
+        let max_wait = self.settings.max_wait;
+        let done = tokio::time::timeout(max_wait, async {
+            rx.wait_for(Progress::is_done)
+                .await
+                .map(|progress| progress.clone())
+        })
+        .await;
+        match done {
+            Ok(Ok(Progress::Done(outcome))) => outcome,
+            // The flight always lands (see `FlightGuard`); only a runtime shutting down drops it.
+            Ok(_) => Err(AuthError::aborted()),
+            Err(_) => {
+                let last = rx.borrow().last_error();
+                Err(AuthError::unavailable(max_wait, last))
+            }
+        }
+    }
+
+    fn join(self: &Arc<Self>, rejected: Option<u64>) -> Result<Join<P>, AuthError> {
+        let mut flights = self.lock();
+        let now = Instant::now();
+        if let Some(current) = self.slot.load_full() {
+            if now < current.expires_at {
+                if rejected != Some(current.generation) {
+                    return Ok(Join::Ready(current));
+                }
+                tracing::debug!(generation = current.generation, "token rejected upstream");
+                self.slot.store(Arc::new(current.expired_at(now)));
+            }
+        }
+        if let Some(rx) = flights.running() {
+            return Ok(Join::Wait(rx));
+        }
+        if let Some(error) = flights.failing_fast(now) {
+            return Err(error);
+        }
+        let (rx, launch) = self.open(&mut flights)?;
+        Ok(Join::Start(rx, launch))
+    }
+
+    /// Whether the slot holds the token of generation `g`, alive: a 401 on it is news (and costs
+    /// a replay); a 401 on any other is not.
+    pub(crate) fn holds_live(&self, generation: u64) -> bool {
+        let now = Instant::now();
+        self.slot
+            .as_arc_swap()
+            .load()
+            .as_ref()
+            .is_some_and(|t| t.generation == generation && now < t.expires_at)
+    }
+
+    /// The upstream rejected the token of generation `g` and the request will not be replayed:
+    /// if the slot still holds `g`, mark it dead and start one refresh in the background, so
+    /// that the next requests get a new token.
+    pub(crate) fn invalidate(self: &Arc<Self>, generation: u64) {
+        let launch = {
+            let mut flights = self.lock();
+            let now = Instant::now();
+            match self.slot.load_full() {
+                Some(current) if current.generation == generation && now < current.expires_at => {
+                    tracing::debug!(generation, "token rejected upstream");
+                    self.slot.store(Arc::new(current.expired_at(now)));
+                }
+                _ => return,
+            }
+            if flights.running().is_some() || flights.failing_fast(now).is_some() {
+                return;
+            }
+            match self.open(&mut flights) {
+                Ok((_, launch)) => launch,
+                // Without a runtime the next request reports the error.
+                Err(_) => return,
+            }
+        };
+        launch.spawn();
+    }
+
+    /// Starts a background refresh unless one is running or a rejection holds credentials back
+    /// (the claim is re-armed for when it ends). Returns `false` when none could start for
+    /// another reason (a concurrent decision holding the lock, no runtime), so that the caller
+    /// releases its claim and a later request asks again.
+    pub(crate) fn refresh_soon(self: &Arc<Self>) -> bool {
+        let launch = {
+            // Only tried, never waited for: the request must not block.
+            let mut flights = match self.flights.try_lock() {
+                Ok(flights) => flights,
+                Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+                Err(TryLockError::WouldBlock) => return false,
+            };
+            if flights.running().is_some() {
+                return true;
+            }
+            if let Some(until) = flights.rejected_until(Instant::now()) {
+                if let Some(token) = self.slot.load_full() {
+                    token.rearm_refresh(until);
+                }
+                return true;
+            }
+            match self.open(&mut flights) {
+                Ok((_, launch)) => launch,
+                Err(_) => return false,
+            }
+        };
+        launch.spawn();
+        true
+    }
+
+    fn discard_refresh_token(&self) {
+        let _flights = self.lock();
+        if let Some(current) = self.slot.load_full() {
+            self.slot.store(Arc::new(current.without_refresh_token()));
+        }
+    }
+}
+
+impl<P> fmt::Debug for Manager<P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Manager")
+            .field("slot", &self.slot)
+            .field("policy", &self.policy)
+            .field("settings", &self.settings)
+            .field("metrics", &self.metrics.snapshot())
+            .finish_non_exhaustive()
+    }
+}
