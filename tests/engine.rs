@@ -709,7 +709,6 @@ async fn bad_auth_responses_are_typed_errors_and_keep_the_valid_token() {
             reply(StatusCode::SERVICE_UNAVAILABLE, b""),
             ErrorKind::Status,
         ),
-        ("redirect", reply(StatusCode::FOUND, b""), ErrorKind::Status),
         ("timeout", Fault::Hang, ErrorKind::Timeout),
     ];
     for (name, fault, kind) in faults {
@@ -768,6 +767,28 @@ async fn bad_auth_responses_are_typed_errors_and_keep_the_valid_token() {
                 .starts_with("Bearer at-2"),
             "{name}"
         );
+    }
+}
+
+/// A redirect or a 404 from the auth endpoint is a configuration problem: retrying soon would
+/// not help, so it is backed off like a rejection, and requests fail fast with it meanwhile.
+#[tokio::test(start_paused = true)]
+async fn an_unexpected_status_is_backed_off_not_retried() {
+    for status in [StatusCode::FOUND, StatusCode::NOT_FOUND] {
+        let server = AuthServer::new(100, AUTH_DELAY);
+        server.set_fault(Some(reply(status, b"")));
+        let layer = new_layer(&server, TestProvider::new());
+        let svc = service(&server, &layer);
+        let err = send(&svc).await.unwrap_err();
+        let err = auth_error(&err);
+        assert_eq!(
+            (err.kind(), err.status()),
+            (ErrorKind::Status, Some(status))
+        );
+        assert!(!err.is_transient() && !err.is_backing_off());
+        let (err, _) = fails_fast(&svc).await;
+        assert_eq!(err.status(), Some(status));
+        assert_eq!(server.logins(), 1);
     }
 }
 

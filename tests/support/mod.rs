@@ -290,7 +290,13 @@ impl AuthServer {
                     s.upstream_calls += 1;
                     s.upstream_headers.push(auth.clone());
                 });
-                tokio::time::sleep(server.upstream_delay).await;
+                // A request may ask to be held longer, to arrive after others.
+                let delay = req
+                    .headers()
+                    .get("x-delay-ms")
+                    .and_then(|v| v.to_str().ok()?.parse().ok())
+                    .map_or(server.upstream_delay, Duration::from_millis);
+                tokio::time::sleep(delay).await;
                 let ok = server.with(|s| {
                     !s.upstream_rejects_all
                         && auth
