@@ -233,10 +233,26 @@ async fn wrong_credentials_are_login_rejected_for_every_preset() {
 
 #[tokio::test]
 async fn tradecloud_success_without_tokens_is_an_error() {
-    let (emulation, _layer, svc) = start(Api::Tradecloud, Config::default()).await;
+    let emulation = Emulation::start(Api::Tradecloud, Config::default())
+        .await
+        .expect("emulation starts");
+    let client = client();
+    let layer = AuthLayer::builder(preset(Api::Tradecloud, &emulation))
+        .max_wait(Duration::from_millis(500))
+        .build(client.clone());
+    let svc = layer.layer(client);
     emulation.set_fault(Some(Fault::Status(200, "", "text/plain")));
+    // Transient: retried until the request gives up, then reported as the cause.
     let err = get(&svc, &emulation).await.unwrap_err();
-    assert_eq!(auth_error(&err).kind(), ErrorKind::Malformed, "{err}");
+    let err = auth_error(&err);
+    assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+    let cause = std::error::Error::source(err)
+        .and_then(|e| e.downcast_ref::<tower_token_auth::AuthError>())
+        .expect("the last failure is the cause");
+    assert_eq!(cause.kind(), ErrorKind::Malformed, "{err}");
+    // Once the API answers properly, the next request is served.
+    emulation.set_fault(None);
+    assert_eq!(get(&svc, &emulation).await.unwrap(), StatusCode::OK);
 }
 
 #[tokio::test]

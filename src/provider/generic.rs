@@ -283,6 +283,10 @@ pub enum Rejects {
     Statuses(Vec<StatusCode>),
     /// Every non-2xx answer (for APIs that document a single error status for everything).
     AnyFailure,
+    /// These statuses when the answer is the API's own: a JSON object. The same status with any
+    /// other body (the HTML or empty error page of a proxy, a load balancer or a crashed server)
+    /// is not a rejection. For APIs that answer refused credentials with a 500.
+    ApiAnswers(Vec<StatusCode>),
 }
 
 impl Rejects {
@@ -295,11 +299,23 @@ impl Rejects {
         ])
     }
 
-    fn classify(&self, status: StatusCode) -> Failure {
-        match self {
-            Rejects::AnyFailure => Failure::Rejected,
-            Rejects::Statuses(list) if list.contains(&status) => Failure::Rejected,
-            Rejects::Statuses(_) => Failure::Transient,
+    fn classify(&self, response: &AuthResponse) -> Failure {
+        let status = response.status();
+        let rejected = match self {
+            Rejects::AnyFailure => true,
+            Rejects::Statuses(list) => list.contains(&status),
+            Rejects::ApiAnswers(list) => {
+                list.contains(&status)
+                    && serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(
+                        response.body(),
+                    )
+                    .is_ok()
+            }
+        };
+        if rejected {
+            Failure::Rejected
+        } else {
+            Failure::Transient
         }
     }
 }
@@ -404,8 +420,8 @@ impl Provider for HttpProvider {
 
     fn classify_failure(&self, call: AuthCall, response: &AuthResponse) -> Failure {
         match call {
-            AuthCall::Login => self.login_rejects.classify(response.status()),
-            AuthCall::Refresh => self.refresh_rejects.classify(response.status()),
+            AuthCall::Login => self.login_rejects.classify(response),
+            AuthCall::Refresh => self.refresh_rejects.classify(response),
         }
     }
 

@@ -8,7 +8,9 @@ const ACCEPT: &str = "application/vnd.restful+json";
 /// `{"refreshToken"}` at `{base}/union-service/auth/refresh-token?api-version=1.0`.
 ///
 /// `base` is the host URL (`https://{environment}.com`). The API documents 500 as its only error
-/// status, so any failed refresh falls back to login.
+/// status, so any error the API itself answers (a JSON body) to a refresh falls back to login, and
+/// to a login is a rejection of the credentials. A 5xx with another body (a proxy's or load
+/// balancer's error page) is transient and retried.
 pub fn union_service(
     base: &str,
     username: &str,
@@ -26,12 +28,16 @@ pub fn union_service(
     .header("accept", ACCEPT)?
     .encoding(Encoding::Json)
     .refresh_token_field("refreshToken");
-    Ok(HttpProvider::new(login, refresh)
-        .refresh_rejects(Rejects::AnyFailure)
-        .login_rejects(Rejects::Statuses(vec![
+    let api_errors = || {
+        Rejects::ApiAnswers(vec![
             http::StatusCode::BAD_REQUEST,
             http::StatusCode::UNAUTHORIZED,
             http::StatusCode::FORBIDDEN,
+            http::StatusCode::NOT_FOUND,
             http::StatusCode::INTERNAL_SERVER_ERROR,
-        ])))
+        ])
+    };
+    Ok(HttpProvider::new(login, refresh)
+        .refresh_rejects(api_errors())
+        .login_rejects(api_errors()))
 }
