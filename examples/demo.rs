@@ -8,6 +8,15 @@
 //! cargo run --release --example demo
 //! ```
 //!
+//! Embedded mode can make the auth servers fail: `--faults 0.2` fails a fifth of the login and
+//! refresh calls (every kind of [`FaultKind`]), `--outage 3:8` takes every auth server down from
+//! 3 s to 8 s into the run (the protected resources stay up). The report then shows availability,
+//! how long after the outage requests succeeded again, and how many auth faults were injected:
+//!
+//! ```text
+//! cargo run --release --example demo -- --faults 0.1 --outage 3:8
+//! ```
+//!
 //! External mode runs against any server:
 //!
 //! ```text
@@ -32,7 +41,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use tower::{Layer, ServiceExt};
-use tower_token_auth::emulation::{Api, Config, Emulation};
+use tower_token_auth::emulation::{Api, Config, Emulation, FaultKind};
 use tower_token_auth::provider::HttpProvider;
 use tower_token_auth::{oauth2, presets, AuthError, AuthLayer, AuthService};
 
@@ -88,7 +97,8 @@ struct Args {
     /// Stop after this many requests.
     #[arg(long, conflicts_with = "duration")]
     requests: Option<u64>,
-    /// Stop after this many seconds (default 10 external, 12 embedded).
+    /// Stop after this many seconds (default 10 external; 12 embedded, or 3 past the end of the
+    /// outage).
     #[arg(long)]
     duration: Option<f64>,
     #[arg(long, value_enum, default_value = "GET")]
@@ -99,6 +109,46 @@ struct Args {
     /// Print one JSON summary object as the last line of stdout.
     #[arg(long)]
     json: bool,
+    /// Embedded mode: fail this fraction (0.0 to 1.0) of the auth calls, with every fault kind.
+    #[arg(long, value_name = "RATE", value_parser = parse_rate)]
+    faults: Option<f64>,
+    /// Embedded mode: every auth server answers 503 from START to END seconds into the run
+    /// (e.g. 3:8).
+    #[arg(long, value_name = "START:END", value_parser = parse_outage)]
+    outage: Option<Outage>,
+}
+
+/// An auth outage, in time from the start of the run.
+#[derive(Clone, Copy, Debug)]
+struct Outage {
+    start: Duration,
+    end: Duration,
+}
+
+fn parse_rate(value: &str) -> Result<f64, String> {
+    match value.trim().parse::<f64>() {
+        Ok(rate) if (0.0..=1.0).contains(&rate) => Ok(rate),
+        _ => Err("expected a fault rate from 0.0 to 1.0, e.g. 0.1".to_owned()),
+    }
+}
+
+fn parse_outage(value: &str) -> Result<Outage, String> {
+    let seconds = |s: &str| {
+        s.trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|secs| secs.is_finite() && *secs >= 0.0 && *secs < 1e9)
+    };
+    match value.split_once(':').map(|(a, b)| (seconds(a), seconds(b))) {
+        Some((Some(start), Some(end))) if start < end => Ok(Outage {
+            start: Duration::from_secs_f64(start),
+            end: Duration::from_secs_f64(end),
+        }),
+        _ => Err(
+            "expected START:END in seconds from the start of the run, with START < END, e.g. 3:8"
+                .to_owned(),
+        ),
+    }
 }
 
 type HttpClient = Client<HttpConnector, Full<Bytes>>;
@@ -117,6 +167,8 @@ struct Load {
     body: Bytes,
     concurrency: u64,
     stop: Stop,
+    /// When an auth outage ends, measured from the start of the run.
+    outage_end: Option<Duration>,
 }
 
 /// One provider's run; serialized as the `--json` summary, fields in the documented order
@@ -135,6 +187,15 @@ struct Report {
     p50_ms: f64,
     p99_ms: f64,
     elapsed_s: f64,
+    /// `ok / requests`.
+    availability: f64,
+    /// From the end of the outage to the first request completing OK after it. The key is
+    /// absent without an outage, `null` when no request succeeded after it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    recover_ms: Option<Option<f64>>,
+    /// Auth calls the emulation answered with an injected fault (embedded mode only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    auth_faults: Option<u64>,
 }
 
 #[derive(Default)]
@@ -142,6 +203,8 @@ struct WorkerStats {
     latencies_us: Vec<u32>,
     statuses: BTreeMap<u16, u64>,
     errors: BTreeMap<String, u64>,
+    /// When the first request that completed OK after the outage's end did, from the run start.
+    first_ok_after_outage: Option<Duration>,
 }
 
 fn error_kind(err: &tower::BoxError) -> String {
@@ -152,8 +215,14 @@ fn error_kind(err: &tower::BoxError) -> String {
 }
 
 /// Sends requests from `load.concurrency` workers until the stop condition; counts everything.
-async fn run_load(name: &str, svc: Authed, load: Load, bar: ProgressBar) -> Report {
-    let started = Instant::now();
+/// `started` is the start of the run, which the outage window is measured from.
+async fn run_load(
+    name: &str,
+    svc: Authed,
+    load: Load,
+    bar: ProgressBar,
+    started: Instant,
+) -> Report {
     let issued = Arc::new(AtomicU64::new(0));
     let mut workers = Vec::new();
     for _ in 0..load.concurrency {
@@ -185,8 +254,22 @@ async fn run_load(name: &str, svc: Authed, load: Load, bar: ProgressBar) -> Repo
                 let micros = sent.elapsed().as_micros().min(u32::MAX as u128) as u32;
                 stats.latencies_us.push(micros);
                 match outcome {
-                    Ok(status) => *stats.statuses.entry(status).or_default() += 1,
-                    Err(kind) => *stats.errors.entry(kind).or_default() += 1,
+                    Ok(status) => {
+                        *stats.statuses.entry(status).or_default() += 1;
+                        let done = started.elapsed();
+                        let after_outage = load.outage_end.is_some_and(|end| done >= end);
+                        if after_outage && (200..300).contains(&status) {
+                            let first = stats.first_ok_after_outage.get_or_insert(done);
+                            *first = (*first).min(done);
+                        }
+                    }
+                    Err(kind) => {
+                        *stats.errors.entry(kind).or_default() += 1;
+                        // An error may come back without the future ever waiting (a request
+                        // failing fast): without a yield this worker would hold its thread and
+                        // starve the other providers' workers, skewing every timing.
+                        tokio::task::yield_now().await;
+                    }
                 }
                 bar.inc(1);
             }
@@ -198,9 +281,14 @@ async fn run_load(name: &str, svc: Authed, load: Load, bar: ProgressBar) -> Repo
         provider: name.to_owned(),
         ..Report::default()
     };
+    let mut first_ok_after_outage: Option<Duration> = None;
     for worker in workers {
         let Ok(stats) = worker.await else { continue };
         latencies.extend(stats.latencies_us);
+        first_ok_after_outage = match (first_ok_after_outage, stats.first_ok_after_outage) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         for (status, n) in stats.statuses {
             *report.statuses.entry(status).or_default() += n;
         }
@@ -226,6 +314,14 @@ async fn run_load(name: &str, svc: Authed, load: Load, bar: ProgressBar) -> Repo
         .map(|(_, n)| n)
         .sum();
     report.failed = report.requests - report.ok;
+    report.availability = if report.requests == 0 {
+        0.0
+    } else {
+        report.ok as f64 / report.requests as f64
+    };
+    report.recover_ms = load.outage_end.map(|end| {
+        first_ok_after_outage.map(|first| first.saturating_sub(end).as_secs_f64() * 1000.0)
+    });
     let metrics = svc.metrics();
     report.logins = metrics.logins;
     report.refreshes = metrics.refreshes;
@@ -271,7 +367,7 @@ fn progress(multi: &MultiProgress, name: &str, stop: Stop, hidden: bool) -> Prog
 
 fn print_table(reports: &[Report]) {
     println!(
-        "{:<16} {:>9} {:>9} {:>7} {:>7} {:>10} {:>8} {:>9} {:>9}",
+        "{:<16} {:>9} {:>9} {:>7} {:>7} {:>10} {:>8} {:>9} {:>9} {:>8} {:>10} {:>11}",
         "provider",
         "requests",
         "ok",
@@ -280,11 +376,22 @@ fn print_table(reports: &[Report]) {
         "refreshes",
         "replays",
         "p50 ms",
-        "p99 ms"
+        "p99 ms",
+        "avail %",
+        "recover ms",
+        "auth faults"
     );
     for r in reports {
+        let recover = match r.recover_ms {
+            None => "-".to_owned(),
+            Some(None) => "never".to_owned(),
+            Some(Some(ms)) => format!("{ms:.0}"),
+        };
+        let faults = r
+            .auth_faults
+            .map_or_else(|| "-".to_owned(), |n| n.to_string());
         println!(
-            "{:<16} {:>9} {:>9} {:>7} {:>7} {:>10} {:>8} {:>9.2} {:>9.2}",
+            "{:<16} {:>9} {:>9} {:>7} {:>7} {:>10} {:>8} {:>9.2} {:>9.2} {:>8.2} {:>10} {:>11}",
             r.provider,
             r.requests,
             r.ok,
@@ -293,7 +400,10 @@ fn print_table(reports: &[Report]) {
             r.refreshes,
             r.replays,
             r.p50_ms,
-            r.p99_ms
+            r.p99_ms,
+            r.availability * 100.0,
+            recover,
+            faults
         );
     }
 }
@@ -372,10 +482,17 @@ fn load_from(args: &Args, uri: Uri, default_duration: f64) -> Result<Load, Strin
         body,
         concurrency: args.concurrency,
         stop,
+        outage_end: None,
     })
 }
 
 async fn external(args: &Args, name: ProviderName) -> Result<Vec<Report>, String> {
+    if args.faults.is_some() || args.outage.is_some() {
+        return Err(
+            "--faults and --outage make the local emulations fail; they apply to the embedded run only, not with --provider"
+                .to_owned(),
+        );
+    }
     let (Some(auth_url), Some(api_url)) = (&args.auth_url, &args.api_url) else {
         return Err("--auth-url and --api-url are required with --provider".to_owned());
     };
@@ -392,8 +509,13 @@ async fn external(args: &Args, name: ProviderName) -> Result<Vec<Report>, String
         .map(|v| v.get_name().to_owned())
         .unwrap_or_default();
     let bar = progress(&multi, &label, load.stop, args.json);
-    Ok(vec![run_load(&label, svc, load, bar).await])
+    Ok(vec![run_load(&label, svc, load, bar, Instant::now()).await])
 }
+
+/// The embedded run's length unless `--duration` or `--requests` says otherwise.
+const EMBEDDED_SECS: f64 = 12.0;
+/// How long an embedded run goes on after an outage, to show the recovery.
+const AFTER_OUTAGE_SECS: f64 = 3.0;
 
 async fn embedded(args: &Args) -> Result<Vec<Report>, String> {
     let config = Config {
@@ -408,16 +530,37 @@ async fn embedded(args: &Args) -> Result<Vec<Report>, String> {
         ("tradecloud", Api::Tradecloud),
         ("intergiro", Api::Intergiro),
     ];
+    let default_secs = args.outage.map_or(EMBEDDED_SECS, |outage| {
+        EMBEDDED_SECS.max(outage.end.as_secs_f64() + AFTER_OUTAGE_SECS)
+    });
+    if let (Some(outage), Some(secs)) = (args.outage, args.duration) {
+        if secs < outage.end.as_secs_f64() {
+            eprintln!("warning: the run ends before the outage does; there is no recovery to see");
+        }
+    }
     if !args.json {
         println!(
             "Embedded run: five local API emulations, access tokens living {:?}, {} concurrent requests each.",
             config.access_lifetime, args.concurrency
         );
+        if let Some(rate) = args.faults {
+            println!(
+                "Auth faults: {:.1}% of login and refresh calls fail (5xx, 429, reset, slow, malformed, no or bad token).",
+                rate * 100.0
+            );
+        }
+        if let Some(outage) = args.outage {
+            println!(
+                "Auth outage: every auth server answers 503 from {:.1} s to {:.1} s into the run.",
+                outage.start.as_secs_f64(),
+                outage.end.as_secs_f64()
+            );
+        }
     }
     let multi = MultiProgress::new();
     let client = client();
     let mut emulations = Vec::new();
-    let mut runs = Vec::new();
+    let mut loads = Vec::new();
     for (name, api) in apis {
         let emulation = Emulation::start(api, config.clone())
             .await
@@ -438,13 +581,28 @@ async fn embedded(args: &Args) -> Result<Vec<Report>, String> {
             .resource_url()
             .parse()
             .map_err(|_| "emulation resource URL".to_owned())?;
-        let load = load_from(args, uri, 12.0)?;
+        let mut load = load_from(args, uri, default_secs)?;
+        load.outage_end = args.outage.map(|outage| outage.end);
+        if let Some(rate) = args.faults {
+            emulation.set_fault_rate(rate, &FaultKind::all());
+        }
         let svc = AuthLayer::new(provider, client.clone()).layer(client.clone());
-        let bar = progress(&multi, name, load.stop, args.json);
-        runs.push(tokio::spawn(
-            async move { run_load(name, svc, load, bar).await },
-        ));
+        loads.push((name, svc, load));
         emulations.push(Arc::new(emulation));
+    }
+    // One start for every provider, so that the outage window is the same for all.
+    let started = Instant::now();
+    if let Some(outage) = args.outage {
+        for emulation in &emulations {
+            emulation.set_outage(outage.start, outage.end);
+        }
+    }
+    let mut runs = Vec::new();
+    for (name, svc, load) in loads {
+        let bar = progress(&multi, name, load.stop, args.json);
+        runs.push(tokio::spawn(async move {
+            run_load(name, svc, load, bar, started).await
+        }));
     }
     // Simacan's tokens may die before `expires_in`: kill them now and then to exercise
     // refresh + replay on 401.
@@ -465,13 +623,21 @@ async fn embedded(args: &Args) -> Result<Vec<Report>, String> {
     if let Some(killer) = killer {
         killer.abort();
     }
+    for (report, emulation) in reports.iter_mut().zip(&emulations) {
+        report.auth_faults = Some(emulation.stats().faults);
+    }
     if !args.json {
         println!();
         for (report, emulation) in reports.iter().zip(&emulations) {
             let stats = emulation.stats();
             println!(
-                "{:<16} server saw {} logins, {} refreshes, {} protocol violations",
-                report.provider, stats.logins, stats.refreshes, stats.violations
+                "{:<16} server saw {} logins ({} needless), {} refreshes, {} protocol violations, {} injected faults",
+                report.provider,
+                stats.logins,
+                stats.needless_logins,
+                stats.refreshes,
+                stats.violations,
+                stats.faults
             );
         }
         println!();

@@ -72,6 +72,11 @@ pub struct Config {
     /// With `false` the refresh response has no `refresh_token` and the old one stays valid.
     /// Default `true`.
     pub rotate_refresh_tokens: bool,
+    /// Seeds the draws of random faults ([`Emulation::set_fault_rate`](super::Emulation::set_fault_rate)),
+    /// so that the same sequence of auth calls meets the same faults on every run. Concurrent
+    /// calls draw in the order they arrive, which only a sequential client controls. Default
+    /// `None`: a random seed.
+    pub fault_seed: Option<u64>,
 }
 
 impl Default for Config {
@@ -85,6 +90,7 @@ impl Default for Config {
             client_id: "apiclient".to_owned(),
             client_secret: "client-secret".to_owned(),
             rotate_refresh_tokens: true,
+            fault_seed: None,
         }
     }
 }
@@ -101,6 +107,7 @@ impl fmt::Debug for Config {
             .field("client_id", &self.client_id)
             .field("client_secret", &format_args!("{REDACTED}"))
             .field("rotate_refresh_tokens", &self.rotate_refresh_tokens)
+            .field("fault_seed", &self.fault_seed)
             .finish()
     }
 }
@@ -108,8 +115,10 @@ impl fmt::Debug for Config {
 /// A failure the auth endpoints answer with instead of doing their job.
 ///
 /// Set with [`Emulation::set_fault`](super::Emulation::set_fault); it applies to every login and
-/// refresh call (for OLI and OAuth2: every call to the token endpoint) until cleared. The
-/// protected resource is never affected, and no counter moves for a faulted call.
+/// refresh call (for OLI and OAuth2: every call to the token endpoint) until cleared, ahead of an
+/// outage window or random faults. The protected resource is never affected, and of the counters
+/// only [`Stats::faults`](super::Stats::faults) (and `outage_calls` inside an outage window)
+/// moves for a faulted call. For faults drawn at random, see [`FaultKind`](super::FaultKind).
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub enum Fault {

@@ -91,7 +91,7 @@ pub(super) fn login(shared: &Shared, parts: &Parts, body: &[u8]) -> Resp {
         shared.login_rejected("invalid api key");
         return error(StatusCode::UNAUTHORIZED, "unauthorized", "Invalid API key");
     }
-    bump(&shared.counters.logins);
+    shared.login_granted();
     tokens(shared)
 }
 
@@ -121,7 +121,7 @@ pub(super) fn refresh(shared: &Shared, parts: &Parts, body: &[u8]) -> Resp {
         refuse_while_access_live: true,
         requested_scope: None,
     };
-    match shared.tokens.redeem(token, how) {
+    match shared.redeem(token, how) {
         Redeemed::Granted(_) => {
             bump(&shared.counters.refreshes);
             tokens(shared)

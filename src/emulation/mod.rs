@@ -6,7 +6,7 @@
 //! issued. It counts what a client did ([`Stats`]), above all its protocol **violations**: a
 //! refresh token sent twice, a premature refresh, the wrong encoding, credentials sent where they
 //! do not belong. A correct client produces none, however the tokens expire, get revoked
-//! ([`Emulation::revoke_access_tokens`]) or the auth server fails ([`Emulation::set_fault`]).
+//! ([`Emulation::revoke_access_tokens`]) or the auth server fails (see [Faults](#faults)).
 //!
 //! ```
 //! use bytes::Bytes;
@@ -63,6 +63,47 @@
 //! refresh; two OAuth2 client authentication methods at once, or none. Wrong credentials and
 //! expired, revoked or unknown tokens are *rejections*, not violations.
 //!
+//! # Faults
+//!
+//! Only the auth endpoints fail; the protected resource keeps answering. Three sources, in this
+//! order of precedence for each login or refresh call (for OLI and OAuth2: each token endpoint
+//! call):
+//!
+//! 1. A fixed [`Fault`] ([`Emulation::set_fault`]): every call gets it, until cleared.
+//! 2. An outage window ([`Emulation::set_outage`]): calls arriving inside it get a 503 with an
+//!    HTML page.
+//! 3. Random faults ([`Emulation::set_fault_rate`]): each call fails with a probability, with a
+//!    [`FaultKind`] drawn from a list, repeatably with [`Config::fault_seed`].
+//!
+//! Status and transport failures (5xx, 429, a dropped connection, the outage, a fixed fault)
+//! answer *before* the call is processed: no token is issued or consumed, and only
+//! [`Stats::faults`] and [`Stats::outage_calls`] move. [`FaultKind::Slow`] delays the call, then
+//! processes it. The 2xx kinds ([`FaultKind::Malformed`], [`FaultKind::NoToken`],
+//! [`FaultKind::CrLfToken`]) model an answer that broke on its way out: the call is processed (a
+//! refresh token it presented is spent, and re-sending it is reuse), the tokens it issued are
+//! revoked because nobody received them, and the client gets a 200 it cannot use. A call that is
+//! rejected or a violation gets its real answer instead.
+//!
+//! ```
+//! use std::time::Duration;
+//! use tower_token_auth::emulation::{Api, Config, Emulation, FaultKind};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> std::io::Result<()> {
+//! let config = Config { fault_seed: Some(7), ..Config::default() };
+//! let intergiro = Emulation::start(Api::Intergiro, config).await?;
+//! // One auth call in ten fails, in any of the ways a real auth server fails ...
+//! intergiro.set_fault_rate(0.1, &FaultKind::all());
+//! // ... and from 2 s to 5 s from now the auth server is down.
+//! intergiro.set_outage(Duration::from_secs(2), Duration::from_secs(5));
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Besides violations, [`Stats`] counts what shows a client riding out failures badly:
+//! [`Stats::needless_logins`] (logging in while a delivered refresh token was still good) and
+//! [`Stats::refresh_token_reuse`].
+//!
 //! # Limitations
 //!
 //! - HTTP/1 only, plain TCP on `127.0.0.1`; no TLS.
@@ -70,8 +111,16 @@
 //! - Signatures are opaque: the JWTs are not verifiable with any key.
 //! - Bodies of auth requests are limited to 64 KiB (413 and a violation beyond), resource bodies
 //!   to 64 MiB (413).
+//! - Faults are decided once the request body has been read; a connection is never cut
+//!   mid-request or mid-answer, and a dropped connection ([`FaultKind::Reset`]) is a clean close,
+//!   not a TCP RST.
+//! - Random draws are repeatable with a seed only as far as the calls arrive in the same order;
+//!   concurrent clients make the order, and so the faults, vary.
+//! - Whether a 2xx fault's tokens were "delivered" is the emulation's view: a client that dropped
+//!   the connection before reading a normal answer still counts as having received its tokens.
 
 mod config;
+mod faults;
 mod intergiro;
 mod oauth2;
 mod oli;
@@ -85,5 +134,6 @@ mod union_service;
 mod wire;
 
 pub use self::config::{Api, Config, Fault};
+pub use self::faults::FaultKind;
 pub use self::server::Emulation;
 pub use self::stats::Stats;

@@ -192,11 +192,11 @@ pub(super) fn token(shared: &Shared, parts: &Parts, body: &[u8]) -> Resp {
                     "Invalid resource owner credentials",
                 );
             }
-            bump(&shared.counters.logins);
+            shared.login_granted();
             tokens(shared, &Arc::from(username.as_str()), scope, true)
         }
         Grant::ClientCredentials => {
-            bump(&shared.counters.logins);
+            shared.login_granted();
             // RFC 6749 4.4.3: a refresh token SHOULD NOT be included.
             tokens(
                 shared,
@@ -222,7 +222,7 @@ fn refresh(shared: &Shared, params: &wire::FormMap, scope: Option<Arc<str>>) -> 
         refuse_while_access_live: false,
         requested_scope: scope.as_deref(),
     };
-    match shared.tokens.redeem(token, how) {
+    match shared.redeem(token, how) {
         Redeemed::Granted(grant) => {
             bump(&shared.counters.refreshes);
             let scope = scope.or(grant.scope);

@@ -130,7 +130,7 @@ fn password_grant(shared: &Shared, params: &wire::FormMap) -> Resp {
             "Invalid user credentials",
         );
     }
-    bump(&shared.counters.logins);
+    shared.login_granted();
     tokens(shared, &Arc::from(username.as_str()))
 }
 
@@ -151,7 +151,7 @@ fn refresh_grant(shared: &Shared, params: &wire::FormMap) -> Resp {
             "Missing parameter: refresh_token",
         );
     };
-    match shared.tokens.redeem(token, Redeem::SINGLE_USE) {
+    match shared.redeem(token, Redeem::SINGLE_USE) {
         Redeemed::Granted(grant) => {
             bump(&shared.counters.refreshes);
             tokens(shared, &grant.sub)

@@ -1,13 +1,12 @@
-//! The HTTP/1 server under every emulation: accept loop, routing, body limits, faults.
+//! The HTTP/1 server under every emulation: accept loop, routing, body limits; faults are
+//! decided and answered in [`super::faults`].
 
-use std::convert::Infallible;
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{HeaderName, HeaderValue};
 use http::request::Parts;
 use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Limited};
@@ -19,6 +18,7 @@ use tokio::net::TcpListener;
 use tokio::task::{JoinHandle, JoinSet};
 
 use super::config::{Api, Config, Fault};
+use super::faults::{self, FaultKind, Reset};
 use super::state::Shared;
 use super::stats::Stats;
 use super::wire::{self, Resp};
@@ -129,8 +129,53 @@ impl Emulation {
     }
 
     /// Makes every following login and refresh answer with `fault`, until set to `None`.
+    ///
+    /// A fixed fault takes precedence over an outage window ([`Emulation::set_outage`]) and
+    /// random faults ([`Emulation::set_fault_rate`]).
     pub fn set_fault(&self, fault: Option<Fault>) {
-        self.shared.fault.store(fault.map(Arc::new));
+        self.shared.faults.set_fixed(fault);
+    }
+
+    /// Makes each following login and refresh (for OLI and OAuth2: each token endpoint call)
+    /// fail with probability `rate` (clamped to `0.0..=1.0`), with a kind drawn uniformly from
+    /// `kinds`; see [`FaultKind`] for what each does. A `rate` of 0 (or NaN) or no `kinds`
+    /// turns random faults off. Replaces any earlier rate.
+    ///
+    /// The draws follow [`Config::fault_seed`] when it is set. Calls answered by a fixed fault
+    /// or the outage window draw nothing.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_token_auth::emulation::{Api, Config, Emulation, FaultKind};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> std::io::Result<()> {
+    /// let emulation = Emulation::start(Api::Oli, Config::default()).await?;
+    /// // A fifth of the token calls fail, transiently.
+    /// emulation.set_fault_rate(
+    ///     0.2,
+    ///     &[FaultKind::Unavailable, FaultKind::Reset, FaultKind::Slow(Duration::from_millis(500))],
+    /// );
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn set_fault_rate(&self, rate: f64, kinds: &[FaultKind]) {
+        self.shared.faults.set_rate(rate, kinds);
+    }
+
+    /// An auth server outage: from `start` after now until `end` after now, every login and
+    /// refresh is answered 503 with an HTML page, before any processing. The protected resource
+    /// keeps working. Replaces any earlier window; a window with `end <= start` holds no call.
+    ///
+    /// Calls arriving inside the window count in [`Stats::outage_calls`] (and in
+    /// [`Stats::faults`] when the outage answered them, which a fixed fault would pre-empt).
+    pub fn set_outage(&self, start: Duration, end: Duration) {
+        self.shared.faults.set_outage(start, end);
+    }
+
+    /// Ends the outage window now, or cancels it before it begins.
+    pub fn clear_outage(&self) {
+        self.shared.faults.clear_outage();
     }
 
     /// The configuration this emulation was started with.
@@ -168,9 +213,10 @@ async fn serve(listener: TcpListener, shared: Arc<Shared>) {
                     tracing::debug!(%error, "emulation: set_nodelay failed");
                 }
                 let shared = shared.clone();
+                // An `Err` makes hyper close the connection without answering: the Reset fault.
                 let service = service_fn(move |request| {
                     let shared = shared.clone();
-                    async move { Ok::<_, Infallible>(handle(&shared, request).await) }
+                    async move { handle(&shared, request).await }
                 });
                 let connection = http.serve_connection(TokioIo::new(stream), service);
                 connections.spawn(async move {
@@ -237,10 +283,10 @@ fn route(api: Api, path: &str) -> Route {
     }
 }
 
-async fn handle(shared: &Shared, request: Request<Incoming>) -> Resp {
+async fn handle(shared: &Shared, request: Request<Incoming>) -> Result<Resp, Reset> {
     let (parts, body) = request.into_parts();
     let route = route(shared.api, parts.uri.path());
-    match route {
+    Ok(match route {
         Route::NotFound => wire::text(StatusCode::NOT_FOUND, "Not Found"),
         Route::Resource => match drain(body).await {
             Ok(length) => shared.resource(&parts, length),
@@ -251,17 +297,21 @@ async fn handle(shared: &Shared, request: Request<Incoming>) -> Resp {
                 Ok(collected) => collected.to_bytes(),
                 Err(error) if error.is::<http_body_util::LengthLimitError>() => {
                     shared.violation("auth request body over the size limit");
-                    return wire::text(StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large");
+                    return Ok(wire::text(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "Payload Too Large",
+                    ));
                 }
                 // The client went away or sent a broken body; nobody will read the answer.
-                Err(_) => return wire::text(StatusCode::BAD_REQUEST, "Bad Request"),
+                Err(_) => return Ok(wire::text(StatusCode::BAD_REQUEST, "Bad Request")),
             };
-            if let Some(fault) = shared.fault.load_full() {
-                return fault_response(&fault).await;
+            let process = || auth(shared, route, &parts, &body);
+            match shared.faults.draw(&shared.counters) {
+                Some(injected) => return faults::answer(shared, injected, process).await,
+                None => process(),
             }
-            auth(shared, route, &parts, &body)
         }
-    }
+    })
 }
 
 fn auth(shared: &Shared, route: Route, parts: &Parts, body: &Bytes) -> Resp {
@@ -299,39 +349,4 @@ async fn drain(mut body: Incoming) -> Result<u64, Resp> {
         }
     }
     Ok(length)
-}
-
-async fn fault_response(fault: &Fault) -> Resp {
-    match fault {
-        Fault::Status(code, body, content_type) => {
-            let status = StatusCode::from_u16(*code)
-                .ok()
-                .filter(|s| (200..=599).contains(&s.as_u16()))
-                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            let content_type = HeaderValue::from_str(content_type).ok();
-            wire::respond(status, content_type, Bytes::from_static(body.as_bytes()))
-        }
-        Fault::Hang => std::future::pending().await,
-        Fault::Body(body) => wire::respond(
-            StatusCode::OK,
-            Some(HeaderValue::from_static("application/json")),
-            Bytes::from(body.clone()),
-        ),
-        Fault::Header(name, value) => {
-            match (
-                HeaderName::from_bytes(name.as_bytes()),
-                HeaderValue::from_bytes(value),
-            ) {
-                (Ok(name), Ok(value)) => {
-                    let mut response = wire::empty(StatusCode::OK);
-                    response.headers_mut().insert(name, value);
-                    response
-                }
-                _ => wire::text(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "fault header cannot be sent over HTTP",
-                ),
-            }
-        }
-    }
 }

@@ -88,7 +88,7 @@ pub(super) fn login(shared: &Shared, parts: &Parts, body: &[u8]) -> Resp {
         shared.login_rejected("invalid credentials");
         return error(StatusCode::UNAUTHORIZED, "Invalid username or password");
     }
-    bump(&shared.counters.logins);
+    shared.login_granted();
     tokens(shared, &Arc::from(username.as_str()))
 }
 
@@ -111,7 +111,7 @@ pub(super) fn refresh(shared: &Shared, parts: &Parts, body: &[u8]) -> Resp {
             "refresh form lacks refresh_token",
         );
     };
-    match shared.tokens.redeem(token, Redeem::SINGLE_USE) {
+    match shared.redeem(token, Redeem::SINGLE_USE) {
         Redeemed::Granted(grant) => {
             bump(&shared.counters.refreshes);
             tokens(shared, &grant.sub)

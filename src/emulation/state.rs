@@ -1,13 +1,13 @@
 //! The state one emulation's connections share, and the bookkeeping every endpoint does.
 
-use arc_swap::ArcSwapOption;
 use http::header::{self, HeaderValue};
 use http::request::Parts;
 use http::StatusCode;
 
-use super::config::{Api, Config, Fault};
+use super::config::{Api, Config};
+use super::faults::Faults;
 use super::stats::{bump, Counters};
-use super::tokens::Tokens;
+use super::tokens::{Redeem, Redeemed, Tokens};
 use super::wire::{self, Resp};
 
 pub(super) struct Shared {
@@ -15,20 +15,43 @@ pub(super) struct Shared {
     pub(super) config: Config,
     pub(super) counters: Counters,
     pub(super) tokens: Tokens,
-    /// Read on every auth call, written only by the test; lock-free so faults cost nothing.
-    pub(super) fault: ArcSwapOption<Fault>,
+    pub(super) faults: Faults,
 }
 
 impl Shared {
     pub(super) fn new(api: Api, config: Config, issuer: String) -> Self {
         let tokens = Tokens::new(issuer, config.access_lifetime, config.refresh_lifetime);
+        let faults = Faults::new(config.fault_seed);
         Self {
             api,
             config,
             counters: Counters::default(),
             tokens,
-            fault: ArcSwapOption::empty(),
+            faults,
         }
+    }
+
+    /// Counts a successful login, and as needless when a delivered refresh token could have
+    /// been used instead. Call before issuing the login's own tokens.
+    pub(super) fn login_granted(&self) {
+        bump(&self.counters.logins);
+        if self.tokens.has_live_refresh() {
+            bump(&self.counters.needless_logins);
+            tracing::debug!(
+                api = self.api.name(),
+                "emulation: login while a refresh token was still good"
+            );
+        }
+    }
+
+    /// Redeems a refresh token, counting a re-sent rotated one as reuse (the endpoint counts the
+    /// violation when it answers).
+    pub(super) fn redeem(&self, token: &str, how: Redeem<'_>) -> Redeemed {
+        let redeemed = self.tokens.redeem(token, how);
+        if matches!(redeemed, Redeemed::Reused) {
+            bump(&self.counters.refresh_token_reuse);
+        }
+        redeemed
     }
 
     /// A Keycloak-style token response (OLI, union-service) for a new pair issued to `sub`; the

@@ -5,11 +5,20 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// A snapshot of what an [`Emulation`](super::Emulation) has seen, from
 /// [`Emulation::stats`](super::Emulation::stats).
 ///
-/// The counters are disjoint: a call counts in exactly one of `logins`, `rejected_logins`,
-/// `refreshes`, `rejected_refreshes` and `violations`, or in none when a
-/// [`Fault`](super::Fault) answered it. `rejected_*` count well-formed calls whose credentials or
-/// token were wrong, expired or revoked, which is normal; `violations` count protocol misuse,
-/// which a correct client never commits.
+/// The first five counters are disjoint: an auth call counts in exactly one of `logins`,
+/// `rejected_logins`, `refreshes`, `rejected_refreshes` and `violations`, or in none when an
+/// injected fault answered it before it was processed (a fixed [`Fault`](super::Fault), the
+/// outage window, or a random 5xx, 429 or reset [`FaultKind`](super::FaultKind)). Calls that a
+/// random [`FaultKind::Slow`](super::FaultKind::Slow) delays, or whose successful answer a 2xx
+/// fault spoils, are processed and count there as usual.
+///
+/// The other counters overlap those: `needless_logins` is part of `logins`,
+/// `refresh_token_reuse` part of `violations`, and `faults` and `outage_calls` count calls
+/// whatever else they counted as.
+///
+/// `rejected_*` count well-formed calls whose credentials or token were wrong, expired or
+/// revoked, which is normal; `violations` count protocol misuse, which a correct client never
+/// commits.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Stats {
@@ -27,6 +36,22 @@ pub struct Stats {
     /// refresh (Intergiro), `Authorization` on a Tradecloud refresh, two client authentication
     /// methods at once (OAuth2), and the like. A correct client produces none.
     pub violations: u64,
+    /// The part of `violations` that re-sent a refresh token already exchanged (rotation),
+    /// including one consumed by a call whose answer a 2xx fault spoiled.
+    pub refresh_token_reuse: u64,
+    /// The part of `logins` made while a refresh token this emulation had delivered was still
+    /// good (not used, expired or revoked): a login the client could have spared itself by
+    /// refreshing. A client that refreshes properly makes none, except after it dropped its
+    /// refresh token for a reason, and except union-service clients, whose document says to log
+    /// in again after any failed refresh.
+    pub needless_logins: u64,
+    /// Auth calls answered with an injected fault: the fixed [`Fault`](super::Fault), the outage
+    /// window, or a random [`FaultKind`](super::FaultKind) (`Slow` ones included, and 2xx faults
+    /// when they replaced a successful answer).
+    pub faults: u64,
+    /// Auth calls that arrived inside the outage window
+    /// ([`Emulation::set_outage`](super::Emulation::set_outage)).
+    pub outage_calls: u64,
     /// Resource requests answered 200.
     pub resource_ok: u64,
     /// Resource requests answered 401 (no, unknown, expired or revoked access token).
@@ -41,6 +66,10 @@ pub(super) struct Counters {
     pub(super) rejected_logins: AtomicU64,
     pub(super) rejected_refreshes: AtomicU64,
     pub(super) violations: AtomicU64,
+    pub(super) refresh_token_reuse: AtomicU64,
+    pub(super) needless_logins: AtomicU64,
+    pub(super) faults: AtomicU64,
+    pub(super) outage_calls: AtomicU64,
     pub(super) resource_ok: AtomicU64,
     pub(super) resource_unauthorized: AtomicU64,
 }
@@ -59,6 +88,10 @@ impl Counters {
             rejected_logins: load(&self.rejected_logins),
             rejected_refreshes: load(&self.rejected_refreshes),
             violations: load(&self.violations),
+            refresh_token_reuse: load(&self.refresh_token_reuse),
+            needless_logins: load(&self.needless_logins),
+            faults: load(&self.faults),
+            outage_calls: load(&self.outage_calls),
             resource_ok: load(&self.resource_ok),
             resource_unauthorized: load(&self.resource_unauthorized),
         }

@@ -303,6 +303,29 @@ impl Tokens {
             }
         }
     }
+
+    /// Kills the tokens of one answer that was never delivered (a 2xx fault replaced it).
+    pub(super) fn forget(&self, access: &str, refresh: Option<&str>) {
+        let mut maps = lock(&self.maps);
+        maps.access.remove(access);
+        if let Some(entry) = refresh.and_then(|r| maps.refresh.get_mut(r)) {
+            if entry.state == RefreshState::Live {
+                entry.state = RefreshState::Revoked;
+            }
+        }
+    }
+
+    /// Whether some refresh token could still be redeemed: issued, not used, expired or revoked.
+    ///
+    /// A scan of the refresh map; called once per successful login, which a correct client makes
+    /// rarely, so the resource path never pays for it beyond the shared lock.
+    pub(super) fn has_live_refresh(&self) -> bool {
+        let now = Instant::now();
+        lock(&self.maps)
+            .refresh
+            .values()
+            .any(|entry| entry.state == RefreshState::Live && entry.expires > now)
+    }
 }
 
 impl Maps {
@@ -364,6 +387,35 @@ mod tests {
         assert!(t.access_subject(&issued.access).is_some());
         t.revoke_access();
         assert!(t.access_subject(&issued.access).is_none());
+    }
+
+    #[test]
+    fn forgotten_tokens_die_and_live_refresh_is_tracked() {
+        let t = tokens(Duration::from_secs(60));
+        let sub: Arc<str> = Arc::from("alice");
+        assert!(!t.has_live_refresh());
+        let issued = t.issue(&sub, None, true);
+        assert!(t.has_live_refresh());
+        let refresh = issued.refresh.unwrap();
+        t.forget(&issued.access, Some(&refresh));
+        assert!(!t.has_live_refresh());
+        assert!(t.access_subject(&issued.access).is_none());
+        assert!(matches!(
+            t.redeem(&refresh, Redeem::SINGLE_USE),
+            Redeemed::Dead
+        ));
+        // A used token stays used: forgetting it later does not turn reuse into a rejection.
+        let used = t.issue(&sub, None, true).refresh.unwrap();
+        assert!(matches!(
+            t.redeem(&used, Redeem::SINGLE_USE),
+            Redeemed::Granted(_)
+        ));
+        assert!(!t.has_live_refresh());
+        t.forget("unknown", Some(&used));
+        assert!(matches!(
+            t.redeem(&used, Redeem::SINGLE_USE),
+            Redeemed::Reused
+        ));
     }
 
     #[test]

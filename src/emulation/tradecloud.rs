@@ -57,7 +57,7 @@ pub(super) fn login(shared: &Shared, parts: &Parts, _body: &[u8]) -> Resp {
                 shared.login_rejected("invalid credentials");
                 return not_authenticated();
             }
-            bump(&shared.counters.logins);
+            shared.login_granted();
             tokens(shared, &Arc::from(user))
         }
         Basic::Absent => violation(shared, "login without Authorization: Basic"),
@@ -90,7 +90,7 @@ pub(super) fn refresh(shared: &Shared, parts: &Parts, _body: &[u8]) -> Resp {
     else {
         return violation(shared, "refresh without a Refresh-Token header");
     };
-    match shared.tokens.redeem(token.trim(), Redeem::SINGLE_USE) {
+    match shared.redeem(token.trim(), Redeem::SINGLE_USE) {
         Redeemed::Granted(grant) => {
             bump(&shared.counters.refreshes);
             tokens(shared, &grant.sub)

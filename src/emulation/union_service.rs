@@ -86,7 +86,7 @@ pub(super) fn login(shared: &Shared, parts: &Parts, body: &[u8]) -> Resp {
         shared.login_rejected("invalid credentials");
         return internal_error("Invalid user credentials");
     }
-    bump(&shared.counters.logins);
+    shared.login_granted();
     tokens(shared, &Arc::from(username))
 }
 
@@ -103,7 +103,7 @@ pub(super) fn refresh(shared: &Shared, parts: &Parts, body: &[u8]) -> Resp {
     let Some(token) = wire::str_field(&object, "refreshToken") else {
         return violation(shared, "refresh body lacks refreshToken");
     };
-    match shared.tokens.redeem(token, Redeem::SINGLE_USE) {
+    match shared.redeem(token, Redeem::SINGLE_USE) {
         Redeemed::Granted(grant) => {
             bump(&shared.counters.refreshes);
             tokens(shared, &grant.sub)
