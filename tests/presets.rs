@@ -1,43 +1,18 @@
 //! Conformance: each preset against its API's local emulation, over real HTTP.
 #![cfg(feature = "test-util")]
 
+mod emulated;
+
 use std::time::Duration;
 
-use bytes::Bytes;
 use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::{connect::HttpConnector, Client};
-use hyper_util::rt::TokioExecutor;
 use tower::{Layer, ServiceExt};
 use tower_token_auth::emulation::{Api, Config, Emulation, Fault};
 use tower_token_auth::provider::HttpProvider;
-use tower_token_auth::{oauth2, presets, AuthError, AuthLayer, AuthService, ErrorKind};
+use tower_token_auth::{oauth2, AuthError, AuthLayer, ErrorKind};
 
-type HttpClient = Client<HttpConnector, Full<Bytes>>;
-type Authed = AuthService<HttpClient, HttpProvider>;
-
-fn client() -> HttpClient {
-    Client::builder(TokioExecutor::new()).build_http()
-}
-
-/// The preset for `api`, pointed at `base`, with the credentials in `c`.
-fn preset_with(api: Api, base: &str, c: &Config) -> HttpProvider {
-    let provider = match api {
-        Api::UnionService => presets::union_service(base, &c.username, c.password.clone()),
-        Api::Simacan => presets::simacan(base, &c.username, c.password.clone()),
-        Api::Oli => presets::oli(base, &c.username, c.password.clone()),
-        Api::Tradecloud => presets::tradecloud(base, &c.username, c.password.clone()),
-        Api::Intergiro => presets::intergiro(base, c.api_key.clone()),
-        _ => oauth2::password(base, &c.username, c.password.clone())
-            .confidential_client(&c.client_id, c.client_secret.clone())
-            .build(),
-    };
-    provider.expect("preset builds from the emulation's URL")
-}
-
-fn preset(api: Api, emulation: &Emulation) -> HttpProvider {
-    preset_with(api, &emulation.base_url(), emulation.config())
-}
+use emulated::{client, get, preset, preset_with, Authed};
 
 async fn start(api: Api, config: Config) -> (Emulation, AuthLayer<HttpProvider>, Authed) {
     let emulation = Emulation::start(api, config)
@@ -47,14 +22,6 @@ async fn start(api: Api, config: Config) -> (Emulation, AuthLayer<HttpProvider>,
     let layer = AuthLayer::new(preset(api, &emulation), client.clone());
     let svc = layer.layer(client);
     (emulation, layer, svc)
-}
-
-async fn get(svc: &Authed, emulation: &Emulation) -> Result<StatusCode, tower::BoxError> {
-    let request = Request::get(emulation.resource_url()).body(Full::default())?;
-    let response = svc.clone().oneshot(request).await?;
-    let status = response.status();
-    response.into_body().collect().await?;
-    Ok(status)
 }
 
 async fn all_ok(svc: &Authed, emulation: &Emulation, n: usize) {

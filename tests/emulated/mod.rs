@@ -1,0 +1,49 @@
+//! Shared helpers for the tests against the emulations over real HTTP: the client, each API's
+//! preset pointed at its emulation, and a request.
+#![allow(dead_code, unreachable_pub)]
+
+use bytes::Bytes;
+use http::{Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::TokioExecutor;
+use tower::ServiceExt;
+use tower_token_auth::emulation::{Api, Config, Emulation};
+use tower_token_auth::provider::HttpProvider;
+use tower_token_auth::{oauth2, presets, AuthService};
+
+pub type HttpClient = Client<HttpConnector, Full<Bytes>>;
+pub type Authed = AuthService<HttpClient, HttpProvider>;
+
+pub fn client() -> HttpClient {
+    Client::builder(TokioExecutor::new()).build_http()
+}
+
+/// The preset for `api`, pointed at `base`, with the credentials in `c`.
+pub fn preset_with(api: Api, base: &str, c: &Config) -> HttpProvider {
+    let provider = match api {
+        Api::UnionService => presets::union_service(base, &c.username, c.password.clone()),
+        Api::Simacan => presets::simacan(base, &c.username, c.password.clone()),
+        Api::Oli => presets::oli(base, &c.username, c.password.clone()),
+        Api::Tradecloud => presets::tradecloud(base, &c.username, c.password.clone()),
+        Api::Intergiro => presets::intergiro(base, c.api_key.clone()),
+        _ => oauth2::password(base, &c.username, c.password.clone())
+            .confidential_client(&c.client_id, c.client_secret.clone())
+            .build(),
+    };
+    provider.expect("preset builds from the emulation's URL")
+}
+
+/// The preset for `emulation`'s API, with its credentials.
+pub fn preset(api: Api, emulation: &Emulation) -> HttpProvider {
+    preset_with(api, &emulation.base_url(), emulation.config())
+}
+
+/// GETs the protected resource; the body is read to the end.
+pub async fn get(svc: &Authed, emulation: &Emulation) -> Result<StatusCode, tower::BoxError> {
+    let request = Request::get(emulation.resource_url()).body(Full::default())?;
+    let response = svc.clone().oneshot(request).await?;
+    let status = response.status();
+    response.into_body().collect().await?;
+    Ok(status)
+}
