@@ -66,7 +66,7 @@ async fn run(svc: &Authed, emulation: &Arc<Emulation>, load: Load) -> Arc<Tally>
     let start = Instant::now();
     let sent = Arc::new(AtomicU64::new(0));
     let mut workers = Vec::new();
-    for worker in 0..load.workers {
+    for _ in 0..load.workers {
         let (svc, emulation, tally, sent) = (
             svc.clone(),
             Arc::clone(emulation),
