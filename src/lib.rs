@@ -3,8 +3,8 @@
 //! Wrap any HTTP client service (a hyper-util client, a service inside an axum app, any
 //! `ServiceBuilder` stack) with [`AuthLayer`]. The layer logs in with what the API wants, keeps the
 //! token in a lock-free slot, renews it ahead of expiry (or only after it), rotates refresh tokens,
-//! backs off instead of hammering credentials, and replays a request once when the upstream answers
-//! 401.
+//! backs off instead of hammering credentials, rides out a failing auth server, and replays a
+//! request when the upstream answers 401.
 //!
 //! ```no_run
 //! use bytes::Bytes;
@@ -48,13 +48,23 @@
 //!   refresh while the token is valid. Expiry comes from `expires_in`, else the JWT `exp` claim
 //!   (read, not verified), else [`Policy::default_lifetime`].
 //! - **Rotation and fallback.** A refresh token is used once; the new pair replaces it atomically.
-//!   A rejected refresh falls back to login; failed logins start an exponential [`Backoff`] during
-//!   which requests fail fast with [`ErrorKind::BackingOff`] instead of re-sending credentials.
+//!   A rejected refresh, or one answered 2xx without a usable token, falls back to login within
+//!   the same attempt.
+//! - **Failures.** *Transient* ones (5xx, 408, 429, connection failures, timeouts, unusable
+//!   answers) are retried inside the flight, at most 1 s apart with full jitter and `Retry-After`
+//!   honoured up to a cap, while requests keep waiting (up to a bound, 30 s by default, after
+//!   which they fail with [`ErrorKind::Unavailable`] and the last cause); once the auth server
+//!   answers again, they are served within a second. *Rejected* credentials wait a longer,
+//!   jittered [`Backoff`] during which requests fail fast with the rejection, so credentials are
+//!   never re-sent in a loop. A failed proactive refresh is retried while the token lasts, and
+//!   requests keep using the token. See [`AuthLayerBuilder`] for the settings.
 //! - **Replay.** A response with a status in [`Policy::replay_on`] (401 by default) marks the token
 //!   it was sent with as dead (if the slot still holds it), and the request is replayed with a new
-//!   token, at most [`Policy::max_replays`] times. Then the last response goes back as it is.
-//!   Requests sent with an older token than the slot's are replayed without a new refresh. A
-//!   request that cannot be replayed still marks its token dead, so the next ones get a new one.
+//!   token, by OkHttp's rule: a 401 on the token the slot holds costs one of
+//!   [`Policy::max_replays`] (1 by default) and triggers one refresh; a 401 on a token already
+//!   superseded or already known dead is replayed with the current one free of charge; no request
+//!   is sent more than [`Policy::max_sends`] (3) times. The final 401 marks its token dead too and
+//!   goes back to the caller as a response, as does a 401 for which no new token could be had.
 //!
 //! # Providers
 //!
@@ -82,12 +92,14 @@
 //! - Only requests whose body can be copied are replayed; see [`CloneRequest`] for streaming
 //!   bodies.
 //! - The token lives in memory, one session per layer; nothing is persisted across restarts.
-//! - The backoff has no jitter: one layer is one client, and its retries are already single-flight.
-//! - An upstream that answers 401 whatever the token (a missing permission, say) costs one refresh
-//!   per such request: the layer cannot tell a dead token from a refused one.
+//! - An upstream that answers 401 whatever the token (a missing permission, say) costs up to two
+//!   refreshes per such request (one charged, one free when another request already replaced the
+//!   token): the layer cannot tell a dead token from a refused one.
 //! - A refresh that times out may still have reached the server; its refresh token is kept and
-//!   sent again after the backoff. A strictly single-use server then rejects it, and the layer
-//!   logs in.
+//!   sent again on the next attempt. A strictly single-use server then rejects it, and the layer
+//!   logs in within the same attempt.
+//! - A 401 cascade longer than [`Policy::max_sends`] (tokens revoked again and again while one
+//!   request is being replayed) reaches the caller as a 401.
 //! - Each service clone caches the current token; an idle clone keeps the previous one in memory
 //!   until its next request.
 //! - The auth transport must not be the authenticated stack itself, and must not follow redirects.
