@@ -233,15 +233,9 @@ where
         cloner: R,
     ) -> Self {
         Self {
-            shared,
-            service,
-            cloner,
-            next: Some(copy),
-            token: None,
             generation,
             sends: 1,
-            charged: 0,
-            held: None,
+            ..Self::unsent(copy, service, shared, cloner)
         }
     }
 
