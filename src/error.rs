@@ -194,6 +194,11 @@ impl AuthError {
         Self::new(ErrorKind::Transport).map(|i| i.source = Some(source))
     }
 
+    /// The response head arrived with `status`, but its body could not be read.
+    pub(crate) fn body_failed(source: BoxError, status: StatusCode) -> Self {
+        Self::transport(source).map(|i| i.status = Some(status))
+    }
+
     pub(crate) fn timeout(after: Duration) -> Self {
         Self::new(ErrorKind::Timeout).map(|i| i.waited = Some(after))
     }

@@ -53,6 +53,8 @@ pin_project! {
         Waiting { token: TokenWait, replay: Option<X> },
         // A token is at hand; waiting for the service to be ready to send.
         Ready { replay: Option<X> },
+        // Answered from a cold state; polling again is an error, not a panic.
+        Done,
     }
 }
 
@@ -155,7 +157,8 @@ where
                         // NOTE: no token for a replay: the caller gets the dead-token answer it
                         // would have had without the layer's replay, not an error.
                         Err(error) => {
-                            return Poll::Ready(replay.held.take().ok_or_else(|| error.into()))
+                            state.set(State::Done);
+                            return Poll::Ready(replay.held.take().ok_or_else(|| error.into()));
                         }
                     }
                     state.set(State::Ready {
@@ -164,14 +167,20 @@ where
                 }
                 StateProj::Ready { replay } => {
                     let ready = replay.as_mut().ok_or_else(spent)?;
-                    ready!(ready.service.poll_ready(cx)).map_err(Into::into)?;
+                    let readiness = ready!(ready.service.poll_ready(cx));
                     let mut replay = replay.take().ok_or_else(spent)?;
+                    if let Err(error) = readiness {
+                        // A replay that cannot go out: the dead-token answer, as above.
+                        state.set(State::Done);
+                        return Poll::Ready(replay.held.take().ok_or_else(|| error.into()));
+                    }
                     let future = replay.send().ok_or_else(spent)?;
                     state.set(State::Sent {
                         future,
                         after: After::Replay(replay),
                     });
                 }
+                StateProj::Done => return Poll::Ready(Err(spent())),
             }
         }
     }
@@ -189,6 +198,7 @@ where
             },
             State::Waiting { .. } => "waiting for a token",
             State::Ready { .. } => "ready to send",
+            State::Done => "done",
         };
         f.debug_struct("ResponseFuture")
             .field("state", &state)

@@ -66,10 +66,29 @@ const OPAQUE_WORD: usize = 24;
 /// NOTE: a server may echo what it was sent; the layer cannot tell a password from prose, so it
 /// redacts everything it sent that is long enough to be a secret.
 pub(crate) fn scrub(text: &str, sent: &[String]) -> String {
-    let mut clean: String = text.chars().filter(|c| !c.is_control()).collect();
+    let text: String = text.chars().filter(|c| !c.is_control()).collect();
+    // Every occurrence of every sent value, found in the original text and redacted as one union,
+    // so that a short value inside a longer one (a user name inside a password) cannot leave the
+    // rest of the longer one behind.
+    let mut hidden = vec![false; text.len()];
     for value in sent.iter().filter(|v| v.chars().count() >= 4) {
-        if clean.contains(value.as_str()) {
-            clean = clean.replace(value.as_str(), REDACTED);
+        for (at, _) in text.match_indices(value.as_str()) {
+            hidden[at..at + value.len()]
+                .iter_mut()
+                .for_each(|h| *h = true);
+        }
+    }
+    let mut clean = String::with_capacity(text.len());
+    let mut redacting = false;
+    for (at, c) in text.char_indices() {
+        if hidden[at] {
+            if !redacting {
+                clean.push_str(REDACTED);
+            }
+            redacting = true;
+        } else {
+            redacting = false;
+            clean.push(c);
         }
     }
     let mut out = String::with_capacity(clean.len());
@@ -119,6 +138,12 @@ mod tests {
             "key [redacted] unknown"
         );
         assert_eq!(scrub("Token is not active", &[]), "Token is not active");
+        // A shorter sent value inside a longer one: the whole of both is hidden, in any order.
+        let sent = ["password", "apiclient", "alice", "alice-Winter2024!"].map(String::from);
+        assert_eq!(
+            scrub("invalid password alice-Winter2024! for user alice", &sent),
+            "invalid [redacted] [redacted] for user [redacted]"
+        );
         let long = "word ".repeat(100);
         let short = scrub(&long, &[]);
         assert_eq!(short.chars().count(), MAX_SERVER_TEXT + 1);

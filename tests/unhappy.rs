@@ -194,6 +194,22 @@ async fn transient_refresh_failures_retry_the_refresh_never_a_login() {
     assert_eq!(server.reused_refresh_tokens(), 0, "a 503 consumed nothing");
 }
 
+/// A refresh answered 200 whose body then broke: the server rotated the refresh token, so it is
+/// never sent again; the same attempt logs in.
+#[tokio::test(start_paused = true)]
+async fn a_2xx_refresh_with_a_broken_body_consumed_the_refresh_token() {
+    let server = AuthServer::new(60, AUTH_DELAY);
+    let (layer, svc) = setup(&server, Policy::default());
+    assert_eq!(send(&svc).await.unwrap(), StatusCode::OK);
+    server.set_fault(Some(Fault::BrokenBody(StatusCode::OK)));
+    server.clear_fault_after(1);
+    tokio::time::advance(Duration::from_secs(61)).await;
+    assert_eq!(send(&svc).await.unwrap(), StatusCode::OK);
+    assert_eq!(server.refresh_tokens_seen(), [format!("rt-1-{MARK}")]);
+    assert_eq!((server.logins(), server.refreshes()), (2, 1));
+    assert_eq!(layer.metrics().auth_failures, 1);
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_failed_proactive_refresh_is_retried_while_the_token_lasts() {
     let server = AuthServer::new(100, AUTH_DELAY);

@@ -37,8 +37,8 @@ pub(super) struct Fresh {
 /// How one auth call failed.
 struct Failed {
     error: AuthError,
-    /// The server answered 2xx: a refresh token sent with the call is consumed, however unusable
-    /// the answer.
+    /// The server answered with a 2xx status (whatever became of the body): a refresh token sent
+    /// with the call is consumed, however unusable the answer.
     consumed: bool,
 }
 
@@ -192,6 +192,7 @@ async fn sent_values(request: &AuthRequest) -> Vec<String> {
 fn json_strings(value: &serde_json::Value, out: &mut Vec<String>) {
     match value {
         serde_json::Value::String(s) => out.push(s.clone()),
+        serde_json::Value::Number(n) => out.push(n.to_string()),
         serde_json::Value::Array(items) => items.iter().for_each(|v| json_strings(v, out)),
         serde_json::Value::Object(map) => map.values().for_each(|v| json_strings(v, out)),
         _ => {}

@@ -8,8 +8,9 @@
 //! failure) and its outcome go to every waiter through one `watch` channel.
 //!
 //! NOTE: the flights lock guards plain data and is never held across an `.await`, while a task
-//! is spawned, or while anything else runs that may take it again: a task spawned on a runtime
-//! that is shutting down is dropped on the spot, and its guard lands the flight, which locks.
+//! is spawned, while a tracing event is emitted, or while anything else runs that may take it
+//! again: a task spawned on a runtime that is shutting down is dropped on the spot, and its guard
+//! lands the flight, which locks; a tracing subscriber is user code.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,7 +28,7 @@ use crate::slot::TokenState;
 /// What waiters see of a flight.
 #[derive(Clone, Debug)]
 pub(crate) enum Progress {
-    /// Still trying; the latest transient failure, if any.
+    /// Still trying; the latest transient failure, if any (an earlier flight's, until this one fails).
     Pending(Option<AuthError>),
     /// Landed.
     Done(Outcome),
@@ -55,6 +56,9 @@ pub(super) struct Flights {
     streak: u32,
     /// No flight sends an auth call before this (the transient schedule, kept across flights).
     next_attempt: Option<Instant>,
+    /// The latest transient failure of the streak: what a request that gives up before a new
+    /// flight's first attempt is told.
+    last_transient: Option<AuthError>,
     /// The last rejection and when credentials may go out again.
     rejection: Option<(Instant, AuthError)>,
     /// Consecutive rejections; reset by a token.
@@ -69,6 +73,7 @@ impl Flights {
             current: None,
             streak: 0,
             next_attempt: None,
+            last_transient: None,
             rejection: None,
             strikes: 0,
             next_generation: 1,
@@ -122,7 +127,7 @@ impl<P: Provider> Manager<P> {
         flights: &mut Flights,
     ) -> Result<(watch::Receiver<Progress>, Launch<P>), AuthError> {
         let runtime = Handle::try_current().map_err(|_| AuthError::runtime())?;
-        let (tx, rx) = watch::channel(Progress::Pending(None));
+        let (tx, rx) = watch::channel(Progress::Pending(flights.last_transient.clone()));
         flights.current = Some(rx.clone());
         let guard = FlightGuard {
             manager: Arc::clone(self),
@@ -138,6 +143,7 @@ impl<P: Provider> Manager<P> {
         let mut flights = self.lock();
         let now = Instant::now();
         flights.streak = flights.streak.saturating_add(1);
+        let replaced = flights.last_transient.replace(error.clone());
         let valid_for = self
             .slot
             .load_full()
@@ -154,12 +160,16 @@ impl<P: Provider> Manager<P> {
         // NOTE: decided under the lock that joiners take, so no request joins a flight that is
         // about to end with a transient error: requests never fail for one.
         let needed = tx.receiver_count() > 1 || valid_for.is_some();
+        if !needed {
+            flights.current = None;
+        }
+        drop(flights);
+        drop(replaced);
         let retry_in_ms = delay.as_millis() as u64;
         if needed {
             tracing::warn!(failures, retry_in_ms, error = %error, "auth failed; retrying");
             Some(delay)
         } else {
-            flights.current = None;
             tracing::warn!(
                 failures,
                 retry_in_ms,
@@ -180,9 +190,13 @@ impl<P: Provider> Manager<P> {
         self.slot.store(Arc::clone(&state));
         flights.streak = 0;
         flights.next_attempt = None;
-        flights.rejection = None;
+        let last_transient = flights.last_transient.take();
+        let rejection = flights.rejection.take();
         flights.strikes = 0;
         flights.current = None;
+        drop(flights);
+        // Errors may hold the user's transport errors: dropped with the lock released.
+        drop((last_transient, rejection));
         Ok(state)
     }
 
@@ -198,7 +212,8 @@ impl<P: Provider> Manager<P> {
             .schedule
             .rejection_delay(&mut flights.rng, strikes);
         let until = now + delay;
-        flights.rejection = Some((until, error.clone()));
+        let replaced = flights.rejection.replace((until, error.clone()));
+        let last_transient = flights.last_transient.take();
         flights.streak = 0;
         flights.next_attempt = None;
         flights.current = None;
@@ -206,6 +221,8 @@ impl<P: Provider> Manager<P> {
         for token in [started_with, self.slot.load_full()].into_iter().flatten() {
             token.rearm_refresh(until);
         }
+        drop(flights);
+        drop((replaced, last_transient));
         tracing::warn!(
             strikes,
             retry_in_ms = delay.as_millis() as u64,

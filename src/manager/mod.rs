@@ -7,8 +7,9 @@
 //! - [`transport`]: the user's HTTP service as the exchange uses it.
 //!
 //! Requests read the slot without the manager; they come here only when the slot has no usable
-//! token (to wait for one), when the upstream rejected a token, or once per token to ask for a
-//! proactive refresh. All slot stores happen under the flights lock.
+//! token (to wait for one), when the upstream rejected a token, or to ask for a proactive refresh
+//! (one request per token, again after a failed attempt re-arms it). All slot stores happen under
+//! the flights lock.
 
 mod exchange;
 mod flight;
@@ -130,8 +131,10 @@ impl<P: Provider> Manager<P> {
                 if rejected != Some(current.generation) {
                     return Ok(Join::Ready(current));
                 }
-                tracing::debug!(generation = current.generation, "token rejected upstream");
                 self.slot.store(Arc::new(current.expired_at(now)));
+                drop(flights);
+                tracing::debug!(generation = current.generation, "token rejected upstream");
+                flights = self.lock();
             }
         }
         if let Some(rx) = flights.running() {
@@ -164,21 +167,21 @@ impl<P: Provider> Manager<P> {
             let now = Instant::now();
             match self.slot.load_full() {
                 Some(current) if current.generation == generation && now < current.expires_at => {
-                    tracing::debug!(generation, "token rejected upstream");
                     self.slot.store(Arc::new(current.expired_at(now)));
                 }
                 _ => return,
             }
             if flights.running().is_some() || flights.failing_fast(now).is_some() {
-                return;
-            }
-            match self.open(&mut flights) {
-                Ok((_, launch)) => launch,
+                None
+            } else {
                 // Without a runtime the next request reports the error.
-                Err(_) => return,
+                self.open(&mut flights).ok().map(|(_, launch)| launch)
             }
         };
-        launch.spawn();
+        tracing::debug!(generation, "token rejected upstream");
+        if let Some(launch) = launch {
+            launch.spawn();
+        }
     }
 
     /// Starts a background refresh unless one is running or a rejection holds credentials back

@@ -91,8 +91,9 @@ impl Schedule {
     ///
     /// `retry_after` (the server's own wish) lengthens it, up to the cap. `valid_for` is the
     /// remaining lifetime of a token still in use (a proactive refresh failed): the retry then
-    /// comes no later than half of it, and never after it, so the token is renewed before it
-    /// dies whenever the server allows.
+    /// comes no later than half of it (but not sooner than the initial delay, while the token
+    /// lasts that long), and never after it, so the token is renewed before it dies whenever the
+    /// server allows.
     pub(crate) fn transient_delay(
         &self,
         rng: &mut fastrand::Rng,

@@ -42,7 +42,9 @@ where
                     if e.is::<LengthLimitError>() {
                         AuthError::too_large(max_response_bytes, status)
                     } else {
-                        AuthError::transport(e)
+                        // NOTE: the status is kept: a 2xx whose body broke still consumed the
+                        // refresh token it answered.
+                        AuthError::body_failed(e, status)
                     }
                 })?
                 .to_bytes();

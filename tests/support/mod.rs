@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{header, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http_body_util::{BodyExt, Either, Full};
 use tower::util::BoxCloneSyncService;
 use tower::BoxError;
 use tower_token_auth::{AuthError, AuthRequest, Policy, Provider, Secret};
@@ -79,6 +79,8 @@ pub enum Fault {
     Reply(StatusCode, &'static str, Bytes),
     /// Answer with this status, an empty body and `Retry-After: <value>`.
     RetryAfter(StatusCode, &'static str),
+    /// Answer with this status and a body that breaks before its first byte (a reset).
+    BrokenBody(StatusCode),
     /// Never answer.
     Hang,
 }
@@ -248,7 +250,7 @@ impl AuthServer {
     }
 
     /// The auth transport: an HTTP service as the layer expects one.
-    pub fn transport(&self) -> BoxCloneSyncService<AuthRequest, Response<Full<Bytes>>, BoxError> {
+    pub fn transport(&self) -> BoxCloneSyncService<AuthRequest, Response<AuthBody>, BoxError> {
         let server = self.clone();
         BoxCloneSyncService::new(tower::service_fn(move |req: AuthRequest| {
             let server = server.clone();
@@ -256,18 +258,24 @@ impl AuthServer {
                 let path = req.uri().path().to_owned();
                 let body = req.into_body().collect().await?.to_bytes();
                 tokio::time::sleep(server.delay).await;
-                match server.handle(&path, &body) {
-                    Ok(response) => Ok(response),
-                    Err(Fault::Reply(status, content_type, body)) => Ok(Response::builder()
+                let response = match server.handle(&path, &body) {
+                    Ok(response) => response,
+                    Err(Fault::Reply(status, content_type, body)) => Response::builder()
                         .status(status)
                         .header(header::CONTENT_TYPE, content_type)
-                        .body(Full::new(body))?),
-                    Err(Fault::RetryAfter(status, after)) => Ok(Response::builder()
+                        .body(Full::new(body))?,
+                    Err(Fault::RetryAfter(status, after)) => Response::builder()
                         .status(status)
                         .header(header::RETRY_AFTER, after)
-                        .body(Full::default())?),
+                        .body(Full::default())?,
+                    Err(Fault::BrokenBody(status)) => {
+                        return Ok(Response::builder()
+                            .status(status)
+                            .body(Either::Right(Broken))?)
+                    }
                     Err(Fault::Hang) => std::future::pending().await,
-                }
+                };
+                Ok(response.map(Either::Left))
             }
         }))
     }
@@ -316,6 +324,25 @@ impl AuthServer {
                 )
             }
         }))
+    }
+}
+
+/// What the in-process auth server's answers are made of.
+pub type AuthBody = Either<Full<Bytes>, Broken>;
+
+/// A response body that fails at once, as a connection reset mid-answer does.
+#[derive(Debug)]
+pub struct Broken;
+
+impl http_body::Body for Broken {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, std::io::Error>>> {
+        std::task::Poll::Ready(Some(Err(std::io::ErrorKind::ConnectionReset.into())))
     }
 }
 
