@@ -1,7 +1,7 @@
 //! Drives concurrent load through `AuthLayer` over a real hyper client and reports what the layer
 //! did: logins, refreshes, replays, latency.
 //!
-//! Embedded mode (no arguments) starts local emulations of the five seed APIs with short token
+//! Embedded mode (no arguments) starts local emulations of the five APIs with short token
 //! lifetimes and runs them all at once:
 //!
 //! ```text
@@ -41,9 +41,9 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use tower::{Layer, ServiceExt};
-use tower_token_auth::emulation::{Api, Config, Emulation, FaultKind};
 use tower_token_auth::provider::HttpProvider;
 use tower_token_auth::{oauth2, presets, AuthError, AuthLayer, AuthService};
+use tower_token_auth_emulation::{Api, Config, Emulation, FaultKind};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum ProviderName {
@@ -65,7 +65,7 @@ enum HttpMethod {
     Post,
 }
 
-/// Load demo for tower-token-auth. Without --provider, runs all five seed APIs against local
+/// Load demo for tower-token-auth. Without --provider, runs all five APIs against local
 /// emulations.
 #[derive(Parser, Debug)]
 #[command(version, about)]

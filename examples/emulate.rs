@@ -11,7 +11,7 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use tower_token_auth::emulation::{Api, Config, Emulation, FaultKind};
+use tower_token_auth_emulation::{Api, Config, Emulation, FaultKind};
 
 const USAGE: &str = "usage: emulate union-service|simacan|oli|tradecloud|intergiro|oauth2 [ACCESS_SECS] [--faults RATE]";
 

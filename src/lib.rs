@@ -69,9 +69,10 @@
 //! # Providers
 //!
 //! A [`Provider`] says how an API logs in and refreshes, where its tokens are, and its policy.
-//! The [`presets`] cover the seed APIs; [`oauth2`] builds RFC 6749 `password` and
-//! `client_credentials` providers; [`provider::HttpProvider`] assembles others from data; and the
-//! trait can be implemented directly.
+//! The [`presets`] cover union-service, Simacan, OLI Systems, Tradecloud and Intergiro;
+//! [`oauth2`] builds RFC 6749 `password` and `client_credentials` providers;
+//! [`provider::HttpProvider`] assembles others from data; and the trait can be implemented
+//! directly.
 //!
 //! # Errors
 //!
@@ -80,10 +81,12 @@
 //! error message, `Debug` output or tracing event contains a credential or a token; secrets live in
 //! [`Secret`] and header values are marked sensitive.
 //!
-//! # Features
+//! # Testing against the APIs
 //!
-//! - `test-util`: `emulation`, local emulations of the seed APIs and a generic OAuth2 server,
-//!   for testing integrations without the real services.
+//! The repository's `tower-token-auth-emulation` crate (a workspace member, as `tower-test` is in
+//! tower's) runs local emulations of the five APIs the presets serve and of a generic OAuth2
+//! server, with fault injection; the tests, the benchmarks and the demo drive the layer against
+//! them.
 //!
 //! # Limitations
 //!
@@ -103,15 +106,12 @@
 //! - Each service clone caches the current token; an idle clone keeps the previous one in memory
 //!   until its next request.
 //! - The auth transport must not be the authenticated stack itself, and must not follow redirects.
-#![cfg_attr(docsrs, feature(doc_auto_cfg))]
 // Nothing that arrives over the network may panic; tests may.
 #![cfg_attr(
     not(test),
     warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
-#[cfg(feature = "test-util")]
-pub mod emulation;
 mod error;
 mod future;
 mod layer;

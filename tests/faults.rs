@@ -1,7 +1,6 @@
 //! Bad input at the auth endpoint, over real HTTP: every fault gives the right error kind (or a
 //! usable token where the input is legitimately usable), nothing panics, and the next request
 //! after the fault clears succeeds.
-#![cfg(feature = "test-util")]
 
 use std::time::Duration;
 
@@ -11,9 +10,9 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 use tower::{Layer, ServiceExt};
-use tower_token_auth::emulation::{Api, Config, Emulation, Fault};
 use tower_token_auth::provider::HttpProvider;
 use tower_token_auth::{presets, AuthError, AuthLayer, AuthService, Backoff, ErrorKind};
+use tower_token_auth_emulation::{Api, Config, Emulation, Fault};
 
 type Authed = AuthService<Client<HttpConnector, Full<Bytes>>, HttpProvider>;
 

@@ -1,5 +1,4 @@
 //! Conformance: each preset against its API's local emulation, over real HTTP.
-#![cfg(feature = "test-util")]
 
 mod emulated;
 
@@ -8,9 +7,9 @@ use std::time::Duration;
 use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use tower::{Layer, ServiceExt};
-use tower_token_auth::emulation::{Api, Config, Emulation, Fault};
 use tower_token_auth::provider::HttpProvider;
 use tower_token_auth::{oauth2, AuthError, AuthLayer, ErrorKind};
+use tower_token_auth_emulation::{Api, Config, Emulation, Fault};
 
 use emulated::{client, get, preset, preset_with, Authed};
 

@@ -1,6 +1,5 @@
 //! The unhappy path over real HTTP, against the emulations with fault injection: random
 //! transient auth faults, an auth outage, early revocation under load, and rejected credentials.
-#![cfg(feature = "test-util")]
 
 mod emulated;
 
@@ -12,8 +11,8 @@ use bytes::Bytes;
 use http::{Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use tower::{Layer, ServiceExt};
-use tower_token_auth::emulation::{Api, Config, Emulation, FaultKind};
 use tower_token_auth::{AuthError, AuthLayer, Backoff};
+use tower_token_auth_emulation::{Api, Config, Emulation, FaultKind};
 
 use emulated::{client, get, preset, Authed};
 

@@ -5,7 +5,6 @@
 //! ```text
 //! SOAK_REQUESTS=200000 cargo test --release --all-features --test soak -- --ignored --nocapture
 //! ```
-#![cfg(feature = "test-util")]
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -17,8 +16,8 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use tower::{Layer, ServiceExt};
-use tower_token_auth::emulation::{Api, Config, Emulation};
 use tower_token_auth::{oauth2, AuthLayer, RefreshTiming};
+use tower_token_auth_emulation::{Api, Config, Emulation};
 
 const LIFETIME: Duration = Duration::from_millis(50);
 const CONCURRENCY: u64 = 64;

@@ -8,9 +8,9 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 use tower::ServiceExt;
-use tower_token_auth::emulation::{Api, Config, Emulation};
 use tower_token_auth::provider::HttpProvider;
 use tower_token_auth::{oauth2, presets, AuthService};
+use tower_token_auth_emulation::{Api, Config, Emulation};
 
 pub type HttpClient = Client<HttpConnector, Full<Bytes>>;
 pub type Authed = AuthService<HttpClient, HttpProvider>;

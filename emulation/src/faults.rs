@@ -374,7 +374,7 @@ async fn fixed_response(fault: &Fault) -> Resp {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::emulation::config::Config;
+    use crate::config::Config;
 
     fn block_on<F: std::future::Future>(future: F) -> F::Output {
         tokio::runtime::Builder::new_current_thread()

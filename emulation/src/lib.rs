@@ -1,5 +1,6 @@
-//! Local, faithful emulations of the five seed APIs and of a generic OAuth2 token endpoint, to
-//! test integrations against (feature `test-util`).
+//! Local, faithful emulations of the five APIs `tower-token-auth` ships presets for (union-service,
+//! Simacan, OLI Systems, Tradecloud, Intergiro) and of a generic OAuth2 token endpoint, to test
+//! auth clients against.
 //!
 //! Each [`Emulation`] is a real HTTP/1 server on `127.0.0.1` with the API's login and refresh
 //! endpoints, quirks included, and a protected resource that accepts only live access tokens it
@@ -13,7 +14,7 @@
 //! use http_body_util::Full;
 //! use hyper_util::client::legacy::Client;
 //! use hyper_util::rt::TokioExecutor;
-//! use tower_token_auth::emulation::{Api, Config, Emulation};
+//! use tower_token_auth_emulation::{Api, Config, Emulation};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -86,7 +87,7 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use tower_token_auth::emulation::{Api, Config, Emulation, FaultKind};
+//! use tower_token_auth_emulation::{Api, Config, Emulation, FaultKind};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> std::io::Result<()> {
@@ -118,6 +119,12 @@
 //!   concurrent clients make the order, and so the faults, vary.
 //! - Whether a 2xx fault's tokens were "delivered" is the emulation's view: a client that dropped
 //!   the connection before reading a normal answer still counts as having received its tokens.
+
+// Nothing that arrives over the network may panic; tests may.
+#![cfg_attr(
+    not(test),
+    warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 mod config;
 mod faults;

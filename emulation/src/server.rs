@@ -146,7 +146,7 @@ impl Emulation {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use tower_token_auth::emulation::{Api, Config, Emulation, FaultKind};
+    /// use tower_token_auth_emulation::{Api, Config, Emulation, FaultKind};
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> std::io::Result<()> {

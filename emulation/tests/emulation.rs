@@ -1,7 +1,6 @@
 //! The emulations driven by a plain hyper-util client (never through the layer): each API's
 //! endpoints and quirks, rotation and reuse, revocation, real-time expiry, faults, malformed input
 //! and concurrent load.
-#![cfg(feature = "test-util")]
 
 use std::time::Duration;
 
@@ -17,7 +16,7 @@ use hyper_util::rt::TokioExecutor;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tower_token_auth::emulation::{Api, Config, Emulation, Fault, FaultKind, Stats};
+use tower_token_auth_emulation::{Api, Config, Emulation, Fault, FaultKind, Stats};
 
 type HttpClient = Client<HttpConnector, Full<Bytes>>;
 

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 /// Which API an [`Emulation`](super::Emulation) speaks.
 ///
-/// Each variant follows its seed document (`shared/seeds/*.md`) down to the quirks; see the
+/// Each variant follows its API's published documentation down to the quirks; see the
 /// [module documentation](super) for the endpoints and the answers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Api {
@@ -45,7 +45,7 @@ impl Api {
 ///
 /// Each API uses the fields its protocol knows about: `api_key` only Intergiro, `client_secret`
 /// only [`Api::OAuth2`] (OLI's `apiclient` is a public client and sends no secret), and
-/// `rotate_refresh_tokens` only [`Api::OAuth2`]; the seed APIs always rotate.
+/// `rotate_refresh_tokens` only [`Api::OAuth2`]; the five named APIs always rotate.
 ///
 /// `Debug` prints `[redacted]` for `password`, `api_key` and `client_secret`.
 #[derive(Clone)]
