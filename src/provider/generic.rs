@@ -11,7 +11,7 @@ use http::{HeaderMap, HeaderValue, Method, Request, StatusCode, Uri};
 use http_body_util::Full;
 
 use crate::error::{AuthCall, AuthError};
-use crate::provider::{AuthRequest, AuthResponse, Failure, Policy, Provider};
+use crate::provider::{AuthRequest, AuthResponse, Failure, Policy, Provider, CLIENT_ERRORS};
 use crate::secret::Secret;
 use crate::token::TokenSet;
 
@@ -292,11 +292,7 @@ pub enum Rejects {
 impl Rejects {
     /// 400, 401 and 403: what RFC 6749 servers answer to dead credentials and grants.
     pub fn client_errors() -> Self {
-        Rejects::Statuses(vec![
-            StatusCode::BAD_REQUEST,
-            StatusCode::UNAUTHORIZED,
-            StatusCode::FORBIDDEN,
-        ])
+        Rejects::Statuses(CLIENT_ERRORS.to_vec())
     }
 
     fn classify(&self, response: &AuthResponse) -> Failure {

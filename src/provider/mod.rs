@@ -101,11 +101,10 @@ pub trait Provider: Send + Sync + 'static {
     /// not help. The default rejects on 400, 401 and 403.
     fn classify_failure(&self, call: AuthCall, response: &AuthResponse) -> Failure {
         let _ = call;
-        match response.status() {
-            StatusCode::BAD_REQUEST | StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
-                Failure::Rejected
-            }
-            _ => Failure::Transient,
+        if CLIENT_ERRORS.contains(&response.status()) {
+            Failure::Rejected
+        } else {
+            Failure::Transient
         }
     }
 
@@ -114,6 +113,14 @@ pub trait Provider: Send + Sync + 'static {
         Policy::default()
     }
 }
+
+/// 400, 401 and 403: what RFC 6749 servers (and most others) answer to dead credentials and
+/// grants.
+pub(crate) const CLIENT_ERRORS: [StatusCode; 3] = [
+    StatusCode::BAD_REQUEST,
+    StatusCode::UNAUTHORIZED,
+    StatusCode::FORBIDDEN,
+];
 
 /// What a failed auth response means.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,5 +1,6 @@
 use crate::error::AuthError;
 use crate::provider::generic::{join, CallSpec, Encoding, HttpProvider, Rejects};
+use crate::provider::CLIENT_ERRORS;
 use crate::secret::Secret;
 
 const ACCEPT: &str = "application/vnd.restful+json";
@@ -29,13 +30,12 @@ pub fn union_service(
     .encoding(Encoding::Json)
     .refresh_token_field("refreshToken");
     let api_errors = || {
-        Rejects::ApiAnswers(vec![
-            http::StatusCode::BAD_REQUEST,
-            http::StatusCode::UNAUTHORIZED,
-            http::StatusCode::FORBIDDEN,
+        let mut statuses = CLIENT_ERRORS.to_vec();
+        statuses.extend([
             http::StatusCode::NOT_FOUND,
             http::StatusCode::INTERNAL_SERVER_ERROR,
-        ])
+        ]);
+        Rejects::ApiAnswers(statuses)
     };
     Ok(HttpProvider::new(login, refresh)
         .refresh_rejects(api_errors())
