@@ -200,7 +200,9 @@ impl<P: Provider> AuthLayerBuilder<P> {
 
     /// How long a request waits for a token while the auth server keeps failing transiently,
     /// before it fails with [`ErrorKind::Unavailable`](crate::ErrorKind::Unavailable). Default:
-    /// [`DEFAULT_MAX_WAIT`] (30 s).
+    /// [`DEFAULT_MAX_WAIT`] (30 s). Keep it above the retry schedule's longest delay (and the
+    /// `Retry-After` cap): a request arriving after failed attempts waits for the next one they
+    /// scheduled.
     pub fn max_wait(mut self, max_wait: Duration) -> Self {
         self.max_wait = max_wait;
         self

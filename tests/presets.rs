@@ -204,7 +204,9 @@ async fn tradecloud_success_without_tokens_is_an_error() {
         .expect("emulation starts");
     let client = client();
     let layer = AuthLayer::builder(preset(Api::Tradecloud, &emulation))
-        .max_wait(Duration::from_millis(500))
+        // Longer than the longest retry delay (1 s): the request after the fault clears may
+        // wait out the schedule the failed attempts left.
+        .max_wait(Duration::from_millis(1500))
         .build(client.clone());
     let svc = layer.layer(client);
     emulation.set_fault(Some(Fault::Status(200, "", "text/plain")));
