@@ -4,15 +4,11 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::Response;
-use http_body::Body;
 use tower_layer::Layer;
-use tower_service::Service;
 
-use crate::error::BoxError;
-use crate::manager::{self, Backoff, Manager, Schedule, Settings};
+use crate::manager::{AuthTransport, Backoff, Manager, Schedule, Settings};
 use crate::metrics::MetricsSnapshot;
-use crate::provider::{AuthRequest, Policy, Provider};
+use crate::provider::{Policy, Provider};
 use crate::replay::{CloneBody, NoReplay};
 use crate::service::AuthService;
 
@@ -44,18 +40,12 @@ pub struct AuthLayer<P, R = CloneBody> {
 impl<P: Provider> AuthLayer<P> {
     /// A layer with default settings, sending auth calls through `transport`.
     ///
-    /// `transport` is any HTTP client service, typically a clone of the one being wrapped. It must
-    /// not follow redirects (hyper-util's client does not), so that credentials only ever go to the
-    /// configured endpoint.
-    pub fn new<T, RB>(provider: P, transport: T) -> Self
-    where
-        T: Service<AuthRequest, Response = Response<RB>> + Clone + Send + Sync + 'static,
-        T::Error: Into<BoxError>,
-        T::Future: Send + 'static,
-        RB: Body + Send + 'static,
-        RB::Data: Send,
-        RB::Error: Into<BoxError>,
-    {
+    /// `transport` is any HTTP client service that takes `http::Request<Full<Bytes>>` (see
+    /// [`AuthTransport`]): a clone of the one being wrapped when that one is built for
+    /// `Full<Bytes>`, else a second client built for it. It must not follow redirects
+    /// (hyper-util's client does not), so that credentials only ever go to the configured
+    /// endpoint.
+    pub fn new(provider: P, transport: impl AuthTransport) -> Self {
         Self::builder(provider).build(transport)
     }
 
@@ -216,21 +206,13 @@ impl<P: Provider> AuthLayerBuilder<P> {
     }
 
     /// Builds the layer, sending auth calls through `transport` (see [`AuthLayer::new`]).
-    pub fn build<T, RB>(self, transport: T) -> AuthLayer<P>
-    where
-        T: Service<AuthRequest, Response = Response<RB>> + Clone + Send + Sync + 'static,
-        T::Error: Into<BoxError>,
-        T::Future: Send + 'static,
-        RB: Body + Send + 'static,
-        RB::Data: Send,
-        RB::Error: Into<BoxError>,
-    {
+    pub fn build(self, transport: impl AuthTransport) -> AuthLayer<P> {
         let settings = Settings {
             timeout: self.timeout,
             max_wait: self.max_wait,
             schedule: self.schedule,
         };
-        let transport = manager::transport(transport, self.max_response_bytes);
+        let transport = transport.into_transport(self.max_response_bytes);
         AuthLayer {
             shared: Arc::new(Manager::new(
                 self.provider,

@@ -130,7 +130,7 @@ pub use crate::layer::{
     AuthLayer, AuthLayerBuilder, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_WAIT,
     DEFAULT_RETRY_AFTER_CAP, DEFAULT_TIMEOUT,
 };
-pub use crate::manager::Backoff;
+pub use crate::manager::{AuthTransport, Backoff};
 pub use crate::metrics::MetricsSnapshot;
 pub use crate::provider::{AuthRequest, AuthResponse, Failure, Policy, Provider, RefreshTiming};
 pub use crate::replay::{CloneBody, CloneRequest, NoReplay};

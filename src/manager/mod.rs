@@ -18,7 +18,8 @@ mod transport;
 
 pub use self::schedule::Backoff;
 pub(crate) use self::schedule::Schedule;
-pub(crate) use self::transport::{transport, Transport};
+pub use self::transport::AuthTransport;
+pub(crate) use self::transport::Transport;
 
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};

@@ -13,11 +13,47 @@ use crate::provider::{AuthRequest, AuthResponse};
 /// The auth transport as the manager uses it: the response body already collected under the cap.
 pub(crate) type Transport = BoxCloneSyncService<AuthRequest, AuthResponse, AuthError>;
 
+/// An HTTP client service the layer can send its login and refresh calls through.
+///
+/// Implemented for every `Clone + Send + Sync` [`Service`] that takes an
+/// [`AuthRequest`] (`http::Request<Full<Bytes>>`) and answers an `http::Response` with any body:
+/// a hyper-util client built for `Full<Bytes>`, a reqwest-backed service, a `ServiceBuilder`
+/// stack. It must not follow redirects, so that credentials only ever go to the configured
+/// endpoint (hyper-util's client follows none).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot carry the layer's auth calls",
+    label = "not a `Service<Request<Full<Bytes>>>` answering `http::Response<_>`",
+    note = "the auth transport takes `http::Request<http_body_util::Full<bytes::Bytes>>`: build a \
+            second client for that body type, e.g. \
+            `Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>()`",
+    note = "it must be `Clone + Send + Sync + 'static`, its future `Send`, and its errors \
+            `Into<BoxError>`"
+)]
+pub trait AuthTransport: Clone + Send + Sync + 'static {
+    /// The transport as the manager uses it.
+    #[doc(hidden)]
+    fn into_transport(self, max_response_bytes: usize) -> Transport;
+}
+
+impl<T, RB> AuthTransport for T
+where
+    T: Service<AuthRequest, Response = Response<RB>> + Clone + Send + Sync + 'static,
+    T::Error: Into<BoxError>,
+    T::Future: Send + 'static,
+    RB: Body + Send + 'static,
+    RB::Data: Send,
+    RB::Error: Into<BoxError>,
+{
+    fn into_transport(self, max_response_bytes: usize) -> Transport {
+        transport(self, max_response_bytes)
+    }
+}
+
 /// Wraps a user's HTTP service as a [`Transport`].
 ///
 /// NOTE: no redirect is followed here, and none may be: credentials go only to the configured
 /// endpoint. A 3xx answer is a failure like any other unexpected status.
-pub(crate) fn transport<T, RB>(service: T, max_response_bytes: usize) -> Transport
+fn transport<T, RB>(service: T, max_response_bytes: usize) -> Transport
 where
     T: Service<AuthRequest, Response = Response<RB>> + Clone + Send + Sync + 'static,
     T::Error: Into<BoxError>,
