@@ -24,7 +24,7 @@ use tokio::runtime::{Builder, Runtime};
 use tokio::sync::{watch, Notify};
 use tower::{BoxError, Layer, Service, ServiceExt};
 use tower_http::auth::{AddAuthorization, AddAuthorizationLayer};
-use tower_token_auth::{AuthError, AuthLayer, AuthRequest, AuthService, Policy, Provider, Secret};
+use tower_token_auth::{AuthError, AuthLayer, AuthRequest, AuthService, Provider, Secret};
 
 type Body = Full<Bytes>;
 type Req = Request<Body>;
@@ -150,10 +150,8 @@ impl AuthServer {
 
 /// A fresh layer (its own slot and manager) replaying at most `max_replays` times.
 fn auth_layer(server: &AuthServer, max_replays: u32) -> AuthLayer<BenchProvider> {
-    let mut policy = Policy::default();
-    policy.max_replays = max_replays;
     AuthLayer::builder(BenchProvider)
-        .policy(policy)
+        .with_policy(|p| p.max_replays = max_replays)
         .build(server.transport())
 }
 

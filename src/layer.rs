@@ -154,9 +154,10 @@ pub struct AuthLayerBuilder<P> {
 }
 
 impl<P: Provider> AuthLayerBuilder<P> {
-    /// Replaces the provider's policy.
-    pub fn policy(mut self, policy: Policy) -> Self {
-        self.policy = policy;
+    /// Changes the policy in place, starting from the provider's (one spelling with
+    /// [`HttpProvider::with_policy`](crate::provider::HttpProvider::with_policy)).
+    pub fn with_policy(mut self, f: impl FnOnce(&mut Policy)) -> Self {
+        f(&mut self.policy);
         self
     }
 

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::Full;
 use tower::{Layer, Service, ServiceExt};
-use tower_token_auth::{AuthLayer, Policy};
+use tower_token_auth::AuthLayer;
 
 mod support;
 use support::{AuthServer, TestProvider};
@@ -68,10 +68,8 @@ fn hot_path_allocates_only_the_header_insert_and_the_replay_copy() {
         });
     let static_header = blocks(&rt, &mut static_header, N);
 
-    let mut no_replay = Policy::default();
-    no_replay.max_replays = 0;
     let layer = AuthLayer::builder(TestProvider::new())
-        .policy(no_replay)
+        .with_policy(|p| p.max_replays = 0)
         .build(server.transport());
     let mut auth = layer.layer(inner);
     let auth = blocks(&rt, &mut auth, N);

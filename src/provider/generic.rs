@@ -323,8 +323,6 @@ impl Rejects {
 /// use tower_token_auth::{Policy, RefreshTiming, Secret};
 ///
 /// let base = "https://api.example.com/v1";
-/// let mut policy = Policy::default();
-/// policy.refresh = RefreshTiming::AfterExpiry;
 /// let provider = HttpProvider::new(
 ///     CallSpec::post(&format!("{base}/login"))?
 ///         .encoding(Encoding::Json)
@@ -333,7 +331,7 @@ impl Rejects {
 ///         .encoding(Encoding::Json)
 ///         .refresh_token_field("refresh_token"),
 /// )
-/// .set_policy(policy);
+/// .with_policy(|p| p.refresh = RefreshTiming::AfterExpiry);
 /// # Ok::<(), tower_token_auth::AuthError>(())
 /// ```
 #[derive(Clone, Debug)]
@@ -378,13 +376,7 @@ impl HttpProvider {
         self
     }
 
-    /// Replaces the refresh, replay and fallback policy.
-    pub fn set_policy(mut self, policy: Policy) -> Self {
-        self.policy = policy;
-        self
-    }
-
-    /// Changes the policy in place.
+    /// Changes the refresh, replay and fallback policy in place.
     pub fn with_policy(mut self, f: impl FnOnce(&mut Policy)) -> Self {
         f(&mut self.policy);
         self

@@ -144,7 +144,8 @@ impl Builder {
         let refresh = self
             .call("refresh_token")?
             .refresh_token_field("refresh_token");
-        Ok(HttpProvider::new(login, refresh).set_policy(self.policy))
+        let policy = self.policy;
+        Ok(HttpProvider::new(login, refresh).with_policy(|p| *p = policy))
     }
 
     /// A form POST to the token endpoint for `grant_type`, with the client's authentication.
