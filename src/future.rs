@@ -29,7 +29,7 @@ use crate::manager::{Manager, Outcome};
 use crate::metrics::Counter;
 use crate::provider::Provider;
 use crate::replay::CloneRequest;
-use crate::slot::TokenState;
+use crate::slot::{Generation, TokenState};
 
 type TokenWait = Pin<Box<dyn Future<Output = Outcome> + Send>>;
 
@@ -70,7 +70,7 @@ where
     /// No copy to replay: mark the token dead so that later requests get a new one.
     Invalidate {
         shared: Arc<Manager<P>>,
-        generation: u64,
+        generation: Generation,
     },
     /// Replay a copy with a new token, per the replay budget.
     Replay(Box<Replay<S, B, P, R>>),
@@ -220,7 +220,7 @@ where
     /// The token to send `next` with, once obtained.
     token: Option<Arc<TokenState>>,
     /// The generation of the token of the last send.
-    generation: u64,
+    generation: Generation,
     sends: u32,
     /// Replays charged to [`Policy::max_replays`](crate::Policy::max_replays).
     charged: u32,
@@ -237,7 +237,7 @@ where
     /// A request that went out once, with token `generation`, and its copy.
     pub(crate) fn sent(
         copy: Request<B>,
-        generation: u64,
+        generation: Generation,
         service: S,
         shared: Arc<Manager<P>>,
         cloner: R,
@@ -262,7 +262,7 @@ where
             cloner,
             next: Some(request),
             token: None,
-            generation: 0,
+            generation: Generation::UNSENT,
             sends: 0,
             charged: 0,
             held: None,
@@ -314,8 +314,8 @@ where
             self.shared.metrics.incr(Counter::Replay);
             tracing::debug!(
                 send = self.sends + 1,
-                rejected = self.generation,
-                generation = token.generation,
+                rejected = self.generation.get(),
+                generation = token.generation.get(),
                 "replaying request with a new token"
             );
         }

@@ -16,7 +16,7 @@ use crate::manager::Manager;
 use crate::metrics::{Counter, MetricsSnapshot};
 use crate::provider::Provider;
 use crate::replay::{CloneBody, CloneRequest};
-use crate::slot::TokenState;
+use crate::slot::{Generation, TokenState};
 
 /// Adds `Authorization: Bearer …` to every request, obtaining and renewing the token as needed.
 ///
@@ -152,7 +152,7 @@ impl<S, P, R> AuthService<S, P, R> {
     fn replay_for<B>(
         &self,
         request: &Request<B>,
-        generation: u64,
+        generation: Generation,
     ) -> Option<Box<Replay<S, B, P, R>>>
     where
         S: Service<Request<B>> + Clone,

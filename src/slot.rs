@@ -13,6 +13,27 @@ use tokio::time::Instant;
 
 use crate::secret::Secret;
 
+/// Which token a request went out with. Increases with every token stored, so that a 401 names
+/// the token it rejected, and "superseded" is a comparison.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct Generation(u64);
+
+impl Generation {
+    /// The first token's.
+    pub(crate) const FIRST: Generation = Generation(1);
+    /// Before any send: no token has that one.
+    pub(crate) const UNSENT: Generation = Generation(0);
+
+    pub(crate) fn next(self) -> Generation {
+        Generation(self.0 + 1)
+    }
+
+    /// For tracing fields.
+    pub(crate) fn get(self) -> u64 {
+        self.0
+    }
+}
+
 /// One issued token, ready to send.
 pub(crate) struct TokenState {
     /// `Bearer <access token>`, marked sensitive.
@@ -24,7 +45,7 @@ pub(crate) struct TokenState {
     pub(crate) refresh_token: Option<Secret>,
     pub(crate) refresh_expires_at: Option<Instant>,
     /// Increases with every stored token; lets a 401 name the token it rejected.
-    pub(crate) generation: u64,
+    pub(crate) generation: Generation,
     /// When a request may next ask the manager for a background refresh, in nanoseconds after
     /// `refresh_at` ([`CLAIMED`]: a request has asked). The first request to see the refresh due
     /// claims it, so that one request, not every request in the window, asks; a failed refresh
@@ -42,7 +63,7 @@ impl TokenState {
         expires_at: Instant,
         refresh_token: Option<Secret>,
         refresh_expires_at: Option<Instant>,
-        generation: u64,
+        generation: Generation,
     ) -> Self {
         Self {
             header,

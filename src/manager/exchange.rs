@@ -20,7 +20,7 @@ use crate::error::{AuthCall, AuthError};
 use crate::metrics::Counter;
 use crate::provider::{AuthRequest, Failure, Provider, RefreshTiming};
 use crate::secret::{scrub, Secret};
-use crate::slot::TokenState;
+use crate::slot::{Generation, TokenState};
 use crate::token::{jwt_lifetime, JwtLifetime, TokenSet, MAX_LIFETIME};
 
 /// The lifetime assumed for a JWT whose `exp` has already passed by the local clock (a skewed
@@ -269,7 +269,7 @@ impl Fresh {
     /// the same moment do not refresh in lockstep.
     pub(super) fn into_state(
         self,
-        generation: u64,
+        generation: Generation,
         timing: RefreshTiming,
         jitter: f64,
     ) -> TokenState {

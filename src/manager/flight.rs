@@ -23,7 +23,7 @@ use super::exchange::Fresh;
 use super::{Manager, Outcome};
 use crate::error::AuthError;
 use crate::provider::Provider;
-use crate::slot::TokenState;
+use crate::slot::{Generation, TokenState};
 
 /// What waiters see of a flight.
 #[derive(Clone, Debug)]
@@ -63,7 +63,7 @@ pub(super) struct Flights {
     rejection: Option<(Instant, AuthError)>,
     /// Consecutive rejections; reset by a token.
     strikes: u32,
-    next_generation: u64,
+    next_generation: Generation,
     rng: fastrand::Rng,
 }
 
@@ -76,7 +76,7 @@ impl Flights {
             last_transient: None,
             rejection: None,
             strikes: 0,
-            next_generation: 1,
+            next_generation: Generation::FIRST,
             rng,
         }
     }
@@ -184,7 +184,7 @@ impl<P: Provider> Manager<P> {
     fn land_token(&self, fresh: Fresh) -> Outcome {
         let mut flights = self.lock();
         let generation = flights.next_generation;
-        flights.next_generation += 1;
+        flights.next_generation = generation.next();
         let jitter = flights.rng.f64();
         let state = Arc::new(fresh.into_state(generation, self.policy.refresh, jitter));
         self.slot.store(Arc::clone(&state));

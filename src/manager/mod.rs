@@ -32,7 +32,7 @@ use self::flight::{Flights, Launch, Progress};
 use crate::error::AuthError;
 use crate::metrics::Metrics;
 use crate::provider::{Policy, Provider};
-use crate::slot::{Slot, TokenState};
+use crate::slot::{Generation, Slot, TokenState};
 
 /// Layer-level settings that are not the provider's business.
 #[derive(Clone, Copy, Debug)]
@@ -97,7 +97,7 @@ impl<P: Provider> Manager<P> {
     /// Fails fast while a rejection backoff holds; otherwise waits up to the wait bound, through
     /// any number of transient failures, and then fails with [`ErrorKind::Unavailable`]
     /// (crate::ErrorKind::Unavailable) carrying the last one.
-    pub(crate) async fn token(self: Arc<Self>, rejected: Option<u64>) -> Outcome {
+    pub(crate) async fn token(self: Arc<Self>, rejected: Option<Generation>) -> Outcome {
         let mut rx = match self.join(rejected)? {
             Join::Ready(token) => return Ok(token),
             Join::Wait(rx) => rx,
@@ -124,7 +124,7 @@ impl<P: Provider> Manager<P> {
         }
     }
 
-    fn join(self: &Arc<Self>, rejected: Option<u64>) -> Result<Join<P>, AuthError> {
+    fn join(self: &Arc<Self>, rejected: Option<Generation>) -> Result<Join<P>, AuthError> {
         let mut flights = self.lock();
         let now = Instant::now();
         if let Some(current) = self.slot.load_full() {
@@ -134,7 +134,10 @@ impl<P: Provider> Manager<P> {
                 }
                 self.slot.store(Arc::new(current.expired_at(now)));
                 drop(flights);
-                tracing::debug!(generation = current.generation, "token rejected upstream");
+                tracing::debug!(
+                    generation = current.generation.get(),
+                    "token rejected upstream"
+                );
                 flights = self.lock();
             }
         }
@@ -150,7 +153,7 @@ impl<P: Provider> Manager<P> {
 
     /// Whether the slot holds the token of generation `g`, alive: a 401 on it is news (and costs
     /// a replay); a 401 on any other is not.
-    pub(crate) fn holds_live(&self, generation: u64) -> bool {
+    pub(crate) fn holds_live(&self, generation: Generation) -> bool {
         let now = Instant::now();
         self.slot
             .as_arc_swap()
@@ -162,7 +165,7 @@ impl<P: Provider> Manager<P> {
     /// The upstream rejected the token of generation `g` and the request will not be replayed:
     /// if the slot still holds `g`, mark it dead and start one refresh in the background, so
     /// that the next requests get a new token.
-    pub(crate) fn invalidate(self: &Arc<Self>, generation: u64) {
+    pub(crate) fn invalidate(self: &Arc<Self>, generation: Generation) {
         let launch = {
             let mut flights = self.lock();
             let now = Instant::now();
@@ -179,7 +182,7 @@ impl<P: Provider> Manager<P> {
                 self.open(&mut flights).ok().map(|(_, launch)| launch)
             }
         };
-        tracing::debug!(generation, "token rejected upstream");
+        tracing::debug!(generation = generation.get(), "token rejected upstream");
         if let Some(launch) = launch {
             launch.spawn();
         }
