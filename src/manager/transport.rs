@@ -44,47 +44,34 @@ where
     RB::Data: Send,
     RB::Error: Into<BoxError>,
 {
+    /// NOTE: no redirect is followed here, and none may be: credentials go only to the configured
+    /// endpoint. A 3xx answer is a failure like any other unexpected status.
     fn into_transport(self, max_response_bytes: usize) -> Transport {
-        transport(self, max_response_bytes)
+        let service = self;
+        BoxCloneSyncService::new(tower::service_fn(move |request: AuthRequest| {
+            let service = service.clone();
+            async move {
+                let response = service
+                    .oneshot(request)
+                    .await
+                    .map_err(|e| AuthError::transport(e.into()))?;
+                let (parts, body) = response.into_parts();
+                let status = parts.status;
+                let body = Limited::new(body, max_response_bytes)
+                    .collect()
+                    .await
+                    .map_err(|e| {
+                        if e.is::<LengthLimitError>() {
+                            AuthError::too_large(max_response_bytes, status)
+                        } else {
+                            // NOTE: the status is kept: a 2xx whose body broke still consumed the
+                            // refresh token it answered.
+                            AuthError::body_failed(e, status)
+                        }
+                    })?
+                    .to_bytes();
+                Ok(Response::from_parts(parts, body))
+            }
+        }))
     }
-}
-
-/// Wraps a user's HTTP service as a [`Transport`].
-///
-/// NOTE: no redirect is followed here, and none may be: credentials go only to the configured
-/// endpoint. A 3xx answer is a failure like any other unexpected status.
-fn transport<T, RB>(service: T, max_response_bytes: usize) -> Transport
-where
-    T: Service<AuthRequest, Response = Response<RB>> + Clone + Send + Sync + 'static,
-    T::Error: Into<BoxError>,
-    T::Future: Send + 'static,
-    RB: Body + Send + 'static,
-    RB::Data: Send,
-    RB::Error: Into<BoxError>,
-{
-    BoxCloneSyncService::new(tower::service_fn(move |request: AuthRequest| {
-        let service = service.clone();
-        async move {
-            let response = service
-                .oneshot(request)
-                .await
-                .map_err(|e| AuthError::transport(e.into()))?;
-            let (parts, body) = response.into_parts();
-            let status = parts.status;
-            let body = Limited::new(body, max_response_bytes)
-                .collect()
-                .await
-                .map_err(|e| {
-                    if e.is::<LengthLimitError>() {
-                        AuthError::too_large(max_response_bytes, status)
-                    } else {
-                        // NOTE: the status is kept: a 2xx whose body broke still consumed the
-                        // refresh token it answered.
-                        AuthError::body_failed(e, status)
-                    }
-                })?
-                .to_bytes();
-            Ok(Response::from_parts(parts, body))
-        }
-    }))
 }
