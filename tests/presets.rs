@@ -161,14 +161,7 @@ fn auth_error(err: &tower::BoxError) -> &AuthError {
 
 #[tokio::test]
 async fn wrong_credentials_are_login_rejected_for_every_preset() {
-    for api in [
-        Api::UnionService,
-        Api::Simacan,
-        Api::Oli,
-        Api::Tradecloud,
-        Api::Intergiro,
-        Api::OAuth2,
-    ] {
+    for api in Api::ALL {
         let config = Config {
             password: "not-the-password".into(),
             api_key: "not-the-key".into(),

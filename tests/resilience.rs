@@ -164,21 +164,12 @@ fn short_tokens() -> Config {
     }
 }
 
-const APIS: [Api; 6] = [
-    Api::UnionService,
-    Api::Simacan,
-    Api::Oli,
-    Api::Tradecloud,
-    Api::Intergiro,
-    Api::OAuth2,
-];
-
 /// 30 % of auth calls fail, of every kind; 32 requests in flight, 2 s tokens, 10 s: at least
 /// 99.9 % of requests succeed, no refresh token is presented twice, and no login happens while a
 /// refresh token is alive (except on union-service, which documents a single error status).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thirty_percent_auth_faults_are_ridden_out() {
-    let runs = APIS.map(|api| {
+    let runs = Api::ALL.map(|api| {
         tokio::spawn(async move {
             // Seeded: the faults fall on the same calls every run.
             let config = Config {

@@ -28,6 +28,16 @@ pub enum Api {
 }
 
 impl Api {
+    /// Every API, the five named ones first.
+    pub const ALL: [Api; 6] = [
+        Api::UnionService,
+        Api::Simacan,
+        Api::Oli,
+        Api::Tradecloud,
+        Api::Intergiro,
+        Api::OAuth2,
+    ];
+
     /// A short stable name, for logs and the resource's answer.
     pub(super) fn name(self) -> &'static str {
         match self {

@@ -23,14 +23,7 @@ type HttpClient = Client<HttpConnector, Full<Bytes>>;
 /// Upper bound for any one request: a hang is a test failure, not a stuck CI job.
 const DEADLINE: Duration = Duration::from_secs(10);
 
-const ALL: [Api; 6] = [
-    Api::UnionService,
-    Api::Simacan,
-    Api::Oli,
-    Api::Tradecloud,
-    Api::Intergiro,
-    Api::OAuth2,
-];
+const ALL: [Api; 6] = Api::ALL;
 
 // ------------------------------------------------------------------------------------------------
 // Helpers
