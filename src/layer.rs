@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use tower_layer::Layer;
 
+use crate::clock::Clock;
 use crate::manager::{AuthTransport, Backoff, Manager, Schedule, Settings};
 use crate::metrics::MetricsSnapshot;
 use crate::provider::{Policy, Provider};
@@ -62,6 +63,7 @@ impl<P: Provider> AuthLayer<P> {
                 rejection: Backoff::REJECTION,
                 retry_after_cap: DEFAULT_RETRY_AFTER_CAP,
             },
+            clock: Clock::default(),
         }
     }
 }
@@ -151,6 +153,7 @@ pub struct AuthLayerBuilder<P> {
     max_response_bytes: usize,
     max_wait: Duration,
     schedule: Schedule,
+    clock: Clock,
 }
 
 impl<P: Provider> AuthLayerBuilder<P> {
@@ -206,12 +209,20 @@ impl<P: Provider> AuthLayerBuilder<P> {
         self
     }
 
+    /// The clock for expiry, refresh and backoff decisions. Default: [`Clock::coarse`]. Set
+    /// [`Clock::tokio`] to test code that uses the layer under [`tokio::time::pause`].
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
     /// Builds the layer, sending auth calls through `transport` (see [`AuthLayer::new`]).
     pub fn build(self, transport: impl AuthTransport) -> AuthLayer<P> {
         let settings = Settings {
             timeout: self.timeout,
             max_wait: self.max_wait,
             schedule: self.schedule,
+            clock: self.clock,
         };
         let transport = transport.into_transport(self.max_response_bytes);
         AuthLayer {
@@ -234,6 +245,7 @@ impl<P> fmt::Debug for AuthLayerBuilder<P> {
             .field("max_response_bytes", &self.max_response_bytes)
             .field("max_wait", &self.max_wait)
             .field("schedule", &self.schedule)
+            .field("clock", &self.clock)
             .finish_non_exhaustive()
     }
 }

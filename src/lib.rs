@@ -112,6 +112,7 @@
     warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+mod clock;
 mod error;
 mod future;
 mod layer;
@@ -124,6 +125,7 @@ mod service;
 mod slot;
 pub mod token;
 
+pub use crate::clock::Clock;
 pub use crate::error::{AuthCall, AuthError, BoxError, ErrorKind};
 pub use crate::future::ResponseFuture;
 pub use crate::layer::{

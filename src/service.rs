@@ -7,7 +7,6 @@ use std::task::{Context, Poll};
 
 use http::header::AUTHORIZATION;
 use http::{Request, Response};
-use tokio::time::Instant;
 use tower_service::Service;
 
 use crate::error::BoxError;
@@ -104,7 +103,7 @@ where
 
     #[inline]
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
-        let now = Instant::now();
+        let now = self.shared.clock().now();
         let fresh = self
             .token
             .load()

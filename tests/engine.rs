@@ -9,7 +9,7 @@ use http::{header, HeaderValue, Request, StatusCode};
 use http_body_util::Full;
 use tower::{Layer, ServiceExt};
 use tower_token_auth::{
-    AuthError, AuthLayer, AuthService, Backoff, ErrorKind, Policy, RefreshTiming, TokenSet,
+    AuthError, AuthLayer, AuthService, Backoff, Clock, ErrorKind, Policy, RefreshTiming, TokenSet,
 };
 
 use support::{auth_error, bearer, get, AuthServer, Fault, TestProvider, MARK};
@@ -23,7 +23,9 @@ type Upstream = tower::util::BoxCloneSyncService<
 const AUTH_DELAY: Duration = Duration::from_millis(50);
 
 fn new_layer(server: &AuthServer, provider: TestProvider) -> AuthLayer<TestProvider> {
-    AuthLayer::new(provider, server.transport())
+    AuthLayer::builder(provider)
+        .clock(Clock::tokio())
+        .build(server.transport())
 }
 
 fn service(
@@ -436,6 +438,7 @@ async fn rejected_login_fails_every_waiter_and_backs_off() {
     server.set_reject_logins(true);
     let nominal = Backoff::new(Duration::from_secs(2), Duration::from_secs(8), 2);
     let layer = AuthLayer::builder(TestProvider::new())
+        .clock(Clock::tokio())
         .rejection_backoff(nominal)
         .build(server.transport());
     let svc = service(&server, &layer);
@@ -613,6 +616,44 @@ async fn expiry_falls_back_to_jwt_exp_then_default() {
     assert_eq!((server.logins(), server.refreshes()), (2, 2));
 }
 
+/// A JWT `exp` is read on the layer's clock, wall time included: two paused hours after the
+/// layer was built, an `exp` 600 s ahead of the clock lasts 600 s (by the system's wall clock it
+/// would be two hours more).
+#[tokio::test(start_paused = true)]
+async fn jwt_exp_is_read_on_the_layers_clock() {
+    let server = AuthServer::new(0, AUTH_DELAY);
+    server.set_expires_in(None);
+    let mut policy = Policy::default();
+    policy.refresh = RefreshTiming::AfterExpiry;
+    policy.replay_on = vec![];
+    let clock = Clock::tokio();
+    let layer = AuthLayer::builder(TestProvider::with_policy(policy))
+        .clock(clock)
+        .build(server.transport());
+    let svc = service(&server, &layer);
+    tokio::time::advance(Duration::from_secs(7200)).await;
+    let exp = clock
+        .wall()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 600;
+    let body = format!(r#"{{"access_token":"{}"}}"#, jwt(exp));
+    server.set_fault(Some(Fault::Reply(
+        StatusCode::OK,
+        "application/json",
+        body.into(),
+    )));
+    send(&svc).await.unwrap();
+    server.set_fault(None);
+    tokio::time::advance(Duration::from_secs(595)).await;
+    send(&svc).await.unwrap();
+    assert_eq!(server.logins(), 1);
+    tokio::time::advance(Duration::from_secs(10)).await;
+    send(&svc).await.unwrap();
+    assert_eq!(server.logins(), 2);
+}
+
 /// A JWT whose `exp` has passed by the local clock (a skewed clock, no `iat`): the lifetime is
 /// unknown, so the token is used for a short default, with a 401 as the backstop; never a login
 /// loop.
@@ -717,6 +758,7 @@ async fn bad_auth_responses_are_typed_errors_and_keep_the_valid_token() {
         let server = AuthServer::new(100, AUTH_DELAY);
         server.set_fault(Some(fault.clone()));
         let layer = AuthLayer::builder(TestProvider::new())
+            .clock(Clock::tokio())
             .max_wait(Duration::from_secs(25))
             .build(server.transport());
         let svc = service(&server, &layer);
@@ -972,7 +1014,9 @@ impl tower_token_auth::Provider for Panicky {
 #[tokio::test(start_paused = true)]
 async fn a_panicking_provider_still_backs_off() {
     let server = AuthServer::new(60, AUTH_DELAY);
-    let layer = AuthLayer::new(Panicky(TestProvider::new()), server.transport());
+    let layer = AuthLayer::builder(Panicky(TestProvider::new()))
+        .clock(Clock::tokio())
+        .build(server.transport());
     let svc = layer.layer(server.upstream::<Full<Bytes>>());
     let err = svc.clone().oneshot(get()).await.unwrap_err();
     assert_eq!(auth_error(&err).kind(), ErrorKind::Aborted);
@@ -992,6 +1036,7 @@ async fn an_enormous_backoff_does_not_overflow() {
     let server = AuthServer::new(60, AUTH_DELAY);
     server.set_reject_logins(true);
     let layer = AuthLayer::builder(TestProvider::new())
+        .clock(Clock::tokio())
         .rejection_backoff(Backoff::new(Duration::MAX, Duration::MAX, u32::MAX))
         .build(server.transport());
     let svc = service(&server, &layer);
@@ -1023,7 +1068,9 @@ impl tower_token_auth::Provider for NoRefresh {
 #[tokio::test(start_paused = true)]
 async fn an_unsendable_refresh_token_falls_back_to_login() {
     let server = AuthServer::new(60, AUTH_DELAY);
-    let layer = AuthLayer::new(NoRefresh(TestProvider::new()), server.transport());
+    let layer = AuthLayer::builder(NoRefresh(TestProvider::new()))
+        .clock(Clock::tokio())
+        .build(server.transport());
     let svc = layer.layer(server.upstream::<Full<Bytes>>());
     assert_eq!(
         svc.clone().oneshot(get()).await.unwrap().status(),

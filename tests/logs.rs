@@ -10,7 +10,7 @@ use bytes::Bytes;
 use http::{Request, StatusCode};
 use http_body_util::Full;
 use tower::{Layer, ServiceExt};
-use tower_token_auth::{AuthLayer, AuthService};
+use tower_token_auth::{AuthLayer, AuthService, Clock};
 
 use support::{get, AuthServer, Fault, TestProvider, MARK, PASSWORD};
 
@@ -50,7 +50,9 @@ async fn tracing_output_has_no_secrets() {
     let _guard = tracing::subscriber::set_default(subscriber);
 
     let server = AuthServer::new(60, AUTH_DELAY);
-    let layer = AuthLayer::new(TestProvider::new(), server.transport());
+    let layer = AuthLayer::builder(TestProvider::new())
+        .clock(Clock::tokio())
+        .build(server.transport());
     let svc: AuthService<Upstream, _> = layer.layer(server.upstream());
     assert_eq!(send(&svc).await.unwrap(), StatusCode::OK); // login
     server.revoke_access_tokens();
@@ -69,7 +71,9 @@ async fn tracing_output_has_no_secrets() {
         Bytes::from(echo),
     )));
     fresh.clear_fault_after(1);
-    let layer = AuthLayer::new(TestProvider::new(), fresh.transport());
+    let layer = AuthLayer::builder(TestProvider::new())
+        .clock(Clock::tokio())
+        .build(fresh.transport());
     let svc: AuthService<Upstream, _> = layer.layer(fresh.upstream());
     assert_eq!(send(&svc).await.unwrap(), StatusCode::OK);
 

@@ -12,7 +12,7 @@ use http::{Request, Response, StatusCode};
 use http_body_util::Full;
 use tower::{Layer, ServiceExt};
 use tower_test::mock;
-use tower_token_auth::AuthLayer;
+use tower_token_auth::{AuthLayer, Clock};
 
 use support::{bearer, get, AuthServer, TestProvider};
 
@@ -23,7 +23,9 @@ const AUTH_DELAY: Duration = Duration::from_millis(50);
 
 /// A layer whose slot already holds token 1.
 async fn primed(server: &AuthServer) -> AuthLayer<TestProvider> {
-    let layer = AuthLayer::new(TestProvider::new(), server.transport());
+    let layer = AuthLayer::builder(TestProvider::new())
+        .clock(Clock::tokio())
+        .build(server.transport());
     let status = layer
         .layer(server.upstream::<Full<Bytes>>())
         .oneshot(get())
@@ -80,7 +82,9 @@ async fn backpressure_holds_one_request_per_permit() {
 #[tokio::test(start_paused = true)]
 async fn a_request_waiting_for_a_token_keeps_its_readiness() {
     let server = AuthServer::new(3600, AUTH_DELAY);
-    let layer = AuthLayer::new(TestProvider::new(), server.transport());
+    let layer = AuthLayer::builder(TestProvider::new())
+        .clock(Clock::tokio())
+        .build(server.transport());
     let (mut svc, mut handle) = mock::spawn_layer::<Req, Rsp, _>(layer);
 
     handle.allow(1);

@@ -12,7 +12,7 @@ use http::{Request, StatusCode};
 use http_body_util::Full;
 use tokio::time::Instant;
 use tower::{Layer, ServiceExt};
-use tower_token_auth::{AuthLayer, AuthService, ErrorKind, Policy, RefreshTiming};
+use tower_token_auth::{AuthLayer, AuthService, Clock, ErrorKind, Policy, RefreshTiming};
 
 use support::{auth_error, bearer, get, AuthServer, Fault, TestProvider, MARK, PASSWORD};
 
@@ -35,7 +35,9 @@ fn unavailable() -> Fault {
 }
 
 fn setup(server: &AuthServer, policy: Policy) -> (AuthLayer<TestProvider>, Svc) {
-    let layer = AuthLayer::new(TestProvider::with_policy(policy), server.transport());
+    let layer = AuthLayer::builder(TestProvider::with_policy(policy))
+        .clock(Clock::tokio())
+        .build(server.transport());
     let svc = layer.layer(server.upstream());
     (layer, svc)
 }
@@ -165,6 +167,7 @@ async fn a_request_after_a_failed_flight_waits_for_the_next_one_instead_of_faili
     let server = AuthServer::new(3600, AUTH_DELAY);
     server.set_fault(Some(unavailable()));
     let layer = AuthLayer::builder(TestProvider::new())
+        .clock(Clock::tokio())
         .max_wait(2 * SECOND)
         .build(server.transport());
     let svc = layer.layer(server.upstream::<Full<Bytes>>());

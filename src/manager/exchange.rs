@@ -5,7 +5,7 @@
 //! and a login when there is none or the refresh was rejected or answered unusably — in the same
 //! attempt, so a dead refresh token never costs a failed flight.
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use base64::engine::{general_purpose::STANDARD, Engine as _};
 use bytes::Bytes;
@@ -16,6 +16,7 @@ use tower::ServiceExt;
 
 use super::schedule::retry_after;
 use super::Manager;
+use crate::clock::Clock;
 use crate::error::{AuthCall, AuthError};
 use crate::metrics::Counter;
 use crate::provider::{AuthRequest, Failure, Provider, RefreshTiming};
@@ -50,7 +51,7 @@ impl<P: Provider> Manager<P> {
         &self,
         current: Option<&TokenState>,
     ) -> Result<Fresh, AuthError> {
-        let now = Instant::now();
+        let now = self.settings.clock.now();
         let usable = current.and_then(|s| Some((s, s.usable_refresh_token(now)?)));
         if let Some((state, refresh_token)) = usable {
             match self.provider.refresh_request(refresh_token) {
@@ -112,7 +113,8 @@ impl<P: Provider> Manager<P> {
         });
         let mut sent = sent_values(&request).await;
         sent.extend(refresh_token.map(|t| t.expose().to_owned()));
-        let started = Instant::now();
+        let clock = self.settings.clock;
+        let started = clock.now();
         let timeout = self.settings.timeout;
         let response = tokio::time::timeout(timeout, self.transport.clone().oneshot(request)).await;
         let mut consumed = false;
@@ -126,7 +128,9 @@ impl<P: Provider> Manager<P> {
                 consumed = true;
                 self.provider
                     .parse_response(call, &response)
-                    .and_then(|tokens| Issued::new(tokens, self.policy.default_lifetime, started))
+                    .and_then(|tokens| {
+                        Issued::new(tokens, self.policy.default_lifetime, started, &clock)
+                    })
             }
             Ok(Ok(response)) => {
                 let status = response.status();
@@ -134,7 +138,7 @@ impl<P: Provider> Manager<P> {
                 Err(match self.provider.classify_failure(call, &response) {
                     Failure::Rejected => AuthError::rejected(call, status, detail),
                     Failure::Transient => {
-                        let wish = retry_after(response.headers(), SystemTime::now());
+                        let wish = retry_after(response.headers(), clock.wall());
                         AuthError::status_error(status, detail, wish)
                     }
                 })
@@ -221,13 +225,15 @@ impl Issued {
         tokens: TokenSet,
         default_lifetime: Duration,
         sent_at: Instant,
+        clock: &Clock,
     ) -> Result<Self, AuthError> {
-        let received_at = Instant::now();
+        let received_at = clock.now();
+        let wall = clock.wall();
         let in_flight = received_at.duration_since(sent_at);
         let access = tokens.access_token().expose();
         let lifetime = match tokens.expires_in() {
             Some(lifetime) => lifetime,
-            None => match jwt_lifetime(access, SystemTime::now()) {
+            None => match jwt_lifetime(access, wall) {
                 Some(JwtLifetime::Issued(lifetime)) => lifetime,
                 Some(JwtLifetime::Remaining(Duration::ZERO)) => {
                     let assumed = default_lifetime.min(SKEWED_JWT_LIFETIME);
@@ -246,12 +252,12 @@ impl Issued {
             .map_err(|_| AuthError::invalid_token("access token is not a valid header value"))?;
         header.set_sensitive(true);
         let refresh_lifetime = tokens.refresh_token().and_then(|token| {
-            tokens.refresh_expires_in().or_else(|| {
-                match jwt_lifetime(token.expose(), SystemTime::now())? {
+            tokens
+                .refresh_expires_in()
+                .or_else(|| match jwt_lifetime(token.expose(), wall)? {
                     JwtLifetime::Issued(lifetime) => Some(lifetime),
                     JwtLifetime::Remaining(lifetime) => Some(lifetime + in_flight),
-                }
-            })
+                })
         });
         Ok(Self {
             header,

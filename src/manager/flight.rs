@@ -141,7 +141,7 @@ impl<P: Provider> Manager<P> {
     /// stays, so the next flight does not retry early).
     fn after_transient(&self, error: &AuthError, tx: &watch::Sender<Progress>) -> Option<Duration> {
         let mut flights = self.lock();
-        let now = Instant::now();
+        let now = self.settings.clock.now();
         flights.streak = flights.streak.saturating_add(1);
         let replaced = flights.last_transient.replace(error.clone());
         let valid_for = self
@@ -204,7 +204,7 @@ impl<P: Provider> Manager<P> {
     /// rejection backoff ends; a still-valid token stays in use meanwhile.
     fn land_rejection(&self, error: AuthError, started_with: Option<Arc<TokenState>>) -> Outcome {
         let mut flights = self.lock();
-        let now = Instant::now();
+        let now = self.settings.clock.now();
         flights.strikes = flights.strikes.saturating_add(1);
         let strikes = flights.strikes;
         let delay = self

@@ -26,9 +26,9 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 use std::time::Duration;
 
 use tokio::sync::watch;
-use tokio::time::Instant;
 
 use self::flight::{Flights, Launch, Progress};
+use crate::clock::Clock;
 use crate::error::AuthError;
 use crate::metrics::Metrics;
 use crate::provider::{Policy, Provider};
@@ -42,6 +42,7 @@ pub(crate) struct Settings {
     /// How long a request waits for a token while the auth server fails transiently.
     pub(crate) max_wait: Duration,
     pub(crate) schedule: Schedule,
+    pub(crate) clock: Clock,
 }
 
 pub(crate) type Outcome = Result<Arc<TokenState>, AuthError>;
@@ -126,7 +127,7 @@ impl<P: Provider> Manager<P> {
 
     fn join(self: &Arc<Self>, rejected: Option<Generation>) -> Result<Join<P>, AuthError> {
         let mut flights = self.lock();
-        let now = Instant::now();
+        let now = self.settings.clock.now();
         if let Some(current) = self.slot.load_full() {
             if now < current.expires_at {
                 if rejected != Some(current.generation) {
@@ -154,7 +155,7 @@ impl<P: Provider> Manager<P> {
     /// Whether the slot holds the token of generation `g`, alive: a 401 on it is news (and costs
     /// a replay); a 401 on any other is not.
     pub(crate) fn holds_live(&self, generation: Generation) -> bool {
-        let now = Instant::now();
+        let now = self.settings.clock.now();
         self.slot
             .as_arc_swap()
             .load()
@@ -168,7 +169,7 @@ impl<P: Provider> Manager<P> {
     pub(crate) fn invalidate(self: &Arc<Self>, generation: Generation) {
         let launch = {
             let mut flights = self.lock();
-            let now = Instant::now();
+            let now = self.settings.clock.now();
             match self.slot.load_full() {
                 Some(current) if current.generation == generation && now < current.expires_at => {
                     self.slot.store(Arc::new(current.expired_at(now)));
@@ -203,7 +204,7 @@ impl<P: Provider> Manager<P> {
             if flights.running().is_some() {
                 return true;
             }
-            if let Some(until) = flights.rejected_until(Instant::now()) {
+            if let Some(until) = flights.rejected_until(self.settings.clock.now()) {
                 if let Some(token) = self.slot.load_full() {
                     token.rearm_refresh(until);
                 }
@@ -216,6 +217,12 @@ impl<P: Provider> Manager<P> {
         };
         launch.spawn();
         true
+    }
+
+    /// The layer's clock.
+    #[inline]
+    pub(crate) fn clock(&self) -> &Clock {
+        &self.settings.clock
     }
 
     fn discard_refresh_token(&self) {
