@@ -1,6 +1,7 @@
 //! The layer's clock: what "now" is for expiry, refresh and backoff decisions.
 
 use std::fmt;
+use std::ops::{Add, Sub};
 use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
@@ -65,16 +66,29 @@ impl Clock {
     }
 
     /// The current instant.
-    #[inline]
     pub fn now(&self) -> Instant {
+        self.instant(self.moment())
+    }
+
+    /// The current moment: what the layer compares deadlines with (a `u64`, so that the check
+    /// every request makes is one integer comparison).
+    #[inline]
+    pub(crate) fn moment(&self) -> Moment {
         match self.0 {
-            Source::Coarse { origin, ticks } => {
+            Source::Coarse { ticks, .. } => {
                 let now = coarsetime::Instant::now_without_cache_update().as_ticks();
-                let elapsed = coarsetime::Duration::from_ticks(now.saturating_sub(ticks));
-                origin + Duration::from(elapsed)
+                Moment(coarsetime::Duration::from_ticks(now.saturating_sub(ticks)).as_nanos())
             }
-            Source::Tokio { .. } => Instant::now(),
+            Source::Tokio { origin, .. } => Moment::after(Instant::now() - origin),
         }
+    }
+
+    /// `moment` as a tokio instant, to sleep until.
+    pub(crate) fn instant(&self, moment: Moment) -> Instant {
+        let origin = match self.0 {
+            Source::Coarse { origin, .. } | Source::Tokio { origin, .. } => origin,
+        };
+        origin + Duration::from_nanos(moment.0)
     }
 
     /// The current wall-clock time: for JWT `exp` claims and `Retry-After` dates.
@@ -85,6 +99,43 @@ impl Clock {
                 wall + Instant::now().saturating_duration_since(origin)
             }
         }
+    }
+}
+
+/// A point in time on a [`Clock`]: nanoseconds since the clock was made. Arithmetic saturates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct Moment(u64);
+
+impl Moment {
+    fn after(elapsed: Duration) -> Self {
+        Self(u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX))
+    }
+
+    /// The time from `earlier` to this moment; zero if `earlier` is later.
+    pub(crate) fn saturating_duration_since(self, earlier: Moment) -> Duration {
+        Duration::from_nanos(self.0.saturating_sub(earlier.0))
+    }
+
+    /// Same as [`saturating_duration_since`](Self::saturating_duration_since), as
+    /// `Instant::duration_since` now is.
+    pub(crate) fn duration_since(self, earlier: Moment) -> Duration {
+        self.saturating_duration_since(earlier)
+    }
+}
+
+impl Add<Duration> for Moment {
+    type Output = Moment;
+
+    fn add(self, rhs: Duration) -> Moment {
+        Moment(self.0.saturating_add(Moment::after(rhs).0))
+    }
+}
+
+impl Sub<Duration> for Moment {
+    type Output = Moment;
+
+    fn sub(self, rhs: Duration) -> Moment {
+        Moment(self.0.saturating_sub(Moment::after(rhs).0))
     }
 }
 

@@ -67,11 +67,9 @@ where
 {
     /// Nothing (already handled).
     Return,
-    /// No copy to replay: mark the token dead so that later requests get a new one.
-    Invalidate {
-        shared: Arc<Manager<P>>,
-        generation: Generation,
-    },
+    /// No copy to replay: mark the token dead so that later requests get a new one. The token,
+    /// not the manager: it reaches the manager only when the answer says it is dead.
+    Invalidate(Arc<TokenState>),
     /// Replay a copy with a new token, per the replay budget.
     Replay(Box<Replay<S, B, P, R>>),
 }
@@ -129,15 +127,13 @@ where
                     let response = ready!(future.poll(cx)).map_err(Into::into)?;
                     let mut replay = match mem::replace(after, After::Return) {
                         After::Replay(replay) => replay,
-                        After::Invalidate { shared, generation } => {
-                            if shared.policy.replay_on.contains(&response.status()) {
-                                shared.invalidate(generation);
-                            }
+                        After::Invalidate(token) => {
+                            token.answered(response.status());
                             return Poll::Ready(Ok(response));
                         }
                         After::Return => return Poll::Ready(Ok(response)),
                     };
-                    if !replay.shared.policy.replay_on.contains(&response.status()) {
+                    if !replay.shared.dead_on.contains(response.status()) {
                         return Poll::Ready(Ok(response));
                     }
                     let Some(token) = replay.replay_for(response) else {
@@ -322,5 +318,39 @@ where
         self.sends += 1;
         self.generation = token.generation;
         Some(self.service.call(request))
+    }
+}
+#[cfg(test)]
+mod size_probe {
+    #[test]
+    fn probe() {
+        use std::future::Ready;
+        type Req = http::Request<http_body_util::Full<bytes::Bytes>>;
+        type Res = http::Response<http_body_util::Empty<bytes::Bytes>>;
+        type Up = tower::util::ServiceFn<fn(Req) -> Ready<Result<Res, std::convert::Infallible>>>;
+        type P = crate::provider::HttpProvider;
+        println!(
+            "F {}",
+            std::mem::size_of::<Ready<Result<Res, std::convert::Infallible>>>()
+        );
+        println!(
+            "After {}",
+            std::mem::size_of::<
+                super::After<Up, http_body_util::Full<bytes::Bytes>, P, crate::CloneBody>,
+            >()
+        );
+        println!(
+            "RF {}",
+            std::mem::size_of::<
+                super::ResponseFuture<Up, http_body_util::Full<bytes::Bytes>, P, crate::CloneBody>,
+            >()
+        );
+        println!(
+            "Replay {}",
+            std::mem::size_of::<
+                super::Replay<Up, http_body_util::Full<bytes::Bytes>, P, crate::CloneBody>,
+            >()
+        );
+        println!("Req {}", std::mem::size_of::<Req>());
     }
 }

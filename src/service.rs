@@ -15,7 +15,7 @@ use crate::manager::Manager;
 use crate::metrics::{Counter, MetricsSnapshot};
 use crate::provider::Provider;
 use crate::replay::{CloneBody, CloneRequest};
-use crate::slot::{Generation, TokenState};
+use crate::slot::TokenState;
 
 /// Adds `Authorization: Bearer …` to every request, obtaining and renewing the token as needed.
 ///
@@ -103,29 +103,27 @@ where
 
     #[inline]
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
-        let now = self.shared.clock().now();
+        let now = self.shared.clock().moment();
         let fresh = self
             .token
             .load()
-            .as_deref()
+            .as_ref()
             .filter(|t| now < t.expires_at)
-            .map(|token| {
+            .inspect(|token| {
                 if now >= token.refresh_at
                     && token.claim_refresh(now)
                     && !self.shared.refresh_soon()
                 {
                     token.release_refresh_claim();
                 }
-                (token.header.clone(), token.generation)
             });
-        if let Some((header, generation)) = fresh {
-            request.headers_mut().insert(AUTHORIZATION, header);
-            let after = match self.replay_for(&request, generation) {
+        if let Some(token) = fresh {
+            request
+                .headers_mut()
+                .insert(AUTHORIZATION, token.header.clone());
+            let after = match replay_for(&self.shared, &self.replay, &self.inner, &request, token) {
                 Some(replay) => After::Replay(replay),
-                None => After::Invalidate {
-                    shared: Arc::clone(&self.shared),
-                    generation,
-                },
+                None => After::Invalidate(Arc::clone(token)),
             };
             return ResponseFuture::sent(self.inner.call(request), after);
         }
@@ -145,32 +143,33 @@ where
     }
 }
 
-impl<S, P, R> AuthService<S, P, R> {
-    /// What a replay would need, when replay is enabled and the request can be copied.
-    #[inline]
-    fn replay_for<B>(
-        &self,
-        request: &Request<B>,
-        generation: Generation,
-    ) -> Option<Box<Replay<S, B, P, R>>>
-    where
-        S: Service<Request<B>> + Clone,
-        P: Provider,
-        R: CloneRequest<B>,
-    {
-        let policy = &self.shared.policy;
-        if policy.max_replays == 0 || policy.max_sends < 2 {
-            return None;
-        }
-        let copy = self.replay.clone_request(request)?;
-        Some(Box::new(Replay::sent(
-            copy,
-            generation,
-            self.inner.clone(),
-            Arc::clone(&self.shared),
-            self.replay.clone(),
-        )))
+/// What a replay of `request`, sent with `token`, would need, when replay is enabled and the
+/// request can be copied. (Fields, not `&self`: the service's token cache is borrowed.)
+#[inline]
+fn replay_for<S, B, P, R>(
+    shared: &Arc<Manager<P>>,
+    replay: &R,
+    inner: &S,
+    request: &Request<B>,
+    token: &TokenState,
+) -> Option<Box<Replay<S, B, P, R>>>
+where
+    S: Service<Request<B>> + Clone,
+    P: Provider,
+    R: CloneRequest<B>,
+{
+    let policy = &shared.policy;
+    if policy.max_replays == 0 || policy.max_sends < 2 {
+        return None;
     }
+    let copy = replay.clone_request(request)?;
+    Some(Box::new(Replay::sent(
+        copy,
+        token.generation,
+        inner.clone(),
+        Arc::clone(shared),
+        replay.clone(),
+    )))
 }
 
 /// The slot, as a per-service [`arc_swap::cache::Cache`] reads it.

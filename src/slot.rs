@@ -5,12 +5,12 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use arc_swap::ArcSwapOption;
-use http::HeaderValue;
-use tokio::time::Instant;
+use http::{HeaderValue, StatusCode};
 
+use crate::clock::Moment;
 use crate::secret::Secret;
 
 /// Which token a request went out with. Increases with every token stored, so that a 401 names
@@ -34,16 +34,64 @@ impl Generation {
     }
 }
 
+/// Statuses, as a set over 0..1024: the ones that mark a token dead
+/// ([`Policy::replay_on`](crate::Policy::replay_on)), checked on every response.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct StatusSet([u64; 16]);
+
+impl StatusSet {
+    pub(crate) fn new(statuses: &[StatusCode]) -> Self {
+        let mut bits = [0u64; 16];
+        for status in statuses {
+            let code = usize::from(status.as_u16());
+            bits[code / 64] |= 1 << (code % 64);
+        }
+        Self(bits)
+    }
+
+    #[inline]
+    pub(crate) fn contains(&self, status: StatusCode) -> bool {
+        // `StatusCode` is 100..=999.
+        let code = usize::from(status.as_u16());
+        self.0[(code / 64) % 16] & (1 << (code % 64)) != 0
+    }
+}
+
+impl fmt::Debug for StatusSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let codes = (100..1000u16).filter(|&c| self.0[usize::from(c) / 64] & (1 << (c % 64)) != 0);
+        f.debug_set().entries(codes).finish()
+    }
+}
+
+/// The manager a token reports to when the upstream says it is dead.
+pub(crate) trait Invalidate: Send + Sync {
+    /// The upstream rejected the token of `generation`; see `Manager::invalidate`.
+    fn invalidate_token(self: Arc<Self>, generation: Generation);
+}
+
+/// Where a token came from: what a response sent with it reports to, without a strong reference
+/// (the manager owns the slot that owns the token).
+#[derive(Clone)]
+pub(crate) struct Issuer {
+    pub(crate) manager: Weak<dyn Invalidate>,
+    pub(crate) dead_on: StatusSet,
+}
+
 /// One issued token, ready to send.
+// NOTE: every request clones the `Arc` (a response may have to report the token dead): aligned
+// so that the reference counts, written by every core, sit on another cache line than the
+// fields every request reads.
+#[repr(align(128))]
 pub(crate) struct TokenState {
     /// `Bearer <access token>`, marked sensitive.
     pub(crate) header: HeaderValue,
     /// From this instant on, a request triggers a background refresh.
-    pub(crate) refresh_at: Instant,
+    pub(crate) refresh_at: Moment,
     /// From this instant on, the token is not sent.
-    pub(crate) expires_at: Instant,
+    pub(crate) expires_at: Moment,
     pub(crate) refresh_token: Option<Secret>,
-    pub(crate) refresh_expires_at: Option<Instant>,
+    pub(crate) refresh_expires_at: Option<Moment>,
     /// Increases with every stored token; lets a 401 name the token it rejected.
     pub(crate) generation: Generation,
     /// When a request may next ask the manager for a background refresh, in nanoseconds after
@@ -51,6 +99,7 @@ pub(crate) struct TokenState {
     /// claims it, so that one request, not every request in the window, asks; a failed refresh
     /// re-arms it for when the next attempt is allowed.
     next_ask: AtomicU64,
+    issuer: Issuer,
 }
 
 /// `next_ask` once a request has asked.
@@ -59,11 +108,12 @@ const CLAIMED: u64 = u64::MAX;
 impl TokenState {
     pub(crate) fn new(
         header: HeaderValue,
-        refresh_at: Instant,
-        expires_at: Instant,
+        refresh_at: Moment,
+        expires_at: Moment,
         refresh_token: Option<Secret>,
-        refresh_expires_at: Option<Instant>,
+        refresh_expires_at: Option<Moment>,
         generation: Generation,
+        issuer: Issuer,
     ) -> Self {
         Self {
             header,
@@ -73,6 +123,18 @@ impl TokenState {
             refresh_expires_at,
             generation,
             next_ask: AtomicU64::new(0),
+            issuer,
+        }
+    }
+
+    /// The upstream answered `status` to a request sent with this token and not replayed: a
+    /// dead-token status marks it dead, if the slot still holds it.
+    #[inline]
+    pub(crate) fn answered(&self, status: StatusCode) {
+        if self.issuer.dead_on.contains(status) {
+            if let Some(manager) = self.issuer.manager.upgrade() {
+                manager.invalidate_token(self.generation);
+            }
         }
     }
 
@@ -80,7 +142,7 @@ impl TokenState {
     /// `now >= refresh_at`. Relaxed: the value guards no other data, and a lost race only means
     /// one extra (harmless) ask.
     #[inline]
-    pub(crate) fn claim_refresh(&self, now: Instant) -> bool {
+    pub(crate) fn claim_refresh(&self, now: Moment) -> bool {
         // Load first: once claimed, requests only read (no cache-line write).
         let at = self.next_ask.load(Ordering::Relaxed);
         at != CLAIMED
@@ -97,14 +159,14 @@ impl TokenState {
     }
 
     /// Lets requests ask again from `at` on (the refresh failed; no attempt before `at`).
-    pub(crate) fn rearm_refresh(&self, at: Instant) {
+    pub(crate) fn rearm_refresh(&self, at: Moment) {
         let after = nanos(at.saturating_duration_since(self.refresh_at));
         self.next_ask
             .store(after.min(CLAIMED - 1), Ordering::Relaxed);
     }
 
     /// This token, marked as expired at `now` (the upstream rejected it).
-    pub(crate) fn expired_at(&self, now: Instant) -> Self {
+    pub(crate) fn expired_at(&self, now: Moment) -> Self {
         Self::new(
             self.header.clone(),
             now,
@@ -112,6 +174,7 @@ impl TokenState {
             self.refresh_token.clone(),
             self.refresh_expires_at,
             self.generation,
+            self.issuer.clone(),
         )
     }
 
@@ -124,11 +187,12 @@ impl TokenState {
             None,
             None,
             self.generation,
+            self.issuer.clone(),
         )
     }
 
     /// The refresh token, while it has not expired.
-    pub(crate) fn usable_refresh_token(&self, now: Instant) -> Option<&Secret> {
+    pub(crate) fn usable_refresh_token(&self, now: Moment) -> Option<&Secret> {
         match self.refresh_expires_at {
             Some(at) if now >= at => None,
             _ => self.refresh_token.as_ref(),
@@ -175,5 +239,21 @@ impl Slot {
 impl fmt::Debug for Slot {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_tuple("Slot").field(&*self.0.load()).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_status_set_holds_exactly_its_statuses() {
+        let codes = [100, 401, 403, 511, 999].map(|c| StatusCode::from_u16(c).unwrap());
+        let set = StatusSet::new(&codes);
+        for code in 100..1000 {
+            let status = StatusCode::from_u16(code).unwrap();
+            assert_eq!(set.contains(status), codes.contains(&status), "{code}");
+        }
+        assert_eq!(format!("{set:?}"), "{100, 401, 403, 511, 999}");
     }
 }

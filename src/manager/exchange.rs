@@ -11,17 +11,16 @@ use base64::engine::{general_purpose::STANDARD, Engine as _};
 use bytes::Bytes;
 use http::HeaderValue;
 use http_body_util::BodyExt;
-use tokio::time::Instant;
 use tower::ServiceExt;
 
 use super::schedule::retry_after;
 use super::Manager;
-use crate::clock::Clock;
+use crate::clock::{Clock, Moment};
 use crate::error::{AuthCall, AuthError};
 use crate::metrics::Counter;
 use crate::provider::{AuthRequest, Failure, Provider, RefreshTiming};
 use crate::secret::{scrub, Secret};
-use crate::slot::{Generation, TokenState};
+use crate::slot::{Generation, Issuer, TokenState};
 use crate::token::{jwt_lifetime, JwtLifetime, TokenSet, MAX_LIFETIME};
 
 /// The lifetime assumed for a JWT whose `exp` has already passed by the local clock (a skewed
@@ -51,7 +50,7 @@ impl<P: Provider> Manager<P> {
         &self,
         current: Option<&TokenState>,
     ) -> Result<Fresh, AuthError> {
-        let now = self.settings.clock.now();
+        let now = self.settings.clock.moment();
         let usable = current.and_then(|s| Some((s, s.usable_refresh_token(now)?)));
         if let Some((state, refresh_token)) = usable {
             match self.provider.refresh_request(refresh_token) {
@@ -114,7 +113,7 @@ impl<P: Provider> Manager<P> {
         let mut sent = sent_values(&request).await;
         sent.extend(refresh_token.map(|t| t.expose().to_owned()));
         let clock = self.settings.clock;
-        let started = clock.now();
+        let started = clock.moment();
         let timeout = self.settings.timeout;
         let response = tokio::time::timeout(timeout, self.transport.clone().oneshot(request)).await;
         let mut consumed = false;
@@ -144,7 +143,7 @@ impl<P: Provider> Manager<P> {
                 })
             }
         };
-        let elapsed_ms = started.elapsed().as_millis() as u64;
+        let elapsed_ms = clock.moment().duration_since(started).as_millis() as u64;
         match result {
             Ok(issued) => {
                 tracing::info!(call = %call, elapsed_ms, "auth call succeeded");
@@ -207,7 +206,7 @@ fn json_strings(value: &serde_json::Value, out: &mut Vec<String>) {
 pub(super) struct Issued {
     header: HeaderValue,
     /// When the request that obtained the token was sent: lifetimes count from here.
-    sent_at: Instant,
+    sent_at: Moment,
     lifetime: Duration,
     refresh_token: Option<Secret>,
     refresh_lifetime: Option<Duration>,
@@ -224,10 +223,10 @@ impl Issued {
     fn new(
         tokens: TokenSet,
         default_lifetime: Duration,
-        sent_at: Instant,
+        sent_at: Moment,
         clock: &Clock,
     ) -> Result<Self, AuthError> {
-        let received_at = clock.now();
+        let received_at = clock.moment();
         let wall = clock.wall();
         let in_flight = received_at.duration_since(sent_at);
         let access = tokens.access_token().expose();
@@ -278,6 +277,7 @@ impl Fresh {
         generation: Generation,
         timing: RefreshTiming,
         jitter: f64,
+        issuer: Issuer,
     ) -> TokenState {
         let Fresh { issued, kept } = self;
         let expires_at = issued.sent_at + issued.lifetime;
@@ -305,6 +305,7 @@ impl Fresh {
             refresh_token,
             refresh_expires_at,
             generation,
+            issuer,
         )
     }
 }
@@ -312,7 +313,7 @@ impl Fresh {
 /// A refresh token that was just accepted, kept when the server does not issue a new one.
 struct Kept {
     token: Secret,
-    expires_at: Option<Instant>,
+    expires_at: Option<Moment>,
 }
 
 /// `error` and `error_description` of an OAuth2-style error body (RFC 6749 §5.2), if present,

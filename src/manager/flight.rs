@@ -12,18 +12,18 @@
 //! again: a task spawned on a runtime that is shutting down is dropped on the spot, and its guard
 //! lands the flight, which locks; a tracing subscriber is user code.
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use tokio::runtime::Handle;
 use tokio::sync::watch;
-use tokio::time::Instant;
 
 use super::exchange::Fresh;
 use super::{Manager, Outcome};
+use crate::clock::Moment;
 use crate::error::AuthError;
 use crate::provider::Provider;
-use crate::slot::{Generation, TokenState};
+use crate::slot::{Generation, Invalidate, Issuer, TokenState};
 
 /// What waiters see of a flight.
 #[derive(Clone, Debug)]
@@ -55,12 +55,12 @@ pub(super) struct Flights {
     /// Consecutive transient failures, across flights; reset by a token or a rejection.
     streak: u32,
     /// No flight sends an auth call before this (the transient schedule, kept across flights).
-    next_attempt: Option<Instant>,
+    next_attempt: Option<Moment>,
     /// The latest transient failure of the streak: what a request that gives up before a new
     /// flight's first attempt is told.
     last_transient: Option<AuthError>,
     /// The last rejection and when credentials may go out again.
-    rejection: Option<(Instant, AuthError)>,
+    rejection: Option<(Moment, AuthError)>,
     /// Consecutive rejections; reset by a token.
     strikes: u32,
     next_generation: Generation,
@@ -91,13 +91,13 @@ impl Flights {
     }
 
     /// While credentials wait out a rejection: the error a request fails fast with.
-    pub(super) fn failing_fast(&self, now: Instant) -> Option<AuthError> {
+    pub(super) fn failing_fast(&self, now: Moment) -> Option<AuthError> {
         let (until, error) = self.rejection.as_ref().filter(|(until, _)| now < *until)?;
         Some(AuthError::failing_fast(error, until.duration_since(now)))
     }
 
     /// When credentials may go out again, while a rejection holds them back.
-    pub(super) fn rejected_until(&self, now: Instant) -> Option<Instant> {
+    pub(super) fn rejected_until(&self, now: Moment) -> Option<Moment> {
         self.rejection
             .as_ref()
             .map(|(until, _)| *until)
@@ -141,7 +141,7 @@ impl<P: Provider> Manager<P> {
     /// stays, so the next flight does not retry early).
     fn after_transient(&self, error: &AuthError, tx: &watch::Sender<Progress>) -> Option<Duration> {
         let mut flights = self.lock();
-        let now = self.settings.clock.now();
+        let now = self.settings.clock.moment();
         flights.streak = flights.streak.saturating_add(1);
         let replaced = flights.last_transient.replace(error.clone());
         let valid_for = self
@@ -181,12 +181,17 @@ impl<P: Provider> Manager<P> {
     }
 
     /// A token: into the slot, every schedule reset.
-    fn land_token(&self, fresh: Fresh) -> Outcome {
+    fn land_token(self: &Arc<Self>, fresh: Fresh) -> Outcome {
         let mut flights = self.lock();
         let generation = flights.next_generation;
         flights.next_generation = generation.next();
         let jitter = flights.rng.f64();
-        let state = Arc::new(fresh.into_state(generation, self.policy.refresh, jitter));
+        let manager: Weak<dyn Invalidate> = Arc::downgrade(self) as Weak<Manager<P>>;
+        let issuer = Issuer {
+            manager,
+            dead_on: self.dead_on,
+        };
+        let state = Arc::new(fresh.into_state(generation, self.policy.refresh, jitter, issuer));
         self.slot.store(Arc::clone(&state));
         flights.streak = 0;
         flights.next_attempt = None;
@@ -204,7 +209,7 @@ impl<P: Provider> Manager<P> {
     /// rejection backoff ends; a still-valid token stays in use meanwhile.
     fn land_rejection(&self, error: AuthError, started_with: Option<Arc<TokenState>>) -> Outcome {
         let mut flights = self.lock();
-        let now = self.settings.clock.now();
+        let now = self.settings.clock.moment();
         flights.strikes = flights.strikes.saturating_add(1);
         let strikes = flights.strikes;
         let delay = self
@@ -247,7 +252,7 @@ impl<P: Provider> FlightGuard<P> {
         // Keep to the schedule of the flight before, if it ended on a transient failure.
         let not_before = manager.lock().next_attempt;
         if let Some(at) = not_before {
-            tokio::time::sleep_until(at).await;
+            tokio::time::sleep_until(manager.settings.clock.instant(at)).await;
         }
         let outcome = loop {
             let current = manager.slot.load_full();

@@ -32,7 +32,7 @@ use crate::clock::Clock;
 use crate::error::AuthError;
 use crate::metrics::Metrics;
 use crate::provider::{Policy, Provider};
-use crate::slot::{Generation, Slot, TokenState};
+use crate::slot::{Generation, Invalidate, Slot, StatusSet, TokenState};
 
 /// Layer-level settings that are not the provider's business.
 #[derive(Clone, Copy, Debug)]
@@ -51,6 +51,8 @@ pub(crate) type Outcome = Result<Arc<TokenState>, AuthError>;
 pub(crate) struct Manager<P> {
     pub(crate) slot: Slot,
     pub(crate) policy: Policy,
+    /// `policy.replay_on`, as a set.
+    pub(crate) dead_on: StatusSet,
     pub(crate) metrics: Metrics,
     provider: P,
     settings: Settings,
@@ -74,6 +76,7 @@ impl<P: Provider> Manager<P> {
     ) -> Self {
         Self {
             slot: Slot::default(),
+            dead_on: StatusSet::new(&policy.replay_on),
             policy,
             metrics: Metrics::default(),
             provider,
@@ -127,7 +130,7 @@ impl<P: Provider> Manager<P> {
 
     fn join(self: &Arc<Self>, rejected: Option<Generation>) -> Result<Join<P>, AuthError> {
         let mut flights = self.lock();
-        let now = self.settings.clock.now();
+        let now = self.settings.clock.moment();
         if let Some(current) = self.slot.load_full() {
             if now < current.expires_at {
                 if rejected != Some(current.generation) {
@@ -155,7 +158,7 @@ impl<P: Provider> Manager<P> {
     /// Whether the slot holds the token of generation `g`, alive: a 401 on it is news (and costs
     /// a replay); a 401 on any other is not.
     pub(crate) fn holds_live(&self, generation: Generation) -> bool {
-        let now = self.settings.clock.now();
+        let now = self.settings.clock.moment();
         self.slot
             .as_arc_swap()
             .load()
@@ -169,7 +172,7 @@ impl<P: Provider> Manager<P> {
     pub(crate) fn invalidate(self: &Arc<Self>, generation: Generation) {
         let launch = {
             let mut flights = self.lock();
-            let now = self.settings.clock.now();
+            let now = self.settings.clock.moment();
             match self.slot.load_full() {
                 Some(current) if current.generation == generation && now < current.expires_at => {
                     self.slot.store(Arc::new(current.expired_at(now)));
@@ -204,7 +207,7 @@ impl<P: Provider> Manager<P> {
             if flights.running().is_some() {
                 return true;
             }
-            if let Some(until) = flights.rejected_until(self.settings.clock.now()) {
+            if let Some(until) = flights.rejected_until(self.settings.clock.moment()) {
                 if let Some(token) = self.slot.load_full() {
                     token.rearm_refresh(until);
                 }
@@ -230,6 +233,12 @@ impl<P: Provider> Manager<P> {
         if let Some(current) = self.slot.load_full() {
             self.slot.store(Arc::new(current.without_refresh_token()));
         }
+    }
+}
+
+impl<P: Provider> Invalidate for Manager<P> {
+    fn invalidate_token(self: Arc<Self>, generation: Generation) {
+        self.invalidate(generation);
     }
 }
 
