@@ -25,13 +25,11 @@ use pin_project_lite::pin_project;
 use tower_service::Service;
 
 use crate::error::BoxError;
-use crate::manager::{Manager, Outcome};
+use crate::manager::{Manager, TokenWait};
 use crate::metrics::Counter;
 use crate::provider::Provider;
 use crate::replay::CloneRequest;
 use crate::slot::{Generation, TokenState};
-
-type TokenWait = Pin<Box<dyn Future<Output = Outcome> + Send>>;
 
 pin_project! {
     /// Response future of [`AuthService`](crate::AuthService).
@@ -40,17 +38,17 @@ pin_project! {
         S: Service<Request<B>>,
     {
         #[pin]
-        state: State<S::Future, After<S, B, P, R>, Box<Replay<S, B, P, R>>>,
+        state: State<S::Future, After<S, B, P, R>, Box<Replay<S, B, P, R>>, TokenWait<P>>,
     }
 }
 
 pin_project! {
     #[project = StateProj]
-    enum State<F, A, X> {
+    enum State<F, A, X, W> {
         // The request went out; `after` says what a dead-token answer leads to.
         Sent { #[pin] future: F, after: A },
         // Waiting for a token: the first one, or a replay's.
-        Waiting { token: TokenWait, replay: Option<X> },
+        Waiting { #[pin] token: W, replay: Option<X> },
         // A token is at hand; waiting for the service to be ready to send.
         Ready { replay: Option<X> },
         // Answered from a cold state; polling again is an error, not a panic.
@@ -91,7 +89,7 @@ where
     where
         P: Provider,
     {
-        let token = Box::pin(Arc::clone(&replay.shared).token(None));
+        let token = TokenWait::new(Arc::clone(&replay.shared), None);
         Self {
             state: State::Waiting {
                 token,
@@ -137,7 +135,7 @@ where
                         return Poll::Ready(Ok(response));
                     }
                     let Some(token) = replay.replay_for(response) else {
-                        let response = replay.held.take();
+                        let response = replay.held.take().map(|held| *held);
                         return Poll::Ready(response.ok_or_else(spent));
                     };
                     state.set(State::Waiting {
@@ -146,7 +144,7 @@ where
                     });
                 }
                 StateProj::Waiting { token, replay } => {
-                    let outcome = ready!(token.as_mut().poll(cx));
+                    let outcome = ready!(token.poll(cx));
                     let mut replay = replay.take().ok_or_else(spent)?;
                     match outcome {
                         Ok(token) => replay.token = Some(token),
@@ -154,7 +152,8 @@ where
                         // would have had without the layer's replay, not an error.
                         Err(error) => {
                             state.set(State::Done);
-                            return Poll::Ready(replay.held.take().ok_or_else(|| error.into()));
+                            let held = replay.held.take().map(|held| *held);
+                            return Poll::Ready(held.ok_or_else(|| error.into()));
                         }
                     }
                     state.set(State::Ready {
@@ -168,7 +167,8 @@ where
                     if let Err(error) = readiness {
                         // A replay that cannot go out: the dead-token answer, as above.
                         state.set(State::Done);
-                        return Poll::Ready(replay.held.take().ok_or_else(|| error.into()));
+                        let held = replay.held.take().map(|held| *held);
+                        return Poll::Ready(held.ok_or_else(|| error.into()));
                     }
                     let future = replay.send().ok_or_else(spent)?;
                     state.set(State::Sent {
@@ -221,7 +221,8 @@ where
     /// Replays charged to [`Policy::max_replays`](crate::Policy::max_replays).
     charged: u32,
     /// The dead-token answer being replayed: the caller's if no token can be had.
-    held: Option<S::Response>,
+    /// (Boxed: the state of every waiting request is this struct, and replays are rare.)
+    held: Option<Box<S::Response>>,
 }
 
 impl<S, B, P, R> Replay<S, B, P, R>
@@ -273,8 +274,8 @@ where
     /// `max_replays` and triggers one refresh. A rejection of a token already superseded or
     /// already marked dead is not: the replay is free. `max_sends` caps both, so this never
     /// loops.
-    fn replay_for(&mut self, response: S::Response) -> Option<TokenWait> {
-        self.held = Some(response);
+    fn replay_for(&mut self, response: S::Response) -> Option<TokenWait<P>> {
+        self.held = Some(Box::new(response));
         let policy = &self.shared.policy;
         let news = self.shared.holds_live(self.generation);
         let allowed = self.next.is_some()
@@ -288,8 +289,9 @@ where
         if news {
             self.charged += 1;
         }
-        Some(Box::pin(
-            Arc::clone(&self.shared).token(Some(self.generation)),
+        Some(TokenWait::new(
+            Arc::clone(&self.shared),
+            Some(self.generation),
         ))
     }
 

@@ -5,53 +5,33 @@
 //! A flight is a task of its own, so dropping the request that started it cancels nothing. It
 //! retries transient failures itself, as long as someone needs the token: a request waiting, or
 //! a still-valid token that a proactive refresh is renewing. Its progress (the last transient
-//! failure) and its outcome go to every waiter through one `watch` channel.
+//! failure) and its outcome go to every waiter through one [`Flight`].
 //!
 //! NOTE: the flights lock guards plain data and is never held across an `.await`, while a task
 //! is spawned, while a tracing event is emitted, or while anything else runs that may take it
 //! again: a task spawned on a runtime that is shutting down is dropped on the spot, and its guard
 //! lands the flight, which locks; a tracing subscriber is user code.
 
+use std::future::{poll_fn, Future};
+use std::pin::pin;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use tokio::runtime::Handle;
-use tokio::sync::watch;
 
 use super::exchange::Fresh;
+use super::wait::Flight;
 use super::{Manager, Outcome};
 use crate::clock::Moment;
 use crate::error::AuthError;
 use crate::provider::Provider;
 use crate::slot::{Generation, Invalidate, Issuer, TokenState};
 
-/// What waiters see of a flight.
-#[derive(Clone, Debug)]
-pub(crate) enum Progress {
-    /// Still trying; the latest transient failure, if any (an earlier flight's, until this one fails).
-    Pending(Option<AuthError>),
-    /// Landed.
-    Done(Outcome),
-}
-
-impl Progress {
-    pub(crate) fn is_done(&self) -> bool {
-        matches!(self, Progress::Done(_))
-    }
-
-    pub(crate) fn last_error(&self) -> Option<AuthError> {
-        match self {
-            Progress::Pending(last) => last.clone(),
-            Progress::Done(outcome) => outcome.clone().err(),
-        }
-    }
-}
-
 /// Everything about flights that needs the lock.
 #[derive(Debug)]
 pub(super) struct Flights {
     /// The flight in progress, if any.
-    current: Option<watch::Receiver<Progress>>,
+    current: Option<Arc<Flight>>,
     /// Consecutive transient failures, across flights; reset by a token or a rejection.
     streak: u32,
     /// No flight sends an auth call before this (the transient schedule, kept across flights).
@@ -81,13 +61,9 @@ impl Flights {
         }
     }
 
-    /// The flight in progress. A closed sender means its task was dropped without landing,
-    /// which only a runtime shutting down does.
-    pub(super) fn running(&self) -> Option<watch::Receiver<Progress>> {
-        self.current
-            .as_ref()
-            .filter(|rx| rx.has_changed().is_ok())
-            .cloned()
+    /// The flight in progress.
+    pub(super) fn running(&self) -> Option<&Arc<Flight>> {
+        self.current.as_ref()
     }
 
     /// While credentials wait out a rejection: the error a request fails fast with.
@@ -125,21 +101,25 @@ impl<P: Provider> Manager<P> {
     pub(super) fn open(
         self: &Arc<Self>,
         flights: &mut Flights,
-    ) -> Result<(watch::Receiver<Progress>, Launch<P>), AuthError> {
+    ) -> Result<(Arc<Flight>, Launch<P>), AuthError> {
         let runtime = Handle::try_current().map_err(|_| AuthError::runtime())?;
-        let (tx, rx) = watch::channel(Progress::Pending(flights.last_transient.clone()));
-        flights.current = Some(rx.clone());
+        let flight = Arc::new(Flight::new(
+            flights.last_transient.clone(),
+            self.settings.clock,
+            self.settings.max_wait,
+        ));
+        flights.current = Some(Arc::clone(&flight));
         let guard = FlightGuard {
             manager: Arc::clone(self),
-            tx: Some(tx),
+            flight: Some(Arc::clone(&flight)),
         };
-        Ok((rx, Launch { runtime, guard }))
+        Ok((flight, Launch { runtime, guard }))
     }
 
     /// A transient failure: schedules the next attempt and says how long to wait for it, or
     /// `None` when nobody needs the token now, in which case the flight is closed (the schedule
     /// stays, so the next flight does not retry early).
-    fn after_transient(&self, error: &AuthError, tx: &watch::Sender<Progress>) -> Option<Duration> {
+    fn after_transient(&self, error: &AuthError, flight: &Arc<Flight>) -> Option<Duration> {
         let mut flights = self.lock();
         let now = self.settings.clock.moment();
         flights.streak = flights.streak.saturating_add(1);
@@ -159,7 +139,7 @@ impl<P: Provider> Manager<P> {
         flights.next_attempt = Some(now + delay);
         // NOTE: decided under the lock that joiners take, so no request joins a flight that is
         // about to end with a transient error: requests never fail for one.
-        let needed = tx.receiver_count() > 1 || valid_for.is_some();
+        let needed = flight.has_waiters() || valid_for.is_some();
         if !needed {
             flights.current = None;
         }
@@ -243,46 +223,63 @@ impl<P: Provider> Manager<P> {
 /// still gets an answer.
 struct FlightGuard<P: Provider> {
     manager: Arc<Manager<P>>,
-    tx: Option<watch::Sender<Progress>>,
+    flight: Option<Arc<Flight>>,
 }
 
 impl<P: Provider> FlightGuard<P> {
     async fn fly(mut self) {
-        let manager = Arc::clone(&self.manager);
+        let Some(flight) = self.flight.as_ref() else {
+            return;
+        };
+        // The attempts, and beside them the waiters' deadlines (`keep_time` never completes).
+        let outcome = {
+            let mut attempts = pin!(Self::attempts(&self.manager, flight));
+            let mut keep_time = pin!(flight.keep_time());
+            poll_fn(|cx| {
+                let _ = keep_time.as_mut().poll(cx);
+                attempts.as_mut().poll(cx)
+            })
+            .await
+        };
+        if let Some(flight) = self.flight.take() {
+            flight.land(outcome);
+        }
+    }
+}
+
+impl<P: Provider> FlightGuard<P> {
+    /// Attempts until a token or a rejection, or a transient failure nobody waits out.
+    async fn attempts(manager: &Arc<Manager<P>>, flight: &Arc<Flight>) -> Outcome {
         // Keep to the schedule of the flight before, if it ended on a transient failure.
         let not_before = manager.lock().next_attempt;
         if let Some(at) = not_before {
             tokio::time::sleep_until(manager.settings.clock.instant(at)).await;
         }
-        let outcome = loop {
+        loop {
             let current = manager.slot.load_full();
             match manager.authenticate(current.as_deref()).await {
-                Ok(fresh) => break manager.land_token(fresh),
+                Ok(fresh) => return manager.land_token(fresh),
                 Err(error) if error.is_transient() => {
-                    let Some(tx) = self.tx.as_ref() else { return };
-                    match manager.after_transient(&error, tx) {
+                    match manager.after_transient(&error, flight) {
                         Some(delay) => {
-                            tx.send_replace(Progress::Pending(Some(error)));
+                            flight.failed(error);
                             tokio::time::sleep(delay).await;
                         }
-                        None => break Err(error),
+                        None => return Err(error),
                     }
                 }
-                Err(error) => break manager.land_rejection(error, current),
+                Err(error) => return manager.land_rejection(error, current),
             }
-        };
-        if let Some(tx) = self.tx.take() {
-            tx.send_replace(Progress::Done(outcome));
         }
     }
 }
 
 impl<P: Provider> Drop for FlightGuard<P> {
     fn drop(&mut self) {
-        if let Some(tx) = self.tx.take() {
+        if let Some(flight) = self.flight.take() {
             let current = self.manager.slot.load_full();
             let outcome = self.manager.land_rejection(AuthError::aborted(), current);
-            tx.send_replace(Progress::Done(outcome));
+            flight.land(outcome);
         }
     }
 }

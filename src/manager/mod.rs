@@ -4,7 +4,8 @@
 //! - [`flight`]: the single flight, its retries, and what outlives it;
 //! - [`schedule`]: when to try again (transient retries, rejection backoff, `Retry-After`);
 //! - [`exchange`]: the login/refresh exchange and the parsing of its answer;
-//! - [`transport`]: the user's HTTP service as the exchange uses it.
+//! - [`transport`]: the user's HTTP service as the exchange uses it;
+//! - [`wait`]: what a flight shares with its waiters, and the future a request waits with.
 //!
 //! Requests read the slot without the manager; they come here only when the slot has no usable
 //! token (to wait for one), when the upstream rejected a token, or to ask for a proactive refresh
@@ -15,6 +16,7 @@ mod exchange;
 mod flight;
 mod schedule;
 mod transport;
+mod wait;
 
 pub use self::schedule::Backoff;
 pub(crate) use self::schedule::Schedule;
@@ -25,10 +27,10 @@ use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 use std::time::Duration;
 
-use tokio::sync::watch;
-
-use self::flight::{Flights, Launch, Progress};
-use crate::clock::Clock;
+use self::flight::{Flights, Launch};
+use self::wait::Flight;
+pub(crate) use self::wait::TokenWait;
+use crate::clock::{Clock, Moment};
 use crate::error::AuthError;
 use crate::metrics::Metrics;
 use crate::provider::{Policy, Provider};
@@ -63,8 +65,10 @@ pub(crate) struct Manager<P> {
 /// What a request that needs a token does next.
 enum Join<P: Provider> {
     Ready(Arc<TokenState>),
-    Wait(watch::Receiver<Progress>),
-    Start(watch::Receiver<Progress>, Launch<P>),
+    /// Wait for the flight in progress, until the deadline.
+    Wait(Arc<Flight>, Moment),
+    /// Spawn the flight just opened, then wait for it.
+    Start(Arc<Flight>, Moment, Launch<P>),
 }
 
 impl<P: Provider> Manager<P> {
@@ -92,42 +96,16 @@ impl<P: Provider> Manager<P> {
         self.flights.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Returns a usable token, waiting for (or starting) a login or refresh if needed.
+    /// What a request that needs a token does next: take the slot's, wait for the flight in
+    /// progress, or start one. Waiters get their deadline, queued on the flight.
     ///
     /// With `rejected = Some(g)`, the upstream rejected the token of generation `g`: a newer token
     /// is returned as is; if the slot still holds `g`, it is marked dead and one refresh starts
     /// (or is joined) for everybody.
     ///
-    /// Fails fast while a rejection backoff holds; otherwise waits up to the wait bound, through
-    /// any number of transient failures, and then fails with [`ErrorKind::Unavailable`]
-    /// (crate::ErrorKind::Unavailable) carrying the last one.
-    pub(crate) async fn token(self: Arc<Self>, rejected: Option<Generation>) -> Outcome {
-        let mut rx = match self.join(rejected)? {
-            Join::Ready(token) => return Ok(token),
-            Join::Wait(rx) => rx,
-            Join::Start(rx, launch) => {
-                launch.spawn();
-                rx
-            }
-        };
-        let max_wait = self.settings.max_wait;
-        let done = tokio::time::timeout(max_wait, async {
-            rx.wait_for(Progress::is_done)
-                .await
-                .map(|progress| progress.clone())
-        })
-        .await;
-        match done {
-            Ok(Ok(Progress::Done(outcome))) => outcome,
-            // The flight always lands (see `FlightGuard`); only a runtime shutting down drops it.
-            Ok(_) => Err(AuthError::aborted()),
-            Err(_) => {
-                let last = rx.borrow().last_error();
-                Err(AuthError::unavailable(max_wait, last))
-            }
-        }
-    }
-
+    /// Fails fast while a rejection backoff holds; otherwise [`TokenWait`] waits up to the wait
+    /// bound, through any number of transient failures, and then fails with
+    /// [`ErrorKind::Unavailable`](crate::ErrorKind::Unavailable) carrying the last one.
     fn join(self: &Arc<Self>, rejected: Option<Generation>) -> Result<Join<P>, AuthError> {
         let mut flights = self.lock();
         let now = self.settings.clock.moment();
@@ -145,14 +123,16 @@ impl<P: Provider> Manager<P> {
                 flights = self.lock();
             }
         }
-        if let Some(rx) = flights.running() {
-            return Ok(Join::Wait(rx));
+        if let Some(flight) = flights.running() {
+            let deadline = flight.enqueue();
+            return Ok(Join::Wait(Arc::clone(flight), deadline));
         }
         if let Some(error) = flights.failing_fast(now) {
             return Err(error);
         }
-        let (rx, launch) = self.open(&mut flights)?;
-        Ok(Join::Start(rx, launch))
+        let (flight, launch) = self.open(&mut flights)?;
+        let deadline = flight.enqueue();
+        Ok(Join::Start(flight, deadline, launch))
     }
 
     /// Whether the slot holds the token of generation `g`, alive: a 401 on it is news (and costs
