@@ -38,7 +38,7 @@ pin_project! {
         S: Service<Request<B>>,
     {
         #[pin]
-        state: State<S::Future, After<S, B, P, R>, Box<Replay<S, B, P, R>>, TokenWait<P>>,
+        state: State<S::Future, After<S, B, P, R>, Box<Replay<S, B, P, R>>, TokenWait>,
     }
 }
 
@@ -89,7 +89,7 @@ where
     where
         P: Provider,
     {
-        let token = TokenWait::new(Arc::clone(&replay.shared), None);
+        let token = TokenWait::new(None);
         Self {
             state: State::Waiting {
                 token,
@@ -144,7 +144,8 @@ where
                     });
                 }
                 StateProj::Waiting { token, replay } => {
-                    let outcome = ready!(token.poll(cx));
+                    let shared = &replay.as_ref().ok_or_else(spent)?.shared;
+                    let outcome = ready!(token.poll_with(cx, shared));
                     let mut replay = replay.take().ok_or_else(spent)?;
                     match outcome {
                         Ok(token) => replay.token = Some(token),
@@ -274,7 +275,7 @@ where
     /// `max_replays` and triggers one refresh. A rejection of a token already superseded or
     /// already marked dead is not: the replay is free. `max_sends` caps both, so this never
     /// loops.
-    fn replay_for(&mut self, response: S::Response) -> Option<TokenWait<P>> {
+    fn replay_for(&mut self, response: S::Response) -> Option<TokenWait> {
         self.held = Some(Box::new(response));
         let policy = &self.shared.policy;
         let news = self.shared.holds_live(self.generation);
@@ -289,10 +290,7 @@ where
         if news {
             self.charged += 1;
         }
-        Some(TokenWait::new(
-            Arc::clone(&self.shared),
-            Some(self.generation),
-        ))
+        Some(TokenWait::new(Some(self.generation)))
     }
 
     /// Sends `next` with the token at hand, keeping a copy when another send may follow.

@@ -13,6 +13,7 @@
 //! lands the flight, which locks; a tracing subscriber is user code.
 
 use std::future::{poll_fn, Future};
+use std::collections::VecDeque;
 use std::pin::pin;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -43,6 +44,8 @@ pub(super) struct Flights {
     rejection: Option<(Moment, AuthError)>,
     /// Consecutive rejections; reset by a token.
     strikes: u32,
+    /// When each waiter of the current flight gives up, in join order, so the earliest is first.
+    deadlines: VecDeque<Moment>,
     next_generation: Generation,
     rng: fastrand::Rng,
 }
@@ -56,14 +59,23 @@ impl Flights {
             last_transient: None,
             rejection: None,
             strikes: 0,
+            deadlines: VecDeque::new(),
             next_generation: Generation::FIRST,
             rng,
         }
     }
 
-    /// The flight in progress.
-    pub(super) fn running(&self) -> Option<&Arc<Flight>> {
-        self.current.as_ref()
+    /// The flight in progress, and the deadline of a new waiter that joins it at `now`.
+    pub(super) fn join(&mut self, now: Moment, max_wait: Duration) -> Option<(Arc<Flight>, Moment)> {
+        let flight = Arc::clone(self.current.as_ref()?);
+        let deadline = now + max_wait;
+        self.deadlines.push_back(deadline);
+        Some((flight, deadline))
+    }
+
+    /// Whether a flight is in progress.
+    pub(super) fn running(&self) -> bool {
+        self.current.is_some()
     }
 
     /// While credentials wait out a rejection: the error a request fails fast with.
@@ -109,6 +121,7 @@ impl<P: Provider> Manager<P> {
             self.settings.max_wait,
         ));
         flights.current = Some(Arc::clone(&flight));
+        flights.deadlines.clear();
         let guard = FlightGuard {
             manager: Arc::clone(self),
             flight: Some(Arc::clone(&flight)),
@@ -157,6 +170,33 @@ impl<P: Provider> Manager<P> {
                 "auth failed; no request waiting, retrying on the next need"
             );
             None
+        }
+    }
+
+    /// Wakes the flight's waiters whenever the earliest deadline passes, so that they give up on
+    /// time; never returns. Polled by the flight's task beside the flight.
+    async fn keep_time(&self, flight: &Flight) {
+        let clock = self.settings.clock;
+        let max_wait = self.settings.max_wait;
+        // Nobody can be due before a full wait bound has passed.
+        let mut at = clock.moment() + max_wait;
+        loop {
+            tokio::time::sleep_until(clock.instant(at)).await;
+            let now = clock.moment();
+            let mut flights = self.lock();
+            let before = flights.deadlines.len();
+            while flights.deadlines.front().is_some_and(|&deadline| deadline <= now) {
+                flights.deadlines.pop_front();
+            }
+            let due = flights.deadlines.len() < before;
+            // Whoever joins from now on is due a full bound later. A coarse clock may read a
+            // little behind the timer: never sleep for less than a millisecond.
+            let next = flights.deadlines.front().copied().unwrap_or(now + max_wait);
+            drop(flights);
+            at = next.max(now + Duration::from_millis(1));
+            if due {
+                flight.wake();
+            }
         }
     }
 
@@ -234,7 +274,7 @@ impl<P: Provider> FlightGuard<P> {
         // The attempts, and beside them the waiters' deadlines (`keep_time` never completes).
         let outcome = {
             let mut attempts = pin!(Self::attempts(&self.manager, flight));
-            let mut keep_time = pin!(flight.keep_time());
+            let mut keep_time = pin!(self.manager.keep_time(flight));
             poll_fn(|cx| {
                 let _ = keep_time.as_mut().poll(cx);
                 attempts.as_mut().poll(cx)

@@ -123,15 +123,16 @@ impl<P: Provider> Manager<P> {
                 flights = self.lock();
             }
         }
-        if let Some(flight) = flights.running() {
-            let deadline = flight.enqueue();
-            return Ok(Join::Wait(Arc::clone(flight), deadline));
+        if let Some((flight, deadline)) = flights.join(now, self.settings.max_wait) {
+            return Ok(Join::Wait(flight, deadline));
         }
         if let Some(error) = flights.failing_fast(now) {
             return Err(error);
         }
-        let (flight, launch) = self.open(&mut flights)?;
-        let deadline = flight.enqueue();
+        let (_, launch) = self.open(&mut flights)?;
+        let (flight, deadline) = flights
+            .join(now, self.settings.max_wait)
+            .ok_or_else(AuthError::aborted)?;
         Ok(Join::Start(flight, deadline, launch))
     }
 
@@ -159,7 +160,7 @@ impl<P: Provider> Manager<P> {
                 }
                 _ => return,
             }
-            if flights.running().is_some() || flights.failing_fast(now).is_some() {
+            if flights.running() || flights.failing_fast(now).is_some() {
                 None
             } else {
                 // Without a runtime the next request reports the error.
@@ -184,7 +185,7 @@ impl<P: Provider> Manager<P> {
                 Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
                 Err(TryLockError::WouldBlock) => return false,
             };
-            if flights.running().is_some() {
+            if flights.running() {
                 return true;
             }
             if let Some(until) = flights.rejected_until(self.settings.clock.moment()) {

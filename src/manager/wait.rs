@@ -3,11 +3,10 @@
 //!
 //! A waiter costs one `Arc` and one intrusive [`Notify`] entry, inline in the response future: no
 //! box and no timer of its own. The flight's task keeps time for all of its waiters (see
-//! [`Flight::keep_time`]): their deadlines queue up in join order, and the flight wakes them when
+//! `Manager::keep_time`): their deadlines queue up in join order, and the flight wakes them when
 //! the earliest passes, so a request still fails exactly when its wait bound is up.
 
-use std::collections::VecDeque;
-use std::future::Future;
+use std::future::Future as _;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::task::{ready, Context, Poll};
@@ -31,8 +30,6 @@ pub(crate) struct Flight {
     /// The latest transient failure (an earlier flight's, until this one fails): what a waiter
     /// that runs out of time is told.
     last_error: Mutex<Option<AuthError>>,
-    /// When each waiter gives up, in join order, so the earliest is first.
-    deadlines: Mutex<VecDeque<Moment>>,
     clock: Clock,
     max_wait: Duration,
 }
@@ -51,19 +48,9 @@ impl Flight {
             notify: Arc::new(Notify::new()),
             outcome: OnceLock::new(),
             last_error: Mutex::new(last_error),
-            deadlines: Mutex::new(VecDeque::new()),
             clock,
             max_wait,
         }
-    }
-
-    /// A new waiter's deadline, queued for [`keep_time`](Self::keep_time).
-    ///
-    /// NOTE: called under the flights lock, so deadlines queue in order.
-    pub(super) fn enqueue(&self) -> Moment {
-        let deadline = self.clock.moment() + self.max_wait;
-        lock(&self.deadlines).push_back(deadline);
-        deadline
     }
 
     /// Whether a request waits for this flight (`self` is the flight's own handle).
@@ -86,29 +73,9 @@ impl Flight {
         }
     }
 
-    /// Wakes the waiters whenever the earliest deadline passes, so that they give up on time;
-    /// never returns. Polled by the flight's task beside the flight.
-    pub(super) async fn keep_time(&self) {
-        // Nobody can be due before a full wait bound has passed.
-        let mut at = self.clock.moment() + self.max_wait;
-        loop {
-            tokio::time::sleep_until(self.clock.instant(at)).await;
-            let now = self.clock.moment();
-            let mut deadlines = lock(&self.deadlines);
-            let before = deadlines.len();
-            while deadlines.front().is_some_and(|&deadline| deadline <= now) {
-                deadlines.pop_front();
-            }
-            let due = deadlines.len() < before;
-            // Whoever joins from now on is due a full bound later. A coarse clock may read a
-            // little behind the timer: never sleep for less than a millisecond.
-            let next = deadlines.front().copied().unwrap_or(now + self.max_wait);
-            drop(deadlines);
-            at = next.max(now + Duration::from_millis(1));
-            if due {
-                self.notify.notify_waiters();
-            }
-        }
+    /// Wakes every waiter, to check its deadline.
+    pub(super) fn wake(&self) {
+        self.notify.notify_waiters();
     }
 
     fn unavailable(&self) -> AuthError {
@@ -118,17 +85,18 @@ impl Flight {
 
 pin_project! {
     /// A request's wait for a token: joins (or starts) the flight on first poll, then waits for
-    /// its outcome or its deadline, whichever comes first.
-    pub(crate) struct TokenWait<P> {
+    /// its outcome or its deadline, whichever comes first. Polled with the manager, which the
+    /// request holds anyway.
+    pub(crate) struct TokenWait {
         #[pin]
-        state: State<P>,
+        state: State,
     }
 }
 
 pin_project! {
     #[project = StateProj]
-    enum State<P> {
-        Join { manager: Arc<Manager<P>>, rejected: Option<Generation> },
+    enum State {
+        Join { rejected: Option<Generation> },
         Waiting {
             flight: Arc<Flight>,
             deadline: Moment,
@@ -139,24 +107,25 @@ pin_project! {
     }
 }
 
-impl<P: Provider> TokenWait<P> {
-    /// A usable token: as [`Manager::join`] decides. With `rejected = Some(g)`, the upstream
+impl TokenWait {
+    /// A usable token, as `Manager::join` decides. With `rejected = Some(g)`, the upstream
     /// rejected the token of generation `g`.
-    pub(crate) fn new(manager: Arc<Manager<P>>, rejected: Option<Generation>) -> Self {
+    pub(crate) fn new(rejected: Option<Generation>) -> Self {
         Self {
-            state: State::Join { manager, rejected },
+            state: State::Join { rejected },
         }
     }
-}
 
-impl<P: Provider> Future for TokenWait<P> {
-    type Output = Outcome;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Outcome> {
+    /// Polls the wait; `manager` is the same on every call.
+    pub(crate) fn poll_with<P: Provider>(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        manager: &Arc<Manager<P>>,
+    ) -> Poll<Outcome> {
         let mut state = self.project().state;
         loop {
             match state.as_mut().project() {
-                StateProj::Join { manager, rejected } => {
+                StateProj::Join { rejected } => {
                     let (flight, deadline) = match manager.join(*rejected) {
                         Ok(Join::Ready(token)) => return finish(state, Ok(token)),
                         Err(error) => return finish(state, Err(error)),
@@ -197,7 +166,7 @@ impl<P: Provider> Future for TokenWait<P> {
     }
 }
 
-fn finish<P>(mut state: Pin<&mut State<P>>, outcome: Outcome) -> Poll<Outcome> {
+fn finish(mut state: Pin<&mut State>, outcome: Outcome) -> Poll<Outcome> {
     state.set(State::Done);
     Poll::Ready(outcome)
 }
