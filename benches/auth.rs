@@ -520,9 +520,11 @@ fn refresh_storm(c: &mut Criterion) {
                 let server = AuthServer::new(STORM_AUTH_DELAY);
                 let layer = auth_layer(&server, 1);
                 let service = layer.layer(inner());
+                // As in the floor, the request is built once the task runs, on the worker that
+                // sends it.
                 total += storm(&rt, move || {
-                    let response = service.clone().oneshot(request());
-                    async move { served(response.await) }
+                    let service = service.clone();
+                    async move { served(service.oneshot(request()).await) }
                 });
                 let (calls, logins) = (server.calls(), layer.metrics().logins);
                 assert!(

@@ -320,37 +320,3 @@ where
         Some(self.service.call(request))
     }
 }
-#[cfg(test)]
-mod size_probe {
-    #[test]
-    fn probe() {
-        use std::future::Ready;
-        type Req = http::Request<http_body_util::Full<bytes::Bytes>>;
-        type Res = http::Response<http_body_util::Empty<bytes::Bytes>>;
-        type Up = tower::util::ServiceFn<fn(Req) -> Ready<Result<Res, std::convert::Infallible>>>;
-        type P = crate::provider::HttpProvider;
-        println!(
-            "F {}",
-            std::mem::size_of::<Ready<Result<Res, std::convert::Infallible>>>()
-        );
-        println!(
-            "After {}",
-            std::mem::size_of::<
-                super::After<Up, http_body_util::Full<bytes::Bytes>, P, crate::CloneBody>,
-            >()
-        );
-        println!(
-            "RF {}",
-            std::mem::size_of::<
-                super::ResponseFuture<Up, http_body_util::Full<bytes::Bytes>, P, crate::CloneBody>,
-            >()
-        );
-        println!(
-            "Replay {}",
-            std::mem::size_of::<
-                super::Replay<Up, http_body_util::Full<bytes::Bytes>, P, crate::CloneBody>,
-            >()
-        );
-        println!("Req {}", std::mem::size_of::<Req>());
-    }
-}

@@ -12,8 +12,8 @@
 //! again: a task spawned on a runtime that is shutting down is dropped on the spot, and its guard
 //! lands the flight, which locks; a tracing subscriber is user code.
 
-use std::future::{poll_fn, Future};
 use std::collections::VecDeque;
+use std::future::{poll_fn, Future};
 use std::pin::pin;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -66,7 +66,11 @@ impl Flights {
     }
 
     /// The flight in progress, and the deadline of a new waiter that joins it at `now`.
-    pub(super) fn join(&mut self, now: Moment, max_wait: Duration) -> Option<(Arc<Flight>, Moment)> {
+    pub(super) fn join(
+        &mut self,
+        now: Moment,
+        max_wait: Duration,
+    ) -> Option<(Arc<Flight>, Moment)> {
         let flight = Arc::clone(self.current.as_ref()?);
         let deadline = now + max_wait;
         self.deadlines.push_back(deadline);
@@ -185,7 +189,11 @@ impl<P: Provider> Manager<P> {
             let now = clock.moment();
             let mut flights = self.lock();
             let before = flights.deadlines.len();
-            while flights.deadlines.front().is_some_and(|&deadline| deadline <= now) {
+            while flights
+                .deadlines
+                .front()
+                .is_some_and(|&deadline| deadline <= now)
+            {
                 flights.deadlines.pop_front();
             }
             let due = flights.deadlines.len() < before;
