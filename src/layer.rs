@@ -9,7 +9,7 @@ use tower_layer::Layer;
 use crate::clock::Clock;
 use crate::manager::{AuthTransport, Backoff, Manager, Schedule, Settings};
 use crate::metrics::MetricsSnapshot;
-use crate::provider::{Policy, Provider};
+use crate::provider::{Provider, TokenPolicy};
 use crate::replay::{CloneBody, NoReplay};
 use crate::service::AuthService;
 
@@ -88,7 +88,7 @@ impl<P, R> AuthLayer<P, R> {
     }
 
     /// The policy in force (the provider's, unless the builder replaced it).
-    pub fn policy(&self) -> &Policy {
+    pub fn policy(&self) -> &TokenPolicy {
         &self.shared.policy
     }
 }
@@ -148,7 +148,7 @@ impl<S, P, R: Clone> Layer<S> for AuthLayer<P, R> {
 /// ```
 pub struct AuthLayerBuilder<P> {
     provider: P,
-    policy: Policy,
+    policy: TokenPolicy,
     timeout: Duration,
     max_response_bytes: usize,
     max_wait: Duration,
@@ -159,7 +159,7 @@ pub struct AuthLayerBuilder<P> {
 impl<P: Provider> AuthLayerBuilder<P> {
     /// Changes the policy in place, starting from the provider's (one spelling with
     /// [`HttpProvider::with_policy`](crate::provider::HttpProvider::with_policy)).
-    pub fn with_policy(mut self, f: impl FnOnce(&mut Policy)) -> Self {
+    pub fn with_policy(mut self, f: impl FnOnce(&mut TokenPolicy)) -> Self {
         f(&mut self.policy);
         self
     }

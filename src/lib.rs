@@ -36,9 +36,15 @@
 //! # How it works
 //!
 //! - **Hot path.** While the token is fresh, a request costs one atomic pointer load (each service
-//!   clone caches the slot), a clock read and comparison, and a header insert; the response
-//!   future is an unboxed state machine. With replay on (the default) the request is also copied,
-//!   which is what a replay needs. Figures are in `BENCHMARKS.md`.
+//!   clone caches the slot), a coarse clock read and an integer comparison, a header insert, and
+//!   a reference count on the token (so that a 401 can mark it dead); the response future is an
+//!   unboxed state machine. With replay on (the default) the request is also copied, which is
+//!   what a replay needs. A request waiting for a token holds a small inline entry on the flight,
+//!   no timer and no task of its own. Figures are in `BENCHMARKS.md`.
+//! - **Time.** Every expiry, refresh and backoff decision reads the layer's [`Clock`]: a coarse
+//!   monotonic clock by default, or tokio's ([`Clock::tokio`]), which `tokio::time::pause` stops
+//!   and `advance` moves, for tests of code that uses the layer. JWT `exp` claims and
+//!   `Retry-After` dates are read against the same clock's wall time.
 //! - **Single flight.** All clones of one layer share one slot and one token manager. However many
 //!   requests need a token at once, exactly one login or refresh is in flight; it runs as its own
 //!   task, so dropping the request that started it cancels nothing, and its outcome (a token or one
@@ -46,7 +52,7 @@
 //! - **Refresh timing.** [`RefreshTiming::Proactive`] refreshes in the background when the token
 //!   enters its margin, while requests keep using it; [`RefreshTiming::AfterExpiry`] never sends a
 //!   refresh while the token is valid. Expiry comes from `expires_in`, else the JWT `exp` claim
-//!   (read, not verified), else [`Policy::default_lifetime`].
+//!   (read, not verified), else [`TokenPolicy::default_lifetime`].
 //! - **Rotation and fallback.** A refresh token is used once; the new pair replaces it atomically.
 //!   A rejected refresh, or one answered 2xx without a usable token, falls back to login within
 //!   the same attempt.
@@ -58,13 +64,14 @@
 //!   jittered [`Backoff`] during which requests fail fast with the rejection, so credentials are
 //!   never re-sent in a loop. A failed proactive refresh is retried while the token lasts, and
 //!   requests keep using the token. See [`AuthLayerBuilder`] for the settings.
-//! - **Replay.** A response with a status in [`Policy::replay_on`] (401 by default) marks the token
-//!   it was sent with as dead (if the slot still holds it), and the request is replayed with a new
-//!   token, by OkHttp's rule: a 401 on the token the slot holds costs one of
-//!   [`Policy::max_replays`] (1 by default) and triggers one refresh; a 401 on a token already
-//!   superseded or already known dead is replayed with the current one free of charge; no request
-//!   is sent more than [`Policy::max_sends`] (3) times. The final 401 marks its token dead too and
-//!   goes back to the caller as a response, as does a 401 for which no new token could be had.
+//! - **Replay.** A response with a status in [`TokenPolicy::replay_on`] (401 by default) marks
+//!   the token it was sent with as dead (if the slot still holds it), and the request is replayed
+//!   with a new token, by OkHttp's rule: a 401 on the token the slot holds costs one of
+//!   [`TokenPolicy::max_replays`] (1 by default) and triggers one refresh; a 401 on a token
+//!   already superseded or already known dead is replayed with the current one free of charge; no
+//!   request is sent more than [`TokenPolicy::max_sends`] (3) times. The final 401 marks its token
+//!   dead too and goes back to the caller as a response, as does a 401 for which no new token
+//!   could be had.
 //!
 //! # Providers
 //!
@@ -101,8 +108,8 @@
 //! - A refresh that times out may still have reached the server; its refresh token is kept and
 //!   sent again on the next attempt. A strictly single-use server then rejects it, and the layer
 //!   logs in within the same attempt.
-//! - A 401 cascade longer than [`Policy::max_sends`] (tokens revoked again and again while one
-//!   request is being replayed) reaches the caller as a 401.
+//! - A 401 cascade longer than [`TokenPolicy::max_sends`] (tokens revoked again and again while
+//!   one request is being replayed) reaches the caller as a 401.
 //! - Each service clone caches the current token; an idle clone keeps the previous one in memory
 //!   until its next request.
 //! - The auth transport must not be the authenticated stack itself, and must not follow redirects.
@@ -134,7 +141,9 @@ pub use crate::layer::{
 };
 pub use crate::manager::{AuthTransport, Backoff};
 pub use crate::metrics::MetricsSnapshot;
-pub use crate::provider::{AuthRequest, AuthResponse, Failure, Policy, Provider, RefreshTiming};
+pub use crate::provider::{
+    AuthRequest, AuthResponse, Failure, Provider, RefreshTiming, TokenPolicy,
+};
 pub use crate::replay::{CloneBody, CloneRequest, NoReplay};
 pub use crate::secret::Secret;
 pub use crate::service::AuthService;

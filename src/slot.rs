@@ -35,7 +35,7 @@ impl Generation {
 }
 
 /// Statuses, as a set over 0..1024: the ones that mark a token dead
-/// ([`Policy::replay_on`](crate::Policy::replay_on)), checked on every response.
+/// ([`TokenPolicy::replay_on`](crate::TokenPolicy::replay_on)), checked on every response.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) struct StatusSet([u64; 16]);
 

@@ -9,7 +9,8 @@ use http::{header, HeaderValue, Request, StatusCode};
 use http_body_util::Full;
 use tower::{Layer, ServiceExt};
 use tower_token_auth::{
-    AuthError, AuthLayer, AuthService, Backoff, Clock, ErrorKind, Policy, RefreshTiming, TokenSet,
+    AuthError, AuthLayer, AuthService, Backoff, Clock, ErrorKind, RefreshTiming, TokenPolicy,
+    TokenSet,
 };
 
 use support::{auth_error, bearer, get, AuthServer, Fault, TestProvider, MARK};
@@ -140,7 +141,7 @@ async fn expired_token_is_refreshed_once_and_rotated() {
 async fn unrotated_refresh_token_is_kept() {
     // A server that answers a refresh without a new refresh token did not rotate it.
     let server = AuthServer::new(60, AUTH_DELAY);
-    let mut policy = Policy::default();
+    let mut policy = TokenPolicy::default();
     policy.replay_on = vec![]; // the upstream does not know the hand-made token
     let layer = new_layer(&server, TestProvider::with_policy(policy));
     let svc = service(&server, &layer);
@@ -238,7 +239,7 @@ async fn request_answered_401_twice_returns_the_401() {
 #[tokio::test(start_paused = true)]
 async fn max_replays_bounds_the_replays() {
     let server = AuthServer::new(3600, AUTH_DELAY);
-    let mut policy = Policy::default();
+    let mut policy = TokenPolicy::default();
     policy.max_replays = 3;
     policy.max_sends = 10;
     let layer = new_layer(&server, TestProvider::with_policy(policy));
@@ -256,7 +257,7 @@ async fn max_replays_bounds_the_replays() {
 #[tokio::test(start_paused = true)]
 async fn max_sends_caps_replays_of_every_kind() {
     let server = AuthServer::new(3600, AUTH_DELAY);
-    let mut policy = Policy::default();
+    let mut policy = TokenPolicy::default();
     policy.max_replays = 10;
     let layer = new_layer(&server, TestProvider::with_policy(policy));
     let svc = service(&server, &layer);
@@ -275,7 +276,7 @@ async fn max_sends_caps_replays_of_every_kind() {
 #[tokio::test(start_paused = true)]
 async fn replay_disabled_returns_the_first_401() {
     let server = AuthServer::new(3600, AUTH_DELAY);
-    let mut policy = Policy::default();
+    let mut policy = TokenPolicy::default();
     policy.max_replays = 0;
     let layer = new_layer(&server, TestProvider::with_policy(policy));
     let svc = service(&server, &layer);
@@ -402,7 +403,7 @@ async fn rejected_refresh_falls_back_to_login() {
 #[tokio::test(start_paused = true)]
 async fn rejected_refresh_without_fallback_fails_then_logs_in_after_backoff() {
     let server = AuthServer::new(60, AUTH_DELAY);
-    let mut policy = Policy::default();
+    let mut policy = TokenPolicy::default();
     policy.login_on_refresh_rejected = false;
     let layer = new_layer(&server, TestProvider::with_policy(policy));
     let svc = service(&server, &layer);
@@ -492,7 +493,7 @@ async fn rejected_login_fails_every_waiter_and_backs_off() {
 #[tokio::test(start_paused = true)]
 async fn after_expiry_policy_never_refreshes_a_valid_token() {
     let server = AuthServer::new(60, AUTH_DELAY);
-    let mut policy = Policy::default();
+    let mut policy = TokenPolicy::default();
     policy.refresh = RefreshTiming::AfterExpiry;
     let layer = new_layer(&server, TestProvider::with_policy(policy));
     let svc = service(&server, &layer);
@@ -513,7 +514,7 @@ async fn after_expiry_policy_never_refreshes_a_valid_token() {
 #[tokio::test(start_paused = true)]
 async fn proactive_refresh_runs_in_the_background() {
     let server = AuthServer::new(100, AUTH_DELAY);
-    let mut policy = Policy::default();
+    let mut policy = TokenPolicy::default();
     policy.refresh = RefreshTiming::Proactive {
         margin: Duration::from_secs(30),
     };
@@ -580,7 +581,7 @@ async fn expiry_falls_back_to_jwt_exp_then_default() {
         .as_secs();
     let server = AuthServer::new(0, AUTH_DELAY);
     server.set_expires_in(None);
-    let mut policy = Policy::default();
+    let mut policy = TokenPolicy::default();
     policy.refresh = RefreshTiming::AfterExpiry;
     policy.default_lifetime = Duration::from_secs(20);
     policy.replay_on = vec![]; // the upstream does not know the hand-made tokens
@@ -623,7 +624,7 @@ async fn expiry_falls_back_to_jwt_exp_then_default() {
 async fn jwt_exp_is_read_on_the_layers_clock() {
     let server = AuthServer::new(0, AUTH_DELAY);
     server.set_expires_in(None);
-    let mut policy = Policy::default();
+    let mut policy = TokenPolicy::default();
     policy.refresh = RefreshTiming::AfterExpiry;
     policy.replay_on = vec![];
     let clock = Clock::tokio();
@@ -667,7 +668,7 @@ async fn jwt_already_expired_means_lifetime_unknown_not_a_login_loop() {
         "application/json",
         body.into(),
     )));
-    let mut policy = Policy::default();
+    let mut policy = TokenPolicy::default();
     policy.replay_on = vec![]; // the upstream does not know the hand-made token
     policy.refresh = RefreshTiming::AfterExpiry;
     let layer = new_layer(&server, TestProvider::with_policy(policy));
@@ -914,7 +915,7 @@ async fn lifetime_counts_from_when_the_auth_request_was_sent() {
     // A slow auth server: the token was issued somewhere within the 10 s the answer took, so it is
     // only trusted for 60 s from the moment the request left.
     let server = AuthServer::new(60, Duration::from_secs(10));
-    let mut policy = Policy::default();
+    let mut policy = TokenPolicy::default();
     policy.refresh = RefreshTiming::AfterExpiry;
     let layer = new_layer(&server, TestProvider::with_policy(policy));
     let svc = service(&server, &layer);

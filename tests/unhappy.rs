@@ -12,7 +12,7 @@ use http::{Request, StatusCode};
 use http_body_util::Full;
 use tokio::time::Instant;
 use tower::{Layer, ServiceExt};
-use tower_token_auth::{AuthLayer, AuthService, Clock, ErrorKind, Policy, RefreshTiming};
+use tower_token_auth::{AuthLayer, AuthService, Clock, ErrorKind, RefreshTiming, TokenPolicy};
 
 use support::{auth_error, bearer, get, AuthServer, Fault, TestProvider, MARK, PASSWORD};
 
@@ -34,7 +34,7 @@ fn unavailable() -> Fault {
     )
 }
 
-fn setup(server: &AuthServer, policy: Policy) -> (AuthLayer<TestProvider>, Svc) {
+fn setup(server: &AuthServer, policy: TokenPolicy) -> (AuthLayer<TestProvider>, Svc) {
     let layer = AuthLayer::builder(TestProvider::with_policy(policy))
         .clock(Clock::tokio())
         .build(server.transport());
@@ -65,7 +65,7 @@ fn calls_between(server: &AuthServer, from: Instant, to: Instant) -> usize {
 async fn a_five_second_outage_is_waited_out_and_recovers_within_a_second() {
     let server = AuthServer::new(3600, AUTH_DELAY);
     server.set_fault(Some(unavailable()));
-    let (layer, svc) = setup(&server, Policy::default());
+    let (layer, svc) = setup(&server, TokenPolicy::default());
     let start = Instant::now();
     let back = start + 5 * SECOND;
     clear_fault_at(&server, back);
@@ -101,7 +101,7 @@ async fn a_five_second_outage_is_waited_out_and_recovers_within_a_second() {
 async fn a_minute_long_outage_recovers_within_a_second_without_hammering() {
     let server = AuthServer::new(3600, AUTH_DELAY);
     server.set_fault(Some(unavailable()));
-    let (_layer, svc) = setup(&server, Policy::default());
+    let (_layer, svc) = setup(&server, TokenPolicy::default());
     let start = Instant::now();
     let back = start + 60 * SECOND;
     clear_fault_at(&server, back);
@@ -152,7 +152,7 @@ async fn retry_after_is_honoured_up_to_the_cap() {
             retry_after,
         )));
         server.clear_fault_after(1);
-        let (_layer, svc) = setup(&server, Policy::default());
+        let (_layer, svc) = setup(&server, TokenPolicy::default());
         assert_eq!(send(&svc).await.unwrap(), StatusCode::OK);
         let times = server.call_times();
         assert_eq!(times.len(), 2, "{retry_after}");
@@ -186,7 +186,7 @@ async fn a_request_after_a_failed_flight_waits_for_the_next_one_instead_of_faili
 #[tokio::test(start_paused = true)]
 async fn transient_refresh_failures_retry_the_refresh_never_a_login() {
     let server = AuthServer::new(60, AUTH_DELAY);
-    let (_layer, svc) = setup(&server, Policy::default());
+    let (_layer, svc) = setup(&server, TokenPolicy::default());
     assert_eq!(send(&svc).await.unwrap(), StatusCode::OK);
     server.set_fault(Some(unavailable()));
     server.clear_fault_after(3);
@@ -202,7 +202,7 @@ async fn transient_refresh_failures_retry_the_refresh_never_a_login() {
 #[tokio::test(start_paused = true)]
 async fn a_2xx_refresh_with_a_broken_body_consumed_the_refresh_token() {
     let server = AuthServer::new(60, AUTH_DELAY);
-    let (layer, svc) = setup(&server, Policy::default());
+    let (layer, svc) = setup(&server, TokenPolicy::default());
     assert_eq!(send(&svc).await.unwrap(), StatusCode::OK);
     server.set_fault(Some(Fault::BrokenBody(StatusCode::OK)));
     server.clear_fault_after(1);
@@ -216,7 +216,7 @@ async fn a_2xx_refresh_with_a_broken_body_consumed_the_refresh_token() {
 #[tokio::test(start_paused = true)]
 async fn a_failed_proactive_refresh_is_retried_while_the_token_lasts() {
     let server = AuthServer::new(100, AUTH_DELAY);
-    let mut policy = Policy::default();
+    let mut policy = TokenPolicy::default();
     policy.refresh = RefreshTiming::Proactive {
         margin: Duration::from_secs(30),
     };
@@ -265,7 +265,7 @@ async fn proactive_refreshes_of_many_clients_are_spread_out() {
     let server = AuthServer::new(100, AUTH_DELAY);
     let mut layers = Vec::new();
     for _ in 0..20 {
-        layers.push(setup(&server, Policy::default()));
+        layers.push(setup(&server, TokenPolicy::default()));
     }
     for (_, svc) in &layers {
         assert_eq!(send(svc).await.unwrap(), StatusCode::OK);
@@ -292,7 +292,7 @@ async fn proactive_refreshes_of_many_clients_are_spread_out() {
 #[tokio::test(start_paused = true)]
 async fn a_401_on_a_superseded_token_is_replayed_free_of_charge() {
     let server = AuthServer::new(3600, AUTH_DELAY);
-    let (layer, svc) = setup(&server, Policy::default());
+    let (layer, svc) = setup(&server, TokenPolicy::default());
     assert_eq!(send(&svc).await.unwrap(), StatusCode::OK);
     server.revoke_access_tokens();
 
@@ -319,7 +319,7 @@ async fn a_401_on_a_superseded_token_is_replayed_free_of_charge() {
 #[tokio::test(start_paused = true)]
 async fn no_token_for_a_replay_returns_the_original_401() {
     let server = AuthServer::new(3600, AUTH_DELAY);
-    let (_layer, svc) = setup(&server, Policy::default());
+    let (_layer, svc) = setup(&server, TokenPolicy::default());
     assert_eq!(send(&svc).await.unwrap(), StatusCode::OK);
     server.revoke_access_tokens();
     server.set_reject_refreshes(true);
@@ -342,7 +342,7 @@ async fn no_token_for_a_replay_returns_the_original_401() {
 #[tokio::test(start_paused = true)]
 async fn a_failed_proactive_refresh_does_not_turn_a_later_401_into_an_error() {
     let server = AuthServer::new(100, AUTH_DELAY);
-    let (_layer, svc) = setup(&server, Policy::default());
+    let (_layer, svc) = setup(&server, TokenPolicy::default());
     assert_eq!(send(&svc).await.unwrap(), StatusCode::OK);
     server.set_fault(Some(Fault::Reply(
         StatusCode::BAD_GATEWAY,
@@ -369,7 +369,7 @@ async fn server_text_that_echoes_secrets_is_scrubbed() {
         "application/json",
         Bytes::from(echo),
     )));
-    let (_layer, svc) = setup(&server, Policy::default());
+    let (_layer, svc) = setup(&server, TokenPolicy::default());
     let err = svc.clone().oneshot(get()).await.unwrap_err();
     let err = auth_error(&err);
     assert!(err.is_login_rejected());
@@ -396,7 +396,7 @@ fn runtime_shutdown_with_requests_waiting_does_not_hang() {
             runtime.block_on(async {
                 let server = AuthServer::new(3600, AUTH_DELAY);
                 server.set_fault(Some(Fault::Hang));
-                let (_layer, svc) = setup(&server, Policy::default());
+                let (_layer, svc) = setup(&server, TokenPolicy::default());
                 for _ in 0..16 {
                     tokio::spawn(svc.clone().oneshot(get()));
                 }

@@ -33,7 +33,7 @@ pub(crate) use self::wait::TokenWait;
 use crate::clock::{Clock, Moment};
 use crate::error::AuthError;
 use crate::metrics::Metrics;
-use crate::provider::{Policy, Provider};
+use crate::provider::{Provider, TokenPolicy};
 use crate::slot::{Generation, Invalidate, Slot, StatusSet, TokenState};
 
 /// Layer-level settings that are not the provider's business.
@@ -52,7 +52,7 @@ pub(crate) type Outcome = Result<Arc<TokenState>, AuthError>;
 /// Everything the clones of one layer share.
 pub(crate) struct Manager<P> {
     pub(crate) slot: Slot,
-    pub(crate) policy: Policy,
+    pub(crate) policy: TokenPolicy,
     /// `policy.replay_on`, as a set.
     pub(crate) dead_on: StatusSet,
     pub(crate) metrics: Metrics,
@@ -74,7 +74,7 @@ enum Join<P: Provider> {
 impl<P: Provider> Manager<P> {
     pub(crate) fn new(
         provider: P,
-        policy: Policy,
+        policy: TokenPolicy,
         settings: Settings,
         transport: Transport,
     ) -> Self {

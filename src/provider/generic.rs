@@ -11,7 +11,7 @@ use http::{HeaderMap, HeaderValue, Method, Request, StatusCode, Uri};
 use http_body_util::Full;
 
 use crate::error::{AuthCall, AuthError};
-use crate::provider::{AuthRequest, AuthResponse, Failure, Policy, Provider, CLIENT_ERRORS};
+use crate::provider::{AuthRequest, AuthResponse, Failure, Provider, TokenPolicy, CLIENT_ERRORS};
 use crate::secret::Secret;
 use crate::token::TokenSet;
 
@@ -316,11 +316,11 @@ impl Rejects {
     }
 }
 
-/// A [`Provider`] made of two [`CallSpec`]s, a [`TokenSource`], rejection rules and a [`Policy`].
+/// A [`Provider`] made of two [`CallSpec`]s, a [`TokenSource`], rejection rules and a [`TokenPolicy`].
 ///
 /// ```
 /// use tower_token_auth::provider::{CallSpec, Encoding, HttpProvider};
-/// use tower_token_auth::{Policy, RefreshTiming, Secret};
+/// use tower_token_auth::{TokenPolicy, RefreshTiming, Secret};
 ///
 /// let base = "https://api.example.com/v1";
 /// let provider = HttpProvider::new(
@@ -341,7 +341,7 @@ pub struct HttpProvider {
     tokens: TokenSource,
     login_rejects: Rejects,
     refresh_rejects: Rejects,
-    policy: Policy,
+    policy: TokenPolicy,
 }
 
 impl HttpProvider {
@@ -354,7 +354,7 @@ impl HttpProvider {
             tokens: TokenSource::JsonBody,
             login_rejects: Rejects::client_errors(),
             refresh_rejects: Rejects::client_errors(),
-            policy: Policy::default(),
+            policy: TokenPolicy::default(),
         }
     }
 
@@ -377,7 +377,7 @@ impl HttpProvider {
     }
 
     /// Changes the refresh, replay and fallback policy in place.
-    pub fn with_policy(mut self, f: impl FnOnce(&mut Policy)) -> Self {
+    pub fn with_policy(mut self, f: impl FnOnce(&mut TokenPolicy)) -> Self {
         f(&mut self.policy);
         self
     }
@@ -413,7 +413,7 @@ impl Provider for HttpProvider {
         }
     }
 
-    fn policy(&self) -> Policy {
+    fn policy(&self) -> TokenPolicy {
         self.policy.clone()
     }
 }

@@ -1,7 +1,7 @@
 //! The per-API policy object: how an API logs in and refreshes, where its tokens are, and when to
 //! refresh and replay.
 //!
-//! The layer calls a [`Provider`] only on cold paths (a login or refresh); the [`Policy`] it
+//! The layer calls a [`Provider`] only on cold paths (a login or refresh); the [`TokenPolicy`] it
 //! returns is read once, when the layer is built.
 //!
 //! # Implementing a provider
@@ -35,7 +35,7 @@
 //!         Ok(post_json(&self.token_url, serde_json::json!({ "refresh_token": refresh_token.expose() })))
 //!     }
 //!     // `parse_response` defaults to `TokenSet::from_json`, `classify_failure` treats 400/401/403
-//!     // as rejections, and `policy` to `Policy::default()`.
+//!     // as rejections, and `policy` to `TokenPolicy::default()`.
 //! }
 //! ```
 
@@ -93,7 +93,7 @@ pub trait Provider: Send + Sync + 'static {
     ///
     /// [`Failure::Rejected`] means the credentials or the refresh token are dead: a rejected
     /// refresh falls back to login in the same attempt (when
-    /// [`Policy::login_on_refresh_rejected`]); a rejected login fails every waiting request with
+    /// [`TokenPolicy::login_on_refresh_rejected`]); a rejected login fails every waiting request with
     /// [`ErrorKind::LoginRejected`](crate::ErrorKind) and starts the rejection backoff, during
     /// which requests fail fast. [`Failure::Transient`] is retried inside the flight on the
     /// transient schedule while requests keep waiting, when the status is a 5xx, 408 or 429; any
@@ -109,8 +109,8 @@ pub trait Provider: Send + Sync + 'static {
     }
 
     /// The refresh, replay and fallback policy for this API. Read once, when the layer is built.
-    fn policy(&self) -> Policy {
-        Policy::default()
+    fn policy(&self) -> TokenPolicy {
+        TokenPolicy::default()
     }
 }
 
@@ -157,20 +157,21 @@ impl Default for RefreshTiming {
     }
 }
 
-/// The per-API policy a [`Provider`] gives the layer.
+/// The per-API token policy a [`Provider`] gives the layer: when to refresh, how long a token
+/// without a stated lifetime lives, and which answers mark a token dead and how often to replay.
 ///
 /// ```
 /// use std::time::Duration;
-/// use tower_token_auth::{Policy, RefreshTiming};
+/// use tower_token_auth::{TokenPolicy, RefreshTiming};
 ///
-/// let mut policy = Policy::default();
+/// let mut policy = TokenPolicy::default();
 /// policy.refresh = RefreshTiming::AfterExpiry;
 /// policy.max_replays = 2;
 /// assert_eq!(policy.replay_on, [http::StatusCode::UNAUTHORIZED]);
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
-pub struct Policy {
+pub struct TokenPolicy {
     /// When to refresh a still-valid token. Default: proactive, 30 s before expiry.
     pub refresh: RefreshTiming,
     /// Upstream statuses that mean "this token is dead": the token is refreshed and the request
@@ -198,7 +199,7 @@ pub struct Policy {
     pub keep_unrotated_refresh_token: bool,
 }
 
-impl Default for Policy {
+impl Default for TokenPolicy {
     fn default() -> Self {
         Self {
             refresh: RefreshTiming::default(),
@@ -231,7 +232,7 @@ macro_rules! forward_provider {
             fn classify_failure(&self, call: AuthCall, response: &AuthResponse) -> Failure {
                 (**self).classify_failure(call, response)
             }
-            fn policy(&self) -> Policy {
+            fn policy(&self) -> TokenPolicy {
                 (**self).policy()
             }
         }
@@ -263,7 +264,7 @@ mod tests {
         let shared: Arc<dyn Provider> = Arc::new(Fixed);
         assert_provider(&boxed);
         assert_provider(&shared);
-        assert_eq!(boxed.policy(), Policy::default());
+        assert_eq!(boxed.policy(), TokenPolicy::default());
     }
 
     #[test]

@@ -21,7 +21,7 @@ use std::fmt;
 
 use crate::error::AuthError;
 use crate::provider::generic::{basic, CallSpec, Encoding, HttpProvider};
-use crate::provider::Policy;
+use crate::provider::TokenPolicy;
 use crate::secret::Secret;
 
 /// How a confidential client authenticates to the token endpoint (RFC 6749 §2.3.1).
@@ -50,7 +50,7 @@ pub struct Builder {
     client_secret: Option<Secret>,
     client_auth: ClientAuth,
     scope: Option<String>,
-    policy: Policy,
+    policy: TokenPolicy,
 }
 
 /// The resource owner password grant: logs in with `username` and `password` at `token_url`.
@@ -87,7 +87,7 @@ impl Builder {
             client_secret: None,
             client_auth: ClientAuth::default(),
             scope: None,
-            policy: Policy::default(),
+            policy: TokenPolicy::default(),
         }
     }
 
@@ -123,7 +123,7 @@ impl Builder {
     }
 
     /// Changes the policy.
-    pub fn with_policy(mut self, f: impl FnOnce(&mut Policy)) -> Self {
+    pub fn with_policy(mut self, f: impl FnOnce(&mut TokenPolicy)) -> Self {
         f(&mut self.policy);
         self
     }

@@ -11,7 +11,7 @@ use http::{header, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Either, Full};
 use tower::util::BoxCloneSyncService;
 use tower::BoxError;
-use tower_token_auth::{AuthError, AuthRequest, Policy, Provider, Secret};
+use tower_token_auth::{AuthError, AuthRequest, Provider, Secret, TokenPolicy};
 
 /// Every secret in the tests carries this marker, so leak checks can search for it.
 pub const MARK: &str = "SECRET";
@@ -24,18 +24,18 @@ pub const PASSWORD: &str = "pw-SECRET";
 #[derive(Debug, Clone)]
 pub struct TestProvider {
     pub password: Secret,
-    pub policy: Policy,
+    pub policy: TokenPolicy,
 }
 
 impl TestProvider {
     pub fn new() -> Self {
         Self {
             password: Secret::new(PASSWORD),
-            policy: Policy::default(),
+            policy: TokenPolicy::default(),
         }
     }
 
-    pub fn with_policy(policy: Policy) -> Self {
+    pub fn with_policy(policy: TokenPolicy) -> Self {
         Self {
             policy,
             ..Self::new()
@@ -67,7 +67,7 @@ impl Provider for TestProvider {
         ))
     }
 
-    fn policy(&self) -> Policy {
+    fn policy(&self) -> TokenPolicy {
         self.policy.clone()
     }
 }
