@@ -15,8 +15,8 @@ use tokio::time::Instant;
 ///   operating system's tick (`CLOCK_MONOTONIC_COARSE` on Linux: 1–10 ms). Every request reads
 ///   the clock, and a coarse read costs a fraction of a precise one; expiry decisions have margins
 ///   of seconds, so milliseconds of resolution change nothing.
-/// - [`Clock::tokio`] is tokio's clock: it stops under [`tokio::time::pause`] and jumps with
-///   [`tokio::time::advance`], so that tests (the layer's and yours) can expire tokens, run out
+/// - [`Clock::tokio`] is tokio's clock: it stops under `tokio::time::pause` and jumps with
+///   `tokio::time::advance`, so that tests (the layer's and yours) can expire tokens, run out
 ///   backoffs and pass JWT `exp` claims without waiting. It needs tokio's `test-util` feature to be
 ///   paused, and costs a precise clock read per request.
 ///
@@ -56,7 +56,7 @@ impl Clock {
         })
     }
 
-    /// tokio's clock, which [`tokio::time::pause`] stops and [`tokio::time::advance`] moves; the
+    /// tokio's clock, which `tokio::time::pause` stops and `tokio::time::advance` moves; the
     /// wall-clock time it reports (for JWT `exp` and `Retry-After` dates) moves with it.
     pub fn tokio() -> Self {
         Self(Source::Tokio {

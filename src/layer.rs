@@ -210,7 +210,7 @@ impl<P: Provider> AuthLayerBuilder<P> {
     }
 
     /// The clock for expiry, refresh and backoff decisions. Default: [`Clock::coarse`]. Set
-    /// [`Clock::tokio`] to test code that uses the layer under [`tokio::time::pause`].
+    /// [`Clock::tokio`] to test code that uses the layer under `tokio::time::pause`.
     pub fn clock(mut self, clock: Clock) -> Self {
         self.clock = clock;
         self
