@@ -111,15 +111,10 @@ impl Moment {
         Self(u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX))
     }
 
-    /// The time from `earlier` to this moment; zero if `earlier` is later.
-    pub(crate) fn saturating_duration_since(self, earlier: Moment) -> Duration {
-        Duration::from_nanos(self.0.saturating_sub(earlier.0))
-    }
-
-    /// Same as [`saturating_duration_since`](Self::saturating_duration_since), as
-    /// `Instant::duration_since` now is.
+    /// The time from `earlier` to this moment; zero if `earlier` is later (as
+    /// `Instant::duration_since` now is).
     pub(crate) fn duration_since(self, earlier: Moment) -> Duration {
-        self.saturating_duration_since(earlier)
+        Duration::from_nanos(self.0.saturating_sub(earlier.0))
     }
 }
 

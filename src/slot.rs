@@ -59,7 +59,10 @@ impl StatusSet {
 
 impl fmt::Debug for StatusSet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let codes = (100..1000u16).filter(|&c| self.0[usize::from(c) / 64] & (1 << (c % 64)) != 0);
+        let codes = (100..1000u16)
+            .filter_map(|code| StatusCode::from_u16(code).ok())
+            .filter(|&status| self.contains(status))
+            .map(|status| status.as_u16());
         f.debug_set().entries(codes).finish()
     }
 }
@@ -146,7 +149,7 @@ impl TokenState {
         // Load first: once claimed, requests only read (no cache-line write).
         let at = self.next_ask.load(Ordering::Relaxed);
         at != CLAIMED
-            && (at == 0 || nanos(now.saturating_duration_since(self.refresh_at)) >= at)
+            && (at == 0 || nanos(now.duration_since(self.refresh_at)) >= at)
             && self
                 .next_ask
                 .compare_exchange(at, CLAIMED, Ordering::Relaxed, Ordering::Relaxed)
@@ -160,7 +163,7 @@ impl TokenState {
 
     /// Lets requests ask again from `at` on (the refresh failed; no attempt before `at`).
     pub(crate) fn rearm_refresh(&self, at: Moment) {
-        let after = nanos(at.saturating_duration_since(self.refresh_at));
+        let after = nanos(at.duration_since(self.refresh_at));
         self.next_ask
             .store(after.min(CLAIMED - 1), Ordering::Relaxed);
     }

@@ -72,9 +72,14 @@ impl Flights {
         max_wait: Duration,
     ) -> Option<(Arc<Flight>, Moment)> {
         let flight = Arc::clone(self.current.as_ref()?);
+        Some((flight, self.queue_deadline(now, max_wait)))
+    }
+
+    /// Queues the deadline of a waiter of the current flight that starts waiting at `now`.
+    pub(super) fn queue_deadline(&mut self, now: Moment, max_wait: Duration) -> Moment {
         let deadline = now + max_wait;
         self.deadlines.push_back(deadline);
-        Some((flight, deadline))
+        deadline
     }
 
     /// Whether a flight is in progress.
@@ -119,11 +124,7 @@ impl<P: Provider> Manager<P> {
         flights: &mut Flights,
     ) -> Result<(Arc<Flight>, Launch<P>), AuthError> {
         let runtime = Handle::try_current().map_err(|_| AuthError::runtime())?;
-        let flight = Arc::new(Flight::new(
-            flights.last_transient.clone(),
-            self.settings.clock,
-            self.settings.max_wait,
-        ));
+        let flight = Arc::new(Flight::new(flights.last_transient.clone()));
         flights.current = Some(Arc::clone(&flight));
         flights.deadlines.clear();
         let guard = FlightGuard {
@@ -293,9 +294,7 @@ impl<P: Provider> FlightGuard<P> {
             flight.land(outcome);
         }
     }
-}
 
-impl<P: Provider> FlightGuard<P> {
     /// Attempts until a token or a rejection, or a transient failure nobody waits out.
     async fn attempts(manager: &Arc<Manager<P>>, flight: &Arc<Flight>) -> Outcome {
         // Keep to the schedule of the flight before, if it ended on a transient failure.

@@ -129,10 +129,8 @@ impl<P: Provider> Manager<P> {
         if let Some(error) = flights.failing_fast(now) {
             return Err(error);
         }
-        let (_, launch) = self.open(&mut flights)?;
-        let (flight, deadline) = flights
-            .join(now, self.settings.max_wait)
-            .ok_or_else(AuthError::aborted)?;
+        let (flight, launch) = self.open(&mut flights)?;
+        let deadline = flights.queue_deadline(now, self.settings.max_wait);
         Ok(Join::Start(flight, deadline, launch))
     }
 
@@ -207,6 +205,11 @@ impl<P: Provider> Manager<P> {
     #[inline]
     pub(crate) fn clock(&self) -> &Clock {
         &self.settings.clock
+    }
+
+    /// How long a request waits for a token.
+    pub(crate) fn max_wait(&self) -> Duration {
+        self.settings.max_wait
     }
 
     fn discard_refresh_token(&self) {

@@ -17,7 +17,7 @@ use tokio::sync::futures::OwnedNotified;
 use tokio::sync::Notify;
 
 use super::{Join, Manager, Outcome};
-use crate::clock::{Clock, Moment};
+use crate::clock::Moment;
 use crate::error::AuthError;
 use crate::provider::Provider;
 use crate::slot::Generation;
@@ -30,8 +30,6 @@ pub(crate) struct Flight {
     /// The latest transient failure (an earlier flight's, until this one fails): what a waiter
     /// that runs out of time is told.
     last_error: Mutex<Option<AuthError>>,
-    clock: Clock,
-    max_wait: Duration,
 }
 
 /// Who holds a flight besides its waiters: the manager's `current`, and the flight's task.
@@ -43,13 +41,11 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Flight {
-    pub(super) fn new(last_error: Option<AuthError>, clock: Clock, max_wait: Duration) -> Self {
+    pub(super) fn new(last_error: Option<AuthError>) -> Self {
         Self {
             notify: Arc::new(Notify::new()),
             outcome: OnceLock::new(),
             last_error: Mutex::new(last_error),
-            clock,
-            max_wait,
         }
     }
 
@@ -78,8 +74,8 @@ impl Flight {
         self.notify.notify_waiters();
     }
 
-    fn unavailable(&self) -> AuthError {
-        AuthError::unavailable(self.max_wait, lock(&self.last_error).clone())
+    fn unavailable(&self, max_wait: Duration) -> AuthError {
+        AuthError::unavailable(max_wait, lock(&self.last_error).clone())
     }
 }
 
@@ -153,8 +149,8 @@ impl TokenWait {
                         let outcome = outcome.clone();
                         return finish(state, outcome);
                     }
-                    if flight.clock.moment() >= *deadline {
-                        let error = flight.unavailable();
+                    if manager.clock().moment() >= *deadline {
+                        let error = flight.unavailable(manager.max_wait());
                         return finish(state, Err(error));
                     }
                     ready!(notified.as_mut().poll(cx));
