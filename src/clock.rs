@@ -91,6 +91,17 @@ impl Clock {
         origin + Duration::from_nanos(moment.0)
     }
 
+    /// `moment` as wall-clock time, as far as the two clocks agree now.
+    pub(crate) fn wall_at(&self, moment: Moment) -> SystemTime {
+        let (now, wall) = (self.moment(), self.wall());
+        let at = if moment >= now {
+            wall.checked_add(moment.duration_since(now))
+        } else {
+            wall.checked_sub(now.duration_since(moment))
+        };
+        at.unwrap_or(wall)
+    }
+
     /// The current wall-clock time: for JWT `exp` claims and `Retry-After` dates.
     pub fn wall(&self) -> SystemTime {
         match self.0 {

@@ -19,7 +19,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
-use http::header::AUTHORIZATION;
 use http::{Request, Response};
 use pin_project_lite::pin_project;
 use tower_service::Service;
@@ -126,12 +125,13 @@ where
                     let mut replay = match mem::replace(after, After::Return) {
                         After::Replay(replay) => replay,
                         After::Invalidate(token) => {
-                            token.answered(response.status());
+                            token.answered(response.status(), response.headers());
                             return Poll::Ready(Ok(response));
                         }
                         After::Return => return Poll::Ready(Ok(response)),
                     };
-                    if !replay.shared.dead_on.contains(response.status()) {
+                    let classifier = &replay.shared.policy.classifier;
+                    if !classifier.rejects(response.status(), response.headers()) {
                         return Poll::Ready(Ok(response));
                     }
                     let Some(token) = replay.replay_for(response) else {
@@ -305,7 +305,7 @@ where
         }
         request
             .headers_mut()
-            .insert(AUTHORIZATION, token.header.clone());
+            .insert(token.header_name.clone(), token.header.clone());
         if self.sends > 0 {
             self.shared.metrics.incr(Counter::Replay);
             tracing::debug!(

@@ -7,6 +7,7 @@ use std::time::Duration;
 use tower_layer::Layer;
 
 use crate::clock::Clock;
+use crate::handle::{Session, TokenHandle};
 use crate::manager::{AuthTransport, Backoff, Manager, Schedule, Settings};
 use crate::metrics::MetricsSnapshot;
 use crate::provider::{Provider, TokenPolicy};
@@ -85,6 +86,16 @@ impl<P, R> AuthLayer<P, R> {
     /// The layer's counters so far.
     pub fn metrics(&self) -> MetricsSnapshot {
         self.shared.metrics.snapshot()
+    }
+
+    /// A handle on the layer's token: for clients that do not send through the layer, and to
+    /// read, invalidate or renew the token, or hear about new ones. It shares the layer's single
+    /// flight.
+    pub fn handle(&self) -> TokenHandle
+    where
+        P: Provider,
+    {
+        TokenHandle::new(Arc::clone(&self.shared) as Arc<dyn Session>)
     }
 
     /// The policy in force (the provider's, unless the builder replaced it).

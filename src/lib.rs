@@ -64,8 +64,9 @@
 //!   jittered [`Backoff`] during which requests fail fast with the rejection, so credentials are
 //!   never re-sent in a loop. A failed proactive refresh is retried while the token lasts, and
 //!   requests keep using the token. See [`AuthLayerBuilder`] for the settings.
-//! - **Replay.** A response with a status in [`TokenPolicy::replay_on`] (401 by default) marks
-//!   the token it was sent with as dead (if the slot still holds it), and the request is replayed
+//! - **Replay.** A response that the policy's [`Classifier`] says rejects the token (a 401 by
+//!   default, unless its `WWW-Authenticate` challenge names a permission problem; gRPC
+//!   `UNAUTHENTICATED` with [`Classifier::grpc`]) marks the token it was sent with as dead (if the slot still holds it), and the request is replayed
 //!   with a new token, by OkHttp's rule: a 401 on the token the slot holds costs one of
 //!   [`TokenPolicy::max_replays`] (1 by default) and triggers one refresh; a 401 on a token
 //!   already superseded or already known dead is replayed with the current one free of charge; no
@@ -119,9 +120,12 @@
     warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+mod classify;
 mod clock;
 mod error;
 mod future;
+mod handle;
+mod header;
 mod layer;
 mod manager;
 mod metrics;
@@ -132,9 +136,12 @@ mod service;
 mod slot;
 pub mod token;
 
+pub use crate::classify::Classifier;
 pub use crate::clock::Clock;
 pub use crate::error::{AuthCall, AuthError, BoxError, ErrorKind};
 pub use crate::future::ResponseFuture;
+pub use crate::handle::{Rotations, Token, TokenHandle};
+pub use crate::header::TokenHeader;
 pub use crate::layer::{
     AuthLayer, AuthLayerBuilder, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_WAIT,
     DEFAULT_RETRY_AFTER_CAP, DEFAULT_TIMEOUT,

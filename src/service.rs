@@ -5,12 +5,12 @@ use std::mem;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use http::header::AUTHORIZATION;
 use http::{Request, Response};
 use tower_service::Service;
 
 use crate::error::BoxError;
 use crate::future::{After, Replay, ResponseFuture};
+use crate::handle::{Session, TokenHandle};
 use crate::manager::Manager;
 use crate::metrics::{Counter, MetricsSnapshot};
 use crate::provider::Provider;
@@ -44,6 +44,14 @@ impl<S, P, R> AuthService<S, P, R> {
     /// The counters of the layer this service belongs to.
     pub fn metrics(&self) -> MetricsSnapshot {
         self.shared.metrics.snapshot()
+    }
+
+    /// A handle on the layer's token (see [`AuthLayer::handle`](crate::AuthLayer::handle)).
+    pub fn handle(&self) -> TokenHandle
+    where
+        P: Provider,
+    {
+        TokenHandle::new(Arc::clone(&self.shared) as Arc<dyn Session>)
     }
 
     /// The wrapped service.
@@ -109,18 +117,11 @@ where
             .load()
             .as_ref()
             .filter(|t| now < t.expires_at)
-            .inspect(|token| {
-                if now >= token.refresh_at
-                    && token.claim_refresh(now)
-                    && !self.shared.refresh_soon()
-                {
-                    token.release_refresh_claim();
-                }
-            });
+            .inspect(|token| self.shared.refresh_if_due(token, now));
         if let Some(token) = fresh {
             request
                 .headers_mut()
-                .insert(AUTHORIZATION, token.header.clone());
+                .insert(token.header_name.clone(), token.header.clone());
             let after = match replay_for(&self.shared, &self.replay, &self.inner, &request, token) {
                 Some(replay) => After::Replay(replay),
                 None => After::Invalidate(Arc::clone(token)),
@@ -158,8 +159,7 @@ where
     P: Provider,
     R: CloneRequest<B>,
 {
-    let policy = &shared.policy;
-    if policy.max_replays == 0 || policy.max_sends < 2 {
+    if !shared.replays {
         return None;
     }
     let copy = replay.clone_request(request)?;

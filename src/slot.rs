@@ -8,8 +8,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
 use arc_swap::ArcSwapOption;
-use http::{HeaderValue, StatusCode};
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 
+use crate::classify::Classifier;
 use crate::clock::Moment;
 use crate::secret::Secret;
 
@@ -34,8 +35,8 @@ impl Generation {
     }
 }
 
-/// Statuses, as a set over 0..1024: the ones that mark a token dead
-/// ([`TokenPolicy::replay_on`](crate::TokenPolicy::replay_on)), checked on every response.
+/// Statuses, as a set over 0..1024: the ones that mark a token dead (see
+/// [`Classifier`](crate::Classifier)), checked on every response.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) struct StatusSet([u64; 16]);
 
@@ -78,7 +79,7 @@ pub(crate) trait Invalidate: Send + Sync {
 #[derive(Clone)]
 pub(crate) struct Issuer {
     pub(crate) manager: Weak<dyn Invalidate>,
-    pub(crate) dead_on: StatusSet,
+    pub(crate) classifier: Classifier,
 }
 
 /// One issued token, ready to send.
@@ -87,7 +88,9 @@ pub(crate) struct Issuer {
 // fields every request reads.
 #[repr(align(128))]
 pub(crate) struct TokenState {
-    /// `Bearer <access token>`, marked sensitive.
+    /// The header the token travels in ([`TokenHeader`](crate::TokenHeader)).
+    pub(crate) header_name: HeaderName,
+    /// Its value, such as `Bearer <access token>`, marked sensitive.
     pub(crate) header: HeaderValue,
     /// From this instant on, a request triggers a background refresh.
     pub(crate) refresh_at: Moment,
@@ -95,6 +98,8 @@ pub(crate) struct TokenState {
     pub(crate) expires_at: Moment,
     pub(crate) refresh_token: Option<Secret>,
     pub(crate) refresh_expires_at: Option<Moment>,
+    /// The bare access token, for the [`TokenHandle`](crate::TokenHandle).
+    pub(crate) access_token: Secret,
     /// Increases with every stored token; lets a 401 name the token it rejected.
     pub(crate) generation: Generation,
     /// When a request may next ask the manager for a background refresh, in nanoseconds after
@@ -108,33 +113,66 @@ pub(crate) struct TokenState {
 /// `next_ask` once a request has asked.
 const CLAIMED: u64 = u64::MAX;
 
+/// What a new [`TokenState`] is made of.
+pub(crate) struct NewToken {
+    pub(crate) access_token: Secret,
+    pub(crate) header_name: HeaderName,
+    pub(crate) header: HeaderValue,
+    pub(crate) refresh_at: Moment,
+    pub(crate) expires_at: Moment,
+    pub(crate) refresh_token: Option<Secret>,
+    pub(crate) refresh_expires_at: Option<Moment>,
+}
+
 impl TokenState {
-    pub(crate) fn new(
-        header: HeaderValue,
-        refresh_at: Moment,
-        expires_at: Moment,
-        refresh_token: Option<Secret>,
-        refresh_expires_at: Option<Moment>,
-        generation: Generation,
-        issuer: Issuer,
-    ) -> Self {
-        Self {
+    pub(crate) fn new(token: NewToken, generation: Generation, issuer: Issuer) -> Self {
+        let NewToken {
+            access_token,
+            header_name,
             header,
             refresh_at,
             expires_at,
             refresh_token,
             refresh_expires_at,
+        } = token;
+        Self {
+            header_name,
+            header,
+            refresh_at,
+            expires_at,
+            refresh_token,
+            refresh_expires_at,
+            access_token,
             generation,
             next_ask: AtomicU64::new(0),
             issuer,
         }
     }
 
-    /// The upstream answered `status` to a request sent with this token and not replayed: a
-    /// dead-token status marks it dead, if the slot still holds it.
+    /// This token with other times and refresh token, for the manager's edits.
+    fn edited(
+        &self,
+        refresh_at: Moment,
+        expires_at: Moment,
+        refresh: (Option<Secret>, Option<Moment>),
+    ) -> Self {
+        let token = NewToken {
+            access_token: self.access_token.clone(),
+            header_name: self.header_name.clone(),
+            header: self.header.clone(),
+            refresh_at,
+            expires_at,
+            refresh_token: refresh.0,
+            refresh_expires_at: refresh.1,
+        };
+        Self::new(token, self.generation, self.issuer.clone())
+    }
+
+    /// The upstream answered `status` and `headers` to a request sent with this token and not
+    /// replayed: an answer that rejects the token marks it dead, if the slot still holds it.
     #[inline]
-    pub(crate) fn answered(&self, status: StatusCode) {
-        if self.issuer.dead_on.contains(status) {
+    pub(crate) fn answered(&self, status: StatusCode, headers: &HeaderMap) {
+        if self.issuer.classifier.rejects(status, headers) {
             if let Some(manager) = self.issuer.manager.upgrade() {
                 manager.invalidate_token(self.generation);
             }
@@ -170,28 +208,13 @@ impl TokenState {
 
     /// This token, marked as expired at `now` (the upstream rejected it).
     pub(crate) fn expired_at(&self, now: Moment) -> Self {
-        Self::new(
-            self.header.clone(),
-            now,
-            now,
-            self.refresh_token.clone(),
-            self.refresh_expires_at,
-            self.generation,
-            self.issuer.clone(),
-        )
+        let refresh = (self.refresh_token.clone(), self.refresh_expires_at);
+        self.edited(now, now, refresh)
     }
 
     /// This token without its refresh token (the server rejected it).
     pub(crate) fn without_refresh_token(&self) -> Self {
-        Self::new(
-            self.header.clone(),
-            self.refresh_at,
-            self.expires_at,
-            None,
-            None,
-            self.generation,
-            self.issuer.clone(),
-        )
+        self.edited(self.refresh_at, self.expires_at, (None, None))
     }
 
     /// The refresh token, while it has not expired.

@@ -9,8 +9,8 @@ use http::{header, HeaderValue, Request, StatusCode};
 use http_body_util::Full;
 use tower::{Layer, ServiceExt};
 use tower_token_auth::{
-    AuthError, AuthLayer, AuthService, Backoff, Clock, ErrorKind, RefreshTiming, TokenPolicy,
-    TokenSet,
+    AuthError, AuthLayer, AuthService, Backoff, Classifier, Clock, ErrorKind, RefreshTiming,
+    TokenPolicy, TokenSet,
 };
 
 use support::{auth_error, bearer, get, AuthServer, Fault, TestProvider, MARK};
@@ -142,7 +142,7 @@ async fn unrotated_refresh_token_is_kept() {
     // A server that answers a refresh without a new refresh token did not rotate it.
     let server = AuthServer::new(60, AUTH_DELAY);
     let mut policy = TokenPolicy::default();
-    policy.replay_on = vec![]; // the upstream does not know the hand-made token
+    policy.classifier = Classifier::none(); // the upstream does not know the hand-made token
     let layer = new_layer(&server, TestProvider::with_policy(policy));
     let svc = service(&server, &layer);
     assert_eq!(send(&svc).await.unwrap(), StatusCode::OK);
@@ -584,7 +584,7 @@ async fn expiry_falls_back_to_jwt_exp_then_default() {
     let mut policy = TokenPolicy::default();
     policy.refresh = RefreshTiming::AfterExpiry;
     policy.default_lifetime = Duration::from_secs(20);
-    policy.replay_on = vec![]; // the upstream does not know the hand-made tokens
+    policy.classifier = Classifier::none(); // the upstream does not know the hand-made tokens
     let layer = new_layer(&server, TestProvider::with_policy(policy));
     let svc = service(&server, &layer);
     // First login: a JWT access token with `exp` 600 s ahead and no `expires_in`.
@@ -626,7 +626,7 @@ async fn jwt_exp_is_read_on_the_layers_clock() {
     server.set_expires_in(None);
     let mut policy = TokenPolicy::default();
     policy.refresh = RefreshTiming::AfterExpiry;
-    policy.replay_on = vec![];
+    policy.classifier = Classifier::none();
     let clock = Clock::tokio();
     let layer = AuthLayer::builder(TestProvider::with_policy(policy))
         .clock(clock)
@@ -669,7 +669,7 @@ async fn jwt_already_expired_means_lifetime_unknown_not_a_login_loop() {
         body.into(),
     )));
     let mut policy = TokenPolicy::default();
-    policy.replay_on = vec![]; // the upstream does not know the hand-made token
+    policy.classifier = Classifier::none(); // the upstream does not know the hand-made token
     policy.refresh = RefreshTiming::AfterExpiry;
     let layer = new_layer(&server, TestProvider::with_policy(policy));
     let svc = service(&server, &layer);

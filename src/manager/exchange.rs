@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use base64::engine::{general_purpose::STANDARD, Engine as _};
 use bytes::Bytes;
-use http::HeaderValue;
+use http::{HeaderName, HeaderValue};
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 
@@ -18,9 +18,9 @@ use super::Manager;
 use crate::clock::{Clock, Moment};
 use crate::error::{AuthCall, AuthError};
 use crate::metrics::Counter;
-use crate::provider::{AuthRequest, Failure, Provider, RefreshTiming};
+use crate::provider::{AuthRequest, Failure, Provider, RefreshTiming, TokenPolicy};
 use crate::secret::{scrub, Secret};
-use crate::slot::{Generation, Issuer, TokenState};
+use crate::slot::{Generation, Issuer, NewToken, TokenState};
 use crate::token::{jwt_lifetime, JwtLifetime, TokenSet, MAX_LIFETIME};
 
 /// The lifetime assumed for a JWT whose `exp` has already passed by the local clock (a skewed
@@ -127,9 +127,7 @@ impl<P: Provider> Manager<P> {
                 consumed = true;
                 self.provider
                     .parse_response(call, &response)
-                    .and_then(|tokens| {
-                        Issued::new(tokens, self.policy.default_lifetime, started, &clock)
-                    })
+                    .and_then(|tokens| Issued::new(tokens, &self.policy, started, &clock))
             }
             Ok(Ok(response)) => {
                 let status = response.status();
@@ -204,6 +202,8 @@ fn json_strings(value: &serde_json::Value, out: &mut Vec<String>) {
 
 /// A token just received and checked: sendable, with its lifetime known.
 pub(super) struct Issued {
+    access_token: Secret,
+    header_name: HeaderName,
     header: HeaderValue,
     /// When the request that obtained the token was sent: lifetimes count from here.
     sent_at: Moment,
@@ -222,10 +222,11 @@ impl Issued {
     /// with `exp` alone is read against the local clock at arrival.
     fn new(
         tokens: TokenSet,
-        default_lifetime: Duration,
+        policy: &TokenPolicy,
         sent_at: Moment,
         clock: &Clock,
     ) -> Result<Self, AuthError> {
+        let default_lifetime = policy.default_lifetime;
         let received_at = clock.moment();
         let wall = clock.wall();
         let in_flight = received_at.duration_since(sent_at);
@@ -247,9 +248,7 @@ impl Issued {
                 None => default_lifetime.min(MAX_LIFETIME),
             },
         };
-        let mut header = HeaderValue::from_maybe_shared(Bytes::from(format!("Bearer {access}")))
-            .map_err(|_| AuthError::invalid_token("access token is not a valid header value"))?;
-        header.set_sensitive(true);
+        let header = policy.header.value(tokens.access_token())?;
         let refresh_lifetime = tokens.refresh_token().and_then(|token| {
             tokens
                 .refresh_expires_in()
@@ -259,6 +258,8 @@ impl Issued {
                 })
         });
         Ok(Self {
+            access_token: tokens.access_token().clone(),
+            header_name: policy.header.name().clone(),
             header,
             sent_at,
             lifetime,
@@ -298,15 +299,16 @@ impl Fresh {
             (None, Some(kept)) => (Some(kept.token), kept.expires_at),
             (None, None) => (None, None),
         };
-        TokenState::new(
-            issued.header,
+        let token = NewToken {
+            access_token: issued.access_token,
+            header_name: issued.header_name,
+            header: issued.header,
             refresh_at,
             expires_at,
             refresh_token,
             refresh_expires_at,
-            generation,
-            issuer,
-        )
+        };
+        TokenState::new(token, generation, issuer)
     }
 }
 

@@ -25,6 +25,7 @@ use super::wait::Flight;
 use super::{Manager, Outcome};
 use crate::clock::Moment;
 use crate::error::AuthError;
+use crate::handle::Token;
 use crate::provider::Provider;
 use crate::slot::{Generation, Invalidate, Issuer, TokenState};
 
@@ -218,7 +219,7 @@ impl<P: Provider> Manager<P> {
         let manager: Weak<dyn Invalidate> = Arc::downgrade(self) as Weak<Manager<P>>;
         let issuer = Issuer {
             manager,
-            dead_on: self.dead_on,
+            classifier: self.policy.classifier.clone(),
         };
         let state = Arc::new(fresh.into_state(generation, self.policy.refresh, jitter, issuer));
         self.slot.store(Arc::clone(&state));
@@ -231,6 +232,8 @@ impl<P: Provider> Manager<P> {
         drop(flights);
         // Errors may hold the user's transport errors: dropped with the lock released.
         drop((last_transient, rejection));
+        let token = Token::new(Arc::clone(&state), &self.settings.clock);
+        self.rotations.send_replace(Some(token));
         Ok(state)
     }
 

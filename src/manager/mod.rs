@@ -27,14 +27,17 @@ use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 use std::time::Duration;
 
+use tokio::sync::watch;
+
 use self::flight::{Flights, Launch};
 use self::wait::Flight;
 pub(crate) use self::wait::TokenWait;
 use crate::clock::{Clock, Moment};
 use crate::error::AuthError;
+use crate::handle::Token;
 use crate::metrics::Metrics;
 use crate::provider::{Provider, TokenPolicy};
-use crate::slot::{Generation, Invalidate, Slot, StatusSet, TokenState};
+use crate::slot::{Generation, Invalidate, Slot, TokenState};
 
 /// Layer-level settings that are not the provider's business.
 #[derive(Clone, Copy, Debug)]
@@ -53,9 +56,11 @@ pub(crate) type Outcome = Result<Arc<TokenState>, AuthError>;
 pub(crate) struct Manager<P> {
     pub(crate) slot: Slot,
     pub(crate) policy: TokenPolicy,
-    /// `policy.replay_on`, as a set.
-    pub(crate) dead_on: StatusSet,
+    /// Whether the policy allows any replay: requests are copied only then.
+    pub(crate) replays: bool,
     pub(crate) metrics: Metrics,
+    /// Every token landed, for [`TokenHandle::subscribe`](crate::TokenHandle::subscribe).
+    pub(crate) rotations: watch::Sender<Option<Token>>,
     provider: P,
     settings: Settings,
     transport: Transport,
@@ -80,9 +85,12 @@ impl<P: Provider> Manager<P> {
     ) -> Self {
         Self {
             slot: Slot::default(),
-            dead_on: StatusSet::new(&policy.replay_on),
+            replays: policy.max_replays > 0
+                && policy.max_sends >= 2
+                && !policy.classifier.is_none(),
             policy,
             metrics: Metrics::default(),
+            rotations: watch::Sender::new(None),
             provider,
             settings,
             transport,
@@ -168,6 +176,15 @@ impl<P: Provider> Manager<P> {
         tracing::debug!(generation = generation.get(), "token rejected upstream");
         if let Some(launch) = launch {
             launch.spawn();
+        }
+    }
+
+    /// Asks for the proactive refresh once `token` is in its refresh window, if this caller is the
+    /// one to ask (see `TokenState::claim_refresh`).
+    #[inline]
+    pub(crate) fn refresh_if_due(self: &Arc<Self>, token: &TokenState, now: Moment) {
+        if now >= token.refresh_at && token.claim_refresh(now) && !self.refresh_soon() {
+            token.release_refresh_claim();
         }
     }
 

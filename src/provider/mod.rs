@@ -52,7 +52,9 @@ use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::Full;
 
+use crate::classify::Classifier;
 use crate::error::{AuthCall, AuthError};
+use crate::header::TokenHeader;
 use crate::secret::Secret;
 use crate::token::TokenSet;
 
@@ -158,25 +160,28 @@ impl Default for RefreshTiming {
 }
 
 /// The per-API token policy a [`Provider`] gives the layer: when to refresh, how long a token
-/// without a stated lifetime lives, and which answers mark a token dead and how often to replay.
+/// without a stated lifetime lives, how the token is sent, which answers mark it dead and how
+/// often to replay.
 ///
 /// ```
-/// use std::time::Duration;
-/// use tower_token_auth::{TokenPolicy, RefreshTiming};
+/// use tower_token_auth::{Classifier, RefreshTiming, TokenHeader, TokenPolicy};
 ///
 /// let mut policy = TokenPolicy::default();
 /// policy.refresh = RefreshTiming::AfterExpiry;
 /// policy.max_replays = 2;
-/// assert_eq!(policy.replay_on, [http::StatusCode::UNAUTHORIZED]);
+/// policy.header = TokenHeader::new(http::header::AUTHORIZATION).with_scheme("Token");
+/// assert_eq!(policy.classifier, Classifier::http());
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct TokenPolicy {
     /// When to refresh a still-valid token. Default: proactive, 30 s before expiry.
     pub refresh: RefreshTiming,
-    /// Upstream statuses that mean "this token is dead": the token is refreshed and the request
-    /// replayed. Default: `[401]`.
-    pub replay_on: Vec<StatusCode>,
+    /// How the token is put on requests. Default: `Authorization: Bearer <token>`.
+    pub header: TokenHeader,
+    /// Which upstream answers mean "this token is dead": the token is refreshed and the request
+    /// replayed. Default: [`Classifier::http`] (401, minding `WWW-Authenticate`).
+    pub classifier: Classifier,
     /// How many times one request may be replayed because the token the slot held was rejected
     /// (each such replay also triggers one refresh). Default: 1. Zero disables replay.
     ///
@@ -203,7 +208,8 @@ impl Default for TokenPolicy {
     fn default() -> Self {
         Self {
             refresh: RefreshTiming::default(),
-            replay_on: vec![StatusCode::UNAUTHORIZED],
+            header: TokenHeader::default(),
+            classifier: Classifier::default(),
             max_replays: 1,
             max_sends: 3,
             login_on_refresh_rejected: true,
