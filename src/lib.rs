@@ -130,6 +130,10 @@ mod layer;
 mod manager;
 mod metrics;
 pub mod provider;
+#[cfg(feature = "reqwest")]
+pub mod reqwest;
+#[cfg(feature = "tonic")]
+pub mod grpc;
 mod replay;
 mod secret;
 mod service;

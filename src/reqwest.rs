@@ -1,0 +1,1 @@
+//! A reqwest-middleware middleware on a token handle.
