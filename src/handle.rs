@@ -13,7 +13,7 @@ use tokio::sync::watch;
 use crate::clock::Clock;
 use crate::error::AuthError;
 use crate::manager::{Manager, Outcome, TokenWait};
-use crate::metrics::MetricsSnapshot;
+use crate::metrics::{Counter, MetricsSnapshot};
 use crate::provider::{Provider, TokenPolicy};
 use crate::secret::Secret;
 use crate::slot::{Generation, TokenState};
@@ -92,6 +92,7 @@ pub(crate) trait Session: Send + Sync {
     fn clock(&self) -> &Clock;
     fn policy(&self) -> &TokenPolicy;
     fn metrics(&self) -> MetricsSnapshot;
+    fn count(&self, counter: Counter);
 }
 
 impl<P: Provider> Session for Manager<P> {
@@ -134,6 +135,10 @@ impl<P: Provider> Session for Manager<P> {
 
     fn metrics(&self) -> MetricsSnapshot {
         self.metrics.snapshot()
+    }
+
+    fn count(&self, counter: Counter) {
+        self.metrics.incr(counter);
     }
 }
 
@@ -229,6 +234,12 @@ impl TokenHandle {
     /// The layer's counters so far.
     pub fn metrics(&self) -> MetricsSnapshot {
         self.session.metrics()
+    }
+
+    /// Counts what a client on the handle did (a replay).
+    #[cfg_attr(not(feature = "reqwest"), allow(dead_code))]
+    pub(crate) fn count(&self, counter: Counter) {
+        self.session.count(counter);
     }
 
     async fn wait(&self, rejected: Option<Generation>) -> Result<Token, AuthError> {

@@ -1,1 +1,192 @@
-//! A reqwest-middleware middleware on a token handle.
+//! [reqwest] clients: [`AuthMiddleware`], a [`reqwest_middleware`] middleware on a
+//! [`TokenHandle`], and [`ReqwestTransport`], to send the auth calls through reqwest too.
+//!
+//! The middleware shares the layer's slot and single flight with every other user of the handle
+//! (tower stacks, other middleware instances): one login or refresh however many requests need a
+//! token. It applies the token as the policy's [`TokenHeader`](crate::TokenHeader) says and
+//! replays a request whose token the upstream rejected (per the policy's
+//! [`Classifier`](crate::Classifier)) by the layer's rule: a rejection of the current token costs
+//! one of [`TokenPolicy::max_replays`](crate::TokenPolicy::max_replays) and one refresh, a
+//! rejection of a token already replaced is replayed free, and no request is sent more than
+//! [`TokenPolicy::max_sends`](crate::TokenPolicy::max_sends) times. A request whose body cannot be
+//! copied (`Request::try_clone` fails: a stream) is sent once.
+//!
+//! Errors getting a token reach the caller as [`reqwest_middleware::Error::Middleware`], holding
+//! the [`AuthError`]: see [`auth_error`].
+//!
+//! ```no_run
+//! use reqwest_middleware::ClientBuilder;
+//! use tower_token_auth::reqwest::{AuthMiddleware, ReqwestTransport};
+//! use tower_token_auth::{presets, AuthLayer};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let provider = presets::simacan("https://auth-service.services.simacan.com/api/v1", "user", "password")?;
+//! // Auth calls through a reqwest client that follows no redirect.
+//! let layer = AuthLayer::new(provider, ReqwestTransport::new(reqwest::Client::builder())?);
+//!
+//! let client = ClientBuilder::new(reqwest::Client::new())
+//!     .with(AuthMiddleware::new(layer.handle()))
+//!     .build();
+//! let response = client.get("https://api.example.com/v1/trips").send().await?;
+//! println!("{}", response.status());
+//! # Ok(())
+//! # }
+//! ```
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use http::Extensions;
+use http_body_util::BodyExt;
+use reqwest_middleware::{Middleware, Next};
+use tower_service::Service;
+
+use crate::error::{AuthError, BoxError};
+use crate::handle::TokenHandle;
+use crate::metrics::Counter;
+use crate::provider::AuthRequest;
+
+/// A [`reqwest_middleware::Middleware`] that puts the token of a [`TokenHandle`] on every
+/// request and replays a request whose token the upstream rejected (see the
+/// [module docs](self)).
+#[derive(Clone, Debug)]
+pub struct AuthMiddleware {
+    handle: TokenHandle,
+}
+
+impl AuthMiddleware {
+    /// A middleware sharing `handle`'s session (usually [`AuthLayer::handle`](crate::AuthLayer::handle)).
+    pub fn new(handle: TokenHandle) -> Self {
+        Self { handle }
+    }
+
+    /// The handle the middleware takes its tokens from.
+    pub fn handle(&self) -> &TokenHandle {
+        &self.handle
+    }
+}
+
+#[async_trait::async_trait]
+impl Middleware for AuthMiddleware {
+    async fn handle(
+        &self,
+        mut request: reqwest::Request,
+        extensions: &mut Extensions,
+        next: Next<'_>,
+    ) -> reqwest_middleware::Result<reqwest::Response> {
+        let handle = &self.handle;
+        let policy = handle.policy();
+        let replays = policy.max_replays > 0 && !policy.classifier.is_none();
+        let mut token = handle
+            .token()
+            .await
+            .map_err(reqwest_middleware::Error::middleware)?;
+        let (mut sends, mut charged) = (0, 0);
+        loop {
+            let copy = if replays && sends + 1 < policy.max_sends {
+                request.try_clone()
+            } else {
+                None
+            };
+            token.apply_to(request.headers_mut());
+            if sends > 0 {
+                handle.count(Counter::Replay);
+            }
+            let response = next.clone().run(request, extensions).await?;
+            sends += 1;
+            if !policy
+                .classifier
+                .rejects(response.status(), response.headers())
+            {
+                return Ok(response);
+            }
+            // A rejection of the token the slot holds is news (charged); of any other, not.
+            let news = handle.current().map(|t| t.generation()) == Some(token.generation());
+            handle.invalidate(&token);
+            let Some(again) = copy.filter(|_| !news || charged < policy.max_replays) else {
+                return Ok(response);
+            };
+            charged += u32::from(news);
+            // No new token: the caller gets the rejection, as without a replay.
+            match handle.token().await {
+                Ok(next_token) => token = next_token,
+                Err(_) => return Ok(response),
+            }
+            tracing::debug!(
+                send = sends + 1,
+                generation = token.generation(),
+                "replaying request with a new token"
+            );
+            request = again;
+        }
+    }
+}
+
+/// An [`AuthTransport`](crate::AuthTransport) on a reqwest client that follows no redirect, so
+/// that credentials go only to the configured endpoint.
+///
+/// ```no_run
+/// # fn run() -> Result<(), reqwest::Error> {
+/// use std::time::Duration;
+/// use tower_token_auth::reqwest::ReqwestTransport;
+///
+/// let transport = ReqwestTransport::new(reqwest::Client::builder().connect_timeout(Duration::from_secs(3)))?;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone, Debug)]
+pub struct ReqwestTransport {
+    client: reqwest::Client,
+}
+
+impl ReqwestTransport {
+    /// Builds the client from `builder`, with redirects turned off whatever the builder said.
+    pub fn new(builder: reqwest::ClientBuilder) -> Result<Self, reqwest::Error> {
+        let client = builder
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?;
+        Ok(Self { client })
+    }
+}
+
+impl Service<AuthRequest> for ReqwestTransport {
+    type Response = http::Response<reqwest::Body>;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: AuthRequest) -> Self::Future {
+        let client = self.client.clone();
+        Box::pin(async move {
+            let (parts, body) = request.into_parts();
+            // A `Full` body: one frame, at hand.
+            let body = body
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
+            let request = reqwest::Request::try_from(http::Request::from_parts(parts, body))?;
+            let response = client.execute(request).await?;
+            Ok(http::Response::from(response))
+        })
+    }
+}
+
+/// The [`AuthError`] in a middleware error, when the middleware could not get a token.
+///
+/// ```
+/// use tower_token_auth::reqwest::auth_error;
+///
+/// let error = reqwest_middleware::Error::middleware(tower_token_auth::AuthError::config("no credentials"));
+/// assert_eq!(auth_error(&error).map(|e| e.kind()), Some(tower_token_auth::ErrorKind::Config));
+/// ```
+pub fn auth_error(error: &reqwest_middleware::Error) -> Option<&AuthError> {
+    match error {
+        reqwest_middleware::Error::Middleware(inner) => inner.downcast_ref::<AuthError>(),
+        _ => None,
+    }
+}

@@ -1,4 +1,5 @@
-//! Conformance: each preset against its API's local emulation, over real HTTP.
+//! Conformance: each preset against its API's local emulation, over real HTTP, through the tower
+//! layer on a hyper-util client and (feature `reqwest`) through reqwest with the middleware.
 
 mod emulated;
 
@@ -13,6 +14,46 @@ use tower_token_auth_emulation::{Api, Config, Emulation, Fault};
 
 use emulated::{client, get, preset, preset_with, Authed};
 
+/// Which client sends the requests (and the auth calls).
+#[derive(Clone, Copy, Debug)]
+enum Via {
+    /// The tower layer over hyper-util.
+    Tower,
+    /// reqwest with the middleware; auth calls through reqwest too.
+    #[cfg(feature = "reqwest")]
+    Reqwest,
+}
+
+/// A client with the layer's token on every request.
+#[derive(Clone)]
+enum Sender {
+    Tower(Authed),
+    #[cfg(feature = "reqwest")]
+    Reqwest(reqwest_middleware::ClientWithMiddleware),
+}
+
+impl Sender {
+    /// GETs `url` and reads the body to the end.
+    async fn get(&self, url: &str) -> Result<StatusCode, tower::BoxError> {
+        match self {
+            Sender::Tower(svc) => {
+                let request = Request::get(url).body(Full::default())?;
+                let response = svc.clone().oneshot(request).await?;
+                let status = response.status();
+                response.into_body().collect().await?;
+                Ok(status)
+            }
+            #[cfg(feature = "reqwest")]
+            Sender::Reqwest(client) => {
+                let response = client.get(url).send().await?;
+                let status = response.status();
+                response.bytes().await?;
+                Ok(status)
+            }
+        }
+    }
+}
+
 async fn start(api: Api, config: Config) -> (Emulation, AuthLayer<HttpProvider>, Authed) {
     let emulation = Emulation::start(api, config)
         .await
@@ -23,17 +64,37 @@ async fn start(api: Api, config: Config) -> (Emulation, AuthLayer<HttpProvider>,
     (emulation, layer, svc)
 }
 
-async fn all_ok(svc: &Authed, emulation: &Emulation, n: usize) {
+async fn start_via(
+    api: Api,
+    config: Config,
+    via: Via,
+) -> (Emulation, AuthLayer<HttpProvider>, Sender) {
+    match via {
+        Via::Tower => {
+            let (emulation, layer, svc) = start(api, config).await;
+            (emulation, layer, Sender::Tower(svc))
+        }
+        #[cfg(feature = "reqwest")]
+        Via::Reqwest => {
+            use tower_token_auth::reqwest::{AuthMiddleware, ReqwestTransport};
+            let emulation = Emulation::start(api, config)
+                .await
+                .expect("emulation starts");
+            let transport = ReqwestTransport::new(reqwest::Client::builder()).expect("client");
+            let layer = AuthLayer::new(preset(api, &emulation), transport);
+            let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+                .with(AuthMiddleware::new(layer.handle()))
+                .build();
+            (emulation, layer, Sender::Reqwest(client))
+        }
+    }
+}
+
+async fn all_ok(sender: &Sender, emulation: &Emulation, n: usize) {
     let tasks: Vec<_> = (0..n)
         .map(|_| {
-            let (svc, url) = (svc.clone(), emulation.resource_url());
-            tokio::spawn(async move {
-                let request = Request::get(url).body(Full::default())?;
-                let response = svc.oneshot(request).await?;
-                let status = response.status();
-                response.into_body().collect().await?;
-                Ok::<_, tower::BoxError>(status)
-            })
+            let (sender, url) = (sender.clone(), emulation.resource_url());
+            tokio::spawn(async move { sender.get(&url).await })
         })
         .collect();
     for task in tasks {
@@ -43,10 +104,11 @@ async fn all_ok(svc: &Authed, emulation: &Emulation, n: usize) {
 }
 
 /// Login, refresh on a dead token with replay, rotation, fallback to login, no protocol violation.
-async fn lifecycle(api: Api) {
-    let (emulation, layer, svc) = start(api, Config::default()).await;
+async fn lifecycle(api: Api, via: Via) {
+    let (emulation, layer, sender) = start_via(api, Config::default(), via).await;
+    let url = emulation.resource_url();
 
-    all_ok(&svc, &emulation, 32).await;
+    all_ok(&sender, &emulation, 32).await;
     let stats = emulation.stats();
     assert_eq!(
         (stats.logins, stats.refreshes),
@@ -56,20 +118,20 @@ async fn lifecycle(api: Api) {
 
     // Tokens die early: the 401 triggers one refresh, and the requests are replayed.
     emulation.revoke_access_tokens();
-    all_ok(&svc, &emulation, 16).await;
+    all_ok(&sender, &emulation, 16).await;
     let stats = emulation.stats();
     assert_eq!((stats.logins, stats.refreshes), (1, 1), "{api:?}");
     assert!(layer.metrics().replays >= 1, "{api:?}");
 
     // Again: the rotated refresh token is the one sent now (reuse would count a violation).
     emulation.revoke_access_tokens();
-    assert_eq!(get(&svc, &emulation).await.unwrap(), StatusCode::OK);
+    assert_eq!(sender.get(&url).await.unwrap(), StatusCode::OK);
     assert_eq!(emulation.stats().refreshes, 2, "{api:?}");
 
     // The refresh token dies too: refresh rejected, fall back to login.
     emulation.revoke_refresh_tokens();
     emulation.revoke_access_tokens();
-    assert_eq!(get(&svc, &emulation).await.unwrap(), StatusCode::OK);
+    assert_eq!(sender.get(&url).await.unwrap(), StatusCode::OK);
     let stats = emulation.stats();
     assert_eq!((stats.logins, stats.refreshes), (2, 2), "{api:?}");
     assert_eq!(
@@ -87,27 +149,21 @@ async fn lifecycle(api: Api) {
 
 /// Short-lived tokens under steady concurrent load: renewed by expiry, never a failed request,
 /// never a protocol violation (for intergiro: never a premature refresh).
-async fn steady_load(api: Api) {
+async fn steady_load(api: Api, via: Via) {
     let config = Config {
         access_lifetime: Duration::from_secs(2),
         ..Config::default()
     };
-    let (emulation, layer, svc) = start(api, config).await;
+    let (emulation, layer, sender) = start_via(api, config, via).await;
     let until = tokio::time::Instant::now() + Duration::from_millis(4500);
     let workers: Vec<_> = (0..8)
         .map(|_| {
-            let (svc, url) = (svc.clone(), emulation.resource_url());
+            let (sender, url) = (sender.clone(), emulation.resource_url());
             tokio::spawn(async move {
                 let mut sent = 0u32;
                 while tokio::time::Instant::now() < until {
-                    let request = Request::get(&url).body(Full::default()).expect("request");
-                    let response = svc
-                        .clone()
-                        .oneshot(request)
-                        .await
-                        .expect("request succeeds");
-                    assert_eq!(response.status(), StatusCode::OK);
-                    response.into_body().collect().await.expect("body");
+                    let status = sender.get(&url).await.expect("request succeeds");
+                    assert_eq!(status, StatusCode::OK);
                     sent += 1;
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
@@ -135,12 +191,24 @@ macro_rules! conformance {
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn lifecycle() {
-                super::lifecycle($api).await;
+                super::lifecycle($api, Via::Tower).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn steady_load() {
-                super::steady_load($api).await;
+                super::steady_load($api, Via::Tower).await;
+            }
+
+            #[cfg(feature = "reqwest")]
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn lifecycle_through_reqwest() {
+                super::lifecycle($api, Via::Reqwest).await;
+            }
+
+            #[cfg(feature = "reqwest")]
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn steady_load_through_reqwest() {
+                super::steady_load($api, Via::Reqwest).await;
             }
         }
     )*};
