@@ -147,4 +147,13 @@ pub enum Fault {
     ///
     /// A name or value that HTTP cannot carry (control characters) is answered as 500.
     Header(&'static str, Vec<u8>),
+    /// Answer with this redirect status and a `Location` naming the same endpoint under
+    /// `/redirected`, path and query kept: for union-service's login
+    /// `/redirected/union-service/auth/token?api-version=1.0`.
+    ///
+    /// The target would hand out tokens: it does what the endpoint does, without faults, and
+    /// counts each call in [`Stats::redirects_followed`](super::Stats::redirects_followed), so a
+    /// test can prove a client never sends its credentials or refresh token where a redirect
+    /// points. A code outside `300..=399` is answered as 500.
+    Redirect(u16),
 }

@@ -17,10 +17,11 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwapOption;
 use bytes::Bytes;
 use http::header::{self, HeaderName, HeaderValue};
-use http::StatusCode;
+use http::{StatusCode, Uri};
 use http_body_util::BodyExt;
 
 use super::config::{Api, Fault};
+use super::server::REDIRECT_PREFIX;
 use super::state::Shared;
 use super::stats::{bump, Counters};
 use super::wire::{self, Resp};
@@ -214,7 +215,7 @@ pub(super) fn outage_response() -> Resp {
     html(StatusCode::SERVICE_UNAVAILABLE, UNAVAILABLE_PAGE)
 }
 
-/// Answers an auth call that met `injected`; `process` is the call's normal handling.
+/// Answers an auth call to `uri` that met `injected`; `process` is the call's normal handling.
 ///
 /// # Errors
 ///
@@ -222,6 +223,7 @@ pub(super) fn outage_response() -> Resp {
 pub(super) async fn answer(
     shared: &Shared,
     injected: Injected,
+    uri: &Uri,
     process: impl FnOnce() -> Resp,
 ) -> Result<Resp, Reset> {
     let counted = |name: &str| {
@@ -231,7 +233,7 @@ pub(super) async fn answer(
     let kind = match injected {
         Injected::Fixed(fault) => {
             counted("fixed");
-            return Ok(fixed_response(&fault).await);
+            return Ok(fixed_response(&fault, uri).await);
         }
         Injected::Outage => {
             counted("outage");
@@ -335,8 +337,8 @@ async fn spoil(shared: &Shared, kind: FaultKind, real: Resp) -> (Resp, bool) {
     (answer, true)
 }
 
-/// The answer of a fixed [`Fault`].
-async fn fixed_response(fault: &Fault) -> Resp {
+/// The answer of a fixed [`Fault`] to a call to `uri`.
+async fn fixed_response(fault: &Fault, uri: &Uri) -> Resp {
     match fault {
         Fault::Status(code, body, content_type) => {
             let status = StatusCode::from_u16(*code)
@@ -365,6 +367,26 @@ async fn fixed_response(fault: &Fault) -> Resp {
                 _ => wire::text(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "fault header cannot be sent over HTTP",
+                ),
+            }
+        }
+        Fault::Redirect(code) => {
+            let status = StatusCode::from_u16(*code)
+                .ok()
+                .filter(StatusCode::is_redirection);
+            // Origin-form request targets are visible ASCII, which a header value can carry.
+            let location = uri.path_and_query().and_then(|target| {
+                HeaderValue::from_str(&format!("{REDIRECT_PREFIX}{target}")).ok()
+            });
+            match (status, location) {
+                (Some(status), Some(location)) => {
+                    let mut response = wire::empty(status);
+                    response.headers_mut().insert(header::LOCATION, location);
+                    response
+                }
+                _ => wire::text(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "fault redirect status is not 3xx",
                 ),
             }
         }

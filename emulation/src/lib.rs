@@ -105,6 +105,18 @@
 //! [`Stats::needless_logins`] (logging in while a delivered refresh token was still good) and
 //! [`Stats::refresh_token_reuse`].
 //!
+//! A fixed fault may also be a redirect ([`Fault::Redirect`]) to a target that would hand out
+//! tokens; [`Stats::redirects_followed`] counts the calls that reached it.
+//!
+//! # Watching and pacing the resource
+//!
+//! [`Emulation::resource_tokens`] lists the bearer tokens the protected resource was shown, and
+//! [`Emulation::wait_for_resource_tokens`] waits for a new one.
+//! [`Emulation::hold_resource_requests`] holds the next requests once their answer is decided,
+//! [`Emulation::wait_for_held_requests`] waits until they are in, and
+//! [`Emulation::release_held_requests`] answers them in arrival order: a test chooses when a
+//! client sees each 401, e.g. after its refresh has completed.
+//!
 //! # Limitations
 //!
 //! - HTTP/1 only, plain TCP on `127.0.0.1`; no TLS.
@@ -131,6 +143,7 @@ mod faults;
 mod intergiro;
 mod oauth2;
 mod oli;
+mod resource;
 mod server;
 mod simacan;
 mod state;

@@ -20,7 +20,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use super::config::{Api, Config, Fault};
 use super::faults::{self, FaultKind, Reset};
 use super::state::Shared;
-use super::stats::Stats;
+use super::stats::{bump, Stats};
 use super::wire::{self, Resp};
 use super::{intergiro, oauth2, oli, simacan, tradecloud, union_service};
 
@@ -32,6 +32,8 @@ const RESOURCE_BODY_LIMIT: u64 = 64 * 1024 * 1024;
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// Pause after a failed `accept` (e.g. out of file descriptors) so the loop does not spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
+/// Where a [`Fault::Redirect`] points: the auth endpoint's own path and query behind this.
+pub(super) const REDIRECT_PREFIX: &str = "/redirected";
 
 /// A running emulation: an HTTP/1 server on `127.0.0.1` speaking one [`Api`].
 ///
@@ -182,6 +184,79 @@ impl Emulation {
     pub fn config(&self) -> &Config {
         &self.shared.config
     }
+
+    /// Holds the next `n` requests to the protected resource until
+    /// [`release_held_requests`](Emulation::release_held_requests) lets them go, numbered in the
+    /// order they arrive. Requests still held from an earlier call go free.
+    ///
+    /// A held request's answer is decided when it arrives (its token live or not, its counter in
+    /// [`Stats`] bumped, its token recorded for [`resource_tokens`](Emulation::resource_tokens));
+    /// only sending it waits. So a test can deliver the 401s for a revoked token while the
+    /// client already holds a new one, in the order it chooses. Auth endpoints are never held.
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use http_body_util::Full;
+    /// use hyper_util::client::legacy::Client;
+    /// use hyper_util::rt::TokioExecutor;
+    /// use tower_token_auth_emulation::{Api, Config, Emulation};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let emulation = Emulation::start(Api::OAuth2, Config::default()).await?;
+    /// let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    ///
+    /// emulation.hold_resource_requests(2);
+    /// let mut requests = Vec::new();
+    /// for _ in 0..2 {
+    ///     let request = http::Request::get(emulation.resource_url()).body(Full::default())?;
+    ///     requests.push(tokio::spawn(client.request(request)));
+    /// }
+    /// emulation.wait_for_held_requests(2).await;
+    /// assert_eq!(emulation.stats().resource_unauthorized, 2); // decided, not yet answered
+    /// emulation.release_held_requests(2);
+    /// for request in requests {
+    ///     assert_eq!(request.await??.status(), 401);
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn hold_resource_requests(&self, n: usize) {
+        self.shared.hold.arm(n);
+    }
+
+    /// Waits until `k` of the requests that
+    /// [`hold_resource_requests`](Emulation::hold_resource_requests) holds have arrived.
+    ///
+    /// Waits for ever if fewer arrive; bound it with [`tokio::time::timeout`].
+    pub async fn wait_for_held_requests(&self, k: usize) {
+        self.shared.hold.arrived(k).await;
+    }
+
+    /// Answers the first `k` held requests, in arrival order (counted from the first held
+    /// request, so `release_held_requests(10)` then `(20)` lets go ten, then ten more). A `k`
+    /// at or below what was released already changes nothing.
+    pub fn release_held_requests(&self, k: usize) {
+        self.shared.hold.release(k);
+    }
+
+    /// The distinct bearer tokens requests to the protected resource carried, each with how many
+    /// requests carried it, in the order each was first seen. Live, dead and foreign tokens alike;
+    /// requests without a bearer token are not recorded.
+    ///
+    /// Memory grows with the distinct tokens, not with the requests.
+    pub fn resource_tokens(&self) -> Vec<(String, u64)> {
+        self.shared.seen_tokens.snapshot()
+    }
+
+    /// Waits until requests to the protected resource have carried `n` distinct bearer tokens
+    /// (see [`resource_tokens`](Emulation::resource_tokens)), e.g. until a client uses the token
+    /// a refresh gave it.
+    ///
+    /// Waits for ever if fewer turn up; bound it with [`tokio::time::timeout`].
+    pub async fn wait_for_resource_tokens(&self, n: usize) {
+        self.shared.seen_tokens.distinct(n).await;
+    }
 }
 
 impl Drop for Emulation {
@@ -285,11 +360,23 @@ fn route(api: Api, path: &str) -> Route {
 
 async fn handle(shared: &Shared, request: Request<Incoming>) -> Result<Resp, Reset> {
     let (parts, body) = request.into_parts();
-    let route = route(shared.api, parts.uri.path());
+    // The target of a `Fault::Redirect`: the auth endpoint behind the prefix, never faulted.
+    let (path, redirected) = match parts.uri.path().strip_prefix(REDIRECT_PREFIX) {
+        Some(rest) if rest.starts_with('/') => (rest, true),
+        _ => (parts.uri.path(), false),
+    };
+    let route = match route(shared.api, path) {
+        Route::Resource if redirected => Route::NotFound,
+        route => route,
+    };
     Ok(match route {
         Route::NotFound => wire::text(StatusCode::NOT_FOUND, "Not Found"),
         Route::Resource => match drain(body).await {
-            Ok(length) => shared.resource(&parts, length),
+            Ok(length) => {
+                let answer = shared.resource(&parts, length);
+                shared.hold.pass().await;
+                answer
+            }
             Err(answer) => answer,
         },
         Route::Login | Route::Refresh | Route::Token => {
@@ -306,8 +393,14 @@ async fn handle(shared: &Shared, request: Request<Incoming>) -> Result<Resp, Res
                 Err(_) => return Ok(wire::text(StatusCode::BAD_REQUEST, "Bad Request")),
             };
             let process = || auth(shared, route, &parts, &body);
+            if redirected {
+                bump(&shared.counters.redirects_followed);
+                return Ok(process());
+            }
             match shared.faults.draw(&shared.counters) {
-                Some(injected) => return faults::answer(shared, injected, process).await,
+                Some(injected) => {
+                    return faults::answer(shared, injected, &parts.uri, process).await
+                }
                 None => process(),
             }
         }

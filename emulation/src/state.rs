@@ -6,6 +6,7 @@ use http::StatusCode;
 
 use super::config::{Api, Config};
 use super::faults::Faults;
+use super::resource::{Hold, SeenTokens};
 use super::stats::{bump, Counters};
 use super::tokens::{Redeem, Redeemed, Tokens};
 use super::wire::{self, Resp};
@@ -16,6 +17,8 @@ pub(super) struct Shared {
     pub(super) counters: Counters,
     pub(super) tokens: Tokens,
     pub(super) faults: Faults,
+    pub(super) hold: Hold,
+    pub(super) seen_tokens: SeenTokens,
 }
 
 impl Shared {
@@ -28,6 +31,8 @@ impl Shared {
             counters: Counters::default(),
             tokens,
             faults,
+            hold: Hold::new(),
+            seen_tokens: SeenTokens::new(),
         }
     }
 
@@ -110,9 +115,14 @@ impl Shared {
         }
     }
 
-    /// The protected resource: 200 for a live access token of this emulation, else 401.
+    /// The protected resource: 200 for a live access token of this emulation, else 401. Records
+    /// the bearer token the request carried, if any.
     pub(super) fn resource(&self, parts: &Parts, body_bytes: u64) -> Resp {
-        match wire::bearer(&parts.headers).and_then(|t| self.tokens.access_subject(t)) {
+        let token = wire::bearer(&parts.headers);
+        if let Some(token) = token {
+            self.seen_tokens.record(token);
+        }
+        match token.and_then(|t| self.tokens.access_subject(t)) {
             Some(sub) => {
                 bump(&self.counters.resource_ok);
                 wire::json(

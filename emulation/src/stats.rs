@@ -13,8 +13,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// fault spoils, are processed and count there as usual.
 ///
 /// The other counters overlap those: `needless_logins` is part of `logins`,
-/// `refresh_token_reuse` part of `violations`, and `faults` and `outage_calls` count calls
-/// whatever else they counted as.
+/// `refresh_token_reuse` part of `violations`, and `faults`, `outage_calls` and
+/// `redirects_followed` count calls whatever else they counted as.
 ///
 /// `rejected_*` count well-formed calls whose credentials or token were wrong, expired or
 /// revoked, which is normal; `violations` count protocol misuse, which a correct client never
@@ -56,6 +56,10 @@ pub struct Stats {
     pub resource_ok: u64,
     /// Resource requests answered 401 (no, unknown, expired or revoked access token).
     pub resource_unauthorized: u64,
+    /// Auth calls that arrived at the target of a [`Fault::Redirect`](super::Fault::Redirect):
+    /// a client that followed the redirect and sent its credentials or refresh token to a URL it
+    /// was never configured with. A client that does not follow redirects makes none.
+    pub redirects_followed: u64,
 }
 
 /// The live counters behind [`Stats`].
@@ -72,6 +76,7 @@ pub(super) struct Counters {
     pub(super) outage_calls: AtomicU64,
     pub(super) resource_ok: AtomicU64,
     pub(super) resource_unauthorized: AtomicU64,
+    pub(super) redirects_followed: AtomicU64,
 }
 
 /// Counts one event; the counters are independent, so no ordering beyond the atomic is needed.
@@ -94,6 +99,7 @@ impl Counters {
             outage_calls: load(&self.outage_calls),
             resource_ok: load(&self.resource_ok),
             resource_unauthorized: load(&self.resource_unauthorized),
+            redirects_followed: load(&self.redirects_followed),
         }
     }
 }

@@ -41,8 +41,30 @@ pub fn preset(api: Api, emulation: &Emulation) -> HttpProvider {
 
 /// GETs the protected resource; the body is read to the end.
 pub async fn get(svc: &Authed, emulation: &Emulation) -> Result<StatusCode, tower::BoxError> {
-    let request = Request::get(emulation.resource_url()).body(Full::default())?;
-    let response = svc.clone().oneshot(request).await?;
+    get_url(svc.clone(), emulation.resource_url()).await
+}
+
+/// GETs the protected resource `n` times at once, each from a task of its own; the statuses
+/// in the order the requests finished.
+///
+/// # Panics
+///
+/// When a request fails.
+pub async fn get_concurrently(svc: &Authed, emulation: &Emulation, n: usize) -> Vec<StatusCode> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..n {
+        tasks.spawn(get_url(svc.clone(), emulation.resource_url()));
+    }
+    let mut statuses = Vec::with_capacity(n);
+    while let Some(done) = tasks.join_next().await {
+        statuses.push(done.expect("request task").expect("request succeeds"));
+    }
+    statuses
+}
+
+async fn get_url(svc: Authed, url: String) -> Result<StatusCode, tower::BoxError> {
+    let request = Request::get(url).body(Full::default())?;
+    let response = svc.oneshot(request).await?;
     let status = response.status();
     response.into_body().collect().await?;
     Ok(status)
