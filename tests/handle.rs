@@ -310,7 +310,7 @@ async fn the_token_goes_in_the_header_and_scheme_the_policy_names() {
         let recorder = Recorder::default();
         let svc = layer.layer(recorder.service(ok));
         svc.oneshot(get()).await.unwrap();
-        assert_eq!(recorder.header(name), [expected.clone()]);
+        assert_eq!(recorder.header(name), [expected]);
         let token = layer.handle().current().unwrap();
         assert_eq!(token.header_name(), name);
         assert!(token.header_value().is_sensitive());

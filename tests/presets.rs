@@ -27,7 +27,7 @@ enum Via {
 /// A client with the layer's token on every request.
 #[derive(Clone)]
 enum Sender {
-    Tower(Authed),
+    Tower(Box<Authed>),
     #[cfg(feature = "reqwest")]
     Reqwest(reqwest_middleware::ClientWithMiddleware),
 }
@@ -38,7 +38,7 @@ impl Sender {
         match self {
             Sender::Tower(svc) => {
                 let request = Request::get(url).body(Full::default())?;
-                let response = svc.clone().oneshot(request).await?;
+                let response = (**svc).clone().oneshot(request).await?;
                 let status = response.status();
                 response.into_body().collect().await?;
                 Ok(status)
@@ -72,7 +72,7 @@ async fn start_via(
     match via {
         Via::Tower => {
             let (emulation, layer, svc) = start(api, config).await;
-            (emulation, layer, Sender::Tower(svc))
+            (emulation, layer, Sender::Tower(Box::new(svc)))
         }
         #[cfg(feature = "reqwest")]
         Via::Reqwest => {
