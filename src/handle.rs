@@ -21,6 +21,21 @@ use crate::slot::{Generation, TokenState};
 /// A token of a layer's session, as a [`TokenHandle`] hands it out.
 ///
 /// Cheap to clone. `Debug` shows its generation and expiry, never the token.
+///
+/// ```
+/// # use tower_token_auth::TokenHandle;
+/// # async fn run(handle: TokenHandle) -> Result<(), tower_token_auth::AuthError> {
+/// let token = handle.token().await?;
+/// // For a gRPC metadata map, a websocket handshake, another HTTP client:
+/// let mut headers = http::HeaderMap::new();
+/// token.apply_to(&mut headers);
+/// assert!(headers[token.header_name()].is_sensitive());
+/// // Or the bare token, for an API that wants it elsewhere (a query string, a message body):
+/// let bare: &str = token.access_token().expose();
+/// # let _ = bare;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone)]
 pub struct Token {
     state: Arc<TokenState>,
@@ -199,6 +214,16 @@ impl TokenHandle {
 
     /// The current token, if the slot holds a valid one; never waits, and starts a login or
     /// refresh only when one is due (as [`token`](Self::token) would).
+    ///
+    /// ```
+    /// # use tower_token_auth::TokenHandle;
+    /// # fn run(handle: TokenHandle, mut request: http::Request<()>) {
+    /// // In synchronous code (a tonic interceptor, say): use the token if there is one.
+    /// if let Some(token) = handle.current() {
+    ///     token.apply_to(request.headers_mut());
+    /// }
+    /// # }
+    /// ```
     pub fn current(&self) -> Option<Token> {
         let state = Arc::clone(&self.session).live()?;
         Some(Token::new(state, self.session.clock()))
@@ -215,6 +240,17 @@ impl TokenHandle {
     /// successor instead of sending it) and one refresh (or login) runs, or the one already in
     /// flight is joined. Concurrent calls share one auth call. Fails as [`token`](Self::token)
     /// does.
+    ///
+    /// ```
+    /// # use tower_token_auth::TokenHandle;
+    /// # async fn run(handle: TokenHandle) -> Result<(), tower_token_auth::AuthError> {
+    /// // The user's roles changed: the next requests must carry a token with the new claims.
+    /// let before = handle.current().map(|t| t.generation());
+    /// let token = handle.force_refresh().await?;
+    /// assert!(Some(token.generation()) > before);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn force_refresh(&self) -> Result<Token, AuthError> {
         self.wait(self.session.held()).await
     }

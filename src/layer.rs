@@ -91,6 +91,16 @@ impl<P, R> AuthLayer<P, R> {
     /// A handle on the layer's token: for clients that do not send through the layer, and to
     /// read, invalidate or renew the token, or hear about new ones. It shares the layer's single
     /// flight.
+    ///
+    /// ```
+    /// # use tower_token_auth::{AuthLayer, Provider};
+    /// # async fn run<P: Provider>(layer: AuthLayer<P>) -> Result<(), tower_token_auth::AuthError> {
+    /// let handle = layer.handle();
+    /// let token = handle.token().await?;
+    /// println!("token {} until {:?}", token.generation(), token.expires_at());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn handle(&self) -> TokenHandle
     where
         P: Provider,

@@ -74,6 +74,19 @@
 //!   dead too and goes back to the caller as a response, as does a 401 for which no new token
 //!   could be had.
 //!
+//! # Other clients
+//!
+//! - [`TokenHandle`] ([`AuthLayer::handle`]): the layer's token for any other client, sharing its
+//!   single flight: [`token`](TokenHandle::token), [`current`](TokenHandle::current),
+//!   [`invalidate`](TokenHandle::invalidate), [`force_refresh`](TokenHandle::force_refresh),
+//!   [`subscribe`](TokenHandle::subscribe).
+//! - Feature `reqwest`: the `reqwest` module's `AuthMiddleware`, a `reqwest-middleware`
+//!   middleware on a handle, and `ReqwestTransport`, for auth calls through reqwest.
+//! - Feature `tonic` (Rust 1.88, as tonic needs): the `grpc` module's layer over tonic channels.
+//!
+//! How the token is sent ([`TokenHeader`]) and which answers reject it ([`Classifier`]) are part
+//! of the [`TokenPolicy`].
+//!
 //! # Providers
 //!
 //! A [`Provider`] says how an API logs in and refreshes, where its tokens are, and its policy.
@@ -163,5 +176,5 @@ pub use crate::token::TokenSet;
 pub use crate::provider::{oauth2, presets};
 
 #[doc = include_str!("../README.md")]
-#[cfg(doctest)]
+#[cfg(all(doctest, feature = "reqwest", feature = "tonic"))]
 pub struct ReadmeDoctests;

@@ -50,6 +50,18 @@ use crate::provider::AuthRequest;
 /// A [`reqwest_middleware::Middleware`] that puts the token of a [`TokenHandle`] on every
 /// request and replays a request whose token the upstream rejected (see the
 /// [module docs](self)).
+///
+/// ```
+/// # use tower_token_auth::{AuthLayer, Provider};
+/// use tower_token_auth::reqwest::AuthMiddleware;
+///
+/// # fn run<P: Provider>(layer: AuthLayer<P>) {
+/// let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+///     .with(AuthMiddleware::new(layer.handle()))
+///     .build();
+/// # let _ = client;
+/// # }
+/// ```
 #[derive(Clone, Debug)]
 pub struct AuthMiddleware {
     handle: TokenHandle,
