@@ -77,6 +77,11 @@ pub enum ErrorKind {
     /// The auth call's task ended without an answer: it panicked (a provider bug) or its runtime
     /// shut down.
     Aborted,
+    /// A [`TokenStore`](crate::store::TokenStore) failed, or holds an entry that is corrupt, of a
+    /// foreign format or for another key. The layer never fails a request for it: it logs the
+    /// error, counts it ([`MetricsSnapshot::store_failures`](crate::MetricsSnapshot::store_failures))
+    /// and authenticates as if the store were empty.
+    Store,
 }
 
 /// An authentication failure.
@@ -160,6 +165,16 @@ impl AuthError {
     /// A configuration problem. `detail` must never contain a secret.
     pub fn config(detail: impl Into<Cow<'static, str>>) -> Self {
         Self::new(ErrorKind::Config).map(|i| i.detail = Some(detail.into()))
+    }
+
+    /// A [`TokenStore`](crate::store::TokenStore) failure: `detail` says what failed, `source`
+    /// is the cause (an I/O error, say). Neither may contain a token: name the operation and the
+    /// entry's key, never the entry's content.
+    pub fn store(detail: impl Into<Cow<'static, str>>, source: Option<BoxError>) -> Self {
+        Self::new(ErrorKind::Store).map(|i| {
+            i.detail = Some(detail.into());
+            i.source = source;
+        })
     }
 
     /// A token type other than `Bearer`.
@@ -337,6 +352,11 @@ impl AuthError {
         self.kind() == ErrorKind::InvalidToken
     }
 
+    /// A token store failed or holds an unusable entry (see [`ErrorKind::Store`]).
+    pub fn is_store(&self) -> bool {
+        self.kind() == ErrorKind::Store
+    }
+
     /// No auth call was made for this request: an earlier attempt was rejected (or the provider
     /// is misconfigured) and the backoff has not elapsed; [`kind`](Self::kind) is the earlier
     /// failure's, and [`retry_in`](Self::retry_in) says how long remains.
@@ -400,6 +420,7 @@ impl fmt::Display for AuthError {
             ErrorKind::Aborted => {
                 f.write_str("auth call aborted (panicked or runtime shut down)")?
             }
+            ErrorKind::Store => f.write_str("token store failed")?,
         }
         if let Some(status) = inner.status {
             write!(f, " ({status})")?;

@@ -8,11 +8,12 @@ use tower_layer::Layer;
 
 use crate::clock::Clock;
 use crate::handle::{Session, TokenHandle};
-use crate::manager::{AuthTransport, Backoff, Manager, Schedule, Settings};
+use crate::manager::{AuthTransport, Backoff, Manager, Persist, Schedule, Settings};
 use crate::metrics::MetricsSnapshot;
 use crate::provider::{Provider, TokenPolicy};
 use crate::replay::{CloneBody, NoReplay};
 use crate::service::AuthService;
+use crate::store::TokenStore;
 
 /// Default cap on an auth response body.
 pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 64 * 1024;
@@ -65,6 +66,8 @@ impl<P: Provider> AuthLayer<P> {
                 retry_after_cap: DEFAULT_RETRY_AFTER_CAP,
             },
             clock: Clock::default(),
+            store: None,
+            lease_ttl: None,
         }
     }
 }
@@ -175,6 +178,8 @@ pub struct AuthLayerBuilder<P> {
     max_wait: Duration,
     schedule: Schedule,
     clock: Clock,
+    store: Option<(Arc<dyn TokenStore>, Arc<str>)>,
+    lease_ttl: Option<Duration>,
 }
 
 impl<P: Provider> AuthLayerBuilder<P> {
@@ -237,8 +242,44 @@ impl<P: Provider> AuthLayerBuilder<P> {
         self
     }
 
+    /// Keeps the session in `store` under `key`, beyond this layer's memory: the layer starts
+    /// from a valid stored session instead of logging in, saves every token it obtains, and
+    /// shares the session with every layer and process using the same store and key, one auth
+    /// call per renewal among them (see [`store`](crate::store)). Default: no store (the session
+    /// lives in the layer's memory).
+    ///
+    /// `key` names the session: one per account and API, such as `"simacan/alice"`. The
+    /// store's entry holds the tokens in plain text ([secrets at rest](crate::store#secrets-at-rest)).
+    ///
+    /// ```
+    /// # use tower_token_auth::{AuthLayer, Provider};
+    /// # fn build<P: Provider>(provider: P, client: tower::util::BoxCloneSyncService<tower_token_auth::AuthRequest, http::Response<http_body_util::Full<bytes::Bytes>>, tower::BoxError>) {
+    /// use tower_token_auth::store::FileStore;
+    ///
+    /// let layer = AuthLayer::builder(provider)
+    ///     .store(FileStore::new("/var/lib/my-service/tokens"), "simacan/alice")
+    ///     .build(client);
+    /// # }
+    /// ```
+    pub fn store(mut self, store: impl TokenStore + 'static, key: impl Into<String>) -> Self {
+        self.store = Some((Arc::new(store), Arc::from(key.into())));
+        self
+    }
+
+    /// How long the store's lease on the session lasts: the longest one process's renewal may
+    /// take before another may renew, and the longest a crashed holder delays the others.
+    /// Default: twice the [`timeout`](Self::timeout) (a refresh and the login after it).
+    pub fn lease_ttl(mut self, ttl: Duration) -> Self {
+        self.lease_ttl = Some(ttl);
+        self
+    }
+
     /// Builds the layer, sending auth calls through `transport` (see [`AuthLayer::new`]).
     pub fn build(self, transport: impl AuthTransport) -> AuthLayer<P> {
+        let lease_ttl = self.lease_ttl.unwrap_or(self.timeout.saturating_mul(2));
+        let store = self
+            .store
+            .map(|(store, key)| Persist::new(store, key, lease_ttl));
         let settings = Settings {
             timeout: self.timeout,
             max_wait: self.max_wait,
@@ -252,6 +293,7 @@ impl<P: Provider> AuthLayerBuilder<P> {
                 self.policy,
                 settings,
                 transport,
+                store,
             )),
             replay: CloneBody,
         }
@@ -267,6 +309,8 @@ impl<P> fmt::Debug for AuthLayerBuilder<P> {
             .field("max_wait", &self.max_wait)
             .field("schedule", &self.schedule)
             .field("clock", &self.clock)
+            .field("store", &self.store.as_ref().map(|(_, key)| key))
+            .field("lease_ttl", &self.lease_ttl)
             .finish_non_exhaustive()
     }
 }

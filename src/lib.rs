@@ -151,6 +151,7 @@ pub mod reqwest;
 mod secret;
 mod service;
 mod slot;
+pub mod store;
 pub mod token;
 
 pub use crate::classify::Classifier;

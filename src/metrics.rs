@@ -19,6 +19,12 @@ pub struct MetricsSnapshot {
     pub auth_failures: u64,
     /// Requests that had to wait for a token instead of using the one in the slot.
     pub token_waits: u64,
+    /// Sessions taken from the [`TokenStore`](crate::store::TokenStore) instead of an auth call:
+    /// at start, or after another process renewed the token.
+    pub adoptions: u64,
+    /// Token store operations that failed, and store entries that were unusable (corrupt, of a
+    /// foreign format, for another key). Each is logged; the layer carries on without the entry.
+    pub store_failures: u64,
 }
 
 #[derive(Debug, Default)]
@@ -28,6 +34,8 @@ pub(crate) struct Metrics {
     replays: AtomicU64,
     auth_failures: AtomicU64,
     token_waits: AtomicU64,
+    adoptions: AtomicU64,
+    store_failures: AtomicU64,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -37,6 +45,8 @@ pub(crate) enum Counter {
     Replay,
     AuthFailure,
     TokenWait,
+    Adoption,
+    StoreFailure,
 }
 
 impl Metrics {
@@ -47,6 +57,8 @@ impl Metrics {
             Counter::Replay => &self.replays,
             Counter::AuthFailure => &self.auth_failures,
             Counter::TokenWait => &self.token_waits,
+            Counter::Adoption => &self.adoptions,
+            Counter::StoreFailure => &self.store_failures,
         };
         cell.fetch_add(1, Ordering::Relaxed);
     }
@@ -58,6 +70,8 @@ impl Metrics {
             replays: self.replays.load(Ordering::Relaxed),
             auth_failures: self.auth_failures.load(Ordering::Relaxed),
             token_waits: self.token_waits.load(Ordering::Relaxed),
+            adoptions: self.adoptions.load(Ordering::Relaxed),
+            store_failures: self.store_failures.load(Ordering::Relaxed),
         }
     }
 }

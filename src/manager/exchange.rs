@@ -5,7 +5,7 @@
 //! and a login when there is none or the refresh was rejected or answered unusably — in the same
 //! attempt, so a dead refresh token never costs a failed flight.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use base64::engine::{general_purpose::STANDARD, Engine as _};
 use bytes::Bytes;
@@ -21,6 +21,7 @@ use crate::metrics::Counter;
 use crate::provider::{AuthRequest, Failure, Provider, RefreshTiming, TokenPolicy};
 use crate::secret::{scrub, Secret};
 use crate::slot::{Generation, Issuer, NewToken, TokenState};
+use crate::store::StoredSession;
 use crate::token::{jwt_lifetime, JwtLifetime, TokenSet, MAX_LIFETIME};
 
 /// The lifetime assumed for a JWT whose `exp` has already passed by the local clock (a skewed
@@ -43,16 +44,14 @@ struct Failed {
 }
 
 impl<P: Provider> Manager<P> {
-    /// One attempt: refresh when a live refresh token exists, falling back to login (per policy
-    /// for a rejected refresh; always for a refresh token that cannot be sent or was consumed by
-    /// an unusable answer).
+    /// One attempt: refresh when `refresh` holds a refresh token (and its expiry), falling back
+    /// to login (per policy for a rejected refresh; always for a refresh token that cannot be
+    /// sent or was consumed by an unusable answer).
     pub(super) async fn authenticate(
         &self,
-        current: Option<&TokenState>,
+        refresh: Option<(&Secret, Option<Moment>)>,
     ) -> Result<Fresh, AuthError> {
-        let now = self.settings.clock.moment();
-        let usable = current.and_then(|s| Some((s, s.usable_refresh_token(now)?)));
-        if let Some((state, refresh_token)) = usable {
+        if let Some((refresh_token, refresh_expires_at)) = refresh {
             match self.provider.refresh_request(refresh_token) {
                 Err(e) => {
                     tracing::warn!(error = %e, "refresh request cannot be built; logging in");
@@ -65,7 +64,7 @@ impl<P: Provider> Manager<P> {
                     Ok(issued) => {
                         let kept = self.policy.keep_unrotated_refresh_token.then(|| Kept {
                             token: refresh_token.clone(),
-                            expires_at: state.refresh_expires_at,
+                            expires_at: refresh_expires_at,
                         });
                         return Ok(Fresh { issued, kept });
                     }
@@ -280,7 +279,9 @@ impl Fresh {
         jitter: f64,
         issuer: Issuer,
     ) -> TokenState {
-        let Fresh { issued, kept } = self;
+        let (refresh_token, refresh_expires_at) = self.refresh_token();
+        let refresh_token = refresh_token.cloned();
+        let Fresh { issued, .. } = self;
         let expires_at = issued.sent_at + issued.lifetime;
         let refresh_at = match timing {
             RefreshTiming::Proactive { margin } => {
@@ -289,15 +290,6 @@ impl Fresh {
                 expires_at - lead.min(issued.lifetime)
             }
             RefreshTiming::AfterExpiry => expires_at,
-        };
-        let (refresh_token, refresh_expires_at) = match (issued.refresh_token, kept) {
-            (Some(token), _) => (
-                Some(token),
-                issued.refresh_lifetime.map(|l| issued.sent_at + l),
-            ),
-            // The server did not rotate the refresh token: keep using the one just accepted.
-            (None, Some(kept)) => (Some(kept.token), kept.expires_at),
-            (None, None) => (None, None),
         };
         let token = NewToken {
             access_token: issued.access_token,
@@ -309,6 +301,68 @@ impl Fresh {
             refresh_expires_at,
         };
         TokenState::new(token, generation, issuer)
+    }
+}
+
+impl Fresh {
+    /// A session from a token store, as if just issued: its lifetimes count from now (zero when
+    /// already past). Fails when the stored access token is not a valid header value.
+    pub(super) fn stored(
+        session: &StoredSession,
+        policy: &TokenPolicy,
+        clock: &Clock,
+    ) -> Result<Self, AuthError> {
+        let (sent_at, wall) = (clock.moment(), clock.wall());
+        let remaining = |at: SystemTime| {
+            at.duration_since(wall)
+                .unwrap_or(Duration::ZERO)
+                .min(MAX_LIFETIME)
+        };
+        let header = policy.header.value(session.access_token()).map_err(|_| {
+            AuthError::store("stored access token is not a valid header value", None)
+        })?;
+        let issued = Issued {
+            access_token: session.access_token().clone(),
+            header_name: policy.header.name().clone(),
+            header,
+            sent_at,
+            lifetime: remaining(session.expires_at()),
+            refresh_token: session.refresh_token().cloned(),
+            refresh_lifetime: session.refresh_expires_at().map(remaining),
+        };
+        Ok(Self { issued, kept: None })
+    }
+
+    /// Whether the access token is still valid.
+    pub(super) fn is_live(&self) -> bool {
+        self.issued.lifetime > Duration::ZERO
+    }
+
+    /// The refresh token to renew this token with, and when it expires: the one issued with it,
+    /// else the one just accepted if the server did not rotate it.
+    pub(super) fn refresh_token(&self) -> (Option<&Secret>, Option<Moment>) {
+        match (&self.issued.refresh_token, &self.kept) {
+            (Some(token), _) => (
+                Some(token),
+                self.issued
+                    .refresh_lifetime
+                    .map(|l| self.issued.sent_at + l),
+            ),
+            (None, Some(kept)) => (Some(&kept.token), kept.expires_at),
+            (None, None) => (None, None),
+        }
+    }
+
+    /// What a token store keeps of this token: expiries as wall-clock times by `clock`.
+    pub(super) fn session(&self, clock: &Clock) -> StoredSession {
+        let expires_at = clock.wall_at(self.issued.sent_at + self.issued.lifetime);
+        let session = StoredSession::new(self.issued.access_token.clone(), expires_at);
+        match self.refresh_token() {
+            (Some(token), at) => {
+                session.with_refresh_token(token.clone(), at.map(|at| clock.wall_at(at)))
+            }
+            (None, _) => session,
+        }
     }
 }
 

@@ -210,9 +210,8 @@ impl<P: Provider> Manager<P> {
         }
     }
 
-    /// A token: into the slot, every schedule reset.
-    fn land_token(self: &Arc<Self>, fresh: Fresh) -> Outcome {
-        let mut flights = self.lock();
+    /// The slot's state for `fresh`, with the next generation.
+    fn new_state(self: &Arc<Self>, flights: &mut Flights, fresh: Fresh) -> Arc<TokenState> {
         let generation = flights.next_generation;
         flights.next_generation = generation.next();
         let jitter = flights.rng.f64();
@@ -221,7 +220,21 @@ impl<P: Provider> Manager<P> {
             manager,
             classifier: self.policy.classifier.clone(),
         };
-        let state = Arc::new(fresh.into_state(generation, self.policy.refresh, jitter, issuer));
+        Arc::new(fresh.into_state(generation, self.policy.refresh, jitter, issuer))
+    }
+
+    /// A stored session whose access token has expired, taken to be renewed with its refresh
+    /// token: into the slot, as the token the flight renews. Nobody is told: it cannot be sent.
+    pub(super) fn adopt_expired(self: &Arc<Self>, fresh: Fresh) {
+        let mut flights = self.lock();
+        let state = self.new_state(&mut flights, fresh);
+        self.slot.store(state);
+    }
+
+    /// A token: into the slot, every schedule reset.
+    fn land_token(self: &Arc<Self>, fresh: Fresh) -> Outcome {
+        let mut flights = self.lock();
+        let state = self.new_state(&mut flights, fresh);
         self.slot.store(Arc::clone(&state));
         flights.streak = 0;
         flights.next_attempt = None;
@@ -307,7 +320,7 @@ impl<P: Provider> FlightGuard<P> {
         }
         loop {
             let current = manager.slot.load_full();
-            match manager.authenticate(current.as_deref()).await {
+            match manager.attempt().await {
                 Ok(fresh) => return manager.land_token(fresh),
                 Err(error) if error.is_transient() => {
                     match manager.after_transient(&error, flight) {

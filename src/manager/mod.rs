@@ -4,6 +4,7 @@
 //! - [`flight`]: the single flight, its retries, and what outlives it;
 //! - [`schedule`]: when to try again (transient retries, rejection backoff, `Retry-After`);
 //! - [`exchange`]: the login/refresh exchange and the parsing of its answer;
+//! - [`persist`]: the token store: adopting, leasing, saving;
 //! - [`transport`]: the user's HTTP service as the exchange uses it;
 //! - [`wait`]: what a flight shares with its waiters, and the future a request waits with.
 //!
@@ -14,10 +15,12 @@
 
 mod exchange;
 mod flight;
+mod persist;
 mod schedule;
 mod transport;
 mod wait;
 
+pub(crate) use self::persist::Persist;
 pub use self::schedule::Backoff;
 pub(crate) use self::schedule::Schedule;
 pub use self::transport::AuthTransport;
@@ -64,6 +67,8 @@ pub(crate) struct Manager<P> {
     provider: P,
     settings: Settings,
     transport: Transport,
+    /// The token store, if the layer has one.
+    store: Option<Persist>,
     flights: Mutex<Flights>,
 }
 
@@ -82,6 +87,7 @@ impl<P: Provider> Manager<P> {
         policy: TokenPolicy,
         settings: Settings,
         transport: Transport,
+        store: Option<Persist>,
     ) -> Self {
         Self {
             slot: Slot::default(),
@@ -94,6 +100,7 @@ impl<P: Provider> Manager<P> {
             provider,
             settings,
             transport,
+            store,
             flights: Mutex::new(Flights::new(fastrand::Rng::new())),
         }
     }
@@ -250,6 +257,7 @@ impl<P> fmt::Debug for Manager<P> {
             .field("policy", &self.policy)
             .field("settings", &self.settings)
             .field("metrics", &self.metrics.snapshot())
+            .field("store", &self.store)
             .finish_non_exhaustive()
     }
 }

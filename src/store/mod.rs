@@ -1,0 +1,198 @@
+//! Where a session lives beyond one process: token stores, and the rule that lets processes share
+//! one session.
+//!
+//! Without a store (the default), a layer's token lives in its memory: every process logs in on
+//! its first need and renews on its own. With one ([`AuthLayerBuilder::store`]), the layer
+//!
+//! - **loads** the stored session on its first need and uses it while its access token is valid
+//!   (a restart within the token's lifetime costs no login), or renews with its refresh token;
+//! - **saves** every token it obtains (login or rotation), so that the store always holds the
+//!   session's newest token;
+//! - before every login or refresh, takes the store's **lease** for the session, **re-reads**
+//!   the store, and calls the auth server only if the stored session is still the one this
+//!   process holds; otherwise it **adopts** the stored one (another process renewed it: its
+//!   refresh token is already spent). A 401 seen by one process thus costs the fleet one refresh:
+//!   the others adopt the new session on their next need instead of refreshing again.
+//!
+//! Store calls happen only inside the layer's single flight, never on the path of a request that
+//! has a fresh token.
+//!
+//! ```
+//! use tower_token_auth::store::FileStore;
+//! use tower_token_auth::{AuthLayer, Provider};
+//! # fn build<P: Provider>(provider: P, client: tower::util::BoxCloneSyncService<tower_token_auth::AuthRequest, http::Response<http_body_util::Full<bytes::Bytes>>, tower::BoxError>) {
+//!
+//! // One key per session: the API and the account it logs in as.
+//! let layer = AuthLayer::builder(provider)
+//!     .store(FileStore::new("/var/lib/my-service/tokens"), "simacan/alice")
+//!     .build(client);
+//! # }
+//! ```
+//!
+//! # Stores
+//!
+//! - [`MemoryStore`]: a map in memory, shared by the layers given clones of it. Layers in one
+//!   process that share it share one session.
+//! - [`FileStore`]: one file per session key in a directory, written atomically. Processes on one
+//!   host (or on a filesystem with local semantics) share sessions through it.
+//! - Your own: implement [`TokenStore`]; [`StoredSession::to_json`] and
+//!   [`StoredSession::from_json`] give a checked encoding.
+//!
+//! # Secrets at rest
+//!
+//! A stored session holds the access token and the refresh token **in plain text**: whoever can
+//! read the entry can act as the session's account until the tokens expire (the refresh token
+//! often lives for days). Nothing is encrypted. [`FileStore`] creates its files readable by their
+//! owner only (mode `0600` on Unix) in a directory it creates with mode `0700`; protect the
+//! directory, the backups that include it and any shared store accordingly. Credentials
+//! (passwords, API keys, client secrets) are never stored.
+//!
+//! No error, log line or `Debug` output of this module contains a token: errors name the key and
+//! the operation, never the content.
+//!
+//! # Limitations
+//!
+//! - A lease holder that crashes holds the lease until its TTL ends
+//!   ([`AuthLayerBuilder::lease_ttl`]); others needing a token wait for it, up to that long.
+//! - A lease holder that takes longer than the TTL (an auth call slower than its timeout allows,
+//!   a process paused) loses its lease without knowing; another process may then refresh with the
+//!   same refresh token. A strictly single-use server rejects the second refresh and that process
+//!   logs in: one extra login, never a failed request.
+//! - A store that fails (a full disk, a read-only directory) or holds an unusable entry is logged
+//!   and counted ([`MetricsSnapshot::store_failures`](crate::MetricsSnapshot::store_failures)),
+//!   and the layer carries on as if it had no store.
+//!
+//! [`AuthLayerBuilder::store`]: crate::AuthLayerBuilder::store
+//! [`AuthLayerBuilder::lease_ttl`]: crate::AuthLayerBuilder::lease_ttl
+
+mod file;
+mod memory;
+mod session;
+
+use std::future::{ready, Future};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use self::file::FileStore;
+pub use self::memory::MemoryStore;
+pub use self::session::StoredSession;
+use crate::error::AuthError;
+
+/// The future a [`TokenStore`] method returns.
+pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, AuthError>> + Send + 'a>>;
+
+/// Where a layer keeps its session beyond its own memory, keyed by a session key (see the
+/// [module documentation](self)).
+///
+/// The trait is object-safe; the layer holds its store as an `Arc<dyn TokenStore>`, and calls
+/// it only from its single flight (at most one call at a time per layer), each call bounded by
+/// the layer's auth timeout. Errors are [`AuthError`]s of kind
+/// [`ErrorKind::Store`](crate::ErrorKind::Store) ([`AuthError::store`]); they must not contain a
+/// token.
+///
+/// A store without leases implements only [`load`](Self::load) and [`save`](Self::save): every
+/// lease is then granted at once, and processes still adopt each other's sessions, but two that
+/// renew at the same moment both call the auth server.
+///
+/// ```
+/// use std::collections::HashMap;
+/// use std::sync::Mutex;
+/// use tower_token_auth::store::{StoreFuture, StoredSession, TokenStore};
+///
+/// /// Sessions kept as the checked JSON encoding, in a map standing for a database.
+/// #[derive(Default)]
+/// struct Table(Mutex<HashMap<String, Vec<u8>>>);
+///
+/// impl TokenStore for Table {
+///     fn load<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<StoredSession>> {
+///         let row = self.0.lock().unwrap().get(key).cloned();
+///         Box::pin(async move { row.map(|json| StoredSession::from_json(key, &json)).transpose() })
+///     }
+///
+///     fn save<'a>(&'a self, key: &'a str, session: &'a StoredSession) -> StoreFuture<'a, ()> {
+///         self.0.lock().unwrap().insert(key.to_owned(), session.to_json(key));
+///         Box::pin(async { Ok(()) })
+///     }
+/// }
+/// ```
+pub trait TokenStore: Send + Sync {
+    /// The session stored under `key`, if any. An entry that cannot be used (corrupt, of a
+    /// foreign format, written for another key) is an error, not `None`: the layer logs it and
+    /// logs in, and its next save replaces the entry.
+    fn load<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<StoredSession>>;
+
+    /// Replaces the session stored under `key`, atomically: a concurrent `load` sees the old
+    /// session or the new one, never a mix, and a crash leaves one of them.
+    fn save<'a>(&'a self, key: &'a str, session: &'a StoredSession) -> StoreFuture<'a, ()>;
+
+    /// Tries once to take the lease on `key` for `ttl`: `Some` when taken, `None` while another
+    /// holder has it. A lease not released within `ttl` lapses, so that a holder that crashed
+    /// frees it. The default grants every lease (a store without leases).
+    fn lease<'a>(&'a self, key: &'a str, ttl: Duration) -> StoreFuture<'a, Option<Lease>> {
+        let _ = (key, ttl);
+        Box::pin(ready(Ok(Some(Lease::new(0)))))
+    }
+
+    /// Gives back a lease taken with [`lease`](Self::lease). A lease that has lapsed, and may now
+    /// be someone else's, is left alone. The default does nothing.
+    fn release<'a>(&'a self, key: &'a str, lease: Lease) -> StoreFuture<'a, ()> {
+        let _ = (key, lease);
+        Box::pin(ready(Ok(())))
+    }
+}
+
+impl<T: TokenStore + ?Sized> TokenStore for Arc<T> {
+    fn load<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<StoredSession>> {
+        (**self).load(key)
+    }
+
+    fn save<'a>(&'a self, key: &'a str, session: &'a StoredSession) -> StoreFuture<'a, ()> {
+        (**self).save(key, session)
+    }
+
+    fn lease<'a>(&'a self, key: &'a str, ttl: Duration) -> StoreFuture<'a, Option<Lease>> {
+        (**self).lease(key, ttl)
+    }
+
+    fn release<'a>(&'a self, key: &'a str, lease: Lease) -> StoreFuture<'a, ()> {
+        (**self).release(key, lease)
+    }
+}
+
+/// A lease on a session key, from [`TokenStore::lease`]: who holds it, so that only the holder
+/// releases it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Lease {
+    holder: u64,
+}
+
+impl Lease {
+    /// A lease held by `holder`: a value no other holder picks (a random one).
+    pub fn new(holder: u64) -> Self {
+        Self { holder }
+    }
+
+    /// A lease with a random holder.
+    pub(crate) fn random() -> Self {
+        Self::new(fastrand::u64(..))
+    }
+
+    /// Who holds the lease.
+    pub fn holder(&self) -> u64 {
+        self.holder
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_store_trait_is_object_safe() {
+        fn assert_dyn(_: &dyn TokenStore) {}
+        assert_dyn(&MemoryStore::new());
+        let shared: Arc<dyn TokenStore> = Arc::new(MemoryStore::new());
+        assert_dyn(&shared);
+    }
+}
