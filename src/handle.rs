@@ -241,6 +241,9 @@ impl TokenHandle {
     /// flight is joined. Concurrent calls share one auth call. Fails as [`token`](Self::token)
     /// does.
     ///
+    /// With a [token store](crate::store), a newer session that another process saved is adopted
+    /// instead: it replaces the current token without an auth call.
+    ///
     /// ```
     /// # use tower_token_auth::TokenHandle;
     /// # async fn run(handle: TokenHandle) -> Result<(), tower_token_auth::AuthError> {

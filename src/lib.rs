@@ -87,6 +87,15 @@
 //! How the token is sent ([`TokenHeader`]) and which answers reject it ([`Classifier`]) are part
 //! of the [`TokenPolicy`].
 //!
+//! # Sessions beyond the process
+//!
+//! With a [`store::TokenStore`] ([`AuthLayerBuilder::store`]), the session outlives the process
+//! and is shared by every process using the same store and key: a restart within the token's
+//! lifetime logs in zero times, and a renewal costs the fleet one auth call, the others adopting
+//! the stored session (a lease and a re-read decide who renews). [`store::MemoryStore`] shares a
+//! session between layers of one process, [`store::FileStore`] between processes on one host.
+//! Stored tokens are secrets at rest, kept in plain text (see [`store`]).
+//!
 //! # Providers
 //!
 //! A [`Provider`] says how an API logs in and refreshes, where its tokens are, and its policy.
@@ -115,7 +124,8 @@
 //!   need a token fail with [`ErrorKind::Runtime`]).
 //! - Only requests whose body can be copied are replayed; see [`CloneRequest`] for streaming
 //!   bodies.
-//! - The token lives in memory, one session per layer; nothing is persisted across restarts.
+//! - Without a store, the token lives in the layer's memory, one session per layer, and is lost
+//!   on restart; see [`store`].
 //! - An upstream that answers 401 whatever the token (a missing permission, say) costs up to two
 //!   refreshes per such request (one charged, one free when another request already replaced the
 //!   token): the layer cannot tell a dead token from a refused one.

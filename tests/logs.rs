@@ -10,6 +10,7 @@ use bytes::Bytes;
 use http::{Request, StatusCode};
 use http_body_util::Full;
 use tower::{Layer, ServiceExt};
+use tower_token_auth::store::{FileStore, StoredSession};
 use tower_token_auth::{AuthLayer, AuthService, Clock};
 
 use support::{get, AuthServer, Fault, TestProvider, MARK, PASSWORD};
@@ -77,6 +78,30 @@ async fn tracing_output_has_no_secrets() {
     let svc: AuthService<Upstream, _> = layer.layer(fresh.upstream());
     assert_eq!(send(&svc).await.unwrap(), StatusCode::OK);
 
+    // A store holding another key's entry (tokens and all): refused, logged, replaced by a
+    // login; a second layer on the store adopts the session.
+    let dir = std::env::temp_dir().join(format!("tower-token-auth-logs-{}", std::process::id()));
+    let clock = Clock::tokio();
+    let store = FileStore::new(&dir).clock(clock);
+    let foreign = StoredSession::new(
+        format!("at-x-{MARK}"),
+        clock.wall() + Duration::from_secs(600),
+    )
+    .with_refresh_token(format!("rt-x-{MARK}"), None);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(store.path("k"), foreign.to_json("other")).unwrap();
+    let stored = AuthServer::new(60, AUTH_DELAY);
+    for _ in 0..2 {
+        let layer = AuthLayer::builder(TestProvider::new())
+            .clock(clock)
+            .store(store.clone(), "k")
+            .build(stored.transport());
+        let svc: AuthService<Upstream, _> = layer.layer(stored.upstream());
+        assert_eq!(send(&svc).await.unwrap(), StatusCode::OK);
+    }
+    assert_eq!(stored.logins(), 1);
+    let _ = std::fs::remove_dir_all(&dir);
+
     let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
     for event in [
         "auth call succeeded",
@@ -85,6 +110,10 @@ async fn tracing_output_has_no_secrets() {
         "backing off",
         "retrying",
         "temporarily_unavailable ([redacted])",
+        "token store failed",
+        "belongs to another session key",
+        "session saved",
+        "session adopted",
     ] {
         assert!(logs.contains(event), "missing {event:?} in:\n{logs}");
     }
