@@ -124,17 +124,17 @@ mod classify;
 mod clock;
 mod error;
 mod future;
+#[cfg(feature = "tonic")]
+pub mod grpc;
 mod handle;
 mod header;
 mod layer;
 mod manager;
 mod metrics;
 pub mod provider;
+mod replay;
 #[cfg(feature = "reqwest")]
 pub mod reqwest;
-#[cfg(feature = "tonic")]
-pub mod grpc;
-mod replay;
 mod secret;
 mod service;
 mod slot;
