@@ -303,7 +303,9 @@ where
         if policy.max_replays > 0 && self.sends + 1 < policy.max_sends {
             self.next = self.cloner.clone_request(&request);
         }
-        token.apply(request.headers_mut());
+        request
+            .headers_mut()
+            .insert(token.header_name.clone(), token.header.clone());
         if self.sends > 0 {
             self.shared.metrics.incr(Counter::Replay);
             tracing::debug!(

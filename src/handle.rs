@@ -51,7 +51,7 @@ impl Token {
     /// The header the token travels in (`authorization` unless the policy's
     /// [`TokenHeader`](crate::TokenHeader) says otherwise).
     pub fn header_name(&self) -> &HeaderName {
-        self.state.header_name()
+        &self.state.header_name
     }
 
     /// The header value, such as `Bearer <token>`, marked sensitive.
@@ -61,7 +61,7 @@ impl Token {
 
     /// Puts the token on `headers`, replacing any value the header had.
     pub fn apply_to(&self, headers: &mut HeaderMap) {
-        self.state.apply(headers);
+        headers.insert(self.header_name().clone(), self.header_value().clone());
     }
 
     /// The bare access token.

@@ -119,7 +119,9 @@ where
             .filter(|t| now < t.expires_at)
             .inspect(|token| self.shared.refresh_if_due(token, now));
         if let Some(token) = fresh {
-            token.apply(request.headers_mut());
+            request
+                .headers_mut()
+                .insert(token.header_name.clone(), token.header.clone());
             let after = match replay_for(&self.shared, &self.replay, &self.inner, &request, token) {
                 Some(replay) => After::Replay(replay),
                 None => After::Invalidate(Arc::clone(token)),

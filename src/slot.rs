@@ -8,7 +8,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
 use arc_swap::ArcSwapOption;
-use http::header::AUTHORIZATION;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 
 use crate::classify::Classifier;
@@ -89,9 +88,8 @@ pub(crate) struct Issuer {
 // fields every request reads.
 #[repr(align(128))]
 pub(crate) struct TokenState {
-    /// The header the token travels in ([`TokenHeader`](crate::TokenHeader)); `None` for
-    /// `Authorization`, which the insert then names as a constant (no name to clone or drop).
-    header_name: Option<HeaderName>,
+    /// The header the token travels in ([`TokenHeader`](crate::TokenHeader)).
+    pub(crate) header_name: HeaderName,
     /// Its value, such as `Bearer <access token>`, marked sensitive.
     pub(crate) header: HeaderValue,
     /// From this instant on, a request triggers a background refresh.
@@ -138,7 +136,7 @@ impl TokenState {
             refresh_expires_at,
         } = token;
         Self {
-            header_name: (header_name != AUTHORIZATION).then_some(header_name),
+            header_name,
             header,
             refresh_at,
             expires_at,
@@ -160,7 +158,7 @@ impl TokenState {
     ) -> Self {
         let token = NewToken {
             access_token: self.access_token.clone(),
-            header_name: self.header_name().clone(),
+            header_name: self.header_name.clone(),
             header: self.header.clone(),
             refresh_at,
             expires_at,
@@ -168,21 +166,6 @@ impl TokenState {
             refresh_expires_at: refresh.1,
         };
         Self::new(token, self.generation, self.issuer.clone())
-    }
-
-    /// The header the token travels in.
-    pub(crate) fn header_name(&self) -> &HeaderName {
-        static AUTHORIZATION_NAME: HeaderName = AUTHORIZATION;
-        self.header_name.as_ref().unwrap_or(&AUTHORIZATION_NAME)
-    }
-
-    /// Puts the token on `headers`.
-    #[inline]
-    pub(crate) fn apply(&self, headers: &mut HeaderMap) {
-        match &self.header_name {
-            None => headers.insert(AUTHORIZATION, self.header.clone()),
-            Some(name) => headers.insert(name.clone(), self.header.clone()),
-        };
     }
 
     /// The upstream answered `status` and `headers` to a request sent with this token and not
