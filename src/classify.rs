@@ -119,9 +119,7 @@ impl Classifier {
         if self.statuses.contains(status) {
             return bearer_error_allows(headers);
         }
-        if self.grpc
-            && headers.get(&GRPC_STATUS).map(|v| v.as_bytes()) == Some(GRPC_UNAUTHENTICATED)
-        {
+        if self.grpc && grpc_unauthenticated(headers) {
             return true;
         }
         match &self.custom {
@@ -162,6 +160,13 @@ impl fmt::Debug for Classifier {
             .field("custom", &self.custom.is_some())
             .finish()
     }
+}
+
+/// Whether `headers` (a trailers-only response's head, or a stream's trailers) carry gRPC
+/// `UNAUTHENTICATED`.
+#[inline]
+pub(crate) fn grpc_unauthenticated(headers: &HeaderMap) -> bool {
+    headers.get(&GRPC_STATUS).map(|v| v.as_bytes()) == Some(GRPC_UNAUTHENTICATED)
 }
 
 /// RFC 6750 §3.1: a `Bearer` challenge whose `error` is not `invalid_token` says the token is

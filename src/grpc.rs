@@ -1,1 +1,0 @@
-//! gRPC over tonic channels.

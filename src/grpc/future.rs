@@ -1,0 +1,117 @@
+//! The response futures: the service's (the [`AuthService`](crate::AuthService)'s own state
+//! machine) and the channel's, whose response body gets its watch.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+use http::{Request, Response};
+use pin_project_lite::pin_project;
+use tonic::body::Body;
+use tower_service::Service;
+
+use super::body::{ResponseBody, Watch};
+use super::buffer::{CopyBuffered, RequestBody};
+use super::service::Forward;
+use crate::error::BoxError;
+use crate::provider::Provider;
+
+pin_project! {
+    /// Response future of [`GrpcAuthService`](super::GrpcAuthService): the
+    /// [`AuthService`](crate::AuthService)'s, unboxed while the token is fresh.
+    ///
+    /// Generated clients await it for you; a raw call looks like this:
+    ///
+    /// ```no_run
+    /// # use tower_token_auth::grpc::GrpcAuthService;
+    /// # use tower_token_auth::provider::HttpProvider;
+    /// use tower::ServiceExt;
+    ///
+    /// # async fn run(
+    /// #     service: GrpcAuthService<tonic::transport::Channel, HttpProvider>,
+    /// # ) -> Result<(), tower::BoxError> {
+    /// let request = http::Request::post("http://127.0.0.1:50051/grpc.health.v1.Health/Check")
+    ///     .header("content-type", "application/grpc")
+    ///     .header("te", "trailers")
+    ///     // One empty message: the compression flag and a zero length.
+    ///     .body(tonic::body::Body::new(http_body_util::Full::from(vec![0u8; 5])))?;
+    /// let response = service.oneshot(request).await?;
+    /// println!("{:?}", response.headers().get("grpc-status"));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub struct ResponseFuture<S, P, RB>
+    where
+        S: Service<Request<Body>, Response = Response<RB>>,
+    {
+        #[pin]
+        inner: crate::future::ResponseFuture<Forward<S>, RequestBody, P, CopyBuffered>,
+    }
+}
+
+impl<S, P, RB> ResponseFuture<S, P, RB>
+where
+    S: Service<Request<Body>, Response = Response<RB>>,
+{
+    pub(crate) fn new(
+        inner: crate::future::ResponseFuture<Forward<S>, RequestBody, P, CopyBuffered>,
+    ) -> Self {
+        Self { inner }
+    }
+}
+
+impl<S, P, RB> Future for ResponseFuture<S, P, RB>
+where
+    S: Service<Request<Body>, Response = Response<RB>> + Send + 'static,
+    S::Error: Into<BoxError>,
+    S::Future: Send + 'static,
+    RB: Send + 'static,
+    P: Provider,
+{
+    type Output = Result<Response<ResponseBody<RB>>, BoxError>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.project().inner.poll(cx)
+    }
+}
+
+impl<S, P, RB> fmt::Debug for ResponseFuture<S, P, RB>
+where
+    S: Service<Request<Body>, Response = Response<RB>>,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.inner.fmt(f)
+    }
+}
+
+pin_project! {
+    /// The channel's response future; its body gets the call's watch.
+    pub(crate) struct Forwarded<F> {
+        #[pin]
+        future: F,
+        watch: Option<Watch>,
+    }
+}
+
+impl<F> Forwarded<F> {
+    pub(crate) fn new(future: F, watch: Option<Watch>) -> Self {
+        Self { future, watch }
+    }
+}
+
+impl<F, RB, E> Future for Forwarded<F>
+where
+    F: Future<Output = Result<Response<RB>, E>>,
+{
+    type Output = Result<Response<ResponseBody<RB>>, E>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let response = ready!(this.future.poll(cx))?;
+        let watch = this.watch.take();
+        Poll::Ready(Ok(response.map(|body| ResponseBody::new(body, watch))))
+    }
+}

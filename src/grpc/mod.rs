@@ -1,0 +1,87 @@
+//! gRPC over [tonic](https://docs.rs/tonic) channels (feature `tonic`; needs Rust 1.88, as tonic
+//! does, where the rest of the crate needs 1.85).
+//!
+//! [`GrpcAuthLayer`] wraps a tonic `Channel` (or any service that takes and gives what a channel
+//! does) with an [`AuthLayer`](crate::AuthLayer): every call carries the layer's token, calls
+//! whose token the server rejected are replayed when their messages could be buffered, and a
+//! stream that ends `UNAUTHENTICATED` makes the next call get a new token. Auth calls go through
+//! the `AuthLayer`'s own transport (an HTTP/1 client), never through the channel.
+//!
+//! ```no_run
+//! use bytes::Bytes;
+//! use http_body_util::Full;
+//! use hyper_util::client::legacy::Client;
+//! use hyper_util::rt::TokioExecutor;
+//! use tonic::transport::Channel;
+//! use tonic_health::pb::health_client::HealthClient;
+//! use tonic_health::pb::HealthCheckRequest;
+//! use tower::ServiceBuilder;
+//! use tower_token_auth::grpc::GrpcAuthLayer;
+//! use tower_token_auth::{oauth2, AuthLayer, Classifier};
+//!
+//! # async fn run() -> Result<(), tower::BoxError> {
+//! let provider =
+//!     oauth2::client_credentials("https://auth.example.com/oauth/token", "client", "secret")
+//!         .build()?;
+//! let auth_client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+//! let layer = AuthLayer::builder(provider)
+//!     // Required: gRPC UNAUTHENTICATED marks the token dead (see `GrpcAuthLayer`).
+//!     .with_policy(|p| p.classifier = Classifier::grpc())
+//!     .build(auth_client);
+//!
+//! let channel = Channel::from_static("http://127.0.0.1:50051").connect().await?;
+//! let channel = ServiceBuilder::new()
+//!     .layer(GrpcAuthLayer::new(layer))
+//!     .service(channel);
+//! let mut health = HealthClient::new(channel);
+//! let reply = health.check(HealthCheckRequest { service: String::new() }).await?;
+//! println!("{:?}", reply.into_inner().status());
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # What is replayed
+//!
+//! When a call is made, the layer reads its encoded messages as far as they are ready, without
+//! waiting, up to [`max_buffered`](GrpcAuthLayer::max_buffered) bytes (64 KiB by default). A
+//! unary or server-streaming call's single message is ready at once; a client stream is ready
+//! only if its messages all were when the call was made.
+//!
+//! | the server answers `UNAUTHENTICATED` | messages buffered whole | otherwise (over the cap, a live client stream) |
+//! |---|---|---|
+//! | in a trailers-only response (the head) | the token is marked dead and the call replayed with a new one, per [`TokenPolicy`](crate::TokenPolicy)'s replay budget | the token is marked dead; the caller gets `UNAUTHENTICATED` |
+//! | in the trailers at the end of a streamed response | the token is invalidated; the caller gets `UNAUTHENTICATED` | the same |
+//!
+//! A response already handed to the caller is never replayed: its messages may have been acted
+//! on. Either way the next call gets a new token, with one refresh however many calls are
+//! waiting. A call over the cap loses nothing but its replay: the part read ahead is sent
+//! first, then the rest of the stream.
+//!
+//! # Costs
+//!
+//! Over the [`AuthService`](crate::AuthService)'s own hot path (a token load, a header insert and,
+//! with replay on, a copy of the request): reading a unary call's body ahead (one frame, no
+//! copy) and boxing it again as tonic's body; for the response, a reference-counted handle and
+//! header value, and one comparison per trailers frame. Replayed calls resend the same buffer.
+//!
+//! # Limitations
+//!
+//! - The `AuthLayer` must be built with [`Classifier::grpc`](crate::Classifier::grpc) (or a
+//!   classifier that also rejects `grpc-status: 16` in the head); see [`GrpcAuthLayer`].
+//! - Client-streaming and bidirectional calls whose stream is still open when the call is made
+//!   are never replayed, and neither are calls over the cap.
+//! - A stream that ends `UNAUTHENTICATED` invalidates its token only if the token is still
+//!   current and unexpired; a token already replaced is left alone.
+//! - Only `UNAUTHENTICATED` (16) means a dead token; `PERMISSION_DENIED` (7) and every other
+//!   code pass through as they are.
+
+mod body;
+mod buffer;
+mod future;
+mod layer;
+mod service;
+
+pub use self::body::ResponseBody;
+pub use self::future::ResponseFuture;
+pub use self::layer::{GrpcAuthLayer, DEFAULT_MAX_BUFFERED};
+pub use self::service::GrpcAuthService;

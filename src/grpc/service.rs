@@ -1,0 +1,179 @@
+//! The gRPC service: buffers what can be replayed, then sends through the [`AuthService`].
+
+use std::fmt;
+use std::task::{Context, Poll};
+
+use http::{HeaderName, Request, Response};
+use tonic::body::Body;
+use tower_service::Service;
+
+use super::body::{ResponseBody, Watch};
+use super::buffer::{CopyBuffered, RequestBody};
+use super::future::{Forwarded, ResponseFuture};
+use crate::error::BoxError;
+use crate::handle::TokenHandle;
+use crate::provider::Provider;
+use crate::service::AuthService;
+
+/// Attaches the layer's token to every gRPC call, replays a call whose token the server rejected
+/// when its messages were buffered, and invalidates the token of a stream that ends
+/// `UNAUTHENTICATED`.
+///
+/// Made by [`GrpcAuthLayer`](super::GrpcAuthLayer); takes and gives what a tonic
+/// [`Channel`](https://docs.rs/tonic/latest/tonic/transport/struct.Channel.html) does, so a
+/// generated client takes it in the channel's place. Errors are [`BoxError`]: the channel's,
+/// or an [`AuthError`](crate::AuthError) when no token could be had (tonic turns either into a
+/// `Status`; see the [`AuthError`](crate::AuthError) docs for the downcast).
+///
+/// ```no_run
+/// use tonic::transport::Channel;
+/// use tonic_health::pb::health_client::HealthClient;
+/// use tower::Layer;
+/// use tower_token_auth::grpc::{GrpcAuthLayer, GrpcAuthService};
+/// use tower_token_auth::provider::HttpProvider;
+///
+/// /// A health client whose calls carry the token.
+/// type Health = HealthClient<GrpcAuthService<Channel, HttpProvider>>;
+///
+/// # async fn run(layer: GrpcAuthLayer<HttpProvider>) -> Result<(), tower::BoxError> {
+/// let channel = Channel::from_static("http://127.0.0.1:50051").connect().await?;
+/// let service = layer.layer(channel);
+/// let handle = service.handle();
+/// let health: Health = HealthClient::new(service);
+/// # let _ = (handle, health);
+/// # Ok(())
+/// # }
+/// ```
+pub struct GrpcAuthService<S, P> {
+    auth: AuthService<Forward<S>, P, CopyBuffered>,
+    max_buffered: usize,
+}
+
+impl<S, P> GrpcAuthService<S, P> {
+    pub(crate) fn new(auth: AuthService<Forward<S>, P, CopyBuffered>, max_buffered: usize) -> Self {
+        Self { auth, max_buffered }
+    }
+
+    /// A handle on the layer's token (see [`AuthLayer::handle`](crate::AuthLayer::handle)).
+    pub fn handle(&self) -> TokenHandle {
+        self.auth.get_ref().handle.clone()
+    }
+
+    /// The wrapped service.
+    pub fn get_ref(&self) -> &S {
+        &self.auth.get_ref().inner
+    }
+
+    /// The wrapped service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.auth.get_mut().inner
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.auth.into_inner().inner
+    }
+}
+
+impl<S: Clone, P> Clone for GrpcAuthService<S, P> {
+    fn clone(&self) -> Self {
+        Self {
+            auth: self.auth.clone(),
+            max_buffered: self.max_buffered,
+        }
+    }
+}
+
+impl<S: fmt::Debug, P> fmt::Debug for GrpcAuthService<S, P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GrpcAuthService")
+            .field("auth", &self.auth)
+            .field("max_buffered", &self.max_buffered)
+            .finish()
+    }
+}
+
+impl<S, P, RB> Service<Request<Body>> for GrpcAuthService<S, P>
+where
+    S: Service<Request<Body>, Response = Response<RB>> + Clone + Send + 'static,
+    S::Error: Into<BoxError>,
+    S::Future: Send + 'static,
+    RB: Send + 'static,
+    P: Provider,
+{
+    type Response = Response<ResponseBody<RB>>;
+    type Error = BoxError;
+    type Future = ResponseFuture<S, P, RB>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.auth.poll_ready(cx)
+    }
+
+    #[inline]
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
+        let max = self.max_buffered;
+        let request = request.map(|body| RequestBody::read_ahead(body, max));
+        ResponseFuture::new(self.auth.call(request))
+    }
+}
+
+/// The part below the [`AuthService`]: hands the request to the channel with tonic's body, and
+/// watches the response's trailers for the token the request carried.
+pub(crate) struct Forward<S> {
+    inner: S,
+    handle: TokenHandle,
+    /// The header the layer's tokens travel in.
+    header: HeaderName,
+}
+
+impl<S> Forward<S> {
+    pub(crate) fn new(inner: S, handle: TokenHandle) -> Self {
+        let header = handle.policy().header.name().clone();
+        Self {
+            inner,
+            handle,
+            header,
+        }
+    }
+}
+
+impl<S: Clone> Clone for Forward<S> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            handle: self.handle.clone(),
+            header: self.header.clone(),
+        }
+    }
+}
+
+impl<S: fmt::Debug> fmt::Debug for Forward<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Forward")
+            .field("inner", &self.inner)
+            .field("header", &self.header)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, RB> Service<Request<RequestBody>> for Forward<S>
+where
+    S: Service<Request<Body>, Response = Response<RB>>,
+{
+    type Response = Response<ResponseBody<RB>>;
+    type Error = S::Error;
+    type Future = Forwarded<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    #[inline]
+    fn call(&mut self, request: Request<RequestBody>) -> Self::Future {
+        let watch = request
+            .headers()
+            .get(&self.header)
+            .map(|sent| Watch::new(self.handle.clone(), sent.clone()));
+        Forwarded::new(self.inner.call(request.map(RequestBody::into_tonic)), watch)
+    }
+}
