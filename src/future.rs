@@ -270,25 +270,19 @@ where
     /// The upstream answered that the token of the last send is dead. Returns the wait for the
     /// replay's token, or `None` when the request is not replayed (then `held` is the answer for
     /// the caller and the token has been invalidated).
-    ///
-    /// NOTE: OkHttp's rule. A rejection of the token the slot holds is news: it costs one of
-    /// `max_replays` and triggers one refresh. A rejection of a token already superseded or
-    /// already marked dead is not: the replay is free. `max_sends` caps both, so this never
-    /// loops.
+    /// The budget is `TokenPolicy::allows_replay`'s (OkHttp's rule).
     fn replay_for(&mut self, response: S::Response) -> Option<TokenWait> {
         self.held = Some(Box::new(response));
-        let policy = &self.shared.policy;
         let news = self.shared.holds_live(self.generation);
         let allowed = self.next.is_some()
-            && self.sends < policy.max_sends
-            && (!news || self.charged < policy.max_replays);
+            && self
+                .shared
+                .policy
+                .allows_replay(self.sends, &mut self.charged, news);
         if !allowed {
             // The final dead-token answer: later requests must not be sent with this token.
             self.shared.invalidate(self.generation);
             return None;
-        }
-        if news {
-            self.charged += 1;
         }
         Some(TokenWait::new(Some(self.generation)))
     }
@@ -299,8 +293,7 @@ where
         let mut request = self.next.take()?;
         // The dead-token answer is replaced by this send's.
         self.held = None;
-        let policy = &self.shared.policy;
-        if policy.max_replays > 0 && self.sends + 1 < policy.max_sends {
+        if self.shared.policy.copies_for_send(self.sends) {
             self.next = self.cloner.clone_request(&request);
         }
         request

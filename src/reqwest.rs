@@ -89,14 +89,13 @@ impl Middleware for AuthMiddleware {
     ) -> reqwest_middleware::Result<reqwest::Response> {
         let handle = &self.handle;
         let policy = handle.policy();
-        let replays = policy.max_replays > 0 && !policy.classifier.is_none();
         let mut token = handle
             .token()
             .await
             .map_err(reqwest_middleware::Error::middleware)?;
         let (mut sends, mut charged) = (0, 0);
         loop {
-            let copy = if replays && sends + 1 < policy.max_sends {
+            let copy = if policy.copies_for_send(sends) {
                 request.try_clone()
             } else {
                 None
@@ -116,10 +115,10 @@ impl Middleware for AuthMiddleware {
             // A rejection of the token the slot holds is news (charged); of any other, not.
             let news = handle.current().map(|t| t.generation()) == Some(token.generation());
             handle.invalidate(&token);
-            let Some(again) = copy.filter(|_| !news || charged < policy.max_replays) else {
+            let Some(again) = copy.filter(|_| policy.allows_replay(sends, &mut charged, news))
+            else {
                 return Ok(response);
             };
-            charged += u32::from(news);
             // No new token: the caller gets the rejection, as without a replay.
             match handle.token().await {
                 Ok(next_token) => token = next_token,

@@ -13,21 +13,12 @@ use tower_token_auth::{
     TokenPolicy, TokenSet,
 };
 
-use support::{auth_error, bearer, get, AuthServer, Fault, TestProvider, MARK};
-
-type Upstream = tower::util::BoxCloneSyncService<
-    Request<Full<Bytes>>,
-    http::Response<Full<Bytes>>,
-    std::convert::Infallible,
->;
+use support::{
+    auth_error, bearer, get, paused_layer as new_layer, AuthServer, Fault, TestProvider, Upstream,
+    MARK,
+};
 
 const AUTH_DELAY: Duration = Duration::from_millis(50);
-
-fn new_layer(server: &AuthServer, provider: TestProvider) -> AuthLayer<TestProvider> {
-    AuthLayer::builder(provider)
-        .clock(Clock::tokio())
-        .build(server.transport())
-}
 
 fn service(
     server: &AuthServer,

@@ -15,15 +15,13 @@ use tower_token_auth::{
     AuthLayer, Classifier, Clock, ErrorKind, TokenHandle, TokenHeader, TokenPolicy,
 };
 
-use support::{auth_error, bearer, get, AuthServer, TestProvider, MARK};
+use support::{auth_error, bearer, get, paused_layer, AuthServer, TestProvider, MARK};
 
 const AUTH_DELAY: Duration = Duration::from_millis(50);
 const LIFETIME: u64 = 600;
 
 fn new_layer(server: &AuthServer, policy: TokenPolicy) -> AuthLayer<TestProvider> {
-    AuthLayer::builder(TestProvider::with_policy(policy))
-        .clock(Clock::tokio())
-        .build(server.transport())
+    paused_layer(server, TestProvider::with_policy(policy))
 }
 
 /// `n` requests through the layer and `n` `token()` calls through the handle, all at once; the

@@ -7,19 +7,12 @@ mod support;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{Request, StatusCode};
-use http_body_util::Full;
+use http::StatusCode;
 use tower::{Layer, ServiceExt};
 use tower_token_auth::store::{FileStore, StoredSession};
 use tower_token_auth::{AuthLayer, AuthService, Clock};
 
-use support::{get, AuthServer, Fault, TestProvider, MARK, PASSWORD};
-
-type Upstream = tower::util::BoxCloneSyncService<
-    Request<Full<Bytes>>,
-    http::Response<Full<Bytes>>,
-    std::convert::Infallible,
->;
+use support::{get, AuthServer, Fault, TestProvider, Upstream, MARK, PASSWORD};
 
 const AUTH_DELAY: Duration = Duration::from_millis(50);
 

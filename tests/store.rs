@@ -7,20 +7,13 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use bytes::Bytes;
-use http::{Request, StatusCode};
-use http_body_util::Full;
+use http::StatusCode;
 use tower::{Layer, ServiceExt};
 use tower_token_auth::store::{FileStore, MemoryStore, StoredSession, TokenStore};
 use tower_token_auth::{AuthLayer, AuthService, Clock, ErrorKind};
 
-use support::{bearer, get, AuthServer, TestProvider, MARK};
+use support::{bearer, get, AuthServer, TestProvider, Upstream, MARK};
 
-type Upstream = tower::util::BoxCloneSyncService<
-    Request<Full<Bytes>>,
-    http::Response<Full<Bytes>>,
-    std::convert::Infallible,
->;
 type Service = AuthService<Upstream, TestProvider>;
 
 const AUTH_DELAY: Duration = Duration::from_millis(50);

@@ -8,19 +8,14 @@ mod support;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{Request, StatusCode};
+use http::StatusCode;
 use http_body_util::Full;
 use tokio::time::Instant;
 use tower::{Layer, ServiceExt};
 use tower_token_auth::{AuthLayer, AuthService, Clock, ErrorKind, RefreshTiming, TokenPolicy};
 
-use support::{auth_error, bearer, get, AuthServer, Fault, TestProvider, MARK, PASSWORD};
+use support::{auth_error, bearer, get, AuthServer, Fault, TestProvider, Upstream, MARK, PASSWORD};
 
-type Upstream = tower::util::BoxCloneSyncService<
-    Request<Full<Bytes>>,
-    http::Response<Full<Bytes>>,
-    std::convert::Infallible,
->;
 type Svc = AuthService<Upstream, TestProvider>;
 
 const AUTH_DELAY: Duration = Duration::from_millis(50);

@@ -91,9 +91,7 @@ impl<P: Provider> Manager<P> {
     ) -> Self {
         Self {
             slot: Slot::default(),
-            replays: policy.max_replays > 0
-                && policy.max_sends >= 2
-                && !policy.classifier.is_none(),
+            replays: policy.replays(),
             policy,
             metrics: Metrics::default(),
             rotations: watch::Sender::new(None),

@@ -219,6 +219,31 @@ impl Default for TokenPolicy {
     }
 }
 
+impl TokenPolicy {
+    /// Whether any request can be replayed: requests are copied only then.
+    pub(crate) fn replays(&self) -> bool {
+        self.max_replays > 0 && self.max_sends >= 2 && !self.classifier.is_none()
+    }
+
+    /// Whether a request about to go out for the `sends + 1`-th time needs a copy: another send
+    /// may follow it.
+    pub(crate) fn copies_for_send(&self, sends: u32) -> bool {
+        self.replays() && sends + 1 < self.max_sends
+    }
+
+    /// OkHttp's rule, for a request sent `sends` times whose token was just rejected: a
+    /// rejection of the token the slot holds (`news`) costs one of `max_replays` (counted in
+    /// `charged`) and one refresh; a rejection of a token already superseded or known dead is
+    /// replayed free. `max_sends` caps both, so a replay loop always ends.
+    pub(crate) fn allows_replay(&self, sends: u32, charged: &mut u32, news: bool) -> bool {
+        let allowed = sends < self.max_sends && (!news || *charged < self.max_replays);
+        if allowed && news {
+            *charged += 1;
+        }
+        allowed
+    }
+}
+
 macro_rules! forward_provider {
     ($ptr:ident) => {
         impl<P: Provider + ?Sized> Provider for $ptr<P> {

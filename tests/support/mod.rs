@@ -11,7 +11,7 @@ use http::{header, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Either, Full};
 use tower::util::BoxCloneSyncService;
 use tower::BoxError;
-use tower_token_auth::{AuthError, AuthRequest, Provider, Secret, TokenPolicy};
+use tower_token_auth::{AuthError, AuthLayer, AuthRequest, Clock, Provider, Secret, TokenPolicy};
 
 /// Every secret in the tests carries this marker, so leak checks can search for it.
 pub const MARK: &str = "SECRET";
@@ -19,6 +19,16 @@ pub const MARK: &str = "SECRET";
 pub const LOGIN_URL: &str = "http://auth.test/login";
 pub const REFRESH_URL: &str = "http://auth.test/refresh";
 pub const PASSWORD: &str = "pw-SECRET";
+
+/// The in-process upstream, as [`AuthServer::upstream`] makes it for the tests' requests.
+pub type Upstream = BoxCloneSyncService<Request<Full<Bytes>>, Response<Full<Bytes>>, Infallible>;
+
+/// A layer on `server` whose clock follows the paused tokio clock.
+pub fn paused_layer(server: &AuthServer, provider: TestProvider) -> AuthLayer<TestProvider> {
+    AuthLayer::builder(provider)
+        .clock(Clock::tokio())
+        .build(server.transport())
+}
 
 /// A provider speaking JSON to the in-process [`AuthServer`].
 #[derive(Debug, Clone)]
