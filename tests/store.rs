@@ -2,6 +2,9 @@
 //! holders, and the file store's files. Layers sharing a store stand for processes; all of them
 //! share one [`Clock`] (one wall clock, as processes on one host do) under paused time.
 
+#[cfg(feature = "redis")]
+#[path = "store/redis.rs"]
+mod redis;
 mod support;
 
 use std::path::{Path, PathBuf};

@@ -35,6 +35,8 @@
 //!   process that share it share one session.
 //! - [`FileStore`]: one file per session key in a directory, written atomically. Processes on one
 //!   host (or on a filesystem with local semantics) share sessions through it.
+//! - `RedisStore` (feature `redis`): sessions and leases in a Redis server, for a fleet of
+//!   processes on any number of hosts.
 //! - Your own: implement [`TokenStore`]; [`StoredSession::to_json`] and
 //!   [`StoredSession::from_json`] give a checked encoding.
 //!
@@ -67,6 +69,8 @@
 
 mod file;
 mod memory;
+#[cfg(feature = "redis")]
+mod redis;
 mod session;
 
 use std::future::{ready, Future};
@@ -76,6 +80,8 @@ use std::time::Duration;
 
 pub use self::file::FileStore;
 pub use self::memory::MemoryStore;
+#[cfg(feature = "redis")]
+pub use self::redis::RedisStore;
 pub use self::session::StoredSession;
 use crate::error::AuthError;
 

@@ -1,6 +1,9 @@
 //! Shared helpers for the engine tests: an in-process auth server and upstream, and a provider.
 #![allow(dead_code, unreachable_pub)]
 
+#[cfg(feature = "redis")]
+pub mod redis_server;
+
 use std::collections::HashSet;
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
