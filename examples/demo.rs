@@ -17,6 +17,17 @@
 //! cargo run --release --example demo -- --faults 0.1 --outage 3:8
 //! ```
 //!
+//! `--store` keeps the session beyond the process: processes given the same store and key share
+//! one session (one login for all of them; one auth call per renewal), and a restart within the
+//! token's lifetime logs in zero times. `memory` is the default, `file:PATH` a directory of
+//! session files, `redis://HOST:PORT[/DB]` a Redis server (build with `--features redis`):
+//!
+//! ```text
+//! cargo run --release --features redis --example demo -- --provider tradecloud \
+//!     --auth-url http://127.0.0.1:8080 --api-url http://127.0.0.1:8080/resource \
+//!     --username U --password P --store redis://127.0.0.1:6379/0 --json
+//! ```
+//!
 //! External mode runs against any server:
 //!
 //! ```text
@@ -42,6 +53,7 @@ use hyper_util::rt::TokioExecutor;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use tower::{Layer, ServiceExt};
 use tower_token_auth::provider::HttpProvider;
+use tower_token_auth::store::{FileStore, MemoryStore, TokenStore};
 use tower_token_auth::{oauth2, presets, AuthError, AuthLayer, AuthService};
 use tower_token_auth_emulation::{Api, Config, Emulation, FaultKind};
 
@@ -116,6 +128,30 @@ struct Args {
     /// (e.g. 3:8).
     #[arg(long, value_name = "START:END", value_parser = parse_outage)]
     outage: Option<Outage>,
+    /// Where sessions live: `memory` (the default: this process only), `file:PATH` (a directory
+    /// of session files) or `redis://HOST:PORT[/DB]` (needs `--features redis`). Processes given
+    /// the same store and key share one session.
+    #[arg(long, value_name = "URL")]
+    store: Option<String>,
+    /// The session's key in the store (default: provider, auth URL and user).
+    #[arg(long, value_name = "KEY", requires = "store")]
+    store_key: Option<String>,
+    /// How long one renewal may hold the store's lease, in seconds (default: twice the auth
+    /// timeout); a process that dies holding it holds the others back this long at most.
+    #[arg(long, value_name = "SECS", requires = "store", value_parser = parse_secs)]
+    lease_ttl: Option<Duration>,
+    /// Timeout of one login or refresh call, in seconds (default 10).
+    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    auth_timeout: Option<Duration>,
+}
+
+fn parse_secs(value: &str) -> Result<Duration, String> {
+    match value.trim().parse::<f64>() {
+        Ok(secs) if secs.is_finite() && secs > 0.0 && secs < 1e9 => {
+            Ok(Duration::from_secs_f64(secs))
+        }
+        _ => Err("expected a positive number of seconds, e.g. 2.5".to_owned()),
+    }
 }
 
 /// An auth outage, in time from the start of the run.
@@ -184,6 +220,9 @@ struct Report {
     logins: u64,
     refreshes: u64,
     replays: u64,
+    /// Sessions taken from the store instead of an auth call (another process's, or this
+    /// process's before a restart).
+    adopted: u64,
     p50_ms: f64,
     p99_ms: f64,
     elapsed_s: f64,
@@ -326,6 +365,7 @@ async fn run_load(
     report.logins = metrics.logins;
     report.refreshes = metrics.refreshes;
     report.replays = metrics.replays;
+    report.adopted = metrics.adoptions;
     bar.finish_with_message(format!(
         "done: {} requests, {} failed",
         report.requests, report.failed
@@ -367,7 +407,7 @@ fn progress(multi: &MultiProgress, name: &str, stop: Stop, hidden: bool) -> Prog
 
 fn print_table(reports: &[Report]) {
     println!(
-        "{:<16} {:>9} {:>9} {:>7} {:>7} {:>10} {:>8} {:>9} {:>9} {:>8} {:>10} {:>11}",
+        "{:<16} {:>9} {:>9} {:>7} {:>7} {:>10} {:>8} {:>8} {:>9} {:>9} {:>8} {:>10} {:>11}",
         "provider",
         "requests",
         "ok",
@@ -375,6 +415,7 @@ fn print_table(reports: &[Report]) {
         "logins",
         "refreshes",
         "replays",
+        "adopted",
         "p50 ms",
         "p99 ms",
         "avail %",
@@ -391,7 +432,7 @@ fn print_table(reports: &[Report]) {
             .auth_faults
             .map_or_else(|| "-".to_owned(), |n| n.to_string());
         println!(
-            "{:<16} {:>9} {:>9} {:>7} {:>7} {:>10} {:>8} {:>9.2} {:>9.2} {:>8.2} {:>10} {:>11}",
+            "{:<16} {:>9} {:>9} {:>7} {:>7} {:>10} {:>8} {:>8} {:>9.2} {:>9.2} {:>8.2} {:>10} {:>11}",
             r.provider,
             r.requests,
             r.ok,
@@ -399,6 +440,7 @@ fn print_table(reports: &[Report]) {
             r.logins,
             r.refreshes,
             r.replays,
+            r.adopted,
             r.p50_ms,
             r.p99_ms,
             r.availability * 100.0,
@@ -463,6 +505,62 @@ fn external_provider(
     built.map_err(|e| e.to_string())
 }
 
+/// The layer for `provider`, with the auth timeout and store the command line asks for. The
+/// store key defaults to the provider's name, its auth URL and the account.
+fn layer(
+    args: &Args,
+    provider: HttpProvider,
+    name: &str,
+    auth_url: &str,
+    user: &str,
+    client: &HttpClient,
+) -> Result<AuthLayer<HttpProvider>, String> {
+    let mut builder = AuthLayer::builder(provider);
+    if let Some(timeout) = args.auth_timeout {
+        builder = builder.timeout(timeout);
+    }
+    if let Some(url) = &args.store {
+        let key = match &args.store_key {
+            Some(key) => key.clone(),
+            None => format!("{name}:{auth_url}:{user}"),
+        };
+        builder = builder.store(open_store(url)?, key);
+    }
+    if let Some(ttl) = args.lease_ttl {
+        builder = builder.lease_ttl(ttl);
+    }
+    Ok(builder.build(client.clone()))
+}
+
+/// The store `--store` names.
+fn open_store(url: &str) -> Result<Arc<dyn TokenStore>, String> {
+    if url == "memory" {
+        return Ok(Arc::new(MemoryStore::new()));
+    }
+    if let Some(dir) = url.strip_prefix("file:") {
+        if dir.is_empty() {
+            return Err("--store file:PATH needs a directory, e.g. file:/tmp/sessions".to_owned());
+        }
+        return Ok(Arc::new(FileStore::new(dir)));
+    }
+    if url.starts_with("redis://") || url.starts_with("rediss://") || url.starts_with("redis+unix:")
+    {
+        return redis_store(url);
+    }
+    Err("--store takes memory, file:PATH or redis://HOST:PORT[/DB]".to_owned())
+}
+
+#[cfg(feature = "redis")]
+fn redis_store(url: &str) -> Result<Arc<dyn TokenStore>, String> {
+    let store = tower_token_auth::store::RedisStore::open(url).map_err(|e| e.to_string())?;
+    Ok(Arc::new(store))
+}
+
+#[cfg(not(feature = "redis"))]
+fn redis_store(_: &str) -> Result<Arc<dyn TokenStore>, String> {
+    Err("a Redis store needs the redis feature: cargo run --release --features redis --example demo -- ...".to_owned())
+}
+
 fn load_from(args: &Args, uri: Uri, default_duration: f64) -> Result<Load, String> {
     let stop = match (args.requests, args.duration) {
         (Some(n), _) => Stop::Requests(n),
@@ -501,13 +599,17 @@ async fn external(args: &Args, name: ProviderName) -> Result<Vec<Report>, String
         .map_err(|_| "--api-url is not a valid URL".to_owned())?;
     let load = load_from(args, uri, 10.0)?;
     let provider = external_provider(args, name, auth_url)?;
-    let client = client();
-    let svc = AuthLayer::new(provider, client.clone()).layer(client);
-    let multi = MultiProgress::new();
     let label = name
         .to_possible_value()
         .map(|v| v.get_name().to_owned())
         .unwrap_or_default();
+    let user = [&args.username, &args.client_id]
+        .into_iter()
+        .find_map(Option::as_deref)
+        .unwrap_or("api-key");
+    let client = client();
+    let svc = layer(args, provider, &label, auth_url, user, &client)?.layer(client);
+    let multi = MultiProgress::new();
     let bar = progress(&multi, &label, load.stop, args.json);
     Ok(vec![run_load(&label, svc, load, bar, Instant::now()).await])
 }
@@ -586,7 +688,11 @@ async fn embedded(args: &Args) -> Result<Vec<Report>, String> {
         if let Some(rate) = args.faults {
             emulation.set_fault_rate(rate, &FaultKind::all());
         }
-        let svc = AuthLayer::new(provider, client.clone()).layer(client.clone());
+        let user = match api {
+            Api::Intergiro => "api-key",
+            _ => &c.username,
+        };
+        let svc = layer(args, provider, name, &base, user, &client)?.layer(client.clone());
         loads.push((name, svc, load));
         emulations.push(Arc::new(emulation));
     }

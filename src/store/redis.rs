@@ -160,7 +160,7 @@ impl TokenStore for RedisStore {
             let mut set = redis::cmd("SET");
             set.arg(&entry).arg(session.to_json(key));
             if let Some(until) = entry_expiry(session) {
-                set.arg("EXAT").arg(until);
+                set.arg("PXAT").arg(until);
             }
             let mut connection = self.connection().await?;
             set.query_async::<()>(&mut connection)
@@ -212,7 +212,7 @@ fn holder_value(lease: Lease) -> String {
     format!("{:016x}:{}", lease.holder(), std::process::id())
 }
 
-/// When the entry of `session` is of no more use, in seconds since the Unix epoch; `None` while
+/// When the entry of `session` is of no more use, in milliseconds since the Unix epoch; `None` while
 /// its refresh token may live on.
 fn entry_expiry(session: &StoredSession) -> Option<u64> {
     let until = match (session.refresh_token(), session.refresh_expires_at()) {
@@ -220,12 +220,11 @@ fn entry_expiry(session: &StoredSession) -> Option<u64> {
         (Some(_), Some(refresh)) => refresh.max(session.expires_at()),
         (Some(_), None) => return None,
     };
-    // A session already dead expires at once (EXAT in the past deletes the key); at least 1.
-    Some(
-        until
-            .duration_since(UNIX_EPOCH)
-            .map_or(1, |d| d.as_secs().max(1)),
-    )
+    // A session already dead expires at once (PXAT in the past deletes the key); at least 1.
+    let millis = until
+        .duration_since(UNIX_EPOCH)
+        .map_or(1, |d| d.as_millis().max(1));
+    Some(u64::try_from(millis).unwrap_or(u64::MAX))
 }
 
 #[cfg(test)]
@@ -257,9 +256,9 @@ mod tests {
     fn entries_expire_with_the_session() {
         let at = |secs| UNIX_EPOCH + Duration::from_secs(secs);
         let access_only = StoredSession::new("a", at(100));
-        assert_eq!(entry_expiry(&access_only), Some(100));
+        assert_eq!(entry_expiry(&access_only), Some(100_000));
         let with_refresh = access_only.clone().with_refresh_token("r", Some(at(900)));
-        assert_eq!(entry_expiry(&with_refresh), Some(900));
+        assert_eq!(entry_expiry(&with_refresh), Some(900_000));
         let open_ended = access_only.with_refresh_token("r", None);
         assert_eq!(entry_expiry(&open_ended), None);
     }

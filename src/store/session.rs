@@ -12,7 +12,7 @@ use crate::secret::Secret;
 const FORMAT: &str = "tower-token-auth/session/1";
 
 /// A session as a [`TokenStore`](super::TokenStore) keeps it: the access token, the refresh
-/// token, their expiries as wall-clock times (whole seconds, rounded down), and what identifies
+/// token, their expiries as wall-clock times (whole milliseconds, rounded down), and what identifies
 /// this token among the session's tokens.
 ///
 /// The layer decides "is the stored session still the one I hold" by [`id`](Self::id), a random
@@ -52,7 +52,7 @@ impl StoredSession {
     pub fn new(access_token: impl Into<Secret>, expires_at: SystemTime) -> Self {
         Self {
             access_token: access_token.into(),
-            expires_at: whole_seconds(expires_at),
+            expires_at: whole_millis(expires_at),
             refresh_token: None,
             refresh_expires_at: None,
             id: fastrand::u64(..),
@@ -67,7 +67,7 @@ impl StoredSession {
         expires_at: Option<SystemTime>,
     ) -> Self {
         self.refresh_token = Some(refresh_token.into());
-        self.refresh_expires_at = expires_at.map(whole_seconds);
+        self.refresh_expires_at = expires_at.map(whole_millis);
         self
     }
 
@@ -108,7 +108,7 @@ impl StoredSession {
     }
 
     /// The session as JSON, for a store that keeps bytes: a format tag, `key`, the tokens in
-    /// plain text, expiries in seconds since the Unix epoch.
+    /// plain text, expiries in milliseconds since the Unix epoch.
     ///
     /// The bytes hold the tokens: treat them as the secrets they are.
     pub fn to_json(&self, key: &str) -> Vec<u8> {
@@ -118,12 +118,12 @@ impl StoredSession {
             id: Cow::Owned(format!("{:016x}", self.id)),
             version: self.version,
             access_token: Cow::Borrowed(self.access_token.expose()),
-            expires_at: unix_seconds(self.expires_at),
+            expires_at_ms: unix_millis(self.expires_at),
             refresh_token: self
                 .refresh_token
                 .as_ref()
                 .map(|t| Cow::Borrowed(t.expose())),
-            refresh_expires_at: self.refresh_expires_at.map(unix_seconds),
+            refresh_expires_at_ms: self.refresh_expires_at.map(unix_millis),
         };
         // A struct of strings and integers always serializes.
         serde_json::to_vec(&entry).unwrap_or_default()
@@ -150,9 +150,9 @@ impl StoredSession {
         }
         let id = u64::from_str_radix(&entry.id, 16)
             .map_err(|_| unusable("session entry has a malformed id"))?;
-        let time = |seconds: u64| {
+        let time = |millis: u64| {
             UNIX_EPOCH
-                .checked_add(Duration::from_secs(seconds))
+                .checked_add(Duration::from_millis(millis))
                 .ok_or_else(|| unusable("session entry has an expiry out of range"))
         };
         if entry.access_token.is_empty() {
@@ -160,12 +160,12 @@ impl StoredSession {
         }
         Ok(Self {
             access_token: Secret::new(entry.access_token.into_owned()),
-            expires_at: time(entry.expires_at)?,
+            expires_at: time(entry.expires_at_ms)?,
             refresh_token: entry
                 .refresh_token
                 .filter(|t| !t.is_empty())
                 .map(|t| Secret::new(t.into_owned())),
-            refresh_expires_at: entry.refresh_expires_at.map(time).transpose()?,
+            refresh_expires_at: entry.refresh_expires_at_ms.map(time).transpose()?,
             id,
             version: entry.version,
         })
@@ -180,19 +180,20 @@ struct Entry<'a> {
     id: Cow<'a, str>,
     version: u64,
     access_token: Cow<'a, str>,
-    expires_at: u64,
+    expires_at_ms: u64,
     refresh_token: Option<Cow<'a, str>>,
-    refresh_expires_at: Option<u64>,
+    refresh_expires_at_ms: Option<u64>,
 }
 
-fn unix_seconds(at: SystemTime) -> u64 {
-    at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+fn unix_millis(at: SystemTime) -> u64 {
+    at.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
-/// `at`, rounded down to whole seconds (as stored): a token is never believed valid later than
-/// it was.
-fn whole_seconds(at: SystemTime) -> SystemTime {
-    UNIX_EPOCH + Duration::from_secs(unix_seconds(at))
+/// `at`, rounded down to whole milliseconds (as stored): a token is never believed valid later
+/// than it was.
+fn whole_millis(at: SystemTime) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(unix_millis(at))
 }
 
 #[cfg(test)]
@@ -220,7 +221,7 @@ mod tests {
         let cases = [
             b"\x00\xffgarbage SECRET".to_vec(),
             br#"{"format":"other/1","access_token":"at-SECRET"}"#.to_vec(),
-            good.replace("\"expires_at\":", "\"expires_at\":\"SECRET\",\"x\":")
+            good.replace("\"expires_at_ms\":", "\"expires_at_ms\":\"SECRET\",\"x\":")
                 .into_bytes(),
             good.replace("\"id\":\"", "\"id\":\"zz").into_bytes(),
             good.as_bytes()[..good.len() / 2].to_vec(),
@@ -236,8 +237,8 @@ mod tests {
 
     #[test]
     fn debug_hides_the_tokens_and_expiries_round_down() {
-        let s = StoredSession::new("at-SECRET", UNIX_EPOCH + Duration::from_millis(1999));
-        assert_eq!(s.expires_at(), UNIX_EPOCH + Duration::from_secs(1));
+        let s = StoredSession::new("at-SECRET", UNIX_EPOCH + Duration::from_micros(1_999_999));
+        assert_eq!(s.expires_at(), UNIX_EPOCH + Duration::from_millis(1999));
         let debug = format!("{:?}", session());
         assert!(
             !debug.contains("SECRET") && debug.contains("[redacted]"),
