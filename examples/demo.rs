@@ -220,12 +220,12 @@ struct Report {
     logins: u64,
     refreshes: u64,
     replays: u64,
-    /// Sessions taken from the store instead of an auth call (another process's, or this
-    /// process's before a restart).
-    adopted: u64,
     p50_ms: f64,
     p99_ms: f64,
     elapsed_s: f64,
+    /// Sessions taken from the store instead of an auth call (another process's, or this
+    /// process's before a restart).
+    adopted: u64,
     /// `ok / requests`.
     availability: f64,
     /// From the end of the outage to the first request completing OK after it. The key is
