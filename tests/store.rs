@@ -304,6 +304,25 @@ async fn a_crashed_lease_holder_delays_the_others_until_its_lease_lapses_file_st
     a_crashed_lease_holder_delays_the_others_until_its_lease_lapses(store, clock).await;
 }
 
+/// Waiting for another holder's lease, a layer re-reads the store on every poll; an unusable
+/// entry is reported once while it waits, and once more when it renews.
+#[tokio::test(start_paused = true)]
+async fn an_unusable_entry_is_reported_once_per_wait_not_per_poll() {
+    let clock = Clock::tokio();
+    let dir = TempDir::new("corrupt-wait");
+    let store = FileStore::new(dir.path()).clock(clock);
+    std::fs::create_dir_all(dir.path()).unwrap();
+    std::fs::write(store.path(KEY), b"not json").unwrap();
+    let ttl = Duration::from_secs(5);
+    assert!(store.lease(KEY, ttl).await.unwrap().is_some());
+    let server = AuthServer::new(3600, AUTH_DELAY);
+    let (layer, svc) = process(&server, clock, store);
+    assert_eq!(send(&svc).await, StatusCode::OK);
+    assert_eq!((server.logins(), server.refreshes()), (1, 0));
+    // About twenty polls went by.
+    assert_eq!(layer.metrics().store_failures, 2);
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_failing_store_is_counted_and_the_layer_carries_on_in_memory() {
     // A directory that cannot be created: a file stands where it should be.

@@ -134,6 +134,8 @@ impl<P: Provider> Manager<P> {
         let clock = self.settings.clock;
         let started = clock.moment();
         let poll = (persist.lease_ttl / 16).clamp(LEASE_POLL.0, LEASE_POLL.1);
+        // An unusable entry or a failing load is reported on the first poll only.
+        let mut report = true;
         loop {
             let lease = persist.store.lease(&persist.key, persist.lease_ttl);
             match self.store_op("lease", lease).await {
@@ -141,10 +143,11 @@ impl<P: Provider> Manager<P> {
                 Ok(None) => {}
                 Err(_) => return Leased::Taken(None),
             }
-            if let Verdict::Adopt(fresh, held) = self.verdict(persist).await {
+            if let Verdict::Adopt(fresh, held) = self.verdict(persist, report).await {
                 self.adopted(persist, held);
                 return Leased::Adopted(fresh);
             }
+            report = false;
             if clock.moment().duration_since(started) > persist.lease_ttl {
                 tracing::warn!(
                     lease_ttl_ms = persist.lease_ttl.as_millis() as u64,
@@ -159,7 +162,7 @@ impl<P: Provider> Manager<P> {
     /// With the lease held: re-reads the store, and renews only if the stored session is the
     /// one held; saves what the auth server issued.
     async fn renew_under_lease(self: &Arc<Self>, persist: &Persist) -> Result<Fresh, AuthError> {
-        let version = match self.verdict(persist).await {
+        let version = match self.verdict(persist, true).await {
             Verdict::Adopt(fresh, held) => {
                 self.adopted(persist, held);
                 return Ok(fresh);
@@ -188,14 +191,18 @@ impl<P: Provider> Manager<P> {
         Ok(fresh)
     }
 
-    /// Reads the store and judges its session against the one held.
-    async fn verdict(&self, persist: &Persist) -> Verdict {
+    /// Reads the store and judges its session against the one held; `report`: whether a failure
+    /// is logged and counted.
+    async fn verdict(&self, persist: &Persist, report: bool) -> Verdict {
         let held = persist.held();
         let held_version = held.map_or(0, |h| h.version);
-        let stored = match self
-            .store_op("load", persist.store.load(&persist.key))
-            .await
-        {
+        let loaded = persist.store.load(&persist.key);
+        let loaded = if report {
+            self.store_op("load", loaded).await
+        } else {
+            self.bounded("load", loaded).await
+        };
+        let stored = match loaded {
             Ok(Some(stored)) => stored,
             Ok(None) | Err(_) => return Verdict::Renew(held_version),
         };
@@ -213,7 +220,9 @@ impl<P: Provider> Manager<P> {
             Ok(fresh) if fresh.is_live() => Verdict::Adopt(fresh, found),
             Ok(fresh) => Verdict::RenewStored(fresh, found),
             Err(error) => {
-                self.store_failed("load", &error);
+                if report {
+                    self.store_failed("load", &error);
+                }
                 Verdict::Renew(held_version.max(stored.version()))
             }
         }
@@ -234,18 +243,23 @@ impl<P: Provider> Manager<P> {
         op: &'static str,
         call: StoreFuture<'_, T>,
     ) -> Result<T, AuthError> {
+        let result = self.bounded(op, call).await;
+        if let Err(error) = &result {
+            self.store_failed(op, error);
+        }
+        result
+    }
+
+    /// Runs one store call, bounded by the auth timeout.
+    async fn bounded<T>(&self, op: &'static str, call: StoreFuture<'_, T>) -> Result<T, AuthError> {
         let timeout = self.settings.timeout;
-        let result = match tokio::time::timeout(timeout, call).await {
+        match tokio::time::timeout(timeout, call).await {
             Ok(result) => result,
             Err(_) => Err(AuthError::store(
                 format!("{op} timed out after {timeout:?}"),
                 None,
             )),
-        };
-        if let Err(error) = &result {
-            self.store_failed(op, error);
         }
-        result
     }
 
     fn store_failed(&self, op: &'static str, error: &AuthError) {
