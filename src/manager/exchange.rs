@@ -22,11 +22,12 @@ use crate::provider::{AuthRequest, Failure, Provider, RefreshTiming, TokenPolicy
 use crate::secret::{scrub, Secret};
 use crate::slot::{Generation, Issuer, NewToken, TokenState};
 use crate::store::StoredSession;
-use crate::token::{jwt_lifetime, JwtLifetime, TokenSet, MAX_LIFETIME};
+use crate::token::{jwt_lifetime, Lifetime, TokenSet, MAX_LIFETIME};
 
-/// The lifetime assumed for a JWT whose `exp` has already passed by the local clock (a skewed
-/// clock): short, with a 401 as the backstop, rather than a login loop.
-const SKEWED_JWT_LIFETIME: Duration = Duration::from_secs(60);
+/// The lifetime assumed for a token whose expiry (a JWT `exp`, an absolute `expires_at`) has
+/// already passed by the local clock (a skewed clock): short, with a 401 as the backstop, rather
+/// than a login loop.
+const SKEWED_LIFETIME: Duration = Duration::from_secs(60);
 
 /// A successful attempt: the new token, and the refresh token to keep if the server did not
 /// rotate it.
@@ -212,13 +213,13 @@ pub(super) struct Issued {
 }
 
 impl Issued {
-    /// Checks `tokens` and works out their lifetimes: `expires_in`, else the JWT `exp`, else
-    /// `default_lifetime`.
+    /// Checks `tokens` and works out their lifetimes: `expires_in`, else `expires_at`, else the
+    /// JWT `exp`, else `default_lifetime`.
     ///
     /// NOTE: a relative lifetime counts from `sent_at`, not from the response's arrival: the
     /// server issued the token somewhere in between, so the token is never believed valid after
-    /// the server's own deadline, however slow the answer was. So does a JWT's `exp - iat`; a JWT
-    /// with `exp` alone is read against the local clock at arrival.
+    /// the server's own deadline, however slow the answer was. So does a JWT's `exp - iat`; an
+    /// absolute expiry or a JWT with `exp` alone is read against the local clock at arrival.
     fn new(
         tokens: TokenSet,
         policy: &TokenPolicy,
@@ -230,31 +231,37 @@ impl Issued {
         let wall = clock.wall();
         let in_flight = received_at.duration_since(sent_at);
         let access = tokens.access_token().expose();
+        let stated = match tokens.expires_at() {
+            Some(at) => Some(Lifetime::until(at, wall)),
+            None => jwt_lifetime(access, wall),
+        };
         let lifetime = match tokens.expires_in() {
             Some(lifetime) => lifetime,
-            None => match jwt_lifetime(access, wall) {
-                Some(JwtLifetime::Issued(lifetime)) => lifetime,
-                Some(JwtLifetime::Remaining(Duration::ZERO)) => {
-                    let assumed = default_lifetime.min(SKEWED_JWT_LIFETIME);
+            None => match stated {
+                Some(Lifetime::Issued(lifetime)) => lifetime,
+                Some(Lifetime::Remaining(Duration::ZERO)) => {
+                    let assumed = default_lifetime.min(SKEWED_LIFETIME);
                     tracing::warn!(
                         assumed_ms = assumed.as_millis() as u64,
-                        "access token's JWT `exp` has already passed (clock skew?); lifetime unknown"
+                        "access token's expiry has already passed (clock skew?); lifetime unknown"
                     );
                     assumed + in_flight
                 }
                 // Counted from arrival, expressed from `sent_at`.
-                Some(JwtLifetime::Remaining(lifetime)) => lifetime + in_flight,
+                Some(Lifetime::Remaining(lifetime)) => lifetime + in_flight,
                 None => default_lifetime.min(MAX_LIFETIME),
             },
         };
         let header = policy.header.value(tokens.access_token())?;
         let refresh_lifetime = tokens.refresh_token().and_then(|token| {
-            tokens
-                .refresh_expires_in()
-                .or_else(|| match jwt_lifetime(token.expose(), wall)? {
-                    JwtLifetime::Issued(lifetime) => Some(lifetime),
-                    JwtLifetime::Remaining(lifetime) => Some(lifetime + in_flight),
-                })
+            let stated = match tokens.refresh_expires_at() {
+                Some(at) => Some(Lifetime::until(at, wall)),
+                None => jwt_lifetime(token.expose(), wall),
+            };
+            tokens.refresh_expires_in().or_else(|| match stated? {
+                Lifetime::Issued(lifetime) => Some(lifetime),
+                Lifetime::Remaining(lifetime) => Some(lifetime + in_flight),
+            })
         });
         Ok(Self {
             access_token: tokens.access_token().clone(),

@@ -43,7 +43,10 @@ mod generic;
 pub mod oauth2;
 pub mod presets;
 
-pub use self::generic::{CallSpec, Encoding, HttpProvider, Rejects, TokenSource};
+pub use self::generic::{
+    CallSpec, Encoding, Expiry, HttpProvider, Location, Param, Rejects, Timestamp, TokenFields,
+    TokenSource,
+};
 
 use std::sync::Arc;
 use std::time::Duration;
