@@ -439,6 +439,16 @@ pub(crate) fn basic(user: &str, password: &Secret) -> Result<HeaderValue, AuthEr
     Ok(value)
 }
 
+/// HTTP Basic over the form-urlencoded `user` and `password`, as RFC 6749 §2.3.1 wants of OAuth2
+/// clients.
+pub(crate) fn basic_form_encoded(user: &str, password: &Secret) -> Result<HeaderValue, AuthError> {
+    let user: String = form_urlencoded::byte_serialize(user.as_bytes()).collect();
+    let password = Secret::new(
+        form_urlencoded::byte_serialize(password.expose().as_bytes()).collect::<String>(),
+    );
+    basic(&user, &password)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,7 +10,7 @@ mod tokens;
 use std::fmt;
 use std::sync::Arc;
 
-pub(crate) use self::call::basic;
+pub(crate) use self::call::{basic, basic_form_encoded};
 pub use self::call::{CallSpec, Encoding, Param};
 pub use self::rejects::Rejects;
 pub use self::tokens::{Expiry, Location, Timestamp, TokenFields, TokenSource};
