@@ -401,6 +401,36 @@ fn oauth_error_detail(body: &Bytes) -> Option<String> {
 mod tests {
     use super::*;
 
+    /// The lifetime `tokens` get when their request was sent 2 s before the answer arrived.
+    async fn lifetime_after_two_seconds(tokens: impl FnOnce(SystemTime) -> TokenSet) -> Duration {
+        let clock = Clock::tokio();
+        let sent_at = clock.moment();
+        let tokens = tokens(clock.wall());
+        tokio::time::advance(Duration::from_secs(2)).await;
+        Issued::new(tokens, &TokenPolicy::default(), sent_at, &clock)
+            .unwrap()
+            .lifetime
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn relative_lifetimes_count_from_the_sending_absolute_ones_by_the_wall_clock() {
+        let secs = Duration::from_secs;
+        // `expires_in`: from the sending, however long the answer took.
+        let lifetime =
+            lifetime_after_two_seconds(|_| TokenSet::new("a").with_expires_in(secs(60))).await;
+        assert_eq!(lifetime, secs(60));
+        // `expires_at` 60 s after the sending: the same deadline, read at arrival.
+        let lifetime =
+            lifetime_after_two_seconds(|now| TokenSet::new("a").with_expires_at(now + secs(60)))
+                .await;
+        assert_eq!(lifetime, secs(60));
+        // Already past by the local clock: a short assumed lifetime, not a login loop.
+        let lifetime =
+            lifetime_after_two_seconds(|now| TokenSet::new("a").with_expires_at(now - secs(5)))
+                .await;
+        assert_eq!(lifetime, SKEWED_LIFETIME + secs(2));
+    }
+
     #[test]
     fn oauth_error_bodies() {
         let detail = |b: &'static [u8]| oauth_error_detail(&Bytes::from_static(b));
