@@ -298,7 +298,10 @@ fn build_errors_name_the_field_and_placeholder() {
     assert_eq!(auth.kind(), tower_token_auth::ErrorKind::Config);
 }
 
-/// A bad TOML spec: the path, line and column of the error, and a part of its message.
+/// A bad spec, and what its error says: the path, the line and column, a part of the message.
+type Case = (String, &'static str, Option<(usize, usize)>, &'static str);
+
+/// A bad TOML spec's error, checked to quote no secret.
 fn toml_error(text: &str) -> SpecError {
     let err = ProviderSpec::from_toml(text).unwrap_err();
     let shown = format!("{err} {err:?}");
@@ -311,7 +314,7 @@ fn bad_toml_specs_name_field_line_and_column() {
     let call = "[login]\nurl = \"https://a.test/login\"\n";
     let refresh =
         "[refresh]\nurl = \"/refresh\"\nform = { refresh_token = \"${refresh_token}\" }\n";
-    let cases: Vec<(String, &str, Option<(usize, usize)>, &str)> = vec![
+    let cases: Vec<Case> = vec![
         (format!("nmae = \"x\"\n{call}"), "nmae", Some((1, 1)), "unknown field `nmae`"),
         (format!("{call}methd = \"GET\"\n"), "login.methd", Some((3, 1)), "unknown field `methd`"),
         (format!("{call}method = \"SECRET\"\n"), "login.method", Some((3, 10)), "GET, POST or PUT"),

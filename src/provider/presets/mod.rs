@@ -1,10 +1,9 @@
 //! Ready configurations for the APIs this crate was built against.
 //!
 //! Each takes the base URL exactly as the API's documentation writes it, plus credentials, and
-//! returns an [`HttpProvider`](crate::provider::HttpProvider): the differences between the APIs
-//! are data, not code. Each is built from its spec file in the repository's `specs/` (see
-//! [`ProviderSpec`](crate::provider::ProviderSpec)), so the spec a user copies for a new API is
-//! the one the preset runs on.
+//! returns an [`HttpProvider`]: the differences between the APIs are data, not code. Each is
+//! built from its spec file in the repository's `specs/` (see [`ProviderSpec`]), so the spec a
+//! user copies for a new API is the one the preset runs on.
 //!
 //! | preset | login | tokens | refresh policy |
 //! |---|---|---|---|

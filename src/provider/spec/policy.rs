@@ -55,14 +55,17 @@ impl TryFrom<RawPolicy> for PolicySpec {
     type Error = String;
 
     fn try_from(raw: RawPolicy) -> Result<Self, String> {
-        let mut policy = TokenPolicy::default();
-        policy.refresh = match (raw.refresh, raw.margin_secs) {
+        let refresh = match (raw.refresh, raw.margin_secs) {
             (Some(Timing::AfterExpiry), Some(_)) => {
                 return Err("`margin_secs` is for `refresh = \"ahead\"`".to_owned())
             }
             (Some(Timing::AfterExpiry), None) => RefreshTiming::AfterExpiry,
             (_, Some(margin)) => RefreshTiming::Proactive { margin: margin.0 },
             (_, None) => RefreshTiming::default(),
+        };
+        let mut policy = TokenPolicy {
+            refresh,
+            ..TokenPolicy::default()
         };
         if let Some(lifetime) = raw.default_lifetime_secs {
             if lifetime.0.is_zero() {

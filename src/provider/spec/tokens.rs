@@ -154,15 +154,9 @@ impl TryFrom<RawInstantAt> for InstantAt {
 }
 
 /// `[token_header]`: `name` (default `Authorization`), `scheme` (default `Bearer`) or `raw`.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize)]
 #[serde(try_from = "RawTokenHeader")]
 pub(super) struct TokenHeaderSpec(pub(super) TokenHeader);
-
-impl Default for TokenHeaderSpec {
-    fn default() -> Self {
-        Self(TokenHeader::bearer())
-    }
-}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
