@@ -161,10 +161,14 @@ impl<P: Provider> Manager<P> {
     }
 }
 
-/// Every value `request` carries that may be a secret: body fields (JSON strings or form values)
-/// and header values (decoded, for HTTP Basic). Server text is scrubbed of them.
+/// Every value `request` carries that may be a secret: query parameters, body fields (JSON
+/// strings or form values) and header values (decoded, for HTTP Basic). Server text is scrubbed
+/// of them.
 async fn sent_values(request: &AuthRequest) -> Vec<String> {
-    let mut values = Vec::new();
+    let query = request.uri().query().unwrap_or_default().as_bytes();
+    let mut values: Vec<String> = form_urlencoded::parse(query)
+        .map(|(_, v)| v.into_owned())
+        .collect();
     for value in request.headers().values() {
         let Ok(value) = value.to_str() else { continue };
         let credentials = value.split_once(' ').map_or(value, |(_, rest)| rest);
@@ -447,7 +451,7 @@ mod tests {
 
     #[tokio::test]
     async fn every_sent_value_is_known_for_scrubbing() {
-        let request = http::Request::post("http://auth.test/token")
+        let request = http::Request::post("http://auth.test/token?key=q-9012&v=1")
             .header(
                 "authorization",
                 format!("Basic {}", STANDARD.encode("me:pw-1234")),
@@ -458,7 +462,14 @@ mod tests {
             )))
             .unwrap();
         let values = sent_values(&request).await;
-        for v in ["pw-1234", "me:pw-1234", "rt-5678", "hunter2", "password"] {
+        for v in [
+            "pw-1234",
+            "me:pw-1234",
+            "rt-5678",
+            "hunter2",
+            "password",
+            "q-9012",
+        ] {
             assert!(values.iter().any(|s| s == v), "{v} missing from {values:?}");
         }
         let json = http::Request::post("http://auth.test/token")
