@@ -3,6 +3,7 @@
 //! provider read from a spec file ([`ProviderSpec`](crate::provider::ProviderSpec)).
 
 mod call;
+mod param;
 mod rejects;
 mod rfc3339;
 mod tokens;
@@ -11,7 +12,8 @@ use std::fmt;
 use std::sync::Arc;
 
 pub(crate) use self::call::{basic, basic_form_encoded};
-pub use self::call::{CallSpec, Encoding, Param};
+pub use self::call::{CallSpec, Encoding};
+pub use self::param::Param;
 pub use self::rejects::Rejects;
 pub use self::tokens::{Expiry, Location, Timestamp, TokenFields, TokenSource};
 
