@@ -1,5 +1,6 @@
-//! Provider specs through the public API: the shipped specs as TOML and as JSON, every part of the
-//! format on the wire, errors that name field, line and column without quoting a value, and no
+//! Provider specs through the public API: the presets built from the shipped specs sending exactly
+//! their documented requests, the shipped specs as TOML and as JSON, every part of the format on
+//! the wire, errors that name field, line and column without quoting a value, and no
 //! panic on any input.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -9,7 +10,8 @@ use http_body_util::BodyExt;
 use proptest::prelude::*;
 use tower_token_auth::provider::{Credentials, HttpProvider, ProviderSpec, SpecError};
 use tower_token_auth::{
-    AuthCall, AuthRequest, AuthResponse, Classifier, Failure, Provider, RefreshTiming, Secret,
+    presets, AuthCall, AuthRequest, AuthResponse, Classifier, Failure, Provider, RefreshTiming,
+    Secret,
 };
 
 const SHIPPED: [(&str, &str); 6] = [
@@ -57,6 +59,116 @@ async fn show(request: AuthRequest) -> String {
     }
     let body = request.into_body().collect().await.unwrap().to_bytes();
     out + "\n" + std::str::from_utf8(&body).unwrap()
+}
+
+/// The login and refresh requests of `provider`, as text.
+async fn calls(provider: &HttpProvider) -> (String, String) {
+    let login = show(provider.login_request().unwrap()).await;
+    let refresh = show(provider.refresh_request(&Secret::new("rt-1")).unwrap()).await;
+    (login, refresh)
+}
+
+fn rejects(provider: &HttpProvider, call: AuthCall, status: u16, body: &'static str) -> bool {
+    let mut response = AuthResponse::new(Bytes::from_static(body.as_bytes()));
+    *response.status_mut() = http::StatusCode::from_u16(status).unwrap();
+    provider.classify_failure(call, &response) == Failure::Rejected
+}
+
+#[tokio::test]
+async fn each_preset_sends_exactly_its_documented_requests() {
+    let p = presets::union_service("https://env.example.com/", "u", "pw").unwrap();
+    assert_eq!(
+        calls(&p).await,
+        (
+            "POST https://env.example.com/union-service/auth/token?api-version=1.0\n\
+             accept: application/vnd.restful+json\ncontent-type: application/json\n\n\
+             {\"password\":\"pw\",\"username\":\"u\"}"
+                .to_owned(),
+            "POST https://env.example.com/union-service/auth/refresh-token?api-version=1.0\n\
+             accept: application/vnd.restful+json\ncontent-type: application/json\n\n\
+             {\"refreshToken\":\"rt-1\"}"
+                .to_owned()
+        )
+    );
+    for call in [AuthCall::Login, AuthCall::Refresh] {
+        assert!(rejects(&p, call, 500, "{}") && rejects(&p, call, 404, "{}"));
+        assert!(!rejects(&p, call, 500, "<html>") && !rejects(&p, call, 502, "{}"));
+    }
+
+    let p = presets::simacan("https://a.example.com/api/v1", "u", "p w").unwrap();
+    assert_eq!(
+        calls(&p).await,
+        (
+            "POST https://a.example.com/api/v1/auth/password\n\
+             content-type: application/x-www-form-urlencoded\naccept: application/json\n\n\
+             username=u&password=p+w"
+                .to_owned(),
+            "POST https://a.example.com/api/v1/auth/refresh\n\
+             content-type: application/x-www-form-urlencoded\naccept: application/json\n\n\
+             refresh_token=rt-1"
+                .to_owned()
+        )
+    );
+    assert!(!p.policy().keep_unrotated_refresh_token);
+
+    let p = presets::oli("https://kc.example.com/token", "u", "pw").unwrap();
+    let (login, refresh) = calls(&p).await;
+    assert!(login.ends_with("\n\ngrant_type=password&client_id=apiclient&username=u&password=pw"));
+    assert!(
+        refresh.ends_with("\n\ngrant_type=refresh_token&client_id=apiclient&refresh_token=rt-1")
+    );
+    assert!(login.starts_with("POST https://kc.example.com/token\n"));
+    let p = presets::oli_with_client("https://kc.example.com/token", "other", "u", "pw").unwrap();
+    assert!(calls(&p).await.0.contains("&client_id=other&"));
+    assert!(rejects(
+        &p,
+        AuthCall::Refresh,
+        400,
+        r#"{"error":"invalid_grant"}"#
+    ));
+    assert!(p.policy().keep_unrotated_refresh_token);
+
+    let p = presets::tradecloud("https://api.example.com/v2", "me@example.com", "pw").unwrap();
+    assert_eq!(
+        calls(&p).await,
+        (
+            "GET https://api.example.com/v2/authentication/login\n\
+             authorization: Basic bWVAZXhhbXBsZS5jb206cHc= (sensitive)\n\
+             accept: application/json\n\n"
+                .to_owned(),
+            "GET https://api.example.com/v2/authentication/refresh\n\
+             accept: application/json\nrefresh-token: rt-1 (sensitive)\n\n"
+                .to_owned()
+        )
+    );
+    assert!(!p.policy().keep_unrotated_refresh_token);
+
+    let p = presets::intergiro("https://api.example.com/v3", "k-1").unwrap();
+    assert_eq!(
+        calls(&p).await,
+        (
+            "POST https://api.example.com/v3/auth/login\n\
+             content-type: application/json\naccept: application/json\n\n\
+             {\"api_key\":\"k-1\"}"
+                .to_owned(),
+            "POST https://api.example.com/v3/auth/refresh\n\
+             content-type: application/json\naccept: application/json\n\n\
+             {\"refresh_token\":\"rt-1\"}"
+                .to_owned()
+        )
+    );
+    assert_eq!(p.policy().refresh, RefreshTiming::AfterExpiry);
+    assert!(rejects(&p, AuthCall::Login, 403, ""));
+    assert!(!rejects(&p, AuthCall::Refresh, 400, "{}"));
+}
+
+#[test]
+fn a_bad_base_url_is_a_config_error() {
+    for base in ["not a url", "/relative", ""] {
+        let err = presets::simacan(base, "u", "pw").unwrap_err();
+        assert_eq!(err.kind(), tower_token_auth::ErrorKind::Config, "{base}");
+        assert!(err.to_string().contains("`login.url`"), "{err}");
+    }
 }
 
 async fn login(provider: &HttpProvider) -> String {
