@@ -36,15 +36,26 @@
 //!     --api-url https://example.services.simacan.com/resource \
 //!     --username U --password P --duration 30 --json
 //! ```
+//!
+//! With a provider spec file instead of a preset, to probe a new API (`--auth-url`, optional,
+//! overrides the spec's `base_url`; credentials come from the flags, or from the environment
+//! through `${env:NAME}` placeholders in the spec):
+//!
+//! ```text
+//! cargo run --release --example demo -- --provider-file specs/intergiro.toml \
+//!     --auth-url https://api.intergiro.com/v3 --api-url https://api.intergiro.com/v3/accounts \
+//!     --api-key K --duration 30
+//! ```
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use clap::{Parser, ValueEnum};
+use clap::{ArgGroup, Parser, ValueEnum};
 use http::{Method, Request, Uri};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -52,7 +63,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use tower::{Layer, ServiceExt};
-use tower_token_auth::provider::HttpProvider;
+use tower_token_auth::provider::{Credentials, HttpProvider, ProviderSpec};
 use tower_token_auth::store::{FileStore, MemoryStore, TokenStore};
 use tower_token_auth::{oauth2, presets, AuthError, AuthLayer, AuthService};
 use tower_token_auth_emulation::{Api, Config, Emulation, FaultKind};
@@ -80,16 +91,21 @@ enum HttpMethod {
 /// Load demo for tower-token-auth. Without --provider, runs all five APIs against local
 /// emulations.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(version, about, group(ArgGroup::new("external").args(["provider", "provider_file"])))]
 struct Args {
     /// Provider preset to use against an external server.
     #[arg(long, value_enum, requires_all = ["auth_url", "api_url"])]
     provider: Option<ProviderName>,
-    /// The API's auth base URL as its documentation writes it (the token URL for oli/oauth2).
-    #[arg(long, requires = "provider")]
+    /// A provider spec file (TOML, or JSON by its `.json` extension) to use against an external
+    /// server, instead of a preset.
+    #[arg(long, value_name = "PATH", requires = "api_url")]
+    provider_file: Option<PathBuf>,
+    /// The API's auth base URL as its documentation writes it (the token URL for oli/oauth2);
+    /// with --provider-file, overrides the spec's `base_url`.
+    #[arg(long, requires = "external")]
     auth_url: Option<String>,
     /// The protected URL every request goes to.
-    #[arg(long, requires = "provider")]
+    #[arg(long, requires = "external")]
     api_url: Option<String>,
     #[arg(long)]
     username: Option<String>,
@@ -584,31 +600,97 @@ fn load_from(args: &Args, uri: Uri, default_duration: f64) -> Result<Load, Strin
     })
 }
 
-async fn external(args: &Args, name: ProviderName) -> Result<Vec<Report>, String> {
+/// The spec file's provider, with the credentials the flags give.
+fn spec_provider(args: &Args, path: &Path) -> Result<(String, HttpProvider), String> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+    let spec = match path.extension().and_then(|e| e.to_str()) {
+        Some("json") => ProviderSpec::from_json(&text),
+        _ => ProviderSpec::from_toml(&text),
+    }
+    .map_err(|e| format!("{}: {e}", path.display()))?;
+    let label = spec.name().map_or_else(
+        || {
+            path.file_stem()
+                .map_or_else(String::new, |s| s.to_string_lossy().into_owned())
+        },
+        str::to_owned,
+    );
+    let spec = match &args.auth_url {
+        Some(base) => spec.base_url(base),
+        None => spec,
+    };
+    let mut credentials = Credentials::new();
+    if let Some(v) = &args.username {
+        credentials = credentials.username(v.clone());
+    }
+    if let Some(v) = &args.password {
+        credentials = credentials.password(v.clone());
+    }
+    if let Some(v) = &args.api_key {
+        credentials = credentials.api_key(v.clone());
+    }
+    if let Some(v) = &args.client_id {
+        credentials = credentials.client_id(v.clone());
+    }
+    if let Some(v) = &args.client_secret {
+        credentials = credentials.client_secret(v.clone());
+    }
+    if let Some(v) = &args.scope {
+        credentials = credentials.scope(v.clone());
+    }
+    let provider = spec
+        .build(&credentials)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok((label, provider))
+}
+
+/// The provider for external mode: the preset named, or the spec file's.
+fn external_provider_of(args: &Args) -> Result<(String, HttpProvider), String> {
+    match (args.provider, &args.provider_file) {
+        (Some(name), _) => {
+            let auth_url = args
+                .auth_url
+                .as_deref()
+                .ok_or("--auth-url is required with --provider")?;
+            let label = name
+                .to_possible_value()
+                .map(|v| v.get_name().to_owned())
+                .unwrap_or_default();
+            Ok((label, external_provider(args, name, auth_url)?))
+        }
+        (None, Some(path)) => spec_provider(args, path),
+        (None, None) => Err("external mode needs --provider or --provider-file".to_owned()),
+    }
+}
+
+async fn external(args: &Args) -> Result<Vec<Report>, String> {
     if args.faults.is_some() || args.outage.is_some() {
         return Err(
-            "--faults and --outage make the local emulations fail; they apply to the embedded run only, not with --provider"
+            "--faults and --outage make the local emulations fail; they apply to the embedded run only, not with --provider or --provider-file"
                 .to_owned(),
         );
     }
-    let (Some(auth_url), Some(api_url)) = (&args.auth_url, &args.api_url) else {
-        return Err("--auth-url and --api-url are required with --provider".to_owned());
+    let Some(api_url) = &args.api_url else {
+        return Err("--api-url is required with --provider and --provider-file".to_owned());
     };
     let uri: Uri = api_url
         .parse()
         .map_err(|_| "--api-url is not a valid URL".to_owned())?;
     let load = load_from(args, uri, 10.0)?;
-    let provider = external_provider(args, name, auth_url)?;
-    let label = name
-        .to_possible_value()
-        .map(|v| v.get_name().to_owned())
+    let (label, provider) = external_provider_of(args)?;
+    // The session's default key: the provider, where it logs in, and as whom.
+    let spec_file = args.provider_file.as_ref().map(|p| p.display().to_string());
+    let auth = [&args.auth_url, &spec_file]
+        .into_iter()
+        .find_map(Option::as_deref)
         .unwrap_or_default();
     let user = [&args.username, &args.client_id]
         .into_iter()
         .find_map(Option::as_deref)
         .unwrap_or("api-key");
     let client = client();
-    let svc = layer(args, provider, &label, auth_url, user, &client)?.layer(client);
+    let svc = layer(args, provider, &label, auth, user, &client)?.layer(client);
     let multi = MultiProgress::new();
     let bar = progress(&multi, &label, load.stop, args.json);
     Ok(vec![run_load(&label, svc, load, bar, Instant::now()).await])
@@ -754,9 +836,9 @@ async fn embedded(args: &Args) -> Result<Vec<Report>, String> {
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
-    let result = match args.provider {
-        Some(name) => external(&args, name).await,
-        None => embedded(&args).await,
+    let result = match (&args.provider, &args.provider_file) {
+        (None, None) => embedded(&args).await,
+        _ => external(&args).await,
     };
     let reports = match result {
         Ok(reports) => reports,

@@ -22,6 +22,17 @@ pub(crate) const MAX_LIFETIME: Duration = Duration::from_secs(10 * 365 * 24 * 60
 ///
 /// Providers build one from an auth response, usually with [`TokenSet::from_json`].
 ///
+/// # When a lifetime counts from
+///
+/// A relative lifetime ([`with_expires_in`](Self::with_expires_in), the answer's `expires_in`)
+/// counts from the moment the auth request was **sent**, not from when the answer arrived: the
+/// server issued the token somewhere in between, so the layer never believes a token valid past
+/// the server's own deadline, however slow the answer. An absolute expiry
+/// ([`with_expires_at`](Self::with_expires_at)) is read against the layer's wall clock when the
+/// answer arrives. Without either, the lifetime comes from the access token's JWT `exp` (its
+/// `exp - iat` also counts from the sending), else from
+/// [`TokenPolicy::default_lifetime`](crate::TokenPolicy::default_lifetime).
+///
 /// ```
 /// use std::time::Duration;
 /// use tower_token_auth::TokenSet;
@@ -38,7 +49,9 @@ pub struct TokenSet {
     access_token: Secret,
     refresh_token: Option<Secret>,
     expires_in: Option<Duration>,
+    expires_at: Option<SystemTime>,
     refresh_expires_in: Option<Duration>,
+    refresh_expires_at: Option<SystemTime>,
 }
 
 impl TokenSet {
@@ -48,7 +61,9 @@ impl TokenSet {
             access_token: access_token.into(),
             refresh_token: None,
             expires_in: None,
+            expires_at: None,
             refresh_expires_in: None,
+            refresh_expires_at: None,
         }
     }
 
@@ -58,15 +73,54 @@ impl TokenSet {
         self
     }
 
-    /// Sets the access token's lifetime (clamped to ten years).
+    /// Sets the access token's lifetime (clamped to ten years), counted from when the auth
+    /// request was sent. Replaces an expiry set with [`with_expires_at`](Self::with_expires_at).
     pub fn with_expires_in(mut self, expires_in: Duration) -> Self {
         self.expires_in = Some(expires_in.min(MAX_LIFETIME));
+        self.expires_at = None;
         self
     }
 
-    /// Sets the refresh token's lifetime (clamped to ten years).
+    /// Sets the instant the access token expires, for APIs that state an absolute expiry (an
+    /// RFC 3339 `expires_at`, an epoch timestamp). Read against the layer's wall clock
+    /// ([`Clock::wall`](crate::Clock::wall)) when the answer arrives; an instant already past is
+    /// taken for clock skew, and the token is assumed to live a short while, with a 401 as the
+    /// backstop. Replaces a lifetime set with [`with_expires_in`](Self::with_expires_in).
+    ///
+    /// ```
+    /// use std::time::{Duration, SystemTime};
+    /// use tower_token_auth::TokenSet;
+    ///
+    /// let at = SystemTime::now() + Duration::from_secs(3600);
+    /// let tokens = TokenSet::new("abc").with_expires_at(at);
+    /// assert_eq!((tokens.expires_at(), tokens.expires_in()), (Some(at), None));
+    /// ```
+    pub fn with_expires_at(mut self, expires_at: SystemTime) -> Self {
+        self.expires_at = Some(expires_at);
+        self.expires_in = None;
+        self
+    }
+
+    /// Sets the refresh token's lifetime (clamped to ten years), counted from when the auth
+    /// request was sent.
     pub fn with_refresh_expires_in(mut self, refresh_expires_in: Duration) -> Self {
         self.refresh_expires_in = Some(refresh_expires_in.min(MAX_LIFETIME));
+        self.refresh_expires_at = None;
+        self
+    }
+
+    /// Sets the instant the refresh token expires (see [`with_expires_at`](Self::with_expires_at)).
+    pub fn with_refresh_expires_at(mut self, refresh_expires_at: SystemTime) -> Self {
+        self.refresh_expires_at = Some(refresh_expires_at);
+        self.refresh_expires_in = None;
+        self
+    }
+
+    /// The same set without its refresh token.
+    pub(crate) fn without_refresh_token(mut self) -> Self {
+        self.refresh_token = None;
+        self.refresh_expires_in = None;
+        self.refresh_expires_at = None;
         self
     }
 
@@ -80,14 +134,26 @@ impl TokenSet {
         self.refresh_token.as_ref()
     }
 
-    /// The access token's lifetime, if the server stated it.
+    /// The access token's lifetime, if the server stated one, counted from when the auth request
+    /// was sent.
     pub fn expires_in(&self) -> Option<Duration> {
         self.expires_in
     }
 
-    /// The refresh token's lifetime, if the server stated it.
+    /// The instant the access token expires, if the server stated one.
+    pub fn expires_at(&self) -> Option<SystemTime> {
+        self.expires_at
+    }
+
+    /// The refresh token's lifetime, if the server stated one, counted from when the auth request
+    /// was sent.
     pub fn refresh_expires_in(&self) -> Option<Duration> {
         self.refresh_expires_in
+    }
+
+    /// The instant the refresh token expires, if the server stated one.
+    pub fn refresh_expires_at(&self) -> Option<SystemTime> {
+        self.refresh_expires_at
     }
 
     /// Parses a standard token response body (RFC 6749 §5.1, as Keycloak and most APIs send it).
@@ -156,7 +222,9 @@ impl fmt::Debug for TokenSet {
             .field("access_token", &self.access_token)
             .field("refresh_token", &self.refresh_token)
             .field("expires_in", &self.expires_in)
+            .field("expires_at", &self.expires_at)
             .field("refresh_expires_in", &self.refresh_expires_in)
+            .field("refresh_expires_at", &self.refresh_expires_at)
             .finish()
     }
 }
@@ -164,22 +232,28 @@ impl fmt::Debug for TokenSet {
 /// Reads seconds from a JSON number or numeric string. `null` is "not given"; a negative value
 /// reads as zero so that callers reject it together with zero.
 fn seconds(value: &Value) -> Result<Option<Duration>, ()> {
-    let secs = match value {
+    Ok(number(value)?
+        .map(|secs| Duration::from_secs_f64(secs.clamp(0.0, MAX_LIFETIME.as_secs_f64()))))
+}
+
+/// A finite number from a JSON number or numeric string; `null` is "not given".
+pub(crate) fn number(value: &Value) -> Result<Option<f64>, ()> {
+    let number = match value {
         Value::Null => return Ok(None),
         Value::Number(n) => n.as_f64().ok_or(())?,
         Value::String(s) => s.trim().parse::<f64>().map_err(|_| ())?,
         _ => return Err(()),
     };
-    if !secs.is_finite() {
-        return Err(());
+    if number.is_finite() {
+        Ok(Some(number))
+    } else {
+        Err(())
     }
-    let secs = secs.clamp(0.0, MAX_LIFETIME.as_secs_f64());
-    Ok(Some(Duration::from_secs_f64(secs)))
 }
 
 /// Describes a JSON error by category and position only: serde's messages may quote input, and
 /// the input may hold a token.
-fn json_error(err: serde_json::Error) -> AuthError {
+pub(crate) fn json_error(err: serde_json::Error) -> AuthError {
     use serde_json::error::Category;
     let what = match err.classify() {
         Category::Io => "I/O error",
@@ -244,30 +318,38 @@ fn jwt_times(token: &str) -> Option<(u64, Option<u64>)> {
     Some((seconds(claims.exp?)?, claims.iat.and_then(seconds)))
 }
 
-/// How long a JWT lives, read from its claims.
+/// How long a token lives, read from its JWT claims or an absolute expiry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum JwtLifetime {
+pub(crate) enum Lifetime {
     /// `exp - iat`: the lifetime the issuer gave it, to count from when it was requested. Immune
     /// to a skewed local clock.
     Issued(Duration),
-    /// `exp - now` by the local clock (no `iat`): to count from its arrival. Zero when passed.
+    /// `exp - now` by the local clock (no `iat`, or an absolute expiry): to count from its
+    /// arrival. Zero when passed.
     Remaining(Duration),
 }
 
+impl Lifetime {
+    /// What remains until `at` by the local clock's `now`.
+    pub(crate) fn until(at: SystemTime, now: SystemTime) -> Self {
+        Lifetime::Remaining(
+            at.duration_since(now)
+                .unwrap_or(Duration::ZERO)
+                .min(MAX_LIFETIME),
+        )
+    }
+}
+
 /// The lifetime of `token` if it is a JWT with an `exp` claim.
-pub(crate) fn jwt_lifetime(token: &str, now: SystemTime) -> Option<JwtLifetime> {
+pub(crate) fn jwt_lifetime(token: &str, now: SystemTime) -> Option<Lifetime> {
     let (exp, iat) = jwt_times(token)?;
     if let Some(iat) = iat.filter(|iat| *iat < exp) {
-        return Some(JwtLifetime::Issued(
+        return Some(Lifetime::Issued(
             Duration::from_secs(exp - iat).min(MAX_LIFETIME),
         ));
     }
     let exp = UNIX_EPOCH.checked_add(Duration::from_secs(exp))?;
-    Some(JwtLifetime::Remaining(
-        exp.duration_since(now)
-            .unwrap_or(Duration::ZERO)
-            .min(MAX_LIFETIME),
-    ))
+    Some(Lifetime::until(exp, now))
 }
 
 #[cfg(test)]
@@ -380,25 +462,25 @@ mod tests {
         let secs = Duration::from_secs;
         assert_eq!(
             life(r#"{"exp":1600}"#),
-            Some(JwtLifetime::Remaining(secs(600)))
+            Some(Lifetime::Remaining(secs(600)))
         );
         assert_eq!(
             life(r#"{"exp":10}"#),
-            Some(JwtLifetime::Remaining(Duration::ZERO))
+            Some(Lifetime::Remaining(Duration::ZERO))
         );
         // With `iat`, the local clock does not matter.
         assert_eq!(
             life(r#"{"exp":1600,"iat":1300}"#),
-            Some(JwtLifetime::Issued(secs(300)))
+            Some(Lifetime::Issued(secs(300)))
         );
         assert_eq!(
             life(r#"{"exp":700,"iat":400}"#),
-            Some(JwtLifetime::Issued(secs(300)))
+            Some(Lifetime::Issued(secs(300)))
         );
         // A nonsensical `iat` is ignored.
         assert_eq!(
             life(r#"{"exp":1600,"iat":1700}"#),
-            Some(JwtLifetime::Remaining(secs(600)))
+            Some(Lifetime::Remaining(secs(600)))
         );
         assert_eq!(jwt_lifetime("opaque", now), None);
     }

@@ -20,28 +20,41 @@ async fn send(svc: &AuthService<Upstream, TestProvider>) -> Result<StatusCode, t
     svc.clone().oneshot(get()).await.map(|r| r.status())
 }
 
+#[derive(Clone, Default)]
+struct Capture(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Capture {
+    /// Captures this thread's tracing output, every level, until the guard drops.
+    fn start() -> (Self, tracing::subscriber::DefaultGuard) {
+        let capture = Capture::default();
+        let writer = capture.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        (capture, tracing::subscriber::set_default(subscriber))
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+}
+
 /// Tracing output of login, refresh, replay, rejection and backoff never carries a secret.
 #[tokio::test(start_paused = true)]
 async fn tracing_output_has_no_secrets() {
-    #[derive(Clone, Default)]
-    struct Capture(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-    impl std::io::Write for Capture {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let capture = Capture::default();
-    let writer = capture.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (capture, _guard) = Capture::start();
 
     let server = AuthServer::new(60, AUTH_DELAY);
     let layer = AuthLayer::builder(TestProvider::new())
@@ -95,7 +108,7 @@ async fn tracing_output_has_no_secrets() {
     assert_eq!(stored.logins(), 1);
     let _ = std::fs::remove_dir_all(&dir);
 
-    let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let logs = capture.text();
     for event in [
         "auth call succeeded",
         "replaying request",
@@ -110,5 +123,57 @@ async fn tracing_output_has_no_secrets() {
     ] {
         assert!(logs.contains(event), "missing {event:?} in:\n{logs}");
     }
+    assert!(!logs.contains(MARK), "a secret reached the logs:\n{logs}");
+}
+
+/// A provider from a spec whose secrets come from the environment, one of them in the query:
+/// through login, refresh, and a server echoing the query's key in its error, no secret is
+/// logged.
+#[tokio::test(start_paused = true)]
+async fn spec_secrets_from_the_environment_stay_out_of_the_logs() {
+    use tower_token_auth::provider::{Credentials, HttpProvider};
+
+    let (capture, _guard) = Capture::start();
+    // Names unique to this test binary: the process environment is shared by its tests.
+    std::env::set_var("TTA_LOGS_PASSWORD", PASSWORD);
+    std::env::set_var("TTA_LOGS_KEY", format!("query-key-{MARK}"));
+    let spec = r#"
+        [login]
+        url = "http://auth.test/login"
+        query = { key = "${env:TTA_LOGS_KEY}" }
+        json = { username = "user", password = "${env:TTA_LOGS_PASSWORD}" }
+
+        [refresh]
+        url = "http://auth.test/refresh"
+        json = { refresh_token = "${refresh_token}" }
+    "#;
+    let provider = HttpProvider::from_toml(spec, &Credentials::new()).unwrap();
+    let server = AuthServer::new(60, AUTH_DELAY);
+    let echo = format!(
+        r#"{{"error":"temporarily_unavailable","error_description":"bad key query-key-{MARK}"}}"#
+    );
+    server.set_fault(Some(Fault::Reply(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "application/json",
+        Bytes::from(echo),
+    )));
+    server.clear_fault_after(1);
+    let layer = AuthLayer::builder(provider)
+        .clock(Clock::tokio())
+        .build(server.transport());
+    let svc: AuthService<Upstream, HttpProvider> = layer.layer(server.upstream());
+    let send = |svc: &AuthService<Upstream, HttpProvider>| svc.clone().oneshot(get());
+    assert_eq!(send(&svc).await.unwrap().status(), StatusCode::OK);
+    server.revoke_access_tokens();
+    assert_eq!(send(&svc).await.unwrap().status(), StatusCode::OK);
+    // The echoing 503 counts as a login call, retried once.
+    assert_eq!((server.logins(), server.refreshes()), (2, 1));
+
+    let logs = capture.text();
+    assert!(
+        logs.contains("temporarily_unavailable (bad key [redacted])"),
+        "{logs}"
+    );
+    assert!(logs.contains("replaying request"), "{logs}");
     assert!(!logs.contains(MARK), "a secret reached the logs:\n{logs}");
 }

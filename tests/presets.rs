@@ -12,7 +12,23 @@ use tower_token_auth::provider::HttpProvider;
 use tower_token_auth::{oauth2, AuthError, AuthLayer, ErrorKind};
 use tower_token_auth_emulation::{Api, Config, Emulation, Fault};
 
-use emulated::{client, get, preset, preset_with, Authed};
+use emulated::{client, get, preset, preset_with, spec_provider, Authed, SpecFormat};
+
+/// Where the provider comes from: the preset, or its spec file read by the test.
+#[derive(Clone, Copy, Debug)]
+enum Source {
+    Preset,
+    Spec(SpecFormat),
+}
+
+impl Source {
+    fn provider(self, api: Api, emulation: &Emulation) -> HttpProvider {
+        match self {
+            Source::Preset => preset(api, emulation),
+            Source::Spec(format) => spec_provider(api, emulation, format),
+        }
+    }
+}
 
 /// Which client sends the requests (and the auth calls).
 #[derive(Clone, Copy, Debug)]
@@ -55,11 +71,19 @@ impl Sender {
 }
 
 async fn start(api: Api, config: Config) -> (Emulation, AuthLayer<HttpProvider>, Authed) {
+    start_from(api, config, Source::Preset).await
+}
+
+async fn start_from(
+    api: Api,
+    config: Config,
+    source: Source,
+) -> (Emulation, AuthLayer<HttpProvider>, Authed) {
     let emulation = Emulation::start(api, config)
         .await
         .expect("emulation starts");
     let client = client();
-    let layer = AuthLayer::new(preset(api, &emulation), client.clone());
+    let layer = AuthLayer::new(source.provider(api, &emulation), client.clone());
     let svc = layer.layer(client);
     (emulation, layer, svc)
 }
@@ -68,10 +92,11 @@ async fn start_via(
     api: Api,
     config: Config,
     via: Via,
+    source: Source,
 ) -> (Emulation, AuthLayer<HttpProvider>, Sender) {
     match via {
         Via::Tower => {
-            let (emulation, layer, svc) = start(api, config).await;
+            let (emulation, layer, svc) = start_from(api, config, source).await;
             (emulation, layer, Sender::Tower(Box::new(svc)))
         }
         #[cfg(feature = "reqwest")]
@@ -81,7 +106,7 @@ async fn start_via(
                 .await
                 .expect("emulation starts");
             let transport = ReqwestTransport::new(reqwest::Client::builder()).expect("client");
-            let layer = AuthLayer::new(preset(api, &emulation), transport);
+            let layer = AuthLayer::new(source.provider(api, &emulation), transport);
             let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
                 .with(AuthMiddleware::new(layer.handle()))
                 .build();
@@ -104,8 +129,8 @@ async fn all_ok(sender: &Sender, emulation: &Emulation, n: usize) {
 }
 
 /// Login, refresh on a dead token with replay, rotation, fallback to login, no protocol violation.
-async fn lifecycle(api: Api, via: Via) {
-    let (emulation, layer, sender) = start_via(api, Config::default(), via).await;
+async fn lifecycle(api: Api, via: Via, source: Source) {
+    let (emulation, layer, sender) = start_via(api, Config::default(), via, source).await;
     let url = emulation.resource_url();
 
     all_ok(&sender, &emulation, 32).await;
@@ -149,12 +174,12 @@ async fn lifecycle(api: Api, via: Via) {
 
 /// Short-lived tokens under steady concurrent load: renewed by expiry, never a failed request,
 /// never a protocol violation (for intergiro: never a premature refresh).
-async fn steady_load(api: Api, via: Via) {
+async fn steady_load(api: Api, via: Via, source: Source) {
     let config = Config {
         access_lifetime: Duration::from_secs(2),
         ..Config::default()
     };
-    let (emulation, layer, sender) = start_via(api, config, via).await;
+    let (emulation, layer, sender) = start_via(api, config, via, source).await;
     let until = tokio::time::Instant::now() + Duration::from_millis(4500);
     let workers: Vec<_> = (0..8)
         .map(|_| {
@@ -191,24 +216,45 @@ macro_rules! conformance {
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn lifecycle() {
-                super::lifecycle($api, Via::Tower).await;
+                super::lifecycle($api, Via::Tower, Source::Preset).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn steady_load() {
-                super::steady_load($api, Via::Tower).await;
+                super::steady_load($api, Via::Tower, Source::Preset).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn lifecycle_from_toml_spec() {
+                super::lifecycle($api, Via::Tower, Source::Spec(SpecFormat::Toml)).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn lifecycle_from_json_spec() {
+                super::lifecycle($api, Via::Tower, Source::Spec(SpecFormat::Json)).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn steady_load_from_toml_spec() {
+                super::steady_load($api, Via::Tower, Source::Spec(SpecFormat::Toml)).await;
             }
 
             #[cfg(feature = "reqwest")]
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn lifecycle_through_reqwest() {
-                super::lifecycle($api, Via::Reqwest).await;
+                super::lifecycle($api, Via::Reqwest, Source::Preset).await;
+            }
+
+            #[cfg(feature = "reqwest")]
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn lifecycle_from_toml_spec_through_reqwest() {
+                super::lifecycle($api, Via::Reqwest, Source::Spec(SpecFormat::Toml)).await;
             }
 
             #[cfg(feature = "reqwest")]
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn steady_load_through_reqwest() {
-                super::steady_load($api, Via::Reqwest).await;
+                super::steady_load($api, Via::Reqwest, Source::Preset).await;
             }
         }
     )*};

@@ -22,11 +22,12 @@ use crate::provider::{AuthRequest, Failure, Provider, RefreshTiming, TokenPolicy
 use crate::secret::{scrub, Secret};
 use crate::slot::{Generation, Issuer, NewToken, TokenState};
 use crate::store::StoredSession;
-use crate::token::{jwt_lifetime, JwtLifetime, TokenSet, MAX_LIFETIME};
+use crate::token::{jwt_lifetime, Lifetime, TokenSet, MAX_LIFETIME};
 
-/// The lifetime assumed for a JWT whose `exp` has already passed by the local clock (a skewed
-/// clock): short, with a 401 as the backstop, rather than a login loop.
-const SKEWED_JWT_LIFETIME: Duration = Duration::from_secs(60);
+/// The lifetime assumed for a token whose expiry (a JWT `exp`, an absolute `expires_at`) has
+/// already passed by the local clock (a skewed clock): short, with a 401 as the backstop, rather
+/// than a login loop.
+const SKEWED_LIFETIME: Duration = Duration::from_secs(60);
 
 /// A successful attempt: the new token, and the refresh token to keep if the server did not
 /// rotate it.
@@ -160,10 +161,14 @@ impl<P: Provider> Manager<P> {
     }
 }
 
-/// Every value `request` carries that may be a secret: body fields (JSON strings or form values)
-/// and header values (decoded, for HTTP Basic). Server text is scrubbed of them.
+/// Every value `request` carries that may be a secret: query parameters, body fields (JSON
+/// strings or form values) and header values (decoded, for HTTP Basic). Server text is scrubbed
+/// of them.
 async fn sent_values(request: &AuthRequest) -> Vec<String> {
-    let mut values = Vec::new();
+    let query = request.uri().query().unwrap_or_default().as_bytes();
+    let mut values: Vec<String> = form_urlencoded::parse(query)
+        .map(|(_, v)| v.into_owned())
+        .collect();
     for value in request.headers().values() {
         let Ok(value) = value.to_str() else { continue };
         let credentials = value.split_once(' ').map_or(value, |(_, rest)| rest);
@@ -212,13 +217,13 @@ pub(super) struct Issued {
 }
 
 impl Issued {
-    /// Checks `tokens` and works out their lifetimes: `expires_in`, else the JWT `exp`, else
-    /// `default_lifetime`.
+    /// Checks `tokens` and works out their lifetimes: `expires_in`, else `expires_at`, else the
+    /// JWT `exp`, else `default_lifetime`.
     ///
     /// NOTE: a relative lifetime counts from `sent_at`, not from the response's arrival: the
     /// server issued the token somewhere in between, so the token is never believed valid after
-    /// the server's own deadline, however slow the answer was. So does a JWT's `exp - iat`; a JWT
-    /// with `exp` alone is read against the local clock at arrival.
+    /// the server's own deadline, however slow the answer was. So does a JWT's `exp - iat`; an
+    /// absolute expiry or a JWT with `exp` alone is read against the local clock at arrival.
     fn new(
         tokens: TokenSet,
         policy: &TokenPolicy,
@@ -230,31 +235,37 @@ impl Issued {
         let wall = clock.wall();
         let in_flight = received_at.duration_since(sent_at);
         let access = tokens.access_token().expose();
+        let stated = match tokens.expires_at() {
+            Some(at) => Some(Lifetime::until(at, wall)),
+            None => jwt_lifetime(access, wall),
+        };
         let lifetime = match tokens.expires_in() {
             Some(lifetime) => lifetime,
-            None => match jwt_lifetime(access, wall) {
-                Some(JwtLifetime::Issued(lifetime)) => lifetime,
-                Some(JwtLifetime::Remaining(Duration::ZERO)) => {
-                    let assumed = default_lifetime.min(SKEWED_JWT_LIFETIME);
+            None => match stated {
+                Some(Lifetime::Issued(lifetime)) => lifetime,
+                Some(Lifetime::Remaining(Duration::ZERO)) => {
+                    let assumed = default_lifetime.min(SKEWED_LIFETIME);
                     tracing::warn!(
                         assumed_ms = assumed.as_millis() as u64,
-                        "access token's JWT `exp` has already passed (clock skew?); lifetime unknown"
+                        "access token's expiry has already passed (clock skew?); lifetime unknown"
                     );
                     assumed + in_flight
                 }
                 // Counted from arrival, expressed from `sent_at`.
-                Some(JwtLifetime::Remaining(lifetime)) => lifetime + in_flight,
+                Some(Lifetime::Remaining(lifetime)) => lifetime + in_flight,
                 None => default_lifetime.min(MAX_LIFETIME),
             },
         };
         let header = policy.header.value(tokens.access_token())?;
         let refresh_lifetime = tokens.refresh_token().and_then(|token| {
-            tokens
-                .refresh_expires_in()
-                .or_else(|| match jwt_lifetime(token.expose(), wall)? {
-                    JwtLifetime::Issued(lifetime) => Some(lifetime),
-                    JwtLifetime::Remaining(lifetime) => Some(lifetime + in_flight),
-                })
+            let stated = match tokens.refresh_expires_at() {
+                Some(at) => Some(Lifetime::until(at, wall)),
+                None => jwt_lifetime(token.expose(), wall),
+            };
+            tokens.refresh_expires_in().or_else(|| match stated? {
+                Lifetime::Issued(lifetime) => Some(lifetime),
+                Lifetime::Remaining(lifetime) => Some(lifetime + in_flight),
+            })
         });
         Ok(Self {
             access_token: tokens.access_token().clone(),
@@ -394,6 +405,36 @@ fn oauth_error_detail(body: &Bytes) -> Option<String> {
 mod tests {
     use super::*;
 
+    /// The lifetime `tokens` get when their request was sent 2 s before the answer arrived.
+    async fn lifetime_after_two_seconds(tokens: impl FnOnce(SystemTime) -> TokenSet) -> Duration {
+        let clock = Clock::tokio();
+        let sent_at = clock.moment();
+        let tokens = tokens(clock.wall());
+        tokio::time::advance(Duration::from_secs(2)).await;
+        Issued::new(tokens, &TokenPolicy::default(), sent_at, &clock)
+            .unwrap()
+            .lifetime
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn relative_lifetimes_count_from_the_sending_absolute_ones_by_the_wall_clock() {
+        let secs = Duration::from_secs;
+        // `expires_in`: from the sending, however long the answer took.
+        let lifetime =
+            lifetime_after_two_seconds(|_| TokenSet::new("a").with_expires_in(secs(60))).await;
+        assert_eq!(lifetime, secs(60));
+        // `expires_at` 60 s after the sending: the same deadline, read at arrival.
+        let lifetime =
+            lifetime_after_two_seconds(|now| TokenSet::new("a").with_expires_at(now + secs(60)))
+                .await;
+        assert_eq!(lifetime, secs(60));
+        // Already past by the local clock: a short assumed lifetime, not a login loop.
+        let lifetime =
+            lifetime_after_two_seconds(|now| TokenSet::new("a").with_expires_at(now - secs(5)))
+                .await;
+        assert_eq!(lifetime, SKEWED_LIFETIME + secs(2));
+    }
+
     #[test]
     fn oauth_error_bodies() {
         let detail = |b: &'static [u8]| oauth_error_detail(&Bytes::from_static(b));
@@ -410,7 +451,7 @@ mod tests {
 
     #[tokio::test]
     async fn every_sent_value_is_known_for_scrubbing() {
-        let request = http::Request::post("http://auth.test/token")
+        let request = http::Request::post("http://auth.test/token?key=q-9012&v=1")
             .header(
                 "authorization",
                 format!("Basic {}", STANDARD.encode("me:pw-1234")),
@@ -421,7 +462,14 @@ mod tests {
             )))
             .unwrap();
         let values = sent_values(&request).await;
-        for v in ["pw-1234", "me:pw-1234", "rt-5678", "hunter2", "password"] {
+        for v in [
+            "pw-1234",
+            "me:pw-1234",
+            "rt-5678",
+            "hunter2",
+            "password",
+            "q-9012",
+        ] {
             assert!(values.iter().any(|s| s == v), "{v} missing from {values:?}");
         }
         let json = http::Request::post("http://auth.test/token")

@@ -42,8 +42,13 @@
 mod generic;
 pub mod oauth2;
 pub mod presets;
+mod spec;
 
-pub use self::generic::{CallSpec, Encoding, HttpProvider, Rejects, TokenSource};
+pub use self::generic::{
+    CallSpec, Encoding, Expiry, HttpProvider, Location, Param, Rejects, Timestamp, TokenFields,
+    TokenSource,
+};
+pub use self::spec::{Credentials, ProviderSpec, SpecError};
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -20,7 +20,7 @@
 use std::fmt;
 
 use crate::error::AuthError;
-use crate::provider::generic::{basic, CallSpec, Encoding, HttpProvider};
+use crate::provider::generic::{basic_form_encoded, CallSpec, Encoding, HttpProvider};
 use crate::provider::TokenPolicy;
 use crate::secret::Secret;
 
@@ -161,13 +161,7 @@ impl Builder {
                     .field("client_id", id.clone())
                     .secret_field("client_secret", secret.clone()),
                 (Some(id), Some(secret), ClientAuth::SecretBasic) => {
-                    // RFC 6749 §2.3.1: both parts are form-urlencoded before Basic encoding.
-                    let id: String = form_urlencoded::byte_serialize(id.as_bytes()).collect();
-                    let secret = Secret::new(
-                        form_urlencoded::byte_serialize(secret.expose().as_bytes())
-                            .collect::<String>(),
-                    );
-                    spec.basic_auth_value(basic(&id, &secret)?)
+                    spec.basic_auth_value(basic_form_encoded(id, secret)?)
                 }
             },
         )

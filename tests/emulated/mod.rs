@@ -8,7 +8,7 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 use tower::ServiceExt;
-use tower_token_auth::provider::HttpProvider;
+use tower_token_auth::provider::{Credentials, HttpProvider, ProviderSpec};
 use tower_token_auth::{oauth2, presets, AuthService};
 use tower_token_auth_emulation::{Api, Config, Emulation};
 
@@ -37,6 +37,50 @@ pub fn preset_with(api: Api, base: &str, c: &Config) -> HttpProvider {
 /// The preset for `emulation`'s API, with its credentials.
 pub fn preset(api: Api, emulation: &Emulation) -> HttpProvider {
     preset_with(api, &emulation.base_url(), emulation.config())
+}
+
+/// How a spec file is read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SpecFormat {
+    Toml,
+    /// The TOML file converted to JSON, keys in the same order.
+    Json,
+}
+
+/// The spec file of `api` in `specs/` (the presets are built from the same files).
+pub fn spec_file(api: Api) -> &'static str {
+    match api {
+        Api::UnionService => include_str!("../../specs/union-service.toml"),
+        Api::Simacan => include_str!("../../specs/simacan.toml"),
+        Api::Oli => include_str!("../../specs/oli.toml"),
+        Api::Tradecloud => include_str!("../../specs/tradecloud.toml"),
+        Api::Intergiro => include_str!("../../specs/intergiro.toml"),
+        _ => include_str!("../../specs/oauth2-password.toml"),
+    }
+}
+
+/// The provider `api`'s spec file describes, read as `format`, pointed at `emulation`, with
+/// every credential the emulation has (each spec takes the ones it names).
+pub fn spec_provider(api: Api, emulation: &Emulation, format: SpecFormat) -> HttpProvider {
+    let text = spec_file(api);
+    let spec = match format {
+        SpecFormat::Toml => ProviderSpec::from_toml(text),
+        SpecFormat::Json => {
+            let table: toml::Table = toml::from_str(text).expect("the spec is TOML");
+            ProviderSpec::from_json(&serde_json::to_string(&table).expect("TOML converts to JSON"))
+        }
+    };
+    let c = emulation.config();
+    let credentials = Credentials::new()
+        .username(c.username.clone())
+        .password(c.password.clone())
+        .api_key(c.api_key.clone())
+        .client_id(c.client_id.clone())
+        .client_secret(c.client_secret.clone());
+    spec.expect("the spec reads")
+        .base_url(&emulation.base_url())
+        .build(&credentials)
+        .expect("the spec builds")
 }
 
 /// GETs the protected resource; the body is read to the end.

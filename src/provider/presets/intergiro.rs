@@ -1,7 +1,9 @@
 use crate::error::AuthError;
-use crate::provider::generic::{join, CallSpec, Encoding, HttpProvider, Rejects};
-use crate::provider::RefreshTiming;
+use crate::provider::generic::HttpProvider;
+use crate::provider::Credentials;
 use crate::secret::Secret;
+
+use super::from_spec;
 
 /// Intergiro: JSON `{"api_key"}` at `{base}/auth/login`, JSON `{"refresh_token"}` at
 /// `{base}/auth/refresh`.
@@ -13,20 +15,18 @@ use crate::secret::Secret;
 /// refresh: any other error (such as the one answering a refresh the API considers premature)
 /// keeps the refresh token for the next attempt, after the backoff.
 pub fn intergiro(base: &str, api_key: impl Into<Secret>) -> Result<HttpProvider, AuthError> {
-    let login = CallSpec::post(&join(base, "/auth/login"))?
-        .encoding(Encoding::Json)
-        .secret_field("api_key", api_key.into());
-    let refresh = CallSpec::post(&join(base, "/auth/refresh"))?
-        .encoding(Encoding::Json)
-        .refresh_token_field("refresh_token");
-    Ok(HttpProvider::new(login, refresh)
-        .refresh_rejects(Rejects::Statuses(vec![http::StatusCode::UNAUTHORIZED]))
-        .with_policy(|p| p.refresh = RefreshTiming::AfterExpiry))
+    let credentials = Credentials::new().api_key(api_key);
+    from_spec(
+        include_str!("../../../specs/intergiro.toml"),
+        base,
+        &credentials,
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::provider::RefreshTiming;
     use crate::{AuthCall, AuthResponse, Failure, Provider};
 
     #[test]

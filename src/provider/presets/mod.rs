@@ -1,8 +1,9 @@
 //! Ready configurations for the APIs this crate was built against.
 //!
 //! Each takes the base URL exactly as the API's documentation writes it, plus credentials, and
-//! returns an [`HttpProvider`](crate::provider::HttpProvider): the differences between the APIs
-//! are data, not code.
+//! returns an [`HttpProvider`]: the differences between the APIs are data, not code. Each is
+//! built from its spec file in the repository's `specs/` (see [`ProviderSpec`]), so the spec a
+//! user copies for a new API is the one the preset runs on.
 //!
 //! | preset | login | tokens | refresh policy |
 //! |---|---|---|---|
@@ -23,3 +24,13 @@ pub use oli::{oli, oli_with_client};
 pub use simacan::simacan;
 pub use tradecloud::tradecloud;
 pub use union_service::union_service;
+
+use crate::error::AuthError;
+use crate::provider::{Credentials, HttpProvider, ProviderSpec};
+
+/// The provider the shipped `spec` describes, at `base`.
+fn from_spec(spec: &str, base: &str, credentials: &Credentials) -> Result<HttpProvider, AuthError> {
+    Ok(ProviderSpec::from_toml(spec)?
+        .base_url(base)
+        .build(credentials)?)
+}

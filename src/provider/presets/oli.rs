@@ -1,7 +1,9 @@
 use crate::error::AuthError;
-use crate::oauth2;
 use crate::provider::generic::HttpProvider;
+use crate::provider::Credentials;
 use crate::secret::Secret;
+
+use super::from_spec;
 
 /// OLI Systems (OIDC / Keycloak): the password grant with the public client `apiclient` at the
 /// token URL, renewed with the `refresh_token` grant.
@@ -24,7 +26,13 @@ pub fn oli_with_client(
     username: &str,
     password: impl Into<Secret>,
 ) -> Result<HttpProvider, AuthError> {
-    oauth2::password(token_url, username, password)
-        .public_client(client_id)
-        .build()
+    let credentials = Credentials::new()
+        .client_id(client_id)
+        .username(username)
+        .password(password);
+    from_spec(
+        include_str!("../../../specs/oli.toml"),
+        token_url,
+        &credentials,
+    )
 }

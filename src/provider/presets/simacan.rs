@@ -1,6 +1,9 @@
 use crate::error::AuthError;
-use crate::provider::generic::{join, CallSpec, Encoding, HttpProvider};
+use crate::provider::generic::HttpProvider;
+use crate::provider::Credentials;
 use crate::secret::Secret;
+
+use super::from_spec;
 
 /// Simacan Auth API: form login at `{base}/auth/password`, form `refresh_token` at
 /// `{base}/auth/refresh`.
@@ -13,12 +16,10 @@ pub fn simacan(
     username: &str,
     password: impl Into<Secret>,
 ) -> Result<HttpProvider, AuthError> {
-    let login = CallSpec::post(&join(base, "/auth/password"))?
-        .encoding(Encoding::Form)
-        .field("username", username.to_owned())
-        .secret_field("password", password.into());
-    let refresh = CallSpec::post(&join(base, "/auth/refresh"))?
-        .encoding(Encoding::Form)
-        .refresh_token_field("refresh_token");
-    Ok(HttpProvider::new(login, refresh).with_policy(|p| p.keep_unrotated_refresh_token = false))
+    let credentials = Credentials::new().username(username).password(password);
+    from_spec(
+        include_str!("../../../specs/simacan.toml"),
+        base,
+        &credentials,
+    )
 }

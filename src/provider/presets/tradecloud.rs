@@ -1,8 +1,9 @@
-use http::HeaderName;
-
 use crate::error::AuthError;
-use crate::provider::generic::{join, CallSpec, HttpProvider, TokenSource};
+use crate::provider::generic::HttpProvider;
+use crate::provider::Credentials;
 use crate::secret::Secret;
+
+use super::from_spec;
 
 /// Tradecloud: `GET {base}/authentication/login` with HTTP Basic `email:password`; tokens come back
 /// in the `Set-Authorization` and `Set-Refresh-Token` headers; `GET {base}/authentication/refresh`
@@ -17,14 +18,10 @@ pub fn tradecloud(
     email: &str,
     password: impl Into<Secret>,
 ) -> Result<HttpProvider, AuthError> {
-    let login =
-        CallSpec::get(&join(base, "/authentication/login"))?.basic_auth(email, &password.into())?;
-    let refresh = CallSpec::get(&join(base, "/authentication/refresh"))?
-        .refresh_token_header("refresh-token")?;
-    Ok(HttpProvider::new(login, refresh)
-        .tokens(TokenSource::Headers {
-            access: HeaderName::from_static("set-authorization"),
-            refresh: HeaderName::from_static("set-refresh-token"),
-        })
-        .with_policy(|p| p.keep_unrotated_refresh_token = false))
+    let credentials = Credentials::new().username(email).password(password);
+    from_spec(
+        include_str!("../../../specs/tradecloud.toml"),
+        base,
+        &credentials,
+    )
 }

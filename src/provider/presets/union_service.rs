@@ -1,9 +1,9 @@
 use crate::error::AuthError;
-use crate::provider::generic::{join, CallSpec, Encoding, HttpProvider, Rejects};
-use crate::provider::CLIENT_ERRORS;
+use crate::provider::generic::HttpProvider;
+use crate::provider::Credentials;
 use crate::secret::Secret;
 
-const ACCEPT: &str = "application/vnd.restful+json";
+use super::from_spec;
 
 /// union-service: JSON login at `{base}/union-service/auth/token?api-version=1.0`, JSON
 /// `{"refreshToken"}` at `{base}/union-service/auth/refresh-token?api-version=1.0`.
@@ -17,27 +17,10 @@ pub fn union_service(
     username: &str,
     password: impl Into<Secret>,
 ) -> Result<HttpProvider, AuthError> {
-    let login = CallSpec::post(&join(base, "/union-service/auth/token?api-version=1.0"))?
-        .header("accept", ACCEPT)?
-        .encoding(Encoding::Json)
-        .field("username", username.to_owned())
-        .secret_field("password", password.into());
-    let refresh = CallSpec::post(&join(
+    let credentials = Credentials::new().username(username).password(password);
+    from_spec(
+        include_str!("../../../specs/union-service.toml"),
         base,
-        "/union-service/auth/refresh-token?api-version=1.0",
-    ))?
-    .header("accept", ACCEPT)?
-    .encoding(Encoding::Json)
-    .refresh_token_field("refreshToken");
-    let api_errors = || {
-        let mut statuses = CLIENT_ERRORS.to_vec();
-        statuses.extend([
-            http::StatusCode::NOT_FOUND,
-            http::StatusCode::INTERNAL_SERVER_ERROR,
-        ]);
-        Rejects::ApiAnswers(statuses)
-    };
-    Ok(HttpProvider::new(login, refresh)
-        .refresh_rejects(api_errors())
-        .login_rejects(api_errors()))
+        &credentials,
+    )
 }

@@ -1,0 +1,266 @@
+//! A provider assembled from data: where each auth call goes, how it encodes its parameters, and
+//! where the answer keeps the tokens. Every preset in this crate is one of these, and so is every
+//! provider read from a spec file ([`ProviderSpec`](crate::provider::ProviderSpec)).
+
+mod call;
+mod param;
+mod rejects;
+mod rfc3339;
+mod tokens;
+
+use std::fmt;
+use std::sync::Arc;
+
+pub(crate) use self::call::{basic, basic_form_encoded};
+pub use self::call::{CallSpec, Encoding};
+pub use self::param::Param;
+pub use self::rejects::Rejects;
+pub use self::tokens::{Expiry, Location, Timestamp, TokenFields, TokenSource};
+
+use crate::error::{AuthCall, AuthError};
+use crate::provider::{AuthRequest, AuthResponse, Failure, Provider, TokenPolicy};
+use crate::secret::Secret;
+use crate::token::TokenSet;
+
+/// A custom parse step: turns a successful auth answer into a [`TokenSet`].
+type ParseFn = Arc<dyn Fn(AuthCall, &AuthResponse) -> Result<TokenSet, AuthError> + Send + Sync>;
+
+/// A [`Provider`] made of a login [`CallSpec`] (and a refresh one), a [`TokenSource`] or a parse
+/// step of your own, rejection rules and a [`TokenPolicy`].
+///
+/// ```
+/// use tower_token_auth::provider::{CallSpec, Encoding, HttpProvider};
+/// use tower_token_auth::{TokenPolicy, RefreshTiming, Secret};
+///
+/// let base = "https://api.example.com/v1";
+/// let provider = HttpProvider::new(
+///     CallSpec::post(&format!("{base}/login"))?
+///         .encoding(Encoding::Json)
+///         .secret_field("api_key", Secret::new("k")),
+///     CallSpec::post(&format!("{base}/refresh"))?
+///         .encoding(Encoding::Json)
+///         .refresh_token_field("refresh_token"),
+/// )
+/// .with_policy(|p| p.refresh = RefreshTiming::AfterExpiry);
+/// # Ok::<(), tower_token_auth::AuthError>(())
+/// ```
+#[derive(Clone)]
+pub struct HttpProvider {
+    login: CallSpec,
+    refresh: Option<CallSpec>,
+    tokens: TokenSource,
+    parse: Option<ParseFn>,
+    login_rejects: Rejects,
+    refresh_rejects: Rejects,
+    policy: TokenPolicy,
+}
+
+impl HttpProvider {
+    /// A provider logging in with `login` and refreshing with `refresh`; tokens in a JSON body,
+    /// 400/401/403 rejecting, default policy.
+    pub fn new(login: CallSpec, refresh: CallSpec) -> Self {
+        Self {
+            refresh: Some(refresh),
+            ..Self::login_only(login)
+        }
+    }
+
+    /// A provider that only logs in, for APIs without a refresh call (an OAuth2 client
+    /// credentials grant, an API key exchange): a refresh token in an answer is ignored, and
+    /// the layer logs in again when the token is due.
+    pub fn login_only(login: CallSpec) -> Self {
+        Self {
+            login,
+            refresh: None,
+            tokens: TokenSource::JsonBody,
+            parse: None,
+            login_rejects: Rejects::client_errors(),
+            refresh_rejects: Rejects::client_errors(),
+            policy: TokenPolicy::default(),
+        }
+    }
+
+    /// Where responses keep the tokens.
+    pub fn tokens(mut self, source: TokenSource) -> Self {
+        self.tokens = source;
+        self
+    }
+
+    /// Parses successful answers with `parse` instead of a [`TokenSource`], for an answer that
+    /// none describes. `parse` runs on the auth call's task, once per successful login or
+    /// refresh; a [`TokenSet`] without an access token cannot be built, and an error it returns
+    /// counts as an unusable answer (retried as transient). Build errors with
+    /// [`AuthError::malformed`], naming fields, never their values.
+    ///
+    /// ```
+    /// use std::time::{Duration, SystemTime, UNIX_EPOCH};
+    /// use tower_token_auth::provider::{CallSpec, Encoding, HttpProvider};
+    /// use tower_token_auth::{AuthError, TokenSet};
+    ///
+    /// // {"session":{"jwt":"…","valid_until_ms":1700000000000}}
+    /// let provider = HttpProvider::login_only(
+    ///     CallSpec::post("https://api.example.com/session")?.encoding(Encoding::Json),
+    /// )
+    /// .parse_with(|_call, response| {
+    ///     let body: serde_json::Value = serde_json::from_slice(response.body())
+    ///         .map_err(|_| AuthError::malformed("not JSON"))?;
+    ///     let token = body["session"]["jwt"]
+    ///         .as_str()
+    ///         .ok_or_else(|| AuthError::malformed("missing `session.jwt`"))?;
+    ///     let until = body["session"]["valid_until_ms"]
+    ///         .as_u64()
+    ///         .ok_or_else(|| AuthError::malformed("missing `session.valid_until_ms`"))?;
+    ///     Ok(TokenSet::new(token).with_expires_at(UNIX_EPOCH + Duration::from_millis(until)))
+    /// });
+    /// # Ok::<(), tower_token_auth::AuthError>(())
+    /// ```
+    pub fn parse_with(
+        mut self,
+        parse: impl Fn(AuthCall, &AuthResponse) -> Result<TokenSet, AuthError> + Send + Sync + 'static,
+    ) -> Self {
+        self.parse = Some(Arc::new(parse));
+        self
+    }
+
+    /// Which login failures are rejections of the credentials.
+    pub fn login_rejects(mut self, rejects: Rejects) -> Self {
+        self.login_rejects = rejects;
+        self
+    }
+
+    /// Which refresh failures are rejections of the refresh token (leading to a login).
+    pub fn refresh_rejects(mut self, rejects: Rejects) -> Self {
+        self.refresh_rejects = rejects;
+        self
+    }
+
+    /// Changes the refresh, replay and fallback policy in place.
+    pub fn with_policy(mut self, f: impl FnOnce(&mut TokenPolicy)) -> Self {
+        f(&mut self.policy);
+        self
+    }
+
+    /// The login call.
+    pub fn login_call(&self) -> &CallSpec {
+        &self.login
+    }
+
+    /// The refresh call, unless the provider only logs in.
+    pub fn refresh_call(&self) -> Option<&CallSpec> {
+        self.refresh.as_ref()
+    }
+}
+
+impl Provider for HttpProvider {
+    fn login_request(&self) -> Result<AuthRequest, AuthError> {
+        self.login.build(None)
+    }
+
+    fn refresh_request(&self, refresh_token: &Secret) -> Result<AuthRequest, AuthError> {
+        match &self.refresh {
+            Some(refresh) => refresh.build(Some(refresh_token)),
+            None => Err(AuthError::config("the provider has no refresh call")),
+        }
+    }
+
+    fn parse_response(
+        &self,
+        call: AuthCall,
+        response: &AuthResponse,
+    ) -> Result<TokenSet, AuthError> {
+        let tokens = match &self.parse {
+            Some(parse) => parse(call, response)?,
+            None => self.tokens.parse(response)?,
+        };
+        Ok(match self.refresh {
+            Some(_) => tokens,
+            // NOTE: a refresh token kept here would only make the layer try a call that does
+            // not exist before each login.
+            None => tokens.without_refresh_token(),
+        })
+    }
+
+    fn classify_failure(&self, call: AuthCall, response: &AuthResponse) -> Failure {
+        match call {
+            AuthCall::Login => self.login_rejects.classify(response),
+            AuthCall::Refresh => self.refresh_rejects.classify(response),
+        }
+    }
+
+    fn policy(&self) -> TokenPolicy {
+        self.policy.clone()
+    }
+}
+
+impl fmt::Debug for HttpProvider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpProvider")
+            .field("login", &self.login)
+            .field("refresh", &self.refresh)
+            .field("tokens", &self.tokens)
+            .field("parse", &self.parse.as_ref().map(|_| "custom"))
+            .field("login_rejects", &self.login_rejects)
+            .field("refresh_rejects", &self.refresh_rejects)
+            .field("policy", &self.policy)
+            .finish()
+    }
+}
+
+/// Joins a base URL as an API document writes it with an endpoint path.
+pub(crate) fn join(base: &str, path: &str) -> String {
+    format!("{}{path}", base.trim_end_matches('/'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn ok(body: &'static str) -> AuthResponse {
+        AuthResponse::new(Bytes::from_static(body.as_bytes()))
+    }
+
+    fn login() -> CallSpec {
+        CallSpec::post("http://a.test/login").unwrap()
+    }
+
+    #[test]
+    fn parse_hook_replaces_the_token_source() {
+        let provider = HttpProvider::new(login(), login()).parse_with(|call, response| {
+            let body = std::str::from_utf8(response.body()).unwrap();
+            let (access, refresh) = body.split_once(' ').unwrap();
+            let tokens = TokenSet::new(access).with_refresh_token(refresh);
+            Ok(match call {
+                AuthCall::Login => tokens,
+                _ => tokens.with_expires_in(std::time::Duration::from_secs(7)),
+            })
+        });
+        let tokens = provider
+            .parse_response(AuthCall::Login, &ok("at rt"))
+            .unwrap();
+        assert_eq!(tokens.access_token().expose(), "at");
+        assert_eq!(tokens.refresh_token().map(Secret::expose), Some("rt"));
+        assert_eq!(tokens.expires_in(), None);
+        let tokens = provider
+            .parse_response(AuthCall::Refresh, &ok("at rt"))
+            .unwrap();
+        assert_eq!(tokens.expires_in(), Some(std::time::Duration::from_secs(7)));
+        assert!(format!("{provider:?}").contains(r#"parse: Some("custom")"#));
+    }
+
+    #[test]
+    fn login_only_ignores_refresh_tokens() {
+        let provider = HttpProvider::login_only(login());
+        assert!(provider.refresh_call().is_none());
+        let tokens = provider
+            .parse_response(
+                AuthCall::Login,
+                &ok(r#"{"access_token":"at","refresh_token":"rt"}"#),
+            )
+            .unwrap();
+        assert_eq!(tokens.access_token().expose(), "at");
+        assert!(tokens.refresh_token().is_none());
+        let err = provider.refresh_request(&Secret::new("rt")).unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::Config);
+    }
+}

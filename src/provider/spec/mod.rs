@@ -1,0 +1,267 @@
+//! Providers from spec files: a new API as a reviewable TOML (or JSON) file instead of code.
+//! [`ProviderSpec`] documents the format; its main invariant is that a spec is checked whole
+//! when it is read, and a bad one names its field and never quotes a value.
+
+mod build;
+mod call;
+mod credentials;
+mod error;
+mod json;
+mod policy;
+mod template;
+mod tokens;
+
+pub use self::credentials::Credentials;
+pub use self::error::SpecError;
+
+use serde::Deserialize;
+
+use self::call::{Login, Refresh};
+use self::policy::PolicySpec;
+use self::tokens::{TokenHeaderSpec, Tokens};
+use crate::provider::{HttpProvider, TokenSource};
+
+/// A provider spec: a new API as a reviewable TOML (or JSON) file instead of code.
+///
+/// A spec says how an API logs in and refreshes, where its answers keep the tokens, which
+/// failures reject, how the token goes on requests, and the policy. It reads into a
+/// `ProviderSpec`, checked as it is read; [`ProviderSpec::build`] then fills its placeholders from
+/// [`Credentials`] and the environment and gives an [`HttpProvider`]. The five presets in
+/// [`presets`](crate::presets) are built from the spec files in the repository's `specs/`.
+///
+/// ```
+/// use tower_token_auth::provider::{Credentials, HttpProvider};
+///
+/// let spec = r#"
+/// base_url = "https://api.example.com/v3"
+///
+/// [login]
+/// url = "/auth/login"
+/// json = { api_key = "${api_key}" }
+///
+/// [refresh]
+/// url = "/auth/refresh"
+/// json = { refresh_token = "${refresh_token}" }
+/// rejects = { statuses = [401] }
+///
+/// [policy]
+/// refresh = "after_expiry"
+/// "#;
+/// let provider = HttpProvider::from_toml(spec, &Credentials::new().api_key("k-123"))?;
+/// # Ok::<(), tower_token_auth::provider::SpecError>(())
+/// ```
+///
+/// # The format
+///
+/// TOML, or the same structure as JSON ([`ProviderSpec::from_json`]). Unknown fields are errors.
+///
+/// | field | meaning | default |
+/// |---|---|---|
+/// | `name` | a name for the API, for people | none |
+/// | `base_url` | the base URL relative call URLs are appended to; [`ProviderSpec::base_url`] overrides it | none |
+/// | `defaults` | `username`, `client_id`, `scope` to use when the credentials give none | none |
+/// | `login` | the login call (below) | required |
+/// | `refresh` | the refresh call; without it the provider only logs in ([`HttpProvider::login_only`]) | none |
+/// | `tokens` | where answers keep the tokens (below) | the standard JSON answer ([`TokenSet::from_json`](crate::TokenSet::from_json)) |
+/// | `token_header` | `name` (`Authorization`), `scheme` (`Bearer`), or `raw = true` for the bare token | `Authorization: Bearer <token>` |
+/// | `policy` | refresh timing, lifetimes, replay and fallback (below) | [`TokenPolicy::default`](crate::TokenPolicy) |
+///
+/// ## Calls: `[login]` and `[refresh]`
+///
+/// | field | meaning | default |
+/// |---|---|---|
+/// | `method` | `GET`, `POST` or `PUT` | `POST` |
+/// | `url` | absolute (`https://…`), or starting with `/` to append to the base URL | the base URL |
+/// | `query` | query parameters to append, a table of strings | none |
+/// | `headers` | a table of header names and strings | none |
+/// | `json` | a JSON object body: a table, nested tables for nested objects; strings may hold placeholders, other values are sent as they are | no body |
+/// | `form` | a form body (`application/x-www-form-urlencoded`): a table of strings, sent in the order written | no body |
+/// | `basic` | HTTP Basic: `{ username = "…", password = "…" }`, plus `form_encoded = true` to form-urlencode both first (RFC 6749 §2.3.1) | none |
+/// | `no_authorization` | the call must carry no `Authorization` header (Tradecloud's refresh) | `false` |
+/// | `rejects` | which failures mean the credentials (login) or the refresh token (refresh) are refused: `{ statuses = [400, 401, 403] }`, plus `errors = ["invalid_grant"]` to require one of these JSON `error` codes (at `error_pointer`, `/error` by default), or `json_only = true` to require a JSON object body (a proxy's error page is then transient); `{ any = true }` for every failure | `{ statuses = [400, 401, 403] }` |
+///
+/// `json` and `form` exclude each other; a call with neither has no body. The refresh call must
+/// send `${refresh_token}` (in a body field, a header or the query), and the login call must not.
+///
+/// ## Placeholders
+///
+/// Strings in `query`, `headers`, `json`, `form` and `basic` may hold placeholders:
+///
+/// - `${username}`, `${client_id}`, `${scope}`: from [`Credentials`], else `[defaults]`; plain
+///   text;
+/// - `${password}`, `${api_key}`, `${client_secret}`: from [`Credentials`]; secrets;
+/// - `${refresh_token}`: the refresh token being exchanged (refresh call only); a secret;
+/// - `${env:NAME}`: the environment variable `NAME`, read when the provider is built; a secret.
+///
+/// `$$` is a literal `$`; any other `$` is itself. A string may mix text and placeholders
+/// (`"Bearer ${refresh_token}"`): it is secret when any placeholder in it is. Secrets show in no
+/// `Debug` output, error or log, and headers carrying them are marked sensitive. Values written
+/// literally in the spec are configuration, not secrets: give secrets through placeholders. URLs
+/// take no placeholders.
+///
+/// ## Answers: `[tokens]`
+///
+/// Without `[tokens]`, answers are standard JSON token responses. Otherwise each part is
+/// `{ pointer = "/json/pointer" }` into the JSON body or `{ header = "Name" }` (a `Bearer ` prefix
+/// is dropped from header tokens):
+///
+/// | field | meaning |
+/// |---|---|
+/// | `access` | the access token (required) |
+/// | `refresh` | the refresh token; required with a `[refresh]` call |
+/// | `expires_in` | a lifetime, with `unit = "seconds"` (default) or `"milliseconds"` |
+/// | `expires_at` | an instant, with `format = "rfc3339"`, `"unix_seconds"` or `"unix_millis"` |
+/// | `refresh_expires_in`, `refresh_expires_at` | the same for the refresh token |
+///
+/// Without a stated expiry the layer reads the access token's JWT `exp`, else uses
+/// `policy.default_lifetime_secs`. Lifetimes count from when the auth request was sent.
+///
+/// ## `[policy]`
+///
+/// | field | meaning | default |
+/// |---|---|---|
+/// | `refresh` | `"ahead"`: refresh in the background before expiry; `"after_expiry"`: never refresh a valid token | `"ahead"` |
+/// | `margin_secs` | how long before expiry to refresh (`ahead` only) | 30 |
+/// | `default_lifetime_secs` | the lifetime of a token whose expiry is neither stated nor in a JWT | 300 |
+/// | `max_replays` | replays per request charged to a rejected current token | 1 |
+/// | `max_sends` | sends per request, replays included | 3 |
+/// | `replay_on` | upstream statuses that mean the token is dead (refresh and replay); `[]` never | `[401]` |
+/// | `login_on_refresh_rejected` | log in within the same attempt when a refresh is rejected | `true` |
+/// | `keep_unrotated_refresh_token` | keep the refresh token when a refresh answer carries none | `true` |
+///
+/// # Errors
+///
+/// A spec that cannot be read gives a [`SpecError`] naming the field, and the line and column
+/// when the problem is in the text; it never quotes a value. So does building one whose
+/// credentials or environment variables are missing.
+#[derive(Clone, Debug)]
+pub struct ProviderSpec {
+    name: Option<String>,
+    base_url: Option<String>,
+    defaults: Defaults,
+    login: call::Call,
+    refresh: Option<call::Call>,
+    tokens: TokenSource,
+    policy: crate::TokenPolicy,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Document {
+    name: Option<String>,
+    base_url: Option<BaseUrl>,
+    #[serde(default)]
+    defaults: Defaults,
+    login: Login,
+    refresh: Option<Refresh>,
+    tokens: Option<Tokens>,
+    #[serde(default)]
+    token_header: TokenHeaderSpec,
+    #[serde(default)]
+    policy: PolicySpec,
+}
+
+/// Values for the non-secret placeholders when the credentials give none.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Defaults {
+    username: Option<String>,
+    client_id: Option<String>,
+    scope: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(try_from = "String")]
+struct BaseUrl(String);
+
+impl TryFrom<String> for BaseUrl {
+    type Error = String;
+
+    fn try_from(url: String) -> Result<Self, String> {
+        call::absolute(&url).map(|()| Self(url))
+    }
+}
+
+impl ProviderSpec {
+    /// Reads a TOML spec.
+    pub fn from_toml(text: &str) -> Result<Self, SpecError> {
+        let error = |path: String, err: toml::de::Error| {
+            SpecError::toml(path, text, err.span(), err.message())
+        };
+        let deserializer = toml::Deserializer::parse(text).map_err(|e| error(String::new(), e))?;
+        let document: Document = serde_path_to_error::deserialize(deserializer).map_err(|e| {
+            let path = e.path().to_string();
+            error(path, e.into_inner())
+        })?;
+        Self::check(document)
+    }
+
+    /// Reads a JSON spec: the structure of the TOML one.
+    pub fn from_json(text: &str) -> Result<Self, SpecError> {
+        let mut deserializer = serde_json::Deserializer::from_str(text);
+        let document: Document = serde_path_to_error::deserialize(&mut deserializer)
+            .map_err(|e| SpecError::json(e.path().to_string(), e.inner()))?;
+        deserializer
+            .end()
+            .map_err(|e| SpecError::json(String::new(), &e))?;
+        Self::check(document)
+    }
+
+    /// The rules that span tables: a refresh call needs an answer to take the refresh token
+    /// from, and an answer's refresh token needs a refresh call to go to.
+    fn check(document: Document) -> Result<Self, SpecError> {
+        let reads_refresh = document.tokens.as_ref().map(|t| t.0.has_refresh());
+        match (&document.refresh, reads_refresh) {
+            (Some(_), Some(false)) => {
+                return Err(SpecError::at(
+                    "tokens.refresh",
+                    "the refresh call needs a refresh token: say where answers keep it",
+                ))
+            }
+            (None, Some(true)) => {
+                return Err(SpecError::at(
+                    "tokens.refresh",
+                    "a refresh token is read, but there is no [refresh] call to send it to",
+                ))
+            }
+            _ => {}
+        }
+        let mut policy = document.policy.0;
+        policy.header = document.token_header.0;
+        Ok(Self {
+            name: document.name,
+            base_url: document.base_url.map(|b| b.0),
+            defaults: document.defaults,
+            login: document.login.0,
+            refresh: document.refresh.map(|r| r.0),
+            tokens: document
+                .tokens
+                .map_or(TokenSource::JsonBody, |t| TokenSource::Fields(t.0)),
+            policy,
+        })
+    }
+
+    /// Relative call URLs are appended to `base_url` instead of the spec's own.
+    pub fn base_url(mut self, base_url: &str) -> Self {
+        self.base_url = Some(base_url.to_owned());
+        self
+    }
+
+    /// The spec's `name`.
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+}
+
+impl HttpProvider {
+    /// The provider a TOML spec describes, its placeholders filled from `credentials` and the
+    /// environment. See [`ProviderSpec`] for the format.
+    pub fn from_toml(spec: &str, credentials: &Credentials) -> Result<Self, SpecError> {
+        ProviderSpec::from_toml(spec)?.build(credentials)
+    }
+
+    /// The provider a JSON spec describes (see [`HttpProvider::from_toml`]).
+    pub fn from_json(spec: &str, credentials: &Credentials) -> Result<Self, SpecError> {
+        ProviderSpec::from_json(spec)?.build(credentials)
+    }
+}
