@@ -43,11 +43,23 @@ pub struct AuthLayer<P, R = CloneBody> {
 impl<P: Provider> AuthLayer<P> {
     /// A layer with default settings, sending auth calls through `transport`.
     ///
-    /// `transport` is any HTTP client service that takes `http::Request<Full<Bytes>>` (see
-    /// [`AuthTransport`]): a clone of the one being wrapped when that one is built for
-    /// `Full<Bytes>`, else a second client built for it. It must not follow redirects
-    /// (hyper-util's client does not), so that credentials only ever go to the configured
-    /// endpoint.
+    /// Two bounds trip most first programs; the compiler names both, with the fix:
+    ///
+    /// - **The auth transport takes `http::Request<Full<Bytes>>`** (see [`AuthTransport`]): a
+    ///   clone of the client being wrapped when that one is built for `Full<Bytes>`, else a
+    ///   second client built for it (`Client::builder(..).build_http::<Full<Bytes>>()`; clients
+    ///   are cheap). Otherwise: "`Client<HttpConnector, Body>` cannot carry the layer's auth
+    ///   calls". It must not follow redirects (hyper-util's client does not; for reqwest use
+    ///   `reqwest::ReqwestTransport`), so that credentials only ever go to the configured
+    ///   endpoint.
+    /// - **Replay copies each request, so by default the body must be `Clone`**
+    ///   (`Full<Bytes>`, `String`, …). A streaming body (`axum::body::Body`,
+    ///   `hyper::body::Incoming`) fails with "`CloneBody` cannot copy a `Request<Body>` for a
+    ///   replay after a 401": call [`without_replay`](Self::without_replay) to send such
+    ///   requests once, or buffer the body in front of the layer (see
+    ///   [`CloneRequest`](crate::CloneRequest)). A method call hides that message behind "the
+    ///   method `oneshot` exists … but its trait bounds were not satisfied";
+    ///   `tower::ServiceExt::oneshot(svc, request)` shows it.
     pub fn new(provider: P, transport: impl AuthTransport) -> Self {
         Self::builder(provider).build(transport)
     }
