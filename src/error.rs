@@ -1,9 +1,12 @@
 //! The layer's one error type.
 //!
 //! [`AuthError`] is cheap to clone (one `Arc`): a single failed login or refresh is shared by every
-//! request that waited for it. Its `Display` describes only what went wrong at this layer; the
-//! underlying cause, when there is one, hangs off [`std::error::Error::source`]. No message ever
-//! contains a credential or a token.
+//! request that waited for it. Its `Display` describes what went wrong at this layer; the
+//! underlying cause, when there is one, hangs off [`std::error::Error::source`]. Two errors also
+//! name their cause in the message, since they are about another failure: a request that failed
+//! fast during a backoff ("login rejected by the auth server (401 Unauthorized); backing off: no
+//! auth call for another 4200 ms") and one that gave up waiting ("… unavailable after waiting
+//! 30s; last failure: …"). No message ever contains a credential or a token.
 
 use std::borrow::Cow;
 use std::error::Error as StdError;
@@ -394,6 +397,33 @@ impl fmt::Debug for AuthError {
 impl fmt::Display for AuthError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let inner = &*self.inner;
+        if let Some(retry_in) = inner.retry_in {
+            // NOTE: a request failing fast made no auth call of its own: the message is the
+            // cause's, whole (status, server detail, `Retry-After`), then the backoff. "Backing
+            // off" alone would not tell a user what to fix; the cause also stays in `source()`.
+            match cause(inner) {
+                Some(cause) => fmt::Display::fmt(cause, f)?,
+                None => self.describe(f)?,
+            }
+            return write!(
+                f,
+                "; backing off: no auth call for another {}",
+                Millis(retry_in)
+            );
+        }
+        self.describe(f)
+    }
+}
+
+/// The [`AuthError`] an error wraps, if its source is one.
+fn cause(inner: &Inner) -> Option<&AuthError> {
+    inner.source.as_ref()?.downcast_ref::<AuthError>()
+}
+
+impl AuthError {
+    /// This error's own message, without the backoff.
+    fn describe(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let inner = &*self.inner;
         if let Some(call) = inner.call {
             if !matches!(
                 inner.kind,
@@ -440,17 +470,10 @@ impl fmt::Display for AuthError {
         if inner.kind == ErrorKind::Unavailable {
             // NOTE: the cause is named here as well as in `source()`: "unavailable" alone does not
             // tell a user what to fix. `AuthError`'s `Display` holds no secret, so neither does this.
-            match inner
-                .source
-                .as_ref()
-                .and_then(|s| s.downcast_ref::<AuthError>())
-            {
+            match cause(inner) {
                 Some(last) => write!(f, "; last failure: {last}")?,
                 None => f.write_str("; the auth call has not answered yet")?,
             }
-        }
-        if let Some(retry_in) = inner.retry_in {
-            write!(f, "; not retried for another {}", Millis(retry_in))?;
         }
         Ok(())
     }
@@ -513,10 +536,32 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "login rejected by the auth server (401 Unauthorized): invalid_grant; \
-             not retried for another 2500 ms"
+             backing off: no auth call for another 2500 ms"
         );
         let source = err.source().and_then(|s| s.downcast_ref::<AuthError>());
         assert!(source.is_some_and(AuthError::is_login_rejected));
+    }
+
+    #[test]
+    fn backing_off_names_the_whole_cause() {
+        // A login answered 404 with a `Retry-After`: backed off like a rejection.
+        let last = AuthError::status_error(
+            StatusCode::NOT_FOUND,
+            Some("no such realm".into()),
+            Some(Duration::from_secs(60)),
+        )
+        .during(AuthCall::Login);
+        let err = AuthError::failing_fast(&last, Duration::from_millis(999));
+        assert_eq!(
+            err.to_string(),
+            "login: unexpected auth server response (404 Not Found): no such realm \
+             (retry after 60s); backing off: no auth call for another 999 ms"
+        );
+        let config = AuthError::failing_fast(&AuthError::config("no credentials"), Duration::ZERO);
+        assert_eq!(
+            config.to_string(),
+            "invalid auth configuration: no credentials; backing off: no auth call for another 0 ms"
+        );
     }
 
     #[test]
