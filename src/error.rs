@@ -66,7 +66,9 @@ pub enum ErrorKind {
     ResponseTooLarge,
     /// The auth response could not be understood (bad JSON, a missing field, ...).
     Malformed,
-    /// The auth server issued a token of a type other than `Bearer`.
+    /// The auth server issued a token whose `token_type` is neither `bearer` nor the scheme the
+    /// policy sends it with ([`TokenHeader`](crate::TokenHeader)): see
+    /// [`TokenSet::from_json`](crate::TokenSet::from_json) for the rule.
     TokenType,
     /// A token cannot be sent: it is not a valid HTTP header value.
     InvalidToken,
@@ -180,9 +182,20 @@ impl AuthError {
         })
     }
 
-    /// A token type other than `Bearer`.
+    /// A token type the layer cannot send (see [`ErrorKind::TokenType`]).
     pub fn token_type() -> Self {
         Self::new(ErrorKind::TokenType)
+    }
+
+    /// A token type that is neither `bearer` nor `scheme`, the one the policy sends tokens with.
+    /// The type itself is not shown: it came from the server, next to the token.
+    pub(crate) fn token_type_mismatch(scheme: &str) -> Self {
+        Self::token_type().map(|i| {
+            i.detail = Some(Cow::Owned(format!(
+                "tokens are sent as `{scheme} <token>`; if the API documents another scheme, \
+                 set it in `TokenPolicy::header`"
+            )))
+        })
     }
 
     pub(crate) fn rejected(call: AuthCall, status: StatusCode, detail: Option<String>) -> Self {
@@ -442,7 +455,9 @@ impl AuthError {
             ErrorKind::Timeout => f.write_str("auth request timed out")?,
             ErrorKind::ResponseTooLarge => f.write_str("auth response body exceeds the cap")?,
             ErrorKind::Malformed => f.write_str("malformed auth response")?,
-            ErrorKind::TokenType => f.write_str("token type is not bearer")?,
+            ErrorKind::TokenType => {
+                f.write_str("token type is neither bearer nor the token header's scheme")?
+            }
             ErrorKind::InvalidToken => f.write_str("token is not a valid header value")?,
             ErrorKind::Unavailable => f.write_str("no token: the auth server is unavailable")?,
             ErrorKind::Config => f.write_str("invalid auth configuration")?,

@@ -177,7 +177,8 @@ impl Default for RefreshTiming {
 pub struct TokenPolicy {
     /// When to refresh a still-valid token. Default: proactive, 30 s before expiry.
     pub refresh: RefreshTiming,
-    /// How the token is put on requests. Default: `Authorization: Bearer <token>`.
+    /// How the token is put on requests, and so which `token_type` answers are accepted.
+    /// Default: `Authorization: Bearer <token>`.
     pub header: TokenHeader,
     /// Which upstream answers mean "this token is dead": the token is refreshed and the request
     /// replayed. Default: [`Classifier::http`] (401, minding `WWW-Authenticate`).
