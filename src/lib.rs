@@ -111,6 +111,8 @@
 //! error message, `Debug` output or tracing event contains a credential or a token; secrets live in
 //! [`Secret`] and header values are marked sensitive.
 //!
+#![doc = include_str!("events.md")]
+//!
 //! # Testing against the APIs
 //!
 //! The repository's `tower-token-auth-emulation` crate (a workspace member, as `tower-test` is in
