@@ -195,8 +195,26 @@ pub struct AuthLayerBuilder<P> {
 }
 
 impl<P: Provider> AuthLayerBuilder<P> {
-    /// Changes the policy in place, starting from the provider's (one spelling with
-    /// [`HttpProvider::with_policy`](crate::provider::HttpProvider::with_policy)).
+    /// Changes the policy in place, starting from the provider's: the way to adjust when to
+    /// refresh, how the token is sent, which answers reject it and how often to replay, for any
+    /// provider (a preset, OAuth2, your own).
+    ///
+    /// ```
+    /// # use tower_token_auth::{AuthLayer, Provider};
+    /// # fn build<P: Provider>(provider: P, client: tower::util::BoxCloneSyncService<tower_token_auth::AuthRequest, http::Response<http_body_util::Full<bytes::Bytes>>, tower::BoxError>) {
+    /// use tower_token_auth::{RefreshTiming, TokenHeader};
+    ///
+    /// let layer = AuthLayer::builder(provider)
+    ///     .with_policy(|p| {
+    ///         p.refresh = RefreshTiming::AfterExpiry;
+    ///         p.header = TokenHeader::new(http::header::AUTHORIZATION).with_scheme("JWT");
+    ///     })
+    ///     .build(client);
+    /// # }
+    /// ```
+    ///
+    /// A provider states its API's own policy with [`Provider::policy`] (presets do); this
+    /// starts from that.
     pub fn with_policy(mut self, f: impl FnOnce(&mut TokenPolicy)) -> Self {
         f(&mut self.policy);
         self

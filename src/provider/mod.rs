@@ -163,6 +163,10 @@ impl Default for RefreshTiming {
 /// without a stated lifetime lives, how the token is sent, which answers mark it dead and how
 /// often to replay.
 ///
+/// A provider states its API's policy in [`Provider::policy`]; a program adjusts it for one
+/// layer with [`AuthLayerBuilder::with_policy`](crate::AuthLayerBuilder::with_policy), the one
+/// place to change it.
+///
 /// ```
 /// use tower_token_auth::{Classifier, RefreshTiming, TokenHeader, TokenPolicy};
 ///
