@@ -28,6 +28,9 @@ struct AppState {
 
 async fn proxy(State(state): State<AppState>) -> Result<String, (StatusCode, String)> {
     let failed = |e: tower::BoxError| (StatusCode::BAD_GATEWAY, e.to_string());
+    // A `Full` body: the layer copies it for a replay after a 401. To forward the incoming
+    // `axum::body::Body` instead, build the client for `Body` and the layer with
+    // `.without_replay()`, or buffer the body first (see `CloneRequest`).
     let request = http::Request::get(&state.resource_url)
         .body(Full::default())
         .map_err(|e| failed(e.into()))?;

@@ -1,9 +1,12 @@
 //! The layer's one error type.
 //!
 //! [`AuthError`] is cheap to clone (one `Arc`): a single failed login or refresh is shared by every
-//! request that waited for it. Its `Display` describes only what went wrong at this layer; the
-//! underlying cause, when there is one, hangs off [`std::error::Error::source`]. No message ever
-//! contains a credential or a token.
+//! request that waited for it. Its `Display` describes what went wrong at this layer; the
+//! underlying cause, when there is one, hangs off [`std::error::Error::source`]. Two errors also
+//! name their cause in the message, since they are about another failure: a request that failed
+//! fast during a backoff ("login rejected by the auth server (401 Unauthorized); backing off: no
+//! auth call for another 4200 ms") and one that gave up waiting ("… unavailable after waiting
+//! 30s; last failure: …"). No message ever contains a credential or a token.
 
 use std::borrow::Cow;
 use std::error::Error as StdError;
@@ -63,7 +66,9 @@ pub enum ErrorKind {
     ResponseTooLarge,
     /// The auth response could not be understood (bad JSON, a missing field, ...).
     Malformed,
-    /// The auth server issued a token of a type other than `Bearer`.
+    /// The auth server issued a token whose `token_type` is neither `bearer` nor the scheme the
+    /// policy sends it with ([`TokenHeader`](crate::TokenHeader)): see
+    /// [`TokenSet::from_json`](crate::TokenSet::from_json) for the rule.
     TokenType,
     /// A token cannot be sent: it is not a valid HTTP header value.
     InvalidToken,
@@ -177,9 +182,20 @@ impl AuthError {
         })
     }
 
-    /// A token type other than `Bearer`.
+    /// A token type the layer cannot send (see [`ErrorKind::TokenType`]).
     pub fn token_type() -> Self {
         Self::new(ErrorKind::TokenType)
+    }
+
+    /// A token type that is neither `bearer` nor `scheme`, the one the policy sends tokens with.
+    /// The type itself is not shown: it came from the server, next to the token.
+    pub(crate) fn token_type_mismatch(scheme: &str) -> Self {
+        Self::token_type().map(|i| {
+            i.detail = Some(Cow::Owned(format!(
+                "tokens are sent as `{scheme} <token>`; if the API documents another scheme, \
+                 set it in `TokenPolicy::header`"
+            )))
+        })
     }
 
     pub(crate) fn rejected(call: AuthCall, status: StatusCode, detail: Option<String>) -> Self {
@@ -394,6 +410,33 @@ impl fmt::Debug for AuthError {
 impl fmt::Display for AuthError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let inner = &*self.inner;
+        if let Some(retry_in) = inner.retry_in {
+            // NOTE: a request failing fast made no auth call of its own: the message is the
+            // cause's, whole (status, server detail, `Retry-After`), then the backoff. "Backing
+            // off" alone would not tell a user what to fix; the cause also stays in `source()`.
+            match cause(inner) {
+                Some(cause) => fmt::Display::fmt(cause, f)?,
+                None => self.describe(f)?,
+            }
+            return write!(
+                f,
+                "; backing off: no auth call for another {}",
+                Millis(retry_in)
+            );
+        }
+        self.describe(f)
+    }
+}
+
+/// The [`AuthError`] an error wraps, if its source is one.
+fn cause(inner: &Inner) -> Option<&AuthError> {
+    inner.source.as_ref()?.downcast_ref::<AuthError>()
+}
+
+impl AuthError {
+    /// This error's own message, without the backoff.
+    fn describe(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let inner = &*self.inner;
         if let Some(call) = inner.call {
             if !matches!(
                 inner.kind,
@@ -412,7 +455,9 @@ impl fmt::Display for AuthError {
             ErrorKind::Timeout => f.write_str("auth request timed out")?,
             ErrorKind::ResponseTooLarge => f.write_str("auth response body exceeds the cap")?,
             ErrorKind::Malformed => f.write_str("malformed auth response")?,
-            ErrorKind::TokenType => f.write_str("token type is not bearer")?,
+            ErrorKind::TokenType => {
+                f.write_str("token type is neither bearer nor the token header's scheme")?
+            }
             ErrorKind::InvalidToken => f.write_str("token is not a valid header value")?,
             ErrorKind::Unavailable => f.write_str("no token: the auth server is unavailable")?,
             ErrorKind::Config => f.write_str("invalid auth configuration")?,
@@ -440,17 +485,10 @@ impl fmt::Display for AuthError {
         if inner.kind == ErrorKind::Unavailable {
             // NOTE: the cause is named here as well as in `source()`: "unavailable" alone does not
             // tell a user what to fix. `AuthError`'s `Display` holds no secret, so neither does this.
-            match inner
-                .source
-                .as_ref()
-                .and_then(|s| s.downcast_ref::<AuthError>())
-            {
+            match cause(inner) {
                 Some(last) => write!(f, "; last failure: {last}")?,
                 None => f.write_str("; the auth call has not answered yet")?,
             }
-        }
-        if let Some(retry_in) = inner.retry_in {
-            write!(f, "; not retried for another {}", Millis(retry_in))?;
         }
         Ok(())
     }
@@ -513,10 +551,32 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "login rejected by the auth server (401 Unauthorized): invalid_grant; \
-             not retried for another 2500 ms"
+             backing off: no auth call for another 2500 ms"
         );
         let source = err.source().and_then(|s| s.downcast_ref::<AuthError>());
         assert!(source.is_some_and(AuthError::is_login_rejected));
+    }
+
+    #[test]
+    fn backing_off_names_the_whole_cause() {
+        // A login answered 404 with a `Retry-After`: backed off like a rejection.
+        let last = AuthError::status_error(
+            StatusCode::NOT_FOUND,
+            Some("no such realm".into()),
+            Some(Duration::from_secs(60)),
+        )
+        .during(AuthCall::Login);
+        let err = AuthError::failing_fast(&last, Duration::from_millis(999));
+        assert_eq!(
+            err.to_string(),
+            "login: unexpected auth server response (404 Not Found): no such realm \
+             (retry after 60s); backing off: no auth call for another 999 ms"
+        );
+        let config = AuthError::failing_fast(&AuthError::config("no credentials"), Duration::ZERO);
+        assert_eq!(
+            config.to_string(),
+            "invalid auth configuration: no credentials; backing off: no auth call for another 0 ms"
+        );
     }
 
     #[test]

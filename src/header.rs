@@ -39,7 +39,9 @@ impl TokenHeader {
         Self { name, scheme: None }
     }
 
-    /// `<scheme> <token>` instead of the bare token.
+    /// `<scheme> <token>` instead of the bare token. A token response whose `token_type` names
+    /// this scheme (in any case) is accepted, as `bearer` always is: see
+    /// [`TokenSet::from_json`](crate::TokenSet::from_json).
     pub fn with_scheme(mut self, scheme: impl Into<String>) -> Self {
         self.scheme = Some(scheme.into());
         self
@@ -77,6 +79,19 @@ impl TokenHeader {
     }
 }
 
+impl TokenHeader {
+    /// Whether a token the server typed `token_type` may be sent in this header: `bearer` always
+    /// (RFC 6750: whoever holds it may use it); another type when it names this header's scheme
+    /// (both in any case), or when the token goes bare, with no scheme to disagree with.
+    pub(crate) fn accepts(&self, token_type: &str) -> bool {
+        token_type.eq_ignore_ascii_case("bearer")
+            || self
+                .scheme
+                .as_deref()
+                .is_none_or(|scheme| scheme.eq_ignore_ascii_case(token_type))
+    }
+}
+
 impl Default for TokenHeader {
     fn default() -> Self {
         Self::bearer()
@@ -100,6 +115,18 @@ mod tests {
         let scheme = TokenHeader::new(AUTHORIZATION).with_scheme("Token");
         assert_eq!(scheme.value(&token).unwrap(), "Token abc.def");
         assert_eq!(TokenHeader::default(), TokenHeader::bearer());
+    }
+
+    #[test]
+    fn token_types_follow_the_scheme() {
+        let bearer = TokenHeader::bearer();
+        assert!(bearer.accepts("bearer") && bearer.accepts("Bearer") && bearer.accepts("BEARER"));
+        assert!(!bearer.accepts("JWT") && !bearer.accepts("mac") && !bearer.accepts(""));
+        let jwt = TokenHeader::new(AUTHORIZATION).with_scheme("JWT");
+        assert!(jwt.accepts("JWT") && jwt.accepts("jwt") && jwt.accepts("bearer"));
+        assert!(!jwt.accepts("mac"));
+        let bare = TokenHeader::new(HeaderName::from_static("x-token"));
+        assert!(bare.accepts("JWT") && bare.accepts("mac") && bare.accepts("bearer"));
     }
 
     #[test]

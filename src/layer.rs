@@ -43,11 +43,23 @@ pub struct AuthLayer<P, R = CloneBody> {
 impl<P: Provider> AuthLayer<P> {
     /// A layer with default settings, sending auth calls through `transport`.
     ///
-    /// `transport` is any HTTP client service that takes `http::Request<Full<Bytes>>` (see
-    /// [`AuthTransport`]): a clone of the one being wrapped when that one is built for
-    /// `Full<Bytes>`, else a second client built for it. It must not follow redirects
-    /// (hyper-util's client does not), so that credentials only ever go to the configured
-    /// endpoint.
+    /// Two bounds trip most first programs; the compiler names both, with the fix:
+    ///
+    /// - **The auth transport takes `http::Request<Full<Bytes>>`** (see [`AuthTransport`]): a
+    ///   clone of the client being wrapped when that one is built for `Full<Bytes>`, else a
+    ///   second client built for it (`Client::builder(..).build_http::<Full<Bytes>>()`; clients
+    ///   are cheap). Otherwise: "`Client<HttpConnector, Body>` cannot carry the layer's auth
+    ///   calls". It must not follow redirects (hyper-util's client does not; for reqwest use
+    ///   `reqwest::ReqwestTransport`), so that credentials only ever go to the configured
+    ///   endpoint.
+    /// - **Replay copies each request, so by default the body must be `Clone`**
+    ///   (`Full<Bytes>`, `String`, …). A streaming body (`axum::body::Body`,
+    ///   `hyper::body::Incoming`) fails with "`CloneBody` cannot copy a `Request<Body>` for a
+    ///   replay after a 401": call [`without_replay`](Self::without_replay) to send such
+    ///   requests once, or buffer the body in front of the layer (see
+    ///   [`CloneRequest`](crate::CloneRequest)). A method call hides that message behind "the
+    ///   method `oneshot` exists … but its trait bounds were not satisfied";
+    ///   `tower::ServiceExt::oneshot(svc, request)` shows it.
     pub fn new(provider: P, transport: impl AuthTransport) -> Self {
         Self::builder(provider).build(transport)
     }
@@ -183,8 +195,26 @@ pub struct AuthLayerBuilder<P> {
 }
 
 impl<P: Provider> AuthLayerBuilder<P> {
-    /// Changes the policy in place, starting from the provider's (one spelling with
-    /// [`HttpProvider::with_policy`](crate::provider::HttpProvider::with_policy)).
+    /// Changes the policy in place, starting from the provider's: the way to adjust when to
+    /// refresh, how the token is sent, which answers reject it and how often to replay, for any
+    /// provider (a preset, OAuth2, your own).
+    ///
+    /// ```
+    /// # use tower_token_auth::{AuthLayer, Provider};
+    /// # fn build<P: Provider>(provider: P, client: tower::util::BoxCloneSyncService<tower_token_auth::AuthRequest, http::Response<http_body_util::Full<bytes::Bytes>>, tower::BoxError>) {
+    /// use tower_token_auth::{RefreshTiming, TokenHeader};
+    ///
+    /// let layer = AuthLayer::builder(provider)
+    ///     .with_policy(|p| {
+    ///         p.refresh = RefreshTiming::AfterExpiry;
+    ///         p.header = TokenHeader::new(http::header::AUTHORIZATION).with_scheme("JWT");
+    ///     })
+    ///     .build(client);
+    /// # }
+    /// ```
+    ///
+    /// A provider states its API's own policy with [`Provider::policy`] (presets do); this
+    /// starts from that.
     pub fn with_policy(mut self, f: impl FnOnce(&mut TokenPolicy)) -> Self {
         f(&mut self.policy);
         self

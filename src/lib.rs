@@ -12,21 +12,19 @@
 //! use hyper_util::client::legacy::Client;
 //! use hyper_util::rt::TokioExecutor;
 //! use tower::{ServiceBuilder, ServiceExt};
-//! use tower_token_auth::{presets, AuthLayer};
+//! use tower_token_auth::{oauth2, AuthLayer};
 //!
 //! # async fn run() -> Result<(), tower::BoxError> {
+//! let provider = oauth2::client_credentials("http://idp.internal/oauth/token", "my-app", "s3cret")
+//!     .scope("orders:read")
+//!     .build()?;
 //! let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
-//! let provider = presets::simacan(
-//!     "https://auth-service.services.simacan.com/api/v1",
-//!     "user",
-//!     "password",
-//! )?;
 //! let api = ServiceBuilder::new()
 //!     // Auth calls go through the bare client; API calls through the layer.
 //!     .layer(AuthLayer::new(provider, client.clone()))
 //!     .service(client);
 //!
-//! let request = http::Request::get("https://api.example.com/v1/trips").body(Full::default())?;
+//! let request = http::Request::get("http://api.internal/orders").body(Full::default())?;
 //! let response = api.oneshot(request).await?;
 //! println!("{}", response.status());
 //! # Ok(())
@@ -74,6 +72,11 @@
 //!   dead too and goes back to the caller as a response, as does a 401 for which no new token
 //!   could be had.
 //!
+//! [`AuthLayer::new`] names the two bounds that trip first programs (the auth transport takes
+//! `Request<Full<Bytes>>`; replayed bodies must be copyable), and the compiler names them too.
+//! Policy (when to refresh, which header, which answers mean a dead token, how often to replay)
+//! is changed in one place: [`AuthLayerBuilder::with_policy`].
+//!
 //! # Other clients
 //!
 //! - [`TokenHandle`] ([`AuthLayer::handle`]): the layer's token for any other client, sharing its
@@ -111,6 +114,8 @@
 //! to obtain a token is an [`AuthError`], recovered with `err.downcast_ref::<AuthError>()`. No
 //! error message, `Debug` output or tracing event contains a credential or a token; secrets live in
 //! [`Secret`] and header values are marked sensitive.
+//!
+#![doc = include_str!("events.md")]
 //!
 //! # Testing against the APIs
 //!

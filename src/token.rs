@@ -52,6 +52,7 @@ pub struct TokenSet {
     expires_at: Option<SystemTime>,
     refresh_expires_in: Option<Duration>,
     refresh_expires_at: Option<SystemTime>,
+    token_type: Option<String>,
 }
 
 impl TokenSet {
@@ -64,6 +65,7 @@ impl TokenSet {
             expires_at: None,
             refresh_expires_in: None,
             refresh_expires_at: None,
+            token_type: None,
         }
     }
 
@@ -124,6 +126,13 @@ impl TokenSet {
         self
     }
 
+    /// Sets the token type the server stated (`token_type`), which the layer checks against the
+    /// scheme it sends the token with (see [`from_json`](Self::from_json)).
+    pub fn with_token_type(mut self, token_type: impl Into<String>) -> Self {
+        self.token_type = Some(token_type.into());
+        self
+    }
+
     /// The access token.
     pub fn access_token(&self) -> &Secret {
         &self.access_token
@@ -156,11 +165,22 @@ impl TokenSet {
         self.refresh_expires_at
     }
 
+    /// The token type, if the server stated it (`"Bearer"`, `"JWT"`, …).
+    pub fn token_type(&self) -> Option<&str> {
+        self.token_type.as_deref()
+    }
+
     /// Parses a standard token response body (RFC 6749 §5.1, as Keycloak and most APIs send it).
     ///
     /// - `access_token`: required, a non-empty string;
-    /// - `token_type`: optional; when present it must be `bearer` in any case, else
-    ///   [`ErrorKind::TokenType`](crate::ErrorKind::TokenType);
+    /// - `token_type`: optional, kept as [`token_type`](Self::token_type). The layer accepts
+    ///   `bearer` (RFC 6750) in any case, and any other type only when it names the scheme the
+    ///   token is sent with ([`TokenHeader::with_scheme`](crate::TokenHeader::with_scheme), also
+    ///   in any case), or when the token is sent bare ([`TokenHeader::new`](crate::TokenHeader::new),
+    ///   no scheme to disagree with). So `"token_type": "JWT"` works once the policy sends
+    ///   `Authorization: JWT <token>`; with the default `Bearer` scheme it fails with
+    ///   [`ErrorKind::TokenType`](crate::ErrorKind::TokenType), rather than sending a token in a
+    ///   scheme it was not issued for;
     /// - `expires_in`, `refresh_expires_in`: optional, seconds as a number or a numeric string;
     ///   fractions are kept. A zero or negative `expires_in` is malformed; a zero
     ///   `refresh_expires_in` means "no stated expiry", as Keycloak uses it;
@@ -177,17 +197,13 @@ impl TokenSet {
             refresh_expires_in: Option<Value>,
         }
         let raw: Raw = serde_json::from_slice(body).map_err(json_error)?;
-        if let Some(token_type) = &raw.token_type {
-            if !token_type.eq_ignore_ascii_case("bearer") {
-                return Err(AuthError::token_type());
-            }
-        }
         let access_token = match raw.access_token {
             Some(token) if !token.is_empty() => token,
             Some(_) => return Err(AuthError::malformed("`access_token` is empty")),
             None => return Err(AuthError::malformed("missing `access_token`")),
         };
         let mut tokens = TokenSet::new(access_token);
+        tokens.token_type = raw.token_type.filter(|t| !t.is_empty());
         tokens.refresh_token = raw
             .refresh_token
             .filter(|t| !t.is_empty())
@@ -225,6 +241,7 @@ impl fmt::Debug for TokenSet {
             .field("expires_at", &self.expires_at)
             .field("refresh_expires_in", &self.refresh_expires_in)
             .field("refresh_expires_at", &self.refresh_expires_at)
+            .field("token_type", &self.token_type)
             .finish()
     }
 }
@@ -403,13 +420,19 @@ mod tests {
     }
 
     #[test]
-    fn token_type_is_case_insensitive() {
-        for ok in ["bearer", "Bearer", "BEARER"] {
-            let body = format!(r#"{{"access_token":"a","token_type":"{ok}"}}"#);
-            assert!(TokenSet::from_json(body.as_bytes()).is_ok());
+    fn token_type_is_kept_for_the_layer_to_check() {
+        for (json, kept) in [
+            (r#""JWT""#, Some("JWT")),
+            (r#""bearer""#, Some("bearer")),
+            (r#""""#, None),
+            ("null", None),
+        ] {
+            let body = format!(r#"{{"access_token":"a","token_type":{json}}}"#);
+            let tokens = TokenSet::from_json(body.as_bytes()).unwrap();
+            assert_eq!(tokens.token_type(), kept, "{json}");
         }
-        let err = TokenSet::from_json(br#"{"access_token":"a","token_type":"mac"}"#).unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::TokenType);
+        let err = TokenSet::from_json(br#"{"access_token":"a","token_type":7}"#).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Malformed);
     }
 
     #[test]

@@ -49,6 +49,10 @@ async fn soak_short_lived_tokens_with_revocations() {
     let c = emulation.config();
     let provider = oauth2::password(&emulation.base_url(), &c.username, c.password.clone())
         .confidential_client(&c.client_id, c.client_secret.clone())
+        .build()
+        .unwrap();
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let layer = AuthLayer::builder(provider)
         .with_policy(|p| {
             // Renew just before expiry, so that refreshes ≈ duration / lifetime.
             p.refresh = RefreshTiming::Proactive {
@@ -58,10 +62,7 @@ async fn soak_short_lived_tokens_with_revocations() {
             // just before the revocation): allow a second replay.
             p.max_replays = 2;
         })
-        .build()
-        .unwrap();
-    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
-    let layer = AuthLayer::new(provider, client.clone());
+        .build(client.clone());
     let svc = layer.layer(client);
 
     // Tokens also die early, once a second.

@@ -256,6 +256,12 @@ impl Issued {
                 None => default_lifetime.min(MAX_LIFETIME),
             },
         };
+        if let Some(token_type) = tokens.token_type() {
+            if !policy.header.accepts(token_type) {
+                let scheme = policy.header.scheme().unwrap_or_default();
+                return Err(AuthError::token_type_mismatch(scheme));
+            }
+        }
         let header = policy.header.value(tokens.access_token())?;
         let refresh_lifetime = tokens.refresh_token().and_then(|token| {
             let stated = match tokens.refresh_expires_at() {

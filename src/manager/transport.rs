@@ -35,6 +35,9 @@ pub trait AuthTransport: Clone + Send + Sync + 'static {
     fn into_transport(self, max_response_bytes: usize) -> Transport;
 }
 
+// NOTE: `do_not_recommend` makes a client of the wrong body type fail with the trait's message and
+// its fix, instead of a bare "`Client<_, Body>: Service<Request<Full<Bytes>>>` is not satisfied".
+#[diagnostic::do_not_recommend]
 impl<T, RB> AuthTransport for T
 where
     T: Service<AuthRequest, Response = Response<RB>> + Clone + Send + Sync + 'static,

@@ -168,6 +168,10 @@ impl Default for RefreshTiming {
 /// without a stated lifetime lives, how the token is sent, which answers mark it dead and how
 /// often to replay.
 ///
+/// A provider states its API's policy in [`Provider::policy`]; a program adjusts it for one
+/// layer with [`AuthLayerBuilder::with_policy`](crate::AuthLayerBuilder::with_policy), the one
+/// place to change it.
+///
 /// ```
 /// use tower_token_auth::{Classifier, RefreshTiming, TokenHeader, TokenPolicy};
 ///
@@ -182,7 +186,8 @@ impl Default for RefreshTiming {
 pub struct TokenPolicy {
     /// When to refresh a still-valid token. Default: proactive, 30 s before expiry.
     pub refresh: RefreshTiming,
-    /// How the token is put on requests. Default: `Authorization: Bearer <token>`.
+    /// How the token is put on requests, and so which `token_type` answers are accepted.
+    /// Default: `Authorization: Bearer <token>`.
     pub header: TokenHeader,
     /// Which upstream answers mean "this token is dead": the token is refreshed and the request
     /// replayed. Default: [`Classifier::http`] (401, minding `WWW-Authenticate`).

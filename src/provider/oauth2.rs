@@ -21,7 +21,6 @@ use std::fmt;
 
 use crate::error::AuthError;
 use crate::provider::generic::{basic_form_encoded, CallSpec, Encoding, HttpProvider};
-use crate::provider::TokenPolicy;
 use crate::secret::Secret;
 
 /// How a confidential client authenticates to the token endpoint (RFC 6749 §2.3.1).
@@ -50,7 +49,6 @@ pub struct Builder {
     client_secret: Option<Secret>,
     client_auth: ClientAuth,
     scope: Option<String>,
-    policy: TokenPolicy,
 }
 
 /// The resource owner password grant: logs in with `username` and `password` at `token_url`.
@@ -87,7 +85,6 @@ impl Builder {
             client_secret: None,
             client_auth: ClientAuth::default(),
             scope: None,
-            policy: TokenPolicy::default(),
         }
     }
 
@@ -122,12 +119,6 @@ impl Builder {
         self
     }
 
-    /// Changes the policy.
-    pub fn with_policy(mut self, f: impl FnOnce(&mut TokenPolicy)) -> Self {
-        f(&mut self.policy);
-        self
-    }
-
     /// Builds the provider; fails on an invalid token URL.
     pub fn build(self) -> Result<HttpProvider, AuthError> {
         let login = match &self.grant {
@@ -144,8 +135,7 @@ impl Builder {
         let refresh = self
             .call("refresh_token")?
             .refresh_token_field("refresh_token");
-        let policy = self.policy;
-        Ok(HttpProvider::new(login, refresh).with_policy(|p| *p = policy))
+        Ok(HttpProvider::new(login, refresh))
     }
 
     /// A form POST to the token endpoint for `grant_type`, with the client's authentication.

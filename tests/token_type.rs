@@ -1,0 +1,109 @@
+//! `token_type` other than bearer: an API answering `"token_type": "JWT"` works with the default
+//! JSON parser once the policy sends `Authorization: JWT <token>`, and fails with a typed error
+//! that names the fix while the policy sends `Bearer`.
+
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{header, Request, Response, StatusCode};
+use http_body_util::Full;
+use tower::util::BoxCloneSyncService;
+use tower::{Layer, ServiceExt};
+use tower_token_auth::provider::{CallSpec, Encoding, HttpProvider};
+use tower_token_auth::{AuthError, AuthLayer, AuthRequest, Clock, ErrorKind, Secret, TokenHeader};
+
+/// A login answering `token_type` as given.
+fn auth_server(
+    token_type: &'static str,
+) -> BoxCloneSyncService<AuthRequest, Response<Full<Bytes>>, Infallible> {
+    BoxCloneSyncService::new(tower::service_fn(move |_: AuthRequest| async move {
+        let body =
+            format!(r#"{{"access_token":"t-1","token_type":"{token_type}","expires_in":300}}"#);
+        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(body))))
+    }))
+}
+
+fn provider() -> HttpProvider {
+    let login = CallSpec::post("http://auth.test/login")
+        .expect("valid URL")
+        .encoding(Encoding::Json)
+        .secret_field("api_key", Secret::new("k"));
+    let refresh = CallSpec::post("http://auth.test/refresh")
+        .expect("valid URL")
+        .encoding(Encoding::Json)
+        .refresh_token_field("refresh_token");
+    HttpProvider::new(login, refresh)
+}
+
+/// Sends one request through `layer`; the upstream records the `Authorization` it saw.
+async fn send(
+    layer: &AuthLayer<HttpProvider>,
+) -> (Result<StatusCode, tower::BoxError>, Option<String>) {
+    let seen = Arc::new(Mutex::new(None));
+    let record = Arc::clone(&seen);
+    let upstream = tower::service_fn(move |req: Request<Full<Bytes>>| {
+        let auth = req.headers().get(header::AUTHORIZATION).cloned();
+        *record.lock().unwrap() = auth.map(|v| v.to_str().unwrap().to_owned());
+        async { Ok::<_, Infallible>(Response::new(Full::<Bytes>::default())) }
+    });
+    let request = Request::get("http://api.test/x")
+        .body(Full::default())
+        .unwrap();
+    let status = layer
+        .layer(upstream)
+        .oneshot(request)
+        .await
+        .map(|r| r.status());
+    let seen = seen.lock().unwrap().clone();
+    (status, seen)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_jwt_token_type_is_sent_with_the_jwt_scheme() {
+    let layer = AuthLayer::builder(provider())
+        .clock(Clock::tokio())
+        .with_policy(|p| p.header = TokenHeader::new(header::AUTHORIZATION).with_scheme("JWT"))
+        .build(auth_server("JWT"));
+    let (status, seen) = send(&layer).await;
+    assert_eq!(status.unwrap(), StatusCode::OK);
+    assert_eq!(seen.as_deref(), Some("JWT t-1"));
+
+    // Bearer stays acceptable under another scheme; case does not matter.
+    for token_type in ["jwt", "Bearer"] {
+        let layer = AuthLayer::builder(provider())
+            .clock(Clock::tokio())
+            .with_policy(|p| p.header = TokenHeader::new(header::AUTHORIZATION).with_scheme("JWT"))
+            .build(auth_server(token_type));
+        assert_eq!(
+            send(&layer).await.0.unwrap(),
+            StatusCode::OK,
+            "{token_type}"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_jwt_token_type_under_the_bearer_scheme_names_the_fix() {
+    let layer = AuthLayer::builder(provider())
+        .clock(Clock::tokio())
+        .max_wait(Duration::from_secs(2))
+        .build(auth_server("JWT"));
+    let (status, seen) = send(&layer).await;
+    let err = status.unwrap_err();
+    let err = err.downcast_ref::<AuthError>().expect("an AuthError");
+    let cause = std::error::Error::source(err)
+        .and_then(|e| e.downcast_ref::<AuthError>())
+        .expect("the last failure");
+    assert_eq!(cause.kind(), ErrorKind::TokenType);
+    let shown = err.to_string();
+    assert!(
+        shown.contains("token type is neither bearer nor the token header's scheme")
+            && shown.contains("tokens are sent as `Bearer <token>`")
+            && shown.contains("TokenPolicy::header"),
+        "{shown}"
+    );
+    assert!(!shown.contains("t-1"), "{shown}");
+    assert_eq!(seen, None, "no request went out");
+}

@@ -1,0 +1,14 @@
+//! An auth transport built for another body type than `Full<Bytes>`.
+
+use axum::body::Body;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use tower_token_auth::{oauth2, AuthLayer};
+
+fn main() {
+    let client = Client::builder(TokioExecutor::new()).build_http::<Body>();
+    let provider = oauth2::client_credentials("https://idp.example.com/token", "id", "secret")
+        .build()
+        .unwrap();
+    let _layer = AuthLayer::new(provider, client);
+}
