@@ -24,7 +24,8 @@ use tokio::runtime::{Builder, Runtime};
 use tokio::sync::{watch, Notify};
 use tower::{BoxError, Layer, Service, ServiceExt};
 use tower_http::auth::{AddAuthorization, AddAuthorizationLayer};
-use tower_token_auth::{AuthError, AuthLayer, AuthRequest, AuthService, Provider, Secret};
+use tower_token_auth::provider::{AuthRequest, Provider};
+use tower_token_auth::{AuthError, AuthLayer, AuthService, Secret};
 
 type Body = Full<Bytes>;
 type Req = Request<Body>;

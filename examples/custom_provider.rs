@@ -11,9 +11,8 @@ use http_body_util::Full;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use tower::{Layer, ServiceExt};
-use tower_token_auth::{
-    AuthError, AuthLayer, AuthRequest, Provider, RefreshTiming, Secret, TokenPolicy,
-};
+use tower_token_auth::provider::{AuthRequest, Provider, RefreshTiming, TokenPolicy};
+use tower_token_auth::{AuthError, AuthLayer, Secret};
 use tower_token_auth_emulation::{Api, Config, Emulation};
 
 #[derive(Debug)]

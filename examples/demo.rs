@@ -63,9 +63,10 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use tower::{Layer, ServiceExt};
+use tower_token_auth::provider::{oauth2, presets};
 use tower_token_auth::provider::{Credentials, HttpProvider, ProviderSpec};
 use tower_token_auth::store::{FileStore, MemoryStore, TokenStore};
-use tower_token_auth::{oauth2, presets, AuthError, AuthLayer, AuthService};
+use tower_token_auth::{AuthError, AuthLayer, AuthService};
 use tower_token_auth_emulation::{Api, Config, Emulation, FaultKind};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

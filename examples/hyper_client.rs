@@ -10,7 +10,8 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use tower::{ServiceBuilder, ServiceExt};
-use tower_token_auth::{oauth2, AuthLayer};
+use tower_token_auth::provider::oauth2;
+use tower_token_auth::AuthLayer;
 use tower_token_auth_emulation::{Api, Config, Emulation};
 
 #[tokio::main]

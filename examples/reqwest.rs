@@ -6,8 +6,9 @@
 //! ```
 
 use reqwest_middleware::ClientBuilder;
+use tower_token_auth::provider::presets;
 use tower_token_auth::reqwest::{AuthMiddleware, ReqwestTransport};
-use tower_token_auth::{presets, AuthLayer};
+use tower_token_auth::AuthLayer;
 use tower_token_auth_emulation::{Api, Config, Emulation};
 
 #[tokio::main]

@@ -19,7 +19,8 @@ use tonic_health::pb::{health_client::HealthClient, HealthCheckRequest};
 use tower::filter::AsyncFilterLayer;
 use tower::{BoxError, ServiceBuilder};
 use tower_token_auth::grpc::GrpcAuthLayer;
-use tower_token_auth::{oauth2, AuthLayer, Classifier};
+use tower_token_auth::provider::{oauth2, Classifier};
+use tower_token_auth::AuthLayer;
 use tower_token_auth_emulation::{Api, Config, Emulation};
 
 #[tokio::main]

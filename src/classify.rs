@@ -21,7 +21,7 @@ type Custom = Arc<dyn Fn(StatusCode, &HeaderMap) -> bool + Send + Sync>;
 
 /// Decides, from a response's status and headers, whether the upstream rejected the token the
 /// request carried: such a token is marked dead (the next requests get a new one) and the request
-/// is replayed with a new token when it can be (see [`TokenPolicy`](crate::TokenPolicy)).
+/// is replayed with a new token when it can be (see [`TokenPolicy`](crate::provider::TokenPolicy)).
 ///
 /// - [`Classifier::http`] (the default): HTTP 401. When the response carries an RFC 6750
 ///   `WWW-Authenticate: Bearer` challenge with an `error`, only `error="invalid_token"` marks the
@@ -35,7 +35,7 @@ type Custom = Arc<dyn Fn(StatusCode, &HeaderMap) -> bool + Send + Sync>;
 ///
 /// ```
 /// use http::{HeaderMap, HeaderValue, StatusCode};
-/// use tower_token_auth::Classifier;
+/// use tower_token_auth::provider::Classifier;
 ///
 /// let http = Classifier::http();
 /// let mut headers = HeaderMap::new();
@@ -93,7 +93,7 @@ impl Classifier {
     ///
     /// ```
     /// use http::StatusCode;
-    /// use tower_token_auth::Classifier;
+    /// use tower_token_auth::provider::Classifier;
     ///
     /// // An API that answers 419 for an expired session, besides the usual 401.
     /// let http = Classifier::http();

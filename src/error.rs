@@ -67,8 +67,8 @@ pub enum ErrorKind {
     /// The auth response could not be understood (bad JSON, a missing field, ...).
     Malformed,
     /// The auth server issued a token whose `token_type` is neither `bearer` nor the scheme the
-    /// policy sends it with ([`TokenHeader`](crate::TokenHeader)): see
-    /// [`TokenSet::from_json`](crate::TokenSet::from_json) for the rule.
+    /// policy sends it with ([`TokenHeader`](crate::provider::TokenHeader)): see
+    /// [`TokenSet::from_json`](crate::token::TokenSet::from_json) for the rule.
     TokenType,
     /// A token cannot be sent: it is not a valid HTTP header value.
     InvalidToken,

@@ -219,7 +219,7 @@ where
     /// The generation of the token of the last send.
     generation: Generation,
     sends: u32,
-    /// Replays charged to [`TokenPolicy::max_replays`](crate::TokenPolicy::max_replays).
+    /// Replays charged to [`TokenPolicy::max_replays`](crate::provider::TokenPolicy::max_replays).
     charged: u32,
     /// The dead-token answer being replayed: the caller's if no token can be had.
     /// (Boxed: the state of every waiting request is this struct, and replays are rare.)

@@ -49,7 +49,7 @@ impl Token {
     }
 
     /// The header the token travels in (`authorization` unless the policy's
-    /// [`TokenHeader`](crate::TokenHeader) says otherwise).
+    /// [`TokenHeader`](crate::provider::TokenHeader) says otherwise).
     pub fn header_name(&self) -> &HeaderName {
         &self.state.header_name
     }
@@ -166,7 +166,8 @@ impl<P: Provider> Session for Manager<P> {
 /// everything. A handle keeps the session alive.
 ///
 /// ```
-/// # use tower_token_auth::{AuthLayer, Provider};
+/// # use tower_token_auth::AuthLayer;
+/// # use tower_token_auth::provider::Provider;
 /// # async fn run<P: Provider>(layer: AuthLayer<P>) -> Result<(), tower_token_auth::AuthError> {
 /// let handle = layer.handle();
 ///
@@ -264,8 +265,8 @@ impl TokenHandle {
         Rotations(self.session.rotations())
     }
 
-    /// The policy of the layer: the [`TokenHeader`](crate::TokenHeader) its tokens use and the
-    /// [`Classifier`](crate::Classifier) for answers, among others.
+    /// The policy of the layer: the [`TokenHeader`](crate::provider::TokenHeader) its tokens use
+    /// and the [`Classifier`](crate::provider::Classifier) for answers, among others.
     pub fn policy(&self) -> &TokenPolicy {
         self.session.policy()
     }

@@ -7,7 +7,8 @@ use http::{HeaderName, HeaderValue};
 use crate::error::AuthError;
 use crate::secret::Secret;
 
-/// The header a token travels in, part of a provider's [`TokenPolicy`](crate::TokenPolicy).
+/// The header a token travels in, part of a provider's
+/// [`TokenPolicy`](crate::provider::TokenPolicy).
 ///
 /// `Authorization: Bearer <token>` by default; an API may want another scheme, another header,
 /// or the bare token. The value is always marked sensitive, so that it shows in no `Debug`
@@ -15,7 +16,7 @@ use crate::secret::Secret;
 ///
 /// ```
 /// use http::HeaderName;
-/// use tower_token_auth::TokenHeader;
+/// use tower_token_auth::provider::TokenHeader;
 ///
 /// let bearer = TokenHeader::bearer();
 /// let scheme = TokenHeader::new(http::header::AUTHORIZATION).with_scheme("Token");
@@ -41,7 +42,7 @@ impl TokenHeader {
 
     /// `<scheme> <token>` instead of the bare token. A token response whose `token_type` names
     /// this scheme (in any case) is accepted, as `bearer` always is: see
-    /// [`TokenSet::from_json`](crate::TokenSet::from_json).
+    /// [`TokenSet::from_json`](crate::token::TokenSet::from_json).
     pub fn with_scheme(mut self, scheme: impl Into<String>) -> Self {
         self.scheme = Some(scheme.into());
         self

@@ -108,7 +108,8 @@ impl<P, R> AuthLayer<P, R> {
     /// flight.
     ///
     /// ```
-    /// # use tower_token_auth::{AuthLayer, Provider};
+    /// # use tower_token_auth::AuthLayer;
+    /// # use tower_token_auth::provider::Provider;
     /// # async fn run<P: Provider>(layer: AuthLayer<P>) -> Result<(), tower_token_auth::AuthError> {
     /// let handle = layer.handle();
     /// let token = handle.token().await?;
@@ -170,8 +171,9 @@ impl<S, P, R: Clone> Layer<S> for AuthLayer<P, R> {
 /// than half its remaining lifetime; requests keep using the token meanwhile.
 ///
 /// ```
-/// # use tower_token_auth::{AuthLayer, Backoff, Provider};
-/// # fn build<P: Provider>(provider: P, client: tower::util::BoxCloneSyncService<tower_token_auth::AuthRequest, http::Response<http_body_util::Full<bytes::Bytes>>, tower::BoxError>) {
+/// # use tower_token_auth::{AuthLayer, Backoff};
+/// # use tower_token_auth::provider::Provider;
+/// # fn build<P: Provider>(provider: P, client: tower::util::BoxCloneSyncService<tower_token_auth::provider::AuthRequest, http::Response<http_body_util::Full<bytes::Bytes>>, tower::BoxError>) {
 /// use std::time::Duration;
 ///
 /// let layer = AuthLayer::builder(provider)
@@ -200,9 +202,10 @@ impl<P: Provider> AuthLayerBuilder<P> {
     /// provider (a preset, OAuth2, your own).
     ///
     /// ```
-    /// # use tower_token_auth::{AuthLayer, Provider};
-    /// # fn build<P: Provider>(provider: P, client: tower::util::BoxCloneSyncService<tower_token_auth::AuthRequest, http::Response<http_body_util::Full<bytes::Bytes>>, tower::BoxError>) {
-    /// use tower_token_auth::{RefreshTiming, TokenHeader};
+    /// # use tower_token_auth::AuthLayer;
+    /// # use tower_token_auth::provider::Provider;
+    /// # fn build<P: Provider>(provider: P, client: tower::util::BoxCloneSyncService<tower_token_auth::provider::AuthRequest, http::Response<http_body_util::Full<bytes::Bytes>>, tower::BoxError>) {
+    /// use tower_token_auth::provider::{RefreshTiming, TokenHeader};
     ///
     /// let layer = AuthLayer::builder(provider)
     ///     .with_policy(|p| {
@@ -282,8 +285,9 @@ impl<P: Provider> AuthLayerBuilder<P> {
     /// store's entry holds the tokens in plain text ([secrets at rest](crate::store#secrets-at-rest)).
     ///
     /// ```
-    /// # use tower_token_auth::{AuthLayer, Provider};
-    /// # fn build<P: Provider>(provider: P, client: tower::util::BoxCloneSyncService<tower_token_auth::AuthRequest, http::Response<http_body_util::Full<bytes::Bytes>>, tower::BoxError>) {
+    /// # use tower_token_auth::AuthLayer;
+    /// # use tower_token_auth::provider::Provider;
+    /// # fn build<P: Provider>(provider: P, client: tower::util::BoxCloneSyncService<tower_token_auth::provider::AuthRequest, http::Response<http_body_util::Full<bytes::Bytes>>, tower::BoxError>) {
     /// use tower_token_auth::store::FileStore;
     ///
     /// let layer = AuthLayer::builder(provider)

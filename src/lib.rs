@@ -12,7 +12,8 @@
 //! use hyper_util::client::legacy::Client;
 //! use hyper_util::rt::TokioExecutor;
 //! use tower::{ServiceBuilder, ServiceExt};
-//! use tower_token_auth::{oauth2, AuthLayer};
+//! use tower_token_auth::AuthLayer;
+//! use tower_token_auth::provider::oauth2;
 //!
 //! # async fn run() -> Result<(), tower::BoxError> {
 //! let provider = oauth2::client_credentials("http://idp.internal/oauth/token", "my-app", "s3cret")
@@ -101,7 +102,9 @@
 //!
 //! # Providers
 //!
-//! A [`Provider`] says how an API logs in and refreshes, where its tokens are, and its policy.
+//! Everything that describes an API lives in [`provider`]; what a program names to build, run
+//! and diagnose the layer is at the crate root. A [`Provider`] says how an API logs in and
+//! refreshes, where its tokens are, and its policy.
 //! The [`presets`] cover union-service, Simacan, OLI Systems, Tradecloud and Intergiro;
 //! [`oauth2`] builds RFC 6749 `password` and `client_credentials` providers;
 //! [`provider::HttpProvider`] assembles others from data, in Rust or from a TOML or JSON spec
@@ -143,6 +146,19 @@
 //! - Each service clone caches the current token; an idle clone keeps the previous one in memory
 //!   until its next request.
 //! - The auth transport must not be the authenticated stack itself, and must not follow redirects.
+//!
+//! [`Classifier`]: provider::Classifier
+//! [`Classifier::grpc`]: provider::Classifier::grpc
+//! [`Provider`]: provider::Provider
+//! [`RefreshTiming::AfterExpiry`]: provider::RefreshTiming::AfterExpiry
+//! [`RefreshTiming::Proactive`]: provider::RefreshTiming::Proactive
+//! [`TokenHeader`]: provider::TokenHeader
+//! [`TokenPolicy`]: provider::TokenPolicy
+//! [`TokenPolicy::default_lifetime`]: provider::TokenPolicy::default_lifetime
+//! [`TokenPolicy::max_replays`]: provider::TokenPolicy::max_replays
+//! [`TokenPolicy::max_sends`]: provider::TokenPolicy::max_sends
+//! [`oauth2`]: provider::oauth2
+//! [`presets`]: provider::presets
 // Nothing that arrives over the network may panic; tests may.
 #![cfg_attr(
     not(test),
@@ -170,27 +186,22 @@ mod slot;
 pub mod store;
 pub mod token;
 
-pub use crate::classify::Classifier;
+// One public path per item. At the root: what a program names to build, run and diagnose the
+// layer. Everything that describes an API (the `Provider` trait, its policy, presets, OAuth2,
+// providers built from data) lives in `provider`; token sets and JWT expiry in `token`.
 pub use crate::clock::Clock;
 pub use crate::error::{AuthCall, AuthError, BoxError, ErrorKind};
 pub use crate::future::ResponseFuture;
 pub use crate::handle::{Rotations, Token, TokenHandle};
-pub use crate::header::TokenHeader;
 pub use crate::layer::{
     AuthLayer, AuthLayerBuilder, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_WAIT,
     DEFAULT_RETRY_AFTER_CAP, DEFAULT_TIMEOUT,
 };
 pub use crate::manager::{AuthTransport, Backoff};
 pub use crate::metrics::MetricsSnapshot;
-pub use crate::provider::{
-    AuthRequest, AuthResponse, Failure, Provider, RefreshTiming, TokenPolicy,
-};
 pub use crate::replay::{CloneBody, CloneRequest, NoReplay};
 pub use crate::secret::Secret;
 pub use crate::service::AuthService;
-pub use crate::token::TokenSet;
-
-pub use crate::provider::{oauth2, presets};
 
 #[doc = include_str!("../README.md")]
 #[cfg(all(doctest, feature = "reqwest", feature = "tonic"))]

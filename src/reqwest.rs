@@ -3,13 +3,14 @@
 //!
 //! The middleware shares the layer's slot and single flight with every other user of the handle
 //! (tower stacks, other middleware instances): one login or refresh however many requests need a
-//! token. It applies the token as the policy's [`TokenHeader`](crate::TokenHeader) says and
-//! replays a request whose token the upstream rejected (per the policy's
-//! [`Classifier`](crate::Classifier)) by the layer's rule: a rejection of the current token costs
-//! one of [`TokenPolicy::max_replays`](crate::TokenPolicy::max_replays) and one refresh, a
+//! token. It applies the token as the policy's
+//! [`TokenHeader`](crate::provider::TokenHeader) says and replays a request whose token the
+//! upstream rejected (per the policy's [`Classifier`](crate::provider::Classifier)) by the
+//! layer's rule: a rejection of the current token costs one of
+//! [`TokenPolicy::max_replays`](crate::provider::TokenPolicy::max_replays) and one refresh, a
 //! rejection of a token already replaced is replayed free, and no request is sent more than
-//! [`TokenPolicy::max_sends`](crate::TokenPolicy::max_sends) times. A request whose body cannot be
-//! copied (`Request::try_clone` fails: a stream) is sent once.
+//! [`TokenPolicy::max_sends`](crate::provider::TokenPolicy::max_sends) times. A request whose
+//! body cannot be copied (`Request::try_clone` fails: a stream) is sent once.
 //!
 //! Errors getting a token reach the caller as [`reqwest_middleware::Error::Middleware`], holding
 //! the [`AuthError`]: see [`auth_error`].
@@ -17,7 +18,8 @@
 //! ```no_run
 //! use reqwest_middleware::ClientBuilder;
 //! use tower_token_auth::reqwest::{AuthMiddleware, ReqwestTransport};
-//! use tower_token_auth::{presets, AuthLayer};
+//! use tower_token_auth::AuthLayer;
+//! use tower_token_auth::provider::presets;
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let provider = presets::simacan("https://auth-service.services.simacan.com/api/v1", "user", "password")?;
@@ -52,7 +54,8 @@ use crate::provider::AuthRequest;
 /// [module docs](self)).
 ///
 /// ```
-/// # use tower_token_auth::{AuthLayer, Provider};
+/// # use tower_token_auth::AuthLayer;
+/// # use tower_token_auth::provider::Provider;
 /// use tower_token_auth::reqwest::AuthMiddleware;
 ///
 /// # fn run<P: Provider>(layer: AuthLayer<P>) {

@@ -36,7 +36,7 @@ impl Generation {
 }
 
 /// Statuses, as a set over 0..1024: the ones that mark a token dead (see
-/// [`Classifier`](crate::Classifier)), checked on every response.
+/// [`Classifier`](crate::provider::Classifier)), checked on every response.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) struct StatusSet([u64; 16]);
 
@@ -88,7 +88,7 @@ pub(crate) struct Issuer {
 // fields every request reads.
 #[repr(align(128))]
 pub(crate) struct TokenState {
-    /// The header the token travels in ([`TokenHeader`](crate::TokenHeader)).
+    /// The header the token travels in ([`TokenHeader`](crate::provider::TokenHeader)).
     pub(crate) header_name: HeaderName,
     /// Its value, such as `Bearer <access token>`, marked sensitive.
     pub(crate) header: HeaderValue,

@@ -31,11 +31,11 @@ pub(crate) const MAX_LIFETIME: Duration = Duration::from_secs(10 * 365 * 24 * 60
 /// ([`with_expires_at`](Self::with_expires_at)) is read against the layer's wall clock when the
 /// answer arrives. Without either, the lifetime comes from the access token's JWT `exp` (its
 /// `exp - iat` also counts from the sending), else from
-/// [`TokenPolicy::default_lifetime`](crate::TokenPolicy::default_lifetime).
+/// [`TokenPolicy::default_lifetime`](crate::provider::TokenPolicy::default_lifetime).
 ///
 /// ```
 /// use std::time::Duration;
-/// use tower_token_auth::TokenSet;
+/// use tower_token_auth::token::TokenSet;
 ///
 /// let tokens = TokenSet::from_json(
 ///     br#"{"access_token":"abc","token_type":"bearer","expires_in":"3600","refresh_token":"r1"}"#,
@@ -91,7 +91,7 @@ impl TokenSet {
     ///
     /// ```
     /// use std::time::{Duration, SystemTime};
-    /// use tower_token_auth::TokenSet;
+    /// use tower_token_auth::token::TokenSet;
     ///
     /// let at = SystemTime::now() + Duration::from_secs(3600);
     /// let tokens = TokenSet::new("abc").with_expires_at(at);
@@ -175,9 +175,10 @@ impl TokenSet {
     /// - `access_token`: required, a non-empty string;
     /// - `token_type`: optional, kept as [`token_type`](Self::token_type). The layer accepts
     ///   `bearer` (RFC 6750) in any case, and any other type only when it names the scheme the
-    ///   token is sent with ([`TokenHeader::with_scheme`](crate::TokenHeader::with_scheme), also
-    ///   in any case), or when the token is sent bare ([`TokenHeader::new`](crate::TokenHeader::new),
-    ///   no scheme to disagree with). So `"token_type": "JWT"` works once the policy sends
+    ///   token is sent with
+    ///   ([`TokenHeader::with_scheme`](crate::provider::TokenHeader::with_scheme), also in any
+    ///   case), or when the token is sent bare
+    ///   ([`TokenHeader::new`](crate::provider::TokenHeader::new), no scheme to disagree with). So `"token_type": "JWT"` works once the policy sends
     ///   `Authorization: JWT <token>`; with the default `Bearer` scheme it fails with
     ///   [`ErrorKind::TokenType`](crate::ErrorKind::TokenType), rather than sending a token in a
     ///   scheme it was not issued for;

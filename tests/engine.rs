@@ -8,10 +8,9 @@ use bytes::Bytes;
 use http::{header, HeaderValue, Request, StatusCode};
 use http_body_util::Full;
 use tower::{Layer, ServiceExt};
-use tower_token_auth::{
-    AuthError, AuthLayer, AuthService, Backoff, Classifier, Clock, ErrorKind, RefreshTiming,
-    TokenPolicy, TokenSet,
-};
+use tower_token_auth::provider::{Classifier, RefreshTiming, TokenPolicy};
+use tower_token_auth::token::TokenSet;
+use tower_token_auth::{AuthError, AuthLayer, AuthService, Backoff, Clock, ErrorKind};
 
 use support::{
     auth_error, bearer, get, paused_layer as new_layer, AuthServer, Fault, TestProvider, Upstream,
@@ -984,20 +983,22 @@ async fn refresh_answered_2xx_but_unusable_consumes_the_refresh_token() {
 /// A provider that panics while parsing: a bug in user code must not disable the backoff.
 struct Panicky(TestProvider);
 
-impl tower_token_auth::Provider for Panicky {
-    fn login_request(&self) -> Result<tower_token_auth::AuthRequest, tower_token_auth::AuthError> {
+impl tower_token_auth::provider::Provider for Panicky {
+    fn login_request(
+        &self,
+    ) -> Result<tower_token_auth::provider::AuthRequest, tower_token_auth::AuthError> {
         self.0.login_request()
     }
     fn refresh_request(
         &self,
         refresh_token: &tower_token_auth::Secret,
-    ) -> Result<tower_token_auth::AuthRequest, tower_token_auth::AuthError> {
+    ) -> Result<tower_token_auth::provider::AuthRequest, tower_token_auth::AuthError> {
         self.0.refresh_request(refresh_token)
     }
     fn parse_response(
         &self,
         _: tower_token_auth::AuthCall,
-        _: &tower_token_auth::AuthResponse,
+        _: &tower_token_auth::provider::AuthResponse,
     ) -> Result<TokenSet, tower_token_auth::AuthError> {
         panic!("provider bug");
     }
@@ -1043,14 +1044,16 @@ async fn an_enormous_backoff_does_not_overflow() {
 /// forever.
 struct NoRefresh(TestProvider);
 
-impl tower_token_auth::Provider for NoRefresh {
-    fn login_request(&self) -> Result<tower_token_auth::AuthRequest, tower_token_auth::AuthError> {
+impl tower_token_auth::provider::Provider for NoRefresh {
+    fn login_request(
+        &self,
+    ) -> Result<tower_token_auth::provider::AuthRequest, tower_token_auth::AuthError> {
         self.0.login_request()
     }
     fn refresh_request(
         &self,
         _: &tower_token_auth::Secret,
-    ) -> Result<tower_token_auth::AuthRequest, tower_token_auth::AuthError> {
+    ) -> Result<tower_token_auth::provider::AuthRequest, tower_token_auth::AuthError> {
         Err(tower_token_auth::AuthError::invalid_token(
             "refresh token is not a valid header value",
         ))

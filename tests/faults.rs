@@ -10,8 +10,9 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 use tower::{Layer, ServiceExt};
+use tower_token_auth::provider::presets;
 use tower_token_auth::provider::HttpProvider;
-use tower_token_auth::{presets, AuthError, AuthLayer, AuthService, Backoff, ErrorKind};
+use tower_token_auth::{AuthError, AuthLayer, AuthService, Backoff, ErrorKind};
 use tower_token_auth_emulation::{Api, Config, Emulation, Fault};
 
 type Authed = AuthService<Client<HttpConnector, Full<Bytes>>, HttpProvider>;

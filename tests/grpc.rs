@@ -29,7 +29,8 @@ use tonic_health::server::HealthReporter;
 use tower::{BoxError, Service, ServiceBuilder, ServiceExt};
 use tower_token_auth::grpc::{GrpcAuthLayer, GrpcAuthService};
 use tower_token_auth::provider::HttpProvider;
-use tower_token_auth::{AuthLayer, Classifier, RefreshTiming, TokenHandle};
+use tower_token_auth::provider::{Classifier, RefreshTiming};
+use tower_token_auth::{AuthLayer, TokenHandle};
 use tower_token_auth_emulation::{Api, Config, Emulation, FaultKind};
 
 type Health = HealthClient<GrpcAuthService<Channel, HttpProvider>>;

@@ -11,9 +11,8 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode};
 use http_body_util::Full;
 use tower::{Layer, ServiceExt};
-use tower_token_auth::{
-    AuthLayer, Classifier, Clock, ErrorKind, TokenHandle, TokenHeader, TokenPolicy,
-};
+use tower_token_auth::provider::{Classifier, TokenHeader, TokenPolicy};
+use tower_token_auth::{AuthLayer, Clock, ErrorKind, TokenHandle};
 
 use support::{auth_error, bearer, get, paused_layer, AuthServer, TestProvider, MARK};
 
@@ -53,7 +52,7 @@ async fn mixed_traffic(server: &AuthServer, layer: &AuthLayer<TestProvider>, n: 
 async fn handle_calls_and_requests_share_one_auth_call_per_renewal() {
     let server = AuthServer::new(LIFETIME, AUTH_DELAY);
     let mut policy = TokenPolicy::default();
-    policy.refresh = tower_token_auth::RefreshTiming::AfterExpiry;
+    policy.refresh = tower_token_auth::provider::RefreshTiming::AfterExpiry;
     let layer = new_layer(&server, policy);
 
     // Cold: one login for 1,000 requests and 1,000 handle calls.

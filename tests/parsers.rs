@@ -4,7 +4,7 @@
 use base64::engine::{general_purpose::URL_SAFE_NO_PAD, Engine};
 use proptest::prelude::*;
 use tower_token_auth::token::jwt_exp;
-use tower_token_auth::TokenSet;
+use tower_token_auth::token::TokenSet;
 
 fn json_value() -> impl Strategy<Value = serde_json::Value> {
     let leaf = prop_oneof![

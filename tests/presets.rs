@@ -8,8 +8,9 @@ use std::time::Duration;
 use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use tower::{Layer, ServiceExt};
+use tower_token_auth::provider::oauth2;
 use tower_token_auth::provider::HttpProvider;
-use tower_token_auth::{oauth2, AuthError, AuthLayer, ErrorKind};
+use tower_token_auth::{AuthError, AuthLayer, ErrorKind};
 use tower_token_auth_emulation::{Api, Config, Emulation, Fault};
 
 use emulated::{client, get, preset, preset_with, spec_provider, Authed, SpecFormat};

@@ -36,7 +36,9 @@ async fn emulation(password: &str) -> (Emulation, Config) {
     (emulation, credentials)
 }
 
-fn reqwest_client(layer: &AuthLayer<impl tower_token_auth::Provider>) -> ClientWithMiddleware {
+fn reqwest_client(
+    layer: &AuthLayer<impl tower_token_auth::provider::Provider>,
+) -> ClientWithMiddleware {
     ClientBuilder::new(reqwest::Client::new())
         .with(AuthMiddleware::new(layer.handle()))
         .build()

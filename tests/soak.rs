@@ -16,7 +16,8 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use tower::{Layer, ServiceExt};
-use tower_token_auth::{oauth2, AuthLayer, RefreshTiming};
+use tower_token_auth::provider::{oauth2, RefreshTiming};
+use tower_token_auth::AuthLayer;
 use tower_token_auth_emulation::{Api, Config, Emulation};
 
 const LIFETIME: Duration = Duration::from_millis(50);

@@ -8,11 +8,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use proptest::prelude::*;
-use tower_token_auth::provider::{Credentials, HttpProvider, ProviderSpec, SpecError};
-use tower_token_auth::{
-    presets, AuthCall, AuthRequest, AuthResponse, Classifier, Failure, Provider, RefreshTiming,
-    Secret,
+use tower_token_auth::provider::{
+    presets, AuthRequest, AuthResponse, Classifier, Failure, Provider, RefreshTiming,
 };
+use tower_token_auth::provider::{Credentials, HttpProvider, ProviderSpec, SpecError};
+use tower_token_auth::{AuthCall, Secret};
 
 const SHIPPED: [(&str, &str); 6] = [
     ("union-service", include_str!("../specs/union-service.toml")),

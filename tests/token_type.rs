@@ -11,8 +11,9 @@ use http::{header, Request, Response, StatusCode};
 use http_body_util::Full;
 use tower::util::BoxCloneSyncService;
 use tower::{Layer, ServiceExt};
+use tower_token_auth::provider::{AuthRequest, TokenHeader};
 use tower_token_auth::provider::{CallSpec, Encoding, HttpProvider};
-use tower_token_auth::{AuthError, AuthLayer, AuthRequest, Clock, ErrorKind, Secret, TokenHeader};
+use tower_token_auth::{AuthError, AuthLayer, Clock, ErrorKind, Secret};
 
 /// A login answering `token_type` as given.
 fn auth_server(

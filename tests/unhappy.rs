@@ -12,7 +12,8 @@ use http::StatusCode;
 use http_body_util::Full;
 use tokio::time::Instant;
 use tower::{Layer, ServiceExt};
-use tower_token_auth::{AuthLayer, AuthService, Clock, ErrorKind, RefreshTiming, TokenPolicy};
+use tower_token_auth::provider::{RefreshTiming, TokenPolicy};
+use tower_token_auth::{AuthLayer, AuthService, Clock, ErrorKind};
 
 use support::{auth_error, bearer, get, AuthServer, Fault, TestProvider, Upstream, MARK, PASSWORD};
 

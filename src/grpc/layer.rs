@@ -29,7 +29,8 @@ pub const DEFAULT_MAX_BUFFERED: usize = 64 * 1024;
 /// and mark the token dead; build the `AuthLayer` with [`Classifier::grpc`]:
 ///
 /// ```
-/// # use tower_token_auth::{AuthLayer, AuthTransport, Classifier, Provider};
+/// # use tower_token_auth::{AuthLayer, AuthTransport};
+/// # use tower_token_auth::provider::{Classifier, Provider};
 /// # use tower_token_auth::grpc::GrpcAuthLayer;
 /// # fn build<P: Provider>(provider: P, auth_client: impl AuthTransport) {
 /// // Right: UNAUTHENTICATED in the head marks the token dead, and the call is replayed.
@@ -57,7 +58,7 @@ impl<P: Provider> GrpcAuthLayer<P> {
     /// [`max_buffered`](Self::max_buffered)); [`TokenPolicy::max_replays`] set to 0 turns replay
     /// off.
     ///
-    /// [`TokenPolicy::max_replays`]: crate::TokenPolicy::max_replays
+    /// [`TokenPolicy::max_replays`]: crate::provider::TokenPolicy::max_replays
     pub fn new(layer: AuthLayer<P>) -> Self {
         if !rejects_trailers_only_unauthenticated(&layer.policy().classifier) {
             tracing::warn!(
@@ -79,7 +80,8 @@ impl<P: Provider> GrpcAuthLayer<P> {
     /// when it is made (a client stream), is sent once without a copy.
     ///
     /// ```
-    /// # use tower_token_auth::{AuthLayer, Provider};
+    /// # use tower_token_auth::AuthLayer;
+    /// # use tower_token_auth::provider::Provider;
     /// # use tower_token_auth::grpc::GrpcAuthLayer;
     /// # fn build<P: Provider>(layer: AuthLayer<P>) {
     /// // Calls carry large messages: keep up to 1 MiB of each for a replay.
@@ -95,7 +97,8 @@ impl<P: Provider> GrpcAuthLayer<P> {
     /// [`metrics`](TokenHandle::metrics) count the gRPC calls' auth traffic too.
     ///
     /// ```
-    /// # use tower_token_auth::{AuthLayer, Provider};
+    /// # use tower_token_auth::AuthLayer;
+    /// # use tower_token_auth::provider::Provider;
     /// # use tower_token_auth::grpc::GrpcAuthLayer;
     /// # fn build<P: Provider>(layer: AuthLayer<P>) {
     /// let grpc = GrpcAuthLayer::new(layer);

@@ -17,7 +17,8 @@
 //! use tonic_health::pb::HealthCheckRequest;
 //! use tower::ServiceBuilder;
 //! use tower_token_auth::grpc::GrpcAuthLayer;
-//! use tower_token_auth::{oauth2, AuthLayer, Classifier};
+//! use tower_token_auth::AuthLayer;
+//! use tower_token_auth::provider::{oauth2, Classifier};
 //!
 //! # async fn run() -> Result<(), tower::BoxError> {
 //! let provider =
@@ -49,7 +50,7 @@
 //!
 //! | the server answers `UNAUTHENTICATED` | messages buffered whole | otherwise (over the cap, a live client stream) |
 //! |---|---|---|
-//! | in a trailers-only response (the head) | the token is marked dead and the call replayed with a new one, per [`TokenPolicy`](crate::TokenPolicy)'s replay budget | the token is marked dead; the caller gets `UNAUTHENTICATED` |
+//! | in a trailers-only response (the head) | the token is marked dead and the call replayed with a new one, per [`TokenPolicy`](crate::provider::TokenPolicy)'s replay budget | the token is marked dead; the caller gets `UNAUTHENTICATED` |
 //! | in the trailers at the end of a streamed response | the token is invalidated; the caller gets `UNAUTHENTICATED` | the same |
 //!
 //! A response already handed to the caller is never replayed: its messages may have been acted
@@ -66,8 +67,9 @@
 //!
 //! # Limitations
 //!
-//! - The `AuthLayer` must be built with [`Classifier::grpc`](crate::Classifier::grpc) (or a
-//!   classifier that also rejects `grpc-status: 16` in the head); see [`GrpcAuthLayer`].
+//! - The `AuthLayer` must be built with
+//!   [`Classifier::grpc`](crate::provider::Classifier::grpc) (or a classifier that also rejects
+//!   `grpc-status: 16` in the head); see [`GrpcAuthLayer`].
 //! - Client-streaming and bidirectional calls whose stream is still open when the call is made
 //!   are never replayed, and neither are calls over the cap.
 //! - A stream that ends `UNAUTHENTICATED` invalidates its token only if the token is still

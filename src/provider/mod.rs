@@ -10,7 +10,8 @@
 //! use bytes::Bytes;
 //! use http::{header, Method, Request};
 //! use http_body_util::Full;
-//! use tower_token_auth::{AuthError, AuthRequest, Provider, Secret};
+//! use tower_token_auth::{AuthError, Secret};
+//! use tower_token_auth::provider::{AuthRequest, Provider};
 //!
 //! #[derive(Debug)]
 //! struct MyApi {
@@ -49,6 +50,8 @@ pub use self::generic::{
     TokenSource,
 };
 pub use self::spec::{Credentials, ProviderSpec, SpecError};
+pub use crate::classify::Classifier;
+pub use crate::header::TokenHeader;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -57,9 +60,7 @@ use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::Full;
 
-use crate::classify::Classifier;
 use crate::error::{AuthCall, AuthError};
-use crate::header::TokenHeader;
 use crate::secret::Secret;
 use crate::token::TokenSet;
 
@@ -173,7 +174,7 @@ impl Default for RefreshTiming {
 /// place to change it.
 ///
 /// ```
-/// use tower_token_auth::{Classifier, RefreshTiming, TokenHeader, TokenPolicy};
+/// use tower_token_auth::provider::{Classifier, RefreshTiming, TokenHeader, TokenPolicy};
 ///
 /// let mut policy = TokenPolicy::default();
 /// policy.refresh = RefreshTiming::AfterExpiry;

@@ -2,7 +2,7 @@
 //! `refresh_token` grant for renewal.
 //!
 //! ```
-//! use tower_token_auth::oauth2::{self, ClientAuth};
+//! use tower_token_auth::provider::oauth2::{self, ClientAuth};
 //!
 //! let provider = oauth2::client_credentials("https://idp.example.com/oauth/token", "my-app", "s3cret")
 //!     .client_auth(ClientAuth::SecretPost)
@@ -178,11 +178,11 @@ impl fmt::Debug for Builder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Provider;
+    use crate::provider::Provider;
     use http::header::AUTHORIZATION;
     use http_body_util::BodyExt;
 
-    async fn body(request: crate::AuthRequest) -> String {
+    async fn body(request: crate::provider::AuthRequest) -> String {
         let bytes = request.into_body().collect().await.unwrap().to_bytes();
         String::from_utf8(bytes.to_vec()).unwrap()
     }

@@ -18,8 +18,9 @@ use crate::clock::Clock;
 ///
 /// ```
 /// use tower_token_auth::store::MemoryStore;
-/// use tower_token_auth::{AuthLayer, Provider};
-/// # fn build<P: Provider + Clone>(provider: P, client: tower::util::BoxCloneSyncService<tower_token_auth::AuthRequest, http::Response<http_body_util::Full<bytes::Bytes>>, tower::BoxError>) {
+/// use tower_token_auth::AuthLayer;
+/// use tower_token_auth::provider::Provider;
+/// # fn build<P: Provider + Clone>(provider: P, client: tower::util::BoxCloneSyncService<tower_token_auth::provider::AuthRequest, http::Response<http_body_util::Full<bytes::Bytes>>, tower::BoxError>) {
 ///
 /// let store = MemoryStore::new();
 /// let reports = AuthLayer::builder(provider.clone())

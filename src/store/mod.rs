@@ -19,8 +19,9 @@
 //!
 //! ```
 //! use tower_token_auth::store::FileStore;
-//! use tower_token_auth::{AuthLayer, Provider};
-//! # fn build<P: Provider>(provider: P, client: tower::util::BoxCloneSyncService<tower_token_auth::AuthRequest, http::Response<http_body_util::Full<bytes::Bytes>>, tower::BoxError>) {
+//! use tower_token_auth::AuthLayer;
+//! use tower_token_auth::provider::Provider;
+//! # fn build<P: Provider>(provider: P, client: tower::util::BoxCloneSyncService<tower_token_auth::provider::AuthRequest, http::Response<http_body_util::Full<bytes::Bytes>>, tower::BoxError>) {
 //!
 //! // One key per session: the API and the account it logs in as.
 //! let layer = AuthLayer::builder(provider)

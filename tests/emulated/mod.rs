@@ -8,8 +8,9 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 use tower::ServiceExt;
+use tower_token_auth::provider::{oauth2, presets};
 use tower_token_auth::provider::{Credentials, HttpProvider, ProviderSpec};
-use tower_token_auth::{oauth2, presets, AuthService};
+use tower_token_auth::AuthService;
 use tower_token_auth_emulation::{Api, Config, Emulation};
 
 pub type HttpClient = Client<HttpConnector, Full<Bytes>>;

@@ -14,7 +14,8 @@ use http::{header, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Either, Full};
 use tower::util::BoxCloneSyncService;
 use tower::BoxError;
-use tower_token_auth::{AuthError, AuthLayer, AuthRequest, Clock, Provider, Secret, TokenPolicy};
+use tower_token_auth::provider::{AuthRequest, Provider, TokenPolicy};
+use tower_token_auth::{AuthError, AuthLayer, Clock, Secret};
 
 /// Every secret in the tests carries this marker, so leak checks can search for it.
 pub const MARK: &str = "SECRET";

@@ -7,7 +7,8 @@ use http_body_util::Full;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use tower::Layer;
-use tower_token_auth::{oauth2, AuthLayer};
+use tower_token_auth::AuthLayer;
+use tower_token_auth::provider::oauth2;
 
 fn send<S: tower::Service<Request<B>>, B>(_: S, _: Request<B>) {}
 

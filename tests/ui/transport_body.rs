@@ -3,7 +3,8 @@
 use axum::body::Body;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use tower_token_auth::{oauth2, AuthLayer};
+use tower_token_auth::AuthLayer;
+use tower_token_auth::provider::oauth2;
 
 fn main() {
     let client = Client::builder(TokioExecutor::new()).build_http::<Body>();

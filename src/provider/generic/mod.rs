@@ -30,7 +30,8 @@ type ParseFn = Arc<dyn Fn(AuthCall, &AuthResponse) -> Result<TokenSet, AuthError
 ///
 /// ```
 /// use tower_token_auth::provider::{CallSpec, Encoding, HttpProvider};
-/// use tower_token_auth::{TokenPolicy, RefreshTiming, Secret};
+/// use tower_token_auth::Secret;
+/// use tower_token_auth::provider::{RefreshTiming, TokenPolicy};
 ///
 /// let base = "https://api.example.com/v1";
 /// let provider = HttpProvider::new(
@@ -95,7 +96,8 @@ impl HttpProvider {
     /// ```
     /// use std::time::{Duration, SystemTime, UNIX_EPOCH};
     /// use tower_token_auth::provider::{CallSpec, Encoding, HttpProvider};
-    /// use tower_token_auth::{AuthError, TokenSet};
+    /// use tower_token_auth::AuthError;
+    /// use tower_token_auth::token::TokenSet;
     ///
     /// // {"session":{"jwt":"…","valid_until_ms":1700000000000}}
     /// let provider = HttpProvider::login_only(

@@ -84,7 +84,7 @@ pub enum Timestamp {
 /// The access token is required (a success without it is an error: the server issued no new
 /// pair); the refresh token and the expiries are read when present. Without a stated expiry the
 /// layer reads the access token's JWT `exp`, else assumes
-/// [`TokenPolicy::default_lifetime`](crate::TokenPolicy::default_lifetime).
+/// [`TokenPolicy::default_lifetime`](crate::provider::TokenPolicy::default_lifetime).
 ///
 /// ```
 /// use tower_token_auth::provider::{Expiry, Location, Timestamp, TokenFields, TokenSource};

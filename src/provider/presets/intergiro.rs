@@ -27,7 +27,8 @@ pub fn intergiro(base: &str, api_key: impl Into<Secret>) -> Result<HttpProvider,
 mod tests {
     use super::*;
     use crate::provider::RefreshTiming;
-    use crate::{AuthCall, AuthResponse, Failure, Provider};
+    use crate::provider::{AuthResponse, Failure, Provider};
+    use crate::AuthCall;
 
     #[test]
     fn only_a_401_rejects_a_refresh() {

@@ -27,7 +27,7 @@ use crate::provider::{HttpProvider, TokenSource};
 /// failures reject, how the token goes on requests, and the policy. It reads into a
 /// `ProviderSpec`, checked as it is read; [`ProviderSpec::build`] then fills its placeholders from
 /// [`Credentials`] and the environment and gives an [`HttpProvider`]. The five presets in
-/// [`presets`](crate::presets) are built from the spec files in the repository's `specs/`.
+/// [`presets`](crate::provider::presets) are built from the spec files in the repository's `specs/`.
 ///
 /// ```
 /// use tower_token_auth::provider::{Credentials, HttpProvider};
@@ -62,9 +62,9 @@ use crate::provider::{HttpProvider, TokenSource};
 /// | `defaults` | `username`, `client_id`, `scope` to use when the credentials give none | none |
 /// | `login` | the login call (below) | required |
 /// | `refresh` | the refresh call; without it the provider only logs in ([`HttpProvider::login_only`]) | none |
-/// | `tokens` | where answers keep the tokens (below) | the standard JSON answer ([`TokenSet::from_json`](crate::TokenSet::from_json)) |
+/// | `tokens` | where answers keep the tokens (below) | the standard JSON answer ([`TokenSet::from_json`](crate::token::TokenSet::from_json)) |
 /// | `token_header` | `name` (`Authorization`), `scheme` (`Bearer`), or `raw = true` for the bare token | `Authorization: Bearer <token>` |
-/// | `policy` | refresh timing, lifetimes, replay and fallback (below) | [`TokenPolicy::default`](crate::TokenPolicy) |
+/// | `policy` | refresh timing, lifetimes, replay and fallback (below) | [`TokenPolicy::default`](crate::provider::TokenPolicy) |
 ///
 /// ## Calls: `[login]` and `[refresh]`
 ///
@@ -142,7 +142,7 @@ pub struct ProviderSpec {
     login: call::Call,
     refresh: Option<call::Call>,
     tokens: TokenSource,
-    policy: crate::TokenPolicy,
+    policy: crate::provider::TokenPolicy,
 }
 
 #[derive(Deserialize)]
