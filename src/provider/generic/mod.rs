@@ -28,10 +28,14 @@ type ParseFn = Arc<dyn Fn(AuthCall, &AuthResponse) -> Result<TokenSet, AuthError
 /// A [`Provider`] made of a login [`CallSpec`] (and a refresh one), a [`TokenSource`] or a parse
 /// step of your own, rejection rules and a [`TokenPolicy`].
 ///
+/// Its policy is [`TokenPolicy::default`], or what a spec file's `[policy]` says
+/// ([`ProviderSpec`](super::ProviderSpec)); the layer changes it with
+/// [`AuthLayerBuilder::with_policy`](crate::AuthLayerBuilder::with_policy).
+///
 /// ```
-/// use tower_token_auth::provider::{CallSpec, Encoding, HttpProvider};
-/// use tower_token_auth::Secret;
-/// use tower_token_auth::provider::{RefreshTiming, TokenPolicy};
+/// use tower_token_auth::provider::{CallSpec, Encoding, HttpProvider, RefreshTiming};
+/// use tower_token_auth::{AuthLayer, Secret};
+/// # fn build(client: tower::util::BoxCloneSyncService<tower_token_auth::provider::AuthRequest, http::Response<http_body_util::Full<bytes::Bytes>>, tower::BoxError>) -> Result<(), tower_token_auth::AuthError> {
 ///
 /// let base = "https://api.example.com/v1";
 /// let provider = HttpProvider::new(
@@ -41,9 +45,12 @@ type ParseFn = Arc<dyn Fn(AuthCall, &AuthResponse) -> Result<TokenSet, AuthError
 ///     CallSpec::post(&format!("{base}/refresh"))?
 ///         .encoding(Encoding::Json)
 ///         .refresh_token_field("refresh_token"),
-/// )
-/// .with_policy(|p| p.refresh = RefreshTiming::AfterExpiry);
-/// # Ok::<(), tower_token_auth::AuthError>(())
+/// );
+/// let layer = AuthLayer::builder(provider)
+///     .with_policy(|p| p.refresh = RefreshTiming::AfterExpiry)
+///     .build(client);
+/// # Ok(())
+/// # }
 /// ```
 #[derive(Clone)]
 pub struct HttpProvider {
@@ -136,8 +143,9 @@ impl HttpProvider {
         self
     }
 
-    /// Changes the refresh, replay and fallback policy in place.
-    pub fn with_policy(mut self, f: impl FnOnce(&mut TokenPolicy)) -> Self {
+    /// Changes the refresh, replay and fallback policy in place (for presets and specs; users
+    /// change it on the layer).
+    pub(crate) fn with_policy(mut self, f: impl FnOnce(&mut TokenPolicy)) -> Self {
         f(&mut self.policy);
         self
     }
