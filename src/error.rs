@@ -68,7 +68,9 @@ pub enum ErrorKind {
     Malformed,
     /// The auth server issued a token whose `token_type` is neither `bearer` nor the scheme the
     /// policy sends it with ([`TokenHeader`](crate::provider::TokenHeader)): see
-    /// [`TokenSet::from_json`](crate::token::TokenSet::from_json) for the rule.
+    /// [`TokenSet::from_json`](crate::token::TokenSet::from_json) for the rule. A configuration
+    /// error, not transient: retrying would only log in again (the refresh token is spent), so
+    /// the layer backs off as after a rejection.
     TokenType,
     /// A token cannot be sent: it is not a valid HTTP header value.
     InvalidToken,
@@ -325,7 +327,6 @@ impl AuthError {
                 | ErrorKind::Timeout
                 | ErrorKind::ResponseTooLarge
                 | ErrorKind::Malformed
-                | ErrorKind::TokenType
                 | ErrorKind::InvalidToken
         )
     }

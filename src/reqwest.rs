@@ -183,8 +183,14 @@ impl Service<AuthRequest> for ReqwestTransport {
                 .await
                 .map(|b| b.to_bytes())
                 .unwrap_or_default();
-            let request = reqwest::Request::try_from(http::Request::from_parts(parts, body))?;
-            let response = client.execute(request).await?;
+            // NOTE: reqwest's errors quote the URL, whose query may hold a secret (an API key):
+            // dropped.
+            let request = reqwest::Request::try_from(http::Request::from_parts(parts, body))
+                .map_err(reqwest::Error::without_url)?;
+            let response = client
+                .execute(request)
+                .await
+                .map_err(reqwest::Error::without_url)?;
             Ok(http::Response::from(response))
         })
     }

@@ -707,14 +707,6 @@ async fn bad_auth_responses_are_typed_errors_and_keep_the_valid_token() {
             ErrorKind::Malformed,
         ),
         (
-            "non-bearer",
-            reply(
-                StatusCode::OK,
-                br#"{"access_token":"at-SECRET","token_type":"mac"}"#,
-            ),
-            ErrorKind::TokenType,
-        ),
-        (
             "crlf token",
             reply(
                 StatusCode::OK,

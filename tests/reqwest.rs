@@ -170,3 +170,48 @@ async fn the_reqwest_transport_follows_no_redirect() {
         (1, 0, 0)
     );
 }
+
+/// reqwest's errors quote the URL; an auth URL whose query holds a secret (a spec's API key) must
+/// not reach the error chain through them.
+#[tokio::test]
+async fn a_failing_auth_call_through_reqwest_does_not_quote_a_secret_query() {
+    use tower_token_auth::provider::{Credentials, HttpProvider};
+
+    // Nothing listens here once the listener is gone.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let spec = format!(
+        r#"
+        [login]
+        url = "http://127.0.0.1:{port}/login"
+        query = {{ key = "${{api_key}}" }}
+        "#
+    );
+    let credentials = Credentials::new().api_key("key-SECRET-1234");
+    let provider = HttpProvider::from_toml(&spec, &credentials).unwrap();
+    let transport = ReqwestTransport::new(reqwest::Client::builder()).unwrap();
+    let layer = AuthLayer::builder(provider)
+        .max_wait(Duration::from_millis(300))
+        .build(transport);
+    let error = reqwest_client(&layer)
+        .get(format!("http://127.0.0.1:{port}/resource"))
+        .send()
+        .await
+        .unwrap_err();
+    let auth = auth_error(&error).expect("an auth error");
+    assert_eq!(auth.kind(), ErrorKind::Unavailable);
+    let mut shown = format!("{error} {error:?} {auth:?}");
+    let mut source = std::error::Error::source(auth);
+    while let Some(cause) = source {
+        shown.push_str(&format!(" {cause} {cause:?}"));
+        source = cause.source();
+    }
+    assert!(
+        shown.contains("127.0.0.1") || shown.contains("connect"),
+        "{shown}"
+    );
+    assert!(!shown.contains("SECRET"), "{shown}");
+}

@@ -3,6 +3,7 @@
 //! that names the fix while the policy sends `Bearer`.
 
 use std::convert::Infallible;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -19,10 +20,21 @@ use tower_token_auth::{AuthError, AuthLayer, Clock, ErrorKind, Secret};
 fn auth_server(
     token_type: &'static str,
 ) -> BoxCloneSyncService<AuthRequest, Response<Full<Bytes>>, Infallible> {
-    BoxCloneSyncService::new(tower::service_fn(move |_: AuthRequest| async move {
-        let body =
-            format!(r#"{{"access_token":"t-1","token_type":"{token_type}","expires_in":300}}"#);
-        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(body))))
+    counted_auth_server(token_type, Arc::default())
+}
+
+/// The same, counting its calls in `calls`.
+fn counted_auth_server(
+    token_type: &'static str,
+    calls: Arc<AtomicUsize>,
+) -> BoxCloneSyncService<AuthRequest, Response<Full<Bytes>>, Infallible> {
+    BoxCloneSyncService::new(tower::service_fn(move |_: AuthRequest| {
+        calls.fetch_add(1, Ordering::SeqCst);
+        async move {
+            let body =
+                format!(r#"{{"access_token":"t-1","token_type":"{token_type}","expires_in":300}}"#);
+            Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(body))))
+        }
     }))
 }
 
@@ -85,19 +97,26 @@ async fn a_jwt_token_type_is_sent_with_the_jwt_scheme() {
     }
 }
 
+/// A mismatch is a configuration error: never retried as transient (every retry would be a login,
+/// the refresh token being spent), but backed off like a rejection.
 #[tokio::test(start_paused = true)]
-async fn a_jwt_token_type_under_the_bearer_scheme_names_the_fix() {
+async fn a_jwt_token_type_under_the_bearer_scheme_names_the_fix_and_is_not_retried() {
+    let calls = Arc::new(AtomicUsize::new(0));
     let layer = AuthLayer::builder(provider())
         .clock(Clock::tokio())
-        .max_wait(Duration::from_secs(2))
-        .build(auth_server("JWT"));
+        .build(counted_auth_server("JWT", Arc::clone(&calls)));
     let (status, seen) = send(&layer).await;
     let err = status.unwrap_err();
     let err = err.downcast_ref::<AuthError>().expect("an AuthError");
-    let cause = std::error::Error::source(err)
-        .and_then(|e| e.downcast_ref::<AuthError>())
-        .expect("the last failure");
-    assert_eq!(cause.kind(), ErrorKind::TokenType);
+    assert_eq!(err.kind(), ErrorKind::TokenType);
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    // Requests in the next seconds fail fast on the backoff; no credentials go out.
+    for _ in 0..10 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let (status, _) = send(&layer).await;
+        assert!(status.is_err());
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
     let shown = err.to_string();
     assert!(
         shown.contains("token type is neither bearer nor the token header's scheme")
