@@ -116,11 +116,6 @@ fn cases() -> Vec<(&'static str, Fault, Option<ErrorKind>)> {
             None,
         ),
         (
-            "token_type mac",
-            body(r#"{"access_token":"abc","token_type":"MAC"}"#),
-            Some(ErrorKind::TokenType),
-        ),
-        (
             "garbage jwt",
             body(r#"{"access_token":"eyJhbGciOi.!!not-base64!!.sig"}"#),
             None,
@@ -179,6 +174,29 @@ async fn every_auth_fault_is_a_typed_error_and_clears() {
         );
     }
     assert_eq!(emulation.stats().violations, 0);
+}
+
+/// A token type the policy does not send is not a transient fault: the login is not repeated
+/// while requests wait (each retry would send the credentials again); requests fail fast on the
+/// backoff.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_type_mismatch_is_backed_off_not_retried() {
+    let emulation = Emulation::start(Api::Oli, Config::default()).await.unwrap();
+    let (layer, svc) = layer(&emulation);
+    emulation.set_fault(Some(Fault::Body(
+        br#"{"access_token":"abc","token_type":"MAC"}"#.to_vec(),
+    )));
+    for _ in 0..5 {
+        let err = get(&svc, &emulation).await.unwrap_err();
+        let err = err.downcast_ref::<AuthError>().expect("an AuthError");
+        assert_eq!(err.kind(), ErrorKind::TokenType, "{err}");
+    }
+    assert_eq!(
+        emulation.stats().faults,
+        1,
+        "one auth call, then the backoff"
+    );
+    assert_eq!(layer.metrics().auth_failures, 1);
 }
 
 /// While a refresh keeps failing, the still-valid token keeps being used.

@@ -459,6 +459,10 @@ fn bad_toml_specs_name_field_line_and_column() {
         ("[refresh]\nurl = \"/r\"\nform = { t = \"${refresh_token}\" }\n".into(), "", Some((1, 1)), "missing field `login`"),
         ("[login\nurl = \"x\"\n".into(), "", Some((1, 7)), "unclosed table"),
         (format!("{call}url = \"/again\"\n"), "", Some((3, 1)), "duplicate key"),
+        (format!("{call}[policy]\nreplay_on = [200]\n"), "policy", Some((3, 1)), "error status codes"),
+        (format!("{call}basic = {{ username = \"u\", password = \"${{refresh_token}}\" }}\n"), "login", Some((1, 1)), "no `${refresh_token}`"),
+        (format!("{call}json = {{ at = 1979-05-27T07:32:00Z }}\n"), "login.json.at", Some((3, 15)), "TOML datetimes"),
+        (format!("{call}[policy]\nmargin_secs = \"a, expected SECRET\"\n"), "policy.margin_secs", Some((4, 15)), "invalid type: string, expected f64"),
     ];
     let mut wrong = Vec::new();
     for (text, path, at, says) in cases {
@@ -586,4 +590,23 @@ fn absolute_expiry_from_epoch_fields() {
         .unwrap();
     let at = SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_250);
     assert_eq!(tokens.expires_at(), Some(at));
+}
+
+/// A `Content-Type` the spec names (a vendor media type) is sent as named, over the body's own.
+#[tokio::test]
+async fn a_content_type_the_spec_names_stands() {
+    let spec = r#"
+        [login]
+        url = "https://a.test/login"
+        headers = { Content-Type = "application/vnd.example+json" }
+        json = { user = "${username}" }
+    "#;
+    let provider = HttpProvider::from_toml(spec, &credentials()).unwrap();
+    let request = provider.login_request().unwrap();
+    let types: Vec<_> = request
+        .headers()
+        .get_all(http::header::CONTENT_TYPE)
+        .iter()
+        .collect();
+    assert_eq!(types, ["application/vnd.example+json"]);
 }

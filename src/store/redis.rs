@@ -2,23 +2,29 @@
 //! checks the holder.
 
 use std::fmt;
-use std::time::{Duration, UNIX_EPOCH};
+use std::sync::LazyLock;
+use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Client, RedisError, Script};
 use tokio::sync::OnceCell;
 
+use super::session::unix_millis;
 use super::{Lease, StoreFuture, StoredSession, TokenStore};
 use crate::error::AuthError;
 
 /// Deletes the lease at `KEYS[1]` only if it still holds `ARGV[1]`: a lease that lapsed and was
 /// taken by another holder stays theirs.
-const RELEASE: &str = r"
+static RELEASE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
 end
 return 0
-";
+",
+    )
+});
 
 /// How long connecting to Redis may take, per attempt.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
@@ -192,7 +198,7 @@ impl TokenStore for RedisStore {
         Box::pin(async move {
             let entry = self.lease_key(key);
             let mut connection = self.connection().await?;
-            Script::new(RELEASE)
+            RELEASE
                 .key(&entry)
                 .arg(holder_value(lease))
                 .invoke_async::<i64>(&mut connection)
@@ -220,16 +226,14 @@ fn entry_expiry(session: &StoredSession) -> Option<u64> {
         (Some(_), Some(refresh)) => refresh.max(session.expires_at()),
         (Some(_), None) => return None,
     };
-    // A session already dead expires at once (PXAT in the past deletes the key); at least 1.
-    let millis = until
-        .duration_since(UNIX_EPOCH)
-        .map_or(1, |d| d.as_millis().max(1));
-    Some(u64::try_from(millis).unwrap_or(u64::MAX))
+    // A session already dead expires at once (PXAT in the past deletes the key): at least 1.
+    Some(unix_millis(until).max(1))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::UNIX_EPOCH;
 
     #[test]
     fn debug_and_errors_never_show_the_password() {

@@ -9,7 +9,7 @@ use crate::error::AuthError;
 use crate::secret::Secret;
 
 /// What the `format` field of every encoded session says; anything else is foreign.
-const FORMAT: &str = "tower-token-auth/session/1";
+const FORMAT: &str = "tower-token-auth/session/2";
 
 /// A session as a [`TokenStore`](super::TokenStore) keeps it: the access token, the refresh
 /// token, their expiries as wall-clock times (whole milliseconds, rounded down), and what identifies
@@ -139,7 +139,7 @@ impl StoredSession {
             serde_json::from_slice(json).map_err(|_| unusable("session entry is not JSON"))?;
         if value.get("format").and_then(serde_json::Value::as_str) != Some(FORMAT) {
             return Err(unusable(
-                "session entry has a foreign format (not a tower-token-auth session, version 1)",
+                "session entry has a foreign format (not a tower-token-auth session, version 2)",
             ));
         }
         // NOTE: serde's messages quote the values they refuse, tokens included: not passed on.
@@ -185,7 +185,7 @@ struct Entry<'a> {
     refresh_expires_at_ms: Option<u64>,
 }
 
-fn unix_millis(at: SystemTime) -> u64 {
+pub(super) fn unix_millis(at: SystemTime) -> u64 {
     at.duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }

@@ -50,7 +50,7 @@ async fn sessions_round_trip_by_key_and_expire_with_their_tokens() {
     assert!((95..=100).contains(&secs), "{ttl}");
 }
 
-/// `session`, as a load gives it back (expiries in whole seconds).
+/// `session`, as a load gives it back (expiries in whole milliseconds).
 fn session_like(session: &StoredSession) -> StoredSession {
     StoredSession::from_json(KEY, &session.to_json(KEY)).unwrap()
 }

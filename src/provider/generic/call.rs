@@ -211,7 +211,10 @@ impl CallSpec {
         let headers = request.headers_mut();
         *headers = self.headers.clone();
         if let Some(content_type) = content_type {
-            headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+            // A media type the API names (`application/vnd.x+json`) stands.
+            if !headers.contains_key(CONTENT_TYPE) {
+                headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+            }
         }
         if !headers.contains_key(ACCEPT) {
             headers.insert(ACCEPT, HeaderValue::from_static("application/json"));

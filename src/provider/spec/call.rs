@@ -64,6 +64,7 @@ pub(super) struct Call {
 impl Call {
     /// Every template the call sends.
     fn templates(&self) -> impl Iterator<Item = &Template> {
+        let basic = self.basic.iter().flat_map(|b| [&b.username, &b.password]);
         let query = self.query.iter().map(|(_, t)| t);
         let headers = self.headers.iter().map(|(_, t)| t);
         let mut body = Vec::new();
@@ -74,7 +75,7 @@ impl Call {
             Body::Form(form) => body.extend(form.iter().map(|(_, t)| t)),
             Body::None => {}
         }
-        query.chain(headers).chain(body)
+        basic.chain(query).chain(headers).chain(body)
     }
 }
 

@@ -88,7 +88,8 @@ impl SpecError {
         self.line
     }
 
-    /// The column (from 1, in characters) where the problem was found, when it is in the text.
+    /// The column (from 1) where the problem was found, when it is in the text: in characters for
+    /// TOML, in bytes for JSON (as `serde_json` counts).
     pub fn column(&self) -> Option<usize> {
         self.column
     }
@@ -113,13 +114,14 @@ fn root_is_empty(path: String) -> String {
 fn redact(message: &str) -> String {
     const VALUED: [&str; 3] = ["invalid type: ", "invalid value: ", "invalid length "];
     if let Some(rest) = message.strip_prefix("unknown variant ") {
-        let expected = rest.find(", expected").map_or("", |at| &rest[at..]);
+        // The last one: the value before it may itself hold ", expected".
+        let expected = rest.rfind(", expected").map_or("", |at| &rest[at..]);
         return format!("unknown variant{expected}");
     }
     for prefix in VALUED {
         if let Some(rest) = message.strip_prefix(prefix) {
             let (unexpected, expected) = rest
-                .find(", expected")
+                .rfind(", expected")
                 .map_or((rest, ""), |at| rest.split_at(at));
             let kind = unexpected
                 .split(['"', '`', '\''])

@@ -147,6 +147,16 @@ impl<'de> Visitor<'de> for JsonNodeVisitor {
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<JsonNode, A::Error> {
         let ordered: Ordered<String, JsonNode> =
             Deserialize::deserialize(de::value::MapAccessDeserializer::new(map))?;
+        // How the toml crate hands over a TOML datetime: as a map of one private key.
+        if ordered
+            .0
+            .iter()
+            .any(|(key, _)| key == "$__toml_private_datetime")
+        {
+            return Err(de::Error::custom(
+                "TOML datetimes are not supported in a body: write them as strings",
+            ));
+        }
         Ok(JsonNode::Object(ordered.0))
     }
 }

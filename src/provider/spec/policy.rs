@@ -85,9 +85,11 @@ impl TryFrom<RawPolicy> for PolicySpec {
         if let Some(statuses) = raw.replay_on {
             let statuses = statuses
                 .into_iter()
-                .map(|code| {
-                    StatusCode::from_u16(code)
-                        .map_err(|_| "`replay_on` holds status codes, from 100 to 999".to_owned())
+                .map(|code| match StatusCode::from_u16(code) {
+                    Ok(status) if status.is_client_error() || status.is_server_error() => {
+                        Ok(status)
+                    }
+                    _ => Err("`replay_on` holds error status codes, from 400 to 599".to_owned()),
                 })
                 .collect::<Result<Vec<_>, _>>()?;
             policy.classifier = Classifier::statuses(statuses);
