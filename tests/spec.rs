@@ -167,7 +167,7 @@ fn a_bad_base_url_is_a_config_error() {
     for base in ["not a url", "/relative", ""] {
         let err = presets::simacan(base, "u", "pw").unwrap_err();
         assert_eq!(err.kind(), tower_token_auth::ErrorKind::Config, "{base}");
-        assert!(err.to_string().contains("`login.url`"), "{err}");
+        assert!(err.to_string().contains("`base_url`"), "{err}");
     }
 }
 
@@ -405,7 +405,7 @@ fn build_errors_name_the_field_and_placeholder() {
         .base_url("not a url")
         .build(&credentials())
         .unwrap_err();
-    assert_eq!(err.path(), "login.url");
+    assert_eq!(err.path(), "base_url");
     let auth: tower_token_auth::AuthError = err.into();
     assert_eq!(auth.kind(), tower_token_auth::ErrorKind::Config);
 }
@@ -460,6 +460,7 @@ fn bad_toml_specs_name_field_line_and_column() {
         ("[login\nurl = \"x\"\n".into(), "", Some((1, 7)), "unclosed table"),
         (format!("{call}url = \"/again\"\n"), "", Some((3, 1)), "duplicate key"),
         (format!("{call}[policy]\nreplay_on = [200]\n"), "policy", Some((3, 1)), "error status codes"),
+        ("base_url = \"https://a.test/api?v=1\"\n[login]\nurl = \"/login\"\n".into(), "base_url", Some((1, 12)), "no query"),
         (format!("{call}basic = {{ username = \"u\", password = \"${{refresh_token}}\" }}\n"), "login", Some((1, 1)), "no `${refresh_token}`"),
         (format!("{call}json = {{ at = 1979-05-27T07:32:00Z }}\n"), "login.json.at", Some((3, 15)), "TOML datetimes"),
         (format!("{call}[policy]\nmargin_secs = \"a, expected SECRET\"\n"), "policy.margin_secs", Some((4, 15)), "invalid type: string, expected f64"),
@@ -609,4 +610,24 @@ async fn a_content_type_the_spec_names_stands() {
         .iter()
         .collect();
     assert_eq!(types, ["application/vnd.example+json"]);
+}
+
+/// A base URL given in place of the spec's is checked as the spec's would be.
+#[test]
+fn an_overriding_base_url_is_checked_when_built() {
+    let spec = ProviderSpec::from_toml("[login]\nurl = \"/login\"\n").unwrap();
+    for (base, says) in [
+        ("https://a.test/api?v=1", "no query"),
+        ("/relative", "http or https"),
+    ] {
+        let err = spec
+            .clone()
+            .base_url(base)
+            .build(&credentials())
+            .unwrap_err();
+        assert_eq!(err.path(), "base_url", "{base}");
+        assert!(err.message().contains(says), "{base}: {err}");
+    }
+    let provider = spec.base_url("https://a.test/api").build(&credentials());
+    assert!(provider.is_ok());
 }

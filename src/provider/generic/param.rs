@@ -99,7 +99,7 @@ impl Param {
     }
 
     /// The value as text, with `refresh_token` in place of the refresh token.
-    pub(super) fn render(&self, refresh_token: Option<&Secret>) -> Result<String, AuthError> {
+    pub(crate) fn render(&self, refresh_token: Option<&Secret>) -> Result<String, AuthError> {
         let parts = match &self.0 {
             ParamKind::Json(value) => return Ok(value.to_string()),
             ParamKind::Text(parts) => parts,

@@ -53,6 +53,7 @@ impl Fill<'_> {
                         "a relative URL needs a base URL: set `base_url` or give one",
                     )
                 })?;
+                super::call::base(base).map_err(|e| SpecError::at("base_url", e))?;
                 match &call.url {
                     Url::Relative(path) => join(base, path),
                     _ => base.to_owned(),
@@ -151,17 +152,9 @@ impl Fill<'_> {
 
     /// A template without `${refresh_token}` as text (for HTTP Basic).
     fn text(&self, template: &Template, path: &str) -> Result<String, SpecError> {
-        let mut text = String::new();
-        for piece in &template.0 {
-            match piece {
-                Piece::Text(t) => text.push_str(t),
-                Piece::Var(var) => match self.value(var, path)? {
-                    Given::Plain(t) => text.push_str(&t),
-                    Given::Secret(s) => text.push_str(s.expose()),
-                },
-            }
-        }
-        Ok(text)
+        self.param(template, path)?
+            .render(None)
+            .map_err(|e| SpecError::at(path, e.to_string()))
     }
 
     /// A placeholder's value: a credential, a default, or an environment variable.

@@ -214,6 +214,15 @@ pub(super) fn absolute(url: &str) -> Result<(), String> {
     }
 }
 
+/// Checks a base URL: absolute, and without a query (relative call URLs are appended to it).
+pub(super) fn base(url: &str) -> Result<(), String> {
+    absolute(url)?;
+    if url.contains(['?', '#']) {
+        return Err("a base URL takes no query or fragment: put them on the calls".to_owned());
+    }
+    Ok(())
+}
+
 /// An HTTP header name.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "String")]

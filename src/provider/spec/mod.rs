@@ -178,7 +178,7 @@ impl TryFrom<String> for BaseUrl {
     type Error = String;
 
     fn try_from(url: String) -> Result<Self, String> {
-        call::absolute(&url).map(|()| Self(url))
+        call::base(&url).map(|()| Self(url))
     }
 }
 
@@ -241,7 +241,8 @@ impl ProviderSpec {
         })
     }
 
-    /// Relative call URLs are appended to `base_url` instead of the spec's own.
+    /// Relative call URLs are appended to `base_url` instead of the spec's own. It is checked as
+    /// the spec's own is (absolute http or https, no query) when the provider is built.
     pub fn base_url(mut self, base_url: &str) -> Self {
         self.base_url = Some(base_url.to_owned());
         self
