@@ -113,13 +113,16 @@ impl RedisStore {
     }
 
     async fn connection(&self) -> Result<ConnectionManager, AuthError> {
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(CONNECT_TIMEOUT))
-            .set_response_timeout(Some(RESPONSE_TIMEOUT))
-            .set_number_of_retries(1);
+        let connect = || {
+            let config = ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(CONNECT_TIMEOUT))
+                .set_response_timeout(Some(RESPONSE_TIMEOUT))
+                .set_number_of_retries(1);
+            ConnectionManager::new_with_config(self.client.clone(), config)
+        };
         let connection = self
             .connection
-            .get_or_try_init(|| ConnectionManager::new_with_config(self.client.clone(), config))
+            .get_or_try_init(connect)
             .await
             .map_err(|e| failed("cannot connect to", &self.address(), e))?;
         Ok(connection.clone())
