@@ -124,6 +124,9 @@ struct Inner {
     retry_in: Option<Duration>,
     /// The server's `Retry-After`, as a delay.
     retry_after: Option<Duration>,
+    /// An ambiguous answer ([`Failure::Ambiguous`](crate::provider::Failure::Ambiguous)): how
+    /// many times in a row it makes a rejection.
+    repeats: Option<u32>,
     source: Option<BoxError>,
 }
 
@@ -137,6 +140,7 @@ impl AuthError {
             waited: None,
             retry_in: None,
             retry_after: None,
+            repeats: None,
             source: None,
         })
     }
@@ -223,6 +227,48 @@ impl AuthError {
         })
     }
 
+    /// An answer that may be a rejection or a server fault: retried as transient, a rejection
+    /// once it comes `repeats` times in a row (see `AuthError::repeated`).
+    pub(crate) fn ambiguous(
+        status: StatusCode,
+        detail: Option<String>,
+        retry_after: Option<Duration>,
+        repeats: u32,
+    ) -> Self {
+        Self::status_error(status, detail, retry_after).map(|i| i.repeats = Some(repeats.max(1)))
+    }
+
+    /// For an ambiguous answer: how many times in a row make it a rejection.
+    pub(crate) fn repeats(&self) -> Option<u32> {
+        self.inner.repeats
+    }
+
+    /// This error, come `times` times in a row: the answer it was ambiguous about is taken as a
+    /// rejection of the credentials (or the refresh token) it answered.
+    pub(crate) fn repeated(&self, times: u32) -> Self {
+        let call = self.inner.call.unwrap_or(AuthCall::Login);
+        let note = format!("the same answer {times} times in a row");
+        let detail = match &self.inner.detail {
+            Some(detail) => format!("{detail}; {note}"),
+            None => note,
+        };
+        let status = self
+            .inner
+            .status
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        Self::rejected(call, status, Some(detail))
+    }
+
+    /// A 2xx answer that carried no usable token (bad JSON, no token, a token no header can
+    /// carry): transient once, but an auth server that keeps answering so is not coming back.
+    pub(crate) fn is_unusable_answer(&self) -> bool {
+        match self.kind() {
+            ErrorKind::Malformed | ErrorKind::InvalidToken => true,
+            ErrorKind::ResponseTooLarge => self.status().is_some_and(|s| s.is_success()),
+            _ => false,
+        }
+    }
+
     pub(crate) fn transport(source: BoxError) -> Self {
         Self::new(ErrorKind::Transport).map(|i| i.source = Some(source))
     }
@@ -263,6 +309,7 @@ impl AuthError {
             waited: None,
             retry_in: Some(retry_in),
             retry_after: None,
+            repeats: None,
             source: Some(Box::new(cause.clone())),
         })
     }
@@ -310,10 +357,14 @@ impl AuthError {
     }
 
     /// A transient failure: the auth server could not answer usefully now (a 5xx or 429, a
-    /// connection failure, a timeout, an unusable answer). The layer retries these inside the
+    /// connection failure, a timeout, an unusable answer, an answer the provider calls
+    /// [ambiguous](crate::provider::Failure::Ambiguous)). The layer retries these inside the
     /// flight; requests see one only as the [`source`](StdError::source) of an
     /// [`ErrorKind::Unavailable`] error.
     pub fn is_transient(&self) -> bool {
+        if self.inner.repeats.is_some() {
+            return true;
+        }
         if self.kind() == ErrorKind::Status {
             return self.status().is_some_and(|s| {
                 s.is_server_error()

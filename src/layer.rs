@@ -164,7 +164,10 @@ impl<S, P, R: Clone> Layer<S> for AuthLayer<P, R> {
 /// |---|---|---|
 /// | *transient*: 5xx, 408, 429, connection failure, timeout, unusable 2xx answer | retries inside the flight; requests keep waiting | [`retry_backoff`](Self::retry_backoff) ([`Backoff::TRANSIENT`]: 100 ms doubling to 1 s, full jitter); `Retry-After` honoured up to [`retry_after_cap`](Self::retry_after_cap) (10 s) |
 /// | a request has waited too long | fails with [`ErrorKind::Unavailable`](crate::ErrorKind::Unavailable), the last failure as its source | [`max_wait`](Self::max_wait) (30 s) |
+/// | *ambiguous*: an answer the provider cannot tell between refused credentials and a server fault ([`Failure::Ambiguous`](crate::provider::Failure::Ambiguous): union-service's JSON 500) | retried like a transient failure; the same class of answer `repeats` times in a row within one flight (3 by default) is a rejection | the provider's `repeats` (a spec's `rejects.repeats`) |
+/// | *unusable 2xx, again and again*: a login answered 2xx without a usable token 5 times in a row while requests wait for want of a token | backed off like a rejection, with the answer's own kind | [`rejection_backoff`](Self::rejection_backoff) |
 /// | *rejected*: the provider says the credentials are refused, or a failure retrying cannot fix (a configuration error, a `token_type` the policy does not send) | every waiting request fails with the rejection; requests fail fast with it until the backoff ends, then one login is tried | [`rejection_backoff`](Self::rejection_backoff) ([`Backoff::REJECTION`]: 5 s doubling to 5 min, plus up to 50 % jitter) |
+/// | *aborted*: the runtime running the auth call shut down | its waiters get [`ErrorKind::Aborted`](crate::ErrorKind::Aborted); no backoff, the next request starts a new auth call | — |
 ///
 /// A rejected or unusable refresh falls back to login within the same attempt; only the login's
 /// own failure counts. A failed proactive refresh is retried while the token is valid, no later

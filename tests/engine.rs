@@ -747,6 +747,20 @@ async fn bad_auth_responses_are_typed_errors_and_keep_the_valid_token() {
         let svc = service(&server, &layer);
         let err = send(&svc).await.unwrap_err();
         let err = auth_error(&err);
+        let unusable_2xx = name != "500 html" && name != "503" && name != "timeout";
+        if unusable_2xx {
+            // A 2xx without a usable token, five times in a row while the request waits: no
+            // server coming back, but one answering uselessly. Backed off like a rejection, with
+            // the answer's own kind; no more credentials meanwhile.
+            assert_eq!(err.kind(), kind, "{name}: {err}");
+            assert_eq!(server.logins(), 5, "{name}: five logins, then the backoff");
+            assert!(!format!("{err} {err:?}").contains(MARK), "{name}: {err}");
+            let again = send(&svc).await.unwrap_err();
+            assert!(auth_error(&again).is_backing_off(), "{name}: {again}");
+            assert_eq!(server.logins(), 5, "{name}: failing fast");
+            valid_token_survives_failing_refreshes(name, fault).await;
+            continue;
+        }
         assert_eq!(err.kind(), ErrorKind::Unavailable, "{name}: {err}");
         let cause = std::error::Error::source(err)
             .and_then(|e| e.downcast_ref::<AuthError>())
@@ -763,8 +777,14 @@ async fn bad_auth_responses_are_typed_errors_and_keep_the_valid_token() {
             server.logins() as u64,
             "{name}: every try a login"
         );
+        valid_token_survives_failing_refreshes(name, fault).await;
+    }
+}
 
-        // A valid token in the slot, refresh due: requests keep succeeding on it.
+/// A valid token in the slot, its refresh failing with `fault`: requests keep succeeding on it,
+/// and the first retry after the fault clears renews it.
+async fn valid_token_survives_failing_refreshes(name: &str, fault: Fault) {
+    {
         let server = AuthServer::new(100, AUTH_DELAY);
         let layer = new_layer(&server, TestProvider::new());
         let svc = service(&server, &layer);

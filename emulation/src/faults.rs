@@ -56,6 +56,14 @@ pub enum FaultKind {
     /// 200 with an access token containing CR/LF (`"abc\r\ndef"`, JSON-escaped). Tradecloud
     /// answers as for [`NoToken`](FaultKind::NoToken): a header cannot carry CR/LF.
     CrLfToken,
+    /// 200 whose `expires_in` is a string that is no number (`"soon"`), beside an access token
+    /// the server never issued. Tradecloud answers as for [`NoToken`](FaultKind::NoToken).
+    StringExpiry,
+    /// 500 with the API's own JSON error body, before any work: the answer an API that documents
+    /// one error status gives to a fault of its own, indistinguishable from its answer to refused
+    /// credentials (union-service: `{"status":500,"title":"Internal Error",…}`; the others: an
+    /// RFC 6749 `server_error`).
+    ApiError,
 }
 
 impl FaultKind {
@@ -73,6 +81,8 @@ impl FaultKind {
             FaultKind::Malformed,
             FaultKind::NoToken,
             FaultKind::CrLfToken,
+            FaultKind::StringExpiry,
+            FaultKind::ApiError,
         ]
     }
 }
@@ -198,6 +208,20 @@ const UNAVAILABLE_PAGE: &str = "<!DOCTYPE html>\n<html><head><title>503 Service 
 /// A token response cut off in the middle of the access token.
 const TRUNCATED_JSON: &str = r#"{"access_token":"eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIi"#;
 const CRLF_TOKEN: &str = "abc\r\ndef";
+/// An access token no emulation issues.
+const NEVER_ISSUED: &str = "never-issued";
+
+/// [`FaultKind::ApiError`]'s answer.
+fn api_error(api: Api) -> Resp {
+    let body = if api == Api::UnionService {
+        serde_json::json!({ "status": 500, "title": "Internal Error",
+            "detail": "An unexpected error occurred" })
+    } else {
+        serde_json::json!({ "error": "server_error",
+            "error_description": "An unexpected error occurred" })
+    };
+    wire::json(StatusCode::INTERNAL_SERVER_ERROR, &body)
+}
 
 const SET_AUTHORIZATION: HeaderName = HeaderName::from_static("set-authorization");
 const SET_REFRESH_TOKEN: HeaderName = HeaderName::from_static("set-refresh-token");
@@ -267,7 +291,14 @@ pub(super) async fn answer(
             tokio::time::sleep(delay).await;
             process()
         }
-        FaultKind::Malformed | FaultKind::NoToken | FaultKind::CrLfToken => {
+        FaultKind::ApiError => {
+            counted("api error");
+            api_error(shared.api)
+        }
+        FaultKind::Malformed
+        | FaultKind::NoToken
+        | FaultKind::CrLfToken
+        | FaultKind::StringExpiry => {
             let real = process();
             let (real, spoiled) = spoil(shared, kind, real).await;
             if spoiled {
@@ -330,6 +361,10 @@ async fn spoil(shared: &Shared, kind: FaultKind, real: Resp) -> (Resp, bool) {
             }
             if kind == FaultKind::CrLfToken {
                 json.insert("access_token".to_owned(), CRLF_TOKEN.into());
+            }
+            if kind == FaultKind::StringExpiry {
+                json.insert("access_token".to_owned(), NEVER_ISSUED.into());
+                json.insert("expires_in".to_owned(), "soon".into());
             }
             wire::token_json(StatusCode::OK, &serde_json::Value::Object(json))
         }

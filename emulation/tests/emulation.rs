@@ -1406,7 +1406,7 @@ async fn raw_exchange(emulation: &Emulation, request: Request<Full<Bytes>>) -> V
 #[test]
 fn fault_kinds_all_lists_every_kind_once() {
     let all = FaultKind::all();
-    assert_eq!(all.len(), 8);
+    assert_eq!(all.len(), 10);
     assert!(all.contains(&FaultKind::Slow(Duration::from_millis(300))));
     assert!(all.contains(&FaultKind::TooManyRequests {
         retry_after_secs: 1
@@ -1439,6 +1439,20 @@ async fn status_and_reset_faults_answer_before_any_work() {
         ] {
             let reply = send(&client, req).await;
             assert_html(&reply, StatusCode::SERVICE_UNAVAILABLE, api);
+        }
+        emulation.set_fault_rate(1.0, &[FaultKind::ApiError]);
+        for req in [
+            login_request(&emulation),
+            refresh_request(&emulation, &refresh),
+        ] {
+            let reply = send(&client, req).await;
+            assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR, "{api:?}");
+            let body = reply.json();
+            if api == Api::UnionService {
+                assert_eq!(body["title"], "Internal Error", "{api:?}: {body}");
+            } else {
+                assert_eq!(body["error"], "server_error", "{api:?}: {body}");
+            }
         }
         emulation.set_fault_rate(
             1.0,
@@ -1486,7 +1500,7 @@ async fn status_and_reset_faults_answer_before_any_work() {
         );
         let after = emulation.stats();
         assert_eq!(auth_stats(after), auth_stats(before), "{api:?}");
-        assert_eq!(fault_stats(after), (9, 0, 0, 0), "{api:?}");
+        assert_eq!(fault_stats(after), (11, 0, 0, 0), "{api:?}");
 
         emulation.set_fault_rate(0.0, &[]);
         // The same raw exchange answers normally once faults are off: the empty answer above was
@@ -1565,6 +1579,12 @@ fn assert_spoiled(api: Api, kind: FaultKind, reply: &Reply) {
             assert_eq!(body["access_token"], "abc\r\ndef", "{api:?}");
             assert!(body.get("refresh_token").is_none(), "{api:?}: {body}");
         }
+        FaultKind::StringExpiry => {
+            let body = reply.json();
+            assert_eq!(body["access_token"], "never-issued", "{api:?}");
+            assert_eq!(body["expires_in"], "soon", "{api:?}");
+            assert!(body.get("refresh_token").is_none(), "{api:?}: {body}");
+        }
         _ => unreachable!("not a 2xx fault: {kind:?}"),
     }
 }
@@ -1576,6 +1596,7 @@ async fn two_hundred_faults_do_the_work_and_deliver_nothing_usable() {
         FaultKind::Malformed,
         FaultKind::NoToken,
         FaultKind::CrLfToken,
+        FaultKind::StringExpiry,
     ];
     for api in ALL {
         let emulation = start(api).await;
@@ -1604,8 +1625,8 @@ async fn two_hundred_faults_do_the_work_and_deliver_nothing_usable() {
         }
         let s = emulation.stats();
         // Logins: the first, then per kind one spoiled and one clean.
-        assert_eq!(auth_stats(s), stats(7, 3, 0, 0, 3), "{api:?}");
-        assert_eq!(fault_stats(s), (6, 0, 3, 3), "{api:?}");
+        assert_eq!(auth_stats(s), stats(9, 4, 0, 0, 4), "{api:?}");
+        assert_eq!(fault_stats(s), (8, 0, 4, 4), "{api:?}");
     }
 }
 
@@ -1616,6 +1637,7 @@ async fn two_hundred_faults_leave_rejections_and_violations_alone() {
         FaultKind::Malformed,
         FaultKind::NoToken,
         FaultKind::CrLfToken,
+        FaultKind::StringExpiry,
     ];
     for api in ALL {
         let emulation = start(api).await;

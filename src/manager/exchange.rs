@@ -24,10 +24,14 @@ use crate::slot::{Generation, Issuer, NewToken, TokenState};
 use crate::store::StoredSession;
 use crate::token::{jwt_lifetime, Lifetime, TokenSet, MAX_LIFETIME};
 
-/// The lifetime assumed for a token whose expiry (a JWT `exp`, an absolute `expires_at`) has
-/// already passed by the local clock (a skewed clock): short, with a 401 as the backstop, rather
-/// than a login loop.
+/// The lifetime assumed for a token whose stated expiry cannot be right: an absolute one (a JWT
+/// `exp`, an `expires_at`) already past by the local clock (a skewed clock), or a lifetime under
+/// [`MIN_LIFETIME`]. Short, with a 401 as the backstop, rather than a login loop.
 const SKEWED_LIFETIME: Duration = Duration::from_secs(60);
+
+/// The shortest lifetime believed: a token stated to live less (`expires_in` of `0.001`, a JWT
+/// `exp` a few milliseconds away) has an unknown lifetime instead (see `Issued::new`).
+const MIN_LIFETIME: Duration = Duration::from_secs(1);
 
 /// A successful attempt: the new token, and the refresh token to keep if the server did not
 /// rotate it.
@@ -138,6 +142,10 @@ impl<P: Provider> Manager<P> {
                         let wish = retry_after(response.headers(), clock.wall());
                         AuthError::status_error(status, detail, wish)
                     }
+                    Failure::Ambiguous { repeats } => {
+                        let wish = retry_after(response.headers(), clock.wall());
+                        AuthError::ambiguous(status, detail, wish, repeats)
+                    }
                 })
             }
         };
@@ -239,22 +247,33 @@ impl Issued {
             Some(at) => Some(Lifetime::until(at, wall)),
             None => jwt_lifetime(access, wall),
         };
-        let lifetime = match tokens.expires_in() {
-            Some(lifetime) => lifetime,
+        // The lifetime the server states, counted from `sent_at`: `None` when it states none, or
+        // when its absolute expiry has already passed by the local clock.
+        let stated = match tokens.expires_in() {
+            Some(lifetime) => Some(lifetime),
             None => match stated {
-                Some(Lifetime::Issued(lifetime)) => lifetime,
-                Some(Lifetime::Remaining(Duration::ZERO)) => {
-                    let assumed = default_lifetime.min(SKEWED_LIFETIME);
-                    tracing::warn!(
-                        assumed_ms = assumed.as_millis() as u64,
-                        "access token's expiry has already passed (clock skew?); lifetime unknown"
-                    );
-                    assumed + in_flight
-                }
+                Some(Lifetime::Issued(lifetime)) => Some(lifetime),
+                Some(Lifetime::Remaining(Duration::ZERO)) => Some(Duration::ZERO),
                 // Counted from arrival, expressed from `sent_at`.
-                Some(Lifetime::Remaining(lifetime)) => lifetime + in_flight,
-                None => default_lifetime.min(MAX_LIFETIME),
+                Some(Lifetime::Remaining(lifetime)) => Some(lifetime + in_flight),
+                None => None,
             },
+        };
+        let lifetime = match stated {
+            None => default_lifetime.min(MAX_LIFETIME),
+            Some(lifetime) if lifetime >= MIN_LIFETIME => lifetime,
+            Some(stated) => {
+                // NOTE: a token believed to die at once would be renewed by every request (an
+                // auth-call storm); a skewed clock would make a login loop. Lifetime unknown: a
+                // short assumed one, with the upstream's 401 as the backstop.
+                let assumed = default_lifetime.min(SKEWED_LIFETIME);
+                tracing::warn!(
+                    stated_ms = stated.as_millis() as u64,
+                    assumed_ms = assumed.as_millis() as u64,
+                    "access token's stated lifetime is under a second or already over; lifetime unknown"
+                );
+                assumed + in_flight
+            }
         };
         if let Some(token_type) = tokens.token_type() {
             if !policy.header.accepts(token_type) {

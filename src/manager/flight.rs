@@ -12,9 +12,6 @@
 //! again: a task spawned on a runtime that is shutting down is dropped on the spot, and its guard
 //! lands the flight, which locks; a tracing subscriber is user code.
 
-use std::collections::VecDeque;
-use std::future::{poll_fn, Future};
-use std::pin::pin;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -24,9 +21,9 @@ use super::exchange::Fresh;
 use super::wait::Flight;
 use super::{Manager, Outcome};
 use crate::clock::Moment;
-use crate::error::AuthError;
+use crate::error::{AuthCall, AuthError, ErrorKind};
 use crate::handle::Token;
-use crate::provider::Provider;
+use crate::provider::{Provider, RefreshTiming};
 use crate::slot::{Generation, Invalidate, Issuer, TokenState};
 
 /// Everything about flights that needs the lock.
@@ -45,8 +42,10 @@ pub(super) struct Flights {
     rejection: Option<(Moment, AuthError)>,
     /// Consecutive rejections; reset by a token.
     strikes: u32,
-    /// When each waiter of the current flight gives up, in join order, so the earliest is first.
-    deadlines: VecDeque<Moment>,
+    /// The last token this layer marked dead while its own expiry had not passed (a 401
+    /// upstream, `TokenHandle::invalidate`, `force_refresh`): what an API that refuses its
+    /// refresh as premature still holds valid (see `Manager::restore_premature`).
+    pub(super) killed: Option<Arc<TokenState>>,
     next_generation: Generation,
     rng: fastrand::Rng,
 }
@@ -60,27 +59,15 @@ impl Flights {
             last_transient: None,
             rejection: None,
             strikes: 0,
-            deadlines: VecDeque::new(),
+            killed: None,
             next_generation: Generation::FIRST,
             rng,
         }
     }
 
-    /// The flight in progress, and the deadline of a new waiter that joins it at `now`.
-    pub(super) fn join(
-        &mut self,
-        now: Moment,
-        max_wait: Duration,
-    ) -> Option<(Arc<Flight>, Moment)> {
-        let flight = Arc::clone(self.current.as_ref()?);
-        Some((flight, self.queue_deadline(now, max_wait)))
-    }
-
-    /// Queues the deadline of a waiter of the current flight that starts waiting at `now`.
-    pub(super) fn queue_deadline(&mut self, now: Moment, max_wait: Duration) -> Moment {
-        let deadline = now + max_wait;
-        self.deadlines.push_back(deadline);
-        deadline
+    /// The flight in progress, for a new waiter to join.
+    pub(super) fn join(&self) -> Option<Arc<Flight>> {
+        self.current.clone()
     }
 
     /// Whether a flight is in progress.
@@ -127,7 +114,6 @@ impl<P: Provider> Manager<P> {
         let runtime = Handle::try_current().map_err(|_| AuthError::runtime())?;
         let flight = Arc::new(Flight::new(flights.last_transient.clone()));
         flights.current = Some(Arc::clone(&flight));
-        flights.deadlines.clear();
         let guard = FlightGuard {
             manager: Arc::clone(self),
             flight: Some(Arc::clone(&flight)),
@@ -179,37 +165,6 @@ impl<P: Provider> Manager<P> {
         }
     }
 
-    /// Wakes the flight's waiters whenever the earliest deadline passes, so that they give up on
-    /// time; never returns. Polled by the flight's task beside the flight.
-    async fn keep_time(&self, flight: &Flight) {
-        let clock = self.settings.clock;
-        let max_wait = self.settings.max_wait;
-        // Nobody can be due before a full wait bound has passed.
-        let mut at = clock.moment() + max_wait;
-        loop {
-            tokio::time::sleep_until(clock.instant(at)).await;
-            let now = clock.moment();
-            let mut flights = self.lock();
-            let before = flights.deadlines.len();
-            while flights
-                .deadlines
-                .front()
-                .is_some_and(|&deadline| deadline <= now)
-            {
-                flights.deadlines.pop_front();
-            }
-            let due = flights.deadlines.len() < before;
-            // Whoever joins from now on is due a full bound later. A coarse clock may read a
-            // little behind the timer: never sleep for less than a millisecond.
-            let next = flights.deadlines.front().copied().unwrap_or(now + max_wait);
-            drop(flights);
-            at = next.max(now + Duration::from_millis(1));
-            if due {
-                flight.wake();
-            }
-        }
-    }
-
     /// The slot's state for `fresh`, with the next generation.
     fn new_state(self: &Arc<Self>, flights: &mut Flights, fresh: Fresh) -> Arc<TokenState> {
         let generation = flights.next_generation;
@@ -242,7 +197,9 @@ impl<P: Provider> Manager<P> {
         let rejection = flights.rejection.take();
         flights.strikes = 0;
         flights.current = None;
+        let killed = flights.killed.take();
         drop(flights);
+        drop(killed);
         // Errors may hold the user's transport errors: dropped with the lock released.
         drop((last_transient, rejection));
         let token = Token::new(Arc::clone(&state), &self.settings.clock);
@@ -283,6 +240,54 @@ impl<P: Provider> Manager<P> {
     }
 }
 
+impl<P: Provider> Manager<P> {
+    /// A flight whose task ended without an outcome (its runtime shut down): no verdict on the
+    /// credentials, no backoff; its waiters are told, and the next request starts a new flight.
+    fn land_aborted(&self) -> Outcome {
+        let mut flights = self.lock();
+        flights.current = None;
+        drop(flights);
+        tracing::warn!(
+            "auth flight aborted (its runtime shut down); the next request starts another"
+        );
+        Err(AuthError::aborted())
+    }
+
+    /// Under [`RefreshTiming::AfterExpiry`], a refresh the API refused without rejecting it (an
+    /// error status, such as Intergiro's answer to a premature refresh) for a token this layer
+    /// marked dead before its own expiry: the API still holds that token valid, so it comes back
+    /// into the slot as it was. No backoff, no login, and the refresh token is kept: an explicit
+    /// invalidation costs one refused refresh, never a refresh loop or an outage.
+    fn restore_premature(&self, error: &AuthError) -> Option<Arc<TokenState>> {
+        let refused = self.policy.refresh == RefreshTiming::AfterExpiry
+            && error.call() == Some(AuthCall::Refresh)
+            && error.kind() == ErrorKind::Status
+            && !error.is_transient();
+        if !refused {
+            return None;
+        }
+        let mut flights = self.lock();
+        let now = self.settings.clock.moment();
+        let killed = flights.killed.take()?;
+        let current = self.slot.load_full()?;
+        let same = current.generation == killed.generation
+            && current.refresh_token.is_some()
+            && now < killed.expires_at;
+        if !same {
+            return None;
+        }
+        self.slot.store(Arc::clone(&killed));
+        flights.current = None;
+        drop(flights);
+        tracing::info!(
+            generation = killed.generation.get(),
+            error = %error,
+            "refresh refused before the token's expiry; keeping the token"
+        );
+        Some(killed)
+    }
+}
+
 /// Runs one flight and guarantees it lands: if the task panics (a provider bug) or is dropped
 /// (runtime shutdown), the failure is still recorded, the backoff still applies, and every waiter
 /// still gets an answer.
@@ -296,16 +301,7 @@ impl<P: Provider> FlightGuard<P> {
         let Some(flight) = self.flight.as_ref() else {
             return;
         };
-        // The attempts, and beside them the waiters' deadlines (`keep_time` never completes).
-        let outcome = {
-            let mut attempts = pin!(Self::attempts(&self.manager, flight));
-            let mut keep_time = pin!(self.manager.keep_time(flight));
-            poll_fn(|cx| {
-                let _ = keep_time.as_mut().poll(cx);
-                attempts.as_mut().poll(cx)
-            })
-            .await
-        };
+        let outcome = Self::attempts(&self.manager, flight).await;
         if let Some(flight) = self.flight.take() {
             flight.land(outcome);
         }
@@ -318,31 +314,115 @@ impl<P: Provider> FlightGuard<P> {
         if let Some(at) = not_before {
             tokio::time::sleep_until(manager.settings.clock.instant(at)).await;
         }
+        let mut in_a_row = InARow::default();
         loop {
             let current = manager.slot.load_full();
-            match manager.attempt().await {
+            let error = match manager.attempt().await {
                 Ok(fresh) => return manager.land_token(fresh),
-                Err(error) if error.is_transient() => {
-                    match manager.after_transient(&error, flight) {
-                        Some(delay) => {
-                            flight.failed(error);
-                            tokio::time::sleep(delay).await;
-                        }
-                        None => return Err(error),
-                    }
-                }
-                Err(error) => return manager.land_rejection(error, current),
+                Err(error) => error,
+            };
+            if let Some(kept) = manager.restore_premature(&error) {
+                return Ok(kept);
             }
+            let now = manager.settings.clock.moment();
+            let waited_for = manager.slot.load_full().is_none_or(|t| now >= t.expires_at);
+            match in_a_row.judge(error, waited_for) {
+                Judged::Transient(error) => match manager.after_transient(&error, flight) {
+                    Some(delay) => {
+                        flight.failed(error);
+                        tokio::time::sleep(delay).await;
+                    }
+                    None => return Err(error),
+                },
+                Judged::RefreshRejected(error) => {
+                    // As a rejected refresh: never sent again; a login next, if the policy says.
+                    manager.discard_refresh_token();
+                    if !manager.policy.login_on_refresh_rejected {
+                        return manager.land_rejection(error, current);
+                    }
+                    tracing::info!(error = %error, "refresh rejected; logging in");
+                }
+                Judged::Rejected(error) => return manager.land_rejection(error, current),
+            }
+        }
+    }
+}
+
+/// How a flight takes a failed attempt.
+enum Judged {
+    /// Retried on the transient schedule.
+    Transient(AuthError),
+    /// The refresh token is refused: a login follows (or the rejection lands, per policy).
+    RefreshRejected(AuthError),
+    /// Credentials wait out the rejection backoff; requests fail fast meanwhile.
+    Rejected(AuthError),
+}
+
+/// How many of a flight's latest failures in a row were ambiguous answers, or 2xx answers
+/// without a usable token: a failure that keeps coming is no longer taken as transient.
+#[derive(Default)]
+struct InARow {
+    ambiguous: u32,
+    unusable: u32,
+}
+
+/// Unusable 2xx answers to a login in a row, while requests wait for want of a token, that make
+/// a rejection: an auth server that answers every login "successfully" with nothing to use must
+/// not be sent credentials every second. Higher than the ambiguous default, as such answers also
+/// come from random faults. (While a valid token serves requests, retries are already spaced by
+/// its remaining lifetime, and a backoff would only delay the renewal.)
+const UNUSABLE_IN_A_ROW: u32 = 5;
+
+impl InARow {
+    /// NOTE: the one place where a failed attempt's class is decided; `AuthError::is_transient`
+    /// is the class of one answer, this is the class of the answers so far.
+    /// `waited_for`: no valid token serves requests meanwhile.
+    fn judge(&mut self, error: AuthError, waited_for: bool) -> Judged {
+        if let Some(repeats) = error.repeats() {
+            self.unusable = 0;
+            self.ambiguous += 1;
+            if self.ambiguous < repeats {
+                return Judged::Transient(error);
+            }
+            let rejected = error.repeated(self.ambiguous);
+            self.ambiguous = 0;
+            return match rejected.call() {
+                Some(AuthCall::Refresh) => Judged::RefreshRejected(rejected),
+                _ => Judged::Rejected(rejected),
+            };
+        }
+        self.ambiguous = 0;
+        if waited_for && error.is_unusable_answer() && error.call() == Some(AuthCall::Login) {
+            self.unusable += 1;
+            if self.unusable >= UNUSABLE_IN_A_ROW {
+                self.unusable = 0;
+                return Judged::Rejected(error);
+            }
+            return Judged::Transient(error);
+        }
+        self.unusable = 0;
+        if error.is_transient() {
+            Judged::Transient(error)
+        } else {
+            Judged::Rejected(error)
         }
     }
 }
 
 impl<P: Provider> Drop for FlightGuard<P> {
     fn drop(&mut self) {
-        if let Some(flight) = self.flight.take() {
+        let Some(flight) = self.flight.take() else {
+            return;
+        };
+        // NOTE: a panic (a provider bug) would come back with every flight: backed off like a
+        // rejection. A runtime shutting down says nothing of the credentials: the flight just
+        // ends, and the next request starts a new one on its own runtime at once.
+        let outcome = if std::thread::panicking() {
             let current = self.manager.slot.load_full();
-            let outcome = self.manager.land_rejection(AuthError::aborted(), current);
-            flight.land(outcome);
-        }
+            self.manager.land_rejection(AuthError::aborted(), current)
+        } else {
+            self.manager.land_aborted()
+        };
+        flight.land(outcome);
     }
 }

@@ -128,22 +128,23 @@ impl<P: Provider> Manager<P> {
                     return Ok(Join::Ready(current));
                 }
                 self.slot.store(Arc::new(current.expired_at(now)));
+                let generation = current.generation;
+                let killed = flights.killed.replace(current);
                 drop(flights);
-                tracing::debug!(
-                    generation = current.generation.get(),
-                    "token rejected upstream"
-                );
+                drop(killed);
+                tracing::debug!(generation = generation.get(), "token rejected upstream");
                 flights = self.lock();
             }
         }
-        if let Some((flight, deadline)) = flights.join(now, self.settings.max_wait) {
+        // Each waiter keeps its own deadline (see `wait`).
+        let deadline = now + self.settings.max_wait;
+        if let Some(flight) = flights.join() {
             return Ok(Join::Wait(flight, deadline));
         }
         if let Some(error) = flights.failing_fast(now) {
             return Err(error);
         }
         let (flight, launch) = self.open(&mut flights)?;
-        let deadline = flights.queue_deadline(now, self.settings.max_wait);
         Ok(Join::Start(flight, deadline, launch))
     }
 
@@ -168,6 +169,7 @@ impl<P: Provider> Manager<P> {
             match self.slot.load_full() {
                 Some(current) if current.generation == generation && now < current.expires_at => {
                     self.slot.store(Arc::new(current.expired_at(now)));
+                    flights.killed = Some(current);
                 }
                 _ => return,
             }
@@ -234,7 +236,7 @@ impl<P: Provider> Manager<P> {
         self.settings.max_wait
     }
 
-    fn discard_refresh_token(&self) {
+    pub(super) fn discard_refresh_token(&self) {
         let _flights = self.lock();
         if let Some(current) = self.slot.load_full() {
             self.slot.store(Arc::new(current.without_refresh_token()));

@@ -1,10 +1,13 @@
 //! Waiting for a flight: what a flight shares with its waiters, and the future a request waits
 //! with.
 //!
-//! A waiter costs one `Arc` and one intrusive [`Notify`] entry, inline in the response future: no
-//! box and no timer of its own. The flight's task keeps time for all of its waiters (see
-//! `Manager::keep_time`): their deadlines queue up in join order, and the flight wakes them when
-//! the earliest passes, so a request still fails exactly when its wait bound is up.
+//! A waiter costs one `Arc`, one intrusive [`Notify`] entry and one boxed timer of its own, on
+//! its own runtime: its deadline holds whatever happens to the flight, to the runtime the flight
+//! runs on, or to that runtime's scheduling (a flight started from an idle runtime that never
+//! polls it again). Waiting is a cold path; the box is the price of that guarantee.
+//!
+//! NOTE: the timer needs tokio's time driver on the waiter's runtime, as the auth calls' timeouts
+//! do on the flight's.
 
 use std::future::Future as _;
 use std::pin::Pin;
@@ -15,9 +18,9 @@ use std::time::Duration;
 use pin_project_lite::pin_project;
 use tokio::sync::futures::OwnedNotified;
 use tokio::sync::Notify;
+use tokio::time::Sleep;
 
 use super::{Join, Manager, Outcome};
-use crate::clock::Moment;
 use crate::error::AuthError;
 use crate::provider::Provider;
 use crate::slot::Generation;
@@ -69,11 +72,6 @@ impl Flight {
         }
     }
 
-    /// Wakes every waiter, to check its deadline.
-    pub(super) fn wake(&self) {
-        self.notify.notify_waiters();
-    }
-
     fn unavailable(&self, max_wait: Duration) -> AuthError {
         AuthError::unavailable(max_wait, lock(&self.last_error).clone())
     }
@@ -95,7 +93,8 @@ pin_project! {
         Join { rejected: Option<Generation> },
         Waiting {
             flight: Arc<Flight>,
-            deadline: Moment,
+            // The waiter's own deadline, on its own runtime's timer.
+            timer: Pin<Box<Sleep>>,
             #[pin]
             notified: OwnedNotified,
         },
@@ -134,27 +133,33 @@ impl TokenWait {
                     // NOTE: the entry exists before the outcome is first checked, so a landing
                     // in between still wakes this waiter.
                     let notified = Arc::clone(&flight.notify).notified_owned();
+                    let timer =
+                        Box::pin(tokio::time::sleep_until(manager.clock().instant(deadline)));
                     state.set(State::Waiting {
                         flight,
-                        deadline,
+                        timer,
                         notified,
                     });
                 }
                 StateProj::Waiting {
                     flight,
-                    deadline,
+                    timer,
                     mut notified,
                 } => {
                     if let Some(outcome) = flight.outcome.get() {
                         let outcome = outcome.clone();
                         return finish(state, outcome);
                     }
-                    if manager.clock().moment() >= *deadline {
-                        let error = flight.unavailable(manager.max_wait());
-                        return finish(state, Err(error));
+                    if notified.as_mut().poll(cx).is_ready() {
+                        // Landed (checked above on the next turn) or woken for nothing.
+                        notified.set(Arc::clone(&flight.notify).notified_owned());
+                        continue;
                     }
-                    ready!(notified.as_mut().poll(cx));
-                    notified.set(Arc::clone(&flight.notify).notified_owned());
+                    // NOTE: the timer alone decides that time is up, not a clock read: a coarse
+                    // clock may read a little behind the timer, and a waiter must not spin.
+                    ready!(timer.as_mut().poll(cx));
+                    let error = flight.unavailable(manager.max_wait());
+                    return finish(state, Err(error));
                 }
                 StateProj::Done => return Poll::Ready(Err(AuthError::aborted())),
             }

@@ -106,7 +106,8 @@ pub trait Provider: Send + Sync + 'static {
     /// which requests fail fast. [`Failure::Transient`] is retried inside the flight on the
     /// transient schedule while requests keep waiting, when the status is a 5xx, 408 or 429; any
     /// other status (a redirect, a 404) is backed off like a rejection, since retrying soon would
-    /// not help. The default rejects on 400, 401 and 403.
+    /// not help. [`Failure::Ambiguous`] is retried like a transient failure until it repeats.
+    /// The default rejects on 400, 401 and 403.
     fn classify_failure(&self, call: AuthCall, response: &AuthResponse) -> Failure {
         let _ = call;
         if CLIENT_ERRORS.contains(&response.status()) {
@@ -138,6 +139,20 @@ pub enum Failure {
     Rejected,
     /// The server could not answer now; trying again later may succeed.
     Transient,
+    /// The answer cannot tell refused credentials from a server fault: for APIs that document
+    /// one error status for everything (union-service answers both with a JSON 500). Retried
+    /// like a transient failure; a rejection once the same class of answer comes `repeats` times
+    /// in a row within one flight. A random fault rarely repeats; refused credentials always do.
+    /// [`Failure::AMBIGUOUS`] uses the default of 3.
+    Ambiguous {
+        /// How many answers in a row make a rejection (at least 1).
+        repeats: u32,
+    },
+}
+
+impl Failure {
+    /// [`Failure::Ambiguous`] with the default `repeats` of 3.
+    pub const AMBIGUOUS: Failure = Failure::Ambiguous { repeats: 3 };
 }
 
 /// When to refresh a token that is still valid.

@@ -27,6 +27,15 @@ pub enum Rejects {
         /// The codes that reject.
         errors: Vec<String>,
     },
+    /// What `rejects` matches is [ambiguous](Failure::Ambiguous): a rejection only once it comes
+    /// `repeats` times in a row; retried like a transient failure until then. For APIs whose one
+    /// error status answers refused credentials and server faults alike.
+    Repeated {
+        /// The answers that may be rejections.
+        rejects: Box<Rejects>,
+        /// How many in a row make a rejection.
+        repeats: u32,
+    },
 }
 
 impl Rejects {
@@ -36,10 +45,19 @@ impl Rejects {
     }
 
     pub(super) fn classify(&self, response: &AuthResponse) -> Failure {
+        if let Rejects::Repeated { rejects, repeats } = self {
+            return match rejects.classify(response) {
+                Failure::Rejected => Failure::Ambiguous {
+                    repeats: (*repeats).max(1),
+                },
+                other => other,
+            };
+        }
         let status = response.status();
         let json = || serde_json::from_slice::<serde_json::Value>(response.body()).ok();
         let rejected = match self {
             Rejects::AnyFailure => true,
+            Rejects::Repeated { .. } => false,
             Rejects::Statuses(list) => list.contains(&status),
             Rejects::ApiAnswers(list) => {
                 list.contains(&status) && json().is_some_and(|body| body.is_object())

@@ -249,7 +249,8 @@ pub(super) struct Basic {
     pub(super) form_encoded: bool,
 }
 
-/// `rejects = { statuses = [400, 401], errors = ["invalid_grant"] }`, or `{ any = true }`.
+/// `rejects = { statuses = [400, 401], errors = ["invalid_grant"] }`, or `{ any = true }`; either
+/// with `repeats = N` for answers that reject only N times in a row.
 #[derive(Deserialize)]
 #[serde(try_from = "RawRejects")]
 struct RejectsSpec(Rejects);
@@ -265,6 +266,7 @@ struct RawRejects {
     error_pointer: Option<Pointer>,
     #[serde(default)]
     json_only: bool,
+    repeats: Option<u32>,
 }
 
 impl TryFrom<RawRejects> for RejectsSpec {
@@ -281,11 +283,16 @@ impl TryFrom<RawRejects> for RejectsSpec {
         if raw.error_pointer.is_some() && raw.errors.is_empty() {
             return Err("`error_pointer` without `errors`".to_owned());
         }
+        if raw.repeats == Some(0) {
+            return Err(
+                "`repeats` is how many answers in a row make a rejection: at least 1".to_owned(),
+            );
+        }
         let statuses = raw.statuses.map_or_else(
             || CLIENT_ERRORS.to_vec(),
             |list| list.into_iter().map(|s| s.0).collect(),
         );
-        Ok(Self(if raw.any {
+        let rejects = if raw.any {
             Rejects::AnyFailure
         } else if !raw.errors.is_empty() {
             Rejects::ErrorCodes {
@@ -299,6 +306,13 @@ impl TryFrom<RawRejects> for RejectsSpec {
             Rejects::ApiAnswers(statuses)
         } else {
             Rejects::Statuses(statuses)
+        };
+        Ok(Self(match raw.repeats {
+            Some(repeats) if repeats > 1 => Rejects::Repeated {
+                rejects: Box::new(rejects),
+                repeats,
+            },
+            _ => rejects,
         }))
     }
 }

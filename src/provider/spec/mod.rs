@@ -78,7 +78,7 @@ use crate::provider::{HttpProvider, TokenSource};
 /// | `form` | a form body (`application/x-www-form-urlencoded`): a table of strings, sent in the order written | no body |
 /// | `basic` | HTTP Basic: `{ username = "…", password = "…" }`, plus `form_encoded = true` to form-urlencode both first (RFC 6749 §2.3.1) | none |
 /// | `no_authorization` | the call must carry no `Authorization` header (Tradecloud's refresh) | `false` |
-/// | `rejects` | which failures mean the credentials (login) or the refresh token (refresh) are refused: `{ statuses = [400, 401, 403] }`, plus `errors = ["invalid_grant"]` to require one of these JSON `error` codes (at `error_pointer`, `/error` by default), or `json_only = true` to require a JSON object body (a proxy's error page is then transient); `{ any = true }` for every failure | `{ statuses = [400, 401, 403] }` |
+/// | `rejects` | which failures mean the credentials (login) or the refresh token (refresh) are refused: `{ statuses = [400, 401, 403] }`, plus `errors = ["invalid_grant"]` to require one of these JSON `error` codes (at `error_pointer`, `/error` by default), or `json_only = true` to require a JSON object body (a proxy's error page is then transient); `{ any = true }` for every failure; with `repeats = N`, what matches is ambiguous (an API whose one error status answers refused credentials and server faults alike): retried like a transient failure, a rejection only when it comes N times in a row within one flight | `{ statuses = [400, 401, 403] }` |
 ///
 /// `json` and `form` exclude each other; a call with neither has no body. The refresh call must
 /// send `${refresh_token}` (in a body field, a header or the query), and the login call must not.
