@@ -51,13 +51,18 @@ async fn an_ambiguous_answer_is_a_rejection_only_three_times_in_a_row() {
     let error = handle.token().await.unwrap_err();
     assert_eq!(error.kind(), ErrorKind::LoginRejected, "{error}");
     assert!(
-        error.to_string().ends_with("the same answer 3 times in a row"),
+        error
+            .to_string()
+            .ends_with("the same answer 3 times in a row"),
         "{error}"
     );
     assert_eq!(server.logins(), 3);
     // Requests fail fast meanwhile: no credentials.
     let error = handle.token().await.unwrap_err();
-    assert!(error.is_backing_off() && error.is_login_rejected(), "{error}");
+    assert!(
+        error.is_backing_off() && error.is_login_rejected(),
+        "{error}"
+    );
     assert_eq!(server.logins(), 3);
     // Past the backoff (5 s, plus at most half again): three more, no more.
     tokio::time::sleep(Duration::from_millis(7_600)).await;
@@ -74,7 +79,11 @@ async fn an_ambiguous_answer_is_a_rejection_only_three_times_in_a_row() {
     )));
     server.clear_fault_after(2);
     let layer = one_error_status_layer(&server);
-    let token = layer.handle().token().await.expect("the third login succeeds");
+    let token = layer
+        .handle()
+        .token()
+        .await
+        .expect("the third login succeeds");
     assert_eq!(token.generation(), 1);
     assert_eq!(server.logins(), 3);
     assert_eq!(layer.metrics().auth_failures, 2);
@@ -128,7 +137,10 @@ async fn union_service_rides_out_faults_answered_like_rejections() {
         ],
     );
     let client = emulated::client();
-    let layer = AuthLayer::new(emulated::preset(Api::UnionService, &emulation), client.clone());
+    let layer = AuthLayer::new(
+        emulated::preset(Api::UnionService, &emulation),
+        client.clone(),
+    );
     let svc = layer.layer(client);
     let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
     let sent = Arc::new(AtomicU64::new(0));
@@ -156,6 +168,9 @@ async fn union_service_rides_out_faults_answered_like_rejections() {
                         }
                         _ => failed.fetch_add(1, Ordering::Relaxed),
                     };
+                    // A request failing fast never yields: without this, a failing test's
+                    // runtime could not stop the workers.
+                    tokio::task::yield_now().await;
                 }
             })
         })
@@ -165,7 +180,10 @@ async fn union_service_rides_out_faults_answered_like_rejections() {
     }
     let (ok, failed) = (ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
     let stats = emulation.stats();
-    eprintln!("union-service: {ok} ok, {failed} failed; {stats:?}; {:?}", layer.metrics());
+    eprintln!(
+        "union-service: {ok} ok, {failed} failed; {stats:?}; {:?}",
+        layer.metrics()
+    );
     assert!(stats.faults >= 50, "faults were injected: {stats:?}");
     assert!(ok >= 1_000, "{ok} requests served");
     assert!(ok * 1000 >= (ok + failed) * 999, "{ok} ok, {failed} failed");

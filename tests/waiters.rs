@@ -48,7 +48,10 @@ async fn a_waiter_keeps_its_deadline_when_the_flight_runtime_idles() {
         async move { handle.token().await }
     });
     tokio::time::sleep(Duration::from_secs(60)).await;
-    assert!(waiter.is_finished(), "the waiter gave up at its own deadline");
+    assert!(
+        waiter.is_finished(),
+        "the waiter gave up at its own deadline"
+    );
     let error = waiter
         .await
         .unwrap()
@@ -92,6 +95,10 @@ async fn a_flight_aborted_by_runtime_shutdown_locks_nobody_out() {
     // No verdict on the credentials: the next request logs in straight away.
     let token = handle.token().await.expect("a new flight, here");
     assert_eq!(token.generation(), 1);
-    assert_eq!(server.call_times().len(), 2, "the hung login, then one more");
+    assert_eq!(
+        server.call_times().len(),
+        2,
+        "the hung login, then one more"
+    );
     assert_eq!(layer.metrics().logins, 2);
 }
