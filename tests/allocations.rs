@@ -1,6 +1,7 @@
-//! Invariant 1, counted: with a fresh token, a request through the layer (replay off) allocates
-//! exactly what a static header insert allocates, and with replay on only the copy a replay needs
-//! plus its box. Counted with dhat's heap statistics, in one test (one profiler per process).
+//! ARCHITECTURE.md invariant 1, counted: with a fresh token, a request through the layer (replay
+//! off) allocates exactly what a static header insert allocates, and with replay on only the copy
+//! a replay needs plus its box. Counted with dhat's heap statistics, in one test (one profiler per
+//! process).
 
 use std::convert::Infallible;
 

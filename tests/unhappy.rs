@@ -1,7 +1,7 @@
 //! The unhappy path with paused time, against the in-process auth server: transient failures
 //! retried inside the flight, recovery, `Retry-After`, rejections, proactive refresh retries,
-//! OkHttp's replay rule, scrubbed server text, and runtime shutdown (DESIGN invariants 4, 6, 10
-//! and 13).
+//! OkHttp's replay rule, scrubbed server text, and runtime shutdown
+//! (ARCHITECTURE.md invariants 4, 6, 8, 10, 11 and 13).
 
 mod support;
 

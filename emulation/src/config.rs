@@ -72,7 +72,7 @@ pub struct Config {
     pub username: String,
     /// The password. Default `correct horse battery staple`.
     pub password: String,
-    /// Intergiro's API key. Default `c5f90f4b-9d69-416a-8611-8a8c8d605c36` (the seed's example).
+    /// Intergiro's API key. Default `c5f90f4b-9d69-416a-8611-8a8c8d605c36` (the documented example).
     pub api_key: String,
     /// The OAuth2 / OIDC client id. Default `apiclient`.
     pub client_id: String,

@@ -49,7 +49,7 @@
 //! the real expiry (rounded up to the second); the server decides validity by lookup, with
 //! `Instant` deadlines, so expiry works in real time, sub-second lifetimes included.
 //!
-//! Answers to failures follow each document: union-service answers 500 for everything it
+//! Failures are answered as each API documents: union-service answers 500 for everything it
 //! rejects (400 for a missing `api-version`); Simacan and Intergiro 401 for a dead refresh token;
 //! OLI Keycloak's `invalid_grant` 400 `Token is not active`; Tradecloud 401 `Not authenticated`,
 //! and 200 *without* tokens for a refresh that carries a valid `Authorization` header; Intergiro

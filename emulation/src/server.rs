@@ -84,7 +84,7 @@ impl Emulation {
         self.addr
     }
 
-    /// The `{base}` the matching preset is configured with, as its document writes it:
+    /// The `{base}` the matching preset is configured with, as its API documentation writes it:
     ///
     /// | API | base URL |
     /// |---|---|

@@ -1,6 +1,6 @@
 //! Simacan: form-encoded `/auth/password` and `/auth/refresh`, a lowercase `bearer` token type,
 //! and single-use refresh tokens ("discard the old one"); a dead refresh token is a 401, the
-//! document's signal to fall back to `/password`.
+//! API documentation's signal to fall back to `/password`.
 
 use std::sync::Arc;
 

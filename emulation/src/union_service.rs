@@ -1,4 +1,4 @@
-//! Union Service: JSON login and refresh; the document lists only 200 and 500 as answers, so
+//! Union Service: JSON login and refresh; its documentation lists only 200 and 500 as answers, so
 //! every failure, including client misuse, is a 500 — except a missing `api-version`, which the
 //! ASP.NET API-versioning stack the API runs on answers with 400.
 
@@ -53,7 +53,7 @@ fn preamble(shared: &Shared, parts: &Parts) -> Option<Resp> {
             ));
         }
     }
-    // The document says `application/json`; its curl example sends `application/json-patch+json`.
+    // The API docs say `application/json`; its curl example sends `application/json-patch+json`.
     let json_like = matches!(
         wire::media_type(&parts.headers).as_deref(),
         Some("application/json" | "application/json-patch+json")
