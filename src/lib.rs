@@ -61,8 +61,13 @@
 //!   which they fail with [`ErrorKind::Unavailable`] and the last cause); once the auth server
 //!   answers again, they are served within a second. *Rejected* credentials wait a longer,
 //!   jittered [`Backoff`] during which requests fail fast with the rejection, so credentials are
-//!   never re-sent in a loop. A failed proactive refresh is retried while the token lasts, and
-//!   requests keep using the token. See [`AuthLayerBuilder`] for the settings.
+//!   never re-sent in a loop. *Ambiguous* answers ([`Failure::Ambiguous`]: an API whose one
+//!   error status answers a wrong password and a crash alike) are retried like transient ones
+//!   and become a rejection only when they repeat (3 in a row by default); so do unusable 2xx
+//!   answers to a login (5 in a row while requests wait). A flight aborted by its runtime's
+//!   shutdown is no verdict: the next request starts another. A failed proactive refresh is
+//!   retried while the token lasts, and requests keep using the token. See [`AuthLayerBuilder`]
+//!   for the settings.
 //! - **Replay.** A response that the policy's [`Classifier`] says rejects the token (a 401 by
 //!   default, unless its `WWW-Authenticate` challenge names a permission problem; gRPC
 //!   `UNAUTHENTICATED` with [`Classifier::grpc`]) marks the token it was sent with as dead (if the slot still holds it), and the request is replayed
@@ -149,6 +154,7 @@
 //!
 //! [`Classifier`]: provider::Classifier
 //! [`Classifier::grpc`]: provider::Classifier::grpc
+//! [`Failure::Ambiguous`]: provider::Failure::Ambiguous
 //! [`Provider`]: provider::Provider
 //! [`RefreshTiming::AfterExpiry`]: provider::RefreshTiming::AfterExpiry
 //! [`RefreshTiming::Proactive`]: provider::RefreshTiming::Proactive
