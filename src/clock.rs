@@ -39,7 +39,9 @@ use crate::token::MAX_LIFETIME;
 /// runtime (`#[tokio::test(start_paused = true)]`, or after `tokio::time::pause()`) follows
 /// tokio's clock from its first request. A layer built earlier (outside the runtime, or before
 /// the pause) reads the system's time until it first sleeps: a token it holds does not expire by
-/// `tokio::time::advance` before then. Build the layer after pausing, or set [`Clock::tokio`].
+/// `tokio::time::advance` before then, and a deadline set before then counts on the system's
+/// time, so paused time already advanced past it ends it at once. Build the layer after pausing,
+/// or set [`Clock::tokio`].
 ///
 /// Tokio's clock only ever pauses with its `test-util` feature, in tests: a process that never
 /// pauses it keeps the coarse clock.
@@ -148,18 +150,24 @@ impl Clock {
     /// the moment has not come: that loop spins unless the clock and tokio's timer agree, so this
     /// is where a coarse clock checks whether tokio's time is paused.
     pub(crate) fn instant(&self, moment: Moment) -> Instant {
+        self.notice_paused_time();
         let origin = match self.0 {
-            Source::Coarse { origin, .. } => {
-                tokio_time_paused();
-                origin
-            }
-            Source::Tokio { origin, .. } => origin,
+            Source::Coarse { origin, .. } | Source::Tokio { origin, .. } => origin,
         };
         let after = Duration::from_nanos(moment.0);
         origin
             .checked_add(after)
             .or_else(|| origin.checked_add(MAX_LIFETIME))
             .unwrap_or(origin)
+    }
+
+    /// For a coarse clock, checks whether tokio's time is paused, so that moments read from now
+    /// on follow it (see [`Clock`](Clock#paused-time-and-the-coarse-clock)). Three clock reads:
+    /// for cold paths only, before a deadline is computed or slept until.
+    pub(crate) fn notice_paused_time(&self) {
+        if let Source::Coarse { .. } = self.0 {
+            tokio_time_paused();
+        }
     }
 
     /// `moment` as wall-clock time, as far as the two clocks agree now.

@@ -22,6 +22,7 @@ const LIFETIME_SECS: u64 = 60;
 #[derive(Debug, PartialEq, Eq)]
 struct Seen {
     first_request: Duration,
+    first_auth_calls: (u32, u32),
     after_expiry: Duration,
     auth_calls: (u32, u32),
     headers: Vec<String>,
@@ -44,6 +45,7 @@ async fn run(clock: Option<fn() -> Clock>) -> Seen {
     let response = svc.clone().oneshot(get()).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     let first_request = start.elapsed();
+    let first_auth_calls = (server.logins(), server.refreshes());
 
     // Expiry by paused time is seen: the next request waits for one refresh.
     tokio::time::advance(Duration::from_secs(LIFETIME_SECS + 1)).await;
@@ -52,6 +54,7 @@ async fn run(clock: Option<fn() -> Clock>) -> Seen {
     assert_eq!(response.status(), StatusCode::OK);
     Seen {
         first_request,
+        first_auth_calls,
         after_expiry: start.elapsed(),
         auth_calls: (server.logins(), server.refreshes()),
         headers: server.upstream_headers(),
@@ -86,6 +89,7 @@ fn paused_run(clock: Option<fn() -> Clock>) -> Seen {
 fn the_default_clock_follows_paused_time_as_the_tokio_clock_does() {
     let expected = Seen {
         first_request: AUTH_DELAY + UPSTREAM_DELAY,
+        first_auth_calls: (1, 0),
         after_expiry: AUTH_DELAY + UPSTREAM_DELAY,
         auth_calls: (1, 1),
         headers: vec![bearer(1), bearer(2)],
