@@ -125,7 +125,7 @@ impl Clock {
 
     /// The current instant.
     pub fn now(&self) -> Instant {
-        self.instant(self.moment())
+        self.at(self.moment())
     }
 
     /// The current moment: what the layer compares deadlines with (a `u64`, so that the check
@@ -151,6 +151,11 @@ impl Clock {
     /// is where a coarse clock checks whether tokio's time is paused.
     pub(crate) fn instant(&self, moment: Moment) -> Instant {
         self.notice_paused_time();
+        self.at(moment)
+    }
+
+    /// `moment` as a tokio instant; far in the future for a moment too far to represent.
+    fn at(&self, moment: Moment) -> Instant {
         let origin = match self.0 {
             Source::Coarse { origin, .. } | Source::Tokio { origin, .. } => origin,
         };
