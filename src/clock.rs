@@ -2,9 +2,12 @@
 
 use std::fmt;
 use std::ops::{Add, Sub};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
+
+use crate::token::MAX_LIFETIME;
 
 /// What time it is, for every decision the layer makes: whether the token is still fresh, when to
 /// refresh it, when a backoff ends, how long a JWT `exp` leaves.
@@ -20,8 +23,28 @@ use tokio::time::Instant;
 ///   backoffs and pass JWT `exp` claims without waiting. It needs tokio's `test-util` feature to be
 ///   paused, and costs a precise clock read per request.
 ///
-/// Sleeps (backoff, retry delays) always run on tokio's timer, so under a paused runtime they
-/// advance with it whichever clock is set.
+/// Sleeps (backoff, retry delays, waiting requests' deadlines) always run on tokio's timer, so
+/// under a paused runtime they advance with it whichever clock is set.
+///
+/// # Paused time and the coarse clock
+///
+/// A clock that does not stop while tokio's timer does would have the layer sleep until a moment
+/// that its clock never reaches (tokio jumps to the timer at once; the clock still reads the
+/// system's time), in a loop. So once tokio's time has been seen paused in a process, the coarse
+/// clock reads tokio's clock instead, and behaves as [`Clock::tokio`] does, wall-clock time
+/// included. Before that, a request pays one branch on a flag for the check: nothing measurable.
+///
+/// A coarse clock looks when it is made and whenever the layer is about to sleep until one of its
+/// moments (an auth call's retry, a waiting request's deadline). A layer built inside a paused
+/// runtime (`#[tokio::test(start_paused = true)]`, or after `tokio::time::pause()`) follows
+/// tokio's clock from its first request. A layer built earlier (outside the runtime, or before
+/// the pause) reads the system's time until it first sleeps: a token it holds does not expire by
+/// `tokio::time::advance` before then, and a deadline set before then counts on the system's
+/// time, so paused time already advanced past it ends it at once. Build the layer after pausing,
+/// or set [`Clock::tokio`].
+///
+/// Tokio's clock only ever pauses with its `test-util` feature, in tests: a process that never
+/// pauses it keeps the coarse clock.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
@@ -40,19 +63,54 @@ pub struct Clock(Source);
 
 #[derive(Clone, Copy)]
 enum Source {
-    /// Coarse ticks, counted from `ticks` and placed on the precise timeline at `origin`.
-    Coarse { origin: Instant, ticks: u64 },
+    /// Coarse ticks, counted from `ticks` and placed on tokio's timeline at `origin`; once tokio's
+    /// time has been paused, as `Tokio`.
+    Coarse {
+        origin: Instant,
+        ticks: u64,
+        wall: SystemTime,
+    },
     /// tokio's clock; wall-clock time is `wall` plus what tokio's clock advanced since `origin`.
     Tokio { origin: Instant, wall: SystemTime },
 }
 
+/// Whether tokio's clock has been seen apart from the system's in this process: it then stopped
+/// (`tokio::time::pause`) or jumped (`tokio::time::advance`), and coarse clocks read it instead
+/// of the system's. Process-wide and never reset, as tokio's own record that a clock was ever
+/// paused is; set only in processes that paused tokio's time, which are tests.
+static TOKIO_TIME_PAUSED: AtomicBool = AtomicBool::new(false);
+
+/// Whether tokio's time has been paused (in this process, as far as can be seen from here).
+///
+/// NOTE: unpaused, tokio's `Instant::now()` is the system's monotonic clock (tokio reads it, or
+/// with `test-util` adds its elapsed time to the same base), so read between two system reads it
+/// lies between them. Paused, it is frozen in the past or advanced into the future: outside them.
+/// The check costs three clock reads; it runs when a clock is made and before the layer sleeps
+/// until a moment, never per request.
+fn tokio_time_paused() -> bool {
+    if TOKIO_TIME_PAUSED.load(Ordering::Relaxed) {
+        return true;
+    }
+    let before = std::time::Instant::now();
+    let tokio = Instant::now().into_std();
+    let after = std::time::Instant::now();
+    let paused = tokio < before || tokio > after;
+    if paused {
+        TOKIO_TIME_PAUSED.store(true, Ordering::Relaxed);
+    }
+    paused
+}
+
 impl Clock {
-    /// The monotonic clock at the resolution of the system's tick: the default.
+    /// The monotonic clock at the resolution of the system's tick: the default. Under paused
+    /// tokio time, tokio's clock (see [above](Self#paused-time-and-the-coarse-clock)).
     pub fn coarse() -> Self {
+        tokio_time_paused();
         let ticks = coarsetime::Instant::now_without_cache_update().as_ticks();
         Self(Source::Coarse {
-            origin: Instant::from_std(std::time::Instant::now()),
+            origin: Instant::now(),
             ticks,
+            wall: SystemTime::now(),
         })
     }
 
@@ -67,7 +125,7 @@ impl Clock {
 
     /// The current instant.
     pub fn now(&self) -> Instant {
-        self.instant(self.moment())
+        self.at(self.moment())
     }
 
     /// The current moment: what the layer compares deadlines with (a `u64`, so that the check
@@ -75,20 +133,46 @@ impl Clock {
     #[inline]
     pub(crate) fn moment(&self) -> Moment {
         match self.0 {
-            Source::Coarse { ticks, .. } => {
+            Source::Coarse { ticks, .. } if !TOKIO_TIME_PAUSED.load(Ordering::Relaxed) => {
                 let now = coarsetime::Instant::now_without_cache_update().as_ticks();
                 Moment(coarsetime::Duration::from_ticks(now.saturating_sub(ticks)).as_nanos())
             }
-            Source::Tokio { origin, .. } => Moment::after(Instant::now() - origin),
+            Source::Coarse { origin, .. } | Source::Tokio { origin, .. } => {
+                Moment::after(Instant::now().saturating_duration_since(origin))
+            }
         }
     }
 
-    /// `moment` as a tokio instant, to sleep until.
+    /// `moment` as a tokio instant, to sleep until; far in the future for a moment too far to
+    /// represent.
+    ///
+    /// NOTE: whoever sleeps until a moment reads the clock again when woken, and sleeps again if
+    /// the moment has not come: that loop spins unless the clock and tokio's timer agree, so this
+    /// is where a coarse clock checks whether tokio's time is paused.
     pub(crate) fn instant(&self, moment: Moment) -> Instant {
+        self.notice_paused_time();
+        self.at(moment)
+    }
+
+    /// `moment` as a tokio instant; far in the future for a moment too far to represent.
+    fn at(&self, moment: Moment) -> Instant {
         let origin = match self.0 {
             Source::Coarse { origin, .. } | Source::Tokio { origin, .. } => origin,
         };
-        origin + Duration::from_nanos(moment.0)
+        let after = Duration::from_nanos(moment.0);
+        origin
+            .checked_add(after)
+            .or_else(|| origin.checked_add(MAX_LIFETIME))
+            .unwrap_or(origin)
+    }
+
+    /// For a coarse clock, checks whether tokio's time is paused, so that moments read from now
+    /// on follow it (see [`Clock`](Clock#paused-time-and-the-coarse-clock)). Three clock reads:
+    /// for cold paths only, before a deadline is computed or slept until.
+    pub(crate) fn notice_paused_time(&self) {
+        if let Source::Coarse { .. } = self.0 {
+            tokio_time_paused();
+        }
     }
 
     /// `moment` as wall-clock time, as far as the two clocks agree now.
@@ -105,9 +189,12 @@ impl Clock {
     /// The current wall-clock time: for JWT `exp` claims and `Retry-After` dates.
     pub fn wall(&self) -> SystemTime {
         match self.0 {
-            Source::Coarse { .. } => SystemTime::now(),
-            Source::Tokio { origin, wall } => {
-                wall + Instant::now().saturating_duration_since(origin)
+            Source::Coarse { .. } if !TOKIO_TIME_PAUSED.load(Ordering::Relaxed) => {
+                SystemTime::now()
+            }
+            Source::Coarse { origin, wall, .. } | Source::Tokio { origin, wall } => {
+                let elapsed = Instant::now().saturating_duration_since(origin);
+                wall.checked_add(elapsed).unwrap_or(wall)
             }
         }
     }
@@ -178,11 +265,64 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn the_coarse_clock_ignores_a_paused_runtime() {
+    async fn the_coarse_clock_follows_a_paused_runtime_wall_time_included() {
         let clock = Clock::coarse();
-        let start = clock.now();
+        let (start, wall) = (clock.now(), clock.wall());
         tokio::time::advance(Duration::from_secs(3600)).await;
-        assert!(clock.now() - start < Duration::from_secs(60));
+        assert_eq!(clock.now() - start, Duration::from_secs(3600));
+        assert_eq!(
+            clock.wall().duration_since(wall).ok(),
+            Some(Duration::from_secs(3600))
+        );
+        // Sleeping until a moment wakes when the clock has reached it: no spinning.
+        let at = clock.moment() + Duration::from_secs(5);
+        tokio::time::sleep_until(clock.instant(at)).await;
+        assert_eq!(clock.moment(), at);
+    }
+
+    #[test]
+    fn a_coarse_clock_made_before_the_pause_follows_it_once_it_sleeps() {
+        let clock = Clock::coarse();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            tokio::time::advance(Duration::from_secs(600)).await;
+            let at = clock.moment() + Duration::from_secs(30);
+            tokio::time::sleep_until(clock.instant(at)).await;
+            let woken = clock.moment();
+            // Its moments now count tokio's time: the sleep ended at or past the moment, and
+            // another 30 s of paused time is another 30 s of moments.
+            assert!(woken >= at, "{woken:?} < {at:?}");
+            tokio::time::advance(Duration::from_secs(30)).await;
+            assert_eq!(
+                clock.moment().duration_since(woken),
+                Duration::from_secs(30)
+            );
+        });
+    }
+
+    #[test]
+    fn moments_too_far_to_represent_are_far_in_the_future() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            for clock in [Clock::coarse(), Clock::tokio()] {
+                let never = clock.moment() + Duration::MAX;
+                assert_eq!(never, Moment(u64::MAX));
+                assert!(clock.instant(never) > clock.now() + MAX_LIFETIME);
+                assert!(clock.wall_at(never) > clock.wall());
+                assert_eq!(clock.moment() - Duration::MAX, Moment(0));
+                let sleep = tokio::time::sleep_until(clock.instant(never));
+                assert!(tokio::time::timeout(Duration::from_millis(1), sleep)
+                    .await
+                    .is_err());
+            }
+        });
     }
 
     #[test]

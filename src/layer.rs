@@ -10,10 +10,11 @@ use crate::clock::Clock;
 use crate::handle::{Session, TokenHandle};
 use crate::manager::{AuthTransport, Backoff, Manager, Persist, Schedule, Settings};
 use crate::metrics::MetricsSnapshot;
-use crate::provider::{Provider, TokenPolicy};
+use crate::provider::{Provider, RefreshTiming, TokenPolicy};
 use crate::replay::{CloneBody, NoReplay};
 use crate::service::AuthService;
 use crate::store::TokenStore;
+use crate::token::MAX_LIFETIME;
 
 /// Default cap on an auth response body.
 pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 64 * 1024;
@@ -27,6 +28,12 @@ pub const DEFAULT_MAX_WAIT: Duration = Duration::from_secs(30);
 
 /// Default cap on how long an auth server's `Retry-After` holds back the next attempt.
 pub const DEFAULT_RETRY_AFTER_CAP: Duration = Duration::from_secs(10);
+
+/// The longest any duration setting means: ten years, longer than any process runs and short
+/// enough that every deadline the layer computes from it (an instant, a wall-clock time, a
+/// store's lease expiry) can be represented. Longer settings ([`Duration::MAX`] for "never")
+/// are taken as this, once, when the layer is built.
+const MAX_SETTING: Duration = MAX_LIFETIME;
 
 /// A [`Layer`] that makes every request carry a valid bearer token.
 ///
@@ -187,6 +194,10 @@ impl<S, P, R: Clone> Layer<S> for AuthLayer<P, R> {
 ///     .build(client);
 /// # }
 /// ```
+///
+/// Every duration setting, the policy's included, means at most ten years: a longer one
+/// (`Duration::MAX` for "no limit") is taken as ten years when the layer is built, so that
+/// every deadline computed from it can be represented.
 pub struct AuthLayerBuilder<P> {
     provider: P,
     policy: TokenPolicy,
@@ -226,7 +237,8 @@ impl<P: Provider> AuthLayerBuilder<P> {
         self
     }
 
-    /// Timeout of one auth call, response body included. Default: 10 s.
+    /// Timeout of one auth call, response body included. Default: 10 s. At most ten years
+    /// (see [above](Self)): `Duration::MAX` means no timeout.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
@@ -258,7 +270,7 @@ impl<P: Provider> AuthLayerBuilder<P> {
     /// before it fails with [`ErrorKind::Unavailable`](crate::ErrorKind::Unavailable). Default:
     /// [`DEFAULT_MAX_WAIT`] (30 s). Keep it above the retry schedule's longest delay (and the
     /// `Retry-After` cap): a request arriving after failed attempts waits for the next one they
-    /// scheduled.
+    /// scheduled. At most ten years (see [above](Self)): `Duration::MAX` means no bound.
     pub fn max_wait(mut self, max_wait: Duration) -> Self {
         self.max_wait = max_wait;
         self
@@ -271,8 +283,10 @@ impl<P: Provider> AuthLayerBuilder<P> {
         self
     }
 
-    /// The clock for expiry, refresh and backoff decisions. Default: [`Clock::coarse`]. Set
-    /// [`Clock::tokio`] to test code that uses the layer under `tokio::time::pause`.
+    /// The clock for expiry, refresh and backoff decisions. Default: [`Clock::coarse`], which
+    /// follows tokio's clock in a runtime whose time is paused (see
+    /// [`Clock`](Clock#paused-time-and-the-coarse-clock)). Set [`Clock::tokio`] to test code
+    /// that builds the layer before pausing time.
     pub fn clock(mut self, clock: Clock) -> Self {
         self.clock = clock;
         self
@@ -313,21 +327,28 @@ impl<P: Provider> AuthLayerBuilder<P> {
 
     /// Builds the layer, sending auth calls through `transport` (see [`AuthLayer::new`]).
     pub fn build(self, transport: impl AuthTransport) -> AuthLayer<P> {
-        let lease_ttl = self.lease_ttl.unwrap_or(self.timeout.saturating_mul(2));
+        // NOTE: settings are bounded here, once, however they were given: the running code adds
+        // them to instants and wall-clock times, which must never overflow.
+        let timeout = self.timeout.min(MAX_SETTING);
+        let lease_ttl = self
+            .lease_ttl
+            .unwrap_or(timeout.saturating_mul(2))
+            .min(MAX_SETTING);
         let store = self
             .store
             .map(|(store, key)| Persist::new(store, key, lease_ttl));
         let settings = Settings {
-            timeout: self.timeout,
-            max_wait: self.max_wait,
-            schedule: self.schedule,
+            timeout,
+            max_wait: self.max_wait.min(MAX_SETTING),
+            schedule: bounded_schedule(self.schedule),
             clock: self.clock,
         };
+        let policy = bounded_policy(self.policy);
         let transport = transport.into_transport(self.max_response_bytes);
         AuthLayer {
             shared: Arc::new(Manager::new(
                 self.provider,
-                self.policy,
+                policy,
                 settings,
                 transport,
                 store,
@@ -335,6 +356,27 @@ impl<P: Provider> AuthLayerBuilder<P> {
             replay: CloneBody,
         }
     }
+}
+
+fn bounded_backoff(mut backoff: Backoff) -> Backoff {
+    backoff.initial = backoff.initial.min(MAX_SETTING);
+    backoff.max = backoff.max.min(MAX_SETTING);
+    backoff
+}
+
+fn bounded_schedule(mut schedule: Schedule) -> Schedule {
+    schedule.transient = bounded_backoff(schedule.transient);
+    schedule.rejection = bounded_backoff(schedule.rejection);
+    schedule.retry_after_cap = schedule.retry_after_cap.min(MAX_SETTING);
+    schedule
+}
+
+fn bounded_policy(mut policy: TokenPolicy) -> TokenPolicy {
+    policy.default_lifetime = policy.default_lifetime.min(MAX_SETTING);
+    if let RefreshTiming::Proactive { margin } = &mut policy.refresh {
+        *margin = (*margin).min(MAX_SETTING);
+    }
+    policy
 }
 
 impl<P> fmt::Debug for AuthLayerBuilder<P> {

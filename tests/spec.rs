@@ -537,6 +537,116 @@ fn the_readme_spec_is_the_shipped_intergiro_spec() {
     );
 }
 
+/// A spec with `n` entries in the login call's `table` (`headers`, `query`, `form` or `json`),
+/// as TOML.
+fn oversized(table: &str, n: usize) -> String {
+    let mut text = format!("[login]\nurl = \"https://a.test/login\"\n[login.{table}]\n");
+    for i in 0..n {
+        text.push_str(&format!("x-{i} = \"${{password}}\"\n"));
+    }
+    text
+}
+
+/// Specs past the format's limits are refused with an error naming the table, as TOML and as
+/// JSON; the limits themselves are accepted. (40,000 headers used to panic when built, in the
+/// `http` crate's header map; 40,000 form fields took seconds to check for duplicates.)
+#[test]
+fn specs_past_the_limits_are_errors_naming_the_table() {
+    for (table, limit) in [
+        ("headers", 100),
+        ("query", 1000),
+        ("form", 1000),
+        ("json", 1000),
+    ] {
+        for n in [limit + 1, 40_000] {
+            let text = oversized(table, n);
+            for err in [
+                toml_error(&text),
+                ProviderSpec::from_json(&as_json(&text)).unwrap_err(),
+            ] {
+                assert_eq!(err.path(), format!("login.{table}"), "{table} × {n}: {err}");
+                assert!(
+                    err.message()
+                        .contains(&format!("more than {limit} entries")),
+                    "{table} × {n}: {err}"
+                );
+            }
+        }
+        let provider = HttpProvider::from_toml(&oversized(table, limit), &credentials());
+        assert!(provider.is_ok(), "{table} × {limit}: {:?}", provider.err());
+    }
+    // Nesting: the body and 15 objects (or arrays) inside it, not one more.
+    let nested = |depth: usize, open: &str, close: &str| {
+        format!(
+            "[login]\nurl = \"https://a.test/login\"\njson = {{ a = {}1{} }}\n",
+            open.repeat(depth - 1),
+            close.repeat(depth - 1)
+        )
+    };
+    for (open, close, path) in [
+        ("{ a = ", " }", "login.json.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a"),
+        (
+            "[",
+            "]",
+            "login.json.a[0][0][0][0][0][0][0][0][0][0][0][0][0][0][0]",
+        ),
+    ] {
+        let deep = nested(17, open, close);
+        for err in [
+            toml_error(&deep),
+            ProviderSpec::from_json(&as_json(&deep)).unwrap_err(),
+        ] {
+            assert_eq!(err.path(), path, "{err}");
+            assert!(err.message().contains("at most 16"), "{err}");
+        }
+        assert!(ProviderSpec::from_toml(&nested(16, open, close)).is_ok());
+    }
+}
+
+/// Names are sent as written: a placeholder in one is refused, naming the field, instead of
+/// going out literally (`{"${password}":"v"}`).
+#[test]
+fn placeholders_in_names_are_errors_naming_the_field() {
+    let call = "[login]\nurl = \"https://a.test/login\"\n";
+    for (table, path) in [
+        (
+            "json = { \"${password}\" = \"v\" }",
+            "login.json.${password}",
+        ),
+        (
+            "json = { a = { \"k-${api_key}\" = 1 } }",
+            "login.json.a.k-${api_key}",
+        ),
+        (
+            "form = { \"${username}\" = \"${password}\" }",
+            "login.form.${username}",
+        ),
+        (
+            "query = { \"${env:KEY}\" = \"v\" }",
+            "login.query.${env:KEY}",
+        ),
+        (
+            "headers = { \"X-${client_id}\" = \"v\" }",
+            "login.headers.X-${client_id}",
+        ),
+    ] {
+        let text = format!("{call}{table}\n");
+        for err in [
+            toml_error(&text),
+            ProviderSpec::from_json(&as_json(&text)).unwrap_err(),
+        ] {
+            assert_eq!(err.path(), path, "{table}: {err}");
+            assert!(
+                err.message().contains("a name takes no placeholders"),
+                "{table}: {err}"
+            );
+        }
+    }
+    // A `$` alone is text, in names as in values.
+    let text = format!("{call}json = {{ \"$type\" = \"a$b\" }}\n");
+    assert!(ProviderSpec::from_toml(&text).is_ok());
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
@@ -568,6 +678,37 @@ proptest! {
                         }
                     }
                 }
+            }
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Tables of any size, with names and values drawn from what specs hold: never a panic, and
+    /// past the limit an error naming the table.
+    #[test]
+    fn tables_of_any_size_never_panic(
+        table in prop::sample::select(vec!["headers", "query", "form", "json"]),
+        names in prop::collection::vec("[a-z$_{}-]{1,6}", 0..1200),
+        value in "[a-z${}:_]{0,12}",
+    ) {
+        let mut text = format!("[login]\nurl = \"https://a.test/login\"\n[login.{table}]\n");
+        for (i, name) in names.iter().enumerate() {
+            text.push_str(&format!("\"{name}{i}\" = \"{value}\"\n"));
+        }
+        let limit = if table == "headers" { 100 } else { 1000 };
+        for result in [ProviderSpec::from_toml(&text), ProviderSpec::from_json(&as_json(&text))] {
+            match result {
+                Ok(spec) => {
+                    prop_assert!(names.len() <= limit);
+                    let _ = spec.build(&credentials());
+                }
+                Err(err) if names.len() > limit && err.message().contains("entries") => {
+                    prop_assert_eq!(err.path(), format!("login.{table}"));
+                }
+                Err(err) => prop_assert!(err.path().starts_with("login."), "{}", err),
             }
         }
     }

@@ -13,6 +13,11 @@ use crate::error::AuthError;
 use crate::provider::AuthRequest;
 use crate::secret::Secret;
 
+/// How many headers one auth call carries at most (besides `Authorization`, `Content-Type` and
+/// `Accept`): a handful is the norm, and the bound keeps every request buildable (a header map
+/// holds a bounded number of entries, and overflowing it panics).
+pub(crate) const MAX_HEADERS: usize = 100;
+
 /// How a request body carries its fields.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -163,10 +168,16 @@ impl CallSpec {
     }
 
     /// Adds the header `name` with `value`: marked sensitive when the value is secret; one
-    /// holding the refresh token is rendered for each refresh.
+    /// holding the refresh token is rendered for each refresh. A call takes at most 100 headers
+    /// this way.
     pub fn header_param(mut self, name: &str, value: Param) -> Result<Self, AuthError> {
         let name =
             HeaderName::try_from(name).map_err(|_| AuthError::config("invalid header name"))?;
+        if self.headers.len() + self.token_headers.len() >= MAX_HEADERS {
+            return Err(AuthError::config(format!(
+                "an auth call takes at most {MAX_HEADERS} headers"
+            )));
+        }
         if value.uses_refresh_token() {
             self.token_headers.push((name, value));
         } else {
@@ -428,6 +439,25 @@ mod tests {
             .unwrap();
         let req = bearer.build(Some(&Secret::new("rt"))).unwrap();
         assert_eq!(req.headers()[AUTHORIZATION], "Bearer rt");
+    }
+
+    #[test]
+    fn headers_past_the_bound_are_config_errors_not_panics() {
+        // 40,000 headers used to overflow the header map (which panics past 32,768 entries).
+        let full = || {
+            (0..MAX_HEADERS).fold(CallSpec::get("http://a.test/login").unwrap(), |spec, i| {
+                spec.header(&format!("x-{i}"), "v").unwrap()
+            })
+        };
+        let mut spec = Ok(full());
+        for i in MAX_HEADERS..40_000 {
+            spec = spec.and_then(|spec| spec.header(&format!("x-{i}"), "v"));
+        }
+        assert_eq!(spec.unwrap_err().kind(), crate::ErrorKind::Config);
+        let err = full().refresh_token_header("refresh-token").unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::Config);
+        let req = full().build(None).unwrap();
+        assert_eq!(req.headers().len(), MAX_HEADERS + 1, "and `Accept`");
     }
 
     #[test]

@@ -11,7 +11,7 @@ mod tokens;
 use std::fmt;
 use std::sync::Arc;
 
-pub(crate) use self::call::{basic, basic_form_encoded};
+pub(crate) use self::call::{basic, basic_form_encoded, MAX_HEADERS};
 pub use self::call::{CallSpec, Encoding};
 pub use self::param::Param;
 pub use self::rejects::Rejects;

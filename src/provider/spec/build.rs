@@ -64,6 +64,7 @@ impl Fill<'_> {
         let mut spec =
             CallSpec::new(call.method.clone(), &url).map_err(config(format!("{role}.url")))?;
         for (name, value) in call.query.iter() {
+            let name = &name.0;
             spec = spec.query(
                 name.clone(),
                 self.param(value, &format!("{role}.query.{name}"))?,
@@ -91,6 +92,7 @@ impl Fill<'_> {
             Body::Form(form) => {
                 spec = spec.encoding(Encoding::Form);
                 for (name, value) in form.iter() {
+                    let name = &name.0;
                     let value = self.param(value, &format!("{role}.form.{name}"))?;
                     spec = spec.field_at([name.clone()], value);
                 }

@@ -5,8 +5,24 @@ use http::{HeaderName, Method, StatusCode};
 use serde::Deserialize;
 
 use super::json::{JsonNode, Ordered};
-use super::template::Template;
+use super::template::{Name, Template, NAME_WITH_PLACEHOLDER};
+use crate::provider::generic::MAX_HEADERS;
 use crate::provider::{Rejects, CLIENT_ERRORS};
+
+/// How many query parameters one call sends at most.
+pub(super) const MAX_QUERY: usize = 1000;
+
+/// How many fields a form body holds at most.
+pub(super) const MAX_FORM_FIELDS: usize = 1000;
+
+/// A call's query parameters.
+pub(super) type Query = Ordered<Name, Template, MAX_QUERY>;
+
+/// A call's headers.
+pub(super) type Headers = Ordered<HeaderKey, Template, MAX_HEADERS>;
+
+/// A form body.
+pub(super) type Form = Ordered<Name, Template, MAX_FORM_FIELDS>;
 
 /// The login call.
 #[derive(Clone, Debug, Deserialize)]
@@ -53,8 +69,8 @@ impl TryFrom<Call> for Refresh {
 pub(super) struct Call {
     pub(super) method: Method,
     pub(super) url: Url,
-    pub(super) query: Ordered<String, Template>,
-    pub(super) headers: Ordered<HeaderKey, Template>,
+    pub(super) query: Query,
+    pub(super) headers: Headers,
     pub(super) body: Body,
     pub(super) basic: Option<Basic>,
     pub(super) no_authorization: bool,
@@ -92,7 +108,7 @@ fn node_templates<'a>(node: &'a JsonNode, out: &mut Vec<&'a Template>) {
 pub(super) enum Body {
     None,
     Json(Vec<(String, JsonNode)>),
-    Form(Ordered<String, Template>),
+    Form(Form),
 }
 
 #[derive(Deserialize)]
@@ -103,11 +119,11 @@ struct RawCall {
     #[serde(default)]
     url: Url,
     #[serde(default)]
-    query: Ordered<String, Template>,
+    query: Query,
     #[serde(default)]
-    headers: Ordered<HeaderKey, Template>,
+    headers: Headers,
     json: Option<JsonNode>,
-    form: Option<Ordered<String, Template>>,
+    form: Option<Form>,
     basic: Option<Basic>,
     #[serde(default)]
     no_authorization: bool,
@@ -224,7 +240,7 @@ pub(super) fn base(url: &str) -> Result<(), String> {
 }
 
 /// An HTTP header name.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Deserialize)]
 #[serde(try_from = "String")]
 pub(super) struct HeaderKey(pub(super) HeaderName);
 
@@ -232,6 +248,9 @@ impl TryFrom<String> for HeaderKey {
     type Error = String;
 
     fn try_from(name: String) -> Result<Self, String> {
+        if name.contains("${") {
+            return Err(NAME_WITH_PLACEHOLDER.to_owned());
+        }
         HeaderName::try_from(name)
             .map(Self)
             .map_err(|_| "not a valid HTTP header name".to_owned())

@@ -97,7 +97,21 @@ use crate::provider::{HttpProvider, TokenSource};
 /// (`"Bearer ${refresh_token}"`): it is secret when any placeholder in it is. Secrets show in no
 /// `Debug` output, error or log, and headers carrying them are marked sensitive. Values written
 /// literally in the spec are configuration, not secrets: give secrets through placeholders. URLs
-/// take no placeholders.
+/// take no placeholders, and neither do names (of query parameters, headers, form and JSON
+/// fields): they are sent as written, and a name holding `${` is an error.
+///
+/// ## Limits
+///
+/// | what | at most |
+/// |---|---|
+/// | `headers` of one call | 100 |
+/// | `query` parameters of one call | 1,000 |
+/// | `form` fields | 1,000 |
+/// | fields of one `json` object | 1,000 |
+/// | nesting of a `json` body (objects and arrays; the body itself is one level) | 16 levels |
+///
+/// A spec past a limit is an error naming the table. Checking a spec costs time in proportion to
+/// its size.
 ///
 /// ## Answers: `[tokens]`
 ///

@@ -145,6 +145,30 @@ impl TryFrom<String> for Template {
     }
 }
 
+/// A name a spec gives a value (a query parameter, a form or JSON field): literal text, sent as
+/// written.
+///
+/// NOTE: placeholders fill values only, so a name holding one is refused rather than sent with
+/// the placeholder as its literal text.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Deserialize)]
+#[serde(try_from = "String")]
+pub(super) struct Name(pub(super) String);
+
+/// Why a name holding a placeholder is refused.
+pub(super) const NAME_WITH_PLACEHOLDER: &str =
+    "a name takes no placeholders (`${`): they go in values";
+
+impl TryFrom<String> for Name {
+    type Error = String;
+
+    fn try_from(name: String) -> Result<Self, String> {
+        if name.contains("${") {
+            return Err(NAME_WITH_PLACEHOLDER.to_owned());
+        }
+        Ok(Self(name))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
