@@ -120,6 +120,9 @@ impl<P: Provider> Manager<P> {
     /// bound, through any number of transient failures, and then fails with
     /// [`ErrorKind::Unavailable`](crate::ErrorKind::Unavailable) carrying the last one.
     fn join(self: &Arc<Self>, rejected: Option<Generation>) -> Result<Join<P>, AuthError> {
+        // A cold path: before any deadline is computed, a layer built before tokio's time was
+        // paused learns of it here (see `Clock::notice_paused_time`).
+        self.settings.clock.notice_paused_time();
         let mut flights = self.lock();
         let now = self.settings.clock.moment();
         if let Some(current) = self.slot.load_full() {
