@@ -21,6 +21,11 @@ type Authed = AuthService<Client<HttpConnector, Full<Bytes>>, HttpProvider>;
 const RETRY: Backoff = Backoff::new(Duration::from_millis(20), Duration::from_millis(20), 2);
 
 fn layer(emulation: &Emulation) -> (AuthLayer<HttpProvider>, Authed) {
+    layer_with(emulation, Backoff::REJECTION)
+}
+
+/// With `rejection` as the backoff after a rejection (or an escalated failure).
+fn layer_with(emulation: &Emulation, rejection: Backoff) -> (AuthLayer<HttpProvider>, Authed) {
     let client = Client::builder(TokioExecutor::new()).build_http();
     let c = emulation.config();
     let provider = presets::oli(&emulation.base_url(), &c.username, c.password.clone())
@@ -28,6 +33,7 @@ fn layer(emulation: &Emulation) -> (AuthLayer<HttpProvider>, Authed) {
     let layer = AuthLayer::builder(provider)
         .timeout(Duration::from_millis(300))
         .retry_backoff(RETRY)
+        .rejection_backoff(rejection)
         .max_wait(Duration::from_millis(800))
         .build(client.clone());
     let svc = layer.layer(client);
@@ -145,11 +151,24 @@ fn cases() -> Vec<(&'static str, Fault, Option<ErrorKind>)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_auth_fault_is_a_typed_error_and_clears() {
     let emulation = Emulation::start(Api::Oli, Config::default()).await.unwrap();
+    // Short enough to wait out: five unusable 2xx answers in a row are backed off.
+    let rejection = Backoff::new(Duration::from_millis(50), Duration::from_millis(50), 1);
     for (name, fault, expected) in cases() {
-        let (layer, svc) = layer(&emulation);
+        let (layer, svc) = layer_with(&emulation, rejection);
         emulation.set_fault(Some(fault));
         let outcome = get(&svc, &emulation).await;
         match (expected, outcome) {
+            // A 2xx without a usable token, five times in a row while the request waits: no
+            // server coming back but one answering uselessly, backed off with its own kind.
+            (Some(kind), Err(err))
+                if err
+                    .downcast_ref::<AuthError>()
+                    .is_some_and(|e| e.kind() == kind && kind != ErrorKind::Timeout) =>
+            {
+                let m = layer.metrics();
+                assert_eq!((m.logins, m.auth_failures), (5, 5), "{name}: {m:?}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
             // Transient: retried until the request's wait bound, then reported as the cause.
             (Some(kind), Err(err)) => {
                 let err = err.downcast_ref::<AuthError>().expect("an AuthError");

@@ -69,9 +69,13 @@ async fn calls(provider: &HttpProvider) -> (String, String) {
 }
 
 fn rejects(provider: &HttpProvider, call: AuthCall, status: u16, body: &'static str) -> bool {
+    classify(provider, call, status, body) == Failure::Rejected
+}
+
+fn classify(provider: &HttpProvider, call: AuthCall, status: u16, body: &'static str) -> Failure {
     let mut response = AuthResponse::new(Bytes::from_static(body.as_bytes()));
     *response.status_mut() = http::StatusCode::from_u16(status).unwrap();
-    provider.classify_failure(call, &response) == Failure::Rejected
+    provider.classify_failure(call, &response)
 }
 
 #[tokio::test]
@@ -90,9 +94,18 @@ async fn each_preset_sends_exactly_its_documented_requests() {
                 .to_owned()
         )
     );
+    // A login's JSON 500 (or 404) is ambiguous, three in a row a rejection; a refresh's rejects
+    // (a login follows in the same attempt).
+    for status in [500, 404] {
+        assert_eq!(
+            classify(&p, AuthCall::Login, status, "{}"),
+            Failure::Ambiguous { repeats: 3 }
+        );
+        assert!(rejects(&p, AuthCall::Refresh, status, "{}"));
+    }
     for call in [AuthCall::Login, AuthCall::Refresh] {
-        assert!(rejects(&p, call, 500, "{}") && rejects(&p, call, 404, "{}"));
-        assert!(!rejects(&p, call, 500, "<html>") && !rejects(&p, call, 502, "{}"));
+        assert_eq!(classify(&p, call, 500, "<html>"), Failure::Transient);
+        assert_eq!(classify(&p, call, 502, "{}"), Failure::Transient);
     }
 
     let p = presets::simacan("https://a.example.com/api/v1", "u", "p w").unwrap();
