@@ -2,11 +2,17 @@
 //!
 //! [`AuthError`] is cheap to clone (one `Arc`): a single failed login or refresh is shared by every
 //! request that waited for it. Its `Display` describes what went wrong at this layer; the
-//! underlying cause, when there is one, hangs off [`std::error::Error::source`]. Two errors also
-//! name their cause in the message, since they are about another failure: a request that failed
-//! fast during a backoff ("login rejected by the auth server (401 Unauthorized); backing off: no
-//! auth call for another 4200 ms") and one that gave up waiting ("… unavailable after waiting
-//! 30s; last failure: …"). No message ever contains a credential or a token.
+//! underlying cause, when there is one, hangs off [`std::error::Error::source`]. Some errors also
+//! name their cause in the message: a request that failed fast during a backoff ("login rejected
+//! by the auth server (401 Unauthorized); backing off: no auth call for another 4200 ms"), one
+//! that gave up waiting ("… unavailable after waiting 30s; last failure: …"), and a failed send,
+//! whose cause chain ends in the root cause ("login: auth request failed: client error (Connect):
+//! tcp connect error: Connection refused (os error 111)").
+//!
+//! No message ever contains a credential or a token: text from the auth server (an OAuth2
+//! `error_description`) or from a failed send is shown with every value the request carried
+//! redacted, in whatever encoding it came back (JSON escapes, percent encoding, another letter
+//! case), and withheld whole when it quotes a value too short to redact.
 
 use std::borrow::Cow;
 use std::error::Error as StdError;

@@ -17,7 +17,7 @@ use http_body_util::Full;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tower::ServiceExt;
-use tower_token_auth::provider::{oauth2, CallSpec, Encoding, HttpProvider, Param};
+use tower_token_auth::provider::{oauth2, CallSpec, Encoding, HttpProvider, Param, Rejects};
 use tower_token_auth::{AuthError, AuthLayer, AuthTransport, ErrorKind, Secret};
 
 /// A plain-HTTP hyper-util client counting the requests it is given.
@@ -189,6 +189,36 @@ async fn a_404_names_the_endpoint_without_its_query() {
     }
     assert_eq!(sent.load(Ordering::SeqCst), 1);
     assert_eq!(accepted.load(Ordering::SeqCst), 1);
+}
+
+/// An API that takes every failure for a rejection (as union-service documents its errors):
+/// its 404 is a rejection, and still names the endpoint, as no credentials were refused.
+#[tokio::test]
+async fn a_404_taken_for_a_rejection_names_the_endpoint_too() {
+    let (addr, _accepted) = server(StatusCode::NOT_FOUND).await;
+    let sent = Arc::new(AtomicU32::new(0));
+    let provider =
+        keyed_login(&format!("http://{addr}/auth/token")).login_rejects(Rejects::AnyFailure);
+    let layer = AuthLayer::builder(provider).build(counting_client(&sent));
+    let err = layer.handle().token().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::LoginRejected);
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "login rejected by the auth server (404 Not Found) from http://{addr}/auth/token: \
+             not_found (no such realm)"
+        )
+    );
+    // A refusal of the credentials is about them, not about the URL.
+    let (addr, _accepted) = server(StatusCode::UNAUTHORIZED).await;
+    let provider =
+        keyed_login(&format!("http://{addr}/auth/token")).login_rejects(Rejects::AnyFailure);
+    let layer = AuthLayer::builder(provider).build(counting_client(&sent));
+    let err = layer.handle().token().await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "login rejected by the auth server (401 Unauthorized): not_found (no such realm)"
+    );
 }
 
 /// A transient status (a 503) does not name the endpoint: the server was found, it is down.

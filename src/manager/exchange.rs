@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use base64::engine::{general_purpose::STANDARD, Engine as _};
 use bytes::Bytes;
-use http::{HeaderName, HeaderValue};
+use http::{HeaderName, HeaderValue, StatusCode};
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 
@@ -17,9 +17,9 @@ use super::schedule::retry_after;
 use super::transport::{endpoint, explain_failure};
 use super::Manager;
 use crate::clock::{Clock, Moment};
-use crate::error::{AuthCall, AuthError};
+use crate::error::{AuthCall, AuthError, ErrorKind};
 use crate::metrics::Counter;
-use crate::provider::{AuthRequest, Failure, Provider, RefreshTiming, TokenPolicy};
+use crate::provider::{AuthRequest, Failure, Provider, RefreshTiming, TokenPolicy, CLIENT_ERRORS};
 use crate::secret::{redact_sent, scrub, Secret};
 use crate::slot::{Generation, Issuer, NewToken, TokenState};
 use crate::store::StoredSession;
@@ -137,19 +137,16 @@ impl<P: Provider> Manager<P> {
             Ok(Ok(response)) => {
                 let status = response.status();
                 let detail = oauth_error_detail(response.body()).map(|d| scrub(&d, &sent));
-                Err(match self.provider.classify_failure(call, &response) {
+                let error = match self.provider.classify_failure(call, &response) {
                     Failure::Rejected => AuthError::rejected(call, status, detail),
                     Failure::Transient => {
                         let wish = retry_after(response.headers(), clock.wall());
-                        let error = AuthError::status_error(status, detail, wish);
-                        if error.is_transient() {
-                            error
-                        } else {
-                            // Backed off as a configuration problem (a 404, a redirect): a wrong
-                            // URL is the likeliest cause, so the message names it.
-                            error.at_endpoint(endpoint(&uri))
-                        }
+                        AuthError::status_error(status, detail, wish)
                     }
+                };
+                Err(match names_endpoint(&error) {
+                    true => error.at_endpoint(endpoint(&uri)),
+                    false => error,
                 })
             }
         };
@@ -171,6 +168,24 @@ impl<P: Provider> Manager<P> {
             }
         }
     }
+}
+
+/// Whether the message of a failure answer names the endpoint: when a wrong URL (or method) is
+/// its likeliest cause. A status backed off as configuration does (a 404, a redirect), and so
+/// does a rejection whose status refuses no credentials (a 404 from an API that takes every
+/// failure for a rejection); a refusal (400, 401, 403) or an outage (5xx, 408, 429) does not.
+fn names_endpoint(error: &AuthError) -> bool {
+    let Some(status) = error.status() else {
+        return false;
+    };
+    if error.kind() == ErrorKind::Status {
+        return !error.is_transient();
+    }
+    let outage = [StatusCode::REQUEST_TIMEOUT, StatusCode::TOO_MANY_REQUESTS];
+    status.is_redirection()
+        || (status.is_client_error()
+            && !CLIENT_ERRORS.contains(&status)
+            && !outage.contains(&status))
 }
 
 /// Fields whose values are protocol words, not secrets: "password" as a grant type would

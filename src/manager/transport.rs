@@ -23,8 +23,12 @@ pub(crate) type Transport = BoxCloneSyncService<AuthRequest, AuthResponse, AuthE
 /// [`AuthRequest`] (`http::Request<Full<Bytes>>`) and answers an `http::Response` with any body:
 /// a hyper-util client built for `Full<Bytes>` (on a TLS connector for `https://` URLs), a
 /// reqwest client through `tower_token_auth::reqwest::ReqwestTransport` (feature `reqwest`), a
-/// `ServiceBuilder` stack. It must not follow redirects, so that credentials only ever go to the configured
-/// endpoint (hyper-util's client follows none).
+/// `ServiceBuilder` stack. It must not follow redirects, so that credentials only ever go to the
+/// configured endpoint (hyper-util's client follows none).
+///
+/// Its errors stay the [`source`](std::error::Error::source) of the layer's as they are (their
+/// text goes into the layer's message scrubbed of the request's values): an error type of its
+/// own must not quote the request's URL query or body.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot carry the layer's auth calls",
     label = "not a `Service<Request<Full<Bytes>>>` answering `http::Response<_>`",

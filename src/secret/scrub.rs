@@ -75,7 +75,7 @@ pub(crate) fn redact_sent(text: &str, sent: &[String]) -> String {
     let mut hidden = vec![false; text.len()];
     // A value sent percent-encoded (HTTP Basic's parts, as RFC 6749 §2.3.1 encodes them) may come
     // back decoded: both are looked for.
-    let needles: Vec<(Vec<char>, bool)> = sent
+    let mut needles: Vec<(Vec<char>, bool)> = sent
         .iter()
         .flat_map(|v| {
             let units = units(v);
@@ -87,13 +87,9 @@ pub(crate) fn redact_sent(text: &str, sent: &[String]) -> String {
             let short = needle.len() < SHORT;
             (needle, short)
         })
-        .collect::<Vec<_>>();
-    let needles = {
-        let mut needles = needles;
-        needles.sort_unstable();
-        needles.dedup();
-        needles
-    };
+        .collect();
+    needles.sort_unstable();
+    needles.dedup();
     if needles.is_empty() {
         return text.to_owned();
     }
