@@ -119,6 +119,30 @@ async fn an_https_url_through_a_plain_http_client_fails_fast_with_the_fix() {
     );
 }
 
+/// The same mistake through reqwest built without a TLS feature: the same configuration error,
+/// at the first call.
+#[cfg(feature = "reqwest")]
+#[tokio::test]
+async fn an_https_url_through_reqwest_without_tls_fails_fast_too() {
+    use tower_token_auth::reqwest::ReqwestTransport;
+
+    let (addr, accepted) = server(StatusCode::OK).await;
+    let provider = oauth2::client_credentials(&format!("https://{addr}/token"), "id", "cs-1234")
+        .build()
+        .unwrap();
+    let transport = ReqwestTransport::new(reqwest::Client::builder()).unwrap();
+    let layer = AuthLayer::builder(provider)
+        .max_wait(Duration::from_secs(2))
+        .build(transport);
+    let err = layer.handle().token().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Config, "{err}");
+    assert!(err.to_string().contains("scheme is not http"), "{err}");
+    assert!(err.to_string().contains("TLS connector"), "{err}");
+    assert!(layer.handle().token().await.unwrap_err().is_backing_off());
+    assert_eq!(layer.metrics().logins, 1);
+    assert_eq!(accepted.load(Ordering::SeqCst), 0);
+}
+
 /// An auth URL nobody listens on: retried as transient (rightly), and the request's
 /// `Unavailable` error says why in its own message: the connection was refused. The URL's query
 /// (an API key) is nowhere.
