@@ -2,11 +2,17 @@
 //!
 //! [`AuthError`] is cheap to clone (one `Arc`): a single failed login or refresh is shared by every
 //! request that waited for it. Its `Display` describes what went wrong at this layer; the
-//! underlying cause, when there is one, hangs off [`std::error::Error::source`]. Two errors also
-//! name their cause in the message, since they are about another failure: a request that failed
-//! fast during a backoff ("login rejected by the auth server (401 Unauthorized); backing off: no
-//! auth call for another 4200 ms") and one that gave up waiting ("… unavailable after waiting
-//! 30s; last failure: …"). No message ever contains a credential or a token.
+//! underlying cause, when there is one, hangs off [`std::error::Error::source`]. Some errors also
+//! name their cause in the message: a request that failed fast during a backoff ("login rejected
+//! by the auth server (401 Unauthorized); backing off: no auth call for another 4200 ms"), one
+//! that gave up waiting ("… unavailable after waiting 30s; last failure: …"), and a failed send,
+//! whose cause chain ends in the root cause ("login: auth request failed: client error (Connect):
+//! tcp connect error: Connection refused (os error 111)").
+//!
+//! No message ever contains a credential or a token: text from the auth server (an OAuth2
+//! `error_description`) or from a failed send is shown with every value the request carried
+//! redacted, in whatever encoding it came back (JSON escapes, percent encoding, another letter
+//! case), and withheld whole when it quotes a value too short to redact.
 
 use std::borrow::Cow;
 use std::error::Error as StdError;
@@ -56,7 +62,8 @@ pub enum ErrorKind {
     RefreshRejected,
     /// The auth server answered with a status that is neither success nor a rejection. A 5xx,
     /// 408 or 429 is transient; any other (a redirect, a 404) is a configuration problem that
-    /// retrying soon would not fix, and is backed off like a rejection.
+    /// retrying soon would not fix, and is backed off like a rejection; its message names the
+    /// endpoint (origin and path, never the query).
     Status,
     /// The auth request could not be sent or its response could not be read.
     Transport,
@@ -77,7 +84,9 @@ pub enum ErrorKind {
     /// No token within the layer's wait bound: the auth server kept failing transiently (or the
     /// auth call is still running). The last failure, if any, is the [`source`](StdError::source).
     Unavailable,
-    /// The layer or provider is misconfigured (no credentials to log in with, ...).
+    /// The layer or provider is misconfigured (no credentials to log in with, an auth transport
+    /// that cannot speak the auth URL's scheme, such as a plain-HTTP client given an `https://`
+    /// URL, ...). Backed off like a rejection: retrying cannot fix it.
     Config,
     /// No tokio runtime was available to run the auth call on.
     Runtime,
@@ -117,6 +126,9 @@ struct Inner {
     kind: ErrorKind,
     call: Option<AuthCall>,
     status: Option<StatusCode>,
+    /// The auth endpoint's origin and path (never its query), when the failure is one that a
+    /// wrong endpoint would explain.
+    endpoint: Option<Box<str>>,
     detail: Option<Cow<'static, str>>,
     /// Timeout: the limit; Unavailable: how long the request waited.
     waited: Option<Duration>,
@@ -136,6 +148,7 @@ impl AuthError {
             kind,
             call: None,
             status: None,
+            endpoint: None,
             detail: None,
             waited: None,
             retry_in: None,
@@ -305,6 +318,7 @@ impl AuthError {
             kind: c.kind,
             call: c.call,
             status: c.status,
+            endpoint: c.endpoint.clone(),
             detail: c.detail.clone(),
             waited: None,
             retry_in: Some(retry_in),
@@ -312,6 +326,35 @@ impl AuthError {
             repeats: None,
             source: Some(Box::new(cause.clone())),
         })
+    }
+
+    /// The same failure, described by `detail` (replacing any): for a transport failure, its
+    /// cause chain as text, already scrubbed.
+    pub(crate) fn with_detail(self, detail: String) -> Self {
+        self.map(|i| i.detail = Some(Cow::Owned(detail)))
+    }
+
+    /// The same failure with its detail rewritten by `f` (a redaction).
+    pub(crate) fn map_detail(self, f: impl FnOnce(&str) -> String) -> Self {
+        self.map(|i| {
+            if let Some(detail) = i.detail.take() {
+                i.detail = Some(Cow::Owned(f(&detail)));
+            }
+        })
+    }
+
+    /// A transport failure that retrying cannot fix, as a configuration error described by
+    /// `detail` (which names the fix); the transport's error stays the source.
+    pub(crate) fn into_config(self, detail: String) -> Self {
+        self.map(|i| {
+            i.kind = ErrorKind::Config;
+            i.detail = Some(Cow::Owned(detail));
+        })
+    }
+
+    /// The same failure, naming the endpoint that answered it (origin and path only).
+    pub(crate) fn at_endpoint(self, endpoint: String) -> Self {
+        self.map(|i| i.endpoint = Some(endpoint.into()))
     }
 
     pub(crate) fn runtime() -> Self {
@@ -443,6 +486,9 @@ impl fmt::Debug for AuthError {
         if let Some(status) = self.inner.status {
             d.field("status", &status);
         }
+        if let Some(endpoint) = &self.inner.endpoint {
+            d.field("endpoint", endpoint);
+        }
         if let Some(detail) = &self.inner.detail {
             d.field("detail", detail);
         }
@@ -521,6 +567,9 @@ impl AuthError {
         }
         if let Some(status) = inner.status {
             write!(f, " ({status})")?;
+        }
+        if let Some(endpoint) = &inner.endpoint {
+            write!(f, " from {endpoint}")?;
         }
         if let Some(waited) = inner.waited {
             match inner.kind {

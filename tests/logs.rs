@@ -2,6 +2,7 @@
 //! interest process-wide, and tests running beside it on other threads without a subscriber
 //! could make it miss events.
 
+mod capture;
 mod support;
 
 use std::time::Duration;
@@ -12,43 +13,13 @@ use tower::{Layer, ServiceExt};
 use tower_token_auth::store::{FileStore, StoredSession};
 use tower_token_auth::{AuthLayer, AuthService, Clock};
 
+use capture::Capture;
 use support::{get, AuthServer, Fault, TestProvider, Upstream, MARK, PASSWORD};
 
 const AUTH_DELAY: Duration = Duration::from_millis(50);
 
 async fn send(svc: &AuthService<Upstream, TestProvider>) -> Result<StatusCode, tower::BoxError> {
     svc.clone().oneshot(get()).await.map(|r| r.status())
-}
-
-#[derive(Clone, Default)]
-struct Capture(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Capture {
-    /// Captures this thread's tracing output, every level, until the guard drops.
-    fn start() -> (Self, tracing::subscriber::DefaultGuard) {
-        let capture = Capture::default();
-        let writer = capture.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::TRACE)
-            .with_writer(move || writer.clone())
-            .with_ansi(false)
-            .finish();
-        (capture, tracing::subscriber::set_default(subscriber))
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
-    }
 }
 
 /// Tracing output of login, refresh, replay, rejection and backoff never carries a secret.

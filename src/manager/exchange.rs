@@ -9,17 +9,18 @@ use std::time::{Duration, SystemTime};
 
 use base64::engine::{general_purpose::STANDARD, Engine as _};
 use bytes::Bytes;
-use http::{HeaderName, HeaderValue};
+use http::{HeaderName, HeaderValue, StatusCode};
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 
 use super::schedule::retry_after;
+use super::transport::{endpoint, explain_failure};
 use super::Manager;
 use crate::clock::{Clock, Moment};
-use crate::error::{AuthCall, AuthError};
+use crate::error::{AuthCall, AuthError, ErrorKind};
 use crate::metrics::Counter;
-use crate::provider::{AuthRequest, Failure, Provider, RefreshTiming, TokenPolicy};
-use crate::secret::{scrub, Secret};
+use crate::provider::{AuthRequest, Failure, Provider, RefreshTiming, TokenPolicy, CLIENT_ERRORS};
+use crate::secret::{redact_sent, scrub, Secret};
 use crate::slot::{Generation, Issuer, NewToken, TokenState};
 use crate::store::StoredSession;
 use crate::token::{jwt_lifetime, Lifetime, TokenSet, MAX_LIFETIME};
@@ -116,6 +117,8 @@ impl<P: Provider> Manager<P> {
         });
         let mut sent = sent_values(&request).await;
         sent.extend(refresh_token.map(|t| t.expose().to_owned()));
+        // Kept to name the endpoint and the scheme in messages; the request goes to the transport.
+        let uri = request.uri().clone();
         let clock = self.settings.clock;
         let started = clock.moment();
         let timeout = self.settings.timeout;
@@ -125,18 +128,20 @@ impl<P: Provider> Manager<P> {
             Err(_) => Err(AuthError::timeout(timeout)),
             Ok(Err(e)) => {
                 consumed = e.status().is_some_and(|s| s.is_success());
-                Err(e)
+                Err(explain_failure(e, &uri, &sent))
             }
             Ok(Ok(response)) if response.status().is_success() => {
                 consumed = true;
                 self.provider
                     .parse_response(call, &response)
+                    // A provider's own message may quote the answer, and the answer the request.
+                    .map_err(|e| e.map_detail(|detail| redact_sent(detail, &sent)))
                     .and_then(|tokens| Issued::new(tokens, &self.policy, started, &clock))
             }
             Ok(Ok(response)) => {
                 let status = response.status();
                 let detail = oauth_error_detail(response.body()).map(|d| scrub(&d, &sent));
-                Err(match self.provider.classify_failure(call, &response) {
+                let error = match self.provider.classify_failure(call, &response) {
                     Failure::Rejected => AuthError::rejected(call, status, detail),
                     Failure::Transient => {
                         let wish = retry_after(response.headers(), clock.wall());
@@ -146,6 +151,10 @@ impl<P: Provider> Manager<P> {
                         let wish = retry_after(response.headers(), clock.wall());
                         AuthError::ambiguous(status, detail, wish, repeats)
                     }
+                };
+                Err(match names_endpoint(&error) {
+                    true => error.at_endpoint(endpoint(&uri)),
+                    false => error,
                 })
             }
         };
@@ -169,15 +178,59 @@ impl<P: Provider> Manager<P> {
     }
 }
 
+/// Whether the message of a failure answer names the endpoint: when a wrong URL (or method) is
+/// its likeliest cause. A status backed off as configuration does (a 404, a redirect), and so
+/// does a rejection whose status refuses no credentials (a 404 from an API that takes every
+/// failure for a rejection); a refusal (400, 401, 403) or an outage (5xx, 408, 429) does not.
+fn names_endpoint(error: &AuthError) -> bool {
+    let Some(status) = error.status() else {
+        return false;
+    };
+    if error.kind() == ErrorKind::Status {
+        return !error.is_transient();
+    }
+    let outage = [StatusCode::REQUEST_TIMEOUT, StatusCode::TOO_MANY_REQUESTS];
+    status.is_redirection()
+        || (status.is_client_error()
+            && !CLIENT_ERRORS.contains(&status)
+            && !outage.contains(&status))
+}
+
+/// Fields whose values are protocol words, not secrets: "password" as a grant type would
+/// otherwise be hidden from every message that names the password.
+const PROTOCOL_FIELDS: [&str; 1] = ["grant_type"];
+
 /// Every value `request` carries that may be a secret: query parameters, body fields (JSON
-/// strings or form values) and header values (decoded, for HTTP Basic). Server text is scrubbed
-/// of them.
+/// strings and numbers, or form values) and header values, with the HTTP Basic credentials
+/// decoded and the password apart. Server text is scrubbed of them, in every encoding (see
+/// `crate::secret::scrub`).
+///
+/// Left out, as protocol words and no secret: [`PROTOCOL_FIELDS`] and the representation headers
+/// (`Content-Type`, `Accept`, ...).
 async fn sent_values(request: &AuthRequest) -> Vec<String> {
-    let query = request.uri().query().unwrap_or_default().as_bytes();
-    let mut values: Vec<String> = form_urlencoded::parse(query)
-        .map(|(_, v)| v.into_owned())
-        .collect();
-    for value in request.headers().values() {
+    const PROTOCOL_HEADERS: [http::HeaderName; 5] = [
+        http::header::ACCEPT,
+        http::header::ACCEPT_ENCODING,
+        http::header::CONTENT_LENGTH,
+        http::header::CONTENT_TYPE,
+        http::header::USER_AGENT,
+    ];
+    let form = |bytes: &[u8], values: &mut Vec<String>| {
+        values.extend(
+            form_urlencoded::parse(bytes)
+                .filter(|(name, _)| !PROTOCOL_FIELDS.contains(&name.as_ref()))
+                .map(|(_, v)| v.into_owned()),
+        )
+    };
+    let mut values = Vec::new();
+    form(
+        request.uri().query().unwrap_or_default().as_bytes(),
+        &mut values,
+    );
+    for (name, value) in request.headers() {
+        if PROTOCOL_HEADERS.contains(name) {
+            continue;
+        }
         let Ok(value) = value.to_str() else { continue };
         let credentials = value.split_once(' ').map_or(value, |(_, rest)| rest);
         if let Some(decoded) = STANDARD
@@ -185,8 +238,13 @@ async fn sent_values(request: &AuthRequest) -> Vec<String> {
             .ok()
             .and_then(|d| String::from_utf8(d).ok())
         {
-            values.extend(decoded.split_once(':').map(|(_, pw)| pw.to_owned()));
+            values.extend(
+                decoded
+                    .split_once(':')
+                    .map(|(_, password)| password.to_owned()),
+            );
             values.push(decoded);
+            values.push(credentials.trim_end_matches('=').to_owned());
         }
         values.push(credentials.to_owned());
     }
@@ -197,8 +255,11 @@ async fn sent_values(request: &AuthRequest) -> Vec<String> {
     };
     match serde_json::from_slice::<serde_json::Value>(&body) {
         Ok(json) => json_strings(&json, &mut values),
-        Err(_) => values.extend(form_urlencoded::parse(&body).map(|(_, v)| v.into_owned())),
+        Err(_) => form(&body, &mut values),
     }
+    values.retain(|v| !v.is_empty());
+    values.sort_unstable();
+    values.dedup();
     values
 }
 
@@ -207,7 +268,10 @@ fn json_strings(value: &serde_json::Value, out: &mut Vec<String>) {
         serde_json::Value::String(s) => out.push(s.clone()),
         serde_json::Value::Number(n) => out.push(n.to_string()),
         serde_json::Value::Array(items) => items.iter().for_each(|v| json_strings(v, out)),
-        serde_json::Value::Object(map) => map.values().for_each(|v| json_strings(v, out)),
+        serde_json::Value::Object(map) => map
+            .iter()
+            .filter(|(name, _)| !PROTOCOL_FIELDS.contains(&name.as_str()))
+            .for_each(|(_, v)| json_strings(v, out)),
         _ => {}
     }
 }
@@ -482,20 +546,18 @@ mod tests {
                 format!("Basic {}", STANDARD.encode("me:pw-1234")),
             )
             .header("refresh-token", "rt-5678")
+            .header("content-type", "application/x-www-form-urlencoded")
             .body(http_body_util::Full::new(Bytes::from_static(
                 b"grant_type=password&password=hunter2",
             )))
             .unwrap();
         let values = sent_values(&request).await;
-        for v in [
-            "pw-1234",
-            "me:pw-1234",
-            "rt-5678",
-            "hunter2",
-            "password",
-            "q-9012",
-        ] {
+        for v in ["pw-1234", "me:pw-1234", "rt-5678", "hunter2", "q-9012"] {
             assert!(values.iter().any(|s| s == v), "{v} missing from {values:?}");
+        }
+        // The grant type and the representation headers are protocol words, not secrets.
+        for v in ["password", "application/x-www-form-urlencoded"] {
+            assert!(!values.iter().any(|s| s == v), "{v} in {values:?}");
         }
         let json = http::Request::post("http://auth.test/token")
             .body(http_body_util::Full::new(Bytes::from_static(
