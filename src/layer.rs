@@ -317,9 +317,11 @@ impl<P: Provider> AuthLayerBuilder<P> {
         self
     }
 
-    /// How long the store's lease on the session lasts: the longest one process's renewal may
-    /// take before another may renew, and the longest a crashed holder delays the others.
-    /// Default: twice the [`timeout`](Self::timeout) (a refresh and the login after it).
+    /// How long the store's lease on the session lasts without being extended: the longest a
+    /// crashed holder delays the others. A live holder extends its lease every third of the TTL
+    /// while its renewal runs, however long that takes (see [leases](crate::store#leases)).
+    /// Kept between 1 s (shorter leases would lapse between extensions) and an hour. Default:
+    /// twice the [`timeout`](Self::timeout).
     pub fn lease_ttl(mut self, ttl: Duration) -> Self {
         self.lease_ttl = Some(ttl);
         self

@@ -2,6 +2,9 @@
 //! holders, and the file store's files. Layers sharing a store stand for processes; all of them
 //! share one [`Clock`] (one wall clock, as processes on one host do) under paused time.
 
+mod emulated;
+#[path = "store/leases.rs"]
+mod leases;
 #[cfg(feature = "redis")]
 #[path = "store/redis.rs"]
 mod redis;
@@ -398,4 +401,331 @@ async fn file_entries_are_private_and_replaced_whole() {
         .collect();
     assert_eq!(names, [store.path(KEY).file_name().unwrap()]);
     assert_eq!(mode(&store.path(KEY)), 0o600);
+}
+
+/// `timeout(Duration::MAX)` makes the default lease TTL (twice the timeout) `Duration::MAX` too;
+/// so does an explicit `lease_ttl(Duration::MAX)`. Neither may overflow a clock in the store: one
+/// login, no store failure, the lease released.
+async fn a_timeout_or_lease_ttl_of_duration_max_costs_one_login(
+    store: impl Fn() -> Box<dyn TokenStore>,
+) {
+    let clock = Clock::tokio();
+    let cases = [
+        (Duration::MAX, None),
+        (Duration::from_secs(10), Some(Duration::MAX)),
+    ];
+    for (timeout, lease_ttl) in cases {
+        let server = AuthServer::new(3600, AUTH_DELAY);
+        let store: std::sync::Arc<dyn TokenStore> = store().into();
+        let mut builder = AuthLayer::builder(TestProvider::new())
+            .clock(clock)
+            .timeout(timeout)
+            .store(store.clone(), KEY);
+        if let Some(ttl) = lease_ttl {
+            builder = builder.lease_ttl(ttl);
+        }
+        let layer = builder.build(server.transport());
+        let svc = layer.layer(server.upstream());
+        assert_eq!(
+            send(&svc).await,
+            StatusCode::OK,
+            "{timeout:?} {lease_ttl:?}"
+        );
+        assert_eq!(
+            send(&svc).await,
+            StatusCode::OK,
+            "{timeout:?} {lease_ttl:?}"
+        );
+        let m = layer.metrics();
+        assert_eq!(
+            (server.logins(), m.logins, m.store_failures),
+            (1, 1, 0),
+            "{timeout:?} {lease_ttl:?}"
+        );
+        assert!(store.lease(KEY, Duration::MAX).await.unwrap().is_some());
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_timeout_or_lease_ttl_of_duration_max_costs_one_login_memory_store() {
+    a_timeout_or_lease_ttl_of_duration_max_costs_one_login(|| {
+        Box::new(MemoryStore::new().clock(Clock::tokio()))
+    })
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_timeout_or_lease_ttl_of_duration_max_costs_one_login_file_store() {
+    let dirs: std::sync::Mutex<Vec<TempDir>> = Default::default();
+    a_timeout_or_lease_ttl_of_duration_max_costs_one_login(|| {
+        let dir = TempDir::new("max-ttl");
+        let store = FileStore::new(dir.path()).clock(Clock::tokio());
+        dirs.lock().unwrap().push(dir);
+        Box::new(store)
+    })
+    .await;
+}
+
+/// A layer whose lease (1 s) is far shorter than its auth calls (3 s each): the lease is kept
+/// while they run, so another process waits and adopts instead of logging in or refreshing too.
+async fn a_lease_is_kept_while_a_slow_renewal_runs(store: impl TokenStore + Clone + 'static) {
+    let clock = Clock::tokio();
+    let server = AuthServer::new(60, Duration::from_secs(3));
+    let process = || {
+        let layer = AuthLayer::builder(TestProvider::new())
+            .clock(clock)
+            .store(store.clone(), KEY)
+            .lease_ttl(Duration::from_secs(1))
+            .build(server.transport());
+        let svc = layer.layer(server.upstream());
+        (layer, svc)
+    };
+    let ((a, svc_a), (b, svc_b)) = (process(), process());
+    let first = tokio::spawn({
+        let svc_a = svc_a.clone();
+        async move { send(&svc_a).await }
+    });
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(send(&svc_b).await, StatusCode::OK);
+    assert_eq!(first.await.unwrap(), StatusCode::OK);
+    assert_eq!((server.logins(), server.refreshes()), (1, 0));
+
+    // Both tokens expire; A's refresh takes 3 s, and B needs a token 1.5 s into it.
+    tokio::time::advance(Duration::from_secs(61)).await;
+    let renewal = tokio::spawn(async move { send(&svc_a).await });
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(send(&svc_b).await, StatusCode::OK);
+    assert_eq!(renewal.await.unwrap(), StatusCode::OK);
+    assert_eq!((server.logins(), server.refreshes()), (1, 1));
+    assert_eq!(server.reused_refresh_tokens(), 0);
+    let (ma, mb) = (a.metrics(), b.metrics());
+    assert_eq!((ma.logins, ma.refreshes, ma.adoptions), (1, 1, 0));
+    assert_eq!((mb.logins, mb.refreshes, mb.adoptions), (0, 0, 2));
+    assert_eq!(ma.store_failures + mb.store_failures, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lease_is_kept_while_a_slow_renewal_runs_memory_store() {
+    a_lease_is_kept_while_a_slow_renewal_runs(MemoryStore::new().clock(Clock::tokio())).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lease_is_kept_while_a_slow_renewal_runs_file_store() {
+    let dir = TempDir::new("slow-renewal");
+    a_lease_is_kept_while_a_slow_renewal_runs(FileStore::new(dir.path()).clock(Clock::tokio()))
+        .await;
+}
+
+/// A store whose loads, while `stall` is set, answer that long after they read: a process
+/// paused, or a store slower than the lease TTL.
+#[derive(Clone)]
+struct StalledReads<S> {
+    inner: S,
+    stall: std::sync::Arc<std::sync::Mutex<Option<Duration>>>,
+}
+
+impl<S: TokenStore> TokenStore for StalledReads<S> {
+    fn load<'a>(
+        &'a self,
+        key: &'a str,
+    ) -> tower_token_auth::store::StoreFuture<'a, Option<StoredSession>> {
+        let stall = *self.stall.lock().unwrap();
+        Box::pin(async move {
+            let read = self.inner.load(key).await;
+            if let Some(stall) = stall {
+                tokio::time::sleep(stall).await;
+            }
+            read
+        })
+    }
+
+    fn save<'a>(
+        &'a self,
+        key: &'a str,
+        session: &'a StoredSession,
+    ) -> tower_token_auth::store::StoreFuture<'a, ()> {
+        self.inner.save(key, session)
+    }
+
+    fn lease<'a>(
+        &'a self,
+        key: &'a str,
+        ttl: Duration,
+    ) -> tower_token_auth::store::StoreFuture<'a, Option<tower_token_auth::store::Lease>> {
+        self.inner.lease(key, ttl)
+    }
+
+    fn extend<'a>(
+        &'a self,
+        key: &'a str,
+        lease: tower_token_auth::store::Lease,
+        ttl: Duration,
+    ) -> tower_token_auth::store::StoreFuture<'a, bool> {
+        self.inner.extend(key, lease, ttl)
+    }
+
+    fn release<'a>(
+        &'a self,
+        key: &'a str,
+        lease: tower_token_auth::store::Lease,
+    ) -> tower_token_auth::store::StoreFuture<'a, ()> {
+        self.inner.release(key, lease)
+    }
+}
+
+/// A's read of the stored session comes back 2 s late, after its 1 s lease lapsed and B renewed
+/// from that very session: A must not present the refresh token it read (B spent it), but take
+/// the lease again, re-read and adopt B's session.
+async fn a_holder_that_lost_its_lease_before_the_auth_call_presents_nothing(
+    store: impl TokenStore + Clone + 'static,
+) {
+    let clock = Clock::tokio();
+    let server = AuthServer::new(60, AUTH_DELAY);
+    let stall = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let stalled = StalledReads {
+        inner: store.clone(),
+        stall: stall.clone(),
+    };
+    let a = AuthLayer::builder(TestProvider::new())
+        .clock(clock)
+        .store(stalled, KEY)
+        .lease_ttl(Duration::from_secs(1))
+        .build(server.transport());
+    let svc_a = a.layer(server.upstream());
+    let b = AuthLayer::builder(TestProvider::new())
+        .clock(clock)
+        .store(store.clone(), KEY)
+        .lease_ttl(Duration::from_secs(1))
+        .build(server.transport());
+    let svc_b = b.layer(server.upstream());
+    assert_eq!(send(&svc_a).await, StatusCode::OK);
+    assert_eq!(send(&svc_b).await, StatusCode::OK);
+    assert_eq!((server.logins(), b.metrics().adoptions), (1, 1));
+
+    tokio::time::advance(Duration::from_secs(61)).await;
+    *stall.lock().unwrap() = Some(Duration::from_secs(2));
+    let renewal = tokio::spawn(async move { send(&svc_a).await });
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    *stall.lock().unwrap() = None;
+    assert_eq!(send(&svc_b).await, StatusCode::OK);
+    assert_eq!(renewal.await.unwrap(), StatusCode::OK);
+
+    assert_eq!((server.logins(), server.refreshes()), (1, 1));
+    assert_eq!(server.reused_refresh_tokens(), 0);
+    assert_eq!(server.refresh_tokens_seen(), [format!("rt-1-{MARK}")]);
+    let (ma, mb) = (a.metrics(), b.metrics());
+    assert_eq!((ma.logins, ma.refreshes, ma.adoptions), (1, 0, 1));
+    assert_eq!((mb.logins, mb.refreshes, mb.adoptions), (0, 1, 1));
+    assert_eq!(ma.store_failures + mb.store_failures, 0);
+    assert_eq!(server.upstream_headers().last().unwrap(), &bearer(2));
+    let stored = store.load(KEY).await.unwrap().unwrap();
+    assert_eq!(stored.access_token().expose(), format!("at-2-{MARK}"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_holder_that_lost_its_lease_before_the_auth_call_presents_nothing_memory_store() {
+    let store = MemoryStore::new().clock(Clock::tokio());
+    a_holder_that_lost_its_lease_before_the_auth_call_presents_nothing(store).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_holder_that_lost_its_lease_before_the_auth_call_presents_nothing_file_store() {
+    let dir = TempDir::new("lost-lease");
+    let store = FileStore::new(dir.path()).clock(Clock::tokio());
+    a_holder_that_lost_its_lease_before_the_auth_call_presents_nothing(store).await;
+}
+
+/// Runs `test` on a tokio runtime of its own, built and dropped on a thread of its own, and
+/// returns its output once the runtime is dropped.
+///
+/// A blocking task stuck in `open(2)` on a FIFO cannot be observed or cancelled from the runtime:
+/// the only sign of it is that dropping the runtime never returns (it waits for its blocking
+/// threads). So this waits for the thread with a real-time bound, a watchdog: far longer than
+/// the tests need (well under a second), short enough to fail instead of hanging the suite.
+#[cfg(unix)]
+fn shuts_down_cleanly<T: Send + 'static, F: std::future::Future<Output = T> + 'static>(
+    test: impl FnOnce() -> F + Send + 'static,
+) -> T {
+    const WATCHDOG: Duration = Duration::from_secs(20);
+    let (done, finished) = std::sync::mpsc::channel();
+    let worker = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let output = runtime.block_on(test());
+        drop(runtime);
+        let _ = done.send(output);
+    });
+    let output = finished
+        .recv_timeout(WATCHDOG)
+        .expect("the test or dropping its runtime did not complete: a store call is stuck");
+    worker.join().unwrap();
+    output
+}
+
+#[cfg(unix)]
+fn mkfifo(path: &Path) {
+    let status = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .expect("mkfifo runs");
+    assert!(status.success(), "mkfifo {}", path.display());
+}
+
+/// A FIFO where the session entry belongs: opening it for reading would wait for a writer that
+/// never comes. The load is refused at once (a store failure), the layer logs in, and — the point
+/// — no blocking thread is left stuck, so dropping the runtime completes.
+#[cfg(unix)]
+#[test]
+fn a_fifo_in_place_of_the_entry_is_refused_and_runtime_shutdown_completes() {
+    let dir = TempDir::new("fifo");
+    let store = FileStore::new(dir.path());
+    std::fs::create_dir_all(dir.path()).unwrap();
+    mkfifo(&store.path(KEY));
+    let (status, logins, metrics, error) = shuts_down_cleanly(move || async move {
+        let server = AuthServer::new(3600, AUTH_DELAY);
+        // A timeout short enough that a store call stuck on the FIFO gives up quickly too.
+        let layer = AuthLayer::builder(TestProvider::new())
+            .timeout(Duration::from_secs(1))
+            .store(store.clone(), KEY)
+            .build(server.transport());
+        let svc = layer.layer(server.upstream());
+        let status = send(&svc).await;
+        let error = store.load(KEY).await.err();
+        (status, server.logins(), layer.metrics(), error)
+    });
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!((logins, metrics.logins, metrics.store_failures), (1, 1, 1));
+    // The login's save replaced the FIFO with a regular entry.
+    assert_eq!(error.map(|e| e.to_string()), None);
+}
+
+/// A FIFO where the lease's lock file belongs: refused (an error naming the lock, counted)
+/// without waiting on it, and the layer renews without the lease.
+#[cfg(unix)]
+#[test]
+fn a_fifo_in_place_of_the_lock_is_refused_and_the_layer_renews_without_it() {
+    let dir = TempDir::new("fifo-lock");
+    let store = FileStore::new(dir.path());
+    std::fs::create_dir_all(dir.path()).unwrap();
+    mkfifo(&store.path(KEY).with_extension("lock"));
+    let (err, status, logins, metrics) = shuts_down_cleanly(move || async move {
+        let err = store.lease(KEY, Duration::from_secs(5)).await.unwrap_err();
+        let server = AuthServer::new(3600, AUTH_DELAY);
+        let layer = AuthLayer::builder(TestProvider::new())
+            .timeout(Duration::from_secs(1))
+            .store(store, KEY)
+            .build(server.transport());
+        let svc = layer.layer(server.upstream());
+        let status = send(&svc).await;
+        (err, status, server.logins(), layer.metrics())
+    });
+    assert_eq!(err.kind(), ErrorKind::Store);
+    let shown = err.to_string();
+    assert!(shown.contains("lease lock"), "{shown}");
+    assert!(shown.contains("is not a regular file"), "{shown}");
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!((logins, metrics.logins, metrics.store_failures), (1, 1, 1));
 }

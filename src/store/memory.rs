@@ -6,7 +6,7 @@ use std::future::ready;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
-use super::{Lease, StoreFuture, StoredSession, TokenStore};
+use super::{lease_deadline, Lease, StoreFuture, StoredSession, TokenStore};
 use crate::clock::Clock;
 
 /// A [`TokenStore`] in memory: sessions and leases in a map that clones share.
@@ -86,11 +86,28 @@ impl TokenStore for MemoryStore {
             Some((_, until)) if now < until => None,
             _ => {
                 let lease = Lease::random();
-                entry.lease = Some((lease, now + ttl));
+                entry.lease = Some((lease, lease_deadline(now, ttl)));
                 Some(lease)
             }
         };
         Box::pin(ready(Ok(taken)))
+    }
+
+    fn extend<'a>(&'a self, key: &'a str, lease: Lease, ttl: Duration) -> StoreFuture<'a, bool> {
+        let now = self.clock.wall();
+        let mut entries = self.entries();
+        let held = entries
+            .get_mut(key)
+            .and_then(|entry| entry.lease.as_mut())
+            .filter(|(holder, until)| *holder == lease && now < *until);
+        let extended = match held {
+            Some((_, until)) => {
+                *until = lease_deadline(now, ttl);
+                true
+            }
+            None => false,
+        };
+        Box::pin(ready(Ok(extended)))
     }
 
     fn release<'a>(&'a self, key: &'a str, lease: Lease) -> StoreFuture<'a, ()> {
@@ -131,5 +148,34 @@ mod tests {
         tokio::time::advance(ttl).await;
         let third = store.lease("k", ttl).await.unwrap().unwrap();
         assert_ne!(third, second);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn only_a_live_lease_is_extended_and_only_by_its_holder() {
+        let store = MemoryStore::new().clock(Clock::tokio());
+        let ttl = Duration::from_secs(5);
+        let held = store.lease("k", ttl).await.unwrap().unwrap();
+        tokio::time::advance(Duration::from_secs(4)).await;
+        assert!(store.extend("k", held, ttl).await.unwrap());
+        assert!(!store
+            .extend("k", Lease::new(held.holder() ^ 1), ttl)
+            .await
+            .unwrap());
+        assert!(!store.extend("other", held, ttl).await.unwrap());
+        // Extended: still held 4 s later, when the first TTL would have ended.
+        tokio::time::advance(Duration::from_secs(4)).await;
+        assert_eq!(store.lease("k", ttl).await.unwrap(), None);
+        // Lapsed: never revived, even though nobody took it yet.
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert!(!store.extend("k", held, ttl).await.unwrap());
+        assert!(store.lease("k", ttl).await.unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn a_ttl_beyond_any_clock_is_capped_not_a_panic() {
+        let store = MemoryStore::new();
+        let held = store.lease("k", Duration::MAX).await.unwrap().unwrap();
+        assert!(store.extend("k", held, Duration::MAX).await.unwrap());
+        assert_eq!(store.lease("k", Duration::MAX).await.unwrap(), None);
     }
 }

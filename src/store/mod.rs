@@ -53,14 +53,32 @@
 //! No error, log line or `Debug` output of this module contains a token: errors name the key and
 //! the operation, never the content.
 //!
+//! # Leases
+//!
+//! A lease is taken for [`AuthLayerBuilder::lease_ttl`] and **kept while the renewal runs**: a
+//! renewal that outlasts a third of the TTL (a slow auth server, a refresh rejected and the login
+//! after it) extends its lease ([`TokenStore::extend`]) every third of the TTL, so the TTL only
+//! bounds how long a holder that crashed delays the others, not how long a renewal may take.
+//! Before it presents a refresh token, and again before it saves, the holder makes sure it still
+//! holds the lease (asking the store when its last confirmation is more than a third of the TTL
+//! old):
+//!
+//! - lost **before** the auth call (the process was paused, the store was slower than the TTL):
+//!   it presents nothing; it takes the lease again, re-reads the store and adopts what the new
+//!   holder saved, so a refresh token it read before someone else renewed is never sent;
+//! - lost **during** the auth call: it re-reads the store and adopts the session another holder
+//!   saved meanwhile instead of overwriting it; if nobody did, it saves its own (the store must not
+//!   keep the refresh token it just spent).
+//!
 //! # Limitations
 //!
 //! - A lease holder that crashes holds the lease until its TTL ends
 //!   ([`AuthLayerBuilder::lease_ttl`]); others needing a token wait for it, up to that long.
-//! - A lease holder that takes longer than the TTL (an auth call slower than its timeout allows,
-//!   a process paused) loses its lease without knowing; another process may then refresh with the
-//!   same refresh token. A strictly single-use server rejects the second refresh and that process
-//!   logs in: one extra login, never a failed request.
+//! - A holder whose lease lapses while its auth call is in flight (the process paused for longer
+//!   than the TTL, or a store too slow to extend the lease in time) cannot take the call back:
+//!   another process may renew with the same refresh token meanwhile. A strictly single-use server
+//!   rejects the second refresh and that process logs in: one extra login, never a failed
+//!   request. The same holds for a holder paused between its last check and the auth call.
 //! - A store that fails (a full disk, a read-only directory) or holds an unusable entry is logged
 //!   and counted ([`MetricsSnapshot::store_failures`](crate::MetricsSnapshot::store_failures)),
 //!   and the layer carries on as if it had no store.
@@ -77,7 +95,7 @@ mod session;
 use std::future::{ready, Future};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 pub use self::file::FileStore;
 pub use self::memory::MemoryStore;
@@ -134,11 +152,30 @@ pub trait TokenStore: Send + Sync {
     fn save<'a>(&'a self, key: &'a str, session: &'a StoredSession) -> StoreFuture<'a, ()>;
 
     /// Tries once to take the lease on `key` for `ttl`: `Some` when taken, `None` while another
-    /// holder has it. A lease not released within `ttl` lapses, so that a holder that crashed
-    /// frees it. The default grants every lease (a store without leases).
+    /// holder has it. A lease not released or [extended](Self::extend) within `ttl` lapses, so
+    /// that a holder that crashed frees it. The default grants every lease (a store without
+    /// leases).
+    ///
+    /// The layer asks for a TTL between 1 s and an hour; a store called with a longer one
+    /// should cap it rather than overflow (the stores of this module cap it at an hour).
     fn lease<'a>(&'a self, key: &'a str, ttl: Duration) -> StoreFuture<'a, Option<Lease>> {
         let _ = (key, ttl);
         Box::pin(ready(Ok(Some(Lease::new(0)))))
+    }
+
+    /// Keeps a lease taken with [`lease`](Self::lease): if `lease` still holds the lease on `key`
+    /// and it has not lapsed, makes it last `ttl` from now and returns `true`; otherwise (it
+    /// lapsed, whether or not another holder has taken it since) changes nothing and returns
+    /// `false`. Check and extension are one step: a lease that lapses is never revived.
+    ///
+    /// The layer calls it while a renewal runs (every third of the TTL) and before it presents a
+    /// refresh token or saves, when its last confirmation is older than that. The default
+    /// returns `true` and extends nothing, which is right for a store without leases; a store
+    /// whose leases lapse must implement it, or a renewal slower than the TTL may overlap with
+    /// another process's.
+    fn extend<'a>(&'a self, key: &'a str, lease: Lease, ttl: Duration) -> StoreFuture<'a, bool> {
+        let _ = (key, lease, ttl);
+        Box::pin(ready(Ok(true)))
     }
 
     /// Gives back a lease taken with [`lease`](Self::lease). A lease that has lapsed, and may now
@@ -162,9 +199,27 @@ impl<T: TokenStore + ?Sized> TokenStore for Arc<T> {
         (**self).lease(key, ttl)
     }
 
+    fn extend<'a>(&'a self, key: &'a str, lease: Lease, ttl: Duration) -> StoreFuture<'a, bool> {
+        (**self).extend(key, lease, ttl)
+    }
+
     fn release<'a>(&'a self, key: &'a str, lease: Lease) -> StoreFuture<'a, ()> {
         (**self).release(key, lease)
     }
+}
+
+/// The longest lease TTL the layer asks for, and the stores grant: an hour. A live holder keeps
+/// its lease for as long as its renewal runs by extending it, so a longer TTL would only let a
+/// crashed holder stall the others longer (and a `timeout` of `Duration::MAX` would make leases
+/// that never lapse, or overflow the clock).
+pub(crate) const MAX_LEASE_TTL: Duration = Duration::from_secs(3600);
+
+/// When a lease taken at `now` for `ttl` lapses: `ttl` capped at [`MAX_LEASE_TTL`], so that the
+/// sum never overflows.
+pub(crate) fn lease_deadline(now: SystemTime, ttl: Duration) -> SystemTime {
+    // NOTE: an hour past any representable "now" is representable on every platform std
+    // supports; the fallback (a lease that lapses at once) is never taken in practice.
+    now.checked_add(ttl.min(MAX_LEASE_TTL)).unwrap_or(now)
 }
 
 /// A lease on a session key, from [`TokenStore::lease`]: who holds it, so that only the holder

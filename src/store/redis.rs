@@ -10,7 +10,7 @@ use redis::{Client, RedisError, Script};
 use tokio::sync::OnceCell;
 
 use super::session::unix_millis;
-use super::{Lease, StoreFuture, StoredSession, TokenStore};
+use super::{Lease, StoreFuture, StoredSession, TokenStore, MAX_LEASE_TTL};
 use crate::error::AuthError;
 
 /// Deletes the lease at `KEYS[1]` only if it still holds `ARGV[1]`: a lease that lapsed and was
@@ -20,6 +20,19 @@ static RELEASE: LazyLock<Script> = LazyLock::new(|| {
         r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
+end
+return 0
+",
+    )
+});
+
+/// Makes the lease at `KEYS[1]` last `ARGV[2]` ms more, only if it still holds `ARGV[1]`: a lease
+/// that lapsed (Redis deleted it) or that another holder took is left alone.
+static EXTEND: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
 return 0
 ",
@@ -41,9 +54,10 @@ const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
 ///   token, without a refresh token); a refresh token of unknown lifetime keeps the entry until
 ///   the next save replaces it.
 /// - **Leases.** The lease on `k` is the value at `{prefix}lease:{k}`, taken by
-///   `SET … NX PX <ttl>`, so Redis's own clock ends a lease whose holder crashed. Its value is a
-///   random holder and the holder's process id (`<holder>:<pid>`), so an operator can tell who
-///   holds a lease; release runs a script that deletes it only if it still holds that value.
+///   `SET … NX PX <ttl>` (the TTL capped at an hour), so Redis's own clock ends a lease whose
+///   holder crashed. Its value is a random holder and the holder's process id (`<holder>:<pid>`),
+///   so an operator can tell who holds a lease; extending and releasing run scripts that
+///   `PEXPIRE` or delete it only if it still holds that value.
 /// - **Connection.** One multiplexed connection ([`ConnectionManager`]), opened on the first
 ///   call and re-opened after a failure. Connecting may take 1 s per attempt and a command 2 s;
 ///   the layer bounds every store call by its auth timeout besides.
@@ -182,7 +196,7 @@ impl TokenStore for RedisStore {
         Box::pin(async move {
             let entry = self.lease_key(key);
             let lease = Lease::random();
-            let millis = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+            let millis = ttl_millis(ttl);
             let mut connection = self.connection().await?;
             let taken: Option<String> = redis::cmd("SET")
                 .arg(&entry)
@@ -194,6 +208,21 @@ impl TokenStore for RedisStore {
                 .await
                 .map_err(|e| failed("cannot lease", &entry, e))?;
             Ok(taken.map(|_| lease))
+        })
+    }
+
+    fn extend<'a>(&'a self, key: &'a str, lease: Lease, ttl: Duration) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            let entry = self.lease_key(key);
+            let mut connection = self.connection().await?;
+            EXTEND
+                .key(&entry)
+                .arg(holder_value(lease))
+                .arg(ttl_millis(ttl))
+                .invoke_async::<i64>(&mut connection)
+                .await
+                .map(|extended| extended == 1)
+                .map_err(|e| failed("cannot extend the lease", &entry, e))
         })
     }
 
@@ -214,6 +243,14 @@ impl TokenStore for RedisStore {
 
 fn failed(what: &str, target: &str, error: RedisError) -> AuthError {
     AuthError::store(format!("{what} {target}"), Some(Box::new(error)))
+}
+
+/// A lease TTL as Redis takes it: whole milliseconds, at least 1, at most an hour (Redis refuses
+/// expiries past a signed 64-bit count).
+fn ttl_millis(ttl: Duration) -> u64 {
+    u64::try_from(ttl.min(MAX_LEASE_TTL).as_millis())
+        .unwrap_or(u64::MAX)
+        .max(1)
 }
 
 /// What a lease's value holds: the holder, and which process it is.
@@ -257,6 +294,13 @@ mod tests {
         assert_eq!(store.session_key("a/b"), "tower-token-auth:session:a/b");
         let store = store.prefix("x:");
         assert_eq!(store.lease_key("a/b"), "x:lease:a/b");
+    }
+
+    #[test]
+    fn lease_ttls_are_whole_milliseconds_within_redis_range() {
+        assert_eq!(ttl_millis(Duration::ZERO), 1);
+        assert_eq!(ttl_millis(Duration::from_micros(2500)), 2);
+        assert_eq!(ttl_millis(Duration::MAX), 3_600_000);
     }
 
     #[test]

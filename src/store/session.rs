@@ -193,7 +193,10 @@ pub(super) fn unix_millis(at: SystemTime) -> u64 {
 /// `at`, rounded down to whole milliseconds (as stored): a token is never believed valid later
 /// than it was.
 fn whole_millis(at: SystemTime) -> SystemTime {
-    UNIX_EPOCH + Duration::from_millis(unix_millis(at))
+    // Representable, as `at` is, wherever `SystemTime` counts in milliseconds or finer.
+    UNIX_EPOCH
+        .checked_add(Duration::from_millis(unix_millis(at)))
+        .unwrap_or(at)
 }
 
 #[cfg(test)]

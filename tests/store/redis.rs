@@ -8,6 +8,9 @@ use tower::Layer;
 use tower_token_auth::store::{Lease, RedisStore, StoredSession, TokenStore};
 use tower_token_auth::{AuthLayer, Clock, ErrorKind};
 
+use tower_token_auth_emulation::Api;
+
+use super::leases::{assert_one_session, three_layers_with_a_1_ms_lease};
 use super::support::redis_server::RedisServer;
 use super::support::{AuthServer, TestProvider, MARK};
 use super::{a_401_costs_the_fleet_one_refresh, all_at_once, process, send, AUTH_DELAY, KEY};
@@ -88,6 +91,54 @@ async fn leases_are_exclusive_lapse_by_redis_time_and_only_their_holder_releases
     store.release(KEY, second).await.unwrap();
     assert_eq!(store.lease(KEY, ttl).await.unwrap(), None);
     store.release(KEY, third).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_lease_is_extended_only_by_its_live_holder_and_capped() {
+    let redis = RedisServer::start();
+    let store = RedisStore::open(&redis.url(0)).unwrap();
+    let pttl = |key: &str| -> i64 {
+        let answer = redis.command(&format!("PTTL {}", store.lease_key(key)));
+        answer.trim_start_matches(':').trim().parse().unwrap()
+    };
+    let held = store.lease(KEY, Duration::from_millis(300)).await.unwrap();
+    let held = held.expect("a free lease");
+    let other = Lease::new(held.holder() ^ 1);
+    assert!(!store
+        .extend(KEY, other, Duration::from_secs(60))
+        .await
+        .unwrap());
+    assert!(store
+        .extend(KEY, held, Duration::from_secs(60))
+        .await
+        .unwrap());
+    assert!(pttl(KEY) > 50_000, "{}", pttl(KEY));
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(
+        store.lease(KEY, Duration::from_secs(1)).await.unwrap(),
+        None
+    );
+    // A TTL beyond Redis's range is capped at an hour.
+    assert!(store.extend(KEY, held, Duration::MAX).await.unwrap());
+    assert!(
+        (3_500_000..=3_600_000).contains(&pttl(KEY)),
+        "{}",
+        pttl(KEY)
+    );
+
+    // A lease that lapsed is never revived, even before anyone takes it.
+    let short = store.lease("test/bob", Duration::from_millis(200)).await;
+    let short = short.unwrap().expect("a free lease");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(!store
+        .extend("test/bob", short, Duration::from_secs(60))
+        .await
+        .unwrap());
+    assert!(store
+        .lease("test/bob", Duration::from_secs(1))
+        .await
+        .unwrap()
+        .is_some());
 }
 
 #[tokio::test]
@@ -196,4 +247,16 @@ async fn an_unreachable_or_restarted_redis_is_counted_and_requests_carry_on() {
     assert_eq!(layer.metrics().store_failures, failures);
     let stored = store.load(KEY).await.unwrap().unwrap();
     assert_eq!(stored.access_token().expose(), format!("at-3-{MARK}"));
+}
+
+/// Three layers on one Redis key with a lease TTL of 1 ms, over real HTTP against the Tradecloud
+/// emulation (single-use refresh tokens), half the auth calls slow: one login, no refresh token
+/// presented twice, no failed request (see `leases.rs`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_shorter_than_a_renewal_never_costs_a_refresh_token_reuse() {
+    let redis = RedisServer::start();
+    let store = RedisStore::open(&redis.url(0)).unwrap();
+    let api = Api::Tradecloud;
+    let (stats, outcomes, logins) = three_layers_with_a_1_ms_lease(api, store).await;
+    assert_one_session(api, &stats, &outcomes, logins);
 }
