@@ -1,5 +1,5 @@
-//! Secrets an auth server echoes back never reach an error or a log (ARCHITECTURE.md invariant
-//! 11), over real HTTP: a server on 127.0.0.1 answers every auth call with the request it got
+//! Secrets an auth server echoes back never reach an error or a log (ARCHITECTURE.md
+//! invariant 11), over real HTTP: a server on 127.0.0.1 answers every auth call with the request it got
 //! (body, headers, request line), in a 401, a 400, a 404 or a 503, as an OAuth2 error body
 //! (in `error_description` or in `error` itself) or as plain text, as it came, uppercased, or
 //! with non-ASCII characters `\u`-escaped. Every error's `Display` and `Debug`, down its whole
