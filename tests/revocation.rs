@@ -81,7 +81,11 @@ impl Arrival {
 
 /// The next request at the upstream, which must be `name`'s, carrying token number `token`.
 async fn expect(upstream: &mut mock::Handle<Req, Rsp>, name: &str, token: u32) -> Arrival {
-    let (request, respond) = upstream.next_request().await.expect("the layer is alive");
+    let next = tokio::time::timeout(Duration::from_secs(60), upstream.next_request());
+    let arrived = next
+        .await
+        .unwrap_or_else(|_| panic!("{name} never went out with token {token}"));
+    let (request, respond) = arrived.expect("the layer is alive");
     assert_eq!(request.headers()["x-name"], name);
     assert_eq!(
         request.headers()["authorization"],
