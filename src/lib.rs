@@ -139,14 +139,16 @@
 //!   on restart; see [`store`].
 //! - An upstream that answers 401 whatever the token (a missing permission, say) costs up to two
 //!   refreshes per such request (one charged, one free when another request already replaced the
-//!   token): the layer cannot tell a dead token from a refused one.
+//!   token): the layer cannot tell a dead token from a refused one. It tells them apart only by
+//!   what other requests met: when the same tokens serve other requests, concurrent requests to
+//!   such an endpoint look like a revocation each, and a burst of them is replayed up to
+//!   [`TokenPolicy::max_sends_revoked`] times, one refresh per round.
 //! - A refresh that times out may still have reached the server; its refresh token is kept and
 //!   sent again on the next attempt. A strictly single-use server then rejects it, and the layer
 //!   logs in within the same attempt.
 //! - A 401 cascade longer than [`TokenPolicy::max_sends_revoked`] (tokens revoked again and
-//!   again while one request is being replayed), or one that meets a token no request had been
-//!   served with, a second news of a token's death for one request (each costs one of
-//!   [`TokenPolicy::max_replays`]), reaches the caller as a 401.
+//!   again while one request is being replayed) reaches the caller as a 401, as does one longer
+//!   than [`TokenPolicy::max_sends`] that met a token no request had been served with.
 //! - Each service clone caches the current token; an idle clone keeps the previous one in memory
 //!   until its next request.
 //! - The auth transport must not be the authenticated stack itself, and must not follow redirects.

@@ -199,7 +199,9 @@ pub struct TokenPolicy {
     ///
     /// A rejection of a token that was already superseded or already known dead is not news: the
     /// request is replayed with the current token free of charge (OkHttp's rule), within
-    /// [`max_sends`](Self::max_sends).
+    /// [`max_sends`](Self::max_sends). Nor is a revocation the request merely reported first:
+    /// when the token had served other requests and was rejected for others too, the replay it
+    /// was charged is refunded at the request's next rejection.
     pub max_replays: u32,
     /// Hard cap on how many times one request is sent, replays included, once a token the
     /// upstream had never been seen accepting was rejected (a token refused for good: a
@@ -517,9 +519,11 @@ mod tests {
         };
         assert_eq!(sends_allowed(&policy, forever(never_accepted)), 2);
 
-        let mut custom = TokenPolicy::default();
-        custom.max_sends = 4;
-        custom.max_sends_revoked = 2;
+        let mut custom = TokenPolicy {
+            max_sends: 4,
+            max_sends_revoked: 2,
+            ..TokenPolicy::default()
+        };
         assert_eq!(
             sends_allowed(&custom, forever(rejection(false, true, true))),
             4,
