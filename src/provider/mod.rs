@@ -212,7 +212,8 @@ pub struct TokenPolicy {
     /// after another while the request was replayed, which is revocation, not a loop. Sends
     /// beyond [`max_sends`](Self::max_sends) go out only within the layer's
     /// [`max_wait`](crate::AuthLayerBuilder::max_wait) of the request's start, and only while new
-    /// tokens come. Default: 8; a value below `max_sends` counts as `max_sends`.
+    /// tokens come. Default: 8; a value below `max_sends` counts as `max_sends`, and with
+    /// `max_sends` at 1 nothing is replayed at all.
     pub max_sends_revoked: u32,
     /// Whether a rejected refresh falls back to logging in within the same attempt. Default:
     /// `true`. When `false`, the rejection is reported to the waiting requests and the rejected
