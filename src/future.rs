@@ -23,10 +23,11 @@ use http::{Request, Response};
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
+use crate::clock::Moment;
 use crate::error::BoxError;
 use crate::manager::{Manager, TokenWait};
 use crate::metrics::Counter;
-use crate::provider::Provider;
+use crate::provider::{Budget, Provider};
 use crate::replay::CloneRequest;
 use crate::slot::{Generation, TokenState};
 
@@ -132,6 +133,8 @@ where
                     };
                     let classifier = &replay.shared.policy.classifier;
                     if !classifier.rejects(response.status(), response.headers()) {
+                        // A later rejection of this token is revocation (see `Slot::accept`).
+                        replay.shared.slot.accept(replay.generation);
                         return Poll::Ready(Ok(response));
                     }
                     let Some(token) = replay.replay_for(response) else {
@@ -219,8 +222,10 @@ where
     /// The generation of the token of the last send.
     generation: Generation,
     sends: u32,
-    /// Replays charged to [`TokenPolicy::max_replays`](crate::provider::TokenPolicy::max_replays).
-    charged: u32,
+    /// What the replays so far spent ([`TokenPolicy::allows_replay`](crate::provider::TokenPolicy)).
+    budget: Budget,
+    /// When the request reached the layer: its deadline runs from there.
+    started: Moment,
     /// The dead-token answer being replayed: the caller's if no token can be had.
     /// (Boxed: the state of every waiting request is this struct, and replays are rare.)
     held: Option<Box<S::Response>>,
@@ -232,10 +237,12 @@ where
     P: Provider,
     R: CloneRequest<B>,
 {
-    /// A request that went out once, with token `generation`, and its copy.
+    /// A request that reached the layer at `started` and went out once, with token
+    /// `generation`, and its copy.
     pub(crate) fn sent(
         copy: Request<B>,
         generation: Generation,
+        started: Moment,
         service: S,
         shared: Arc<Manager<P>>,
         cloner: R,
@@ -243,13 +250,15 @@ where
         Self {
             generation,
             sends: 1,
-            ..Self::unsent(copy, service, shared, cloner)
+            ..Self::unsent(copy, started, service, shared, cloner)
         }
     }
 
-    /// A request that has not gone out yet: it waits for a token.
+    /// A request that reached the layer at `started` and has not gone out yet: it waits for a
+    /// token.
     pub(crate) fn unsent(
         request: Request<B>,
+        started: Moment,
         service: S,
         shared: Arc<Manager<P>>,
         cloner: R,
@@ -262,7 +271,8 @@ where
             token: None,
             generation: Generation::UNSENT,
             sends: 0,
-            charged: 0,
+            budget: Budget::default(),
+            started,
             held: None,
         }
     }
@@ -273,13 +283,20 @@ where
     /// The budget is `TokenPolicy::allows_replay`'s (OkHttp's rule).
     fn replay_for(&mut self, response: S::Response) -> Option<TokenWait> {
         self.held = Some(Box::new(response));
-        let news = self.shared.holds_live(self.generation);
+        let rejection = self
+            .shared
+            .rejection(self.generation, &self.budget, self.started);
         let allowed = self.next.is_some()
             && self
                 .shared
                 .policy
-                .allows_replay(self.sends, &mut self.charged, news);
+                .allows_replay(self.sends, &mut self.budget, rejection);
         if !allowed {
+            tracing::debug!(
+                sends = self.sends,
+                rejected = self.generation.get(),
+                "replay budget spent: the dead-token answer goes to the caller"
+            );
             // The final dead-token answer: later requests must not be sent with this token.
             self.shared.invalidate(self.generation);
             return None;
@@ -293,7 +310,7 @@ where
         let mut request = self.next.take()?;
         // The dead-token answer is replaced by this send's.
         self.held = None;
-        if self.shared.policy.copies_for_send(self.sends) {
+        if self.shared.policy.copies_for_send(self.sends, &self.budget) {
             self.next = self.cloner.clone_request(&request);
         }
         request

@@ -10,11 +10,11 @@ use std::time::SystemTime;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use tokio::sync::watch;
 
-use crate::clock::Clock;
+use crate::clock::{Clock, Moment};
 use crate::error::AuthError;
 use crate::manager::{Manager, Outcome, TokenWait};
 use crate::metrics::{Counter, MetricsSnapshot};
-use crate::provider::{Provider, TokenPolicy};
+use crate::provider::{Budget, Provider, Rejection, TokenPolicy};
 use crate::secret::Secret;
 use crate::slot::{Generation, TokenState};
 
@@ -103,6 +103,11 @@ pub(crate) trait Session: Send + Sync {
     fn held(&self) -> Option<Generation>;
     /// The upstream rejected the token of `generation`.
     fn retire(self: Arc<Self>, generation: Generation);
+    /// The upstream accepted the token of `generation` (see `Slot::accept`).
+    fn accept(&self, generation: Generation);
+    /// What a rejection of the token of `generation` means for a request started at `started`
+    /// that has spent `budget` (see `Manager::rejection`).
+    fn rejection(&self, generation: Generation, budget: &Budget, started: Moment) -> Rejection;
     fn rotations(&self) -> watch::Receiver<Option<Token>>;
     fn clock(&self) -> &Clock;
     fn policy(&self) -> &TokenPolicy;
@@ -134,6 +139,14 @@ impl<P: Provider> Session for Manager<P> {
 
     fn retire(self: Arc<Self>, generation: Generation) {
         self.invalidate(generation);
+    }
+
+    fn accept(&self, generation: Generation) {
+        self.slot.accept(generation);
+    }
+
+    fn rejection(&self, generation: Generation, budget: &Budget, started: Moment) -> Rejection {
+        Manager::rejection(self, generation, budget, started)
     }
 
     fn rotations(&self) -> watch::Receiver<Option<Token>> {
@@ -280,6 +293,26 @@ impl TokenHandle {
     #[cfg_attr(not(feature = "reqwest"), allow(dead_code))]
     pub(crate) fn count(&self, counter: Counter) {
         self.session.count(counter);
+    }
+
+    /// Now, on the layer's clock: when a client's request starts.
+    #[cfg_attr(not(feature = "reqwest"), allow(dead_code))]
+    pub(crate) fn moment(&self) -> Moment {
+        self.session.clock().moment()
+    }
+
+    /// A client on the handle got an answer that did not reject `token`.
+    #[cfg_attr(not(feature = "reqwest"), allow(dead_code))]
+    pub(crate) fn accepted(&self, token: &Token) {
+        self.session.accept(token.state.generation);
+    }
+
+    /// What the rejection of `token` means for a client's request started at `started` that
+    /// has spent `budget`; ask before [`invalidate`](Self::invalidate).
+    #[cfg_attr(not(feature = "reqwest"), allow(dead_code))]
+    pub(crate) fn rejection(&self, token: &Token, budget: &Budget, started: Moment) -> Rejection {
+        self.session
+            .rejection(token.state.generation, budget, started)
     }
 
     async fn wait(&self, rejected: Option<Generation>) -> Result<Token, AuthError> {

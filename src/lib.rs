@@ -74,9 +74,11 @@
 //!   with a new token, by OkHttp's rule: a 401 on the token the slot holds costs one of
 //!   [`TokenPolicy::max_replays`] (1 by default) and triggers one refresh; a 401 on a token
 //!   already superseded or already known dead is replayed with the current one free of charge; no
-//!   request is sent more than [`TokenPolicy::max_sends`] (3) times. The final 401 marks its token
-//!   dead too and goes back to the caller as a response, as does a 401 for which no new token
-//!   could be had.
+//!   request is sent more than [`TokenPolicy::max_sends`] (3) times, or
+//!   [`TokenPolicy::max_sends_revoked`] (8, within the wait bound) when every token it was
+//!   rejected with had served an earlier request: revocation, not a token the upstream refuses.
+//!   The final 401 marks its token dead too and goes back to the caller as a response, as does a
+//!   401 for which no new token could be had.
 //!
 //! [`AuthLayer::new`] names the two bounds that trip first programs (the auth transport takes
 //! `Request<Full<Bytes>>`; replayed bodies must be copyable), and the compiler names them too.
@@ -142,12 +144,16 @@
 //!   on restart; see [`store`].
 //! - An upstream that answers 401 whatever the token (a missing permission, say) costs up to two
 //!   refreshes per such request (one charged, one free when another request already replaced the
-//!   token): the layer cannot tell a dead token from a refused one.
+//!   token): the layer cannot tell a dead token from a refused one. It tells them apart only by
+//!   what other requests met: when the same tokens serve other requests, concurrent requests to
+//!   such an endpoint look like a revocation each, and a burst of them is replayed up to
+//!   [`TokenPolicy::max_sends_revoked`] times, one refresh per round.
 //! - A refresh that times out may still have reached the server; its refresh token is kept and
 //!   sent again on the next attempt. A strictly single-use server then rejects it, and the layer
 //!   logs in within the same attempt.
-//! - A 401 cascade longer than [`TokenPolicy::max_sends`] (tokens revoked again and again while
-//!   one request is being replayed) reaches the caller as a 401.
+//! - A 401 cascade longer than [`TokenPolicy::max_sends_revoked`] (tokens revoked again and
+//!   again while one request is being replayed) reaches the caller as a 401, as does one longer
+//!   than [`TokenPolicy::max_sends`] that met a token no request had been served with.
 //! - Each service clone caches the current token; an idle clone keeps the previous one in memory
 //!   until its next request.
 //! - The auth transport must not be the authenticated stack itself, and must not follow redirects.
@@ -163,6 +169,7 @@
 //! [`TokenPolicy::default_lifetime`]: provider::TokenPolicy::default_lifetime
 //! [`TokenPolicy::max_replays`]: provider::TokenPolicy::max_replays
 //! [`TokenPolicy::max_sends`]: provider::TokenPolicy::max_sends
+//! [`TokenPolicy::max_sends_revoked`]: provider::TokenPolicy::max_sends_revoked
 //! [`oauth2`]: provider::oauth2
 //! [`presets`]: provider::presets
 // Nothing that arrives over the network may panic; tests may.

@@ -6,11 +6,14 @@
 //! token. It applies the token as the policy's
 //! [`TokenHeader`](crate::provider::TokenHeader) says and replays a request whose token the
 //! upstream rejected (per the policy's [`Classifier`](crate::provider::Classifier)) by the
-//! layer's rule: a rejection of the current token costs one of
-//! [`TokenPolicy::max_replays`](crate::provider::TokenPolicy::max_replays) and one refresh, a
-//! rejection of a token already replaced is replayed free, and no request is sent more than
-//! [`TokenPolicy::max_sends`](crate::provider::TokenPolicy::max_sends) times. A request whose
-//! body cannot be copied (`Request::try_clone` fails: a stream) is sent once.
+//! layer's rule, the same decision the tower service makes: a rejection of the current token
+//! costs one of [`TokenPolicy::max_replays`](crate::provider::TokenPolicy::max_replays) and one
+//! refresh, a rejection of a token already replaced is replayed free, and no request is sent more
+//! than [`TokenPolicy::max_sends`](crate::provider::TokenPolicy::max_sends) times
+//! ([`max_sends_revoked`](crate::provider::TokenPolicy::max_sends_revoked) when every token it
+//! was rejected with had served a request before). Answers through the middleware count as such
+//! service for the whole session. A request whose body cannot be copied (`Request::try_clone`
+//! fails: a stream) is sent once.
 //!
 //! Errors getting a token reach the caller as [`reqwest_middleware::Error::Middleware`], holding
 //! the [`AuthError`]: see [`auth_error`].
@@ -47,7 +50,7 @@ use tower_service::Service;
 use crate::error::{AuthError, BoxError};
 use crate::handle::TokenHandle;
 use crate::metrics::Counter;
-use crate::provider::AuthRequest;
+use crate::provider::{AuthRequest, Budget};
 
 /// A [`reqwest_middleware::Middleware`] that puts the token of a [`TokenHandle`] on every
 /// request and replays a request whose token the upstream rejected (see the
@@ -92,13 +95,14 @@ impl Middleware for AuthMiddleware {
     ) -> reqwest_middleware::Result<reqwest::Response> {
         let handle = &self.handle;
         let policy = handle.policy();
+        let started = handle.moment();
         let mut token = handle
             .token()
             .await
             .map_err(reqwest_middleware::Error::middleware)?;
-        let (mut sends, mut charged) = (0, 0);
+        let (mut sends, mut budget) = (0, Budget::default());
         loop {
-            let copy = if policy.copies_for_send(sends) {
+            let copy = if policy.copies_for_send(sends, &budget) {
                 request.try_clone()
             } else {
                 None
@@ -113,13 +117,19 @@ impl Middleware for AuthMiddleware {
                 .classifier
                 .rejects(response.status(), response.headers())
             {
+                handle.accepted(&token);
                 return Ok(response);
             }
-            // A rejection of the token the slot holds is news (charged); of any other, not.
-            let news = handle.current().map(|t| t.generation()) == Some(token.generation());
+            // Asked before the invalidation, which makes the rejection old news.
+            let rejection = handle.rejection(&token, &budget, started);
             handle.invalidate(&token);
-            let Some(again) = copy.filter(|_| policy.allows_replay(sends, &mut charged, news))
-            else {
+            let allowed = copy.filter(|_| policy.allows_replay(sends, &mut budget, rejection));
+            let Some(again) = allowed else {
+                tracing::debug!(
+                    sends,
+                    rejected = token.generation(),
+                    "replay budget spent: the dead-token answer goes to the caller"
+                );
                 return Ok(response);
             };
             // No new token: the caller gets the rejection, as without a replay.

@@ -8,6 +8,7 @@ use std::task::{Context, Poll};
 use http::{Request, Response};
 use tower_service::Service;
 
+use crate::clock::Moment;
 use crate::error::BoxError;
 use crate::future::{After, Replay, ResponseFuture};
 use crate::handle::{Session, TokenHandle};
@@ -122,7 +123,15 @@ where
             request
                 .headers_mut()
                 .insert(token.header_name.clone(), token.header.clone());
-            let after = match replay_for(&self.shared, &self.replay, &self.inner, &request, token) {
+            let replay = replay_for(
+                &self.shared,
+                &self.replay,
+                &self.inner,
+                &request,
+                token,
+                now,
+            );
+            let after = match replay {
                 Some(replay) => After::Replay(replay),
                 None => After::Invalidate(Arc::clone(token)),
             };
@@ -137,6 +146,7 @@ where
         self.shared.metrics.incr(Counter::TokenWait);
         ResponseFuture::waiting(Box::new(Replay::unsent(
             request,
+            now,
             inner,
             Arc::clone(&self.shared),
             self.replay.clone(),
@@ -144,8 +154,8 @@ where
     }
 }
 
-/// What a replay of `request`, sent with `token`, would need, when replay is enabled and the
-/// request can be copied. (Fields, not `&self`: the service's token cache is borrowed.)
+/// What a replay of `request`, sent with `token` at `now`, would need, when replay is enabled
+/// and the request can be copied. (Fields, not `&self`: the service's token cache is borrowed.)
 #[inline]
 fn replay_for<S, B, P, R>(
     shared: &Arc<Manager<P>>,
@@ -153,6 +163,7 @@ fn replay_for<S, B, P, R>(
     inner: &S,
     request: &Request<B>,
     token: &TokenState,
+    now: Moment,
 ) -> Option<Box<Replay<S, B, P, R>>>
 where
     S: Service<Request<B>> + Clone,
@@ -166,6 +177,7 @@ where
     Some(Box::new(Replay::sent(
         copy,
         token.generation,
+        now,
         inner.clone(),
         Arc::clone(shared),
         replay.clone(),

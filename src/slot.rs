@@ -1,10 +1,12 @@
 //! The token slot: the current token as one immutable, atomically swapped state.
 //!
 //! Readers (every request) `load` without locking; only the token manager stores, and it does so
-//! while holding its flight lock, so a store never races another store.
+//! while holding its flight lock, so a store never races another store. Beside the token, the slot
+//! remembers which recent tokens the upstream accepted: a later rejection of such a token is
+//! revocation, which the replay budget treats apart from a token the upstream never took.
 
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
 use arc_swap::ArcSwapOption;
@@ -68,10 +70,22 @@ impl fmt::Debug for StatusSet {
     }
 }
 
-/// The manager a token reports to when the upstream says it is dead.
-pub(crate) trait Invalidate: Send + Sync {
+/// The manager a token reports to when the upstream says it is dead, or first accepts it.
+pub(crate) trait Invalidate: HoldsSlot + Send + Sync {
     /// The upstream rejected the token of `generation`; see `Manager::invalidate`.
     fn invalidate_token(self: Arc<Self>, generation: Generation);
+}
+
+/// What holds the slot a token was issued into: where an answer that accepted the token is
+/// recorded.
+pub(crate) trait HoldsSlot {
+    fn slot(&self) -> &Slot;
+}
+
+impl<P> HoldsSlot for crate::manager::Manager<P> {
+    fn slot(&self) -> &Slot {
+        &self.slot
+    }
 }
 
 /// Where a token came from: what a response sent with it reports to, without a strong reference
@@ -102,12 +116,24 @@ pub(crate) struct TokenState {
     pub(crate) access_token: Secret,
     /// Increases with every stored token; lets a 401 name the token it rejected.
     pub(crate) generation: Generation,
+    notes: Notes,
+    issuer: Issuer,
+}
+
+/// What requests write to a token, rarely: apart from the fields every request reads.
+// NOTE: aligned to a line pair of its own, so that a write here (a claim in the refresh window,
+// the first accepted answer) never evicts the header every request reads.
+#[repr(align(128))]
+#[derive(Default)]
+struct Notes {
     /// When a request may next ask the manager for a background refresh, in nanoseconds after
     /// `refresh_at` ([`CLAIMED`]: a request has asked). The first request to see the refresh due
     /// claims it, so that one request, not every request in the window, asks; a failed refresh
     /// re-arms it for when the next attempt is allowed.
     next_ask: AtomicU64,
-    issuer: Issuer,
+    /// An answer to a request sent with this token did not reject it, and the slot has been
+    /// told (see [`TokenState::answered`]).
+    accepted: AtomicBool,
 }
 
 /// `next_ask` once a request has asked.
@@ -144,7 +170,7 @@ impl TokenState {
             refresh_expires_at,
             access_token,
             generation,
-            next_ask: AtomicU64::new(0),
+            notes: Notes::default(),
             issuer,
         }
     }
@@ -169,13 +195,26 @@ impl TokenState {
     }
 
     /// The upstream answered `status` and `headers` to a request sent with this token and not
-    /// replayed: an answer that rejects the token marks it dead, if the slot still holds it.
+    /// replayed: an answer that rejects the token marks it dead, if the slot still holds it; any
+    /// other answer shows the upstream accepting it (see [`Slot::accept`]).
     #[inline]
     pub(crate) fn answered(&self, status: StatusCode, headers: &HeaderMap) {
         if self.issuer.classifier.rejects(status, headers) {
             if let Some(manager) = self.issuer.manager.upgrade() {
                 manager.invalidate_token(self.generation);
             }
+        } else if !self.notes.accepted.load(Ordering::Relaxed) {
+            self.first_accepted();
+        }
+    }
+
+    /// Tells the slot, once per token: the request holds the token, not the manager, and
+    /// reaching the manager costs a reference count update.
+    #[cold]
+    fn first_accepted(&self) {
+        self.notes.accepted.store(true, Ordering::Relaxed);
+        if let Some(manager) = self.issuer.manager.upgrade() {
+            manager.slot().accept(self.generation);
         }
     }
 
@@ -185,10 +224,11 @@ impl TokenState {
     #[inline]
     pub(crate) fn claim_refresh(&self, now: Moment) -> bool {
         // Load first: once claimed, requests only read (no cache-line write).
-        let at = self.next_ask.load(Ordering::Relaxed);
+        let at = self.notes.next_ask.load(Ordering::Relaxed);
         at != CLAIMED
             && (at == 0 || nanos(now.duration_since(self.refresh_at)) >= at)
             && self
+                .notes
                 .next_ask
                 .compare_exchange(at, CLAIMED, Ordering::Relaxed, Ordering::Relaxed)
                 .is_ok()
@@ -196,13 +236,14 @@ impl TokenState {
 
     /// Lets the next request ask again (the refresh could not start).
     pub(crate) fn release_refresh_claim(&self) {
-        self.next_ask.store(0, Ordering::Relaxed);
+        self.notes.next_ask.store(0, Ordering::Relaxed);
     }
 
     /// Lets requests ask again from `at` on (the refresh failed; no attempt before `at`).
     pub(crate) fn rearm_refresh(&self, at: Moment) {
         let after = nanos(at.duration_since(self.refresh_at));
-        self.next_ask
+        self.notes
+            .next_ask
             .store(after.min(CLAIMED - 1), Ordering::Relaxed);
     }
 
@@ -242,29 +283,95 @@ impl fmt::Debug for TokenState {
     }
 }
 
-/// The shared, lock-free holder of the current [`TokenState`].
+/// The shared, lock-free holder of the current [`TokenState`], and of what recent tokens met
+/// upstream: which were accepted, and which were rejected for more than one request.
 #[derive(Default)]
-pub(crate) struct Slot(ArcSwapOption<TokenState>);
+pub(crate) struct Slot {
+    current: ArcSwapOption<TokenState>,
+    accepted: Marks,
+    rejected_again: Marks,
+}
 
 impl Slot {
     /// For per-service caches ([`arc_swap::cache::Cache`]).
     pub(crate) fn as_arc_swap(&self) -> &ArcSwapOption<TokenState> {
-        &self.0
+        &self.current
     }
 
     pub(crate) fn load_full(&self) -> Option<Arc<TokenState>> {
-        self.0.load_full()
+        self.current.load_full()
     }
 
     /// NOTE: called only with the manager's flight lock held.
     pub(crate) fn store(&self, state: Arc<TokenState>) {
-        self.0.store(Some(state));
+        self.current.store(Some(state));
+    }
+
+    /// The upstream gave a request carrying the token of `generation` an answer that did not
+    /// reject it. Costs one relaxed load; a write only for the first such answer of a token.
+    #[inline]
+    pub(crate) fn accept(&self, generation: Generation) {
+        self.accepted.mark(generation);
+    }
+
+    /// Whether an answer has shown the upstream accepting the token of `generation`.
+    pub(crate) fn accepted(&self, generation: Generation) -> bool {
+        self.accepted.marked(generation)
+    }
+
+    /// The upstream rejected the token of `generation` for a request after the token was
+    /// already known dead or replaced: the token died for more than one request.
+    pub(crate) fn reject_again(&self, generation: Generation) {
+        self.rejected_again.mark(generation);
+    }
+
+    /// Whether the token of `generation` was rejected for more than one request.
+    pub(crate) fn rejected_again(&self, generation: Generation) -> bool {
+        self.rejected_again.marked(generation)
+    }
+}
+
+/// How many of the latest tokens the slot remembers the fate of: a request rejected with a
+/// token this many generations old is long past any replay.
+pub(crate) const TOKENS_KEPT: usize = 16;
+
+/// A mark for each of the last [`TOKENS_KEPT`] tokens: generation `g` is marked by storing its
+/// number in cell `g % TOKENS_KEPT`; an older token counts as unmarked. Relaxed throughout: a
+/// mark guards no other data, and a mark missed by a race only means a smaller replay budget
+/// for one request.
+// NOTE: every response reads a cell of `Slot::accepted`, and the first answer for each token
+// writes one: aligned to lines of their own, so that neither touches the line of the slot's
+// pointer, which every request reads, nor the manager's fields around it.
+#[repr(align(128))]
+#[derive(Default)]
+struct Marks([AtomicU64; TOKENS_KEPT]);
+
+impl Marks {
+    #[inline]
+    fn cell(&self, generation: Generation) -> &AtomicU64 {
+        // `TOKENS_KEPT` is a power of two: the remainder is a mask.
+        &self.0[(generation.0 % TOKENS_KEPT as u64) as usize]
+    }
+
+    /// One relaxed load; a write only when the cell holds an older token.
+    #[inline]
+    fn mark(&self, generation: Generation) {
+        let cell = self.cell(generation);
+        if cell.load(Ordering::Relaxed) < generation.0 {
+            // The max keeps a late mark of an older token sharing the cell from undoing a
+            // newer token's.
+            cell.fetch_max(generation.0, Ordering::Relaxed);
+        }
+    }
+
+    fn marked(&self, generation: Generation) -> bool {
+        self.cell(generation).load(Ordering::Relaxed) == generation.0
     }
 }
 
 impl fmt::Debug for Slot {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("Slot").field(&*self.0.load()).finish()
+        f.debug_tuple("Slot").field(&*self.current.load()).finish()
     }
 }
 
@@ -281,5 +388,32 @@ mod tests {
             assert_eq!(set.contains(status), codes.contains(&status), "{code}");
         }
         assert_eq!(format!("{set:?}"), "{100, 401, 403, 511, 999}");
+    }
+
+    #[test]
+    fn the_slot_remembers_what_recent_tokens_met() {
+        let slot = Slot::default();
+        let g = Generation;
+        assert!(!slot.accepted(g(1)) && !slot.rejected_again(g(1)));
+        slot.accept(g(1));
+        slot.accept(g(3));
+        slot.reject_again(g(2));
+        assert!(slot.accepted(g(1)) && !slot.accepted(g(2)) && slot.accepted(g(3)));
+        assert!(!slot.rejected_again(g(1)) && slot.rejected_again(g(2)));
+        // A newer token in the same cell replaces the older one's mark; a late mark of the
+        // older one does not bring it back.
+        let kept = TOKENS_KEPT as u64;
+        slot.accept(g(1 + kept));
+        slot.accept(g(1));
+        assert!(slot.accepted(g(1 + kept)) && !slot.accepted(g(1)));
+        assert!(slot.accepted(g(3)));
+    }
+
+    #[test]
+    fn what_requests_write_sits_apart_from_what_they_read() {
+        assert_eq!(std::mem::align_of::<Notes>(), 128);
+        assert_eq!(std::mem::align_of::<Marks>(), 128);
+        assert_eq!(std::mem::size_of::<Marks>(), 128);
+        assert!(TOKENS_KEPT.is_power_of_two());
     }
 }

@@ -126,6 +126,55 @@ async fn a_request_whose_body_cannot_be_copied_is_sent_once() {
     assert_eq!(emulation.stats().refreshes, 2);
 }
 
+/// Three tokens in a row die while one request is on its way with each, every one of them after
+/// serving other requests through the middleware: the request goes out a fourth time (it ended
+/// with the third 401 at `max_sends`) and succeeds. The emulation holds the request's answers so
+/// that another request meets each token's death first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_meeting_three_revoked_tokens_is_replayed_with_a_fourth() {
+    let (emulation, config) = emulation(&Config::default().password).await;
+    let provider = preset_with(API, &emulation.base_url(), &config);
+    let layer = AuthLayer::new(provider, client());
+    let reqwest = reqwest_client(&layer);
+    let url = emulation.resource_url();
+    let get = |reqwest: &ClientWithMiddleware| {
+        let (reqwest, url) = (reqwest.clone(), url.clone());
+        tokio::spawn(async move { reqwest.get(url).send().await.map(|r| r.status()) })
+    };
+    let held =
+        |n| tokio::time::timeout(Duration::from_secs(10), emulation.wait_for_held_requests(n));
+
+    assert_eq!(get(&reqwest).await.unwrap().unwrap(), StatusCode::OK);
+    emulation.revoke_access_tokens();
+    emulation.hold_resource_requests(1);
+    let request = get(&reqwest);
+    held(1).await.expect("the request arrives with token 1");
+    for token in 1..=3 {
+        // Another request meets the dead token first (one refresh) and is served with the next.
+        assert_eq!(get(&reqwest).await.unwrap().unwrap(), StatusCode::OK);
+        if token < 3 {
+            // The next token dies too; the held 401 goes out, and the request's replay, with the
+            // next token, is held in turn.
+            emulation.revoke_access_tokens();
+            emulation.hold_resource_requests(1);
+            held(1).await.expect("the replay arrives");
+        } else {
+            emulation.hold_resource_requests(0);
+        }
+    }
+    assert_eq!(request.await.unwrap().unwrap(), StatusCode::OK);
+    let stats = emulation.stats();
+    assert_eq!((stats.logins, stats.refreshes), (1, 3), "{stats:?}");
+    // The request's three 401s and the other requests' one each; sent 4 times.
+    assert_eq!(
+        (stats.resource_unauthorized, stats.resource_ok),
+        (6, 5),
+        "{stats:?}"
+    );
+    assert_eq!(layer.metrics().replays, 3 + 3);
+    assert_eq!(emulation.resource_tokens().len(), 4);
+}
+
 #[tokio::test]
 async fn a_rejected_login_is_a_typed_error_and_is_backed_off() {
     let (emulation, config) = emulation("not the password").await;

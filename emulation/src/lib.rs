@@ -116,6 +116,8 @@
 //! [`Emulation::wait_for_held_requests`] waits until they are in, and
 //! [`Emulation::release_held_requests`] answers them in arrival order: a test chooses when a
 //! client sees each 401, e.g. after its refresh has completed.
+//! [`Emulation::set_revocation_rate`] makes each answer to a live token revoke it at random,
+//! as early revocation hits a busy client: every request in flight with the token then gets 401.
 //!
 //! # Limitations
 //!

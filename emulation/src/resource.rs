@@ -1,7 +1,7 @@
-//! What a test can see and steer of the protected resource: the bearer tokens it was shown, and
-//! a gate that holds requests after their answer has been decided.
+//! What a test can see and steer of the protected resource: the bearer tokens it was shown, a
+//! gate that holds requests after their answer has been decided, and random revocation.
 //!
-//! Both are `watch` channels, so a test can wait for a state instead of polling for it.
+//! The first two are `watch` channels, so a test can wait for a state instead of polling for it.
 //!
 //! NOTE: a request's answer is decided when it arrives and the gate only delays sending it, so a
 //! test can make a client see the 401 for a token long after the token was replaced, in the order
@@ -9,6 +9,8 @@
 //! under its own lock, and the closures only count.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
 
 use tokio::sync::watch;
 
@@ -133,12 +135,89 @@ impl SeenTokens {
     }
 }
 
+/// Random revocation: each answer the resource gives to a live token revokes that token with a
+/// probability, drawn independently per answer (so revocations cluster as chance has it, not
+/// one in every N).
+pub(super) struct Revocations {
+    /// The probability, as `f64` bits; 0 (the default) draws nothing.
+    rate: AtomicU64,
+    rng: Mutex<fastrand::Rng>,
+    revoked: AtomicU64,
+}
+
+impl Revocations {
+    pub(super) fn new(seed: Option<u64>) -> Self {
+        // Its own stream, apart from the auth faults': turning one on leaves the other's draws
+        // as they were.
+        let rng = seed.map_or_else(fastrand::Rng::new, |seed| {
+            fastrand::Rng::with_seed(seed ^ 0x5245_564f_4b45)
+        });
+        Self {
+            rate: AtomicU64::new(0f64.to_bits()),
+            rng: Mutex::new(rng),
+            revoked: AtomicU64::new(0),
+        }
+    }
+
+    /// Sets the probability, clamped to `0.0..=1.0`; 0 or NaN turns revocation off.
+    pub(super) fn set_rate(&self, rate: f64) {
+        // NaN compares false: off.
+        let rate = if rate > 0.0 { rate.min(1.0) } else { 0.0 };
+        self.rate.store(rate.to_bits(), Ordering::Relaxed);
+    }
+
+    /// Whether the answer being given to a live token revokes it; counts the ones that do.
+    pub(super) fn draw(&self) -> bool {
+        let rate = f64::from_bits(self.rate.load(Ordering::Relaxed));
+        if rate <= 0.0 {
+            return false;
+        }
+        // One draw under the lock, never held across an await.
+        let hit = self
+            .rng
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .f64()
+            < rate;
+        if hit {
+            self.revoked.fetch_add(1, Ordering::Relaxed);
+        }
+        hit
+    }
+
+    /// How many tokens random revocation has revoked.
+    pub(super) fn revoked(&self) -> u64 {
+        self.revoked.load(Ordering::Relaxed)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
     use std::time::Duration;
 
     use super::*;
+
+    #[test]
+    fn revocations_are_drawn_at_the_rate_and_repeat_with_a_seed() {
+        let off = Revocations::new(Some(3));
+        assert!((0..1000).all(|_| !off.draw()));
+        off.set_rate(f64::NAN);
+        assert!((0..1000).all(|_| !off.draw()));
+        off.set_rate(7.0);
+        assert!((0..1000).all(|_| off.draw()));
+        assert_eq!(off.revoked(), 1000);
+
+        let draws = |seed| {
+            let revocations = Revocations::new(Some(seed));
+            revocations.set_rate(0.05);
+            (0..20_000).map(|_| revocations.draw()).collect::<Vec<_>>()
+        };
+        let first = draws(9);
+        assert_eq!(first, draws(9));
+        let hits = first.iter().filter(|&&hit| hit).count();
+        assert!((800..=1200).contains(&hits), "{hits} of 20,000 at 5 %");
+    }
 
     #[test]
     fn tokens_are_counted_in_first_seen_order() {

@@ -124,6 +124,40 @@ impl Emulation {
         self.shared.tokens.revoke_access();
     }
 
+    /// Makes each following answer of the protected resource to a live access token revoke that
+    /// token with probability `rate` (clamped to `0.0..=1.0`; 0 or NaN turns it off), drawn
+    /// independently per answer: the answer itself is the 200 it was going to be, and every
+    /// request carrying the token from then on is answered 401, requests already in flight whose
+    /// answer is not yet decided included. Replaces any earlier rate.
+    ///
+    /// Independent draws cluster as chance has it (two revocations a few requests apart, or
+    /// several tokens in a row each dying soon after it was issued), which one revocation every
+    /// N requests never does. The draws follow [`Config::fault_seed`] when it is set, in a stream
+    /// of their own. Auth endpoints are never affected; [`revocations`](Emulation::revocations)
+    /// counts the tokens revoked so.
+    ///
+    /// ```
+    /// use tower_token_auth_emulation::{Api, Config, Emulation};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> std::io::Result<()> {
+    /// let emulation = Emulation::start(Api::Simacan, Config::default()).await?;
+    /// // One answer in 200, at random, kills the token it served.
+    /// emulation.set_revocation_rate(0.005);
+    /// assert_eq!(emulation.revocations(), 0);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn set_revocation_rate(&self, rate: f64) {
+        self.shared.revocations.set_rate(rate);
+    }
+
+    /// How many access tokens random revocation ([`set_revocation_rate`](Emulation::set_revocation_rate))
+    /// has revoked so far.
+    pub fn revocations(&self) -> u64 {
+        self.shared.revocations.revoked()
+    }
+
     /// Every refresh token issued so far dies now: refreshing with it is rejected as an expired
     /// token would be (not counted as a violation).
     pub fn revoke_refresh_tokens(&self) {
@@ -374,6 +408,12 @@ async fn handle(shared: &Shared, request: Request<Incoming>) -> Result<Resp, Res
         Route::Resource => match drain(body).await {
             Ok(length) => {
                 let answer = shared.resource(&parts, length);
+                // Revoked once its answer is decided: the 200 stands, later requests get 401.
+                if answer.status() == StatusCode::OK && shared.revocations.draw() {
+                    if let Some(token) = wire::bearer(&parts.headers) {
+                        shared.tokens.forget(token, None);
+                    }
+                }
                 shared.hold.pass().await;
                 answer
             }

@@ -6,7 +6,7 @@ use http::StatusCode;
 
 use super::config::{Api, Config};
 use super::faults::Faults;
-use super::resource::{Hold, SeenTokens};
+use super::resource::{Hold, Revocations, SeenTokens};
 use super::stats::{bump, Counters};
 use super::tokens::{Redeem, Redeemed, Tokens};
 use super::wire::{self, Resp};
@@ -19,12 +19,14 @@ pub(super) struct Shared {
     pub(super) faults: Faults,
     pub(super) hold: Hold,
     pub(super) seen_tokens: SeenTokens,
+    pub(super) revocations: Revocations,
 }
 
 impl Shared {
     pub(super) fn new(api: Api, config: Config, issuer: String) -> Self {
         let tokens = Tokens::new(issuer, config.access_lifetime, config.refresh_lifetime);
         let faults = Faults::new(config.fault_seed);
+        let revocations = Revocations::new(config.fault_seed);
         Self {
             api,
             config,
@@ -33,6 +35,7 @@ impl Shared {
             faults,
             hold: Hold::new(),
             seen_tokens: SeenTokens::new(),
+            revocations,
         }
     }
 

@@ -428,6 +428,119 @@ async fn revoked_tokens_die_and_their_rejection_is_not_a_violation() {
 }
 
 #[tokio::test]
+async fn random_revocation_kills_the_token_an_answer_served_and_keeps_that_answer() {
+    let client = client();
+    for api in ALL {
+        let emulation = Emulation::start(
+            api,
+            Config {
+                fault_seed: Some(5),
+                ..Config::default()
+            },
+        )
+        .await
+        .unwrap();
+        let (access, _) = login(&client, &emulation).await;
+        for _ in 0..20 {
+            assert_eq!(
+                resource_status(&client, &emulation, &access).await,
+                StatusCode::OK
+            );
+        }
+        assert_eq!(emulation.revocations(), 0, "{api:?}: off by default");
+
+        // Every answer revokes: the first request is served, and it is held so that the second
+        // one, sent while the first is still in flight, meets the revoked token.
+        emulation.set_revocation_rate(1.0);
+        emulation.hold_resource_requests(1);
+        let first = tokio::spawn({
+            let (client, url) = (client.clone(), emulation.resource_url());
+            let authorization = format!("Bearer {access}");
+            async move {
+                let headers = [("authorization", authorization.as_str())];
+                let request = request(Method::GET, &url, &headers, "");
+                send(&client, request).await.status
+            }
+        });
+        tokio::time::timeout(DEADLINE, emulation.wait_for_held_requests(1))
+            .await
+            .expect("the first request arrives");
+        assert_eq!(
+            resource_status(&client, &emulation, &access).await,
+            StatusCode::UNAUTHORIZED,
+            "{api:?}"
+        );
+        emulation.release_held_requests(1);
+        assert_eq!(first.await.unwrap(), StatusCode::OK, "{api:?}");
+        // A 401 revokes nothing: the count is the one token served.
+        assert_eq!(emulation.revocations(), 1, "{api:?}");
+
+        // A new token dies after its first answer too; the auth endpoints are untouched.
+        let (again, _) = login(&client, &emulation).await;
+        assert_eq!(
+            resource_status(&client, &emulation, &again).await,
+            StatusCode::OK
+        );
+        assert_eq!(
+            resource_status(&client, &emulation, &again).await,
+            StatusCode::UNAUTHORIZED
+        );
+        let s = emulation.stats();
+        assert_eq!(emulation.revocations(), 2, "{api:?}");
+        assert_eq!((s.resource_ok, s.resource_unauthorized), (22, 2), "{api:?}");
+        assert_eq!(auth_stats(s), stats(2, 0, 0, 0, 0), "{api:?}");
+
+        emulation.set_revocation_rate(0.0);
+        let (last, _) = login(&client, &emulation).await;
+        for _ in 0..20 {
+            assert_eq!(
+                resource_status(&client, &emulation, &last).await,
+                StatusCode::OK
+            );
+        }
+        assert_eq!(emulation.revocations(), 2, "{api:?}: off again");
+    }
+}
+
+#[tokio::test]
+async fn random_revocation_is_drawn_per_answer_at_the_rate() {
+    let client = client();
+    let emulation = Emulation::start(
+        Api::OAuth2,
+        Config {
+            fault_seed: Some(8),
+            ..Config::default()
+        },
+    )
+    .await
+    .unwrap();
+    emulation.set_revocation_rate(0.25);
+    // One new token per answer served: each 200 draws once.
+    let (mut served, mut revoked) = (0, 0);
+    let (mut access, _) = login(&client, &emulation).await;
+    while served < 400 {
+        match resource_status(&client, &emulation, &access).await {
+            StatusCode::OK => served += 1,
+            _ => {
+                revoked += 1;
+                access = login(&client, &emulation).await.0;
+            }
+        }
+    }
+    // Each revocation showed as exactly one 401, bar the last token's, which may be dead unseen.
+    assert!(
+        emulation.revocations() == revoked || emulation.revocations() == revoked + 1,
+        "{} revoked, {revoked} seen",
+        emulation.revocations()
+    );
+    assert!(
+        (60..=140).contains(&emulation.revocations()),
+        "{} of 400 at 25 %",
+        emulation.revocations()
+    );
+}
+
+#[tokio::test]
 async fn tokens_expire_in_real_time() {
     // The APIs run side by side: the test is mostly sleeping.
     let mut runs = tokio::task::JoinSet::new();

@@ -39,7 +39,7 @@ use crate::clock::{Clock, Moment};
 use crate::error::AuthError;
 use crate::handle::Token;
 use crate::metrics::Metrics;
-use crate::provider::{Provider, TokenPolicy};
+use crate::provider::{Budget, Provider, Rejection, TokenPolicy};
 use crate::slot::{Generation, Invalidate, Slot, TokenState};
 
 /// Layer-level settings that are not the provider's business.
@@ -243,6 +243,31 @@ impl<P: Provider> Manager<P> {
         let _flights = self.lock();
         if let Some(current) = self.slot.load_full() {
             self.slot.store(Arc::new(current.without_refresh_token()));
+        }
+    }
+
+    /// What the upstream's rejection of the token of `generation` means for a request that
+    /// started at `started` and has spent `budget`, as [`TokenPolicy::allows_replay`] weighs
+    /// it. Ask before invalidating the token: that makes it old news. A rejection that is not
+    /// news is recorded for the requests that reported the token dead first
+    /// (`Slot::reject_again`).
+    pub(crate) fn rejection(
+        &self,
+        generation: Generation,
+        budget: &Budget,
+        started: Moment,
+    ) -> Rejection {
+        let news = self.holds_live(generation);
+        if !news {
+            self.slot.reject_again(generation);
+        }
+        let previous = budget.previous();
+        Rejection {
+            generation,
+            news,
+            previous_accepted: previous.is_none_or(|g| self.slot.accepted(g)),
+            previous_rejected_again: previous.is_some_and(|g| self.slot.rejected_again(g)),
+            in_time: self.settings.clock.moment() < started + self.settings.max_wait,
         }
     }
 }

@@ -62,6 +62,7 @@ use http_body_util::Full;
 
 use crate::error::{AuthCall, AuthError};
 use crate::secret::Secret;
+use crate::slot::Generation;
 use crate::token::TokenSet;
 
 /// A login or refresh request, as a provider builds it.
@@ -213,10 +214,22 @@ pub struct TokenPolicy {
     ///
     /// A rejection of a token that was already superseded or already known dead is not news: the
     /// request is replayed with the current token free of charge (OkHttp's rule), within
-    /// [`max_sends`](Self::max_sends).
+    /// [`max_sends`](Self::max_sends). Nor is a revocation the request merely reported first:
+    /// when the token had served other requests and was rejected for others too, the replay it
+    /// was charged is refunded at the request's next rejection.
     pub max_replays: u32,
-    /// Hard cap on how many times one request is sent, replays included. Default: 3.
+    /// Hard cap on how many times one request is sent, replays included, once a token the
+    /// upstream had never been seen accepting was rejected (a token refused for good: a
+    /// missing permission, a wrong audience). Default: 3.
     pub max_sends: u32,
+    /// Hard cap on sends for a request each of whose rejected tokens had served an earlier
+    /// request (some answer to a request carrying it did not reject it): tokens revoked one
+    /// after another while the request was replayed, which is revocation, not a loop. Sends
+    /// beyond [`max_sends`](Self::max_sends) go out only within the layer's
+    /// [`max_wait`](crate::AuthLayerBuilder::max_wait) of the request's start, and only while new
+    /// tokens come. Default: 8; a value below `max_sends` counts as `max_sends`, and with
+    /// `max_sends` at 1 nothing is replayed at all.
+    pub max_sends_revoked: u32,
     /// Whether a rejected refresh falls back to logging in within the same attempt. Default:
     /// `true`. When `false`, the rejection is reported to the waiting requests and the rejected
     /// refresh token is dropped; the login then happens on the next attempt, after the backoff.
@@ -238,6 +251,7 @@ impl Default for TokenPolicy {
             classifier: Classifier::default(),
             max_replays: 1,
             max_sends: 3,
+            max_sends_revoked: 8,
             login_on_refresh_rejected: true,
             default_lifetime: Duration::from_secs(300),
             keep_unrotated_refresh_token: true,
@@ -251,23 +265,112 @@ impl TokenPolicy {
         self.max_replays > 0 && self.max_sends >= 2 && !self.classifier.is_none()
     }
 
-    /// Whether a request about to go out for the `sends + 1`-th time needs a copy: another send
-    /// may follow it.
-    pub(crate) fn copies_for_send(&self, sends: u32) -> bool {
-        self.replays() && sends + 1 < self.max_sends
+    /// Whether a request about to go out for the `sends + 1`-th time, having spent `budget`,
+    /// needs a copy: another send may follow it.
+    pub(crate) fn copies_for_send(&self, sends: u32, budget: &Budget) -> bool {
+        self.replays() && sends + 1 < self.send_cap(budget.revoked_only)
     }
 
-    /// OkHttp's rule, for a request sent `sends` times whose token was just rejected: a
-    /// rejection of the token the slot holds (`news`) costs one of `max_replays` (counted in
-    /// `charged`) and one refresh; a rejection of a token already superseded or known dead is
-    /// replayed free. `max_sends` caps both, so a replay loop always ends.
-    pub(crate) fn allows_replay(&self, sends: u32, charged: &mut u32, news: bool) -> bool {
-        let allowed = sends < self.max_sends && (!news || *charged < self.max_replays);
-        if allowed && news {
-            *charged += 1;
+    /// The hard cap on sends of a request: higher while every token it was rejected with (up to
+    /// the latest) had been accepted.
+    fn send_cap(&self, revoked_only: bool) -> u32 {
+        if revoked_only {
+            self.max_sends.max(self.max_sends_revoked)
+        } else {
+            self.max_sends
         }
+    }
+
+    /// The replay decision, the one place it is made (the tower service and the adapters ask
+    /// it), for a request sent `sends` times whose token was just rejected.
+    ///
+    /// OkHttp's rule: a rejection of the token the slot holds (news) costs one of `max_replays`
+    /// (counted in `budget`) and one refresh; a rejection of a token already superseded or known
+    /// dead is replayed free. The hard cap on sends bounds both, so a replay loop always ends:
+    /// `max_sends`, or `max_sends_revoked` while every token the request was rejected with had
+    /// been accepted (revocation) and the request is within its deadline.
+    ///
+    /// Revocation is told from refusal in hindsight, at the request's next rejection: whether
+    /// the previous token had been accepted, and, when its rejection was charged, whether other
+    /// requests were rejected with it too. A charged token that was both died for everyone
+    /// (the request merely reported it first): the charge is refunded.
+    ///
+    /// NOTE: in hindsight, because the answer that shows a token accepted, or the rejections of
+    /// the other requests, may arrive just after the rejection they concern (a token revoked by
+    /// the very answer that served a request). So a token never accepted costs at most
+    /// `max_sends` sends, and at most one send beyond it after tokens that were; and a request
+    /// the upstream refuses alone still costs at most `max_replays` refreshes.
+    pub(crate) fn allows_replay(
+        &self,
+        sends: u32,
+        budget: &mut Budget,
+        rejection: Rejection,
+    ) -> bool {
+        if let Some((_, charged)) = budget.previous {
+            budget.revoked_only &= rejection.previous_accepted;
+            if charged && budget.revoked_only && rejection.previous_rejected_again {
+                budget.charged -= 1;
+            }
+        }
+        let cap = if rejection.in_time {
+            self.send_cap(budget.revoked_only)
+        } else {
+            self.max_sends
+        };
+        let allowed = sends < cap && (!rejection.news || budget.charged < self.max_replays);
+        let charged = allowed && rejection.news;
+        if charged {
+            budget.charged += 1;
+        }
+        budget.previous = Some((rejection.generation, charged));
         allowed
     }
+}
+
+/// What one request has spent of its replay budget ([`TokenPolicy::allows_replay`]).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Budget {
+    /// Replays charged to [`TokenPolicy::max_replays`].
+    charged: u32,
+    /// Every token the request was rejected with, up to `previous`, had been accepted.
+    revoked_only: bool,
+    /// The token of the latest rejection, judged at the next one, and whether that rejection
+    /// was charged.
+    previous: Option<(Generation, bool)>,
+}
+
+impl Budget {
+    /// The token of the request's latest rejection, which the next rejection judges
+    /// ([`Rejection::previous_accepted`]).
+    pub(crate) fn previous(&self) -> Option<Generation> {
+        self.previous.map(|(generation, _)| generation)
+    }
+}
+
+impl Default for Budget {
+    fn default() -> Self {
+        Self {
+            charged: 0,
+            revoked_only: true,
+            previous: None,
+        }
+    }
+}
+
+/// One rejection of a request's token, as [`TokenPolicy::allows_replay`] weighs it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Rejection {
+    /// The rejected token.
+    pub(crate) generation: Generation,
+    /// The slot holds the rejected token, alive: the first word of its death.
+    pub(crate) news: bool,
+    /// The token of the request's previous rejection ([`Budget::previous`]) had been accepted:
+    /// some answer to a request carrying it did not reject it.
+    pub(crate) previous_accepted: bool,
+    /// That token was rejected for other requests too, after it was known dead.
+    pub(crate) previous_rejected_again: bool,
+    /// The request is within its deadline (the layer's `max_wait` from its start).
+    pub(crate) in_time: bool,
 }
 
 macro_rules! forward_provider {
@@ -322,6 +425,136 @@ mod tests {
         assert_provider(&boxed);
         assert_provider(&shared);
         assert_eq!(boxed.policy(), TokenPolicy::default());
+    }
+
+    /// A request's successive tokens rejected, as `allows_replay` is asked about them: the
+    /// number of sends it allows.
+    fn sends_allowed(policy: &TokenPolicy, tokens: impl IntoIterator<Item = Token>) -> u32 {
+        let mut budget = Budget::default();
+        let mut fates = std::collections::HashMap::new();
+        let mut sends = 1;
+        for (n, token) in (1..).zip(tokens) {
+            let generation = Generation::FIRST;
+            let generation = (1..n).fold(generation, |g, _| g.next());
+            fates.insert(generation, token);
+            let previous = budget.previous().map(|g| fates[&g]);
+            let rejection = Rejection {
+                generation,
+                news: token.news,
+                previous_accepted: previous.is_none_or(|t| t.accepted),
+                previous_rejected_again: previous.is_some_and(|t| t.rejected_again),
+                in_time: token.in_time,
+            };
+            let copied = policy.copies_for_send(sends - 1, &budget);
+            if !policy.allows_replay(sends, &mut budget, rejection) {
+                return sends;
+            }
+            assert!(copied, "send {sends} kept no copy for the replay it allows");
+            sends += 1;
+        }
+        panic!("still replaying after {sends} sends");
+    }
+
+    /// What became of one token a request was rejected with.
+    #[derive(Clone, Copy)]
+    struct Token {
+        news: bool,
+        accepted: bool,
+        rejected_again: bool,
+        in_time: bool,
+    }
+
+    fn rejection(news: bool, accepted: bool, in_time: bool) -> Token {
+        Token {
+            news,
+            accepted,
+            rejected_again: !news,
+            in_time,
+        }
+    }
+
+    #[test]
+    fn the_replay_budget_follows_okhttp_with_a_higher_cap_for_revocation() {
+        let policy = TokenPolicy::default();
+        let forever = |t: Token| std::iter::repeat(t);
+        // Tokens never seen accepted, each already replaced: the cap of 3.
+        assert_eq!(
+            sends_allowed(&policy, forever(rejection(false, false, true))),
+            3
+        );
+        // Tokens that had served other requests, revoked one after another: 8.
+        assert_eq!(
+            sends_allowed(&policy, forever(rejection(false, true, true))),
+            8
+        );
+        // One token never seen accepted among them: back to 3 from then on, or one send past
+        // the token when it comes later (judged at the next rejection).
+        let mixed = [rejection(false, true, true), rejection(false, false, true)];
+        assert_eq!(
+            sends_allowed(
+                &policy,
+                mixed
+                    .into_iter()
+                    .chain(forever(rejection(false, true, true)))
+            ),
+            3
+        );
+        let late = [true, true, true, false].map(|accepted| rejection(false, accepted, true));
+        assert_eq!(
+            sends_allowed(
+                &policy,
+                late.into_iter()
+                    .chain(forever(rejection(false, true, true)))
+            ),
+            5
+        );
+        // Past the deadline: no send beyond 3.
+        assert_eq!(
+            sends_allowed(&policy, forever(rejection(false, true, false))),
+            3
+        );
+        // News costs one of `max_replays` (1), accepted or not, when the request alone was
+        // rejected with the token ...
+        assert_eq!(
+            sends_allowed(&policy, forever(rejection(true, true, true))),
+            2
+        );
+        assert_eq!(
+            sends_allowed(&policy, forever(rejection(true, false, true))),
+            2
+        );
+        // ... and is refunded for a token that had been accepted and died for others too.
+        let reported_first = Token {
+            rejected_again: true,
+            ..rejection(true, true, true)
+        };
+        assert_eq!(sends_allowed(&policy, forever(reported_first)), 8);
+        let never_accepted = Token {
+            accepted: false,
+            ..reported_first
+        };
+        assert_eq!(sends_allowed(&policy, forever(never_accepted)), 2);
+
+        let mut custom = TokenPolicy {
+            max_sends: 4,
+            max_sends_revoked: 2,
+            ..TokenPolicy::default()
+        };
+        assert_eq!(
+            sends_allowed(&custom, forever(rejection(false, true, true))),
+            4,
+            "never below max_sends"
+        );
+        custom.max_sends_revoked = 6;
+        assert_eq!(
+            sends_allowed(&custom, forever(rejection(false, true, true))),
+            6
+        );
+        // The last send keeps no copy.
+        assert!(custom.copies_for_send(4, &Budget::default()));
+        assert!(!custom.copies_for_send(5, &Budget::default()));
+        custom.max_replays = 0;
+        assert!(!custom.copies_for_send(0, &Budget::default()));
     }
 
     #[test]
