@@ -4,49 +4,13 @@
 
 mod emulated;
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use tower::{Layer, ServiceExt};
 use tower_token_auth::AuthLayer;
 use tower_token_auth_emulation::{Api, Config, Emulation};
-
-/// Load through the layer until `stop`, counting successes and failures.
-fn load(
-    svc: &emulated::Authed,
-    emulation: &Arc<Emulation>,
-    stop: &Arc<AtomicBool>,
-) -> (
-    Vec<tokio::task::JoinHandle<()>>,
-    Arc<AtomicU64>,
-    Arc<AtomicU64>,
-) {
-    let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-    let workers = (0..8)
-        .map(|_| {
-            let (svc, emulation, stop) = (svc.clone(), Arc::clone(emulation), Arc::clone(stop));
-            let (ok, failed) = (Arc::clone(&ok), Arc::clone(&failed));
-            tokio::spawn(async move {
-                while !stop.load(Ordering::Relaxed) {
-                    let request = http::Request::get(emulation.resource_url())
-                        .body(http_body_util::Full::default())
-                        .unwrap();
-                    match svc.clone().oneshot(request).await {
-                        Ok(response) if response.status().is_success() => {
-                            ok.fetch_add(1, Ordering::Relaxed)
-                        }
-                        _ => failed.fetch_add(1, Ordering::Relaxed),
-                    };
-                    // A request failing fast never yields: without this, a failing test's
-                    // runtime could not stop the workers.
-                    tokio::task::yield_now().await;
-                }
-            })
-        })
-        .collect();
-    (workers, ok, failed)
-}
 
 /// `force_refresh()` and `invalidate()` under load, on a 15 s Intergiro token: one refused
 /// refresh each (the API counts it as a violation; the program asked for it), the token kept,
@@ -63,7 +27,7 @@ async fn an_explicit_invalidation_keeps_a_token_the_api_still_holds_valid() {
     let handle = layer.handle();
     let svc = layer.layer(client);
     let stop = Arc::new(AtomicBool::new(false));
-    let (workers, ok, failed) = load(&svc, &emulation, &stop);
+    let (workers, counts) = emulated::spawn_load(&svc, &emulation, 8, &stop, |_| {});
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     let token = handle.force_refresh().await.expect("the token is kept");
@@ -79,7 +43,7 @@ async fn an_explicit_invalidation_keeps_a_token_the_api_still_holds_valid() {
     for worker in workers {
         worker.await.unwrap();
     }
-    let (ok, failed) = (ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
+    let (ok, failed) = (counts.ok(), counts.failed());
     let stats = emulation.stats();
     eprintln!(
         "intergiro: {ok} ok, {failed} failed; {stats:?}; {:?}",

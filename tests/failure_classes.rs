@@ -5,11 +5,11 @@
 mod emulated;
 mod support;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tower::{Layer, ServiceExt};
+use tower::Layer;
 use tower_token_auth::provider::{AuthRequest, AuthResponse, Failure, Provider, TokenPolicy};
 use tower_token_auth::{AuthCall, AuthError, AuthLayer, Clock, ErrorKind, Secret};
 use tower_token_auth_emulation::{Api, Config, Emulation, FaultKind};
@@ -142,43 +142,19 @@ async fn union_service_rides_out_faults_answered_like_rejections() {
         client.clone(),
     );
     let svc = layer.layer(client);
-    let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-    let sent = Arc::new(AtomicU64::new(0));
-    let started = std::time::Instant::now();
-    let workers: Vec<_> = (0..16)
-        .map(|_| {
-            let (svc, emulation, ok, failed, sent) = (
-                svc.clone(),
-                Arc::clone(&emulation),
-                Arc::clone(&ok),
-                Arc::clone(&failed),
-                Arc::clone(&sent),
-            );
-            tokio::spawn(async move {
-                while started.elapsed() < Duration::from_secs(8) {
-                    if sent.fetch_add(1, Ordering::Relaxed) % 100 == 99 {
-                        emulation.revoke_access_tokens();
-                    }
-                    let request = http::Request::get(emulation.resource_url())
-                        .body(http_body_util::Full::default())
-                        .unwrap();
-                    match svc.clone().oneshot(request).await {
-                        Ok(response) if response.status().is_success() => {
-                            ok.fetch_add(1, Ordering::Relaxed)
-                        }
-                        _ => failed.fetch_add(1, Ordering::Relaxed),
-                    };
-                    // A request failing fast never yields: without this, a failing test's
-                    // runtime could not stop the workers.
-                    tokio::task::yield_now().await;
-                }
-            })
-        })
-        .collect();
+    let stop = Arc::new(AtomicBool::new(false));
+    let revoker = Arc::clone(&emulation);
+    let (workers, counts) = emulated::spawn_load(&svc, &emulation, 16, &stop, move |n| {
+        if n % 100 == 99 {
+            revoker.revoke_access_tokens();
+        }
+    });
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    stop.store(true, Ordering::Relaxed);
     for worker in workers {
         worker.await.unwrap();
     }
-    let (ok, failed) = (ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
+    let (ok, failed) = (counts.ok(), counts.failed());
     let stats = emulation.stats();
     eprintln!(
         "union-service: {ok} ok, {failed} failed; {stats:?}; {:?}",

@@ -114,3 +114,56 @@ async fn get_url(svc: Authed, url: String) -> Result<StatusCode, tower::BoxError
     response.into_body().collect().await?;
     Ok(status)
 }
+
+/// What a [`spawn_load`] run counted: final answers that were 2xx, and everything else.
+#[derive(Clone, Default)]
+pub struct Counts {
+    pub ok: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    pub failed: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Counts {
+    pub fn ok(&self) -> u64 {
+        self.ok.load(std::sync::atomic::Ordering::Relaxed)
+    }
+    pub fn failed(&self) -> u64 {
+        self.failed.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// `workers` tasks GETting `emulation`'s resource through `svc` until `stop` is set, counting
+/// outcomes; `before_each(n)` runs before the `n`th request (counted across workers, from 0).
+pub fn spawn_load(
+    svc: &Authed,
+    emulation: &std::sync::Arc<Emulation>,
+    workers: usize,
+    stop: &std::sync::Arc<std::sync::atomic::AtomicBool>,
+    before_each: impl Fn(u64) + Send + Sync + 'static,
+) -> (Vec<tokio::task::JoinHandle<()>>, Counts) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+    let counts = Counts::default();
+    let sent = Arc::new(AtomicU64::new(0));
+    let before_each = Arc::new(before_each);
+    let handles = (0..workers)
+        .map(|_| {
+            let (svc, emulation, stop) = (svc.clone(), Arc::clone(emulation), Arc::clone(stop));
+            let (counts, sent, before_each) =
+                (counts.clone(), Arc::clone(&sent), Arc::clone(&before_each));
+            tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    before_each(sent.fetch_add(1, Ordering::Relaxed));
+                    let counter = match get(&svc, &emulation).await {
+                        Ok(status) if status.is_success() => &counts.ok,
+                        _ => &counts.failed,
+                    };
+                    counter.fetch_add(1, Ordering::Relaxed);
+                    // A request failing fast never yields: without this, a failing test's
+                    // runtime could not stop the workers.
+                    tokio::task::yield_now().await;
+                }
+            })
+        })
+        .collect();
+    (handles, counts)
+}
