@@ -124,31 +124,52 @@ impl<P: Provider> Manager<P> {
         // paused learns of it here (see `Clock::notice_paused_time`).
         self.settings.clock.notice_paused_time();
         let mut flights = self.lock();
+        let (join, killed) = self.join_locked(&mut flights, rejected);
+        drop(flights);
+        if let Some(killed) = killed {
+            tracing::debug!(
+                generation = killed.generation.get(),
+                "token rejected upstream"
+            );
+        }
+        join
+    }
+
+    /// [`join`](Self::join)'s decision, under the flights lock; the token it marked dead, if
+    /// any, to report (and drop) once the lock is released.
+    // NOTE: one critical section from the rejection to the flight: released in between, the
+    // flight another request opened could land its token meanwhile, and this request would
+    // open a second one for a token nobody rejected.
+    fn join_locked(
+        self: &Arc<Self>,
+        flights: &mut Flights,
+        rejected: Option<Generation>,
+    ) -> (Result<Join<P>, AuthError>, Option<Arc<TokenState>>) {
         let now = self.settings.clock.moment();
+        let mut killed = None;
         if let Some(current) = self.slot.load_full() {
             if now < current.expires_at {
                 if rejected != Some(current.generation) {
-                    return Ok(Join::Ready(current));
+                    return (Ok(Join::Ready(current)), None);
                 }
                 self.slot.store(Arc::new(current.expired_at(now)));
-                let generation = current.generation;
-                let killed = flights.killed.replace(current);
-                drop(flights);
-                drop(killed);
-                tracing::debug!(generation = generation.get(), "token rejected upstream");
-                flights = self.lock();
+                // An older kill it replaces is plain data: dropped here, under the lock.
+                drop(flights.killed.replace(Arc::clone(&current)));
+                killed = Some(current);
             }
         }
         // Each waiter keeps its own deadline (see `wait`).
         let deadline = now + self.settings.max_wait;
         if let Some(flight) = flights.join() {
-            return Ok(Join::Wait(flight, deadline));
+            return (Ok(Join::Wait(flight, deadline)), killed);
         }
         if let Some(error) = flights.failing_fast(now) {
-            return Err(error);
+            return (Err(error), killed);
         }
-        let (flight, launch) = self.open(&mut flights)?;
-        Ok(Join::Start(flight, deadline, launch))
+        let join = self
+            .open(flights)
+            .map(|(flight, launch)| Join::Start(flight, deadline, launch));
+        (join, killed)
     }
 
     /// Whether the slot holds the token of generation `g`, alive: a 401 on it is news (and costs
