@@ -9,8 +9,6 @@ use std::sync::Arc;
 use http::header::WWW_AUTHENTICATE;
 use http::{HeaderMap, HeaderName, StatusCode};
 
-use crate::slot::StatusSet;
-
 /// The gRPC status header, which a trailers-only response carries in its head.
 const GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
 
@@ -237,9 +235,53 @@ fn split_top_level(value: &str) -> impl Iterator<Item = &str> {
     cuts.into_iter()
 }
 
+/// Statuses, as a set over 0..1024: the ones that mark a token dead (see
+/// [`Classifier`](crate::provider::Classifier)), checked on every response.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct StatusSet([u64; 16]);
+
+impl StatusSet {
+    pub(crate) fn new(statuses: &[StatusCode]) -> Self {
+        let mut bits = [0u64; 16];
+        for status in statuses {
+            let code = usize::from(status.as_u16());
+            bits[code / 64] |= 1 << (code % 64);
+        }
+        Self(bits)
+    }
+
+    #[inline]
+    pub(crate) fn contains(&self, status: StatusCode) -> bool {
+        // `StatusCode` is 100..=999.
+        let code = usize::from(status.as_u16());
+        self.0[(code / 64) % 16] & (1 << (code % 64)) != 0
+    }
+}
+
+impl fmt::Debug for StatusSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let codes = (100..1000u16)
+            .filter_map(|code| StatusCode::from_u16(code).ok())
+            .filter(|&status| self.contains(status))
+            .map(|status| status.as_u16());
+        f.debug_set().entries(codes).finish()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_status_set_holds_exactly_its_statuses() {
+        let codes = [100, 401, 403, 511, 999].map(|c| StatusCode::from_u16(c).unwrap());
+        let set = StatusSet::new(&codes);
+        for code in 100..1000 {
+            let status = StatusCode::from_u16(code).unwrap();
+            assert_eq!(set.contains(status), codes.contains(&status), "{code}");
+        }
+        assert_eq!(format!("{set:?}"), "{100, 401, 403, 511, 999}");
+    }
     use http::HeaderValue;
 
     fn with_challenge(values: &[&'static str]) -> HeaderMap {
