@@ -4,16 +4,16 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{ready, Context, Poll};
+use std::task::{Context, Poll};
 
 use http::{Request, Response};
 use pin_project_lite::pin_project;
 use tonic::body::Body;
 use tower_service::Service;
 
-use super::body::{ResponseBody, Watch};
+use super::body::ResponseBody;
 use super::buffer::{CopyBuffered, RequestBody};
-use super::service::Forward;
+use super::forward::Forward;
 use crate::error::BoxError;
 use crate::provider::Provider;
 
@@ -83,35 +83,5 @@ where
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.inner.fmt(f)
-    }
-}
-
-pin_project! {
-    /// The channel's response future; its body gets the call's watch.
-    pub(crate) struct Forwarded<F> {
-        #[pin]
-        future: F,
-        watch: Option<Watch>,
-    }
-}
-
-impl<F> Forwarded<F> {
-    pub(crate) fn new(future: F, watch: Option<Watch>) -> Self {
-        Self { future, watch }
-    }
-}
-
-impl<F, RB, E> Future for Forwarded<F>
-where
-    F: Future<Output = Result<Response<RB>, E>>,
-{
-    type Output = Result<Response<ResponseBody<RB>>, E>;
-
-    #[inline]
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let response = ready!(this.future.poll(cx))?;
-        let watch = this.watch.take();
-        Poll::Ready(Ok(response.map(|body| ResponseBody::new(body, watch))))
     }
 }

@@ -6,7 +6,8 @@ use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use tower_layer::Layer;
 
 use super::buffer::CopyBuffered;
-use super::service::{Forward, GrpcAuthService};
+use super::forward::Forward;
+use super::service::GrpcAuthService;
 use crate::classify::Classifier;
 use crate::handle::TokenHandle;
 use crate::layer::AuthLayer;

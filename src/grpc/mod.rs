@@ -79,6 +79,7 @@
 
 mod body;
 mod buffer;
+mod forward;
 mod future;
 mod layer;
 mod service;

@@ -3,13 +3,14 @@
 use std::fmt;
 use std::task::{Context, Poll};
 
-use http::{HeaderName, Request, Response};
+use http::{Request, Response};
 use tonic::body::Body;
 use tower_service::Service;
 
-use super::body::{ResponseBody, Watch};
+use super::body::ResponseBody;
 use super::buffer::{CopyBuffered, RequestBody};
-use super::future::{Forwarded, ResponseFuture};
+use super::forward::Forward;
+use super::future::ResponseFuture;
 use crate::error::BoxError;
 use crate::handle::TokenHandle;
 use crate::provider::Provider;
@@ -114,66 +115,5 @@ where
         let max = self.max_buffered;
         let request = request.map(|body| RequestBody::read_ahead(body, max));
         ResponseFuture::new(self.auth.call(request))
-    }
-}
-
-/// The part below the [`AuthService`]: hands the request to the channel with tonic's body, and
-/// watches the response's trailers for the token the request carried.
-pub(crate) struct Forward<S> {
-    inner: S,
-    handle: TokenHandle,
-    /// The header the layer's tokens travel in.
-    header: HeaderName,
-}
-
-impl<S> Forward<S> {
-    pub(crate) fn new(inner: S, handle: TokenHandle) -> Self {
-        let header = handle.policy().header.name().clone();
-        Self {
-            inner,
-            handle,
-            header,
-        }
-    }
-}
-
-impl<S: Clone> Clone for Forward<S> {
-    fn clone(&self) -> Self {
-        Self {
-            inner: self.inner.clone(),
-            handle: self.handle.clone(),
-            header: self.header.clone(),
-        }
-    }
-}
-
-impl<S: fmt::Debug> fmt::Debug for Forward<S> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Forward")
-            .field("inner", &self.inner)
-            .field("header", &self.header)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<S, RB> Service<Request<RequestBody>> for Forward<S>
-where
-    S: Service<Request<Body>, Response = Response<RB>>,
-{
-    type Response = Response<ResponseBody<RB>>;
-    type Error = S::Error;
-    type Future = Forwarded<S::Future>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    #[inline]
-    fn call(&mut self, request: Request<RequestBody>) -> Self::Future {
-        let watch = request
-            .headers()
-            .get(&self.header)
-            .map(|sent| Watch::new(self.handle.clone(), sent.clone()));
-        Forwarded::new(self.inner.call(request.map(RequestBody::into_tonic)), watch)
     }
 }

@@ -1,0 +1,107 @@
+//! Between the [`AuthService`](crate::AuthService) and the channel: the request goes to tonic
+//! with tonic's body, and its response's body watches the trailers for the token it carried.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+use http::{HeaderName, Request, Response};
+use pin_project_lite::pin_project;
+use tonic::body::Body;
+use tower_service::Service;
+
+use super::body::{ResponseBody, Watch};
+use super::buffer::RequestBody;
+use crate::handle::TokenHandle;
+
+/// The part below the [`AuthService`](crate::AuthService): hands the request to the channel with
+/// tonic's body, and watches the response's trailers for the token the request carried.
+pub(crate) struct Forward<S> {
+    pub(super) inner: S,
+    pub(super) handle: TokenHandle,
+    /// The header the layer's tokens travel in.
+    header: HeaderName,
+}
+
+impl<S> Forward<S> {
+    pub(crate) fn new(inner: S, handle: TokenHandle) -> Self {
+        let header = handle.policy().header.name().clone();
+        Self {
+            inner,
+            handle,
+            header,
+        }
+    }
+}
+
+impl<S: Clone> Clone for Forward<S> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            handle: self.handle.clone(),
+            header: self.header.clone(),
+        }
+    }
+}
+
+impl<S: fmt::Debug> fmt::Debug for Forward<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Forward")
+            .field("inner", &self.inner)
+            .field("header", &self.header)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, RB> Service<Request<RequestBody>> for Forward<S>
+where
+    S: Service<Request<Body>, Response = Response<RB>>,
+{
+    type Response = Response<ResponseBody<RB>>;
+    type Error = S::Error;
+    type Future = Forwarded<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    #[inline]
+    fn call(&mut self, request: Request<RequestBody>) -> Self::Future {
+        let watch = request
+            .headers()
+            .get(&self.header)
+            .map(|sent| Watch::new(self.handle.clone(), sent.clone()));
+        Forwarded::new(self.inner.call(request.map(RequestBody::into_tonic)), watch)
+    }
+}
+
+pin_project! {
+    /// The channel's response future; its body gets the call's watch.
+    pub(crate) struct Forwarded<F> {
+        #[pin]
+        future: F,
+        watch: Option<Watch>,
+    }
+}
+
+impl<F> Forwarded<F> {
+    pub(crate) fn new(future: F, watch: Option<Watch>) -> Self {
+        Self { future, watch }
+    }
+}
+
+impl<F, RB, E> Future for Forwarded<F>
+where
+    F: Future<Output = Result<Response<RB>, E>>,
+{
+    type Output = Result<Response<ResponseBody<RB>>, E>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let response = ready!(this.future.poll(cx))?;
+        let watch = this.watch.take();
+        Poll::Ready(Ok(response.map(|body| ResponseBody::new(body, watch))))
+    }
+}
