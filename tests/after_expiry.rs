@@ -4,7 +4,6 @@
 
 mod emulated;
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,8 +25,7 @@ async fn an_explicit_invalidation_keeps_a_token_the_api_still_holds_valid() {
     let layer = AuthLayer::new(emulated::preset(Api::Intergiro, &emulation), client.clone());
     let handle = layer.handle();
     let svc = layer.layer(client);
-    let stop = Arc::new(AtomicBool::new(false));
-    let (workers, counts) = emulated::spawn_load(&svc, &emulation, 8, &stop, |_| {});
+    let load = emulated::spawn_load(&svc, &emulation, 8, |_| {});
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     let token = handle.force_refresh().await.expect("the token is kept");
@@ -39,11 +37,7 @@ async fn an_explicit_invalidation_keeps_a_token_the_api_still_holds_valid() {
     assert_eq!(kept.generation(), 1, "the same token, again");
     tokio::time::sleep(Duration::from_millis(300)).await;
 
-    stop.store(true, Ordering::Relaxed);
-    for worker in workers {
-        worker.await.unwrap();
-    }
-    let (ok, failed) = (counts.ok(), counts.failed());
+    let (ok, failed) = load.finish().await;
     let stats = emulation.stats();
     eprintln!(
         "intergiro: {ok} ok, {failed} failed; {stats:?}; {:?}",

@@ -5,7 +5,6 @@
 mod emulated;
 mod support;
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -142,19 +141,14 @@ async fn union_service_rides_out_faults_answered_like_rejections() {
         client.clone(),
     );
     let svc = layer.layer(client);
-    let stop = Arc::new(AtomicBool::new(false));
     let revoker = Arc::clone(&emulation);
-    let (workers, counts) = emulated::spawn_load(&svc, &emulation, 16, &stop, move |n| {
+    let load = emulated::spawn_load(&svc, &emulation, 16, move |n| {
         if n % 100 == 99 {
             revoker.revoke_access_tokens();
         }
     });
     tokio::time::sleep(Duration::from_secs(8)).await;
-    stop.store(true, Ordering::Relaxed);
-    for worker in workers {
-        worker.await.unwrap();
-    }
-    let (ok, failed) = (counts.ok(), counts.failed());
+    let (ok, failed) = load.finish().await;
     let stats = emulation.stats();
     eprintln!(
         "union-service: {ok} ok, {failed} failed; {stats:?}; {:?}",

@@ -115,47 +115,54 @@ async fn get_url(svc: Authed, url: String) -> Result<StatusCode, tower::BoxError
     Ok(status)
 }
 
-/// What a [`spawn_load`] run counted: final answers that were 2xx, and everything else.
-#[derive(Clone, Default)]
-pub struct Counts {
-    pub ok: std::sync::Arc<std::sync::atomic::AtomicU64>,
-    pub failed: std::sync::Arc<std::sync::atomic::AtomicU64>,
+/// A load [`spawn_load`] started: its workers and what they count.
+pub struct Load {
+    workers: Vec<tokio::task::JoinHandle<()>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    ok: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    failed: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
-impl Counts {
-    pub fn ok(&self) -> u64 {
-        self.ok.load(std::sync::atomic::Ordering::Relaxed)
-    }
-    pub fn failed(&self) -> u64 {
-        self.failed.load(std::sync::atomic::Ordering::Relaxed)
+impl Load {
+    /// Stops the workers, waits for them, and returns (2xx final answers, everything else).
+    pub async fn finish(self) -> (u64, u64) {
+        use std::sync::atomic::Ordering;
+        self.stop.store(true, Ordering::Relaxed);
+        for worker in self.workers {
+            worker.await.expect("load worker");
+        }
+        (
+            self.ok.load(Ordering::Relaxed),
+            self.failed.load(Ordering::Relaxed),
+        )
     }
 }
 
-/// `workers` tasks GETting `emulation`'s resource through `svc` until `stop` is set, counting
+/// `workers` tasks GETting `emulation`'s resource through `svc` until [`Load::finish`], counting
 /// outcomes; `before_each(n)` runs before the `n`th request (counted across workers, from 0).
 pub fn spawn_load(
     svc: &Authed,
     emulation: &std::sync::Arc<Emulation>,
     workers: usize,
-    stop: &std::sync::Arc<std::sync::atomic::AtomicBool>,
     before_each: impl Fn(u64) + Send + Sync + 'static,
-) -> (Vec<tokio::task::JoinHandle<()>>, Counts) {
-    use std::sync::atomic::{AtomicU64, Ordering};
+) -> Load {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
     use std::sync::Arc;
-    let counts = Counts::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
     let sent = Arc::new(AtomicU64::new(0));
     let before_each = Arc::new(before_each);
-    let handles = (0..workers)
+    let workers = (0..workers)
         .map(|_| {
-            let (svc, emulation, stop) = (svc.clone(), Arc::clone(emulation), Arc::clone(stop));
-            let (counts, sent, before_each) =
-                (counts.clone(), Arc::clone(&sent), Arc::clone(&before_each));
+            let (svc, emulation, stop) = (svc.clone(), Arc::clone(emulation), Arc::clone(&stop));
+            let (ok, failed) = (Arc::clone(&ok), Arc::clone(&failed));
+            let (sent, before_each) = (Arc::clone(&sent), Arc::clone(&before_each));
             tokio::spawn(async move {
                 while !stop.load(Ordering::Relaxed) {
                     before_each(sent.fetch_add(1, Ordering::Relaxed));
                     let counter = match get(&svc, &emulation).await {
-                        Ok(status) if status.is_success() => &counts.ok,
-                        _ => &counts.failed,
+                        Ok(status) if status.is_success() => &ok,
+                        _ => &failed,
                     };
                     counter.fetch_add(1, Ordering::Relaxed);
                     // A request failing fast never yields: without this, a failing test's
@@ -165,5 +172,10 @@ pub fn spawn_load(
             })
         })
         .collect();
-    (handles, counts)
+    Load {
+        workers,
+        stop,
+        ok,
+        failed,
+    }
 }
