@@ -150,7 +150,7 @@ impl AuthServer {
 }
 
 /// A fresh layer (its own slot and manager) replaying at most `max_replays` times.
-fn auth_layer(server: &AuthServer, max_replays: u32) -> AuthLayer<BenchProvider> {
+fn auth_layer(server: &AuthServer, max_replays: u32) -> AuthLayer {
     AuthLayer::builder(BenchProvider)
         .with_policy(|p| p.max_replays = max_replays)
         .build(server.transport())
@@ -438,7 +438,7 @@ fn two_workers() -> Runtime {
 }
 
 /// An auth stack over the upstream with a fresh, hour-long token already in its slot.
-fn primed(rt: &Runtime, max_replays: u32) -> AuthService<Upstream, BenchProvider> {
+fn primed(rt: &Runtime, max_replays: u32) -> AuthService<Upstream> {
     let server = AuthServer::new(Duration::ZERO);
     let layer = auth_layer(&server, max_replays);
     let service = layer.layer(inner());

@@ -16,14 +16,13 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use tower::{Layer, ServiceExt};
 use tower_token_auth::provider::presets;
-use tower_token_auth::provider::HttpProvider;
 use tower_token_auth::{AuthLayer, AuthService};
 use tower_token_auth_emulation::{Api, Config, Emulation};
 
 /// What every handler gets: the authenticated client, and where the downstream API is.
 #[derive(Clone)]
 struct AppState {
-    downstream: AuthService<Client<HttpConnector, Full<Bytes>>, HttpProvider>,
+    downstream: AuthService<Client<HttpConnector, Full<Bytes>>>,
     resource_url: String,
 }
 

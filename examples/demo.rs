@@ -205,7 +205,7 @@ fn parse_outage(value: &str) -> Result<Outage, String> {
 }
 
 type HttpClient = Client<HttpConnector, Full<Bytes>>;
-type Authed = AuthService<HttpClient, HttpProvider>;
+type Authed = AuthService<HttpClient>;
 
 #[derive(Clone, Copy, Debug)]
 enum Stop {
@@ -531,7 +531,7 @@ fn layer(
     auth_url: &str,
     user: &str,
     client: &HttpClient,
-) -> Result<AuthLayer<HttpProvider>, String> {
+) -> Result<AuthLayer, String> {
     let mut builder = AuthLayer::builder(provider);
     if let Some(timeout) = args.auth_timeout {
         builder = builder.timeout(timeout);

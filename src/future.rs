@@ -23,22 +23,23 @@ use http::{Request, Response};
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
+use crate::apply::Applied;
 use crate::clock::Moment;
 use crate::error::BoxError;
 use crate::manager::{Manager, TokenWait};
 use crate::metrics::Counter;
-use crate::provider::{Budget, Provider};
+use crate::provider::Budget;
 use crate::replay::CloneRequest;
 use crate::slot::{Generation, TokenState};
 
 pin_project! {
     /// Response future of [`AuthService`](crate::AuthService).
-    pub struct ResponseFuture<S, B, P, R>
+    pub struct ResponseFuture<S, B, R>
     where
         S: Service<Request<B>>,
     {
         #[pin]
-        state: State<S::Future, After<S, B, P, R>, Box<Replay<S, B, P, R>>, TokenWait>,
+        state: State<S::Future, After<S, B, R>, Box<Replay<S, B, R>>, TokenWait>,
     }
 }
 
@@ -59,36 +60,34 @@ pin_project! {
 /// What to do when the upstream answers that the token is dead.
 // NOTE: the replay state is boxed: inline, it made every response future ~400 bytes, copied
 // (memcpy) several times per request whether or not replay is on.
-pub(crate) enum After<S, B, P, R>
+pub(crate) enum After<S, B, R>
 where
     S: Service<Request<B>>,
 {
     /// Nothing (already handled).
     Return,
-    /// No copy to replay: mark the token dead so that later requests get a new one. The token,
-    /// not the manager: it reaches the manager only when the answer says it is dead.
-    Invalidate(Arc<TokenState>),
+    /// No copy to replay: report the answer to the token (see `Applied::answered`): a dead
+    /// token is marked dead so that later requests get a new one.
+    Answer(Arc<Applied>),
     /// Replay a copy with a new token, per the replay budget.
-    Replay(Box<Replay<S, B, P, R>>),
+    Replay(Box<Replay<S, B, R>>),
 }
 
-impl<S, B, P, R> ResponseFuture<S, B, P, R>
+impl<S, B, R> ResponseFuture<S, B, R>
 where
     S: Service<Request<B>>,
 {
     /// The hot path: the request went out with the slot's token.
     #[inline]
-    pub(crate) fn sent(future: S::Future, after: After<S, B, P, R>) -> Self {
+    pub(crate) fn sent(future: S::Future, after: After<S, B, R>) -> Self {
         Self {
             state: State::Sent { future, after },
         }
     }
 
     /// The cold path: the request waits for a token, then goes out through `replay`'s service.
-    pub(crate) fn waiting(replay: Box<Replay<S, B, P, R>>) -> Self
-    where
-        P: Provider,
-    {
+    pub(crate) fn waiting(replay: Box<Replay<S, B, R>>) -> Self
+where {
         let token = TokenWait::new(None);
         Self {
             state: State::Waiting {
@@ -104,14 +103,13 @@ fn spent() -> BoxError {
     "tower-token-auth: response future polled after completion".into()
 }
 
-impl<S, B, P, R, RB> Future for ResponseFuture<S, B, P, R>
+impl<S, B, R, RB> Future for ResponseFuture<S, B, R>
 where
     S: Service<Request<B>, Response = Response<RB>> + Send + 'static,
     S::Error: Into<BoxError>,
     S::Future: Send + 'static,
     B: Send + 'static,
     RB: Send + 'static,
-    P: Provider,
     R: CloneRequest<B>,
 {
     type Output = Result<Response<RB>, BoxError>;
@@ -125,7 +123,7 @@ where
                     let response = ready!(future.poll(cx)).map_err(Into::into)?;
                     let mut replay = match mem::replace(after, After::Return) {
                         After::Replay(replay) => replay,
-                        After::Invalidate(token) => {
+                        After::Answer(token) => {
                             token.answered(response.status(), response.headers());
                             return Poll::Ready(Ok(response));
                         }
@@ -186,7 +184,7 @@ where
     }
 }
 
-impl<S, B, P, R> fmt::Debug for ResponseFuture<S, B, P, R>
+impl<S, B, R> fmt::Debug for ResponseFuture<S, B, R>
 where
     S: Service<Request<B>>,
 {
@@ -208,11 +206,11 @@ where
 
 /// Everything needed to send a request (again) with a new token: the service, the request to
 /// send next, and the budget.
-pub(crate) struct Replay<S, B, P, R>
+pub(crate) struct Replay<S, B, R>
 where
     S: Service<Request<B>>,
 {
-    shared: Arc<Manager<P>>,
+    shared: Arc<Manager>,
     service: S,
     cloner: R,
     /// The request to send next: the original while waiting for the first token, then a copy.
@@ -231,10 +229,9 @@ where
     held: Option<Box<S::Response>>,
 }
 
-impl<S, B, P, R> Replay<S, B, P, R>
+impl<S, B, R> Replay<S, B, R>
 where
     S: Service<Request<B>>,
-    P: Provider,
     R: CloneRequest<B>,
 {
     /// A request that reached the layer at `started` and went out once, with token
@@ -244,7 +241,7 @@ where
         generation: Generation,
         started: Moment,
         service: S,
-        shared: Arc<Manager<P>>,
+        shared: Arc<Manager>,
         cloner: R,
     ) -> Self {
         Self {
@@ -260,7 +257,7 @@ where
         request: Request<B>,
         started: Moment,
         service: S,
-        shared: Arc<Manager<P>>,
+        shared: Arc<Manager>,
         cloner: R,
     ) -> Self {
         Self {
@@ -313,9 +310,7 @@ where
         if self.shared.policy.copies_for_send(self.sends, &self.budget) {
             self.next = self.cloner.clone_request(&request);
         }
-        request
-            .headers_mut()
-            .insert(token.header_name.clone(), token.header.clone());
+        token.apply(&mut request);
         if self.sends > 0 {
             self.shared.metrics.incr(Counter::Replay);
             tracing::debug!(

@@ -2,8 +2,8 @@
 //! a gRPC interceptor, a websocket handshake.
 
 use std::fmt;
-use std::future::{poll_fn, Future};
-use std::pin::{pin, Pin};
+use std::future::poll_fn;
+use std::pin::pin;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -12,9 +12,9 @@ use tokio::sync::watch;
 
 use crate::clock::{Clock, Moment};
 use crate::error::AuthError;
-use crate::manager::{Manager, Outcome, TokenWait};
+use crate::manager::{Manager, TokenWait};
 use crate::metrics::{Counter, MetricsSnapshot};
-use crate::provider::{Budget, Provider, Rejection, TokenPolicy};
+use crate::provider::{Budget, Rejection, TokenPolicy};
 use crate::secret::Secret;
 use crate::slot::{Generation, TokenState};
 
@@ -90,86 +90,6 @@ impl fmt::Debug for Token {
     }
 }
 
-/// What a [`TokenHandle`] needs of the layer's manager, whatever its provider type.
-pub(crate) trait Session: Send + Sync {
-    /// A usable token, as a waiting request gets one (`rejected`: see `Manager::join`).
-    fn wait(
-        self: Arc<Self>,
-        rejected: Option<Generation>,
-    ) -> Pin<Box<dyn Future<Output = Outcome> + Send>>;
-    /// The slot's token while it is valid, asking for a due proactive refresh as a request does.
-    fn live(self: Arc<Self>) -> Option<Arc<TokenState>>;
-    /// The generation of the slot's token, valid or not.
-    fn held(&self) -> Option<Generation>;
-    /// The upstream rejected the token of `generation`.
-    fn retire(self: Arc<Self>, generation: Generation);
-    /// The upstream accepted the token of `generation` (see `Slot::accept`).
-    fn accept(&self, generation: Generation);
-    /// What a rejection of the token of `generation` means for a request started at `started`
-    /// that has spent `budget` (see `Manager::rejection`).
-    fn rejection(&self, generation: Generation, budget: &Budget, started: Moment) -> Rejection;
-    fn rotations(&self) -> watch::Receiver<Option<Token>>;
-    fn clock(&self) -> &Clock;
-    fn policy(&self) -> &TokenPolicy;
-    fn metrics(&self) -> MetricsSnapshot;
-    fn count(&self, counter: Counter);
-}
-
-impl<P: Provider> Session for Manager<P> {
-    fn wait(
-        self: Arc<Self>,
-        rejected: Option<Generation>,
-    ) -> Pin<Box<dyn Future<Output = Outcome> + Send>> {
-        Box::pin(async move {
-            let mut wait = pin!(TokenWait::new(rejected));
-            poll_fn(|cx| wait.as_mut().poll_with(cx, &self)).await
-        })
-    }
-
-    fn live(self: Arc<Self>) -> Option<Arc<TokenState>> {
-        let now = self.clock().moment();
-        let token = self.slot.load_full().filter(|t| now < t.expires_at)?;
-        self.refresh_if_due(&token, now);
-        Some(token)
-    }
-
-    fn held(&self) -> Option<Generation> {
-        self.slot.load_full().map(|token| token.generation)
-    }
-
-    fn retire(self: Arc<Self>, generation: Generation) {
-        self.invalidate(generation);
-    }
-
-    fn accept(&self, generation: Generation) {
-        self.slot.accept(generation);
-    }
-
-    fn rejection(&self, generation: Generation, budget: &Budget, started: Moment) -> Rejection {
-        Manager::rejection(self, generation, budget, started)
-    }
-
-    fn rotations(&self) -> watch::Receiver<Option<Token>> {
-        self.rotations.subscribe()
-    }
-
-    fn clock(&self) -> &Clock {
-        Manager::clock(self)
-    }
-
-    fn policy(&self) -> &TokenPolicy {
-        &self.policy
-    }
-
-    fn metrics(&self) -> MetricsSnapshot {
-        self.metrics.snapshot()
-    }
-
-    fn count(&self, counter: Counter) {
-        self.metrics.incr(counter);
-    }
-}
-
 /// A handle on the token of an [`AuthLayer`](crate::AuthLayer), from
 /// [`AuthLayer::handle`](crate::AuthLayer::handle): for clients that do not send through the
 /// layer, and for code that must see or steer the token.
@@ -181,7 +101,7 @@ impl<P: Provider> Session for Manager<P> {
 /// ```
 /// # use tower_token_auth::AuthLayer;
 /// # use tower_token_auth::provider::Provider;
-/// # async fn run<P: Provider>(layer: AuthLayer<P>) -> Result<(), tower_token_auth::AuthError> {
+/// # async fn run<P: Provider>(layer: AuthLayer) -> Result<(), tower_token_auth::AuthError> {
 /// let handle = layer.handle();
 ///
 /// // For a client the layer does not wrap:
@@ -204,12 +124,12 @@ impl<P: Provider> Session for Manager<P> {
 /// ```
 #[derive(Clone)]
 pub struct TokenHandle {
-    session: Arc<dyn Session>,
+    manager: Arc<Manager>,
 }
 
 impl TokenHandle {
-    pub(crate) fn new(session: Arc<dyn Session>) -> Self {
-        Self { session }
+    pub(crate) fn new(manager: Arc<Manager>) -> Self {
+        Self { manager }
     }
 
     /// A valid token: the current one, or the next one once the flight in progress (or one this
@@ -239,15 +159,21 @@ impl TokenHandle {
     /// # }
     /// ```
     pub fn current(&self) -> Option<Token> {
-        let state = Arc::clone(&self.session).live()?;
-        Some(Token::new(state, self.session.clock()))
+        let now = self.manager.clock().moment();
+        let state = self
+            .manager
+            .slot
+            .load_full()
+            .filter(|t| now < t.expires_at)?;
+        self.manager.refresh_if_due(&state, now);
+        Some(Token::new(state, self.manager.clock()))
     }
 
     /// `token` was rejected by whoever it was sent to: if it is still the current token, it is
     /// marked dead and one refresh starts in the background, so that the next request or call
     /// gets a new one. A token already superseded is left alone.
     pub fn invalidate(&self, token: &Token) {
-        Arc::clone(&self.session).retire(token.state.generation);
+        self.manager.invalidate(token.state.generation);
     }
 
     /// A token issued after this call: the current token is retired (requests wait for its
@@ -269,63 +195,75 @@ impl TokenHandle {
     /// # }
     /// ```
     pub async fn force_refresh(&self) -> Result<Token, AuthError> {
-        self.wait(self.session.held()).await
+        let held = self.manager.slot.load_full().map(|token| token.generation);
+        self.wait(held).await
     }
 
     /// Every token the session gets from now on, latest first: a receiver that skips to the
     /// newest token when it falls behind.
     pub fn subscribe(&self) -> Rotations {
-        Rotations(self.session.rotations())
+        Rotations {
+            receiver: self.manager.rotations.subscribe(),
+            clock: *self.manager.clock(),
+        }
     }
 
     /// The policy of the layer: the [`TokenHeader`](crate::provider::TokenHeader) its tokens use
     /// and the [`Classifier`](crate::provider::Classifier) for answers, among others.
     pub fn policy(&self) -> &TokenPolicy {
-        self.session.policy()
+        &self.manager.policy
     }
 
     /// The layer's counters so far.
     pub fn metrics(&self) -> MetricsSnapshot {
-        self.session.metrics()
+        self.manager.metrics.snapshot()
     }
 
     /// Counts what a client on the handle did (a replay).
     #[cfg_attr(not(feature = "reqwest"), allow(dead_code))]
     pub(crate) fn count(&self, counter: Counter) {
-        self.session.count(counter);
+        self.manager.metrics.incr(counter);
     }
 
     /// Now, on the layer's clock: when a client's request starts.
     #[cfg_attr(not(feature = "reqwest"), allow(dead_code))]
     pub(crate) fn moment(&self) -> Moment {
-        self.session.clock().moment()
+        self.manager.clock().moment()
     }
 
     /// A client on the handle got an answer that did not reject `token`.
     #[cfg_attr(not(feature = "reqwest"), allow(dead_code))]
     pub(crate) fn accepted(&self, token: &Token) {
-        self.session.accept(token.state.generation);
+        self.manager.slot.accept(token.state.generation);
     }
 
     /// What the rejection of `token` means for a client's request started at `started` that
     /// has spent `budget`; ask before [`invalidate`](Self::invalidate).
     #[cfg_attr(not(feature = "reqwest"), allow(dead_code))]
     pub(crate) fn rejection(&self, token: &Token, budget: &Budget, started: Moment) -> Rejection {
-        self.session
+        self.manager
             .rejection(token.state.generation, budget, started)
     }
 
     async fn wait(&self, rejected: Option<Generation>) -> Result<Token, AuthError> {
-        let state = Arc::clone(&self.session).wait(rejected).await?;
-        Ok(Token::new(state, self.session.clock()))
+        let mut wait = pin!(TokenWait::new(rejected));
+        let state = poll_fn(|cx| wait.as_mut().poll_with(cx, &self.manager)).await?;
+        Ok(Token::new(state, self.manager.clock()))
     }
 }
 
 impl fmt::Debug for TokenHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TokenHandle")
-            .field("generation", &self.session.held().map(Generation::get))
-            .field("metrics", &self.session.metrics())
+            .field(
+                "generation",
+                &self
+                    .manager
+                    .slot
+                    .load_full()
+                    .map(|token| token.generation.get()),
+            )
+            .field("metrics", &self.manager.metrics.snapshot())
             .finish()
     }
 }
@@ -343,8 +281,10 @@ impl fmt::Debug for TokenHandle {
 /// }
 /// # }
 /// ```
-#[derive(Debug)]
-pub struct Rotations(watch::Receiver<Option<Token>>);
+pub struct Rotations {
+    receiver: watch::Receiver<Option<Arc<TokenState>>>,
+    clock: Clock,
+}
 
 impl Rotations {
     /// Waits for a token newer than the last one seen through this receiver (or, for a new
@@ -352,15 +292,25 @@ impl Rotations {
     /// layer, its services and every handle dropped.
     pub async fn next(&mut self) -> Option<Token> {
         loop {
-            self.0.changed().await.ok()?;
-            if let Some(token) = self.0.borrow_and_update().clone() {
-                return Some(token);
+            self.receiver.changed().await.ok()?;
+            if let Some(state) = self.receiver.borrow_and_update().clone() {
+                return Some(Token::new(state, &self.clock));
             }
         }
     }
 
     /// The newest token the session got, if any (valid or not).
     pub fn latest(&self) -> Option<Token> {
-        self.0.borrow().clone()
+        let state = self.receiver.borrow().clone()?;
+        Some(Token::new(state, &self.clock))
+    }
+}
+
+impl fmt::Debug for Rotations {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let generation = self.receiver.borrow().as_ref().map(|t| t.generation.get());
+        f.debug_struct("Rotations")
+            .field("latest", &generation)
+            .finish()
     }
 }

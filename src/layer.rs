@@ -7,7 +7,7 @@ use std::time::Duration;
 use tower_layer::Layer;
 
 use crate::clock::Clock;
-use crate::handle::{Session, TokenHandle};
+use crate::handle::TokenHandle;
 use crate::manager::{AuthTransport, Backoff, Manager, Persist, Schedule, Settings};
 use crate::metrics::MetricsSnapshot;
 use crate::provider::{Provider, RefreshTiming, TokenPolicy};
@@ -42,12 +42,12 @@ const MAX_SETTING: Duration = MAX_LIFETIME;
 /// for a second, independent session.
 ///
 /// See the [crate documentation](crate) for an example.
-pub struct AuthLayer<P, R = CloneBody> {
-    shared: Arc<Manager<P>>,
+pub struct AuthLayer<R = CloneBody> {
+    shared: Arc<Manager>,
     replay: R,
 }
 
-impl<P: Provider> AuthLayer<P> {
+impl AuthLayer {
     /// A layer with default settings, sending auth calls through `transport`.
     ///
     /// Two bounds trip most first programs; the compiler names both, with the fix:
@@ -67,15 +67,15 @@ impl<P: Provider> AuthLayer<P> {
     ///   [`CloneRequest`](crate::CloneRequest)). A method call hides that message behind "the
     ///   method `oneshot` exists … but its trait bounds were not satisfied";
     ///   `tower::ServiceExt::oneshot(svc, request)` shows it.
-    pub fn new(provider: P, transport: impl AuthTransport) -> Self {
+    pub fn new(provider: impl Provider, transport: impl AuthTransport) -> Self {
         Self::builder(provider).build(transport)
     }
 
     /// A builder for a layer with non-default settings.
-    pub fn builder(provider: P) -> AuthLayerBuilder<P> {
+    pub fn builder(provider: impl Provider) -> AuthLayerBuilder {
         AuthLayerBuilder {
             policy: provider.policy(),
-            provider,
+            provider: Box::new(provider),
             timeout: DEFAULT_TIMEOUT,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             max_wait: DEFAULT_MAX_WAIT,
@@ -91,14 +91,14 @@ impl<P: Provider> AuthLayer<P> {
     }
 }
 
-impl<P, R> AuthLayer<P, R> {
+impl<R> AuthLayer<R> {
     /// Sends every request once and never replays it. For request bodies that cannot be copied.
-    pub fn without_replay(self) -> AuthLayer<P, NoReplay> {
+    pub fn without_replay(self) -> AuthLayer<NoReplay> {
         self.replay_with(NoReplay)
     }
 
     /// Uses `strategy` to copy requests for replay.
-    pub fn replay_with<R2>(self, strategy: R2) -> AuthLayer<P, R2> {
+    pub fn replay_with<R2>(self, strategy: R2) -> AuthLayer<R2> {
         AuthLayer {
             shared: self.shared,
             replay: strategy,
@@ -117,7 +117,7 @@ impl<P, R> AuthLayer<P, R> {
     /// ```
     /// # use tower_token_auth::AuthLayer;
     /// # use tower_token_auth::provider::Provider;
-    /// # async fn run<P: Provider>(layer: AuthLayer<P>) -> Result<(), tower_token_auth::AuthError> {
+    /// # async fn run<P: Provider>(layer: AuthLayer) -> Result<(), tower_token_auth::AuthError> {
     /// let handle = layer.handle();
     /// let token = handle.token().await?;
     /// println!("token {} until {:?}", token.generation(), token.expires_at());
@@ -125,10 +125,8 @@ impl<P, R> AuthLayer<P, R> {
     /// # }
     /// ```
     pub fn handle(&self) -> TokenHandle
-    where
-        P: Provider,
-    {
-        TokenHandle::new(Arc::clone(&self.shared) as Arc<dyn Session>)
+where {
+        TokenHandle::new(Arc::clone(&self.shared))
     }
 
     /// The policy in force (the provider's, unless the builder replaced it).
@@ -137,7 +135,7 @@ impl<P, R> AuthLayer<P, R> {
     }
 }
 
-impl<P, R: Clone> Clone for AuthLayer<P, R> {
+impl<R: Clone> Clone for AuthLayer<R> {
     fn clone(&self) -> Self {
         Self {
             shared: Arc::clone(&self.shared),
@@ -146,7 +144,7 @@ impl<P, R: Clone> Clone for AuthLayer<P, R> {
     }
 }
 
-impl<P, R: fmt::Debug> fmt::Debug for AuthLayer<P, R> {
+impl<R: fmt::Debug> fmt::Debug for AuthLayer<R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AuthLayer")
             .field("shared", &self.shared)
@@ -155,8 +153,8 @@ impl<P, R: fmt::Debug> fmt::Debug for AuthLayer<P, R> {
     }
 }
 
-impl<S, P, R: Clone> Layer<S> for AuthLayer<P, R> {
-    type Service = AuthService<S, P, R>;
+impl<S, R: Clone> Layer<S> for AuthLayer<R> {
+    type Service = AuthService<S, R>;
 
     fn layer(&self, inner: S) -> Self::Service {
         AuthService::new(inner, Arc::clone(&self.shared), self.replay.clone())
@@ -198,8 +196,8 @@ impl<S, P, R: Clone> Layer<S> for AuthLayer<P, R> {
 /// Every duration setting, the policy's included, means at most ten years: a longer one
 /// (`Duration::MAX` for "no limit") is taken as ten years when the layer is built, so that
 /// every deadline computed from it can be represented.
-pub struct AuthLayerBuilder<P> {
-    provider: P,
+pub struct AuthLayerBuilder {
+    provider: Box<dyn Provider>,
     policy: TokenPolicy,
     timeout: Duration,
     max_response_bytes: usize,
@@ -210,7 +208,7 @@ pub struct AuthLayerBuilder<P> {
     lease_ttl: Option<Duration>,
 }
 
-impl<P: Provider> AuthLayerBuilder<P> {
+impl AuthLayerBuilder {
     /// Changes the policy in place, starting from the provider's: the way to adjust when to
     /// refresh, how the token is sent, which answers reject it and how often to replay, for any
     /// provider (a preset, OAuth2, your own).
@@ -328,7 +326,7 @@ impl<P: Provider> AuthLayerBuilder<P> {
     }
 
     /// Builds the layer, sending auth calls through `transport` (see [`AuthLayer::new`]).
-    pub fn build(self, transport: impl AuthTransport) -> AuthLayer<P> {
+    pub fn build(self, transport: impl AuthTransport) -> AuthLayer {
         // NOTE: settings are bounded here, once, however they were given: the running code adds
         // them to instants and wall-clock times, which must never overflow.
         let timeout = self.timeout.min(MAX_SETTING);
@@ -381,7 +379,7 @@ fn bounded_policy(mut policy: TokenPolicy) -> TokenPolicy {
     policy
 }
 
-impl<P> fmt::Debug for AuthLayerBuilder<P> {
+impl fmt::Debug for AuthLayerBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AuthLayerBuilder")
             .field("policy", &self.policy)

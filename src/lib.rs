@@ -178,6 +178,7 @@
     warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+mod apply;
 mod classify;
 mod clock;
 mod error;

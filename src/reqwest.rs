@@ -61,7 +61,7 @@ use crate::provider::{AuthRequest, Budget};
 /// # use tower_token_auth::provider::Provider;
 /// use tower_token_auth::reqwest::AuthMiddleware;
 ///
-/// # fn run<P: Provider>(layer: AuthLayer<P>) {
+/// # fn run<P: Provider>(layer: AuthLayer) {
 /// let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
 ///     .with(AuthMiddleware::new(layer.handle()))
 ///     .build();

@@ -8,15 +8,15 @@ use std::task::{Context, Poll};
 use http::{Request, Response};
 use tower_service::Service;
 
+use crate::apply::Applied;
 use crate::clock::Moment;
 use crate::error::BoxError;
 use crate::future::{After, Replay, ResponseFuture};
-use crate::handle::{Session, TokenHandle};
+use crate::handle::TokenHandle;
 use crate::manager::Manager;
 use crate::metrics::{Counter, MetricsSnapshot};
-use crate::provider::Provider;
 use crate::replay::{CloneBody, CloneRequest};
-use crate::slot::TokenState;
+use crate::slot::Generation;
 
 /// Adds `Authorization: Bearer …` to every request, obtaining and renewing the token as needed.
 ///
@@ -24,19 +24,16 @@ use crate::slot::TokenState;
 ///
 /// Errors are [`BoxError`]: the inner service's own errors, or an
 /// [`AuthError`](crate::AuthError) when no token could be obtained (see its docs for the downcast).
-pub struct AuthService<S, P, R = CloneBody> {
+pub struct AuthService<S, R = CloneBody> {
     inner: S,
-    shared: Arc<Manager<P>>,
-    /// This clone's view of the slot: revalidated with one relaxed load, no refcount traffic.
-    token: arc_swap::cache::Cache<SlotRef<P>, Option<Arc<TokenState>>>,
+    shared: Arc<Manager>,
     replay: R,
 }
 
-impl<S, P, R> AuthService<S, P, R> {
-    pub(crate) fn new(inner: S, shared: Arc<Manager<P>>, replay: R) -> Self {
+impl<S, R> AuthService<S, R> {
+    pub(crate) fn new(inner: S, shared: Arc<Manager>, replay: R) -> Self {
         Self {
             inner,
-            token: arc_swap::cache::Cache::new(SlotRef(Arc::clone(&shared))),
             shared,
             replay,
         }
@@ -49,10 +46,8 @@ impl<S, P, R> AuthService<S, P, R> {
 
     /// A handle on the layer's token (see [`AuthLayer::handle`](crate::AuthLayer::handle)).
     pub fn handle(&self) -> TokenHandle
-    where
-        P: Provider,
-    {
-        TokenHandle::new(Arc::clone(&self.shared) as Arc<dyn Session>)
+where {
+        TokenHandle::new(Arc::clone(&self.shared))
     }
 
     /// The wrapped service.
@@ -71,18 +66,17 @@ impl<S, P, R> AuthService<S, P, R> {
     }
 }
 
-impl<S: Clone, P, R: Clone> Clone for AuthService<S, P, R> {
+impl<S: Clone, R: Clone> Clone for AuthService<S, R> {
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
-            token: self.token.clone(),
             shared: Arc::clone(&self.shared),
             replay: self.replay.clone(),
         }
     }
 }
 
-impl<S: fmt::Debug, P, R: fmt::Debug> fmt::Debug for AuthService<S, P, R> {
+impl<S: fmt::Debug, R: fmt::Debug> fmt::Debug for AuthService<S, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AuthService")
             .field("inner", &self.inner)
@@ -92,19 +86,18 @@ impl<S: fmt::Debug, P, R: fmt::Debug> fmt::Debug for AuthService<S, P, R> {
     }
 }
 
-impl<S, P, R, B, RB> Service<Request<B>> for AuthService<S, P, R>
+impl<S, R, B, RB> Service<Request<B>> for AuthService<S, R>
 where
     S: Service<Request<B>, Response = Response<RB>> + Clone + Send + 'static,
     S::Error: Into<BoxError>,
     S::Future: Send + 'static,
     B: Send + 'static,
     RB: Send + 'static,
-    P: Provider,
     R: CloneRequest<B>,
 {
     type Response = Response<RB>;
     type Error = BoxError;
-    type Future = ResponseFuture<S, B, P, R>;
+    type Future = ResponseFuture<S, B, R>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx).map_err(Into::into)
@@ -113,27 +106,11 @@ where
     #[inline]
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
         let now = self.shared.clock().moment();
-        let fresh = self
-            .token
-            .load()
-            .as_ref()
-            .filter(|t| now < t.expires_at)
-            .inspect(|token| self.shared.refresh_if_due(token, now));
-        if let Some(token) = fresh {
-            request
-                .headers_mut()
-                .insert(token.header_name.clone(), token.header.clone());
-            let replay = replay_for(
-                &self.shared,
-                &self.replay,
-                &self.inner,
-                &request,
-                token,
-                now,
-            );
-            let after = match replay {
+        if let Some(token) = Applied::current(&self.shared, now) {
+            token.apply(&mut request);
+            let after = match self.replay_for(&request, token.generation(), now) {
                 Some(replay) => After::Replay(replay),
-                None => After::Invalidate(Arc::clone(token)),
+                None => After::Answer(token),
             };
             return ResponseFuture::sent(self.inner.call(request), after);
         }
@@ -154,49 +131,31 @@ where
     }
 }
 
-/// What a replay of `request`, sent with `token` at `now`, would need, when replay is enabled
-/// and the request can be copied. (Fields, not `&self`: the service's token cache is borrowed.)
-#[inline]
-fn replay_for<S, B, P, R>(
-    shared: &Arc<Manager<P>>,
-    replay: &R,
-    inner: &S,
-    request: &Request<B>,
-    token: &TokenState,
-    now: Moment,
-) -> Option<Box<Replay<S, B, P, R>>>
-where
-    S: Service<Request<B>> + Clone,
-    P: Provider,
-    R: CloneRequest<B>,
-{
-    if !shared.replays {
-        return None;
-    }
-    let copy = replay.clone_request(request)?;
-    Some(Box::new(Replay::sent(
-        copy,
-        token.generation,
-        now,
-        inner.clone(),
-        Arc::clone(shared),
-        replay.clone(),
-    )))
-}
-
-/// The slot, as a per-service [`arc_swap::cache::Cache`] reads it.
-pub(crate) struct SlotRef<P>(Arc<Manager<P>>);
-
-impl<P> Clone for SlotRef<P> {
-    fn clone(&self) -> Self {
-        Self(Arc::clone(&self.0))
-    }
-}
-
-impl<P> std::ops::Deref for SlotRef<P> {
-    type Target = arc_swap::ArcSwapOption<TokenState>;
-
-    fn deref(&self) -> &Self::Target {
-        self.0.slot.as_arc_swap()
+impl<S, R> AuthService<S, R> {
+    /// What a replay of `request`, sent with the token of `generation` at `now`, would need,
+    /// when replay is enabled and the request can be copied.
+    #[inline]
+    fn replay_for<B>(
+        &self,
+        request: &Request<B>,
+        generation: Generation,
+        now: Moment,
+    ) -> Option<Box<Replay<S, B, R>>>
+    where
+        S: Service<Request<B>> + Clone,
+        R: CloneRequest<B>,
+    {
+        if !self.shared.replays {
+            return None;
+        }
+        let copy = self.replay.clone_request(request)?;
+        Some(Box::new(Replay::sent(
+            copy,
+            generation,
+            now,
+            self.inner.clone(),
+            Arc::clone(&self.shared),
+            self.replay.clone(),
+        )))
     }
 }

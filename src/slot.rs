@@ -7,12 +7,11 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 
 use arc_swap::ArcSwapOption;
-use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use http::{HeaderName, HeaderValue};
 
-use crate::classify::Classifier;
 use crate::clock::Moment;
 use crate::secret::Secret;
 
@@ -37,36 +36,9 @@ impl Generation {
     }
 }
 
-/// The manager a token reports to when the upstream says it is dead, or first accepts it.
-pub(crate) trait Invalidate: HoldsSlot + Send + Sync {
-    /// The upstream rejected the token of `generation`; see `Manager::invalidate`.
-    fn invalidate_token(self: Arc<Self>, generation: Generation);
-}
-
-/// What holds the slot a token was issued into: where an answer that accepted the token is
-/// recorded.
-pub(crate) trait HoldsSlot {
-    fn slot(&self) -> &Slot;
-}
-
-impl<P> HoldsSlot for crate::manager::Manager<P> {
-    fn slot(&self) -> &Slot {
-        &self.slot
-    }
-}
-
-/// Where a token came from: what a response sent with it reports to, without a strong reference
-/// (the manager owns the slot that owns the token).
-#[derive(Clone)]
-pub(crate) struct Issuer {
-    pub(crate) manager: Weak<dyn Invalidate>,
-    pub(crate) classifier: Classifier,
-}
-
 /// One issued token, ready to send.
-// NOTE: every request clones the `Arc` (a response may have to report the token dead): aligned
-// so that the reference counts, written by every core, sit on another cache line than the
-// fields every request reads.
+// NOTE: aligned so that the reference counts, written when a thread makes its copy (see
+// `apply`), sit on another cache line than the fields every request reads.
 #[repr(align(128))]
 pub(crate) struct TokenState {
     /// The header the token travels in ([`TokenHeader`](crate::provider::TokenHeader)).
@@ -84,7 +56,6 @@ pub(crate) struct TokenState {
     /// Increases with every stored token; lets a 401 name the token it rejected.
     pub(crate) generation: Generation,
     notes: Notes,
-    issuer: Issuer,
 }
 
 /// What requests write to a token, rarely: apart from the fields every request reads.
@@ -99,7 +70,7 @@ struct Notes {
     /// re-arms it for when the next attempt is allowed.
     next_ask: AtomicU64,
     /// An answer to a request sent with this token did not reject it, and the slot has been
-    /// told (see [`TokenState::answered`]).
+    /// told (see [`TokenState::first_answer`]).
     accepted: AtomicBool,
 }
 
@@ -118,7 +89,7 @@ pub(crate) struct NewToken {
 }
 
 impl TokenState {
-    pub(crate) fn new(token: NewToken, generation: Generation, issuer: Issuer) -> Self {
+    pub(crate) fn new(token: NewToken, generation: Generation) -> Self {
         let NewToken {
             access_token,
             header_name,
@@ -138,7 +109,6 @@ impl TokenState {
             access_token,
             generation,
             notes: Notes::default(),
-            issuer,
         }
     }
 
@@ -158,31 +128,15 @@ impl TokenState {
             refresh_token: refresh.0,
             refresh_expires_at: refresh.1,
         };
-        Self::new(token, self.generation, self.issuer.clone())
+        Self::new(token, self.generation)
     }
 
-    /// The upstream answered `status` and `headers` to a request sent with this token and not
-    /// replayed: an answer that rejects the token marks it dead, if the slot still holds it; any
-    /// other answer shows the upstream accepting it (see [`Slot::accept`]).
+    /// True for the first answer that accepted this token: that one tells the slot (see
+    /// [`Slot::accept`]). One relaxed load for every later answer.
     #[inline]
-    pub(crate) fn answered(&self, status: StatusCode, headers: &HeaderMap) {
-        if self.issuer.classifier.rejects(status, headers) {
-            if let Some(manager) = self.issuer.manager.upgrade() {
-                manager.invalidate_token(self.generation);
-            }
-        } else if !self.notes.accepted.load(Ordering::Relaxed) {
-            self.first_accepted();
-        }
-    }
-
-    /// Tells the slot, once per token: the request holds the token, not the manager, and
-    /// reaching the manager costs a reference count update.
-    #[cold]
-    fn first_accepted(&self) {
-        self.notes.accepted.store(true, Ordering::Relaxed);
-        if let Some(manager) = self.issuer.manager.upgrade() {
-            manager.slot().accept(self.generation);
-        }
+    pub(crate) fn first_answer(&self) -> bool {
+        !self.notes.accepted.load(Ordering::Relaxed)
+            && !self.notes.accepted.swap(true, Ordering::Relaxed)
     }
 
     /// True for the one caller that should ask for the background refresh, given that
@@ -255,14 +209,17 @@ impl fmt::Debug for TokenState {
 #[derive(Default)]
 pub(crate) struct Slot {
     current: ArcSwapOption<TokenState>,
+    /// Increases with every store, after it: what a thread's copy of the token (see `apply`)
+    /// checks, in one load, to know it still copies the slot's state.
+    version: AtomicU64,
     accepted: Marks,
     rejected_again: Marks,
 }
 
 impl Slot {
-    /// For per-service caches ([`arc_swap::cache::Cache`]).
-    pub(crate) fn as_arc_swap(&self) -> &ArcSwapOption<TokenState> {
-        &self.current
+    /// The current state, without a reference count update.
+    pub(crate) fn load(&self) -> arc_swap::Guard<Option<Arc<TokenState>>> {
+        self.current.load()
     }
 
     pub(crate) fn load_full(&self) -> Option<Arc<TokenState>> {
@@ -272,6 +229,14 @@ impl Slot {
     /// NOTE: called only with the manager's flight lock held.
     pub(crate) fn store(&self, state: Arc<TokenState>) {
         self.current.store(Some(state));
+        self.version.fetch_add(1, Ordering::Release);
+    }
+
+    /// Changes with every store: read before loading the state, a version still current means
+    /// that state is still the slot's.
+    #[inline]
+    pub(crate) fn version(&self) -> u64 {
+        self.version.load(Ordering::Acquire)
     }
 
     /// The upstream gave a request carrying the token of `generation` an answer that did not

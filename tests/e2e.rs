@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use http::StatusCode;
 use tower::{BoxError, Layer};
-use tower_token_auth::provider::HttpProvider;
 use tower_token_auth::{AuthError, AuthLayer, Backoff, ErrorKind};
 use tower_token_auth_emulation::{Api, Config, Emulation, Fault};
 
@@ -35,7 +34,7 @@ async fn emulation() -> Emulation {
 
 /// The emulation, a fresh layer (its own token slot and counters) with the preset, and the
 /// service.
-async fn start() -> (Emulation, AuthLayer<HttpProvider>, Authed) {
+async fn start() -> (Emulation, AuthLayer, Authed) {
     let emulation = emulation().await;
     let layer = AuthLayer::new(preset(API, &emulation), client());
     let svc = layer.layer(client());

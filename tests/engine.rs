@@ -19,16 +19,13 @@ use support::{
 
 const AUTH_DELAY: Duration = Duration::from_millis(50);
 
-fn service(
-    server: &AuthServer,
-    layer: &AuthLayer<TestProvider>,
-) -> AuthService<Upstream, TestProvider> {
+fn service(server: &AuthServer, layer: &AuthLayer) -> AuthService<Upstream> {
     layer.layer(server.upstream())
 }
 
 /// Sends `n` requests concurrently and returns their outcomes in order.
 async fn concurrent(
-    svc: &AuthService<Upstream, TestProvider>,
+    svc: &AuthService<Upstream>,
     n: usize,
 ) -> Vec<Result<http::Response<Full<Bytes>>, tower::BoxError>> {
     let tasks: Vec<_> = (0..n)
@@ -41,7 +38,7 @@ async fn concurrent(
     out
 }
 
-async fn send(svc: &AuthService<Upstream, TestProvider>) -> Result<StatusCode, tower::BoxError> {
+async fn send(svc: &AuthService<Upstream>) -> Result<StatusCode, tower::BoxError> {
     svc.clone().oneshot(get()).await.map(|r| r.status())
 }
 
@@ -415,7 +412,7 @@ async fn rejected_refresh_without_fallback_fails_then_logs_in_after_backoff() {
 }
 
 /// The fail-fast error after a rejection, and how long it says credentials wait.
-async fn fails_fast(svc: &AuthService<Upstream, TestProvider>) -> (AuthError, Duration) {
+async fn fails_fast(svc: &AuthService<Upstream>) -> (AuthError, Duration) {
     let err = send(svc).await.unwrap_err();
     let err = auth_error(&err).clone();
     assert!(err.is_backing_off(), "{err}");

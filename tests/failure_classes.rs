@@ -34,7 +34,7 @@ impl Provider for OneErrorStatus {
     }
 }
 
-fn one_error_status_layer(server: &AuthServer) -> AuthLayer<OneErrorStatus> {
+fn one_error_status_layer(server: &AuthServer) -> AuthLayer {
     AuthLayer::builder(OneErrorStatus(TestProvider::new()))
         .clock(Clock::tokio())
         .build(server.transport())

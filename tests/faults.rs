@@ -11,21 +11,20 @@ use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 use tower::{Layer, ServiceExt};
 use tower_token_auth::provider::presets;
-use tower_token_auth::provider::HttpProvider;
 use tower_token_auth::{AuthError, AuthLayer, AuthService, Backoff, ErrorKind};
 use tower_token_auth_emulation::{Api, Config, Emulation, Fault};
 
-type Authed = AuthService<Client<HttpConnector, Full<Bytes>>, HttpProvider>;
+type Authed = AuthService<Client<HttpConnector, Full<Bytes>>>;
 
 /// Fast retries, so that each case sees several attempts within the wait bound.
 const RETRY: Backoff = Backoff::new(Duration::from_millis(20), Duration::from_millis(20), 2);
 
-fn layer(emulation: &Emulation) -> (AuthLayer<HttpProvider>, Authed) {
+fn layer(emulation: &Emulation) -> (AuthLayer, Authed) {
     layer_with(emulation, Backoff::REJECTION)
 }
 
 /// With `rejection` as the backoff after a rejection (or an escalated failure).
-fn layer_with(emulation: &Emulation, rejection: Backoff) -> (AuthLayer<HttpProvider>, Authed) {
+fn layer_with(emulation: &Emulation, rejection: Backoff) -> (AuthLayer, Authed) {
     let client = Client::builder(TokioExecutor::new()).build_http();
     let c = emulation.config();
     let provider = presets::oli(&emulation.base_url(), &c.username, c.password.clone())

@@ -28,12 +28,11 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic_health::server::HealthReporter;
 use tower::{BoxError, Service, ServiceBuilder, ServiceExt};
 use tower_token_auth::grpc::{GrpcAuthLayer, GrpcAuthService};
-use tower_token_auth::provider::HttpProvider;
 use tower_token_auth::provider::{Classifier, RefreshTiming};
 use tower_token_auth::{AuthLayer, TokenHandle};
 use tower_token_auth_emulation::{Api, Config, Emulation, FaultKind};
 
-type Health = HealthClient<GrpcAuthService<Channel, HttpProvider>>;
+type Health = HealthClient<GrpcAuthService<Channel>>;
 
 const CHECK: &str = "/grpc.health.v1.Health/Check";
 const WATCH: &str = "/grpc.health.v1.Health/Watch";

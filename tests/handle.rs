@@ -19,13 +19,13 @@ use support::{auth_error, bearer, get, paused_layer, AuthServer, TestProvider, M
 const AUTH_DELAY: Duration = Duration::from_millis(50);
 const LIFETIME: u64 = 600;
 
-fn new_layer(server: &AuthServer, policy: TokenPolicy) -> AuthLayer<TestProvider> {
+fn new_layer(server: &AuthServer, policy: TokenPolicy) -> AuthLayer {
     paused_layer(server, TestProvider::with_policy(policy))
 }
 
 /// `n` requests through the layer and `n` `token()` calls through the handle, all at once; the
 /// generation each request's token and each handle token had.
-async fn mixed_traffic(server: &AuthServer, layer: &AuthLayer<TestProvider>, n: usize) -> Vec<u64> {
+async fn mixed_traffic(server: &AuthServer, layer: &AuthLayer, n: usize) -> Vec<u64> {
     let svc = layer.layer(server.upstream());
     let handle = layer.handle();
     let requests: Vec<_> = (0..n)

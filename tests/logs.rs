@@ -18,7 +18,7 @@ use support::{get, AuthServer, Fault, TestProvider, Upstream, MARK, PASSWORD};
 
 const AUTH_DELAY: Duration = Duration::from_millis(50);
 
-async fn send(svc: &AuthService<Upstream, TestProvider>) -> Result<StatusCode, tower::BoxError> {
+async fn send(svc: &AuthService<Upstream>) -> Result<StatusCode, tower::BoxError> {
     svc.clone().oneshot(get()).await.map(|r| r.status())
 }
 
@@ -31,7 +31,7 @@ async fn tracing_output_has_no_secrets() {
     let layer = AuthLayer::builder(TestProvider::new())
         .clock(Clock::tokio())
         .build(server.transport());
-    let svc: AuthService<Upstream, _> = layer.layer(server.upstream());
+    let svc: AuthService<Upstream> = layer.layer(server.upstream());
     assert_eq!(send(&svc).await.unwrap(), StatusCode::OK); // login
     server.revoke_access_tokens();
     assert_eq!(send(&svc).await.unwrap(), StatusCode::OK); // 401, refresh, replay
@@ -52,7 +52,7 @@ async fn tracing_output_has_no_secrets() {
     let layer = AuthLayer::builder(TestProvider::new())
         .clock(Clock::tokio())
         .build(fresh.transport());
-    let svc: AuthService<Upstream, _> = layer.layer(fresh.upstream());
+    let svc: AuthService<Upstream> = layer.layer(fresh.upstream());
     assert_eq!(send(&svc).await.unwrap(), StatusCode::OK);
 
     // A store holding another key's entry (tokens and all): refused, logged, replaced by a
@@ -73,7 +73,7 @@ async fn tracing_output_has_no_secrets() {
             .clock(clock)
             .store(store.clone(), "k")
             .build(stored.transport());
-        let svc: AuthService<Upstream, _> = layer.layer(stored.upstream());
+        let svc: AuthService<Upstream> = layer.layer(stored.upstream());
         assert_eq!(send(&svc).await.unwrap(), StatusCode::OK);
     }
     assert_eq!(stored.logins(), 1);
@@ -132,8 +132,8 @@ async fn spec_secrets_from_the_environment_stay_out_of_the_logs() {
     let layer = AuthLayer::builder(provider)
         .clock(Clock::tokio())
         .build(server.transport());
-    let svc: AuthService<Upstream, HttpProvider> = layer.layer(server.upstream());
-    let send = |svc: &AuthService<Upstream, HttpProvider>| svc.clone().oneshot(get());
+    let svc: AuthService<Upstream> = layer.layer(server.upstream());
+    let send = |svc: &AuthService<Upstream>| svc.clone().oneshot(get());
     assert_eq!(send(&svc).await.unwrap().status(), StatusCode::OK);
     server.revoke_access_tokens();
     assert_eq!(send(&svc).await.unwrap().status(), StatusCode::OK);

@@ -71,15 +71,11 @@ impl Sender {
     }
 }
 
-async fn start(api: Api, config: Config) -> (Emulation, AuthLayer<HttpProvider>, Authed) {
+async fn start(api: Api, config: Config) -> (Emulation, AuthLayer, Authed) {
     start_from(api, config, Source::Preset).await
 }
 
-async fn start_from(
-    api: Api,
-    config: Config,
-    source: Source,
-) -> (Emulation, AuthLayer<HttpProvider>, Authed) {
+async fn start_from(api: Api, config: Config, source: Source) -> (Emulation, AuthLayer, Authed) {
     let emulation = Emulation::start(api, config)
         .await
         .expect("emulation starts");
@@ -94,7 +90,7 @@ async fn start_via(
     config: Config,
     via: Via,
     source: Source,
-) -> (Emulation, AuthLayer<HttpProvider>, Sender) {
+) -> (Emulation, AuthLayer, Sender) {
     match via {
         Via::Tower => {
             let (emulation, layer, svc) = start_from(api, config, source).await;

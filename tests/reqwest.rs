@@ -36,9 +36,7 @@ async fn emulation(password: &str) -> (Emulation, Config) {
     (emulation, credentials)
 }
 
-fn reqwest_client(
-    layer: &AuthLayer<impl tower_token_auth::provider::Provider>,
-) -> ClientWithMiddleware {
+fn reqwest_client(layer: &AuthLayer) -> ClientWithMiddleware {
     ClientBuilder::new(reqwest::Client::new())
         .with(AuthMiddleware::new(layer.handle()))
         .build()

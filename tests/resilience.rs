@@ -142,14 +142,7 @@ async fn run(svc: &Authed, emulation: &Arc<Emulation>, load: Load) -> Arc<Tally>
     tally
 }
 
-async fn start(
-    api: Api,
-    config: Config,
-) -> (
-    Arc<Emulation>,
-    AuthLayer<tower_token_auth::provider::HttpProvider>,
-    Authed,
-) {
+async fn start(api: Api, config: Config) -> (Arc<Emulation>, AuthLayer, Authed) {
     let emulation = Arc::new(Emulation::start(api, config).await.unwrap());
     let client = client();
     let layer = AuthLayer::new(preset(api, &emulation), client.clone());

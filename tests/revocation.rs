@@ -40,7 +40,7 @@ use support::{AuthServer, TestProvider};
 
 type Req = Request<Full<Bytes>>;
 type Rsp = Response<Full<Bytes>>;
-type Mocked = AuthService<mock::Mock<Req, Rsp>, TestProvider>;
+type Mocked = AuthService<mock::Mock<Req, Rsp>>;
 
 const AUTH_DELAY: Duration = Duration::from_millis(50);
 
@@ -49,7 +49,7 @@ fn mocked(
     server: &AuthServer,
     policy: TokenPolicy,
     max_wait: Duration,
-) -> (AuthLayer<TestProvider>, Mocked, mock::Handle<Req, Rsp>) {
+) -> (AuthLayer, Mocked, mock::Handle<Req, Rsp>) {
     let layer = AuthLayer::builder(TestProvider::with_policy(policy))
         .clock(Clock::tokio())
         .max_wait(max_wait)

@@ -150,7 +150,7 @@ fn client() -> Client<HttpConnector, Full<Bytes>> {
 }
 
 /// A layer on `provider`, sending through a real client, giving up on transient failures soon.
-fn layer(provider: HttpProvider) -> AuthLayer<HttpProvider> {
+fn layer(provider: HttpProvider) -> AuthLayer {
     AuthLayer::builder(provider)
         .max_wait(Duration::from_millis(150))
         .build(client())

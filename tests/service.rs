@@ -22,7 +22,7 @@ type Rsp = Response<Full<Bytes>>;
 const AUTH_DELAY: Duration = Duration::from_millis(50);
 
 /// A layer whose slot already holds token 1.
-async fn primed(server: &AuthServer) -> AuthLayer<TestProvider> {
+async fn primed(server: &AuthServer) -> AuthLayer {
     let layer = AuthLayer::builder(TestProvider::new())
         .clock(Clock::tokio())
         .build(server.transport());

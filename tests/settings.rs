@@ -16,7 +16,7 @@ use support::{get, AuthServer, Fault, TestProvider};
 const AUTH_DELAY: Duration = Duration::from_millis(50);
 
 /// Every duration the builder and the policy take, at `Duration::MAX`.
-fn extreme_layer(server: &AuthServer, store: bool) -> AuthLayer<TestProvider> {
+fn extreme_layer(server: &AuthServer, store: bool) -> AuthLayer {
     let huge = Backoff::new(Duration::MAX, Duration::MAX, u32::MAX);
     let builder = AuthLayer::builder(TestProvider::new())
         .with_policy(|policy| {

@@ -20,7 +20,7 @@ use tower_token_auth::{AuthLayer, AuthService, Clock, ErrorKind};
 
 use support::{bearer, get, AuthServer, TestProvider, Upstream, MARK};
 
-type Service = AuthService<Upstream, TestProvider>;
+type Service = AuthService<Upstream>;
 
 const AUTH_DELAY: Duration = Duration::from_millis(50);
 const KEY: &str = "test/alice";
@@ -54,7 +54,7 @@ fn process(
     server: &AuthServer,
     clock: Clock,
     store: impl TokenStore + 'static,
-) -> (AuthLayer<TestProvider>, Service) {
+) -> (AuthLayer, Service) {
     let layer = AuthLayer::builder(TestProvider::new())
         .clock(clock)
         .store(store, KEY)

@@ -51,9 +51,7 @@ fn provider() -> HttpProvider {
 }
 
 /// Sends one request through `layer`; the upstream records the `Authorization` it saw.
-async fn send(
-    layer: &AuthLayer<HttpProvider>,
-) -> (Result<StatusCode, tower::BoxError>, Option<String>) {
+async fn send(layer: &AuthLayer) -> (Result<StatusCode, tower::BoxError>, Option<String>) {
     let seen = Arc::new(Mutex::new(None));
     let record = Arc::clone(&seen);
     let upstream = tower::service_fn(move |req: Request<Full<Bytes>>| {

@@ -17,7 +17,7 @@ use tower_token_auth::{AuthLayer, AuthService, Clock, ErrorKind};
 
 use support::{auth_error, bearer, get, AuthServer, Fault, TestProvider, Upstream, MARK, PASSWORD};
 
-type Svc = AuthService<Upstream, TestProvider>;
+type Svc = AuthService<Upstream>;
 
 const AUTH_DELAY: Duration = Duration::from_millis(50);
 const SECOND: Duration = Duration::from_secs(1);
@@ -30,7 +30,7 @@ fn unavailable() -> Fault {
     )
 }
 
-fn setup(server: &AuthServer, policy: TokenPolicy) -> (AuthLayer<TestProvider>, Svc) {
+fn setup(server: &AuthServer, policy: TokenPolicy) -> (AuthLayer, Svc) {
     let layer = AuthLayer::builder(TestProvider::with_policy(policy))
         .clock(Clock::tokio())
         .build(server.transport());

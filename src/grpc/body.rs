@@ -26,7 +26,7 @@ pin_project! {
     /// # use tower_token_auth::grpc::GrpcAuthService;
     /// # use tower_token_auth::provider::HttpProvider;
     /// # async fn run(
-    /// #     mut health: HealthClient<GrpcAuthService<tonic::transport::Channel, HttpProvider>>,
+    /// #     mut health: HealthClient<GrpcAuthService<tonic::transport::Channel>>,
     /// # ) -> Result<(), tonic::Status> {
     /// let mut stream = health.watch(HealthCheckRequest::default()).await?.into_inner();
     /// loop {

@@ -15,7 +15,6 @@ use super::body::ResponseBody;
 use super::buffer::{CopyBuffered, RequestBody};
 use super::forward::Forward;
 use crate::error::BoxError;
-use crate::provider::Provider;
 
 pin_project! {
     /// Response future of [`GrpcAuthService`](super::GrpcAuthService): the
@@ -29,7 +28,7 @@ pin_project! {
     /// use tower::ServiceExt;
     ///
     /// # async fn run(
-    /// #     service: GrpcAuthService<tonic::transport::Channel, HttpProvider>,
+    /// #     service: GrpcAuthService<tonic::transport::Channel>,
     /// # ) -> Result<(), tower::BoxError> {
     /// let request = http::Request::post("http://127.0.0.1:50051/grpc.health.v1.Health/Check")
     ///     .header("content-type", "application/grpc")
@@ -41,33 +40,32 @@ pin_project! {
     /// # Ok(())
     /// # }
     /// ```
-    pub struct ResponseFuture<S, P, RB>
+    pub struct ResponseFuture<S, RB>
     where
         S: Service<Request<Body>, Response = Response<RB>>,
     {
         #[pin]
-        inner: crate::future::ResponseFuture<Forward<S>, RequestBody, P, CopyBuffered>,
+        inner: crate::future::ResponseFuture<Forward<S>, RequestBody, CopyBuffered>,
     }
 }
 
-impl<S, P, RB> ResponseFuture<S, P, RB>
+impl<S, RB> ResponseFuture<S, RB>
 where
     S: Service<Request<Body>, Response = Response<RB>>,
 {
     pub(crate) fn new(
-        inner: crate::future::ResponseFuture<Forward<S>, RequestBody, P, CopyBuffered>,
+        inner: crate::future::ResponseFuture<Forward<S>, RequestBody, CopyBuffered>,
     ) -> Self {
         Self { inner }
     }
 }
 
-impl<S, P, RB> Future for ResponseFuture<S, P, RB>
+impl<S, RB> Future for ResponseFuture<S, RB>
 where
     S: Service<Request<Body>, Response = Response<RB>> + Send + 'static,
     S::Error: Into<BoxError>,
     S::Future: Send + 'static,
     RB: Send + 'static,
-    P: Provider,
 {
     type Output = Result<Response<ResponseBody<RB>>, BoxError>;
 
@@ -77,7 +75,7 @@ where
     }
 }
 
-impl<S, P, RB> fmt::Debug for ResponseFuture<S, P, RB>
+impl<S, RB> fmt::Debug for ResponseFuture<S, RB>
 where
     S: Service<Request<Body>, Response = Response<RB>>,
 {

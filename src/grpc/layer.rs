@@ -11,7 +11,6 @@ use super::service::GrpcAuthService;
 use crate::classify::Classifier;
 use crate::handle::TokenHandle;
 use crate::layer::AuthLayer;
-use crate::provider::Provider;
 
 /// Default cap on the encoded messages of one call buffered for replay: 64 KiB.
 pub const DEFAULT_MAX_BUFFERED: usize = 64 * 1024;
@@ -47,20 +46,20 @@ pub const DEFAULT_MAX_BUFFERED: usize = 64 * 1024;
 /// token stays in use until it expires. [`GrpcAuthLayer::new`] logs a warning (`tracing`, level
 /// WARN) when the classifier does not reject a trailers-only `UNAUTHENTICATED`. A stream that
 /// ends `UNAUTHENTICATED` in its trailers invalidates its token whatever the classifier.
-pub struct GrpcAuthLayer<P> {
-    auth: AuthLayer<P, CopyBuffered>,
+pub struct GrpcAuthLayer {
+    auth: AuthLayer<CopyBuffered>,
     handle: TokenHandle,
     max_buffered: usize,
 }
 
-impl<P: Provider> GrpcAuthLayer<P> {
+impl GrpcAuthLayer {
     /// The gRPC side of `layer`: same token, same single flight, same counters. Requests are
     /// copied for replay only when their messages were buffered whole (see
     /// [`max_buffered`](Self::max_buffered)); [`TokenPolicy::max_replays`] set to 0 turns replay
     /// off.
     ///
     /// [`TokenPolicy::max_replays`]: crate::provider::TokenPolicy::max_replays
-    pub fn new(layer: AuthLayer<P>) -> Self {
+    pub fn new(layer: AuthLayer) -> Self {
         if !rejects_trailers_only_unauthenticated(&layer.policy().classifier) {
             tracing::warn!(
                 "GrpcAuthLayer: the classifier does not reject gRPC UNAUTHENTICATED; calls \
@@ -84,7 +83,7 @@ impl<P: Provider> GrpcAuthLayer<P> {
     /// # use tower_token_auth::AuthLayer;
     /// # use tower_token_auth::provider::Provider;
     /// # use tower_token_auth::grpc::GrpcAuthLayer;
-    /// # fn build<P: Provider>(layer: AuthLayer<P>) {
+    /// # fn build<P: Provider>(layer: AuthLayer) {
     /// // Calls carry large messages: keep up to 1 MiB of each for a replay.
     /// let grpc = GrpcAuthLayer::new(layer).max_buffered(1 << 20);
     /// # }
@@ -101,7 +100,7 @@ impl<P: Provider> GrpcAuthLayer<P> {
     /// # use tower_token_auth::AuthLayer;
     /// # use tower_token_auth::provider::Provider;
     /// # use tower_token_auth::grpc::GrpcAuthLayer;
-    /// # fn build<P: Provider>(layer: AuthLayer<P>) {
+    /// # fn build<P: Provider>(layer: AuthLayer) {
     /// let grpc = GrpcAuthLayer::new(layer);
     /// let handle = grpc.handle();
     /// // ... calls through `grpc` ...
@@ -124,8 +123,8 @@ fn rejects_trailers_only_unauthenticated(classifier: &Classifier) -> bool {
     classifier.rejects(StatusCode::OK, &head)
 }
 
-impl<S, P> Layer<S> for GrpcAuthLayer<P> {
-    type Service = GrpcAuthService<S, P>;
+impl<S> Layer<S> for GrpcAuthLayer {
+    type Service = GrpcAuthService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
         let forward = Forward::new(inner, self.handle.clone());
@@ -133,7 +132,7 @@ impl<S, P> Layer<S> for GrpcAuthLayer<P> {
     }
 }
 
-impl<P> Clone for GrpcAuthLayer<P> {
+impl Clone for GrpcAuthLayer {
     fn clone(&self) -> Self {
         Self {
             auth: self.auth.clone(),
@@ -143,7 +142,7 @@ impl<P> Clone for GrpcAuthLayer<P> {
     }
 }
 
-impl<P> fmt::Debug for GrpcAuthLayer<P> {
+impl fmt::Debug for GrpcAuthLayer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("GrpcAuthLayer")
             .field("auth", &self.auth)

@@ -13,7 +13,6 @@ use super::forward::Forward;
 use super::future::ResponseFuture;
 use crate::error::BoxError;
 use crate::handle::TokenHandle;
-use crate::provider::Provider;
 use crate::service::AuthService;
 
 /// Attaches the layer's token to every gRPC call, replays a call whose token the server rejected
@@ -34,9 +33,9 @@ use crate::service::AuthService;
 /// use tower_token_auth::provider::HttpProvider;
 ///
 /// /// A health client whose calls carry the token.
-/// type Health = HealthClient<GrpcAuthService<Channel, HttpProvider>>;
+/// type Health = HealthClient<GrpcAuthService<Channel>>;
 ///
-/// # async fn run(layer: GrpcAuthLayer<HttpProvider>) -> Result<(), tower::BoxError> {
+/// # async fn run(layer: GrpcAuthLayer) -> Result<(), tower::BoxError> {
 /// let channel = Channel::from_static("http://127.0.0.1:50051").connect().await?;
 /// let service = layer.layer(channel);
 /// let handle = service.handle();
@@ -45,13 +44,13 @@ use crate::service::AuthService;
 /// # Ok(())
 /// # }
 /// ```
-pub struct GrpcAuthService<S, P> {
-    auth: AuthService<Forward<S>, P, CopyBuffered>,
+pub struct GrpcAuthService<S> {
+    auth: AuthService<Forward<S>, CopyBuffered>,
     max_buffered: usize,
 }
 
-impl<S, P> GrpcAuthService<S, P> {
-    pub(crate) fn new(auth: AuthService<Forward<S>, P, CopyBuffered>, max_buffered: usize) -> Self {
+impl<S> GrpcAuthService<S> {
+    pub(crate) fn new(auth: AuthService<Forward<S>, CopyBuffered>, max_buffered: usize) -> Self {
         Self { auth, max_buffered }
     }
 
@@ -76,7 +75,7 @@ impl<S, P> GrpcAuthService<S, P> {
     }
 }
 
-impl<S: Clone, P> Clone for GrpcAuthService<S, P> {
+impl<S: Clone> Clone for GrpcAuthService<S> {
     fn clone(&self) -> Self {
         Self {
             auth: self.auth.clone(),
@@ -85,7 +84,7 @@ impl<S: Clone, P> Clone for GrpcAuthService<S, P> {
     }
 }
 
-impl<S: fmt::Debug, P> fmt::Debug for GrpcAuthService<S, P> {
+impl<S: fmt::Debug> fmt::Debug for GrpcAuthService<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("GrpcAuthService")
             .field("auth", &self.auth)
@@ -94,17 +93,16 @@ impl<S: fmt::Debug, P> fmt::Debug for GrpcAuthService<S, P> {
     }
 }
 
-impl<S, P, RB> Service<Request<Body>> for GrpcAuthService<S, P>
+impl<S, RB> Service<Request<Body>> for GrpcAuthService<S>
 where
     S: Service<Request<Body>, Response = Response<RB>> + Clone + Send + 'static,
     S::Error: Into<BoxError>,
     S::Future: Send + 'static,
     RB: Send + 'static,
-    P: Provider,
 {
     type Response = Response<ResponseBody<RB>>;
     type Error = BoxError;
-    type Future = ResponseFuture<S, P, RB>;
+    type Future = ResponseFuture<S, RB>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.auth.poll_ready(cx)

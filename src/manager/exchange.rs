@@ -21,7 +21,7 @@ use crate::error::{AuthCall, AuthError, ErrorKind};
 use crate::metrics::Counter;
 use crate::provider::{AuthRequest, Failure, Provider, RefreshTiming, TokenPolicy, CLIENT_ERRORS};
 use crate::secret::{redact_sent, scrub, Secret};
-use crate::slot::{Generation, Issuer, NewToken, TokenState};
+use crate::slot::{Generation, NewToken, TokenState};
 use crate::store::StoredSession;
 use crate::token::{jwt_lifetime, Lifetime, TokenSet, MAX_LIFETIME};
 
@@ -49,7 +49,7 @@ struct Failed {
     consumed: bool,
 }
 
-impl<P: Provider> Manager<P> {
+impl Manager {
     /// One attempt: refresh when `refresh` holds a refresh token (and its expiry), falling back
     /// to login (per policy for a rejected refresh; always for a refresh token that cannot be
     /// sent or was consumed by an unusable answer).
@@ -377,7 +377,6 @@ impl Fresh {
         generation: Generation,
         timing: RefreshTiming,
         jitter: f64,
-        issuer: Issuer,
     ) -> TokenState {
         let (refresh_token, refresh_expires_at) = self.refresh_token();
         let refresh_token = refresh_token.cloned();
@@ -400,7 +399,7 @@ impl Fresh {
             refresh_token,
             refresh_expires_at,
         };
-        TokenState::new(token, generation, issuer)
+        TokenState::new(token, generation)
     }
 }
 

@@ -12,7 +12,7 @@
 //! again: a task spawned on a runtime that is shutting down is dropped on the spot, and its guard
 //! lands the flight, which locks; a tracing subscriber is user code.
 
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::runtime::Handle;
@@ -22,9 +22,8 @@ use super::wait::Flight;
 use super::{Manager, Outcome};
 use crate::clock::Moment;
 use crate::error::{AuthCall, AuthError, ErrorKind};
-use crate::handle::Token;
-use crate::provider::{Provider, RefreshTiming};
-use crate::slot::{Generation, Invalidate, Issuer, TokenState};
+use crate::provider::RefreshTiming;
+use crate::slot::{Generation, TokenState};
 
 /// Everything about flights that needs the lock.
 #[derive(Debug)]
@@ -92,25 +91,25 @@ impl Flights {
 
 /// A flight opened under the lock, to be spawned once the lock is released.
 #[must_use = "a flight that is not launched never lands"]
-pub(super) struct Launch<P: Provider> {
+pub(super) struct Launch {
     runtime: Handle,
-    guard: FlightGuard<P>,
+    guard: FlightGuard,
 }
 
-impl<P: Provider> Launch<P> {
+impl Launch {
     /// NOTE: call with the flights lock released (see the module docs).
     pub(super) fn spawn(self) {
         self.runtime.spawn(self.guard.fly());
     }
 }
 
-impl<P: Provider> Manager<P> {
+impl Manager {
     /// Opens a flight: registers it so that others join it, and returns the receiver and the
     /// launch to spawn once the lock is released.
     pub(super) fn open(
         self: &Arc<Self>,
         flights: &mut Flights,
-    ) -> Result<(Arc<Flight>, Launch<P>), AuthError> {
+    ) -> Result<(Arc<Flight>, Launch), AuthError> {
         let runtime = Handle::try_current().map_err(|_| AuthError::runtime())?;
         let flight = Arc::new(Flight::new(flights.last_transient.clone()));
         flights.current = Some(Arc::clone(&flight));
@@ -170,12 +169,7 @@ impl<P: Provider> Manager<P> {
         let generation = flights.next_generation;
         flights.next_generation = generation.next();
         let jitter = flights.rng.f64();
-        let manager: Weak<dyn Invalidate> = Arc::downgrade(self) as Weak<Manager<P>>;
-        let issuer = Issuer {
-            manager,
-            classifier: self.policy.classifier.clone(),
-        };
-        Arc::new(fresh.into_state(generation, self.policy.refresh, jitter, issuer))
+        Arc::new(fresh.into_state(generation, self.policy.refresh, jitter))
     }
 
     /// A stored session whose access token has expired, taken to be renewed with its refresh
@@ -202,8 +196,7 @@ impl<P: Provider> Manager<P> {
         drop(killed);
         // Errors may hold the user's transport errors: dropped with the lock released.
         drop((last_transient, rejection));
-        let token = Token::new(Arc::clone(&state), &self.settings.clock);
-        self.rotations.send_replace(Some(token));
+        self.rotations.send_replace(Some(Arc::clone(&state)));
         Ok(state)
     }
 
@@ -240,7 +233,7 @@ impl<P: Provider> Manager<P> {
     }
 }
 
-impl<P: Provider> Manager<P> {
+impl Manager {
     /// A flight whose task ended without an outcome (its runtime shut down): no verdict on the
     /// credentials, no backoff; its waiters are told, and the next request starts a new flight.
     fn land_aborted(&self) -> Outcome {
@@ -291,12 +284,12 @@ impl<P: Provider> Manager<P> {
 /// Runs one flight and guarantees it lands: if the task panics (a provider bug) or is dropped
 /// (runtime shutdown), the failure is still recorded, the backoff still applies, and every waiter
 /// still gets an answer.
-struct FlightGuard<P: Provider> {
-    manager: Arc<Manager<P>>,
+struct FlightGuard {
+    manager: Arc<Manager>,
     flight: Option<Arc<Flight>>,
 }
 
-impl<P: Provider> FlightGuard<P> {
+impl FlightGuard {
     async fn fly(mut self) {
         let Some(flight) = self.flight.as_ref() else {
             return;
@@ -308,7 +301,7 @@ impl<P: Provider> FlightGuard<P> {
     }
 
     /// Attempts until a token or a rejection, or a transient failure nobody waits out.
-    async fn attempts(manager: &Arc<Manager<P>>, flight: &Arc<Flight>) -> Outcome {
+    async fn attempts(manager: &Arc<Manager>, flight: &Arc<Flight>) -> Outcome {
         // Keep to the schedule of the flight before, if it ended on a transient failure.
         let not_before = manager.lock().next_attempt;
         if let Some(at) = not_before {
@@ -409,7 +402,7 @@ impl InARow {
     }
 }
 
-impl<P: Provider> Drop for FlightGuard<P> {
+impl Drop for FlightGuard {
     fn drop(&mut self) {
         let Some(flight) = self.flight.take() else {
             return;

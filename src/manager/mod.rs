@@ -37,10 +37,9 @@ use self::wait::Flight;
 pub(crate) use self::wait::TokenWait;
 use crate::clock::{Clock, Moment};
 use crate::error::AuthError;
-use crate::handle::Token;
 use crate::metrics::Metrics;
 use crate::provider::{Budget, Provider, Rejection, TokenPolicy};
-use crate::slot::{Generation, Invalidate, Slot, TokenState};
+use crate::slot::{Generation, Slot, TokenState};
 
 /// Layer-level settings that are not the provider's business.
 #[derive(Clone, Copy, Debug)]
@@ -56,15 +55,15 @@ pub(crate) struct Settings {
 pub(crate) type Outcome = Result<Arc<TokenState>, AuthError>;
 
 /// Everything the clones of one layer share.
-pub(crate) struct Manager<P> {
+pub(crate) struct Manager {
     pub(crate) slot: Slot,
     pub(crate) policy: TokenPolicy,
     /// Whether the policy allows any replay: requests are copied only then.
     pub(crate) replays: bool,
     pub(crate) metrics: Metrics,
     /// Every token landed, for [`TokenHandle::subscribe`](crate::TokenHandle::subscribe).
-    pub(crate) rotations: watch::Sender<Option<Token>>,
-    provider: P,
+    pub(crate) rotations: watch::Sender<Option<Arc<TokenState>>>,
+    provider: Box<dyn Provider>,
     settings: Settings,
     transport: Transport,
     /// The token store, if the layer has one.
@@ -73,17 +72,17 @@ pub(crate) struct Manager<P> {
 }
 
 /// What a request that needs a token does next.
-enum Join<P: Provider> {
+enum Join {
     Ready(Arc<TokenState>),
     /// Wait for the flight in progress, until the deadline.
     Wait(Arc<Flight>, Moment),
     /// Spawn the flight just opened, then wait for it.
-    Start(Arc<Flight>, Moment, Launch<P>),
+    Start(Arc<Flight>, Moment, Launch),
 }
 
-impl<P: Provider> Manager<P> {
+impl Manager {
     pub(crate) fn new(
-        provider: P,
+        provider: Box<dyn Provider>,
         policy: TokenPolicy,
         settings: Settings,
         transport: Transport,
@@ -119,7 +118,7 @@ impl<P: Provider> Manager<P> {
     /// Fails fast while a rejection backoff holds; otherwise [`TokenWait`] waits up to the wait
     /// bound, through any number of transient failures, and then fails with
     /// [`ErrorKind::Unavailable`](crate::ErrorKind::Unavailable) carrying the last one.
-    fn join(self: &Arc<Self>, rejected: Option<Generation>) -> Result<Join<P>, AuthError> {
+    fn join(self: &Arc<Self>, rejected: Option<Generation>) -> Result<Join, AuthError> {
         // A cold path: before any deadline is computed, a layer built before tokio's time was
         // paused learns of it here (see `Clock::notice_paused_time`).
         self.settings.clock.notice_paused_time();
@@ -144,7 +143,7 @@ impl<P: Provider> Manager<P> {
         self: &Arc<Self>,
         flights: &mut Flights,
         rejected: Option<Generation>,
-    ) -> (Result<Join<P>, AuthError>, Option<Arc<TokenState>>) {
+    ) -> (Result<Join, AuthError>, Option<Arc<TokenState>>) {
         let now = self.settings.clock.moment();
         let mut killed = None;
         if let Some(current) = self.slot.load_full() {
@@ -177,7 +176,6 @@ impl<P: Provider> Manager<P> {
     pub(crate) fn holds_live(&self, generation: Generation) -> bool {
         let now = self.settings.clock.moment();
         self.slot
-            .as_arc_swap()
             .load()
             .as_ref()
             .is_some_and(|t| t.generation == generation && now < t.expires_at)
@@ -293,13 +291,7 @@ impl<P: Provider> Manager<P> {
     }
 }
 
-impl<P: Provider> Invalidate for Manager<P> {
-    fn invalidate_token(self: Arc<Self>, generation: Generation) {
-        self.invalidate(generation);
-    }
-}
-
-impl<P> fmt::Debug for Manager<P> {
+impl fmt::Debug for Manager {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Manager")
             .field("slot", &self.slot)

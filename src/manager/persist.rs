@@ -33,7 +33,6 @@ use super::Manager;
 use crate::clock::Moment;
 use crate::error::AuthError;
 use crate::metrics::Counter;
-use crate::provider::Provider;
 use crate::store::{Lease, StoreFuture, StoredSession, TokenStore, MAX_LEASE_TTL};
 
 /// How often an attempt asks again for a lease another process holds, at most and at least.
@@ -179,7 +178,7 @@ enum Round {
     Lost,
 }
 
-impl<P: Provider> Manager<P> {
+impl Manager {
     /// One attempt of a flight: through the store when the layer has one (see the module docs),
     /// else straight to the auth server.
     pub(super) async fn attempt(self: &Arc<Self>) -> Result<Fresh, AuthError> {

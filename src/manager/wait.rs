@@ -22,7 +22,6 @@ use tokio::time::Sleep;
 
 use super::{Join, Manager, Outcome};
 use crate::error::AuthError;
-use crate::provider::Provider;
 use crate::slot::Generation;
 
 /// One flight, as its waiters see it.
@@ -112,10 +111,10 @@ impl TokenWait {
     }
 
     /// Polls the wait; `manager` is the same on every call.
-    pub(crate) fn poll_with<P: Provider>(
+    pub(crate) fn poll_with(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-        manager: &Arc<Manager<P>>,
+        manager: &Arc<Manager>,
     ) -> Poll<Outcome> {
         let mut state = self.project().state;
         loop {

@@ -14,7 +14,7 @@ use tower_token_auth::AuthService;
 use tower_token_auth_emulation::{Api, Config, Emulation};
 
 pub type HttpClient = Client<HttpConnector, Full<Bytes>>;
-pub type Authed = AuthService<HttpClient, HttpProvider>;
+pub type Authed = AuthService<HttpClient>;
 
 pub fn client() -> HttpClient {
     Client::builder(TokioExecutor::new()).build_http()

@@ -28,7 +28,7 @@ pub const PASSWORD: &str = "pw-SECRET";
 pub type Upstream = BoxCloneSyncService<Request<Full<Bytes>>, Response<Full<Bytes>>, Infallible>;
 
 /// A layer on `server` whose clock follows the paused tokio clock.
-pub fn paused_layer(server: &AuthServer, provider: TestProvider) -> AuthLayer<TestProvider> {
+pub fn paused_layer(server: &AuthServer, provider: TestProvider) -> AuthLayer {
     AuthLayer::builder(provider)
         .clock(Clock::tokio())
         .build(server.transport())

@@ -1,0 +1,168 @@
+//! Applying a token to a request: the one step that writes a token into a request, and the way
+//! back from the request's answer to the token.
+//!
+//! Every request the layer sends with a token goes through [`Applied::apply`] (the hot path) or
+//! [`TokenState::apply`] (replays and requests that waited for a token). The step
+//! sees the request's method and URI, so that a scheme whose header is computed per request (a
+//! signed proof of possession) changes this step and nothing upstream of it; a bearer header
+//! ignores them, at no cost once inlined.
+//!
+//! ## No shared write per request
+//!
+//! On the hot path a request takes an [`Applied`]: this thread's copy of the slot's token, made
+//! once per thread and token (see [`Applied::current`]). The request's header value and the
+//! response future's reference both count on that copy, which only this thread writes; cloning
+//! the slot's `Arc` and header instead wrote two reference counts that every core shares, and on
+//! a busy multi-core client each such write is a cache-line transfer per request.
+
+use std::cell::RefCell;
+use std::fmt;
+use std::sync::{Arc, Weak};
+
+use http::{HeaderMap, HeaderName, HeaderValue, Request, StatusCode};
+
+use crate::classify::Classifier;
+use crate::clock::Moment;
+use crate::manager::Manager;
+use crate::slot::{Generation, TokenState};
+
+impl TokenState {
+    /// Writes this token into a request (cold paths: replays).
+    #[inline]
+    pub(crate) fn apply<B>(&self, request: &mut Request<B>) {
+        write(&self.header_name, &self.header, request);
+    }
+}
+
+/// The scheme's step. It may read the request's method and URI; a bearer token is one header,
+/// whatever they are.
+#[inline]
+fn write<B>(name: &HeaderName, value: &HeaderValue, request: &mut Request<B>) {
+    request.headers_mut().insert(name.clone(), value.clone());
+}
+
+/// The slot's token as this thread applies it: thread-owned copies of its header, the token
+/// itself, and what an answer reports to.
+pub(crate) struct Applied {
+    /// Which manager's slot, and which state of it, this copy was made from (see
+    /// [`Slot::version`](crate::slot::Slot::version)). The `Weak` also keeps the manager's
+    /// address from being reused while this copy exists.
+    manager: Weak<Manager>,
+    version: u64,
+    pub(crate) token: Arc<TokenState>,
+    name: HeaderName,
+    value: HeaderValue,
+    classifier: Classifier,
+}
+
+/// How many layers' tokens a thread keeps at once; a layer whose place another layer took
+/// makes a new copy on its next request.
+const WAYS: usize = 4;
+
+thread_local! {
+    static APPLIED: RefCell<[Option<Arc<Applied>>; WAYS]> = const { RefCell::new([const { None }; WAYS]) };
+}
+
+impl Applied {
+    /// The slot's token, valid at `now`, as this thread applies it; `None` when the slot has no
+    /// valid token (the request waits for one). Asks for a due proactive refresh, as every
+    /// request that reads the token does.
+    #[inline]
+    pub(crate) fn current(manager: &Arc<Manager>, now: Moment) -> Option<Arc<Applied>> {
+        let version = manager.slot.version();
+        let way = way(manager);
+        let applied = APPLIED
+            .try_with(|ways| {
+                let mut ways = ways.borrow_mut();
+                match &ways[way] {
+                    Some(applied) if applied.is_of(manager, version) => Some(Arc::clone(applied)),
+                    _ => {
+                        let applied = Arc::new(Applied::new(manager, version)?);
+                        ways[way] = Some(Arc::clone(&applied));
+                        Some(applied)
+                    }
+                }
+            })
+            // The thread is exiting: a copy of its own, used once.
+            .unwrap_or_else(|_| Applied::new(manager, version).map(Arc::new))?;
+        let token = &applied.token;
+        if now >= token.expires_at {
+            return None;
+        }
+        manager.refresh_if_due(token, now);
+        Some(applied)
+    }
+
+    /// A copy of the slot's token as it stands at `version` (or later), if it holds one.
+    #[cold]
+    fn new(manager: &Arc<Manager>, version: u64) -> Option<Self> {
+        let token = manager.slot.load_full()?;
+        // Copies of the bytes, not of the `Bytes`: clones of a clone share its count.
+        let name = HeaderName::from_bytes(token.header_name.as_str().as_bytes()).ok()?;
+        let mut value = HeaderValue::from_bytes(token.header.as_bytes()).ok()?;
+        value.set_sensitive(token.header.is_sensitive());
+        Some(Self {
+            manager: Arc::downgrade(manager),
+            version,
+            token,
+            name,
+            value,
+            classifier: manager.policy.classifier.clone(),
+        })
+    }
+
+    #[inline]
+    fn is_of(&self, manager: &Arc<Manager>, version: u64) -> bool {
+        self.version == version && std::ptr::eq(self.manager.as_ptr(), Arc::as_ptr(manager))
+    }
+
+    /// Writes the token into a request.
+    #[inline]
+    pub(crate) fn apply<B>(&self, request: &mut Request<B>) {
+        write(&self.name, &self.value, request);
+    }
+
+    /// The generation of the token.
+    pub(crate) fn generation(&self) -> Generation {
+        self.token.generation
+    }
+
+    /// The upstream answered `status` and `headers` to a request sent with this token and not
+    /// replayed: an answer that rejects the token marks it dead, if the slot still holds it; any
+    /// other answer shows the upstream accepting it (see
+    /// [`Slot::accept`](crate::slot::Slot::accept)).
+    #[inline]
+    pub(crate) fn answered(&self, status: StatusCode, headers: &HeaderMap) {
+        if self.classifier.rejects(status, headers) {
+            if let Some(manager) = self.manager.upgrade() {
+                manager.invalidate(self.token.generation);
+            }
+        } else if self.token.first_answer() {
+            self.first_accepted();
+        }
+    }
+
+    /// Tells the slot, once per token: reaching the manager costs a reference count update.
+    #[cold]
+    fn first_accepted(&self) {
+        if let Some(manager) = self.manager.upgrade() {
+            manager.slot.accept(self.token.generation);
+        }
+    }
+}
+
+/// Which of a thread's places holds `manager`'s token. A manager is aligned to 128 bytes (its
+/// slot's marks are), so the low bits of its address say nothing.
+#[inline]
+fn way(manager: &Arc<Manager>) -> usize {
+    (Arc::as_ptr(manager) as usize >> 7) % WAYS
+}
+
+impl fmt::Debug for Applied {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Applied")
+            .field("version", &self.version)
+            .field("token", &self.token)
+            .finish_non_exhaustive()
+    }
+}
