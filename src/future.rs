@@ -27,9 +27,7 @@ use crate::apply::Applied;
 use crate::clock::Moment;
 use crate::error::BoxError;
 use crate::manager::{Manager, TokenWait};
-use crate::metrics::Counter;
-use crate::provider::Budget;
-use crate::replay::CloneRequest;
+use crate::replay::{CloneRequest, Sends, Verdict};
 use crate::slot::{Generation, TokenState};
 
 pin_project! {
@@ -129,16 +127,19 @@ where
                         }
                         After::Return => return Poll::Ready(Ok(response)),
                     };
-                    let classifier = &replay.shared.policy.classifier;
-                    if !classifier.rejects(response.status(), response.headers()) {
-                        // A later rejection of this token is revocation (see `Slot::accept`).
-                        replay.shared.slot.accept(replay.generation);
+                    let copy = replay.next.is_some();
+                    let verdict = replay.sends.answered(
+                        &replay.shared,
+                        response.status(),
+                        response.headers(),
+                        copy,
+                    );
+                    if verdict != Verdict::Replay {
                         return Poll::Ready(Ok(response));
                     }
-                    let Some(token) = replay.replay_for(response) else {
-                        let response = replay.held.take().map(|held| *held);
-                        return Poll::Ready(response.ok_or_else(spent));
-                    };
+                    // Kept for the caller, should no token come for the replay.
+                    replay.held = Some(Box::new(response));
+                    let token = TokenWait::new(Some(replay.sends.rejected()));
                     state.set(State::Waiting {
                         token,
                         replay: Some(replay),
@@ -217,13 +218,8 @@ where
     next: Option<Request<B>>,
     /// The token to send `next` with, once obtained.
     token: Option<Arc<TokenState>>,
-    /// The generation of the token of the last send.
-    generation: Generation,
-    sends: u32,
-    /// What the replays so far spent ([`TokenPolicy::allows_replay`](crate::provider::TokenPolicy)).
-    budget: Budget,
-    /// When the request reached the layer: its deadline runs from there.
-    started: Moment,
+    /// The sends so far, and the replay rule.
+    sends: Sends,
     /// The dead-token answer being replayed: the caller's if no token can be had.
     /// (Boxed: the state of every waiting request is this struct, and replays are rare.)
     held: Option<Box<S::Response>>,
@@ -245,8 +241,7 @@ where
         cloner: R,
     ) -> Self {
         Self {
-            generation,
-            sends: 1,
+            sends: Sends::once(started, generation),
             ..Self::unsent(copy, started, service, shared, cloner)
         }
     }
@@ -266,39 +261,9 @@ where
             cloner,
             next: Some(request),
             token: None,
-            generation: Generation::UNSENT,
-            sends: 0,
-            budget: Budget::default(),
-            started,
+            sends: Sends::new(started),
             held: None,
         }
-    }
-
-    /// The upstream answered that the token of the last send is dead. Returns the wait for the
-    /// replay's token, or `None` when the request is not replayed (then `held` is the answer for
-    /// the caller and the token has been invalidated).
-    /// The budget is `TokenPolicy::allows_replay`'s (OkHttp's rule).
-    fn replay_for(&mut self, response: S::Response) -> Option<TokenWait> {
-        self.held = Some(Box::new(response));
-        let rejection = self
-            .shared
-            .rejection(self.generation, &self.budget, self.started);
-        let allowed = self.next.is_some()
-            && self
-                .shared
-                .policy
-                .allows_replay(self.sends, &mut self.budget, rejection);
-        if !allowed {
-            tracing::debug!(
-                sends = self.sends,
-                rejected = self.generation.get(),
-                "replay budget spent: the dead-token answer goes to the caller"
-            );
-            // The final dead-token answer: later requests must not be sent with this token.
-            self.shared.invalidate(self.generation);
-            return None;
-        }
-        Some(TokenWait::new(Some(self.generation)))
     }
 
     /// Sends `next` with the token at hand, keeping a copy when another send may follow.
@@ -307,21 +272,11 @@ where
         let mut request = self.next.take()?;
         // The dead-token answer is replaced by this send's.
         self.held = None;
-        if self.shared.policy.copies_for_send(self.sends, &self.budget) {
+        if self.sends.keep_copy(&self.shared) {
             self.next = self.cloner.clone_request(&request);
         }
         token.apply(&mut request);
-        if self.sends > 0 {
-            self.shared.metrics.incr(Counter::Replay);
-            tracing::debug!(
-                send = self.sends + 1,
-                rejected = self.generation.get(),
-                generation = token.generation.get(),
-                "replaying request with a new token"
-            );
-        }
-        self.sends += 1;
-        self.generation = token.generation;
+        self.sends.sent(&self.shared, token.generation);
         Some(self.service.call(request))
     }
 }

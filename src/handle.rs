@@ -10,11 +10,11 @@ use std::time::SystemTime;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use tokio::sync::watch;
 
-use crate::clock::{Clock, Moment};
+use crate::clock::Clock;
 use crate::error::AuthError;
 use crate::manager::{Manager, TokenWait};
-use crate::metrics::{Counter, MetricsSnapshot};
-use crate::provider::{Budget, Rejection, TokenPolicy};
+use crate::metrics::MetricsSnapshot;
+use crate::provider::TokenPolicy;
 use crate::secret::Secret;
 use crate::slot::{Generation, TokenState};
 
@@ -46,6 +46,12 @@ impl Token {
     pub(crate) fn new(state: Arc<TokenState>, clock: &Clock) -> Self {
         let expires_at = clock.wall_at(state.expires_at);
         Self { state, expires_at }
+    }
+
+    /// The generation of the token, as the slot counts them.
+    #[cfg_attr(not(feature = "reqwest"), allow(dead_code))]
+    pub(crate) fn slot_generation(&self) -> Generation {
+        self.state.generation
     }
 
     /// The header the token travels in (`authorization` unless the policy's
@@ -219,30 +225,18 @@ impl TokenHandle {
         self.manager.metrics.snapshot()
     }
 
-    /// Counts what a client on the handle did (a replay).
+    /// The session, for an adapter that drives the replay rule itself
+    /// ([`Sends`](crate::replay::Sends)).
     #[cfg_attr(not(feature = "reqwest"), allow(dead_code))]
-    pub(crate) fn count(&self, counter: Counter) {
-        self.manager.metrics.incr(counter);
+    pub(crate) fn manager(&self) -> &Arc<Manager> {
+        &self.manager
     }
 
-    /// Now, on the layer's clock: when a client's request starts.
+    /// A token newer than the one of `rejected`, which the upstream rejected: as a replay in the
+    /// layer waits for one (see `Manager::join`).
     #[cfg_attr(not(feature = "reqwest"), allow(dead_code))]
-    pub(crate) fn moment(&self) -> Moment {
-        self.manager.clock().moment()
-    }
-
-    /// A client on the handle got an answer that did not reject `token`.
-    #[cfg_attr(not(feature = "reqwest"), allow(dead_code))]
-    pub(crate) fn accepted(&self, token: &Token) {
-        self.manager.slot.accept(token.state.generation);
-    }
-
-    /// What the rejection of `token` means for a client's request started at `started` that
-    /// has spent `budget`; ask before [`invalidate`](Self::invalidate).
-    #[cfg_attr(not(feature = "reqwest"), allow(dead_code))]
-    pub(crate) fn rejection(&self, token: &Token, budget: &Budget, started: Moment) -> Rejection {
-        self.manager
-            .rejection(token.state.generation, budget, started)
+    pub(crate) async fn replacing(&self, rejected: Generation) -> Result<Token, AuthError> {
+        self.wait(Some(rejected)).await
     }
 
     async fn wait(&self, rejected: Option<Generation>) -> Result<Token, AuthError> {

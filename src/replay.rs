@@ -1,7 +1,15 @@
-//! Which requests can be replayed after the upstream rejects their token: the [`CloneRequest`]
-//! strategies.
+//! Which requests can be replayed after the upstream rejects their token (the [`CloneRequest`]
+//! strategies), and the rule every replay follows ([`Sends`]).
 
-use http::Request;
+use std::sync::Arc;
+
+use http::{HeaderMap, Request, StatusCode};
+
+use crate::clock::Moment;
+use crate::manager::Manager;
+use crate::metrics::Counter;
+use crate::provider::Budget;
+use crate::slot::Generation;
 
 /// Makes the copy of a request that a replay would send.
 ///
@@ -94,5 +102,118 @@ pub struct NoReplay;
 impl<B> CloneRequest<B> for NoReplay {
     fn clone_request(&self, _: &Request<B>) -> Option<Request<B>> {
         None
+    }
+}
+
+/// One request's sends and the replay rule applied to them: the one replay loop, which the tower
+/// future, the reqwest middleware (and, through the tower future, the gRPC layer) each drive.
+///
+/// The caller sends, and tells [`Sends::sent`]; it reports each answer to [`Sends::answered`],
+/// which says whether to return it or to replay a copy with a newer token (waited for with
+/// `TokenWait::new(Some(sends.rejected()))`). The budget is
+/// [`TokenPolicy::allows_replay`](crate::provider::TokenPolicy)'s (OkHttp's rule).
+#[derive(Debug)]
+pub(crate) struct Sends {
+    /// How many times the request went out.
+    count: u32,
+    /// The generation of the token of the last send.
+    generation: Generation,
+    /// What the replays so far spent.
+    budget: Budget,
+    /// When the request reached the layer: its deadline runs from there.
+    started: Moment,
+}
+
+/// What to do with an answer ([`Sends::answered`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// The upstream did not reject the token: the answer is the caller's.
+    Accepted,
+    /// The upstream rejected the token and the rule allows a replay: wait for a token newer than
+    /// [`Sends::rejected`], then send the copy.
+    Replay,
+    /// The upstream rejected the token and no replay follows: the answer is the caller's, and the
+    /// token has been reported dead.
+    Spent,
+}
+
+impl Sends {
+    /// A request that reached the layer at `started` and has not gone out.
+    pub(crate) fn new(started: Moment) -> Self {
+        Self {
+            count: 0,
+            generation: Generation::UNSENT,
+            budget: Budget::default(),
+            started,
+        }
+    }
+
+    /// A request that reached the layer at `started` and went out once, with the token of
+    /// `generation` (the hot path).
+    pub(crate) fn once(started: Moment, generation: Generation) -> Self {
+        Self {
+            count: 1,
+            generation,
+            ..Self::new(started)
+        }
+    }
+
+    /// Whether the send about to go out needs a copy of the request: another may follow it.
+    pub(crate) fn keep_copy(&self, manager: &Manager) -> bool {
+        manager.policy.copies_for_send(self.count, &self.budget)
+    }
+
+    /// The request goes out (again) with the token of `generation`.
+    pub(crate) fn sent(&mut self, manager: &Manager, generation: Generation) {
+        if self.count > 0 {
+            manager.metrics.incr(Counter::Replay);
+            tracing::debug!(
+                send = self.count + 1,
+                rejected = self.generation.get(),
+                generation = generation.get(),
+                "replaying request with a new token"
+            );
+        }
+        self.count += 1;
+        self.generation = generation;
+    }
+
+    /// The generation of the token of the last send: the one a replay's token must be newer
+    /// than.
+    pub(crate) fn rejected(&self) -> Generation {
+        self.generation
+    }
+
+    /// The upstream answered the last send with `status` and `headers`; `copy` says whether a
+    /// copy to replay is at hand. A rejection that allows no replay reports the token dead, so
+    /// that later requests are not sent with it.
+    pub(crate) fn answered(
+        &mut self,
+        manager: &Arc<Manager>,
+        status: StatusCode,
+        headers: &HeaderMap,
+        copy: bool,
+    ) -> Verdict {
+        if !manager.policy.classifier.rejects(status, headers) {
+            // A later rejection of this token is revocation (see `Slot::accept`).
+            manager.slot.accept(self.generation);
+            return Verdict::Accepted;
+        }
+        // Asked before the invalidation, which makes the rejection old news.
+        let rejection = manager.rejection(self.generation, &self.budget, self.started);
+        if copy
+            && manager
+                .policy
+                .allows_replay(self.count, &mut self.budget, rejection)
+        {
+            return Verdict::Replay;
+        }
+        tracing::debug!(
+            sends = self.count,
+            rejected = self.generation.get(),
+            "replay budget spent: the dead-token answer goes to the caller"
+        );
+        manager.invalidate(self.generation);
+        Verdict::Spent
     }
 }

@@ -49,8 +49,8 @@ use tower_service::Service;
 
 use crate::error::{AuthError, BoxError};
 use crate::handle::TokenHandle;
-use crate::metrics::Counter;
-use crate::provider::{AuthRequest, Budget};
+use crate::provider::AuthRequest;
+use crate::replay::{Sends, Verdict};
 
 /// A [`reqwest_middleware::Middleware`] that puts the token of a [`TokenHandle`] on every
 /// request and replays a request whose token the upstream rejected (see the
@@ -93,56 +93,37 @@ impl Middleware for AuthMiddleware {
         extensions: &mut Extensions,
         next: Next<'_>,
     ) -> reqwest_middleware::Result<reqwest::Response> {
-        let handle = &self.handle;
-        let policy = handle.policy();
-        let started = handle.moment();
-        let mut token = handle
+        let manager = self.handle.manager();
+        let mut sends = Sends::new(manager.clock().moment());
+        let mut token = self
+            .handle
             .token()
             .await
             .map_err(reqwest_middleware::Error::middleware)?;
-        let (mut sends, mut budget) = (0, Budget::default());
         loop {
-            let copy = if policy.copies_for_send(sends, &budget) {
+            let copy = if sends.keep_copy(manager) {
                 request.try_clone()
             } else {
                 None
             };
             token.apply_to(request.headers_mut());
-            if sends > 0 {
-                handle.count(Counter::Replay);
-            }
+            sends.sent(manager, token.slot_generation());
             let response = next.clone().run(request, extensions).await?;
-            sends += 1;
-            if !policy
-                .classifier
-                .rejects(response.status(), response.headers())
-            {
-                handle.accepted(&token);
-                return Ok(response);
-            }
-            // Asked before the invalidation, which makes the rejection old news.
-            let rejection = handle.rejection(&token, &budget, started);
-            handle.invalidate(&token);
-            let allowed = copy.filter(|_| policy.allows_replay(sends, &mut budget, rejection));
-            let Some(again) = allowed else {
-                tracing::debug!(
-                    sends,
-                    rejected = token.generation(),
-                    "replay budget spent: the dead-token answer goes to the caller"
-                );
+            let verdict = sends.answered(
+                manager,
+                response.status(),
+                response.headers(),
+                copy.is_some(),
+            );
+            let (Verdict::Replay, Some(copy)) = (verdict, copy) else {
                 return Ok(response);
             };
             // No new token: the caller gets the rejection, as without a replay.
-            match handle.token().await {
+            match self.handle.replacing(sends.rejected()).await {
                 Ok(next_token) => token = next_token,
                 Err(_) => return Ok(response),
             }
-            tracing::debug!(
-                send = sends + 1,
-                generation = token.generation(),
-                "replaying request with a new token"
-            );
-            request = again;
+            request = copy;
         }
     }
 }

@@ -64,6 +64,47 @@ async fn fresh_token_is_attached_without_auth_calls() {
     );
 }
 
+/// Each thread keeps its own copy of a few layers' tokens (`src/apply.rs`): more layers than it
+/// keeps places for, used in turn on one thread, each still send their own current token, and
+/// a new token replaces a thread's copy at the next request.
+#[tokio::test(start_paused = true)]
+async fn many_layers_on_one_thread_each_send_their_own_token() {
+    const LAYERS: usize = 9;
+    let servers: Vec<_> = (0..LAYERS)
+        .map(|_| AuthServer::new(3600, AUTH_DELAY))
+        .collect();
+    let layers: Vec<_> = servers
+        .iter()
+        .map(|server| new_layer(server, TestProvider::new()))
+        .collect();
+    // Layer `i` holds access token number `i + 1` of its own server.
+    for (i, layer) in layers.iter().enumerate() {
+        for _ in 0..=i {
+            layer.handle().force_refresh().await.unwrap();
+        }
+    }
+    for round in 0..3 {
+        for (i, (server, layer)) in servers.iter().zip(&layers).enumerate() {
+            let svc = service(server, layer);
+            assert_eq!(send(&svc).await.unwrap(), StatusCode::OK);
+            let expected = bearer(i as u32 + 1 + round);
+            assert_eq!(
+                server.upstream_headers().last(),
+                Some(&expected),
+                "layer {i}"
+            );
+        }
+        // A new token for every layer: the next round must send it, not a thread's old copy.
+        for layer in &layers {
+            layer.handle().force_refresh().await.unwrap();
+        }
+    }
+    for (i, server) in servers.iter().enumerate() {
+        assert_eq!((server.logins(), server.refreshes()), (1, i as u32 + 3));
+        assert_eq!(server.upstream_calls(), 3);
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn header_is_sensitive() {
     let server = AuthServer::new(3600, AUTH_DELAY);
