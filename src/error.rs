@@ -22,6 +22,8 @@ use std::time::Duration;
 
 use http::StatusCode;
 
+use crate::provider::Failure;
+
 /// A type-erased error, as used by [`tower`] and the service this layer produces.
 pub type BoxError = Box<dyn StdError + Send + Sync>;
 
@@ -106,11 +108,11 @@ pub enum ErrorKind {
 /// obtained. Recover it with `downcast_ref`:
 ///
 /// ```
-/// use tower_token_auth::{AuthError, BoxError};
+/// use tower_token_auth::{AuthError, BoxError, ErrorKind};
 ///
 /// fn describe(err: &BoxError) -> &'static str {
 ///     match err.downcast_ref::<AuthError>() {
-///         Some(auth) if auth.is_login_rejected() => "credentials refused",
+///         Some(auth) if auth.kind() == ErrorKind::LoginRejected => "credentials refused",
 ///         Some(_) => "could not obtain a token",
 ///         None => "the request itself failed",
 ///     }
@@ -136,14 +138,25 @@ struct Inner {
     retry_in: Option<Duration>,
     /// The server's `Retry-After`, as a delay.
     retry_after: Option<Duration>,
-    /// An ambiguous answer ([`Failure::Ambiguous`](crate::provider::Failure::Ambiguous)): how
-    /// many times in a row it makes a rejection.
-    repeats: Option<u32>,
+    /// The failure's class, fixed where the error is made: for an auth server's failure answer,
+    /// what the provider's `classify_failure` said; for every other error, its kind's class.
+    failure: Failure,
     source: Option<BoxError>,
 }
 
 impl AuthError {
     fn new(kind: ErrorKind) -> Self {
+        // NOTE: the class of an error that no auth answer classified: the flight retries what
+        // may pass (the send, the wait, an unusable answer) and backs off from what cannot.
+        let failure = match kind {
+            ErrorKind::Transport
+            | ErrorKind::Timeout
+            | ErrorKind::ResponseTooLarge
+            | ErrorKind::Malformed
+            | ErrorKind::InvalidToken => Failure::Transient,
+            ErrorKind::LoginRejected | ErrorKind::RefreshRejected => Failure::Rejected,
+            _ => Failure::Unexpected,
+        };
         Self::from_inner(Inner {
             kind,
             call: None,
@@ -153,7 +166,7 @@ impl AuthError {
             waited: None,
             retry_in: None,
             retry_after: None,
-            repeats: None,
+            failure,
             source: None,
         })
     }
@@ -228,32 +241,31 @@ impl AuthError {
         })
     }
 
+    /// A failure answer that rejects nothing: `failure` is its class as the provider gave it
+    /// (transient, unexpected or ambiguous).
     pub(crate) fn status_error(
         status: StatusCode,
         detail: Option<String>,
         retry_after: Option<Duration>,
+        failure: Failure,
     ) -> Self {
+        let failure = match failure {
+            Failure::Ambiguous { repeats } => Failure::Ambiguous {
+                repeats: repeats.max(1),
+            },
+            other => other,
+        };
         Self::new(ErrorKind::Status).map(|i| {
             i.status = Some(status);
             i.detail = detail.map(Cow::Owned);
             i.retry_after = retry_after;
+            i.failure = failure;
         })
     }
 
-    /// An answer that may be a rejection or a server fault: retried as transient, a rejection
-    /// once it comes `repeats` times in a row (see `AuthError::repeated`).
-    pub(crate) fn ambiguous(
-        status: StatusCode,
-        detail: Option<String>,
-        retry_after: Option<Duration>,
-        repeats: u32,
-    ) -> Self {
-        Self::status_error(status, detail, retry_after).map(|i| i.repeats = Some(repeats.max(1)))
-    }
-
-    /// For an ambiguous answer: how many times in a row make it a rejection.
-    pub(crate) fn repeats(&self) -> Option<u32> {
-        self.inner.repeats
+    /// The failure's class (see [`Failure`]): what the flight does with it.
+    pub(crate) fn failure(&self) -> Failure {
+        self.inner.failure
     }
 
     /// This error, come `times` times in a row: the answer it was ambiguous about is taken as a
@@ -323,7 +335,7 @@ impl AuthError {
             waited: None,
             retry_in: Some(retry_in),
             retry_after: None,
-            repeats: None,
+            failure: c.failure,
             source: Some(Box::new(cause.clone())),
         })
     }
@@ -348,6 +360,7 @@ impl AuthError {
     pub(crate) fn into_config(self, detail: String) -> Self {
         self.map(|i| {
             i.kind = ErrorKind::Config;
+            i.failure = Failure::Unexpected;
             i.detail = Some(Cow::Owned(detail));
         })
     }
@@ -388,8 +401,10 @@ impl AuthError {
         self.inner.status
     }
 
-    /// For a request that failed fast because an earlier attempt was rejected (see
-    /// [`is_backing_off`](Self::is_backing_off)): how long until the layer sends credentials again.
+    /// For a request that failed fast, making no auth call of its own, because an earlier
+    /// attempt was rejected (or the provider is misconfigured) and the backoff has not elapsed:
+    /// how long until the layer sends credentials again. [`kind`](Self::kind) is the earlier
+    /// failure's.
     pub fn retry_in(&self) -> Option<Duration> {
         self.inner.retry_in
     }
@@ -397,82 +412,6 @@ impl AuthError {
     /// The auth server's `Retry-After`, when its failure answer carried one.
     pub fn retry_after(&self) -> Option<Duration> {
         self.inner.retry_after
-    }
-
-    /// A transient failure: the auth server could not answer usefully now (a 5xx or 429, a
-    /// connection failure, a timeout, an unusable answer, an answer the provider calls
-    /// [ambiguous](crate::provider::Failure::Ambiguous)). The layer retries these inside the
-    /// flight; requests see one only as the [`source`](StdError::source) of an
-    /// [`ErrorKind::Unavailable`] error.
-    pub fn is_transient(&self) -> bool {
-        if self.inner.repeats.is_some() {
-            return true;
-        }
-        if self.kind() == ErrorKind::Status {
-            return self.status().is_some_and(|s| {
-                s.is_server_error()
-                    || s == StatusCode::REQUEST_TIMEOUT
-                    || s == StatusCode::TOO_MANY_REQUESTS
-            });
-        }
-        matches!(
-            self.kind(),
-            ErrorKind::Transport
-                | ErrorKind::Timeout
-                | ErrorKind::ResponseTooLarge
-                | ErrorKind::Malformed
-                | ErrorKind::InvalidToken
-        )
-    }
-
-    /// No token within the layer's wait bound while the auth server kept failing.
-    pub fn is_unavailable(&self) -> bool {
-        self.kind() == ErrorKind::Unavailable
-    }
-
-    /// The credentials were refused.
-    pub fn is_login_rejected(&self) -> bool {
-        self.kind() == ErrorKind::LoginRejected
-    }
-
-    /// The refresh token was refused.
-    pub fn is_refresh_rejected(&self) -> bool {
-        self.kind() == ErrorKind::RefreshRejected
-    }
-
-    /// The auth call failed in transport.
-    pub fn is_transport(&self) -> bool {
-        self.kind() == ErrorKind::Transport
-    }
-
-    /// The auth call timed out.
-    pub fn is_timeout(&self) -> bool {
-        self.kind() == ErrorKind::Timeout
-    }
-
-    /// The auth response was malformed (including an oversized body).
-    pub fn is_malformed(&self) -> bool {
-        matches!(
-            self.kind(),
-            ErrorKind::Malformed | ErrorKind::ResponseTooLarge
-        )
-    }
-
-    /// A received token was not usable as a header value.
-    pub fn is_invalid_token(&self) -> bool {
-        self.kind() == ErrorKind::InvalidToken
-    }
-
-    /// A token store failed or holds an unusable entry (see [`ErrorKind::Store`]).
-    pub fn is_store(&self) -> bool {
-        self.kind() == ErrorKind::Store
-    }
-
-    /// No auth call was made for this request: an earlier attempt was rejected (or the provider
-    /// is misconfigured) and the backoff has not elapsed; [`kind`](Self::kind) is the earlier
-    /// failure's, and [`retry_in`](Self::retry_in) says how long remains.
-    pub fn is_backing_off(&self) -> bool {
-        self.inner.retry_in.is_some()
     }
 }
 
@@ -628,7 +567,7 @@ mod tests {
             err.to_string(),
             "refresh token rejected by the auth server (400 Bad Request): invalid_grant"
         );
-        assert!(err.is_refresh_rejected());
+        assert_eq!(err.kind(), ErrorKind::RefreshRejected);
         let err = AuthError::malformed("missing `access_token`").during(AuthCall::Login);
         assert_eq!(
             err.to_string(),
@@ -645,8 +584,8 @@ mod tests {
             Some("invalid_grant".into()),
         );
         let err = AuthError::failing_fast(&last, Duration::from_millis(2500));
-        assert!(err.is_backing_off() && err.is_login_rejected());
-        assert!(!last.is_backing_off());
+        assert_eq!(err.kind(), ErrorKind::LoginRejected);
+        assert_eq!(last.retry_in(), None);
         assert_eq!(err.retry_in(), Some(Duration::from_millis(2500)));
         assert_eq!(err.status(), Some(StatusCode::UNAUTHORIZED));
         assert_eq!(
@@ -655,7 +594,7 @@ mod tests {
              backing off: no auth call for another 2500 ms"
         );
         let source = err.source().and_then(|s| s.downcast_ref::<AuthError>());
-        assert!(source.is_some_and(AuthError::is_login_rejected));
+        assert!(source.is_some_and(|s| s.kind() == ErrorKind::LoginRejected));
     }
 
     #[test]
@@ -665,6 +604,7 @@ mod tests {
             StatusCode::NOT_FOUND,
             Some("no such realm".into()),
             Some(Duration::from_secs(60)),
+            Failure::Unexpected,
         )
         .during(AuthCall::Login);
         let err = AuthError::failing_fast(&last, Duration::from_millis(999));
@@ -686,11 +626,13 @@ mod tests {
             StatusCode::SERVICE_UNAVAILABLE,
             None,
             Some(Duration::from_secs(2)),
+            Failure::Transient,
         )
         .during(AuthCall::Refresh);
-        assert!(last.is_transient());
+        assert_eq!(last.failure(), Failure::Transient);
         let err = AuthError::unavailable(Duration::from_secs(30), Some(last));
-        assert!(err.is_unavailable() && !err.is_transient() && !err.is_backing_off());
+        assert_eq!(err.kind(), ErrorKind::Unavailable);
+        assert_eq!(err.retry_in(), None);
         assert_eq!(
             err.to_string(),
             "no token: the auth server is unavailable after waiting 30s; last failure: \
@@ -706,17 +648,43 @@ mod tests {
     #[test]
     fn failure_classes() {
         let rejected = AuthError::rejected(AuthCall::Refresh, StatusCode::BAD_REQUEST, None);
-        assert!(!rejected.is_transient());
-        assert!(!AuthError::config("x").is_transient());
-        assert!(!AuthError::aborted().is_transient());
-        assert!(AuthError::malformed("x").is_transient());
-        assert!(AuthError::timeout(Duration::from_secs(1)).is_transient());
-        assert!(AuthError::invalid_token("x").is_transient());
-        let status = |code: u16| {
-            AuthError::status_error(StatusCode::from_u16(code).unwrap(), None, None).is_transient()
-        };
-        assert!(status(500) && status(503) && status(408) && status(429));
-        assert!(!status(302) && !status(404));
+        assert_eq!(rejected.failure(), Failure::Rejected);
+        assert_eq!(AuthError::config("x").failure(), Failure::Unexpected);
+        assert_eq!(AuthError::token_type().failure(), Failure::Unexpected);
+        assert_eq!(AuthError::aborted().failure(), Failure::Unexpected);
+        let transient = [
+            AuthError::malformed("x"),
+            AuthError::timeout(Duration::from_secs(1)),
+            AuthError::invalid_token("x"),
+            AuthError::transport("reset".into()),
+            AuthError::too_large(10, StatusCode::OK),
+        ];
+        for error in transient {
+            assert_eq!(error.failure(), Failure::Transient, "{error:?}");
+        }
+        // A failure answer keeps the class the provider gave it.
+        let status =
+            |failure| AuthError::status_error(StatusCode::NOT_FOUND, None, None, failure).failure();
+        assert_eq!(status(Failure::Transient), Failure::Transient);
+        assert_eq!(status(Failure::Unexpected), Failure::Unexpected);
+        assert_eq!(
+            status(Failure::Ambiguous { repeats: 0 }),
+            Failure::Ambiguous { repeats: 1 }
+        );
+        // Into configuration: retrying cannot fix it.
+        let config = AuthError::transport("tls".into()).into_config("https needs TLS".into());
+        assert_eq!(config.failure(), Failure::Unexpected);
+        // Repeated ambiguity is a rejection.
+        let repeated = AuthError::status_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            None,
+            None,
+            Failure::AMBIGUOUS,
+        )
+        .during(AuthCall::Login)
+        .repeated(3);
+        assert_eq!(repeated.kind(), ErrorKind::LoginRejected);
+        assert_eq!(repeated.failure(), Failure::Rejected);
     }
 
     #[test]

@@ -59,7 +59,7 @@ async fn an_ambiguous_answer_is_a_rejection_only_three_times_in_a_row() {
     // Requests fail fast meanwhile: no credentials.
     let error = handle.token().await.unwrap_err();
     assert!(
-        error.is_backing_off() && error.is_login_rejected(),
+        error.retry_in().is_some() && error.kind() == ErrorKind::LoginRejected,
         "{error}"
     );
     assert_eq!(server.logins(), 3);

@@ -324,17 +324,19 @@ async fn every_part_of_the_format_reaches_the_wire() {
     let err = provider
         .parse_response(AuthCall::Login, &answer(200, r#"{"data":{}}"#))
         .unwrap_err();
-    assert!(err.is_malformed(), "{err}");
+    assert_eq!(err.kind(), tower_token_auth::ErrorKind::Malformed, "{err}");
 
     // Rejections by error code on the refresh call; the login keeps 400/401/403.
     let rejected = |call, status, body| provider.classify_failure(call, &answer(status, body));
     let grant = r#"{"error":"invalid_grant"}"#;
     assert_eq!(rejected(AuthCall::Refresh, 400, grant), Failure::Rejected);
+    // Other answers reject nothing: an outage is transient, anything else unexpected.
     assert_eq!(
         rejected(AuthCall::Refresh, 400, r#"{"error":"slow_down"}"#),
-        Failure::Transient
+        Failure::Unexpected
     );
-    assert_eq!(rejected(AuthCall::Refresh, 401, grant), Failure::Transient);
+    assert_eq!(rejected(AuthCall::Refresh, 401, grant), Failure::Unexpected);
+    assert_eq!(rejected(AuthCall::Refresh, 503, grant), Failure::Transient);
     assert_eq!(rejected(AuthCall::Login, 403, ""), Failure::Rejected);
 }
 

@@ -90,7 +90,7 @@ async fn a_flight_aborted_by_runtime_shutdown_locks_nobody_out() {
     shut_down(other);
     let error = waiter.await.expect_err("the flight was aborted");
     assert_eq!(error.kind(), ErrorKind::Aborted, "{error}");
-    assert!(!error.is_backing_off(), "{error}");
+    assert!(error.retry_in().is_none(), "{error}");
 
     // No verdict on the credentials: the next request logs in straight away.
     let token = handle.token().await.expect("a new flight, here");

@@ -74,7 +74,7 @@ impl Manager {
                         });
                         return Ok(Fresh { issued, kept });
                     }
-                    Err(Failed { error, .. }) if error.is_refresh_rejected() => {
+                    Err(Failed { error, .. }) if error.kind() == ErrorKind::RefreshRejected => {
                         // Never send a rejected refresh token again, whatever the login does.
                         self.discard_refresh_token();
                         if !self.policy.login_on_refresh_rejected {
@@ -143,13 +143,9 @@ impl Manager {
                 let detail = oauth_error_detail(response.body()).map(|d| scrub(&d, &sent));
                 let error = match self.provider.classify_failure(call, &response) {
                     Failure::Rejected => AuthError::rejected(call, status, detail),
-                    Failure::Transient => {
+                    failure => {
                         let wish = retry_after(response.headers(), clock.wall());
-                        AuthError::status_error(status, detail, wish)
-                    }
-                    Failure::Ambiguous { repeats } => {
-                        let wish = retry_after(response.headers(), clock.wall());
-                        AuthError::ambiguous(status, detail, wish, repeats)
+                        AuthError::status_error(status, detail, wish, failure)
                     }
                 };
                 Err(match names_endpoint(&error) {
@@ -187,7 +183,7 @@ fn names_endpoint(error: &AuthError) -> bool {
         return false;
     };
     if error.kind() == ErrorKind::Status {
-        return !error.is_transient();
+        return error.failure() == Failure::Unexpected;
     }
     let outage = [StatusCode::REQUEST_TIMEOUT, StatusCode::TOO_MANY_REQUESTS];
     status.is_redirection()

@@ -22,7 +22,7 @@ use super::wait::Flight;
 use super::{Manager, Outcome};
 use crate::clock::Moment;
 use crate::error::{AuthCall, AuthError, ErrorKind};
-use crate::provider::RefreshTiming;
+use crate::provider::{Failure, RefreshTiming};
 use crate::slot::{Generation, TokenState};
 
 /// Everything about flights that needs the lock.
@@ -255,7 +255,7 @@ impl Manager {
         let refused = self.policy.refresh == RefreshTiming::AfterExpiry
             && error.call() == Some(AuthCall::Refresh)
             && error.kind() == ErrorKind::Status
-            && !error.is_transient();
+            && error.failure() == Failure::Unexpected;
         if !refused {
             return None;
         }
@@ -367,11 +367,12 @@ struct InARow {
 const UNUSABLE_IN_A_ROW: u32 = 5;
 
 impl InARow {
-    /// NOTE: the one place where a failed attempt's class is decided; `AuthError::is_transient`
-    /// is the class of one answer, this is the class of the answers so far.
+    /// NOTE: the class of one answer is the error's ([`AuthError::failure`], what the provider
+    /// said); this is the class of the answers so far, the one place a failed attempt is judged.
     /// `waited_for`: no valid token serves requests meanwhile.
     fn judge(&mut self, error: AuthError, waited_for: bool) -> Judged {
-        if let Some(repeats) = error.repeats() {
+        let failure = error.failure();
+        if let Failure::Ambiguous { repeats } = failure {
             self.unusable = 0;
             self.ambiguous += 1;
             if self.ambiguous < repeats {
@@ -394,10 +395,9 @@ impl InARow {
             return Judged::Transient(error);
         }
         self.unusable = 0;
-        if error.is_transient() {
-            Judged::Transient(error)
-        } else {
-            Judged::Rejected(error)
+        match failure {
+            Failure::Transient => Judged::Transient(error),
+            _ => Judged::Rejected(error),
         }
     }
 }

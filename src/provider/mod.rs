@@ -98,24 +98,20 @@ pub trait Provider: Send + Sync + 'static {
         TokenSet::from_json(response.body())
     }
 
-    /// Classifies a non-2xx auth response.
+    /// Classifies a non-2xx auth response: the one place a failed auth answer gets its class,
+    /// which the flight then acts on (ARCHITECTURE.md, "Failure classes").
     ///
     /// [`Failure::Rejected`] means the credentials or the refresh token are dead: a rejected
     /// refresh falls back to login in the same attempt (when
     /// [`TokenPolicy::login_on_refresh_rejected`]); a rejected login fails every waiting request with
     /// [`ErrorKind::LoginRejected`](crate::ErrorKind) and starts the rejection backoff, during
     /// which requests fail fast. [`Failure::Transient`] is retried inside the flight on the
-    /// transient schedule while requests keep waiting, when the status is a 5xx, 408 or 429; any
-    /// other status (a redirect, a 404) is backed off like a rejection, since retrying soon would
-    /// not help. [`Failure::Ambiguous`] is retried like a transient failure until it repeats.
-    /// The default rejects on 400, 401 and 403.
+    /// transient schedule while requests keep waiting. [`Failure::Unexpected`] is backed off like
+    /// a rejection, without blaming the credentials. [`Failure::Ambiguous`] is retried like a
+    /// transient failure until it repeats. The default is [`Failure::of_status`].
     fn classify_failure(&self, call: AuthCall, response: &AuthResponse) -> Failure {
         let _ = call;
-        if CLIENT_ERRORS.contains(&response.status()) {
-            Failure::Rejected
-        } else {
-            Failure::Transient
-        }
+        Failure::of_status(response.status())
     }
 
     /// The refresh, replay and fallback policy for this API. Read once, when the layer is built.
@@ -132,7 +128,8 @@ pub(crate) const CLIENT_ERRORS: [StatusCode; 3] = [
     StatusCode::FORBIDDEN,
 ];
 
-/// What a failed auth response means.
+/// What a failed auth answer means: its class, decided once by
+/// [`Provider::classify_failure`] and acted on by the flight.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Failure {
@@ -140,6 +137,11 @@ pub enum Failure {
     Rejected,
     /// The server could not answer now; trying again later may succeed.
     Transient,
+    /// Neither a refusal nor an outage: a redirect, a 404, an error the API does not document.
+    /// The likeliest cause is a wrong endpoint or method, which retrying soon would not fix:
+    /// backed off like a rejection, with the endpoint named in the error, whose kind is
+    /// [`ErrorKind::Status`](crate::ErrorKind::Status).
+    Unexpected,
     /// The answer cannot tell refused credentials from a server fault: for APIs that document
     /// one error status for everything (union-service answers both with a JSON 500). Retried
     /// like a transient failure; a rejection once the same class of answer comes `repeats` times
@@ -154,6 +156,30 @@ pub enum Failure {
 impl Failure {
     /// [`Failure::Ambiguous`] with the default `repeats` of 3.
     pub const AMBIGUOUS: Failure = Failure::Ambiguous { repeats: 3 };
+
+    /// The default class of a failure status: 400, 401 and 403 reject (what RFC 6749 servers,
+    /// and most others, answer to dead credentials and grants); everything else is
+    /// [`Failure::outage_or_unexpected`].
+    pub fn of_status(status: StatusCode) -> Failure {
+        if CLIENT_ERRORS.contains(&status) {
+            Failure::Rejected
+        } else {
+            Failure::outage_or_unexpected(status)
+        }
+    }
+
+    /// The class of a status that does not reject: a 5xx, 408 or 429 is an outage
+    /// ([`Failure::Transient`]); any other is [`Failure::Unexpected`].
+    pub fn outage_or_unexpected(status: StatusCode) -> Failure {
+        let outage = status.is_server_error()
+            || status == StatusCode::REQUEST_TIMEOUT
+            || status == StatusCode::TOO_MANY_REQUESTS;
+        if outage {
+            Failure::Transient
+        } else {
+            Failure::Unexpected
+        }
+    }
 }
 
 /// When to refresh a token that is still valid.
@@ -568,6 +594,9 @@ mod tests {
         assert_eq!(with(401), Failure::Rejected);
         assert_eq!(with(403), Failure::Rejected);
         assert_eq!(with(500), Failure::Transient);
-        assert_eq!(with(302), Failure::Transient);
+        assert_eq!(with(429), Failure::Transient);
+        assert_eq!(with(408), Failure::Transient);
+        assert_eq!(with(302), Failure::Unexpected);
+        assert_eq!(with(404), Failure::Unexpected);
     }
 }

@@ -283,7 +283,7 @@ mod tests {
         assert!(!debug.contains("hunter2"), "{debug}");
 
         let err = RedisStore::open("redis://:hunter2@127.0.0.1:6390/notadb").unwrap_err();
-        assert!(err.is_store());
+        assert_eq!(err.kind(), crate::ErrorKind::Store);
         let shown = format!("{err} {err:?}");
         assert!(!shown.contains("hunter2"), "{shown}");
     }

@@ -428,7 +428,7 @@ mod tests {
         assert!(req.headers()["refresh-token"].is_sensitive());
         assert!(!req.headers().contains_key(AUTHORIZATION));
         let err = spec.build(Some(&Secret::new("r\nt"))).unwrap_err();
-        assert!(err.is_invalid_token());
+        assert_eq!(err.kind(), crate::ErrorKind::InvalidToken);
 
         let bearer = CallSpec::post("http://a.test/refresh")
             .unwrap()

@@ -78,7 +78,7 @@ impl Rejects {
         if rejected {
             Failure::Rejected
         } else {
-            Failure::Transient
+            Failure::outage_or_unexpected(status)
         }
     }
 }
@@ -105,11 +105,15 @@ mod tests {
         assert_eq!(with(400, r#"{"error":"invalid_grant"}"#), Failure::Rejected);
         assert_eq!(
             with(400, r#"{"error":"temporarily_unavailable"}"#),
-            Failure::Transient
+            Failure::Unexpected
         );
-        assert_eq!(with(400, "invalid_grant"), Failure::Transient);
+        assert_eq!(with(400, "invalid_grant"), Failure::Unexpected);
         assert_eq!(
             with(401, r#"{"error":"invalid_grant"}"#),
+            Failure::Unexpected
+        );
+        assert_eq!(
+            with(503, r#"{"error":"invalid_grant"}"#),
             Failure::Transient
         );
     }

@@ -326,7 +326,7 @@ mod tests {
         };
         let mut response = AuthResponse::new(Bytes::new());
         let err = source.parse(&response).unwrap_err();
-        assert!(err.is_malformed());
+        assert!(err.kind() == ErrorKind::Malformed);
         response
             .headers_mut()
             .insert("set-authorization", HeaderValue::from_static("Bearer at"));

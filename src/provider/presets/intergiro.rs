@@ -39,7 +39,8 @@ mod tests {
             provider.classify_failure(AuthCall::Refresh, &response)
         };
         // A premature refresh is answered with an error that must not cost a login.
-        assert_eq!(answer(400), Failure::Transient);
+        assert_eq!(answer(400), Failure::Unexpected);
+        assert_eq!(answer(503), Failure::Transient);
         assert_eq!(answer(401), Failure::Rejected);
         assert_eq!(provider.policy().refresh, RefreshTiming::AfterExpiry);
     }
