@@ -19,7 +19,7 @@ use tonic_health::pb::{health_client::HealthClient, HealthCheckRequest};
 use tower::filter::AsyncFilterLayer;
 use tower::{BoxError, ServiceBuilder};
 use tower_token_auth::grpc::GrpcAuthLayer;
-use tower_token_auth::provider::{oauth2, Classifier};
+use tower_token_auth::provider::oauth2;
 use tower_token_auth::AuthLayer;
 use tower_token_auth_emulation::{Api, Config, Emulation};
 
@@ -57,9 +57,7 @@ async fn main() -> Result<(), BoxError> {
     )
     .confidential_client(&config.client_id, config.client_secret.as_str())
     .build()?;
-    let layer = AuthLayer::builder(provider)
-        .with_policy(|p| p.classifier = Classifier::grpc())
-        .build(http);
+    let layer = AuthLayer::new(provider, http);
     let grpc = GrpcAuthLayer::new(layer);
     let handle = grpc.handle();
     let channel = Channel::from_shared(format!("http://{addr}"))?

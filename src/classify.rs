@@ -1,19 +1,13 @@
 //! Which upstream answers say that the token a request carried is dead.
 //!
 //! The layer asks on every response; the built-in rules cost a bitset lookup for an ordinary
-//! answer and look at headers only for the statuses they name (and, for gRPC, at one header).
+//! answer and look at headers only for the statuses they name.
 
 use std::fmt;
 use std::sync::Arc;
 
 use http::header::WWW_AUTHENTICATE;
-use http::{HeaderMap, HeaderName, StatusCode};
-
-/// The gRPC status header, which a trailers-only response carries in its head.
-const GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
-
-/// gRPC's `UNAUTHENTICATED`.
-const GRPC_UNAUTHENTICATED: &[u8] = b"16";
+use http::{HeaderMap, StatusCode};
 
 type Custom = Arc<dyn Fn(StatusCode, &HeaderMap) -> bool + Send + Sync>;
 
@@ -25,8 +19,8 @@ type Custom = Arc<dyn Fn(StatusCode, &HeaderMap) -> bool + Send + Sync>;
 ///   `WWW-Authenticate: Bearer` challenge with an `error`, only `error="invalid_token"` marks the
 ///   token dead; another error (`insufficient_scope`, say) is a permission problem, and the 401
 ///   goes back to the caller with the token kept.
-/// - [`Classifier::grpc`]: the above, plus gRPC `UNAUTHENTICATED` (`grpc-status: 16`) in the
-///   response head, which is where a trailers-only gRPC response carries it.
+/// - gRPC `UNAUTHENTICATED` needs no classifier of its own: the [`grpc`](crate::grpc) adapter
+///   presents it as the HTTP status it maps to, 401.
 /// - [`Classifier::statuses`]: other statuses, with the same `WWW-Authenticate` rule.
 /// - [`Classifier::custom`]: any function of the status and headers.
 /// - [`Classifier::none`]: no answer marks a token dead; nothing is replayed.
@@ -41,16 +35,10 @@ type Custom = Arc<dyn Fn(StatusCode, &HeaderMap) -> bool + Send + Sync>;
 ///
 /// headers.insert("www-authenticate", HeaderValue::from_static(r#"Bearer error="insufficient_scope""#));
 /// assert!(!http.rejects(StatusCode::UNAUTHORIZED, &headers));
-///
-/// let mut trailers_only = HeaderMap::new();
-/// trailers_only.insert("grpc-status", HeaderValue::from_static("16"));
-/// assert!(Classifier::grpc().rejects(StatusCode::OK, &trailers_only));
-/// assert!(!http.rejects(StatusCode::OK, &trailers_only));
 /// ```
 #[derive(Clone)]
 pub struct Classifier {
     statuses: StatusSet,
-    grpc: bool,
     custom: Option<Custom>,
 }
 
@@ -61,22 +49,11 @@ impl Classifier {
         Self::statuses([StatusCode::UNAUTHORIZED])
     }
 
-    /// [`Classifier::http`], plus gRPC `UNAUTHENTICATED` in the response head (a trailers-only
-    /// response). `UNAUTHENTICATED` in the trailers of a streamed response arrives after the
-    /// response was handed over; the `tonic` integration watches for it.
-    pub fn grpc() -> Self {
-        Self {
-            grpc: true,
-            ..Self::http()
-        }
-    }
-
     /// These statuses, each with the `WWW-Authenticate` rule of [`Classifier::http`].
     pub fn statuses(statuses: impl IntoIterator<Item = StatusCode>) -> Self {
         let statuses: Vec<StatusCode> = statuses.into_iter().collect();
         Self {
             statuses: StatusSet::new(&statuses),
-            grpc: false,
             custom: None,
         }
     }
@@ -117,9 +94,6 @@ impl Classifier {
         if self.statuses.contains(status) {
             return bearer_error_allows(headers);
         }
-        if self.grpc && grpc_unauthenticated(headers) {
-            return true;
-        }
         match &self.custom {
             Some(rejects) => rejects(status, headers),
             None => false,
@@ -128,7 +102,7 @@ impl Classifier {
 
     /// Whether any answer can reject a token (else replay is pointless).
     pub(crate) fn is_none(&self) -> bool {
-        self.custom.is_none() && !self.grpc && self.statuses == StatusSet::new(&[])
+        self.custom.is_none() && self.statuses == StatusSet::new(&[])
     }
 }
 
@@ -144,7 +118,7 @@ impl PartialEq for Classifier {
             (Some(a), Some(b)) => Arc::ptr_eq(a, b),
             (a, b) => a.is_none() && b.is_none(),
         };
-        self.statuses == other.statuses && self.grpc == other.grpc && same_custom
+        self.statuses == other.statuses && same_custom
     }
 }
 
@@ -154,17 +128,9 @@ impl fmt::Debug for Classifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Classifier")
             .field("statuses", &self.statuses)
-            .field("grpc", &self.grpc)
             .field("custom", &self.custom.is_some())
             .finish()
     }
-}
-
-/// Whether `headers` (a trailers-only response's head, or a stream's trailers) carry gRPC
-/// `UNAUTHENTICATED`.
-#[inline]
-pub(crate) fn grpc_unauthenticated(headers: &HeaderMap) -> bool {
-    headers.get(&GRPC_STATUS).map(|v| v.as_bytes()) == Some(GRPC_UNAUTHENTICATED)
 }
 
 /// RFC 6750 §3.1: a `Bearer` challenge whose `error` is not `invalid_token` says the token is
@@ -342,17 +308,6 @@ mod tests {
     }
 
     #[test]
-    fn grpc_unauthenticated_in_the_head_is_a_dead_token() {
-        let mut headers = HeaderMap::new();
-        headers.insert(GRPC_STATUS, HeaderValue::from_static("16"));
-        assert!(Classifier::grpc().rejects(StatusCode::OK, &headers));
-        assert!(!Classifier::http().rejects(StatusCode::OK, &headers));
-        headers.insert(GRPC_STATUS, HeaderValue::from_static("7"));
-        assert!(!Classifier::grpc().rejects(StatusCode::OK, &headers));
-        assert!(Classifier::grpc().rejects(StatusCode::UNAUTHORIZED, &HeaderMap::new()));
-    }
-
-    #[test]
     fn none_and_custom() {
         let none = Classifier::none();
         assert!(none.is_none());
@@ -365,8 +320,8 @@ mod tests {
         assert_ne!(teapot, Classifier::custom(|_, _| false));
         assert_eq!(Classifier::default(), Classifier::http());
         assert_eq!(
-            format!("{:?}", Classifier::grpc()),
-            "Classifier { statuses: {401}, grpc: true, custom: false }"
+            format!("{:?}", Classifier::http()),
+            "Classifier { statuses: {401}, custom: false }"
         );
     }
 }

@@ -70,7 +70,7 @@
 //!   for the settings.
 //! - **Replay.** A response that the policy's [`Classifier`] says rejects the token (a 401 by
 //!   default, unless its `WWW-Authenticate` challenge names a permission problem; gRPC
-//!   `UNAUTHENTICATED` with [`Classifier::grpc`]) marks the token it was sent with as dead (if the slot still holds it), and the request is replayed
+//!   `UNAUTHENTICATED` too, which the gRPC adapter presents as a 401) marks the token it was sent with as dead (if the slot still holds it), and the request is replayed
 //!   with a new token, by OkHttp's rule: a 401 on the token the slot holds costs one of
 //!   [`TokenPolicy::max_replays`] (1 by default) and triggers one refresh; a 401 on a token
 //!   already superseded or already known dead is replayed with the current one free of charge; no
@@ -159,7 +159,6 @@
 //! - The auth transport must not be the authenticated stack itself, and must not follow redirects.
 //!
 //! [`Classifier`]: provider::Classifier
-//! [`Classifier::grpc`]: provider::Classifier::grpc
 //! [`Failure::Ambiguous`]: provider::Failure::Ambiguous
 //! [`Provider`]: provider::Provider
 //! [`RefreshTiming::AfterExpiry`]: provider::RefreshTiming::AfterExpiry

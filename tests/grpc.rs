@@ -4,6 +4,7 @@
 #![cfg(feature = "tonic")]
 
 mod emulated;
+mod support;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -26,9 +27,9 @@ use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::server::HealthReporter;
-use tower::{BoxError, Service, ServiceBuilder, ServiceExt};
+use tower::{BoxError, Layer, Service, ServiceBuilder, ServiceExt};
 use tower_token_auth::grpc::{GrpcAuthLayer, GrpcAuthService};
-use tower_token_auth::provider::{Classifier, RefreshTiming};
+use tower_token_auth::provider::{Classifier, RefreshTiming, TokenPolicy};
 use tower_token_auth::{AuthLayer, TokenHandle};
 use tower_token_auth_emulation::{Api, Config, Emulation, FaultKind};
 
@@ -223,7 +224,6 @@ impl Setup {
 
         let layer = AuthLayer::builder(emulated::preset(Api::OAuth2, &emulation))
             .with_policy(|p| {
-                p.classifier = Classifier::grpc();
                 p.refresh = refresh;
             })
             .build(emulated::client());
@@ -446,4 +446,57 @@ async fn a_call_over_the_buffer_cap_is_sent_once_and_invalidates_its_token() {
     );
     setup.assert_auth_calls(1, 1);
     assert_eq!(setup.handle.metrics().replays, 0);
+}
+
+/// A trailers-only `UNAUTHENTICATED` (status 200, `grpc-status: 16` in the head) reaches the
+/// classifier as the 401 gRPC maps it to: with the default classifier, the call is replayed once
+/// with a new token after one refresh; with a classifier that takes no 401, it is not. Either
+/// way the caller gets the server's answer as sent, under status 200.
+#[tokio::test(start_paused = true)]
+async fn trailers_only_unauthenticated_is_a_dead_token_with_the_default_classifier() {
+    use support::{bearer, AuthServer, TestProvider};
+
+    for (classifier, replays, refreshes) in [(Classifier::http(), 1, 1), (Classifier::none(), 0, 0)]
+    {
+        let server = AuthServer::new(600, Duration::from_millis(50));
+        let mut policy = TokenPolicy::default();
+        policy.classifier = classifier.clone();
+        let layer = support::paused_layer(&server, TestProvider::with_policy(policy));
+        let grpc = GrpcAuthLayer::new(layer.clone());
+        let sent = Arc::new(Mutex::new(Vec::new()));
+        let seen = Arc::clone(&sent);
+        let first = bearer(1);
+        let upstream = tower::service_fn(move |request: Request<Body>| {
+            let token = request.headers()[AUTHORIZATION]
+                .to_str()
+                .unwrap()
+                .to_owned();
+            let code = if token == first { "16" } else { "0" };
+            seen.lock().unwrap().push(token);
+            let response = Response::builder()
+                .header("content-type", "application/grpc")
+                .header("grpc-status", code)
+                .body(Full::new(Bytes::new()))
+                .unwrap();
+            std::future::ready(Ok::<_, BoxError>(response))
+        });
+        let call = Request::post(format!("http://api.test{CHECK}"))
+            .header("content-type", "application/grpc")
+            .body(Body::new(Full::new(Bytes::from_static(&[0; 5]))))
+            .unwrap();
+
+        let response = grpc.layer(upstream).oneshot(call).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{classifier:?}");
+        let code = if replays == 0 { "16" } else { "0" };
+        assert_eq!(response.headers()["grpc-status"], code, "{classifier:?}");
+        let expected: Vec<String> = (1..=1 + replays).map(bearer).collect();
+        assert_eq!(*sent.lock().unwrap(), expected, "{classifier:?}");
+        assert_eq!(
+            layer.metrics().replays,
+            u64::from(replays),
+            "{classifier:?}"
+        );
+        assert_eq!(server.refreshes(), refreshes, "{classifier:?}");
+        assert_eq!(server.logins(), 1, "{classifier:?}");
+    }
 }

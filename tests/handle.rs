@@ -11,7 +11,7 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode};
 use http_body_util::Full;
 use tower::{Layer, ServiceExt};
-use tower_token_auth::provider::{Classifier, TokenHeader, TokenPolicy};
+use tower_token_auth::provider::{TokenHeader, TokenPolicy};
 use tower_token_auth::{AuthLayer, Clock, ErrorKind, TokenHandle};
 
 use support::{auth_error, bearer, get, paused_layer, AuthServer, TestProvider, MARK};
@@ -370,38 +370,6 @@ async fn a_401_naming_invalid_token_is_refreshed_and_replayed() {
     assert_eq!((server.logins(), server.refreshes()), (1, 1));
     assert_eq!(layer.metrics().replays, 1);
     assert_eq!(recorder.header("authorization"), [bearer(1), bearer(2)]);
-}
-
-#[tokio::test(start_paused = true)]
-async fn grpc_unauthenticated_in_the_head_is_replayed_with_the_grpc_classifier() {
-    let mut trailers_only = HeaderMap::new();
-    trailers_only.insert("grpc-status", HeaderValue::from_static("16"));
-    trailers_only.insert("content-type", HeaderValue::from_static("application/grpc"));
-
-    for (classifier, replays, refreshes) in [(Classifier::grpc(), 1, 1), (Classifier::http(), 0, 0)]
-    {
-        let server = AuthServer::new(LIFETIME, AUTH_DELAY);
-        let mut policy = TokenPolicy::default();
-        policy.classifier = classifier.clone();
-        let layer = new_layer(&server, policy);
-        let recorder = Recorder::default();
-        let upstream = rejecting_first(StatusCode::OK, trailers_only.clone());
-        let svc = layer.layer(recorder.service(upstream));
-
-        let response = svc.oneshot(get()).await.unwrap();
-        assert_eq!(response.status(), StatusCode::OK);
-        let status = response
-            .headers()
-            .get("grpc-status")
-            .map(HeaderValue::as_bytes);
-        assert_eq!(
-            status,
-            (replays == 0).then_some(&b"16"[..]),
-            "{classifier:?}"
-        );
-        assert_eq!(layer.metrics().replays, replays, "{classifier:?}");
-        assert_eq!(server.refreshes(), refreshes, "{classifier:?}");
-    }
 }
 
 #[tokio::test(start_paused = true)]

@@ -8,7 +8,7 @@ use http::HeaderValue;
 use http_body::{Frame, SizeHint};
 use pin_project_lite::pin_project;
 
-use crate::classify::grpc_unauthenticated;
+use super::grpc_unauthenticated;
 use crate::handle::TokenHandle;
 
 pin_project! {

@@ -1,18 +1,20 @@
 //! Between the [`AuthService`](crate::AuthService) and the channel: the request goes to tonic
-//! with tonic's body, and its response's body watches the trailers for the token it carried.
+//! with tonic's body; a trailers-only `UNAUTHENTICATED` answer goes up as a 401, and a streamed
+//! answer's body watches the trailers for the token the request carried.
 
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
-use http::{HeaderName, Request, Response};
+use http::{HeaderName, Request, Response, StatusCode};
 use pin_project_lite::pin_project;
 use tonic::body::Body;
 use tower_service::Service;
 
 use super::body::{ResponseBody, Watch};
 use super::buffer::RequestBody;
+use super::grpc_unauthenticated;
 use crate::handle::TokenHandle;
 
 /// The part below the [`AuthService`](crate::AuthService): hands the request to the channel with
@@ -100,8 +102,30 @@ where
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let response = ready!(this.future.poll(cx))?;
+        let mut response = ready!(this.future.poll(cx))?;
+        if response.status() == StatusCode::OK && grpc_unauthenticated(response.headers()) {
+            // NOTE: gRPC maps HTTP 401 to UNAUTHENTICATED; shown to the classifier as such, a
+            // trailers-only rejection is judged like an HTTP one by every classifier.
+            *response.status_mut() = StatusCode::UNAUTHORIZED;
+            response.extensions_mut().insert(TrailersOnly);
+        }
         let watch = this.watch.take();
         Poll::Ready(Ok(response.map(|body| ResponseBody::new(body, watch))))
+    }
+}
+
+/// Marks a trailers-only `UNAUTHENTICATED` answer shown to the layer as a 401: the caller gets
+/// it back as the server sent it, under status 200 ([`TrailersOnly::restore`]).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct TrailersOnly;
+
+impl TrailersOnly {
+    /// The answer as the server sent it.
+    #[inline]
+    pub(crate) fn restore<B>(mut response: Response<B>) -> Response<B> {
+        if response.extensions_mut().remove::<TrailersOnly>().is_some() {
+            *response.status_mut() = StatusCode::OK;
+        }
+        response
     }
 }

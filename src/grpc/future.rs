@@ -13,7 +13,7 @@ use tower_service::Service;
 
 use super::body::ResponseBody;
 use super::buffer::{CopyBuffered, RequestBody};
-use super::forward::Forward;
+use super::forward::{Forward, TrailersOnly};
 use crate::error::BoxError;
 
 pin_project! {
@@ -71,7 +71,7 @@ where
 
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.project().inner.poll(cx)
+        self.project().inner.poll(cx).map_ok(TrailersOnly::restore)
     }
 }
 

@@ -2,13 +2,11 @@
 
 use std::fmt;
 
-use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use tower_layer::Layer;
 
 use super::buffer::CopyBuffered;
 use super::forward::Forward;
 use super::service::GrpcAuthService;
-use crate::classify::Classifier;
 use crate::handle::TokenHandle;
 use crate::layer::AuthLayer;
 
@@ -22,30 +20,10 @@ pub const DEFAULT_MAX_BUFFERED: usize = 64 * 1024;
 /// other and with every other user of that `AuthLayer` (a clone of it wrapping an HTTP client,
 /// say).
 ///
-/// # The classifier must see gRPC `UNAUTHENTICATED`
-///
-/// A gRPC server rejects a token with `grpc-status: 16` in the head of a trailers-only response,
-/// under HTTP status 200. Only a [`Classifier`] that says so lets the layer replay such a call
-/// and mark the token dead; build the `AuthLayer` with [`Classifier::grpc`]:
-///
-/// ```
-/// # use tower_token_auth::{AuthLayer, AuthTransport};
-/// # use tower_token_auth::provider::{Classifier, Provider};
-/// # use tower_token_auth::grpc::GrpcAuthLayer;
-/// # fn build<P: Provider>(provider: P, auth_client: impl AuthTransport) {
-/// // Right: UNAUTHENTICATED in the head marks the token dead, and the call is replayed.
-/// let layer = AuthLayer::builder(provider)
-///     .with_policy(|p| p.classifier = Classifier::grpc())
-///     .build(auth_client);
-/// let grpc = GrpcAuthLayer::new(layer);
-/// # }
-/// ```
-///
-/// With the default [`Classifier::http`] (`AuthLayer::new(provider, auth_client)`), a call
-/// rejected in the head goes back to the caller as `UNAUTHENTICATED`, unreplayed, and the dead
-/// token stays in use until it expires. [`GrpcAuthLayer::new`] logs a warning (`tracing`, level
-/// WARN) when the classifier does not reject a trailers-only `UNAUTHENTICATED`. A stream that
-/// ends `UNAUTHENTICATED` in its trailers invalidates its token whatever the classifier.
+/// A trailers-only `UNAUTHENTICATED` reaches the layer's classifier as HTTP 401, so the default
+/// [`Classifier`](crate::provider::Classifier) replays such a call and marks its token dead with
+/// no setting (see [what is replayed](super#what-is-replayed)); a stream that ends
+/// `UNAUTHENTICATED` in its trailers invalidates its token.
 pub struct GrpcAuthLayer {
     auth: AuthLayer<CopyBuffered>,
     handle: TokenHandle,
@@ -60,13 +38,6 @@ impl GrpcAuthLayer {
     ///
     /// [`TokenPolicy::max_replays`]: crate::provider::TokenPolicy::max_replays
     pub fn new(layer: AuthLayer) -> Self {
-        if !rejects_trailers_only_unauthenticated(&layer.policy().classifier) {
-            tracing::warn!(
-                "GrpcAuthLayer: the classifier does not reject gRPC UNAUTHENTICATED; calls \
-                 rejected in a trailers-only response are neither replayed nor invalidate their \
-                 token (build the AuthLayer with Classifier::grpc())"
-            );
-        }
         let handle = layer.handle();
         Self {
             auth: layer.replay_with(CopyBuffered),
@@ -113,16 +84,6 @@ impl GrpcAuthLayer {
     }
 }
 
-/// Whether `classifier` marks a token dead on a trailers-only `UNAUTHENTICATED` response.
-fn rejects_trailers_only_unauthenticated(classifier: &Classifier) -> bool {
-    let mut head = HeaderMap::new();
-    head.insert(
-        HeaderName::from_static("grpc-status"),
-        HeaderValue::from_static("16"),
-    );
-    classifier.rejects(StatusCode::OK, &head)
-}
-
 impl<S> Layer<S> for GrpcAuthLayer {
     type Service = GrpcAuthService<S>;
 
@@ -148,20 +109,5 @@ impl fmt::Debug for GrpcAuthLayer {
             .field("auth", &self.auth)
             .field("max_buffered", &self.max_buffered)
             .finish()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_classifiers_that_see_grpc_unauthenticated_pass_the_check() {
-        assert!(rejects_trailers_only_unauthenticated(&Classifier::grpc()));
-        assert!(!rejects_trailers_only_unauthenticated(&Classifier::http()));
-        let custom = Classifier::custom(|status, headers| {
-            status == StatusCode::UNAUTHORIZED || headers.contains_key("grpc-status")
-        });
-        assert!(rejects_trailers_only_unauthenticated(&custom));
     }
 }

@@ -18,17 +18,14 @@
 //! use tower::ServiceBuilder;
 //! use tower_token_auth::grpc::GrpcAuthLayer;
 //! use tower_token_auth::AuthLayer;
-//! use tower_token_auth::provider::{oauth2, Classifier};
+//! use tower_token_auth::provider::oauth2;
 //!
 //! # async fn run() -> Result<(), tower::BoxError> {
 //! let provider =
 //!     oauth2::client_credentials("https://auth.example.com/oauth/token", "client", "secret")
 //!         .build()?;
 //! let auth_client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
-//! let layer = AuthLayer::builder(provider)
-//!     // Required: gRPC UNAUTHENTICATED marks the token dead (see `GrpcAuthLayer`).
-//!     .with_policy(|p| p.classifier = Classifier::grpc())
-//!     .build(auth_client);
+//! let layer = AuthLayer::new(provider, auth_client);
 //!
 //! let channel = Channel::from_static("http://127.0.0.1:50051").connect().await?;
 //! let channel = ServiceBuilder::new()
@@ -42,6 +39,13 @@
 //! ```
 //!
 //! # What is replayed
+//!
+//! A gRPC server rejects a token with `UNAUTHENTICATED` (`grpc-status: 16`), under HTTP status
+//! 200: in the head of a trailers-only response, or in the trailers at the end of a stream. The
+//! adapter shows a trailers-only `UNAUTHENTICATED` to the layer's
+//! [`Classifier`](crate::provider::Classifier) as the HTTP status gRPC maps it to, 401, so every
+//! classifier that takes a 401 for a dead token (the default included) takes this one too, and
+//! gives the caller back the response as the server sent it. Nothing needs configuring.
 //!
 //! When a call is made, the layer reads its encoded messages as far as they are ready, without
 //! waiting, up to [`max_buffered`](GrpcAuthLayer::max_buffered) bytes (64 KiB by default). A
@@ -67,9 +71,10 @@
 //!
 //! # Limitations
 //!
-//! - The `AuthLayer` must be built with
-//!   [`Classifier::grpc`](crate::provider::Classifier::grpc) (or a classifier that also rejects
-//!   `grpc-status: 16` in the head); see [`GrpcAuthLayer`].
+//! - A classifier that does not take a 401 for a dead token ([`Classifier::none`], or
+//!   statuses without 401) leaves trailers-only `UNAUTHENTICATED` alone too.
+//!
+//! [`Classifier::none`]: crate::provider::Classifier::none
 //! - Client-streaming and bidirectional calls whose stream is still open when the call is made
 //!   are never replayed, and neither are calls over the cap.
 //! - A stream that ends `UNAUTHENTICATED` invalidates its token only if the token is still
@@ -88,3 +93,15 @@ pub use self::body::ResponseBody;
 pub use self::future::ResponseFuture;
 pub use self::layer::{GrpcAuthLayer, DEFAULT_MAX_BUFFERED};
 pub use self::service::GrpcAuthService;
+
+use http::{HeaderMap, HeaderName};
+
+/// The gRPC status header: in a stream's trailers, or in the head of a trailers-only response.
+const GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
+
+/// Whether `headers` (a trailers-only response's head, or a stream's trailers) carry gRPC
+/// `UNAUTHENTICATED` (16).
+#[inline]
+fn grpc_unauthenticated(headers: &HeaderMap) -> bool {
+    headers.get(&GRPC_STATUS).map(|v| v.as_bytes()) == Some(b"16")
+}
