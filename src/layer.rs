@@ -50,23 +50,9 @@ pub struct AuthLayer<R = CloneBody> {
 impl AuthLayer {
     /// A layer with default settings, sending auth calls through `transport`.
     ///
-    /// Two bounds trip most first programs; the compiler names both, with the fix:
-    ///
-    /// - **The auth transport takes `http::Request<Full<Bytes>>`** (see [`AuthTransport`]): a
-    ///   clone of the client being wrapped when that one is built for `Full<Bytes>`, else a
-    ///   second client built for it (`Client::builder(..).build_http::<Full<Bytes>>()`; clients
-    ///   are cheap). Otherwise: "`Client<HttpConnector, Body>` cannot carry the layer's auth
-    ///   calls". It must not follow redirects (hyper-util's client does not; for reqwest use
-    ///   `reqwest::ReqwestTransport`), so that credentials only ever go to the configured
-    ///   endpoint.
-    /// - **Replay copies each request, so by default the body must be `Clone`**
-    ///   (`Full<Bytes>`, `String`, …). A streaming body (`axum::body::Body`,
-    ///   `hyper::body::Incoming`) fails with "`CloneBody` cannot copy a `Request<Body>` for a
-    ///   replay after a 401": call [`without_replay`](Self::without_replay) to send such
-    ///   requests once, or buffer the body in front of the layer (see
-    ///   [`CloneRequest`](crate::CloneRequest)). A method call hides that message behind "the
-    ///   method `oneshot` exists … but its trait bounds were not satisfied";
-    ///   `tower::ServiceExt::oneshot(svc, request)` shows it.
+    /// `transport` takes `http::Request<Full<Bytes>>`, and by default ([`CloneBody`]) request
+    /// bodies must be `Clone` to be copied for replay: [the two bounds](crate#the-two-bounds)
+    /// say which client to pass and what to do with a streaming body.
     pub fn new(provider: impl Provider, transport: impl AuthTransport) -> Self {
         Self::builder(provider).build(transport)
     }

@@ -80,10 +80,43 @@
 //!   The final 401 marks its token dead too and goes back to the caller as a response, as does a
 //!   401 for which no new token could be had.
 //!
-//! [`AuthLayer::new`] names the two bounds that trip first programs (the auth transport takes
-//! `Request<Full<Bytes>>`; replayed bodies must be copyable), and the compiler names them too.
 //! Policy (when to refresh, which header, which answers mean a dead token, how often to replay)
 //! is changed in one place: [`AuthLayerBuilder::with_policy`].
+//!
+//! # The two bounds
+//!
+//! Two bounds trip most first programs. The compiler names both, with the fix.
+//!
+//! **The auth transport takes `http::Request<Full<Bytes>>`.** The layer sends its own login and
+//! refresh calls, [`AuthRequest`]s with a `Full<Bytes>` body, through the client given to
+//! [`AuthLayer::new`] (or [`AuthLayerBuilder::build`]): any [`AuthTransport`]. Pass a clone of the
+//! client being wrapped when that one is built for `Full<Bytes>`, as the example at the top does;
+//! else a second client built for it (clients are cheap):
+//! `Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>()`, or
+//! `.build::<_, Full<Bytes>>(https_connector)` for `https://` URLs. For reqwest, use
+//! `reqwest::ReqwestTransport` (feature `reqwest`). A client of another body type fails to
+//! compile:
+//!
+//! ```text
+//! error[E0277]: `Client<HttpConnector, Body>` cannot carry the layer's auth calls
+//! ```
+//!
+//! **Replayed request bodies must be copyable.** A request replayed after its token was rejected
+//! is a copy made before the first send, by the layer's [`CloneRequest`] strategy. The default,
+//! [`CloneBody`], copies requests whose body is `Clone` (`Full<Bytes>`, `String`, `Bytes`, …). A
+//! streaming body (`axum::body::Body`, `hyper::body::Incoming`) fails to compile:
+//!
+//! ```text
+//! error[E0277]: `CloneBody` cannot copy a `Request<axum::body::Body>` for a replay after a 401
+//! ```
+//!
+//! The ways out: send such requests once, never replayed, with [`AuthLayer::without_replay`]
+//! (the [`NoReplay`] strategy; a 401 then goes back to the caller as it is); buffer the body
+//! into `Full<Bytes>` in front of the layer, with a size limit, so that the default applies (the
+//! example on [`CloneRequest`]); or copy requests some other way with [`AuthLayer::replay_with`].
+//! A method call such as `svc.oneshot(request)` hides that message behind "the method `oneshot`
+//! exists … but its trait bounds were not satisfied"; `tower::ServiceExt::oneshot(svc, request)`
+//! shows it.
 //!
 //! # Other clients
 //!
@@ -138,8 +171,8 @@
 //!
 //! - Auth calls run as tokio tasks: the layer needs a tokio runtime (without one, requests that
 //!   need a token fail with [`ErrorKind::Runtime`]).
-//! - Only requests whose body can be copied are replayed; see [`CloneRequest`] for streaming
-//!   bodies.
+//! - Only requests whose body can be copied are replayed; see [the two bounds](#the-two-bounds)
+//!   for streaming bodies.
 //! - Without a store, the token lives in the layer's memory, one session per layer, and is lost
 //!   on restart; see [`store`].
 //! - An upstream that answers 401 whatever the token (a missing permission, say) costs up to two
@@ -158,6 +191,7 @@
 //!   until its next request.
 //! - The auth transport must not be the authenticated stack itself, and must not follow redirects.
 //!
+//! [`AuthRequest`]: provider::AuthRequest
 //! [`Classifier`]: provider::Classifier
 //! [`Failure::Ambiguous`]: provider::Failure::Ambiguous
 //! [`Provider`]: provider::Provider

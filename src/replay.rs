@@ -24,21 +24,9 @@ use crate::slot::Generation;
 /// | `Clone` bodies: `Full<Bytes>`, `Empty<Bytes>`, `String`, `Bytes`, `Vec<u8>`, ... | [`CloneBody`] (the default) |
 /// | streaming bodies (`hyper::body::Incoming`, `axum::body::Body`, ...) | [`NoReplay`] ([`AuthLayer::without_replay`](crate::AuthLayer::without_replay)), or buffer first |
 ///
-/// # When the body cannot be copied
-///
-/// Sending a request whose body is not `Clone` through a layer with the default strategy fails
-/// to compile, naming this trait:
-///
-/// ```text
-/// error[E0277]: `CloneBody` cannot copy a `Request<axum::body::Body>` for a replay after a 401
-/// ```
-///
-/// (A method call such as `svc.oneshot(request)` may only say "the method `oneshot` exists but
-/// its trait bounds were not satisfied"; `tower::ServiceExt::oneshot(svc, request)` gives the
-/// message above.) The ways out: send such requests once with
-/// [`AuthLayer::without_replay`](crate::AuthLayer::without_replay); buffer the body into
-/// `Full<Bytes>` in front of the layer, as below; or copy it some other way with
-/// [`AuthLayer::replay_with`](crate::AuthLayer::replay_with).
+/// A request type the strategy cannot copy is a compile error naming this trait
+/// ("`CloneBody` cannot copy a `Request<B>` for a replay after a 401"); [the two
+/// bounds](crate#the-two-bounds) give the ways out.
 ///
 /// # Replaying streaming bodies
 ///

@@ -5,22 +5,23 @@ use std::time::Duration;
 
 /// Which API an [`Emulation`](super::Emulation) speaks.
 ///
-/// Each variant follows its API's published documentation down to the quirks; see the
-/// [module documentation](super) for the endpoints and the answers.
+/// Each variant follows its API's published documentation down to the quirks, which the API's
+/// spec file in the repository's `specs/` writes down; see the [crate documentation](super) for
+/// what the emulation adds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Api {
-    /// Union Service: JSON login and refresh under `/union-service/auth/`, errors documented as
-    /// 500 only.
+    /// union-service: JSON login and refresh, every failure a JSON 500; its quirks are in
+    /// `specs/union-service.toml`.
     UnionService,
-    /// Simacan: form-encoded `/auth/password` and `/auth/refresh` under `/api/v1`, lowercase
-    /// `bearer` token type, single-use refresh tokens.
+    /// Simacan: form login and refresh; its quirks are in `specs/simacan.toml`.
     Simacan,
-    /// OLI Systems: a Keycloak OpenID Connect token endpoint with the public client `apiclient`.
+    /// OLI Systems: a Keycloak OpenID Connect token endpoint; its quirks are in `specs/oli.toml`.
     Oli,
-    /// Tradecloud: `GET` login with HTTP Basic, tokens in the `Set-Authorization` and
-    /// `Set-Refresh-Token` response headers, and the `Authorization`-on-refresh quirk.
+    /// Tradecloud: `GET` login with HTTP Basic, tokens in response headers; its quirks are in
+    /// `specs/tradecloud.toml`.
     Tradecloud,
-    /// Intergiro: JSON login with an API key, JWT-only expiry, and premature refresh is an error.
+    /// Intergiro: JSON API-key login, no refresh before expiry; its quirks are in
+    /// `specs/intergiro.toml`.
     Intergiro,
     /// A generic RFC 6749 token endpoint: `password`, `client_credentials` and `refresh_token`
     /// grants with `client_secret_basic` or `client_secret_post` client authentication.

@@ -1,6 +1,6 @@
-//! Intergiro: JSON login with an API key, answers with `access_token` and `refresh_token` only
-//! (expiry is the JWT `exp`), and a refresh is allowed only once the access token it was issued
-//! with has expired (or was revoked): a premature refresh is an error that leaves the refresh
+//! The Intergiro emulation: the API as the repository's `specs/intergiro.toml` describes it. A
+//! refresh is allowed only once the access token it was issued with has expired (or was
+//! revoked); a premature one is answered 400, counted as a violation, and leaves the refresh
 //! token valid.
 
 use std::sync::Arc;

@@ -35,25 +35,29 @@
 //!
 //! # The emulated APIs
 //!
-//! | [`Api`] | login | refresh | tokens | resource |
-//! |---|---|---|---|---|
-//! | `UnionService` | `POST /union-service/auth/token?api-version=1.0`, JSON `username`, `password` | `POST /union-service/auth/refresh-token?api-version=1.0`, JSON `refreshToken` | Keycloak-style JSON, `token_type: "Bearer"` | `/union-service/resource` |
-//! | `Simacan` | `POST /api/v1/auth/password`, form `username`, `password` | `POST /api/v1/auth/refresh`, form `refresh_token` | JSON with `id_token`, `token_type: "bearer"` | `/api/v1/resource` |
-//! | `Oli` | `POST /auth/realms/api/protocol/openid-connect/token`, form `grant_type=password`, `client_id`, `username`, `password` | same URL, form `grant_type=refresh_token`, `client_id`, `refresh_token` | Keycloak JSON, `token_type: "bearer"` | `/api/resource` |
-//! | `Tradecloud` | `GET /v2/authentication/login`, `Authorization: Basic` | `GET /v2/authentication/refresh`, header `Refresh-Token` | headers `Set-Authorization`, `Set-Refresh-Token`; no expiry field | `/v2/resource` |
-//! | `Intergiro` | `POST /v3/auth/login`, JSON `api_key` | `POST /v3/auth/refresh`, JSON `refresh_token` | JSON `access_token`, `refresh_token` only | `/v3/resource` |
-//! | `OAuth2` | `POST /oauth/token`, form, `grant_type=password` or `client_credentials` | same URL, `grant_type=refresh_token` | RFC 6749 JSON; no refresh token for `client_credentials` | `/resource` |
+//! Each [`Api`] emulates its API as the API's documentation describes it. The quirks it
+//! reproduces (endpoints, encodings, where the tokens and their expiry are, which failures answer
+//! which status) are written in the API's spec file in the repository's `specs/`, which the
+//! matching preset of `tower-token-auth` is built from; this crate documents only what the
+//! emulation adds: a protected resource, its strictness ([Violations](#violations)) and its
+//! [Faults](#faults).
 //!
-//! Every refresh token is single-use (rotation), except for `OAuth2` with
-//! [`Config::rotate_refresh_tokens`] off. Access and refresh tokens are JWTs whose `exp` claim is
-//! the real expiry (rounded up to the second); the server decides validity by lookup, with
-//! `Instant` deadlines, so expiry works in real time, sub-second lifetimes included.
+//! | [`Api`] | the API, in a phrase | its quirks | protected resource |
+//! |---|---|---|---|
+//! | `UnionService` | JSON login and refresh; every failure a JSON 500 | `specs/union-service.toml` | `/union-service/resource` |
+//! | `Simacan` | form login and refresh; tokens may die before `expires_in` | `specs/simacan.toml` | `/api/v1/resource` |
+//! | `Oli` | Keycloak's OpenID Connect token endpoint, public client `apiclient` | `specs/oli.toml` | `/api/resource` |
+//! | `Tradecloud` | `GET` login with HTTP Basic; tokens in response headers | `specs/tradecloud.toml` | `/v2/resource` |
+//! | `Intergiro` | JSON API-key login; no refresh before expiry | `specs/intergiro.toml` | `/v3/resource` |
+//! | `OAuth2` | `POST /oauth/token`: the `password`, `client_credentials` and `refresh_token` grants, `client_secret_basic` or `client_secret_post`, section 5.2 errors; no refresh token for `client_credentials` | RFC 6749 (`specs/oauth2-password.toml` is its `password` grant) | `/resource` |
 //!
-//! Failures are answered as each API documents: union-service answers 500 for everything it
-//! rejects (400 for a missing `api-version`); Simacan and Intergiro 401 for a dead refresh token;
-//! OLI Keycloak's `invalid_grant` 400 `Token is not active`; Tradecloud 401 `Not authenticated`,
-//! and 200 *without* tokens for a refresh that carries a valid `Authorization` header; Intergiro
-//! 400 for a refresh while the access token is still valid; OAuth2 the RFC 6749 5.2 errors.
+//! [`Emulation::base_url`] is the base URL each preset takes. Every refresh token is single-use
+//! (rotation), except for `OAuth2` with [`Config::rotate_refresh_tokens`] off. Access and refresh
+//! tokens are JWTs whose `exp` claim is the real expiry (rounded up to the second); the server
+//! decides validity by lookup, with `Instant` deadlines, so expiry works in real time, sub-second
+//! lifetimes included: a token ends at its exact lifetime, which may come before its JWT `exp`. Where an
+//! API's documentation names no status for a failure, the emulation picks one: 400 for an
+//! Intergiro refresh while the access token issued with it is still valid.
 //!
 //! # Violations
 //!

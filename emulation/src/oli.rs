@@ -1,6 +1,6 @@
-//! OLI Systems: a Keycloak OpenID Connect token endpoint for the public client `apiclient`
-//! (`client_id` in the form, no secret), with the `password` and `refresh_token` grants, Keycloak's
-//! error bodies, and refresh-token rotation ("revoke refresh token" on, reuse count 0).
+//! The OLI Systems emulation: a Keycloak OpenID Connect token endpoint, as the repository's
+//! `specs/oli.toml` describes it, with Keycloak's error bodies and refresh-token rotation
+//! ("revoke refresh token" on, reuse count 0).
 
 use std::sync::Arc;
 

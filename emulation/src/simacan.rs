@@ -1,6 +1,5 @@
-//! Simacan: form-encoded `/auth/password` and `/auth/refresh`, a lowercase `bearer` token type,
-//! and single-use refresh tokens ("discard the old one"); a dead refresh token is a 401, the
-//! API documentation's signal to fall back to `/password`.
+//! The Simacan emulation: the API as the repository's `specs/simacan.toml` describes it, with
+//! single-use refresh tokens.
 
 use std::sync::Arc;
 

@@ -1,7 +1,5 @@
-//! Tradecloud: `GET` login with HTTP Basic (e-mail and password), tokens only in the
-//! `Set-Authorization` / `Set-Refresh-Token` response headers with no expiry field, single-use
-//! refresh tokens, and the documented quirk that a refresh carrying `Authorization` is answered
-//! from that header alone: 200 without a new pair if it holds a valid access token, else 401.
+//! The Tradecloud emulation: the API as the repository's `specs/tradecloud.toml` describes it,
+//! the answer to a refresh that carries `Authorization` included (also counted as a violation).
 
 use std::sync::Arc;
 

@@ -1,6 +1,5 @@
-//! Union Service: JSON login and refresh; its documentation lists only 200 and 500 as answers, so
-//! every failure, including client misuse, is a 500 — except a missing `api-version`, which the
-//! ASP.NET API-versioning stack the API runs on answers with 400.
+//! The union-service emulation: the API as the repository's `specs/union-service.toml` describes
+//! it, every failure (client misuse included) a JSON 500 except a missing `api-version` (400).
 
 use std::sync::Arc;
 

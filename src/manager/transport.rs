@@ -20,11 +20,10 @@ pub(crate) type Transport = BoxCloneSyncService<AuthRequest, AuthResponse, AuthE
 /// An HTTP client service the layer can send its login and refresh calls through.
 ///
 /// Implemented for every `Clone + Send + Sync` [`Service`] that takes an
-/// [`AuthRequest`] (`http::Request<Full<Bytes>>`) and answers an `http::Response` with any body:
-/// a hyper-util client built for `Full<Bytes>` (on a TLS connector for `https://` URLs), a
-/// reqwest client through `tower_token_auth::reqwest::ReqwestTransport` (feature `reqwest`), a
-/// `ServiceBuilder` stack. It must not follow redirects, so that credentials only ever go to the
-/// configured endpoint (hyper-util's client follows none).
+/// [`AuthRequest`] (`http::Request<Full<Bytes>>`) and answers an `http::Response` with any body;
+/// [the two bounds](crate#the-two-bounds) say which client that is. It must not follow
+/// redirects, so that credentials only ever go to the configured endpoint (hyper-util's client
+/// follows none, and `ReqwestTransport` turns reqwest's off).
 ///
 /// Its errors stay the [`source`](std::error::Error::source) of the layer's as they are (their
 /// text goes into the layer's message scrubbed of the request's values): an error type of its

@@ -5,15 +5,15 @@ use crate::secret::Secret;
 
 use super::from_spec;
 
-/// Intergiro: JSON `{"api_key"}` at `{base}/auth/login`, JSON `{"refresh_token"}` at
-/// `{base}/auth/refresh`.
+/// Intergiro: JSON API-key login, refreshed only after expiry or on a 401, and logged in again
+/// only when a refresh is rejected.
 ///
-/// `base` is e.g. `https://api.intergiro.com/v3`. Responses carry no expiry: it comes from the
-/// JWT `exp`. A refresh is sent only after the access token expired or on a 401 (the API rejects
-/// early refreshes), the latest refresh token is always kept, and a login happens again only when
-/// a refresh is rejected (needless logins trip the API's fraud prevention). Only a 401 rejects a
-/// refresh: any other error (such as the one answering a refresh the API considers premature)
-/// keeps the refresh token for the next attempt, after the backoff.
+/// `base` is e.g. `https://api.intergiro.com/v3`.
+///
+/// The API's quirks, each setting with its reason, are written in the repository's
+/// `specs/intergiro.toml`, which this preset is built from (compiled in):
+///
+#[doc = concat!("```toml\n", include_str!("../../../specs/intergiro.toml"), "```")]
 pub fn intergiro(base: &str, api_key: impl Into<Secret>) -> Result<HttpProvider, AuthError> {
     let credentials = Credentials::new().api_key(api_key);
     from_spec(

@@ -5,12 +5,16 @@ use crate::secret::Secret;
 
 use super::from_spec;
 
-/// OLI Systems (OIDC / Keycloak): the password grant with the public client `apiclient` at the
-/// token URL, renewed with the `refresh_token` grant.
+/// OLI Systems (OIDC / Keycloak): the password grant with the public client `apiclient`,
+/// renewed with the `refresh_token` grant.
 ///
 /// `token_url` is the full endpoint, e.g.
-/// `https://auth.olisystems.com/auth/realms/api/protocol/openid-connect/token`. A dead refresh
-/// token answers `400 invalid_grant`, which falls back to login.
+/// `https://auth.olisystems.com/auth/realms/api/protocol/openid-connect/token`.
+///
+/// The API's quirks, each setting with its reason, are written in the repository's
+/// `specs/oli.toml`, which this preset is built from (compiled in):
+///
+#[doc = concat!("```toml\n", include_str!("../../../specs/oli.toml"), "```")]
 pub fn oli(
     token_url: &str,
     username: &str,

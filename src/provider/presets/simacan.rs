@@ -5,12 +5,15 @@ use crate::secret::Secret;
 
 use super::from_spec;
 
-/// Simacan Auth API: form login at `{base}/auth/password`, form `refresh_token` at
-/// `{base}/auth/refresh`.
+/// Simacan Auth API: form login and refresh, with tokens that may die before their
+/// `expires_in`.
 ///
-/// `base` is e.g. `https://auth-service.services.simacan.com/api/v1`. Tokens may die before
-/// `expires_in`: the upstream's 401 triggers a refresh and a replay. A refresh answered 401 falls
-/// back to `/auth/password`. Old refresh tokens are discarded, never kept as a fallback.
+/// `base` is e.g. `https://auth-service.services.simacan.com/api/v1`.
+///
+/// The API's quirks, each setting with its reason, are written in the repository's
+/// `specs/simacan.toml`, which this preset is built from (compiled in):
+///
+#[doc = concat!("```toml\n", include_str!("../../../specs/simacan.toml"), "```")]
 pub fn simacan(
     base: &str,
     username: &str,

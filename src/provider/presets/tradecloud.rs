@@ -5,14 +5,15 @@ use crate::secret::Secret;
 
 use super::from_spec;
 
-/// Tradecloud: `GET {base}/authentication/login` with HTTP Basic `email:password`; tokens come back
-/// in the `Set-Authorization` and `Set-Refresh-Token` headers; `GET {base}/authentication/refresh`
-/// with a `Refresh-Token` header.
+/// Tradecloud: `GET` login with HTTP Basic `email:password`, tokens in response headers, and a
+/// refresh that must carry no `Authorization` header.
 ///
-/// `base` is e.g. `https://api.accp.tradecloud1.com/v2`. The refresh call carries no
-/// `Authorization` header (with a valid one the API answers 200 without a new pair, which this
-/// provider treats as an error). Expiry comes from the tokens' JWT `exp`. Refresh tokens are
-/// single-use and never kept after a refresh; a refresh answered 401 falls back to login.
+/// `base` is e.g. `https://api.accp.tradecloud1.com/v2`.
+///
+/// The API's quirks, each setting with its reason, are written in the repository's
+/// `specs/tradecloud.toml`, which this preset is built from (compiled in):
+///
+#[doc = concat!("```toml\n", include_str!("../../../specs/tradecloud.toml"), "```")]
 pub fn tradecloud(
     base: &str,
     email: &str,

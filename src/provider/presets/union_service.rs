@@ -5,13 +5,15 @@ use crate::secret::Secret;
 
 use super::from_spec;
 
-/// union-service: JSON login at `{base}/union-service/auth/token?api-version=1.0`, JSON
-/// `{"refreshToken"}` at `{base}/union-service/auth/refresh-token?api-version=1.0`.
+/// union-service: JSON login and refresh, and one documented error status (a JSON 500) for a
+/// wrong password and a crash alike.
 ///
-/// `base` is the host URL (`https://{environment}.com`). The API documents 500 as its only error
-/// status, so any error the API itself answers (a JSON body) to a refresh falls back to login, and
-/// to a login is a rejection of the credentials. A 5xx with another body (a proxy's or load
-/// balancer's error page) is transient and retried.
+/// `base` is the host URL (`https://{environment}.com`).
+///
+/// The API's quirks, each setting with its reason, are written in the repository's
+/// `specs/union-service.toml`, which this preset is built from (compiled in):
+///
+#[doc = concat!("```toml\n", include_str!("../../../specs/union-service.toml"), "```")]
 pub fn union_service(
     base: &str,
     username: &str,
