@@ -263,6 +263,11 @@ impl AuthError {
         })
     }
 
+    /// What went wrong, in words, when the error says more than its kind.
+    pub(crate) fn detail(&self) -> Option<&str> {
+        self.inner.detail.as_deref()
+    }
+
     /// The failure's class (see [`Failure`]): what the flight does with it.
     pub(crate) fn failure(&self) -> Failure {
         self.inner.failure

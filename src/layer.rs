@@ -53,6 +53,10 @@ impl AuthLayer {
     /// `transport` takes `http::Request<Full<Bytes>>`, and by default ([`CloneBody`]) request
     /// bodies must be `Clone` to be copied for replay: [the two bounds](crate#the-two-bounds)
     /// say which client to pass and what to do with a streaming body.
+    ///
+    /// # Panics
+    ///
+    /// When the provider's policy fails [`TokenPolicy::check`].
     pub fn new(provider: impl Provider, transport: impl AuthTransport) -> Self {
         Self::builder(provider).build(transport)
     }
@@ -312,7 +316,15 @@ impl AuthLayerBuilder {
     }
 
     /// Builds the layer, sending auth calls through `transport` (see [`AuthLayer::new`]).
+    ///
+    /// # Panics
+    ///
+    /// When the policy (the provider's, as changed by [`with_policy`](Self::with_policy)) fails
+    /// [`TokenPolicy::check`]: a zero `default_lifetime` or `max_sends`.
     pub fn build(self, transport: impl AuthTransport) -> AuthLayer {
+        if let Err(error) = self.policy.check() {
+            panic!("AuthLayerBuilder::build: {error}");
+        }
         // NOTE: settings are bounded here, once, however they were given: the running code adds
         // them to instants and wall-clock times, which must never overflow.
         let timeout = self.timeout.min(MAX_SETTING);

@@ -469,6 +469,7 @@ fn bad_toml_specs_name_field_line_and_column() {
         (format!("{call}[policy]\nmargin_secs = \"SECRET\"\n"), "policy.margin_secs", Some((4, 15)), "invalid type: string, expected f64"),
         (format!("{call}[policy]\nmargin_secs = -1\n"), "policy.margin_secs", Some((4, 15)), "seconds from 0"),
         (format!("{call}[policy]\nmax_sends = 0\n"), "policy", Some((3, 1)), "at least 1"),
+        (format!("{call}[policy]\ndefault_lifetime_secs = 0\n"), "policy", Some((3, 1)), "`default_lifetime` must be positive"),
         (format!("{call}[defaults]\npassword = \"SECRET\"\n"), "defaults.password", Some((4, 1)), "unknown field `password`"),
         ("base_url = \"/relative\"\n[login]\n".into(), "base_url", Some((1, 12)), "needs the scheme http or https"),
         ("[refresh]\nurl = \"/r\"\nform = { t = \"${refresh_token}\" }\n".into(), "", Some((1, 1)), "missing field `login`"),

@@ -286,6 +286,39 @@ impl Default for TokenPolicy {
 }
 
 impl TokenPolicy {
+    /// Whether the policy can work: a positive [`default_lifetime`](Self::default_lifetime) (a
+    /// token believed dead on arrival would be renewed in a loop) and a
+    /// [`max_sends`](Self::max_sends) of at least 1 (it counts the first send). An error of kind
+    /// [`ErrorKind::Config`](crate::ErrorKind::Config) names the setting.
+    ///
+    /// Every policy is checked once, when its layer is built, whatever built it:
+    /// [`AuthLayerBuilder::build`](crate::AuthLayerBuilder::build) panics on one that fails, as
+    /// on any other programming error; a spec file's policy fails with this error when the file
+    /// is read. Call it first for a policy built from your own configuration.
+    ///
+    /// ```
+    /// use tower_token_auth::provider::TokenPolicy;
+    ///
+    /// let mut policy = TokenPolicy::default();
+    /// assert!(policy.check().is_ok());
+    /// policy.max_sends = 0;
+    /// assert_eq!(
+    ///     policy.check().unwrap_err().to_string(),
+    ///     "invalid auth configuration: `max_sends` counts the first send: at least 1"
+    /// );
+    /// ```
+    pub fn check(&self) -> Result<(), AuthError> {
+        if self.default_lifetime.is_zero() {
+            return Err(AuthError::config("`default_lifetime` must be positive"));
+        }
+        if self.max_sends == 0 {
+            return Err(AuthError::config(
+                "`max_sends` counts the first send: at least 1",
+            ));
+        }
+        Ok(())
+    }
+
     /// Whether any request can be replayed: requests are copied only then.
     pub(crate) fn replays(&self) -> bool {
         self.max_replays > 0 && self.max_sends >= 2 && !self.classifier.is_none()

@@ -68,18 +68,12 @@ impl TryFrom<RawPolicy> for PolicySpec {
             ..TokenPolicy::default()
         };
         if let Some(lifetime) = raw.default_lifetime_secs {
-            if lifetime.0.is_zero() {
-                return Err("`default_lifetime_secs` must be positive".to_owned());
-            }
             policy.default_lifetime = lifetime.0;
         }
         if let Some(max_replays) = raw.max_replays {
             policy.max_replays = max_replays;
         }
         if let Some(max_sends) = raw.max_sends {
-            if max_sends == 0 {
-                return Err("`max_sends` counts the first send: at least 1".to_owned());
-            }
             policy.max_sends = max_sends;
         }
         if let Some(statuses) = raw.replay_on {
@@ -100,6 +94,11 @@ impl TryFrom<RawPolicy> for PolicySpec {
         if let Some(keep) = raw.keep_unrotated_refresh_token {
             policy.keep_unrotated_refresh_token = keep;
         }
+        // NOTE: the layer checks its policy too, with a panic; a spec file is input, so its
+        // policy fails here, with the same check's words.
+        policy
+            .check()
+            .map_err(|e| e.detail().unwrap_or_default().to_owned())?;
         Ok(Self(policy))
     }
 }
