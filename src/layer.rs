@@ -321,6 +321,12 @@ impl AuthLayerBuilder {
     ///
     /// When the policy (the provider's, as changed by [`with_policy`](Self::with_policy)) fails
     /// [`TokenPolicy::check`]: a zero `default_lifetime` or `max_sends`.
+    #[expect(
+        clippy::panic,
+        reason = "a policy that cannot work is a programming error, refused where the layer is \
+                  built (as `tokio::time::interval` refuses a zero period); input is checked \
+                  with `TokenPolicy::check`, a typed error"
+    )]
     pub fn build(self, transport: impl AuthTransport) -> AuthLayer {
         if let Err(error) = self.policy.check() {
             panic!("AuthLayerBuilder::build: {error}");
