@@ -83,7 +83,8 @@ async fn duration_max_everywhere_serves_requests_with_a_memory_store() {
 #[test]
 fn a_policy_that_cannot_work_is_refused_at_build() {
     let server = AuthServer::new(100, AUTH_DELAY);
-    let cases: [(fn(&mut TokenPolicy), &str); 2] = [
+    type Change = fn(&mut TokenPolicy);
+    let cases: [(Change, &str); 2] = [
         (
             |p| p.max_sends = 0,
             "`max_sends` counts the first send: at least 1",
