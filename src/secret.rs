@@ -5,12 +5,14 @@
 //! explicit [`Secret::expose`], which makes every place that sends a secret easy to audit.
 
 mod scrub;
+mod sent;
 
 use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
 pub(crate) use self::scrub::{redact_sent, scrub};
+pub(crate) use self::sent::sent_values;
 
 /// A redacting, cheaply cloneable secret string.
 ///

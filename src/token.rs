@@ -15,6 +15,10 @@ use serde_json::Value;
 use crate::error::AuthError;
 use crate::secret::Secret;
 
+mod issued;
+
+pub(crate) use self::issued::Issued;
+
 /// Lifetimes above this are clamped, so that `Instant` arithmetic can never overflow.
 pub(crate) const MAX_LIFETIME: Duration = Duration::from_secs(10 * 365 * 24 * 60 * 60);
 

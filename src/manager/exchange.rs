@@ -5,12 +5,8 @@
 //! and a login when there is none or the refresh was rejected or answered unusably — in the same
 //! attempt, so a dead refresh token never costs a failed flight.
 
-use std::time::{Duration, SystemTime};
-
-use base64::engine::{general_purpose::STANDARD, Engine as _};
 use bytes::Bytes;
-use http::{HeaderName, HeaderValue, StatusCode};
-use http_body_util::BodyExt;
+use http::StatusCode;
 use tower::ServiceExt;
 
 use super::schedule::retry_after;
@@ -20,19 +16,10 @@ use crate::clock::{Clock, Moment};
 use crate::error::{AuthCall, AuthError, ErrorKind};
 use crate::metrics::Counter;
 use crate::provider::{AuthRequest, Failure, Provider, RefreshTiming, TokenPolicy, CLIENT_ERRORS};
-use crate::secret::{redact_sent, scrub, Secret};
+use crate::secret::{redact_sent, scrub, sent_values, Secret};
 use crate::slot::{Generation, NewToken, TokenState};
 use crate::store::StoredSession;
-use crate::token::{jwt_lifetime, Lifetime, TokenSet, MAX_LIFETIME};
-
-/// The lifetime assumed for a token whose stated expiry cannot be right: an absolute one (a JWT
-/// `exp`, an `expires_at`) already past by the local clock (a skewed clock), or a lifetime under
-/// [`MIN_LIFETIME`]. Short, with a 401 as the backstop, rather than a login loop.
-const SKEWED_LIFETIME: Duration = Duration::from_secs(60);
-
-/// The shortest lifetime believed: a token stated to live less (`expires_in` of `0.001`, a JWT
-/// `exp` a few milliseconds away) has an unknown lifetime instead (see `Issued::new`).
-const MIN_LIFETIME: Duration = Duration::from_secs(1);
+use crate::token::{Issued, TokenSet};
 
 /// A successful attempt: the new token, and the refresh token to keep if the server did not
 /// rotate it.
@@ -136,7 +123,7 @@ impl Manager {
                     .parse_response(call, &response)
                     // A provider's own message may quote the answer, and the answer the request.
                     .map_err(|e| e.map_detail(|detail| redact_sent(detail, &sent)))
-                    .and_then(|tokens| Issued::new(tokens, &self.policy, started, &clock))
+                    .and_then(|tokens| issue(&tokens, &self.policy, started, &clock))
             }
             Ok(Ok(response)) => {
                 let status = response.status();
@@ -192,178 +179,6 @@ fn names_endpoint(error: &AuthError) -> bool {
             && !outage.contains(&status))
 }
 
-/// Fields whose values are protocol words, not secrets: "password" as a grant type would
-/// otherwise be hidden from every message that names the password.
-const PROTOCOL_FIELDS: [&str; 1] = ["grant_type"];
-
-/// Every value `request` carries that may be a secret: query parameters, body fields (JSON
-/// strings and numbers, or form values) and header values, with the HTTP Basic credentials
-/// decoded and the password apart. Server text is scrubbed of them, in every encoding (see
-/// `crate::secret::scrub`).
-///
-/// Left out, as protocol words and no secret: [`PROTOCOL_FIELDS`] and the representation headers
-/// (`Content-Type`, `Accept`, ...).
-async fn sent_values(request: &AuthRequest) -> Vec<String> {
-    const PROTOCOL_HEADERS: [http::HeaderName; 5] = [
-        http::header::ACCEPT,
-        http::header::ACCEPT_ENCODING,
-        http::header::CONTENT_LENGTH,
-        http::header::CONTENT_TYPE,
-        http::header::USER_AGENT,
-    ];
-    let form = |bytes: &[u8], values: &mut Vec<String>| {
-        values.extend(
-            form_urlencoded::parse(bytes)
-                .filter(|(name, _)| !PROTOCOL_FIELDS.contains(&name.as_ref()))
-                .map(|(_, v)| v.into_owned()),
-        )
-    };
-    let mut values = Vec::new();
-    form(
-        request.uri().query().unwrap_or_default().as_bytes(),
-        &mut values,
-    );
-    for (name, value) in request.headers() {
-        if PROTOCOL_HEADERS.contains(name) {
-            continue;
-        }
-        let Ok(value) = value.to_str() else { continue };
-        let credentials = value.split_once(' ').map_or(value, |(_, rest)| rest);
-        if let Some(decoded) = STANDARD
-            .decode(credentials)
-            .ok()
-            .and_then(|d| String::from_utf8(d).ok())
-        {
-            values.extend(
-                decoded
-                    .split_once(':')
-                    .map(|(_, password)| password.to_owned()),
-            );
-            values.push(decoded);
-            values.push(credentials.trim_end_matches('=').to_owned());
-        }
-        values.push(credentials.to_owned());
-    }
-    // `Full` is collected at once and never fails.
-    let body = match request.body().clone().collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(never) => match never {},
-    };
-    match serde_json::from_slice::<serde_json::Value>(&body) {
-        Ok(json) => json_strings(&json, &mut values),
-        Err(_) => form(&body, &mut values),
-    }
-    values.retain(|v| !v.is_empty());
-    values.sort_unstable();
-    values.dedup();
-    values
-}
-
-fn json_strings(value: &serde_json::Value, out: &mut Vec<String>) {
-    match value {
-        serde_json::Value::String(s) => out.push(s.clone()),
-        serde_json::Value::Number(n) => out.push(n.to_string()),
-        serde_json::Value::Array(items) => items.iter().for_each(|v| json_strings(v, out)),
-        serde_json::Value::Object(map) => map
-            .iter()
-            .filter(|(name, _)| !PROTOCOL_FIELDS.contains(&name.as_str()))
-            .for_each(|(_, v)| json_strings(v, out)),
-        _ => {}
-    }
-}
-
-/// A token just received and checked: sendable, with its lifetime known.
-pub(super) struct Issued {
-    access_token: Secret,
-    header_name: HeaderName,
-    header: HeaderValue,
-    /// When the request that obtained the token was sent: lifetimes count from here.
-    sent_at: Moment,
-    lifetime: Duration,
-    refresh_token: Option<Secret>,
-    refresh_lifetime: Option<Duration>,
-}
-
-impl Issued {
-    /// Checks `tokens` and works out their lifetimes: `expires_in`, else `expires_at`, else the
-    /// JWT `exp`, else `default_lifetime`.
-    ///
-    /// NOTE: a relative lifetime counts from `sent_at`, not from the response's arrival: the
-    /// server issued the token somewhere in between, so the token is never believed valid after
-    /// the server's own deadline, however slow the answer was. So does a JWT's `exp - iat`; an
-    /// absolute expiry or a JWT with `exp` alone is read against the local clock at arrival.
-    fn new(
-        tokens: TokenSet,
-        policy: &TokenPolicy,
-        sent_at: Moment,
-        clock: &Clock,
-    ) -> Result<Self, AuthError> {
-        let default_lifetime = policy.default_lifetime;
-        let received_at = clock.moment();
-        let wall = clock.wall();
-        let in_flight = received_at.duration_since(sent_at);
-        let access = tokens.access_token().expose();
-        let stated = match tokens.expires_at() {
-            Some(at) => Some(Lifetime::until(at, wall)),
-            None => jwt_lifetime(access, wall),
-        };
-        // The lifetime the server states, counted from `sent_at`: `None` when it states none, or
-        // when its absolute expiry has already passed by the local clock.
-        let stated = match tokens.expires_in() {
-            Some(lifetime) => Some(lifetime),
-            None => match stated {
-                Some(Lifetime::Issued(lifetime)) => Some(lifetime),
-                Some(Lifetime::Remaining(Duration::ZERO)) => Some(Duration::ZERO),
-                // Counted from arrival, expressed from `sent_at`.
-                Some(Lifetime::Remaining(lifetime)) => Some(lifetime + in_flight),
-                None => None,
-            },
-        };
-        let lifetime = match stated {
-            None => default_lifetime.min(MAX_LIFETIME),
-            Some(lifetime) if lifetime >= MIN_LIFETIME => lifetime,
-            Some(stated) => {
-                // NOTE: a token believed to die at once would be renewed by every request (an
-                // auth-call storm); a skewed clock would make a login loop. Lifetime unknown: a
-                // short assumed one, with the upstream's 401 as the backstop.
-                let assumed = default_lifetime.min(SKEWED_LIFETIME);
-                tracing::warn!(
-                    stated_ms = stated.as_millis() as u64,
-                    assumed_ms = assumed.as_millis() as u64,
-                    "access token's stated lifetime is under a second or already over; lifetime unknown"
-                );
-                assumed + in_flight
-            }
-        };
-        if let Some(token_type) = tokens.token_type() {
-            if !policy.header.accepts(token_type) {
-                let scheme = policy.header.scheme().unwrap_or_default();
-                return Err(AuthError::token_type_mismatch(scheme));
-            }
-        }
-        let header = policy.header.value(tokens.access_token())?;
-        let refresh_lifetime = tokens.refresh_token().and_then(|token| {
-            let stated = match tokens.refresh_expires_at() {
-                Some(at) => Some(Lifetime::until(at, wall)),
-                None => jwt_lifetime(token.expose(), wall),
-            };
-            tokens.refresh_expires_in().or_else(|| match stated? {
-                Lifetime::Issued(lifetime) => Some(lifetime),
-                Lifetime::Remaining(lifetime) => Some(lifetime + in_flight),
-            })
-        });
-        Ok(Self {
-            access_token: tokens.access_token().clone(),
-            header_name: policy.header.name().clone(),
-            header,
-            sent_at,
-            lifetime,
-            refresh_token: tokens.refresh_token().cloned(),
-            refresh_lifetime,
-        })
-    }
-}
-
 impl Fresh {
     /// The slot's state for this token. `jitter` (in `[0, 1)`) spreads proactive refreshes over
     /// a fifth of the margin, earlier than the margin says, so that many clients given tokens at
@@ -377,15 +192,11 @@ impl Fresh {
         let (refresh_token, refresh_expires_at) = self.refresh_token();
         let refresh_token = refresh_token.cloned();
         let Fresh { issued, .. } = self;
-        let expires_at = issued.sent_at + issued.lifetime;
-        let refresh_at = match timing {
-            RefreshTiming::Proactive { margin } => {
-                let lead = margin.min(issued.lifetime / 2);
-                let lead = lead + lead.mul_f64(jitter.clamp(0.0, 1.0) / 5.0);
-                expires_at - lead.min(issued.lifetime)
-            }
-            RefreshTiming::AfterExpiry => expires_at,
+        let margin = match timing {
+            RefreshTiming::Proactive { margin } => Some(margin),
+            RefreshTiming::AfterExpiry => None,
         };
+        let (refresh_at, expires_at) = (issued.renew_at(margin, jitter), issued.expires_at());
         let token = NewToken {
             access_token: issued.access_token,
             header_name: issued.header_name,
@@ -407,42 +218,23 @@ impl Fresh {
         policy: &TokenPolicy,
         clock: &Clock,
     ) -> Result<Self, AuthError> {
-        let (sent_at, wall) = (clock.moment(), clock.wall());
-        let remaining = |at: SystemTime| {
-            at.duration_since(wall)
-                .unwrap_or(Duration::ZERO)
-                .min(MAX_LIFETIME)
-        };
         let header = policy.header.value(session.access_token()).map_err(|_| {
             AuthError::store("stored access token is not a valid header value", None)
         })?;
-        let issued = Issued {
-            access_token: session.access_token().clone(),
-            header_name: policy.header.name().clone(),
-            header,
-            sent_at,
-            lifetime: remaining(session.expires_at()),
-            refresh_token: session.refresh_token().cloned(),
-            refresh_lifetime: session.refresh_expires_at().map(remaining),
-        };
+        let issued = session.issued((policy.header.name().clone(), header), clock);
         Ok(Self { issued, kept: None })
     }
 
     /// Whether the access token is still valid.
     pub(super) fn is_live(&self) -> bool {
-        self.issued.lifetime > Duration::ZERO
+        !self.issued.lifetime.is_zero()
     }
 
     /// The refresh token to renew this token with, and when it expires: the one issued with it,
     /// else the one just accepted if the server did not rotate it.
     pub(super) fn refresh_token(&self) -> (Option<&Secret>, Option<Moment>) {
         match (&self.issued.refresh_token, &self.kept) {
-            (Some(token), _) => (
-                Some(token),
-                self.issued
-                    .refresh_lifetime
-                    .map(|l| self.issued.sent_at + l),
-            ),
+            (Some(token), _) => (Some(token), self.issued.refresh_expires_at()),
             (None, Some(kept)) => (Some(&kept.token), kept.expires_at),
             (None, None) => (None, None),
         }
@@ -450,14 +242,7 @@ impl Fresh {
 
     /// What a token store keeps of this token: expiries as wall-clock times by `clock`.
     pub(super) fn session(&self, clock: &Clock) -> StoredSession {
-        let expires_at = clock.wall_at(self.issued.sent_at + self.issued.lifetime);
-        let session = StoredSession::new(self.issued.access_token.clone(), expires_at);
-        match self.refresh_token() {
-            (Some(token), at) => {
-                session.with_refresh_token(token.clone(), at.map(|at| clock.wall_at(at)))
-            }
-            (None, _) => session,
-        }
+        StoredSession::of(&self.issued, self.refresh_token(), clock)
     }
 }
 
@@ -465,6 +250,31 @@ impl Fresh {
 struct Kept {
     token: Secret,
     expires_at: Option<Moment>,
+}
+
+/// A token answer checked against the policy: a `token_type` the policy sends, an access token
+/// the header can carry; then its lifetime worked out (see [`Issued::new`]).
+fn issue(
+    tokens: &TokenSet,
+    policy: &TokenPolicy,
+    sent_at: Moment,
+    clock: &Clock,
+) -> Result<Issued, AuthError> {
+    if let Some(token_type) = tokens.token_type() {
+        if !policy.header.accepts(token_type) {
+            let scheme = policy.header.scheme().unwrap_or_default();
+            return Err(AuthError::token_type_mismatch(scheme));
+        }
+    }
+    let header = policy.header.value(tokens.access_token())?;
+    let header = (policy.header.name().clone(), header);
+    Ok(Issued::new(
+        tokens,
+        header,
+        policy.default_lifetime,
+        sent_at,
+        clock,
+    ))
 }
 
 /// `error` and `error_description` of an OAuth2-style error body (RFC 6749 §5.2), if present,
@@ -489,36 +299,6 @@ fn oauth_error_detail(body: &Bytes) -> Option<String> {
 mod tests {
     use super::*;
 
-    /// The lifetime `tokens` get when their request was sent 2 s before the answer arrived.
-    async fn lifetime_after_two_seconds(tokens: impl FnOnce(SystemTime) -> TokenSet) -> Duration {
-        let clock = Clock::tokio();
-        let sent_at = clock.moment();
-        let tokens = tokens(clock.wall());
-        tokio::time::advance(Duration::from_secs(2)).await;
-        Issued::new(tokens, &TokenPolicy::default(), sent_at, &clock)
-            .unwrap()
-            .lifetime
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn relative_lifetimes_count_from_the_sending_absolute_ones_by_the_wall_clock() {
-        let secs = Duration::from_secs;
-        // `expires_in`: from the sending, however long the answer took.
-        let lifetime =
-            lifetime_after_two_seconds(|_| TokenSet::new("a").with_expires_in(secs(60))).await;
-        assert_eq!(lifetime, secs(60));
-        // `expires_at` 60 s after the sending: the same deadline, read at arrival.
-        let lifetime =
-            lifetime_after_two_seconds(|now| TokenSet::new("a").with_expires_at(now + secs(60)))
-                .await;
-        assert_eq!(lifetime, secs(60));
-        // Already past by the local clock: a short assumed lifetime, not a login loop.
-        let lifetime =
-            lifetime_after_two_seconds(|now| TokenSet::new("a").with_expires_at(now - secs(5)))
-                .await;
-        assert_eq!(lifetime, SKEWED_LIFETIME + secs(2));
-    }
-
     #[test]
     fn oauth_error_bodies() {
         let detail = |b: &'static [u8]| oauth_error_detail(&Bytes::from_static(b));
@@ -531,35 +311,5 @@ mod tests {
             Some("invalid_client".to_owned())
         );
         assert_eq!(detail(b"<html>500</html>"), None);
-    }
-
-    #[tokio::test]
-    async fn every_sent_value_is_known_for_scrubbing() {
-        let request = http::Request::post("http://auth.test/token?key=q-9012&v=1")
-            .header(
-                "authorization",
-                format!("Basic {}", STANDARD.encode("me:pw-1234")),
-            )
-            .header("refresh-token", "rt-5678")
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(http_body_util::Full::new(Bytes::from_static(
-                b"grant_type=password&password=hunter2",
-            )))
-            .unwrap();
-        let values = sent_values(&request).await;
-        for v in ["pw-1234", "me:pw-1234", "rt-5678", "hunter2", "q-9012"] {
-            assert!(values.iter().any(|s| s == v), "{v} missing from {values:?}");
-        }
-        // The grant type and the representation headers are protocol words, not secrets.
-        for v in ["password", "application/x-www-form-urlencoded"] {
-            assert!(!values.iter().any(|s| s == v), "{v} in {values:?}");
-        }
-        let json = http::Request::post("http://auth.test/token")
-            .body(http_body_util::Full::new(Bytes::from_static(
-                br#"{"auth":{"api_key":"k-1"},"list":["x-2"]}"#,
-            )))
-            .unwrap();
-        let values = sent_values(&json).await;
-        assert!(values.contains(&"k-1".to_owned()) && values.contains(&"x-2".to_owned()));
     }
 }

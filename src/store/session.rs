@@ -5,8 +5,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+use http::{HeaderName, HeaderValue};
+
+use crate::clock::{Clock, Moment};
 use crate::error::AuthError;
 use crate::secret::Secret;
+use crate::token::Issued;
 
 /// What the `format` field of every encoded session says; anything else is foreign.
 const FORMAT: &str = "tower-token-auth/session/2";
@@ -184,6 +188,43 @@ struct Entry<'a> {
     expires_at_ms: u64,
     refresh_token: Option<Cow<'a, str>>,
     refresh_expires_at_ms: Option<u64>,
+}
+
+/// Conversion to and from the token a layer holds.
+impl StoredSession {
+    /// The stored token as if just issued, sent in `header`: its lifetimes count from now, zero
+    /// when already past.
+    pub(crate) fn issued(&self, header: (HeaderName, HeaderValue), clock: &Clock) -> Issued {
+        let refresh = self
+            .refresh_token()
+            .map(|token| (token.clone(), self.refresh_expires_at()));
+        Issued::stored(
+            self.access_token().clone(),
+            header,
+            self.expires_at(),
+            refresh,
+            clock,
+        )
+    }
+
+    /// What a store keeps of `issued`, renewed with `refresh` (the refresh token and when it
+    /// expires): expiries as wall-clock times by `clock`.
+    pub(crate) fn of(
+        issued: &Issued,
+        refresh: (Option<&Secret>, Option<Moment>),
+        clock: &Clock,
+    ) -> Self {
+        let session = Self::new(
+            issued.access_token.clone(),
+            clock.wall_at(issued.expires_at()),
+        );
+        match refresh {
+            (Some(token), at) => {
+                session.with_refresh_token(token.clone(), at.map(|at| clock.wall_at(at)))
+            }
+            (None, _) => session,
+        }
+    }
 }
 
 pub(super) fn unix_millis(at: SystemTime) -> u64 {
