@@ -1,5 +1,5 @@
-//! Waiting for a flight: what a flight shares with its waiters, and the future a request waits
-//! with.
+//! Waiting for a token: the decision to take the slot's, join the flight in progress or start
+//! one; what a flight shares with its waiters; and the future a request waits with.
 //!
 //! A waiter costs one `Arc`, one intrusive [`Notify`] entry and one boxed timer of its own, on
 //! its own runtime: its deadline holds whatever happens to the flight, to the runtime the flight
@@ -20,9 +20,85 @@ use tokio::sync::futures::OwnedNotified;
 use tokio::sync::Notify;
 use tokio::time::Sleep;
 
-use super::{Join, Manager, Outcome};
+use super::flight::{Flights, Launch};
+use super::{Manager, Outcome};
+use crate::clock::Moment;
 use crate::error::AuthError;
-use crate::slot::Generation;
+use crate::slot::{Generation, TokenState};
+
+/// What a request that needs a token does next.
+enum Join {
+    Ready(Arc<TokenState>),
+    /// Wait for the flight in progress, until the deadline.
+    Wait(Arc<Flight>, Moment),
+    /// Spawn the flight just opened, then wait for it.
+    Start(Arc<Flight>, Moment, Launch),
+}
+
+impl Manager {
+    /// What a request that needs a token does next: take the slot's, wait for the flight in
+    /// progress, or start one. Waiters get their deadline, queued on the flight.
+    ///
+    /// With `rejected = Some(g)`, the upstream rejected the token of generation `g`: a newer token
+    /// is returned as is; if the slot still holds `g`, it is marked dead and one refresh starts
+    /// (or is joined) for everybody.
+    ///
+    /// Fails fast while a rejection backoff holds; otherwise [`TokenWait`] waits up to the wait
+    /// bound, through any number of transient failures, and then fails with
+    /// [`ErrorKind::Unavailable`](crate::ErrorKind::Unavailable) carrying the last one.
+    fn join(self: &Arc<Self>, rejected: Option<Generation>) -> Result<Join, AuthError> {
+        // A cold path: before any deadline is computed, a layer built before tokio's time was
+        // paused learns of it here (see `Clock::notice_paused_time`).
+        self.settings.clock.notice_paused_time();
+        let mut flights = self.lock();
+        let (join, killed) = self.join_locked(&mut flights, rejected);
+        drop(flights);
+        if let Some(killed) = killed {
+            tracing::debug!(
+                generation = killed.generation.get(),
+                "token rejected upstream"
+            );
+        }
+        join
+    }
+
+    /// [`join`](Self::join)'s decision, under the flights lock; the token it marked dead, if
+    /// any, to report (and drop) once the lock is released.
+    // NOTE: one critical section from the rejection to the flight: released in between, the
+    // flight another request opened could land its token meanwhile, and this request would
+    // open a second one for a token nobody rejected.
+    fn join_locked(
+        self: &Arc<Self>,
+        flights: &mut Flights,
+        rejected: Option<Generation>,
+    ) -> (Result<Join, AuthError>, Option<Arc<TokenState>>) {
+        let now = self.settings.clock.moment();
+        let mut killed = None;
+        if let Some(current) = self.slot.load_full() {
+            if now < current.expires_at {
+                if rejected != Some(current.generation) {
+                    return (Ok(Join::Ready(current)), None);
+                }
+                self.slot.store(Arc::new(current.expired_at(now)));
+                // An older kill it replaces is plain data: dropped here, under the lock.
+                drop(flights.killed.replace(Arc::clone(&current)));
+                killed = Some(current);
+            }
+        }
+        // Each waiter keeps its own deadline (see `wait`).
+        let deadline = now + self.settings.max_wait;
+        if let Some(flight) = flights.join() {
+            return (Ok(Join::Wait(flight, deadline)), killed);
+        }
+        if let Some(error) = flights.failing_fast(now) {
+            return (Err(error), killed);
+        }
+        let join = self
+            .open(flights)
+            .map(|(flight, launch)| Join::Start(flight, deadline, launch));
+        (join, killed)
+    }
+}
 
 /// One flight, as its waiters see it.
 #[derive(Debug)]
