@@ -14,6 +14,7 @@ use http::{HeaderName, HeaderValue};
 
 use crate::clock::Moment;
 use crate::secret::Secret;
+use crate::token::Issued;
 
 /// Which token a request went out with. Increases with every token stored, so that a 401 names
 /// the token it rejected, and "superseded" is a comparison.
@@ -77,36 +78,19 @@ struct Notes {
 /// `next_ask` once a request has asked.
 const CLAIMED: u64 = u64::MAX;
 
-/// What a new [`TokenState`] is made of.
-pub(crate) struct NewToken {
-    pub(crate) access_token: Secret,
-    pub(crate) header_name: HeaderName,
-    pub(crate) header: HeaderValue,
-    pub(crate) refresh_at: Moment,
-    pub(crate) expires_at: Moment,
-    pub(crate) refresh_token: Option<Secret>,
-    pub(crate) refresh_expires_at: Option<Moment>,
-}
-
 impl TokenState {
-    pub(crate) fn new(token: NewToken, generation: Generation) -> Self {
-        let NewToken {
-            access_token,
-            header_name,
-            header,
-            refresh_at,
-            expires_at,
-            refresh_token,
-            refresh_expires_at,
-        } = token;
+    /// The state for `issued`, renewed from `refresh_at` on, as token `generation`.
+    pub(crate) fn issued(issued: Issued, refresh_at: Moment, generation: Generation) -> Self {
+        let expires_at = issued.expires_at();
+        let refresh_expires_at = issued.refresh_expires_at();
         Self {
-            header_name,
-            header,
+            header_name: issued.header_name,
+            header: issued.header,
             refresh_at,
             expires_at,
-            refresh_token,
+            refresh_token: issued.refresh_token,
             refresh_expires_at,
-            access_token,
+            access_token: issued.access_token,
             generation,
             notes: Notes::default(),
         }
@@ -119,16 +103,17 @@ impl TokenState {
         expires_at: Moment,
         refresh: (Option<Secret>, Option<Moment>),
     ) -> Self {
-        let token = NewToken {
-            access_token: self.access_token.clone(),
+        Self {
             header_name: self.header_name.clone(),
             header: self.header.clone(),
             refresh_at,
             expires_at,
             refresh_token: refresh.0,
             refresh_expires_at: refresh.1,
-        };
-        Self::new(token, self.generation)
+            access_token: self.access_token.clone(),
+            generation: self.generation,
+            notes: Notes::default(),
+        }
     }
 
     /// True for the first answer that accepted this token: that one tells the slot (see

@@ -15,18 +15,9 @@ use super::Manager;
 use crate::clock::{Clock, Moment};
 use crate::error::{AuthCall, AuthError, ErrorKind};
 use crate::metrics::Counter;
-use crate::provider::{AuthRequest, Failure, Provider, RefreshTiming, TokenPolicy, CLIENT_ERRORS};
+use crate::provider::{AuthRequest, Failure, Provider, TokenPolicy, CLIENT_ERRORS};
 use crate::secret::{redact_sent, scrub, sent_values, Secret};
-use crate::slot::{Generation, NewToken, TokenState};
-use crate::store::StoredSession;
 use crate::token::{Issued, TokenSet};
-
-/// A successful attempt: the new token, and the refresh token to keep if the server did not
-/// rotate it.
-pub(super) struct Fresh {
-    issued: Issued,
-    kept: Option<Kept>,
-}
 
 /// How one auth call failed.
 struct Failed {
@@ -43,7 +34,7 @@ impl Manager {
     pub(super) async fn authenticate(
         &self,
         refresh: Option<(&Secret, Option<Moment>)>,
-    ) -> Result<Fresh, AuthError> {
+    ) -> Result<Issued, AuthError> {
         if let Some((refresh_token, refresh_expires_at)) = refresh {
             match self.provider.refresh_request(refresh_token) {
                 Err(e) => {
@@ -54,12 +45,11 @@ impl Manager {
                     .call(AuthCall::Refresh, request, Some(refresh_token))
                     .await
                 {
-                    Ok(issued) => {
-                        let kept = self.policy.keep_unrotated_refresh_token.then(|| Kept {
-                            token: refresh_token.clone(),
-                            expires_at: refresh_expires_at,
-                        });
-                        return Ok(Fresh { issued, kept });
+                    Ok(mut issued) => {
+                        if self.policy.keep_unrotated_refresh_token {
+                            issued.keep_refresh_token(refresh_token, refresh_expires_at);
+                        }
+                        return Ok(issued);
                     }
                     Err(Failed { error, .. }) if error.kind() == ErrorKind::RefreshRejected => {
                         // Never send a rejected refresh token again, whatever the login does.
@@ -84,11 +74,9 @@ impl Manager {
             .provider
             .login_request()
             .map_err(|e| e.during(AuthCall::Login))?;
-        let issued = self
-            .call(AuthCall::Login, request, None)
+        self.call(AuthCall::Login, request, None)
             .await
-            .map_err(|f| f.error)?;
-        Ok(Fresh { issued, kept: None })
+            .map_err(|f| f.error)
     }
 
     /// Sends one auth request and turns its response into a usable token or a classified error.
@@ -177,79 +165,6 @@ fn names_endpoint(error: &AuthError) -> bool {
         || (status.is_client_error()
             && !CLIENT_ERRORS.contains(&status)
             && !outage.contains(&status))
-}
-
-impl Fresh {
-    /// The slot's state for this token. `jitter` (in `[0, 1)`) spreads proactive refreshes over
-    /// a fifth of the margin, earlier than the margin says, so that many clients given tokens at
-    /// the same moment do not refresh in lockstep.
-    pub(super) fn into_state(
-        self,
-        generation: Generation,
-        timing: RefreshTiming,
-        jitter: f64,
-    ) -> TokenState {
-        let (refresh_token, refresh_expires_at) = self.refresh_token();
-        let refresh_token = refresh_token.cloned();
-        let Fresh { issued, .. } = self;
-        let margin = match timing {
-            RefreshTiming::Proactive { margin } => Some(margin),
-            RefreshTiming::AfterExpiry => None,
-        };
-        let (refresh_at, expires_at) = (issued.renew_at(margin, jitter), issued.expires_at());
-        let token = NewToken {
-            access_token: issued.access_token,
-            header_name: issued.header_name,
-            header: issued.header,
-            refresh_at,
-            expires_at,
-            refresh_token,
-            refresh_expires_at,
-        };
-        TokenState::new(token, generation)
-    }
-}
-
-impl Fresh {
-    /// A session from a token store, as if just issued: its lifetimes count from now (zero when
-    /// already past). Fails when the stored access token is not a valid header value.
-    pub(super) fn stored(
-        session: &StoredSession,
-        policy: &TokenPolicy,
-        clock: &Clock,
-    ) -> Result<Self, AuthError> {
-        let header = policy.header.value(session.access_token()).map_err(|_| {
-            AuthError::store("stored access token is not a valid header value", None)
-        })?;
-        let issued = session.issued((policy.header.name().clone(), header), clock);
-        Ok(Self { issued, kept: None })
-    }
-
-    /// Whether the access token is still valid.
-    pub(super) fn is_live(&self) -> bool {
-        !self.issued.lifetime.is_zero()
-    }
-
-    /// The refresh token to renew this token with, and when it expires: the one issued with it,
-    /// else the one just accepted if the server did not rotate it.
-    pub(super) fn refresh_token(&self) -> (Option<&Secret>, Option<Moment>) {
-        match (&self.issued.refresh_token, &self.kept) {
-            (Some(token), _) => (Some(token), self.issued.refresh_expires_at()),
-            (None, Some(kept)) => (Some(&kept.token), kept.expires_at),
-            (None, None) => (None, None),
-        }
-    }
-
-    /// What a token store keeps of this token: expiries as wall-clock times by `clock`.
-    pub(super) fn session(&self, clock: &Clock) -> StoredSession {
-        StoredSession::of(&self.issued, self.refresh_token(), clock)
-    }
-}
-
-/// A refresh token that was just accepted, kept when the server does not issue a new one.
-struct Kept {
-    token: Secret,
-    expires_at: Option<Moment>,
 }
 
 /// A token answer checked against the policy: a `token_type` the policy sends, an access token

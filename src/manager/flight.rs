@@ -17,13 +17,13 @@ use std::time::Duration;
 
 use tokio::runtime::Handle;
 
-use super::exchange::Fresh;
 use super::wait::Flight;
 use super::{Manager, Outcome};
 use crate::clock::Moment;
 use crate::error::{AuthCall, AuthError, ErrorKind};
 use crate::provider::{Failure, RefreshTiming};
 use crate::slot::{Generation, TokenState};
+use crate::token::Issued;
 
 /// Everything about flights that needs the lock.
 #[derive(Debug)]
@@ -164,26 +164,32 @@ impl Manager {
         }
     }
 
-    /// The slot's state for `fresh`, with the next generation.
-    fn new_state(self: &Arc<Self>, flights: &mut Flights, fresh: Fresh) -> Arc<TokenState> {
+    /// The slot's state for `issued`, with the next generation. Renewed ahead of expiry by the
+    /// policy's margin, spread by a jitter so that many clients given tokens at the same moment
+    /// do not renew in lockstep.
+    fn new_state(self: &Arc<Self>, flights: &mut Flights, issued: Issued) -> Arc<TokenState> {
         let generation = flights.next_generation;
         flights.next_generation = generation.next();
-        let jitter = flights.rng.f64();
-        Arc::new(fresh.into_state(generation, self.policy.refresh, jitter))
+        let margin = match self.policy.refresh {
+            RefreshTiming::Proactive { margin } => Some(margin),
+            RefreshTiming::AfterExpiry => None,
+        };
+        let refresh_at = issued.renew_at(margin, flights.rng.f64());
+        Arc::new(TokenState::issued(issued, refresh_at, generation))
     }
 
     /// A stored session whose access token has expired, taken to be renewed with its refresh
     /// token: into the slot, as the token the flight renews. Nobody is told: it cannot be sent.
-    pub(super) fn adopt_expired(self: &Arc<Self>, fresh: Fresh) {
+    pub(super) fn adopt_expired(self: &Arc<Self>, issued: Issued) {
         let mut flights = self.lock();
-        let state = self.new_state(&mut flights, fresh);
+        let state = self.new_state(&mut flights, issued);
         self.slot.store(state);
     }
 
     /// A token: into the slot, every schedule reset.
-    fn land_token(self: &Arc<Self>, fresh: Fresh) -> Outcome {
+    fn land_token(self: &Arc<Self>, issued: Issued) -> Outcome {
         let mut flights = self.lock();
-        let state = self.new_state(&mut flights, fresh);
+        let state = self.new_state(&mut flights, issued);
         self.slot.store(Arc::clone(&state));
         flights.streak = 0;
         flights.next_attempt = None;
@@ -311,7 +317,7 @@ impl FlightGuard {
         loop {
             let current = manager.slot.load_full();
             let error = match manager.attempt().await {
-                Ok(fresh) => return manager.land_token(fresh),
+                Ok(issued) => return manager.land_token(issued),
                 Err(error) => error,
             };
             if let Some(kept) = manager.restore_premature(&error) {

@@ -28,12 +28,12 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::task::Poll;
 use std::time::Duration;
 
-use super::exchange::Fresh;
 use super::Manager;
 use crate::clock::Moment;
 use crate::error::AuthError;
 use crate::metrics::Counter;
 use crate::store::{Lease, StoreFuture, StoredSession, TokenStore, MAX_LEASE_TTL};
+use crate::token::Issued;
 
 /// How often an attempt asks again for a lease another process holds, at most and at least.
 const LEASE_POLL: (Duration, Duration) = (Duration::from_millis(10), Duration::from_millis(250));
@@ -117,10 +117,10 @@ impl fmt::Debug for Persist {
 /// What the store says about the session this layer holds.
 enum Verdict {
     /// Another, newer token of the session, still valid: to be used as is.
-    Adopt(Fresh, Held),
+    Adopt(Issued, Held),
     /// Another, newer token of the session, expired: to be renewed with its refresh token (the
     /// one held here is spent). With the stored version.
-    RenewStored(Fresh, Held),
+    RenewStored(Issued, Held),
     /// The stored session is the one held (or older, or missing, or unusable): the held token
     /// is renewed. With the newest version seen.
     Renew(u64),
@@ -130,7 +130,7 @@ enum Verdict {
 enum Leased {
     /// `None`: the store could not lease, or the lease never came free; renewing without it.
     Taken(Option<Holding>),
-    Adopted(Fresh),
+    Adopted(Issued),
 }
 
 /// A lease an attempt holds, and what it knows of it.
@@ -173,7 +173,7 @@ impl Holding {
 
 /// How an attempt under the lease ended.
 enum Round {
-    Done(Result<Fresh, AuthError>),
+    Done(Result<Issued, AuthError>),
     /// The lease was lost before any auth call: nothing was sent; start over.
     Lost,
 }
@@ -181,7 +181,7 @@ enum Round {
 impl Manager {
     /// One attempt of a flight: through the store when the layer has one (see the module docs),
     /// else straight to the auth server.
-    pub(super) async fn attempt(self: &Arc<Self>) -> Result<Fresh, AuthError> {
+    pub(super) async fn attempt(self: &Arc<Self>) -> Result<Issued, AuthError> {
         let Some(persist) = &self.store else {
             return self.renew().await;
         };
@@ -189,7 +189,7 @@ impl Manager {
         loop {
             let holding = match self.take_lease(persist).await {
                 Leased::Taken(holding) => holding,
-                Leased::Adopted(fresh) => return Ok(fresh),
+                Leased::Adopted(issued) => return Ok(issued),
             };
             let last = round >= LEASE_ROUNDS;
             let outcome = self
@@ -207,7 +207,7 @@ impl Manager {
     }
 
     /// Renews the slot's token: a refresh while it has a live refresh token, else a login.
-    async fn renew(&self) -> Result<Fresh, AuthError> {
+    async fn renew(&self) -> Result<Issued, AuthError> {
         let current = self.slot.load_full();
         let now = self.settings.clock.moment();
         let refresh = current
@@ -240,9 +240,9 @@ impl Manager {
                 Ok(None) => {}
                 Err(_) => return Leased::Taken(None),
             }
-            if let Verdict::Adopt(fresh, held) = self.verdict(persist, report).await {
+            if let Verdict::Adopt(issued, held) = self.verdict(persist, report).await {
                 self.adopted(persist, held);
-                return Leased::Adopted(fresh);
+                return Leased::Adopted(issued);
             }
             report = false;
             if clock.moment().duration_since(started) > limit {
@@ -266,14 +266,14 @@ impl Manager {
         last: bool,
     ) -> Round {
         let version = match self.verdict(persist, true).await {
-            Verdict::Adopt(fresh, held) => {
+            Verdict::Adopt(issued, held) => {
                 self.adopted(persist, held);
-                return Round::Done(Ok(fresh));
+                return Round::Done(Ok(issued));
             }
-            Verdict::RenewStored(fresh, held) => {
+            Verdict::RenewStored(issued, held) => {
                 // Into the slot, so that the renewal uses (and on rejection drops) its refresh
                 // token, and so does the next attempt should this one fail.
-                self.adopt_expired(fresh);
+                self.adopt_expired(issued);
                 persist.set_held(held);
                 held.version
             }
@@ -293,8 +293,8 @@ impl Manager {
                 );
             }
         }
-        let fresh = match self.renew_keeping(persist, holding).await {
-            Ok(fresh) => fresh,
+        let issued = match self.renew_keeping(persist, holding).await {
+            Ok(issued) => issued,
             Err(error) => return Round::Done(Err(error)),
         };
         let mut version = version;
@@ -313,8 +313,7 @@ impl Manager {
                 }
             }
         }
-        let session = fresh
-            .session(&self.settings.clock)
+        let session = StoredSession::of(&issued, issued.refresh(), &self.settings.clock)
             .with_version(version.saturating_add(1));
         let saved = persist.store.save(&persist.key, &session);
         if self.store_op("save", saved).await.is_ok() {
@@ -324,7 +323,7 @@ impl Manager {
             );
         }
         persist.hold(&session);
-        Round::Done(Ok(fresh))
+        Round::Done(Ok(issued))
     }
 
     /// Renews the slot's token, extending the lease every third of its TTL meanwhile.
@@ -332,7 +331,7 @@ impl Manager {
         &self,
         persist: &Persist,
         holding: Option<&Holding>,
-    ) -> Result<Fresh, AuthError> {
+    ) -> Result<Issued, AuthError> {
         let Some(holding) = holding else {
             return self.renew().await;
         };
@@ -440,9 +439,15 @@ impl Manager {
             id: stored.id(),
             version: stored.version(),
         };
-        match Fresh::stored(&stored, &self.policy, &self.settings.clock) {
-            Ok(fresh) if fresh.is_live() => Verdict::Adopt(fresh, found),
-            Ok(fresh) => Verdict::RenewStored(fresh, found),
+        let header = self
+            .policy
+            .header
+            .value(stored.access_token())
+            .map_err(|_| AuthError::store("stored access token is not a valid header value", None));
+        let header = header.map(|value| (self.policy.header.name().clone(), value));
+        match header.map(|header| stored.issued(header, &self.settings.clock)) {
+            Ok(issued) if issued.is_live() => Verdict::Adopt(issued, found),
+            Ok(issued) => Verdict::RenewStored(issued, found),
             Err(error) => {
                 if report {
                     self.store_failed("load", &error);

@@ -131,6 +131,26 @@ impl Issued {
         }
     }
 
+    /// Keeps `token`, the refresh token just accepted, when the answer carried no new one (the
+    /// server did not rotate it); it expires at `expires_at`, when known.
+    pub(crate) fn keep_refresh_token(&mut self, token: &Secret, expires_at: Option<Moment>) {
+        if self.refresh_token.is_some() {
+            return;
+        }
+        self.refresh_token = Some(token.clone());
+        self.refresh_lifetime = expires_at.map(|at| at.duration_since(self.sent_at));
+    }
+
+    /// Whether the access token is still valid.
+    pub(crate) fn is_live(&self) -> bool {
+        !self.lifetime.is_zero()
+    }
+
+    /// The refresh token to renew this token with, and when it expires.
+    pub(crate) fn refresh(&self) -> (Option<&Secret>, Option<Moment>) {
+        (self.refresh_token.as_ref(), self.refresh_expires_at())
+    }
+
     /// When the access token expires.
     pub(crate) fn expires_at(&self) -> Moment {
         self.sent_at + self.lifetime
