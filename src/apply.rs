@@ -128,7 +128,7 @@ impl Applied {
     }
 
     /// The upstream answered `status` and `headers` to a request sent with this token and not
-    /// replayed: an answer that rejects the token marks it dead, if the slot still holds it; any
+    /// replayed: an answer that refuses the token marks it dead, if the slot still holds it; any
     /// other answer shows the upstream accepting it (see
     /// [`Slot::accept`](crate::slot::Slot::accept)).
     #[inline]

@@ -139,7 +139,7 @@ where
                     }
                     // Kept for the caller, should no token come for the replay.
                     replay.held = Some(Box::new(response));
-                    let token = TokenWait::new(Some(replay.sends.rejected()));
+                    let token = TokenWait::new(Some(replay.sends.refused()));
                     state.set(State::Waiting {
                         token,
                         replay: Some(replay),

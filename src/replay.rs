@@ -1,4 +1,4 @@
-//! Which requests can be replayed after the upstream rejects their token (the [`CloneRequest`]
+//! Which requests can be replayed after the upstream refuses their token (the [`CloneRequest`]
 //! strategies), and the rule every replay follows ([`Sends`]).
 
 use std::sync::Arc;
@@ -98,7 +98,7 @@ impl<B> CloneRequest<B> for NoReplay {
 ///
 /// The caller sends, and tells [`Sends::sent`]; it reports each answer to [`Sends::answered`],
 /// which says whether to return it or to replay a copy with a newer token (waited for with
-/// `TokenWait::new(Some(sends.rejected()))`). The budget is
+/// `TokenWait::new(Some(sends.refused()))`). The budget is
 /// [`TokenPolicy::allows_replay`](crate::provider::TokenPolicy)'s (OkHttp's rule).
 #[derive(Debug)]
 pub(crate) struct Sends {
@@ -115,12 +115,12 @@ pub(crate) struct Sends {
 /// What to do with an answer ([`Sends::answered`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Verdict {
-    /// The upstream did not reject the token: the answer is the caller's.
+    /// The upstream did not refuse the token: the answer is the caller's.
     Accepted,
-    /// The upstream rejected the token and the rule allows a replay: wait for a token newer than
-    /// [`Sends::rejected`], then send the copy.
+    /// The upstream refused the token and the rule allows a replay: wait for a token newer than
+    /// [`Sends::refused`], then send the copy.
     Replay,
-    /// The upstream rejected the token and no replay follows: the answer is the caller's, and the
+    /// The upstream refused the token and no replay follows: the answer is the caller's, and the
     /// token has been reported dead.
     Spent,
 }
@@ -157,7 +157,7 @@ impl Sends {
             manager.metrics.incr(Counter::Replay);
             tracing::debug!(
                 send = self.count + 1,
-                rejected = self.generation.get(),
+                refused = self.generation.get(),
                 generation = generation.get(),
                 "replaying request with a new token"
             );
@@ -168,12 +168,12 @@ impl Sends {
 
     /// The generation of the token of the last send: the one a replay's token must be newer
     /// than.
-    pub(crate) fn rejected(&self) -> Generation {
+    pub(crate) fn refused(&self) -> Generation {
         self.generation
     }
 
     /// The upstream answered the last send with `status` and `headers`; `copy` says whether a
-    /// copy to replay is at hand. A rejection that allows no replay reports the token dead, so
+    /// copy to replay is at hand. A refusal that allows no replay reports the token dead, so
     /// that later requests are not sent with it.
     pub(crate) fn answered(
         &mut self,
@@ -183,22 +183,22 @@ impl Sends {
         copy: bool,
     ) -> Verdict {
         if !manager.policy.classifier.rejects(status, headers) {
-            // A later rejection of this token is revocation (see `Slot::accept`).
+            // A later refusal of this token is revocation (see `Slot::accept`).
             manager.slot.accept(self.generation);
             return Verdict::Accepted;
         }
-        // Asked before the invalidation, which makes the rejection old news.
-        let rejection = manager.rejection(self.generation, &self.budget, self.started);
+        // Asked before the invalidation, which makes the refusal old news.
+        let refusal = manager.refusal(self.generation, &self.budget, self.started);
         if copy
             && manager
                 .policy
-                .allows_replay(self.count, &mut self.budget, rejection)
+                .allows_replay(self.count, &mut self.budget, refusal)
         {
             return Verdict::Replay;
         }
         tracing::debug!(
             sends = self.count,
-            rejected = self.generation.get(),
+            refused = self.generation.get(),
             "replay budget spent: the dead-token answer goes to the caller"
         );
         manager.invalidate(self.generation);

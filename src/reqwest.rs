@@ -5,13 +5,13 @@
 //! (tower stacks, other middleware instances): one login or refresh however many requests need a
 //! token. It applies the token as the policy's
 //! [`TokenHeader`](crate::provider::TokenHeader) says and replays a request whose token the
-//! upstream rejected (per the policy's [`Classifier`](crate::provider::Classifier)) by the
-//! layer's rule, the same decision the tower service makes: a rejection of the current token
+//! upstream refused (per the policy's [`Classifier`](crate::provider::Classifier)) by the
+//! layer's rule, the same decision the tower service makes: a refusal of the current token
 //! costs one of [`TokenPolicy::max_replays`](crate::provider::TokenPolicy::max_replays) and one
-//! refresh, a rejection of a token already replaced is replayed free, and no request is sent more
+//! refresh, a refusal of a token already replaced is replayed free, and no request is sent more
 //! than [`TokenPolicy::max_sends`](crate::provider::TokenPolicy::max_sends) times
 //! ([`max_sends_revoked`](crate::provider::TokenPolicy::max_sends_revoked) when every token it
-//! was rejected with had served a request before). Answers through the middleware count as such
+//! was refused with had served a request before). Answers through the middleware count as such
 //! service for the whole session. A request whose body cannot be copied (`Request::try_clone`
 //! fails: a stream) is sent once.
 //!
@@ -53,7 +53,7 @@ use crate::provider::AuthRequest;
 use crate::replay::{Sends, Verdict};
 
 /// A [`reqwest_middleware::Middleware`] that puts the token of a [`TokenHandle`] on every
-/// request and replays a request whose token the upstream rejected (see the
+/// request and replays a request whose token the upstream refused (see the
 /// [module docs](self)).
 ///
 /// ```
@@ -118,8 +118,8 @@ impl Middleware for AuthMiddleware {
             let (Verdict::Replay, Some(copy)) = (verdict, copy) else {
                 return Ok(response);
             };
-            // No new token: the caller gets the rejection, as without a replay.
-            match self.handle.replacing(sends.rejected()).await {
+            // No new token: the caller gets the refusal, as without a replay.
+            match self.handle.replacing(sends.refused()).await {
                 Ok(next_token) => token = next_token,
                 Err(_) => return Ok(response),
             }

@@ -2,7 +2,7 @@
 //!
 //! Readers (every request) `load` without locking; only the token manager stores, and it does so
 //! while holding its flight lock, so a store never races another store. Beside the token, the slot
-//! remembers which recent tokens the upstream accepted: a later rejection of such a token is
+//! remembers which recent tokens the upstream accepted: a later refusal of such a token is
 //! revocation, which the replay budget treats apart from a token the upstream never took.
 
 use std::fmt;
@@ -17,7 +17,7 @@ use crate::secret::Secret;
 use crate::token::Issued;
 
 /// Which token a request went out with. Increases with every token stored, so that a 401 names
-/// the token it rejected, and "superseded" is a comparison.
+/// the token it refused, and "superseded" is a comparison.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(crate) struct Generation(u64);
 
@@ -54,7 +54,7 @@ pub(crate) struct TokenState {
     pub(crate) refresh_expires_at: Option<Moment>,
     /// The bare access token, for the [`TokenHandle`](crate::TokenHandle).
     pub(crate) access_token: Secret,
-    /// Increases with every stored token; lets a 401 name the token it rejected.
+    /// Increases with every stored token; lets a 401 name the token it refused.
     pub(crate) generation: Generation,
     notes: Notes,
 }
@@ -70,7 +70,7 @@ struct Notes {
     /// claims it, so that one request, not every request in the window, asks; a failed refresh
     /// re-arms it for when the next attempt is allowed.
     next_ask: AtomicU64,
-    /// An answer to a request sent with this token did not reject it, and the slot has been
+    /// An answer to a request sent with this token did not refuse it, and the slot has been
     /// told (see [`TokenState::first_answer`]).
     accepted: AtomicBool,
 }
@@ -153,7 +153,7 @@ impl TokenState {
             .store(after.min(CLAIMED - 1), Ordering::Relaxed);
     }
 
-    /// This token, marked as expired at `now` (the upstream rejected it).
+    /// This token, marked as expired at `now` (the upstream refused it).
     pub(crate) fn expired_at(&self, now: Moment) -> Self {
         let refresh = (self.refresh_token.clone(), self.refresh_expires_at);
         self.edited(now, now, refresh)
@@ -190,7 +190,7 @@ impl fmt::Debug for TokenState {
 }
 
 /// The shared, lock-free holder of the current [`TokenState`], and of what recent tokens met
-/// upstream: which were accepted, and which were rejected for more than one request.
+/// upstream: which were accepted, and which were refused for more than one request.
 #[derive(Default)]
 pub(crate) struct Slot {
     current: ArcSwapOption<TokenState>,
@@ -198,7 +198,7 @@ pub(crate) struct Slot {
     /// checks, in one load, to know it still copies the slot's state.
     version: AtomicU64,
     accepted: Marks,
-    rejected_again: Marks,
+    refused_again: Marks,
 }
 
 impl Slot {
@@ -225,7 +225,7 @@ impl Slot {
     }
 
     /// The upstream gave a request carrying the token of `generation` an answer that did not
-    /// reject it. Costs one relaxed load; a write only for the first such answer of a token.
+    /// refuse it. Costs one relaxed load; a write only for the first such answer of a token.
     #[inline]
     pub(crate) fn accept(&self, generation: Generation) {
         self.accepted.mark(generation);
@@ -236,19 +236,19 @@ impl Slot {
         self.accepted.marked(generation)
     }
 
-    /// The upstream rejected the token of `generation` for a request after the token was
+    /// The upstream refused the token of `generation` for a request after the token was
     /// already known dead or replaced: the token died for more than one request.
-    pub(crate) fn reject_again(&self, generation: Generation) {
-        self.rejected_again.mark(generation);
+    pub(crate) fn refuse_again(&self, generation: Generation) {
+        self.refused_again.mark(generation);
     }
 
-    /// Whether the token of `generation` was rejected for more than one request.
-    pub(crate) fn rejected_again(&self, generation: Generation) -> bool {
-        self.rejected_again.marked(generation)
+    /// Whether the token of `generation` was refused for more than one request.
+    pub(crate) fn refused_again(&self, generation: Generation) -> bool {
+        self.refused_again.marked(generation)
     }
 }
 
-/// How many of the latest tokens the slot remembers the fate of: a request rejected with a
+/// How many of the latest tokens the slot remembers the fate of: a request refused with a
 /// token this many generations old is long past any replay.
 pub(crate) const TOKENS_KEPT: usize = 16;
 
@@ -300,12 +300,12 @@ mod tests {
     fn the_slot_remembers_what_recent_tokens_met() {
         let slot = Slot::default();
         let g = Generation;
-        assert!(!slot.accepted(g(1)) && !slot.rejected_again(g(1)));
+        assert!(!slot.accepted(g(1)) && !slot.refused_again(g(1)));
         slot.accept(g(1));
         slot.accept(g(3));
-        slot.reject_again(g(2));
+        slot.refuse_again(g(2));
         assert!(slot.accepted(g(1)) && !slot.accepted(g(2)) && slot.accepted(g(3)));
-        assert!(!slot.rejected_again(g(1)) && slot.rejected_again(g(2)));
+        assert!(!slot.refused_again(g(1)) && slot.refused_again(g(2)));
         // A newer token in the same cell replaces the older one's mark; a late mark of the
         // older one does not bring it back.
         let kept = TOKENS_KEPT as u64;

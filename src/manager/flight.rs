@@ -44,7 +44,7 @@ pub(super) struct Flights {
     /// The last token this layer marked dead while its own expiry had not passed (a 401
     /// upstream, `TokenHandle::invalidate`, `force_refresh`): what an API that refuses its
     /// refresh as premature still holds valid (see `Manager::restore_premature`).
-    pub(super) killed: Option<Arc<TokenState>>,
+    pub(super) invalidated: Option<Arc<TokenState>>,
     next_generation: Generation,
     rng: fastrand::Rng,
 }
@@ -58,7 +58,7 @@ impl Flights {
             last_transient: None,
             rejection: None,
             strikes: 0,
-            killed: None,
+            invalidated: None,
             next_generation: Generation::FIRST,
             rng,
         }
@@ -197,9 +197,9 @@ impl Manager {
         let rejection = flights.rejection.take();
         flights.strikes = 0;
         flights.current = None;
-        let killed = flights.killed.take();
+        let invalidated = flights.invalidated.take();
         drop(flights);
-        drop(killed);
+        drop(invalidated);
         // Errors may hold the user's transport errors: dropped with the lock released.
         drop((last_transient, rejection));
         self.rotations.send_replace(Some(Arc::clone(&state)));
@@ -267,23 +267,23 @@ impl Manager {
         }
         let mut flights = self.lock();
         let now = self.settings.clock.moment();
-        let killed = flights.killed.take()?;
+        let invalidated = flights.invalidated.take()?;
         let current = self.slot.load_full()?;
-        let same = current.generation == killed.generation
+        let same = current.generation == invalidated.generation
             && current.refresh_token.is_some()
-            && now < killed.expires_at;
+            && now < invalidated.expires_at;
         if !same {
             return None;
         }
-        self.slot.store(Arc::clone(&killed));
+        self.slot.store(Arc::clone(&invalidated));
         flights.current = None;
         drop(flights);
         tracing::info!(
-            generation = killed.generation.get(),
+            generation = invalidated.generation.get(),
             error = %error,
             "refresh refused before the token's expiry; keeping the token"
         );
-        Some(killed)
+        Some(invalidated)
     }
 }
 

@@ -14,7 +14,7 @@
 //! calls), plus [`persist`] when the layer has a token store.
 //!
 //! Requests read the slot without the manager; they come here only when the slot has no usable
-//! token (to wait for one), when the upstream rejected a token, or to ask for a proactive refresh
+//! token (to wait for one), when the upstream refused a token, or to ask for a proactive refresh
 //! (one request per token, again after a failed attempt re-arms it). All slot stores happen under
 //! the flights lock.
 
@@ -42,7 +42,7 @@ pub(crate) use self::wait::TokenWait;
 use crate::clock::{Clock, Moment};
 use crate::error::AuthError;
 use crate::metrics::Metrics;
-use crate::provider::{Budget, Provider, Rejection, TokenPolicy};
+use crate::provider::{Budget, Provider, Refusal, TokenPolicy};
 use crate::slot::{Generation, Slot, TokenState};
 
 /// Layer-level settings that are not the provider's business.
@@ -113,7 +113,7 @@ impl Manager {
             .is_some_and(|t| t.generation == generation && now < t.expires_at)
     }
 
-    /// The upstream rejected the token of generation `g` and the request will not be replayed:
+    /// The upstream refused the token of generation `g` and the request will not be replayed:
     /// if the slot still holds `g`, mark it dead and start one refresh in the background, so
     /// that the next requests get a new token.
     pub(crate) fn invalidate(self: &Arc<Self>, generation: Generation) {
@@ -123,7 +123,7 @@ impl Manager {
             match self.slot.load_full() {
                 Some(current) if current.generation == generation && now < current.expires_at => {
                     self.slot.store(Arc::new(current.expired_at(now)));
-                    flights.killed = Some(current);
+                    flights.invalidated = Some(current);
                 }
                 _ => return,
             }
@@ -134,7 +134,7 @@ impl Manager {
                 self.open(&mut flights).ok().map(|(_, launch)| launch)
             }
         };
-        tracing::debug!(generation = generation.get(), "token rejected upstream");
+        tracing::debug!(generation = generation.get(), "token refused upstream");
         if let Some(launch) = launch {
             launch.spawn();
         }
@@ -197,27 +197,27 @@ impl Manager {
         }
     }
 
-    /// What the upstream's rejection of the token of `generation` means for a request that
+    /// What the upstream's refusal of the token of `generation` means for a request that
     /// started at `started` and has spent `budget`, as [`TokenPolicy::allows_replay`] weighs
-    /// it. Ask before invalidating the token: that makes it old news. A rejection that is not
+    /// it. Ask before invalidating the token: that makes it old news. A refusal that is not
     /// news is recorded for the requests that reported the token dead first
-    /// (`Slot::reject_again`).
-    pub(crate) fn rejection(
+    /// (`Slot::refuse_again`).
+    pub(crate) fn refusal(
         &self,
         generation: Generation,
         budget: &Budget,
         started: Moment,
-    ) -> Rejection {
+    ) -> Refusal {
         let news = self.holds_live(generation);
         if !news {
-            self.slot.reject_again(generation);
+            self.slot.refuse_again(generation);
         }
         let previous = budget.previous();
-        Rejection {
+        Refusal {
             generation,
             news,
             previous_accepted: previous.is_none_or(|g| self.slot.accepted(g)),
-            previous_rejected_again: previous.is_some_and(|g| self.slot.rejected_again(g)),
+            previous_refused_again: previous.is_some_and(|g| self.slot.refused_again(g)),
             in_time: self.settings.clock.moment() < started + self.settings.max_wait,
         }
     }

@@ -39,24 +39,24 @@ impl Manager {
     /// What a request that needs a token does next: take the slot's, wait for the flight in
     /// progress, or start one. Waiters get their deadline, queued on the flight.
     ///
-    /// With `rejected = Some(g)`, the upstream rejected the token of generation `g`: a newer token
+    /// With `refused = Some(g)`, the upstream refused the token of generation `g`: a newer token
     /// is returned as is; if the slot still holds `g`, it is marked dead and one refresh starts
     /// (or is joined) for everybody.
     ///
     /// Fails fast while a rejection backoff holds; otherwise [`TokenWait`] waits up to the wait
     /// bound, through any number of transient failures, and then fails with
     /// [`ErrorKind::Unavailable`](crate::ErrorKind::Unavailable) carrying the last one.
-    fn join(self: &Arc<Self>, rejected: Option<Generation>) -> Result<Join, AuthError> {
+    fn join(self: &Arc<Self>, refused: Option<Generation>) -> Result<Join, AuthError> {
         // A cold path: before any deadline is computed, a layer built before tokio's time was
         // paused learns of it here (see `Clock::notice_paused_time`).
         self.settings.clock.notice_paused_time();
         let mut flights = self.lock();
-        let (join, killed) = self.join_locked(&mut flights, rejected);
+        let (join, invalidated) = self.join_locked(&mut flights, refused);
         drop(flights);
-        if let Some(killed) = killed {
+        if let Some(invalidated) = invalidated {
             tracing::debug!(
-                generation = killed.generation.get(),
-                "token rejected upstream"
+                generation = invalidated.generation.get(),
+                "token refused upstream"
             );
         }
         join
@@ -64,39 +64,39 @@ impl Manager {
 
     /// [`join`](Self::join)'s decision, under the flights lock; the token it marked dead, if
     /// any, to report (and drop) once the lock is released.
-    // NOTE: one critical section from the rejection to the flight: released in between, the
+    // NOTE: one critical section from the refusal to the flight: released in between, the
     // flight another request opened could land its token meanwhile, and this request would
-    // open a second one for a token nobody rejected.
+    // open a second one for a token nobody refused.
     fn join_locked(
         self: &Arc<Self>,
         flights: &mut Flights,
-        rejected: Option<Generation>,
+        refused: Option<Generation>,
     ) -> (Result<Join, AuthError>, Option<Arc<TokenState>>) {
         let now = self.settings.clock.moment();
-        let mut killed = None;
+        let mut invalidated = None;
         if let Some(current) = self.slot.load_full() {
             if now < current.expires_at {
-                if rejected != Some(current.generation) {
+                if refused != Some(current.generation) {
                     return (Ok(Join::Ready(current)), None);
                 }
                 self.slot.store(Arc::new(current.expired_at(now)));
-                // An older kill it replaces is plain data: dropped here, under the lock.
-                drop(flights.killed.replace(Arc::clone(&current)));
-                killed = Some(current);
+                // An older invalidation it replaces is plain data: dropped here, under the lock.
+                drop(flights.invalidated.replace(Arc::clone(&current)));
+                invalidated = Some(current);
             }
         }
         // Each waiter keeps its own deadline (see `wait`).
         let deadline = now + self.settings.max_wait;
         if let Some(flight) = flights.join() {
-            return (Ok(Join::Wait(flight, deadline)), killed);
+            return (Ok(Join::Wait(flight, deadline)), invalidated);
         }
         if let Some(error) = flights.failing_fast(now) {
-            return (Err(error), killed);
+            return (Err(error), invalidated);
         }
         let join = self
             .open(flights)
             .map(|(flight, launch)| Join::Start(flight, deadline, launch));
-        (join, killed)
+        (join, invalidated)
     }
 }
 
@@ -165,7 +165,7 @@ pin_project! {
 pin_project! {
     #[project = StateProj]
     enum State {
-        Join { rejected: Option<Generation> },
+        Join { refused: Option<Generation> },
         Waiting {
             flight: Arc<Flight>,
             // The waiter's own deadline, on its own runtime's timer.
@@ -178,11 +178,11 @@ pin_project! {
 }
 
 impl TokenWait {
-    /// A usable token, as `Manager::join` decides. With `rejected = Some(g)`, the upstream
-    /// rejected the token of generation `g`.
-    pub(crate) fn new(rejected: Option<Generation>) -> Self {
+    /// A usable token, as `Manager::join` decides. With `refused = Some(g)`, the upstream
+    /// refused the token of generation `g`.
+    pub(crate) fn new(refused: Option<Generation>) -> Self {
         Self {
-            state: State::Join { rejected },
+            state: State::Join { refused },
         }
     }
 
@@ -195,8 +195,8 @@ impl TokenWait {
         let mut state = self.project().state;
         loop {
             match state.as_mut().project() {
-                StateProj::Join { rejected } => {
-                    let (flight, deadline) = match manager.join(*rejected) {
+                StateProj::Join { refused } => {
+                    let (flight, deadline) = match manager.join(*refused) {
                         Ok(Join::Ready(token)) => return finish(state, Ok(token)),
                         Err(error) => return finish(state, Err(error)),
                         Ok(Join::Wait(flight, deadline)) => (flight, deadline),

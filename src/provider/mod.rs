@@ -235,21 +235,21 @@ pub struct TokenPolicy {
     /// Which upstream answers mean "this token is dead": the token is refreshed and the request
     /// replayed. Default: [`Classifier::http`] (401, minding `WWW-Authenticate`).
     pub classifier: Classifier,
-    /// How many times one request may be replayed because the token the slot held was rejected
+    /// How many times one request may be replayed because the token the slot held was refused
     /// (each such replay also triggers one refresh). Default: 1. Zero disables replay.
     ///
-    /// A rejection of a token that was already superseded or already known dead is not news: the
+    /// A refusal of a token that was already superseded or already known dead is not news: the
     /// request is replayed with the current token free of charge (OkHttp's rule), within
     /// [`max_sends`](Self::max_sends). Nor is a revocation the request merely reported first:
-    /// when the token had served other requests and was rejected for others too, the replay it
-    /// was charged is refunded at the request's next rejection.
+    /// when the token had served other requests and was refused for others too, the replay it
+    /// was charged is refunded at the request's next refusal.
     pub max_replays: u32,
     /// Hard cap on how many times one request is sent, replays included, once a token the
-    /// upstream had never been seen accepting was rejected (a token refused for good: a
+    /// upstream had never been seen accepting was refused (a token refused for good: a
     /// missing permission, a wrong audience). Default: 3.
     pub max_sends: u32,
-    /// Hard cap on sends for a request each of whose rejected tokens had served an earlier
-    /// request (some answer to a request carrying it did not reject it): tokens revoked one
+    /// Hard cap on sends for a request each of whose refused tokens had served an earlier
+    /// request (some answer to a request carrying it did not refuse it): tokens revoked one
     /// after another while the request was replayed, which is revocation, not a loop. Sends
     /// beyond [`max_sends`](Self::max_sends) go out only within the layer's
     /// [`max_wait`](crate::AuthLayerBuilder::max_wait) of the request's start, and only while new
@@ -330,7 +330,7 @@ impl TokenPolicy {
         self.replays() && sends + 1 < self.send_cap(budget.revoked_only)
     }
 
-    /// The hard cap on sends of a request: higher while every token it was rejected with (up to
+    /// The hard cap on sends of a request: higher while every token it was refused with (up to
     /// the latest) had been accepted.
     fn send_cap(&self, revoked_only: bool) -> u32 {
         if revoked_only {
@@ -341,47 +341,42 @@ impl TokenPolicy {
     }
 
     /// The replay decision, the one place it is made (the tower service and the adapters ask
-    /// it), for a request sent `sends` times whose token was just rejected.
+    /// it), for a request sent `sends` times whose token was just refused.
     ///
-    /// OkHttp's rule: a rejection of the token the slot holds (news) costs one of `max_replays`
-    /// (counted in `budget`) and one refresh; a rejection of a token already superseded or known
+    /// OkHttp's rule: a refusal of the token the slot holds (news) costs one of `max_replays`
+    /// (counted in `budget`) and one refresh; a refusal of a token already superseded or known
     /// dead is replayed free. The hard cap on sends bounds both, so a replay loop always ends:
-    /// `max_sends`, or `max_sends_revoked` while every token the request was rejected with had
+    /// `max_sends`, or `max_sends_revoked` while every token the request was refused with had
     /// been accepted (revocation) and the request is within its deadline.
     ///
-    /// Revocation is told from refusal in hindsight, at the request's next rejection: whether
-    /// the previous token had been accepted, and, when its rejection was charged, whether other
-    /// requests were rejected with it too. A charged token that was both died for everyone
+    /// Revocation is told from refusal in hindsight, at the request's next refusal: whether
+    /// the previous token had been accepted, and, when its refusal was charged, whether other
+    /// requests were refused with it too. A charged token that was both died for everyone
     /// (the request merely reported it first): the charge is refunded.
     ///
-    /// NOTE: in hindsight, because the answer that shows a token accepted, or the rejections of
-    /// the other requests, may arrive just after the rejection they concern (a token revoked by
+    /// NOTE: in hindsight, because the answer that shows a token accepted, or the refusals of
+    /// the other requests, may arrive just after the refusal they concern (a token revoked by
     /// the very answer that served a request). So a token never accepted costs at most
     /// `max_sends` sends, and at most one send beyond it after tokens that were; and a request
     /// the upstream refuses alone still costs at most `max_replays` refreshes.
-    pub(crate) fn allows_replay(
-        &self,
-        sends: u32,
-        budget: &mut Budget,
-        rejection: Rejection,
-    ) -> bool {
+    pub(crate) fn allows_replay(&self, sends: u32, budget: &mut Budget, refusal: Refusal) -> bool {
         if let Some((_, charged)) = budget.previous {
-            budget.revoked_only &= rejection.previous_accepted;
-            if charged && budget.revoked_only && rejection.previous_rejected_again {
+            budget.revoked_only &= refusal.previous_accepted;
+            if charged && budget.revoked_only && refusal.previous_refused_again {
                 budget.charged -= 1;
             }
         }
-        let cap = if rejection.in_time {
+        let cap = if refusal.in_time {
             self.send_cap(budget.revoked_only)
         } else {
             self.max_sends
         };
-        let allowed = sends < cap && (!rejection.news || budget.charged < self.max_replays);
-        let charged = allowed && rejection.news;
+        let allowed = sends < cap && (!refusal.news || budget.charged < self.max_replays);
+        let charged = allowed && refusal.news;
         if charged {
             budget.charged += 1;
         }
-        budget.previous = Some((rejection.generation, charged));
+        budget.previous = Some((refusal.generation, charged));
         allowed
     }
 }
@@ -391,16 +386,16 @@ impl TokenPolicy {
 pub(crate) struct Budget {
     /// Replays charged to [`TokenPolicy::max_replays`].
     charged: u32,
-    /// Every token the request was rejected with, up to `previous`, had been accepted.
+    /// Every token the request was refused with, up to `previous`, had been accepted.
     revoked_only: bool,
-    /// The token of the latest rejection, judged at the next one, and whether that rejection
+    /// The token of the latest refusal, judged at the next one, and whether that refusal
     /// was charged.
     previous: Option<(Generation, bool)>,
 }
 
 impl Budget {
-    /// The token of the request's latest rejection, which the next rejection judges
-    /// ([`Rejection::previous_accepted`]).
+    /// The token of the request's latest refusal, which the next refusal judges
+    /// ([`Refusal::previous_accepted`]).
     pub(crate) fn previous(&self) -> Option<Generation> {
         self.previous.map(|(generation, _)| generation)
     }
@@ -416,18 +411,18 @@ impl Default for Budget {
     }
 }
 
-/// One rejection of a request's token, as [`TokenPolicy::allows_replay`] weighs it.
+/// One refusal of a request's token, as [`TokenPolicy::allows_replay`] weighs it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Rejection {
-    /// The rejected token.
+pub(crate) struct Refusal {
+    /// The refused token.
     pub(crate) generation: Generation,
-    /// The slot holds the rejected token, alive: the first word of its death.
+    /// The slot holds the refused token, alive: the first word of its death.
     pub(crate) news: bool,
-    /// The token of the request's previous rejection ([`Budget::previous`]) had been accepted:
-    /// some answer to a request carrying it did not reject it.
+    /// The token of the request's previous refusal ([`Budget::previous`]) had been accepted:
+    /// some answer to a request carrying it did not refuse it.
     pub(crate) previous_accepted: bool,
-    /// That token was rejected for other requests too, after it was known dead.
-    pub(crate) previous_rejected_again: bool,
+    /// That token was refused for other requests too, after it was known dead.
+    pub(crate) previous_refused_again: bool,
     /// The request is within its deadline (the layer's `max_wait` from its start).
     pub(crate) in_time: bool,
 }
@@ -486,7 +481,7 @@ mod tests {
         assert_eq!(boxed.policy(), TokenPolicy::default());
     }
 
-    /// A request's successive tokens rejected, as `allows_replay` is asked about them: the
+    /// A request's successive tokens refused, as `allows_replay` is asked about them: the
     /// number of sends it allows.
     fn sends_allowed(policy: &TokenPolicy, tokens: impl IntoIterator<Item = Token>) -> u32 {
         let mut budget = Budget::default();
@@ -497,15 +492,15 @@ mod tests {
             let generation = (1..n).fold(generation, |g, _| g.next());
             fates.insert(generation, token);
             let previous = budget.previous().map(|g| fates[&g]);
-            let rejection = Rejection {
+            let refusal = Refusal {
                 generation,
                 news: token.news,
                 previous_accepted: previous.is_none_or(|t| t.accepted),
-                previous_rejected_again: previous.is_some_and(|t| t.rejected_again),
+                previous_refused_again: previous.is_some_and(|t| t.refused_again),
                 in_time: token.in_time,
             };
             let copied = policy.copies_for_send(sends - 1, &budget);
-            if !policy.allows_replay(sends, &mut budget, rejection) {
+            if !policy.allows_replay(sends, &mut budget, refusal) {
                 return sends;
             }
             assert!(copied, "send {sends} kept no copy for the replay it allows");
@@ -514,20 +509,20 @@ mod tests {
         panic!("still replaying after {sends} sends");
     }
 
-    /// What became of one token a request was rejected with.
+    /// What became of one token a request was refused with.
     #[derive(Clone, Copy)]
     struct Token {
         news: bool,
         accepted: bool,
-        rejected_again: bool,
+        refused_again: bool,
         in_time: bool,
     }
 
-    fn rejection(news: bool, accepted: bool, in_time: bool) -> Token {
+    fn refusal(news: bool, accepted: bool, in_time: bool) -> Token {
         Token {
             news,
             accepted,
-            rejected_again: !news,
+            refused_again: !news,
             in_time,
         }
     }
@@ -538,54 +533,51 @@ mod tests {
         let forever = |t: Token| std::iter::repeat(t);
         // Tokens never seen accepted, each already replaced: the cap of 3.
         assert_eq!(
-            sends_allowed(&policy, forever(rejection(false, false, true))),
+            sends_allowed(&policy, forever(refusal(false, false, true))),
             3
         );
         // Tokens that had served other requests, revoked one after another: 8.
         assert_eq!(
-            sends_allowed(&policy, forever(rejection(false, true, true))),
+            sends_allowed(&policy, forever(refusal(false, true, true))),
             8
         );
         // One token never seen accepted among them: back to 3 from then on, or one send past
-        // the token when it comes later (judged at the next rejection).
-        let mixed = [rejection(false, true, true), rejection(false, false, true)];
+        // the token when it comes later (judged at the next refusal).
+        let mixed = [refusal(false, true, true), refusal(false, false, true)];
         assert_eq!(
             sends_allowed(
                 &policy,
-                mixed
-                    .into_iter()
-                    .chain(forever(rejection(false, true, true)))
+                mixed.into_iter().chain(forever(refusal(false, true, true)))
             ),
             3
         );
-        let late = [true, true, true, false].map(|accepted| rejection(false, accepted, true));
+        let late = [true, true, true, false].map(|accepted| refusal(false, accepted, true));
         assert_eq!(
             sends_allowed(
                 &policy,
-                late.into_iter()
-                    .chain(forever(rejection(false, true, true)))
+                late.into_iter().chain(forever(refusal(false, true, true)))
             ),
             5
         );
         // Past the deadline: no send beyond 3.
         assert_eq!(
-            sends_allowed(&policy, forever(rejection(false, true, false))),
+            sends_allowed(&policy, forever(refusal(false, true, false))),
             3
         );
         // News costs one of `max_replays` (1), accepted or not, when the request alone was
-        // rejected with the token ...
+        // refused with the token ...
         assert_eq!(
-            sends_allowed(&policy, forever(rejection(true, true, true))),
+            sends_allowed(&policy, forever(refusal(true, true, true))),
             2
         );
         assert_eq!(
-            sends_allowed(&policy, forever(rejection(true, false, true))),
+            sends_allowed(&policy, forever(refusal(true, false, true))),
             2
         );
         // ... and is refunded for a token that had been accepted and died for others too.
         let reported_first = Token {
-            rejected_again: true,
-            ..rejection(true, true, true)
+            refused_again: true,
+            ..refusal(true, true, true)
         };
         assert_eq!(sends_allowed(&policy, forever(reported_first)), 8);
         let never_accepted = Token {
@@ -600,13 +592,13 @@ mod tests {
             ..TokenPolicy::default()
         };
         assert_eq!(
-            sends_allowed(&custom, forever(rejection(false, true, true))),
+            sends_allowed(&custom, forever(refusal(false, true, true))),
             4,
             "never below max_sends"
         );
         custom.max_sends_revoked = 6;
         assert_eq!(
-            sends_allowed(&custom, forever(rejection(false, true, true))),
+            sends_allowed(&custom, forever(refusal(false, true, true))),
             6
         );
         // The last send keeps no copy.
