@@ -12,12 +12,13 @@
 //! again: a task spawned on a runtime that is shutting down is dropped on the spot, and its guard
 //! lands the flight, which locks; a tracing subscriber is user code.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 
 use tokio::runtime::Handle;
+use tokio::sync::futures::OwnedNotified;
+use tokio::sync::Notify;
 
-use super::wait::Flight;
 use super::{Manager, Outcome};
 use crate::clock::Moment;
 use crate::error::{AuthCall, AuthError, ErrorKind};
@@ -100,6 +101,70 @@ impl Launch {
     /// NOTE: call with the flights lock released (see the module docs).
     pub(super) fn spawn(self) {
         self.runtime.spawn(self.guard.fly());
+    }
+}
+
+/// One flight, as its waiters see it.
+#[derive(Debug)]
+pub(crate) struct Flight {
+    notify: Arc<Notify>,
+    outcome: OnceLock<Outcome>,
+    /// The latest transient failure (an earlier flight's, until this one fails): what a waiter
+    /// that runs out of time is told.
+    last_error: Mutex<Option<AuthError>>,
+}
+
+/// Who holds a flight besides its waiters: the manager's `current`, and the flight's task.
+const HOLDERS: usize = 2;
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Plain data, written in single statements: a poisoned lock is still consistent.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Flight {
+    pub(super) fn new(last_error: Option<AuthError>) -> Self {
+        Self {
+            notify: Arc::new(Notify::new()),
+            outcome: OnceLock::new(),
+            last_error: Mutex::new(last_error),
+        }
+    }
+
+    /// Whether a request waits for this flight (`self` is the flight's own handle).
+    ///
+    /// NOTE: decided under the flights lock, which every joiner takes.
+    pub(super) fn has_waiters(self: &Arc<Self>) -> bool {
+        Arc::strong_count(self) > HOLDERS
+    }
+
+    /// Records the latest transient failure.
+    pub(super) fn failed(&self, error: AuthError) {
+        let replaced = lock(&self.last_error).replace(error);
+        drop(replaced);
+    }
+
+    /// Publishes the outcome to every waiter.
+    pub(super) fn land(&self, outcome: Outcome) {
+        if self.outcome.set(outcome).is_ok() {
+            self.notify.notify_waiters();
+        }
+    }
+
+    /// A waiter's entry, made before the outcome is first checked so that a landing in between
+    /// still wakes it.
+    pub(super) fn notified(&self) -> OwnedNotified {
+        Arc::clone(&self.notify).notified_owned()
+    }
+
+    /// The outcome, once landed.
+    pub(super) fn outcome(&self) -> Option<Outcome> {
+        self.outcome.get().cloned()
+    }
+
+    /// What a waiter that ran out of time gets: the latest transient failure as the cause.
+    pub(super) fn unavailable(&self, max_wait: Duration) -> AuthError {
+        AuthError::unavailable(max_wait, lock(&self.last_error).clone())
     }
 }
 

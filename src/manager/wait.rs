@@ -1,7 +1,7 @@
 //! Waiting for a token: the decision to take the slot's, join the flight in progress or start
 //! one; what a flight shares with its waiters; and the future a request waits with.
 //!
-//! A waiter costs one `Arc`, one intrusive [`Notify`] entry and one boxed timer of its own, on
+//! A waiter costs one `Arc`, one intrusive [`Notify`](tokio::sync::Notify) entry and one boxed timer of its own, on
 //! its own runtime: its deadline holds whatever happens to the flight, to the runtime the flight
 //! runs on, or to that runtime's scheduling (a flight started from an idle runtime that never
 //! polls it again). Waiting is a cold path; the box is the price of that guarantee.
@@ -11,16 +11,14 @@
 
 use std::future::Future as _;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::Arc;
 use std::task::{ready, Context, Poll};
-use std::time::Duration;
 
 use pin_project_lite::pin_project;
 use tokio::sync::futures::OwnedNotified;
-use tokio::sync::Notify;
 use tokio::time::Sleep;
 
-use super::flight::{Flights, Launch};
+use super::flight::{Flight, Flights, Launch};
 use super::{Manager, Outcome};
 use crate::clock::Moment;
 use crate::error::AuthError;
@@ -100,58 +98,6 @@ impl Manager {
     }
 }
 
-/// One flight, as its waiters see it.
-#[derive(Debug)]
-pub(crate) struct Flight {
-    notify: Arc<Notify>,
-    outcome: OnceLock<Outcome>,
-    /// The latest transient failure (an earlier flight's, until this one fails): what a waiter
-    /// that runs out of time is told.
-    last_error: Mutex<Option<AuthError>>,
-}
-
-/// Who holds a flight besides its waiters: the manager's `current`, and the flight's task.
-const HOLDERS: usize = 2;
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Plain data, written in single statements: a poisoned lock is still consistent.
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-impl Flight {
-    pub(super) fn new(last_error: Option<AuthError>) -> Self {
-        Self {
-            notify: Arc::new(Notify::new()),
-            outcome: OnceLock::new(),
-            last_error: Mutex::new(last_error),
-        }
-    }
-
-    /// Whether a request waits for this flight (`self` is the flight's own handle).
-    ///
-    /// NOTE: decided under the flights lock, which every joiner takes.
-    pub(super) fn has_waiters(self: &Arc<Self>) -> bool {
-        Arc::strong_count(self) > HOLDERS
-    }
-
-    /// Records the latest transient failure.
-    pub(super) fn failed(&self, error: AuthError) {
-        let replaced = lock(&self.last_error).replace(error);
-        drop(replaced);
-    }
-
-    /// Publishes the outcome to every waiter.
-    pub(super) fn land(&self, outcome: Outcome) {
-        if self.outcome.set(outcome).is_ok() {
-            self.notify.notify_waiters();
-        }
-    }
-
-    fn unavailable(&self, max_wait: Duration) -> AuthError {
-        AuthError::unavailable(max_wait, lock(&self.last_error).clone())
-    }
-}
-
 pin_project! {
     /// A request's wait for a token: joins (or starts) the flight on first poll, then waits for
     /// its outcome or its deadline, whichever comes first. Polled with the manager, which the
@@ -207,7 +153,7 @@ impl TokenWait {
                     };
                     // NOTE: the entry exists before the outcome is first checked, so a landing
                     // in between still wakes this waiter.
-                    let notified = Arc::clone(&flight.notify).notified_owned();
+                    let notified = flight.notified();
                     let timer =
                         Box::pin(tokio::time::sleep_until(manager.clock().instant(deadline)));
                     state.set(State::Waiting {
@@ -221,13 +167,12 @@ impl TokenWait {
                     timer,
                     mut notified,
                 } => {
-                    if let Some(outcome) = flight.outcome.get() {
-                        let outcome = outcome.clone();
+                    if let Some(outcome) = flight.outcome() {
                         return finish(state, outcome);
                     }
                     if notified.as_mut().poll(cx).is_ready() {
                         // Landed (checked above on the next turn) or woken for nothing.
-                        notified.set(Arc::clone(&flight.notify).notified_owned());
+                        notified.set(flight.notified());
                         continue;
                     }
                     // NOTE: the timer alone decides that time is up, not a clock read: a coarse

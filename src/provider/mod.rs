@@ -51,13 +51,15 @@ pub use self::generic::{
 };
 pub use self::spec::{Credentials, ProviderSpec, SpecError};
 pub use crate::classify::Classifier;
+pub use crate::error::Failure;
+pub(crate) use crate::error::CLIENT_ERRORS;
 pub use crate::header::TokenHeader;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{Request, Response, StatusCode};
+use http::{Request, Response};
 use http_body_util::Full;
 
 use crate::error::{AuthCall, AuthError};
@@ -117,68 +119,6 @@ pub trait Provider: Send + Sync + 'static {
     /// The refresh, replay and fallback policy for this API. Read once, when the layer is built.
     fn policy(&self) -> TokenPolicy {
         TokenPolicy::default()
-    }
-}
-
-/// 400, 401 and 403: what RFC 6749 servers (and most others) answer to dead credentials and
-/// grants.
-pub(crate) const CLIENT_ERRORS: [StatusCode; 3] = [
-    StatusCode::BAD_REQUEST,
-    StatusCode::UNAUTHORIZED,
-    StatusCode::FORBIDDEN,
-];
-
-/// What a failed auth answer means: its class, decided once by
-/// [`Provider::classify_failure`] and acted on by the flight.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Failure {
-    /// The credentials or refresh token are no longer accepted.
-    Rejected,
-    /// The server could not answer now; trying again later may succeed.
-    Transient,
-    /// Neither a refusal nor an outage: a redirect, a 404, an error the API does not document.
-    /// The likeliest cause is a wrong endpoint or method, which retrying soon would not fix:
-    /// backed off like a rejection, with the endpoint named in the error, whose kind is
-    /// [`ErrorKind::Status`](crate::ErrorKind::Status).
-    Unexpected,
-    /// The answer cannot tell refused credentials from a server fault: for APIs that document
-    /// one error status for everything (union-service answers both with a JSON 500). Retried
-    /// like a transient failure; a rejection once the same class of answer comes `repeats` times
-    /// in a row within one flight. A random fault rarely repeats; refused credentials always do.
-    /// [`Failure::AMBIGUOUS`] uses the default of 3.
-    Ambiguous {
-        /// How many answers in a row make a rejection (at least 1).
-        repeats: u32,
-    },
-}
-
-impl Failure {
-    /// [`Failure::Ambiguous`] with the default `repeats` of 3.
-    pub const AMBIGUOUS: Failure = Failure::Ambiguous { repeats: 3 };
-
-    /// The default class of a failure status: 400, 401 and 403 reject (what RFC 6749 servers,
-    /// and most others, answer to dead credentials and grants); everything else is
-    /// [`Failure::outage_or_unexpected`].
-    pub fn of_status(status: StatusCode) -> Failure {
-        if CLIENT_ERRORS.contains(&status) {
-            Failure::Rejected
-        } else {
-            Failure::outage_or_unexpected(status)
-        }
-    }
-
-    /// The class of a status that does not reject: a 5xx, 408 or 429 is an outage
-    /// ([`Failure::Transient`]); any other is [`Failure::Unexpected`].
-    pub fn outage_or_unexpected(status: StatusCode) -> Failure {
-        let outage = status.is_server_error()
-            || status == StatusCode::REQUEST_TIMEOUT
-            || status == StatusCode::TOO_MANY_REQUESTS;
-        if outage {
-            Failure::Transient
-        } else {
-            Failure::Unexpected
-        }
     }
 }
 
@@ -459,6 +399,7 @@ forward_provider!(Arc);
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::StatusCode;
 
     struct Fixed;
 
