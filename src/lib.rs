@@ -147,9 +147,9 @@
 //! refreshes, where its tokens are, and its policy.
 //! The [`presets`] cover union-service, Simacan, OLI Systems, Tradecloud and Intergiro;
 //! [`oauth2`] builds RFC 6749 `password` and `client_credentials` providers;
-//! [`provider::HttpProvider`] assembles others from data, in Rust or from a TOML or JSON spec
-//! file ([`provider::ProviderSpec`], the form the presets themselves take); and the trait can be
-//! implemented directly.
+//! [`provider::HttpProvider`] reads others from data, a TOML or JSON spec file
+//! ([`provider::ProviderSpec`], the form the presets themselves take); and the trait can be
+//! implemented in code for what no spec describes.
 //!
 //! # Errors
 //!
