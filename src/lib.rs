@@ -153,7 +153,7 @@
 //!
 //! # Errors
 //!
-//! The service's error type is [`BoxError`]: the inner service's errors pass through, and a failure
+//! The service's error type is [`BoxError`](tower::BoxError): the inner service's errors pass through, and a failure
 //! to obtain a token is an [`AuthError`], recovered with `err.downcast_ref::<AuthError>()`. No
 //! error message, `Debug` output or tracing event contains a credential or a token; secrets live in
 //! [`Secret`] and header values are marked sensitive.
@@ -237,13 +237,10 @@ pub mod token;
 // layer. Everything that describes an API (the `Provider` trait, its policy, presets, OAuth2,
 // providers built from data) lives in `provider`; token sets and JWT expiry in `token`.
 pub use crate::clock::Clock;
-pub use crate::error::{AuthCall, AuthError, BoxError, ErrorKind};
+pub use crate::error::{AuthCall, AuthError, ErrorKind};
 pub use crate::future::ResponseFuture;
 pub use crate::handle::{Rotations, Token, TokenHandle};
-pub use crate::layer::{
-    AuthLayer, AuthLayerBuilder, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_WAIT,
-    DEFAULT_RETRY_AFTER_CAP, DEFAULT_TIMEOUT,
-};
+pub use crate::layer::{AuthLayer, AuthLayerBuilder};
 pub use crate::manager::{AuthTransport, Backoff};
 pub use crate::metrics::MetricsSnapshot;
 pub use crate::replay::{CloneBody, CloneRequest, NoReplay};

@@ -116,7 +116,10 @@ async fn an_https_url_through_a_plain_http_client_fails_fast_with_the_fix() {
     assert_eq!(sent.load(Ordering::SeqCst), 1);
     assert_eq!(accepted.load(Ordering::SeqCst), 0);
     assert_eq!(
-        (layer.metrics().logins, layer.metrics().auth_failures),
+        (
+            layer.handle().metrics().logins,
+            layer.handle().metrics().auth_failures
+        ),
         (1, 1)
     );
 }
@@ -147,7 +150,7 @@ async fn an_https_url_through_reqwest_without_tls_fails_fast_too() {
         .unwrap_err()
         .retry_in()
         .is_some());
-    assert_eq!(layer.metrics().logins, 1);
+    assert_eq!(layer.handle().metrics().logins, 1);
     assert_eq!(accepted.load(Ordering::SeqCst), 0);
 }
 
