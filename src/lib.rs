@@ -212,14 +212,12 @@
 )]
 
 mod apply;
-mod classify;
 mod clock;
 mod error;
 mod future;
 #[cfg(feature = "tonic")]
 pub mod grpc;
 mod handle;
-mod header;
 mod layer;
 mod manager;
 mod metrics;

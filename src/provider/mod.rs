@@ -53,8 +53,11 @@ pub(crate) use self::generic::{
     CallSpec, Encoding, Expiry, Location, Param, Rejects, Timestamp, TokenFields, TokenSource,
 };
 pub use self::spec::{Credentials, ProviderSpec, SpecError};
-pub use crate::classify::Classifier;
-pub use crate::header::TokenHeader;
+mod classify;
+mod header;
+
+pub use self::classify::Classifier;
+pub use self::header::TokenHeader;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -99,7 +99,7 @@ impl HttpProvider {
         self
     }
 
-    /// Parses successful answers with `parse` instead of a [`TokenSource`], for an answer that
+    /// Parses successful answers with `parse` instead of the spec's `[tokens]` table, for an answer that
     /// none describes. `parse` runs on the auth call's task, once per successful login or
     /// refresh; a [`TokenSet`] without an access token cannot be built, and an error it returns
     /// counts as an unusable answer (retried as transient). Build errors with
