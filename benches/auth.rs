@@ -527,7 +527,7 @@ fn refresh_storm(c: &mut Criterion) {
                     let service = service.clone();
                     async move { served(service.oneshot(request()).await) }
                 });
-                let (calls, logins) = (server.calls(), layer.metrics().logins);
+                let (calls, logins) = (server.calls(), layer.handle().metrics().logins);
                 assert!(
                     calls == 1 && logins == 1,
                     "refresh_storm: {STORM_REQUESTS} requests made {calls} auth calls \

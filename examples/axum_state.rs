@@ -80,7 +80,7 @@ async fn main() -> Result<(), tower::BoxError> {
         let body = response?.into_body().collect().await?.to_bytes();
         println!("{}", String::from_utf8_lossy(&body));
     }
-    println!("downstream logins: {}", layer.metrics().logins);
+    println!("downstream logins: {}", layer.handle().metrics().logins);
     Ok(())
 }
 

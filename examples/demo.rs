@@ -66,7 +66,7 @@ use tower::{Layer, ServiceExt};
 use tower_token_auth::provider::{oauth2, presets};
 use tower_token_auth::provider::{Credentials, HttpProvider, ProviderSpec};
 use tower_token_auth::store::{FileStore, MemoryStore, TokenStore};
-use tower_token_auth::{AuthError, AuthLayer, AuthService};
+use tower_token_auth::{AuthError, AuthLayer, AuthService, TokenHandle};
 use tower_token_auth_emulation::{Api, Config, Emulation, FaultKind};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -275,6 +275,7 @@ fn error_kind(err: &tower::BoxError) -> String {
 async fn run_load(
     name: &str,
     svc: Authed,
+    handle: TokenHandle,
     load: Load,
     bar: ProgressBar,
     started: Instant,
@@ -378,7 +379,7 @@ async fn run_load(
     report.recover_ms = load.outage_end.map(|end| {
         first_ok_after_outage.map(|first| first.saturating_sub(end).as_secs_f64() * 1000.0)
     });
-    let metrics = svc.metrics();
+    let metrics = handle.metrics();
     report.logins = metrics.logins;
     report.refreshes = metrics.refreshes;
     report.replays = metrics.replays;
@@ -691,10 +692,14 @@ async fn external(args: &Args) -> Result<Vec<Report>, String> {
         .find_map(Option::as_deref)
         .unwrap_or("api-key");
     let client = client();
-    let svc = layer(args, provider, &label, auth, user, &client)?.layer(client);
+    let layer = layer(args, provider, &label, auth, user, &client)?;
+    let handle = layer.handle();
+    let svc = layer.layer(client);
     let multi = MultiProgress::new();
     let bar = progress(&multi, &label, load.stop, args.json);
-    Ok(vec![run_load(&label, svc, load, bar, Instant::now()).await])
+    Ok(vec![
+        run_load(&label, svc, handle, load, bar, Instant::now()).await,
+    ])
 }
 
 /// The embedded run's length unless `--duration` or `--requests` says otherwise.
@@ -775,8 +780,10 @@ async fn embedded(args: &Args) -> Result<Vec<Report>, String> {
             Api::Intergiro => "api-key",
             _ => &c.username,
         };
-        let svc = layer(args, provider, name, &base, user, &client)?.layer(client.clone());
-        loads.push((name, svc, load));
+        let layer = layer(args, provider, name, &base, user, &client)?;
+        let handle = layer.handle();
+        let svc = layer.layer(client.clone());
+        loads.push((name, svc, handle, load));
         emulations.push(Arc::new(emulation));
     }
     // One start for every provider, so that the outage window is the same for all.
@@ -787,10 +794,10 @@ async fn embedded(args: &Args) -> Result<Vec<Report>, String> {
         }
     }
     let mut runs = Vec::new();
-    for (name, svc, load) in loads {
+    for (name, svc, handle, load) in loads {
         let bar = progress(&multi, name, load.stop, args.json);
         runs.push(tokio::spawn(async move {
-            run_load(name, svc, load, bar, started).await
+            run_load(name, svc, handle, load, bar, started).await
         }));
     }
     // Simacan's tokens may die before `expires_in`: kill them now and then to exercise

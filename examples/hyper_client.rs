@@ -49,6 +49,6 @@ async fn main() -> Result<(), tower::BoxError> {
         "after revocation -> {}",
         api.oneshot(request).await?.status()
     );
-    println!("{:?}", layer.metrics());
+    println!("{:?}", layer.handle().metrics());
     Ok(())
 }

@@ -29,6 +29,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     oli.revoke_access_tokens();
     let response = client.get(oli.resource_url()).send().await?;
     println!("after revocation -> {}", response.status());
-    println!("{:?}", layer.metrics());
+    println!("{:?}", layer.handle().metrics());
     Ok(())
 }

@@ -58,8 +58,8 @@ async fn main() -> Result<(), BoxError> {
     .confidential_client(&config.client_id, config.client_secret.as_str())
     .build()?;
     let layer = AuthLayer::new(provider, http);
+    let handle = layer.handle();
     let grpc = GrpcAuthLayer::new(layer);
-    let handle = grpc.handle();
     let channel = Channel::from_shared(format!("http://{addr}"))?
         .connect()
         .await?;

@@ -21,9 +21,9 @@ use std::sync::{Arc, Weak};
 
 use http::{HeaderMap, HeaderName, HeaderValue, Request, StatusCode};
 
-use crate::classify::Classifier;
 use crate::clock::Moment;
 use crate::manager::Manager;
+use crate::provider::Classifier;
 use crate::slot::{Generation, TokenState};
 
 impl TokenState {

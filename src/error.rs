@@ -23,7 +23,7 @@ use std::time::Duration;
 use http::StatusCode;
 
 /// A type-erased error, as used by [`tower`] and the service this layer produces.
-pub type BoxError = Box<dyn StdError + Send + Sync>;
+pub(crate) type BoxError = Box<dyn StdError + Send + Sync>;
 
 /// Which auth call a failure belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -164,11 +164,12 @@ impl Failure {
 
 /// An authentication failure.
 ///
-/// Returned (boxed into [`BoxError`]) by [`AuthService`](crate::AuthService) when no token could be
+/// Returned (boxed into [`BoxError`](tower::BoxError)) by [`AuthService`](crate::AuthService) when no token could be
 /// obtained. Recover it with `downcast_ref`:
 ///
 /// ```
-/// use tower_token_auth::{AuthError, BoxError, ErrorKind};
+/// use tower::BoxError;
+/// use tower_token_auth::{AuthError, ErrorKind};
 ///
 /// fn describe(err: &BoxError) -> &'static str {
 ///     match err.downcast_ref::<AuthError>() {

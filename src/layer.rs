@@ -9,7 +9,6 @@ use tower_layer::Layer;
 use crate::clock::Clock;
 use crate::handle::TokenHandle;
 use crate::manager::{AuthTransport, Backoff, Manager, Persist, Schedule, Settings};
-use crate::metrics::MetricsSnapshot;
 use crate::provider::{Provider, RefreshTiming, TokenPolicy};
 use crate::replay::{CloneBody, NoReplay};
 use crate::service::AuthService;
@@ -17,17 +16,17 @@ use crate::store::TokenStore;
 use crate::token::MAX_LIFETIME;
 
 /// Default cap on an auth response body.
-pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 64 * 1024;
+pub(crate) const DEFAULT_MAX_RESPONSE_BYTES: usize = 64 * 1024;
 
 /// Default timeout of one auth call (request and response body).
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Default bound on how long a request waits for a token while the auth server keeps failing
 /// transiently.
-pub const DEFAULT_MAX_WAIT: Duration = Duration::from_secs(30);
+pub(crate) const DEFAULT_MAX_WAIT: Duration = Duration::from_secs(30);
 
 /// Default cap on how long an auth server's `Retry-After` holds back the next attempt.
-pub const DEFAULT_RETRY_AFTER_CAP: Duration = Duration::from_secs(10);
+pub(crate) const DEFAULT_RETRY_AFTER_CAP: Duration = Duration::from_secs(10);
 
 /// The longest any duration setting means: ten years, longer than any process runs and short
 /// enough that every deadline the layer computes from it (an instant, a wall-clock time, a
@@ -93,11 +92,6 @@ impl<R> AuthLayer<R> {
             shared: self.shared,
             replay: strategy,
         }
-    }
-
-    /// The layer's counters so far.
-    pub fn metrics(&self) -> MetricsSnapshot {
-        self.shared.metrics.snapshot()
     }
 
     /// A handle on the layer's token: for clients that do not send through the layer, and to
@@ -256,7 +250,7 @@ impl AuthLayerBuilder {
 
     /// How long a request waits for a token while the auth server keeps failing transiently,
     /// before it fails with [`ErrorKind::Unavailable`](crate::ErrorKind::Unavailable). Default:
-    /// [`DEFAULT_MAX_WAIT`] (30 s). Keep it above the retry schedule's longest delay (and the
+    /// 30 seconds. Keep it above the retry schedule's longest delay (and the
     /// `Retry-After` cap): a request arriving after failed attempts waits for the next one they
     /// scheduled. At most ten years (see [above](Self)): `Duration::MAX` means no bound.
     pub fn max_wait(mut self, max_wait: Duration) -> Self {
@@ -265,7 +259,7 @@ impl AuthLayerBuilder {
     }
 
     /// The longest an auth server's `Retry-After` may hold back the next attempt. Default:
-    /// [`DEFAULT_RETRY_AFTER_CAP`] (10 s).
+    /// 10 seconds.
     pub fn retry_after_cap(mut self, cap: Duration) -> Self {
         self.schedule.retry_after_cap = cap;
         self

@@ -147,13 +147,13 @@
 //! refreshes, where its tokens are, and its policy.
 //! The [`presets`] cover union-service, Simacan, OLI Systems, Tradecloud and Intergiro;
 //! [`oauth2`] builds RFC 6749 `password` and `client_credentials` providers;
-//! [`provider::HttpProvider`] assembles others from data, in Rust or from a TOML or JSON spec
-//! file ([`provider::ProviderSpec`], the form the presets themselves take); and the trait can be
-//! implemented directly.
+//! [`provider::HttpProvider`] reads others from data, a TOML or JSON spec file
+//! ([`provider::ProviderSpec`], the form the presets themselves take); and the trait can be
+//! implemented in code for what no spec describes.
 //!
 //! # Errors
 //!
-//! The service's error type is [`BoxError`]: the inner service's errors pass through, and a failure
+//! The service's error type is [`BoxError`](tower::BoxError): the inner service's errors pass through, and a failure
 //! to obtain a token is an [`AuthError`], recovered with `err.downcast_ref::<AuthError>()`. No
 //! error message, `Debug` output or tracing event contains a credential or a token; secrets live in
 //! [`Secret`] and header values are marked sensitive.
@@ -212,14 +212,12 @@
 )]
 
 mod apply;
-mod classify;
 mod clock;
 mod error;
 mod future;
 #[cfg(feature = "tonic")]
 pub mod grpc;
 mod handle;
-mod header;
 mod layer;
 mod manager;
 mod metrics;
@@ -237,13 +235,10 @@ pub mod token;
 // layer. Everything that describes an API (the `Provider` trait, its policy, presets, OAuth2,
 // providers built from data) lives in `provider`; token sets and JWT expiry in `token`.
 pub use crate::clock::Clock;
-pub use crate::error::{AuthCall, AuthError, BoxError, ErrorKind};
+pub use crate::error::{AuthCall, AuthError, ErrorKind};
 pub use crate::future::ResponseFuture;
 pub use crate::handle::{Rotations, Token, TokenHandle};
-pub use crate::layer::{
-    AuthLayer, AuthLayerBuilder, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_WAIT,
-    DEFAULT_RETRY_AFTER_CAP, DEFAULT_TIMEOUT,
-};
+pub use crate::layer::{AuthLayer, AuthLayerBuilder};
 pub use crate::manager::{AuthTransport, Backoff};
 pub use crate::metrics::MetricsSnapshot;
 pub use crate::replay::{CloneBody, CloneRequest, NoReplay};

@@ -4,8 +4,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 /// A point-in-time copy of a layer's counters.
 ///
-/// Read it with [`AuthLayer::metrics`](crate::AuthLayer::metrics) or
-/// [`AuthService::metrics`](crate::AuthService::metrics); all clones of one layer share the counts.
+/// Read it with [`TokenHandle::metrics`](crate::TokenHandle::metrics) (the handle from
+/// [`AuthLayer::handle`](crate::AuthLayer::handle)); all clones of one layer share the counts.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct MetricsSnapshot {

@@ -16,7 +16,21 @@
 //! fails: a stream) is sent once.
 //!
 //! Errors getting a token reach the caller as [`reqwest_middleware::Error::Middleware`], holding
-//! the [`AuthError`]: see [`auth_error`].
+//! the [`AuthError`](crate::AuthError), which a downcast reaches:
+//!
+//! ```
+//! use tower_token_auth::{AuthError, ErrorKind};
+//!
+//! fn auth_error(error: &reqwest_middleware::Error) -> Option<&AuthError> {
+//!     match error {
+//!         reqwest_middleware::Error::Middleware(inner) => inner.downcast_ref::<AuthError>(),
+//!         _ => None,
+//!     }
+//! }
+//!
+//! let error = reqwest_middleware::Error::middleware(AuthError::config("no credentials"));
+//! assert_eq!(auth_error(&error).map(|e| e.kind()), Some(ErrorKind::Config));
+//! ```
 //!
 //! ```no_run
 //! use reqwest_middleware::ClientBuilder;
@@ -47,7 +61,7 @@ use http_body_util::BodyExt;
 use reqwest_middleware::{Middleware, Next};
 use tower_service::Service;
 
-use crate::error::{AuthError, BoxError};
+use crate::error::BoxError;
 use crate::handle::TokenHandle;
 use crate::provider::AuthRequest;
 use crate::replay::{Sends, Verdict};
@@ -77,11 +91,6 @@ impl AuthMiddleware {
     /// A middleware sharing `handle`'s session (usually [`AuthLayer::handle`](crate::AuthLayer::handle)).
     pub fn new(handle: TokenHandle) -> Self {
         Self { handle }
-    }
-
-    /// The handle the middleware takes its tokens from.
-    pub fn handle(&self) -> &TokenHandle {
-        &self.handle
     }
 }
 
@@ -184,20 +193,5 @@ impl Service<AuthRequest> for ReqwestTransport {
                 .map_err(reqwest::Error::without_url)?;
             Ok(http::Response::from(response))
         })
-    }
-}
-
-/// The [`AuthError`] in a middleware error, when the middleware could not get a token.
-///
-/// ```
-/// use tower_token_auth::reqwest::auth_error;
-///
-/// let error = reqwest_middleware::Error::middleware(tower_token_auth::AuthError::config("no credentials"));
-/// assert_eq!(auth_error(&error).map(|e| e.kind()), Some(tower_token_auth::ErrorKind::Config));
-/// ```
-pub fn auth_error(error: &reqwest_middleware::Error) -> Option<&AuthError> {
-    match error {
-        reqwest_middleware::Error::Middleware(inner) => inner.downcast_ref::<AuthError>(),
-        _ => None,
     }
 }

@@ -12,9 +12,8 @@ use crate::apply::Applied;
 use crate::clock::Moment;
 use crate::error::BoxError;
 use crate::future::{After, Replay, ResponseFuture};
-use crate::handle::TokenHandle;
 use crate::manager::Manager;
-use crate::metrics::{Counter, MetricsSnapshot};
+use crate::metrics::Counter;
 use crate::replay::{CloneBody, CloneRequest};
 use crate::slot::Generation;
 
@@ -22,7 +21,7 @@ use crate::slot::Generation;
 ///
 /// Made by [`AuthLayer`](crate::AuthLayer); all clones share the layer's token and counters.
 ///
-/// Errors are [`BoxError`]: the inner service's own errors, or an
+/// Errors are [`BoxError`](tower::BoxError): the inner service's own errors, or an
 /// [`AuthError`](crate::AuthError) when no token could be obtained (see its docs for the downcast).
 pub struct AuthService<S, R = CloneBody> {
     inner: S,
@@ -37,17 +36,6 @@ impl<S, R> AuthService<S, R> {
             shared,
             replay,
         }
-    }
-
-    /// The counters of the layer this service belongs to.
-    pub fn metrics(&self) -> MetricsSnapshot {
-        self.shared.metrics.snapshot()
-    }
-
-    /// A handle on the layer's token (see [`AuthLayer::handle`](crate::AuthLayer::handle)).
-    pub fn handle(&self) -> TokenHandle
-where {
-        TokenHandle::new(Arc::clone(&self.shared))
     }
 
     /// The wrapped service.

@@ -41,7 +41,7 @@ async fn an_explicit_invalidation_keeps_a_token_the_api_still_holds_valid() {
     let stats = emulation.stats();
     eprintln!(
         "intergiro: {ok} ok, {failed} failed; {stats:?}; {:?}",
-        layer.metrics()
+        layer.handle().metrics()
     );
     assert_eq!(failed, 0, "{ok} ok");
     assert!(ok > 0);
@@ -50,7 +50,7 @@ async fn an_explicit_invalidation_keeps_a_token_the_api_still_holds_valid() {
         stats.violations, 2,
         "the two refused refreshes, no more: {stats:?}"
     );
-    assert_eq!(layer.metrics().refreshes, 2);
+    assert_eq!(layer.handle().metrics().refreshes, 2);
 
     // The refresh token was kept: once the token expires, it renews the session.
     emulation.revoke_access_tokens();

@@ -57,7 +57,7 @@ async fn fresh_token_is_attached_without_auth_calls() {
     assert_eq!((server.logins(), server.refreshes()), (1, 0));
     assert_eq!(server.upstream_calls(), 2);
     assert_eq!(server.upstream_headers()[1], bearer(1));
-    let m = layer.metrics();
+    let m = layer.handle().metrics();
     assert_eq!(
         (m.logins, m.refreshes, m.replays, m.token_waits),
         (1, 0, 0, 1)
@@ -136,8 +136,8 @@ async fn thousand_concurrent_requests_share_one_login() {
         .all(|r| r.as_ref().is_ok_and(|r| r.status() == StatusCode::OK)));
     assert_eq!(server.logins(), 1);
     assert_eq!(server.refreshes(), 0);
-    assert_eq!(layer.metrics().logins, 1);
-    assert_eq!(layer.metrics().token_waits, 1000);
+    assert_eq!(layer.handle().metrics().logins, 1);
+    assert_eq!(layer.handle().metrics().token_waits, 1000);
     assert!(server.upstream_headers().iter().all(|h| *h == bearer(1)));
 }
 
@@ -203,7 +203,7 @@ async fn storm_of_401s_causes_one_refresh_and_one_replay_each() {
         .iter()
         .all(|r| r.as_ref().is_ok_and(|r| r.status() == StatusCode::OK)));
     assert_eq!((server.logins(), server.refreshes()), (1, 1));
-    assert_eq!(layer.metrics().replays, 200);
+    assert_eq!(layer.handle().metrics().replays, 200);
     // 1 warm-up + 200 with the dead token + 200 replays with the new one.
     let headers = server.upstream_headers();
     assert_eq!(headers.len(), 401);
@@ -234,7 +234,7 @@ async fn request_sent_with_an_older_generation_replays_without_refreshing() {
     // The slow one's 401 names token 1; the slot already holds 2: replay with it, no refresh.
     assert_eq!(slow.await.unwrap().unwrap().status(), StatusCode::OK);
     assert_eq!(server.refreshes(), 1);
-    assert_eq!(layer.metrics().replays, 2);
+    assert_eq!(layer.handle().metrics().replays, 2);
 }
 
 #[tokio::test(start_paused = true)]
@@ -252,7 +252,7 @@ async fn request_answered_401_twice_returns_the_401() {
         2,
         "sent once, replayed once"
     );
-    assert_eq!(layer.metrics().replays, 1);
+    assert_eq!(layer.handle().metrics().replays, 1);
     assert_eq!((server.logins(), server.refreshes()), (1, 1));
     // The final 401 invalidated the token it was sent with: a background refresh replaces it,
     // and the next request does not send the dead one.
@@ -277,7 +277,7 @@ async fn max_replays_bounds_the_replays() {
     let calls = server.upstream_calls();
     assert_eq!(send(&svc).await.unwrap(), StatusCode::UNAUTHORIZED);
     assert_eq!(server.upstream_calls() - calls, 4);
-    assert_eq!(layer.metrics().replays, 3);
+    assert_eq!(layer.handle().metrics().replays, 3);
     assert_eq!(server.refreshes(), 3);
     assert_eq!(server.reused_refresh_tokens(), 0);
 }
@@ -298,7 +298,7 @@ async fn max_sends_caps_replays_of_every_kind() {
         3,
         "the default cap is 3 sends"
     );
-    assert_eq!(layer.metrics().replays, 2);
+    assert_eq!(layer.handle().metrics().replays, 2);
 }
 
 #[tokio::test(start_paused = true)]
@@ -311,7 +311,7 @@ async fn replay_disabled_returns_the_first_401() {
     assert_eq!(send(&svc).await.unwrap(), StatusCode::OK);
     server.revoke_access_tokens();
     assert_eq!(send(&svc).await.unwrap(), StatusCode::UNAUTHORIZED);
-    assert_eq!(layer.metrics().replays, 0);
+    assert_eq!(layer.handle().metrics().replays, 0);
     // The 401 still marked the token dead: one background refresh, and the next request (which
     // waits for it instead of sending the dead token) carries the new token.
     assert_eq!(send(&svc).await.unwrap(), StatusCode::OK);
@@ -373,7 +373,7 @@ async fn non_clone_bodies_go_out_once_with_no_replay() {
         svc.clone().oneshot(req()).await.unwrap().status(),
         StatusCode::UNAUTHORIZED
     );
-    assert_eq!(layer.metrics().replays, 0);
+    assert_eq!(layer.handle().metrics().replays, 0);
 }
 
 #[tokio::test(start_paused = true)]
@@ -388,7 +388,7 @@ async fn dropping_the_request_that_started_a_login_does_not_cancel_it() {
         .map(|_| tokio::spawn(svc.clone().oneshot(get())))
         .collect();
     tokio::task::yield_now().await;
-    assert_eq!(layer.metrics().logins, 1, "the login is in flight");
+    assert_eq!(layer.handle().metrics().logins, 1, "the login is in flight");
     first.abort();
     assert!(first.await.unwrap_err().is_cancelled());
     for other in others {
@@ -409,7 +409,7 @@ async fn login_completes_even_when_its_only_waiter_is_dropped() {
     // The token landed in the slot: the next request needs no auth call and no wait.
     assert_eq!(send(&svc).await.unwrap(), StatusCode::OK);
     assert_eq!(server.logins(), 1);
-    assert_eq!(layer.metrics().token_waits, 1);
+    assert_eq!(layer.handle().metrics().token_waits, 1);
 }
 
 #[tokio::test(start_paused = true)]
@@ -425,7 +425,7 @@ async fn rejected_refresh_falls_back_to_login() {
         .iter()
         .all(|r| r.as_ref().is_ok_and(|r| r.status() == StatusCode::OK)));
     assert_eq!((server.refreshes(), server.logins()), (1, 2));
-    assert_eq!(layer.metrics().auth_failures, 1);
+    assert_eq!(layer.handle().metrics().auth_failures, 1);
 }
 
 #[tokio::test(start_paused = true)]
@@ -573,7 +573,7 @@ async fn proactive_refresh_runs_in_the_background() {
     let headers = server.upstream_headers();
     assert!(headers[2..].iter().all(|h| *h == bearer(1)));
     assert_eq!(
-        layer.metrics().token_waits,
+        layer.handle().metrics().token_waits,
         1,
         "nobody waited for the refresh"
     );
@@ -814,7 +814,7 @@ async fn bad_auth_responses_are_typed_errors_and_keep_the_valid_token() {
             .unwrap_or_else(|| panic!("{name}: no cause in {err:?}"));
         assert_eq!(cause.kind(), kind, "{name}: {err}");
         assert!(!format!("{err} {err:?}").contains(MARK), "{name}: {err}");
-        let tries = layer.metrics().auth_failures;
+        let tries = layer.handle().metrics().auth_failures;
         assert!(tries >= 2, "{name}: retried inside the flight ({tries})");
         // Timeouts at 10 s, 20 s: the third login is still out when the request gives up.
         let in_flight = u64::from(matches!(fault, Fault::Hang));
@@ -934,7 +934,8 @@ async fn services_from_one_layer_share_the_slot() {
     let (ra, rb) = tokio::join!(send(&a), send(&b));
     assert_eq!((ra.unwrap(), rb.unwrap()), (StatusCode::OK, StatusCode::OK));
     assert_eq!(server.logins(), 1);
-    assert_eq!(a.metrics(), b.metrics());
+    // Both services count on the layer's one set of metrics: one login between them.
+    assert_eq!(layer.handle().metrics().logins, 1);
 }
 
 #[tokio::test(start_paused = true)]
@@ -1016,7 +1017,7 @@ async fn buffered_streaming_bodies_are_replayed() {
         svc.clone().oneshot(req()).await.unwrap().status(),
         StatusCode::OK
     );
-    assert_eq!(layer.metrics().replays, 1);
+    assert_eq!(layer.handle().metrics().replays, 1);
     assert_eq!(server.refreshes(), 1);
 }
 
@@ -1035,7 +1036,7 @@ async fn refresh_answered_2xx_but_unusable_consumes_the_refresh_token() {
     // The consumed refresh token was not sent again.
     assert_eq!(server.refresh_tokens_seen(), [format!("rt-1-{MARK}")]);
     assert_eq!((server.logins(), server.refreshes()), (2, 1));
-    assert_eq!(layer.metrics().auth_failures, 1);
+    assert_eq!(layer.handle().metrics().auth_failures, 1);
 }
 
 /// A provider that panics while parsing: a bug in user code must not disable the backoff.

@@ -85,7 +85,7 @@ async fn an_ambiguous_answer_is_a_rejection_only_three_times_in_a_row() {
         .expect("the third login succeeds");
     assert_eq!(token.generation(), 1);
     assert_eq!(server.logins(), 3);
-    assert_eq!(layer.metrics().auth_failures, 2);
+    assert_eq!(layer.handle().metrics().auth_failures, 2);
 }
 
 /// `expires_in: 0` (or `0.001`, `1e-9`): not a token to renew on every request, but one of
@@ -152,7 +152,7 @@ async fn union_service_rides_out_faults_answered_like_rejections() {
     let stats = emulation.stats();
     eprintln!(
         "union-service: {ok} ok, {failed} failed; {stats:?}; {:?}",
-        layer.metrics()
+        layer.handle().metrics()
     );
     assert!(stats.faults >= 50, "faults were injected: {stats:?}");
     assert!(ok >= 1_000, "{ok} requests served");

@@ -164,7 +164,7 @@ async fn every_auth_fault_is_a_typed_error_and_clears() {
                     .downcast_ref::<AuthError>()
                     .is_some_and(|e| e.kind() == kind && kind != ErrorKind::Timeout) =>
             {
-                let m = layer.metrics();
+                let m = layer.handle().metrics();
                 assert_eq!((m.logins, m.auth_failures), (5, 5), "{name}: {m:?}");
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
@@ -176,7 +176,7 @@ async fn every_auth_fault_is_a_typed_error_and_clears() {
                     .and_then(|e| e.downcast_ref::<AuthError>())
                     .unwrap_or_else(|| panic!("{name}: no cause: {err:?}"));
                 assert_eq!(cause.kind(), kind, "{name}: {err}");
-                let m = layer.metrics();
+                let m = layer.handle().metrics();
                 assert!(m.auth_failures >= 2, "{name}: retried: {m:?}");
                 // Every login failed, but one may still be out when the request gives up.
                 assert!(m.logins - m.auth_failures <= 1, "{name}: {m:?}");
@@ -214,7 +214,7 @@ async fn a_token_type_mismatch_is_backed_off_not_retried() {
         1,
         "one auth call, then the backoff"
     );
-    assert_eq!(layer.metrics().auth_failures, 1);
+    assert_eq!(layer.handle().metrics().auth_failures, 1);
 }
 
 /// While a refresh keeps failing, the still-valid token keeps being used.
@@ -234,7 +234,7 @@ async fn failing_refreshes_keep_the_valid_token_in_use() {
         assert_eq!(get(&svc, &emulation).await.unwrap(), StatusCode::OK);
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let metrics = layer.metrics();
+    let metrics = layer.handle().metrics();
     assert!(metrics.auth_failures >= 2, "{metrics:?}");
     assert_eq!(metrics.token_waits, 1, "no request waited: {metrics:?}");
     emulation.set_fault(None);

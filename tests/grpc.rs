@@ -227,8 +227,8 @@ impl Setup {
                 p.refresh = refresh;
             })
             .build(emulated::client());
+        let handle = layer.handle();
         let grpc = GrpcAuthLayer::new(layer).max_buffered(max_buffered);
-        let handle = grpc.handle();
         let channel = Channel::from_shared(format!("http://{addr}"))
             .expect("channel URI")
             .connect()
@@ -492,7 +492,7 @@ async fn trailers_only_unauthenticated_is_a_dead_token_with_the_default_classifi
         let expected: Vec<String> = (1..=1 + replays).map(bearer).collect();
         assert_eq!(*sent.lock().unwrap(), expected, "{classifier:?}");
         assert_eq!(
-            layer.metrics().replays,
+            layer.handle().metrics().replays,
             u64::from(replays),
             "{classifier:?}"
         );

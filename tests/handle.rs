@@ -353,7 +353,7 @@ async fn a_401_for_a_missing_permission_keeps_the_token() {
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     tokio::time::sleep(AUTH_DELAY * 4).await;
     assert_eq!((server.logins(), server.refreshes()), (1, 0));
-    assert_eq!(layer.metrics().replays, 0);
+    assert_eq!(layer.handle().metrics().replays, 0);
     assert_eq!(layer.handle().current().unwrap().generation(), 1);
 }
 
@@ -368,7 +368,7 @@ async fn a_401_naming_invalid_token_is_refreshed_and_replayed() {
     let response = svc.oneshot(get()).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!((server.logins(), server.refreshes()), (1, 1));
-    assert_eq!(layer.metrics().replays, 1);
+    assert_eq!(layer.handle().metrics().replays, 1);
     assert_eq!(recorder.header("authorization"), [bearer(1), bearer(2)]);
 }
 

@@ -17,8 +17,8 @@ use http_body_util::Full;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tower::ServiceExt;
-use tower_token_auth::provider::{oauth2, CallSpec, Encoding, HttpProvider, Param, Rejects};
-use tower_token_auth::{AuthError, AuthLayer, AuthTransport, ErrorKind, Secret};
+use tower_token_auth::provider::{oauth2, Credentials, HttpProvider};
+use tower_token_auth::{AuthError, AuthLayer, AuthTransport, ErrorKind};
 
 /// A plain-HTTP hyper-util client counting the requests it is given.
 fn counting_client(sent: &Arc<AtomicU32>) -> impl AuthTransport {
@@ -61,16 +61,17 @@ async fn server(status: StatusCode) -> (String, Arc<AtomicU32>) {
     (addr, accepted)
 }
 
-/// A JSON login at `url`, with an API key in its query.
-fn keyed_login(url: &str) -> HttpProvider {
-    HttpProvider::login_only(
-        CallSpec::post(url)
-            .unwrap()
-            .encoding(Encoding::Json)
-            .query("api_key", Param::secret(Secret::new("k-SECRET4")))
-            .field("username", "alice")
-            .secret_field("password", Secret::new("pw-SECRET3")),
-    )
+/// A JSON login at `url`, with an API key in its query; with `rejects`, its `rejects` table.
+fn keyed_login(url: &str, rejects: Option<&str>) -> HttpProvider {
+    let rejects = rejects.map_or_else(String::new, |r| format!("rejects = {r}\n"));
+    let spec = format!(
+        "[login]\nurl = \"{url}\"\nquery = {{ api_key = \"${{api_key}}\" }}\n\
+         json = {{ username = \"alice\", password = \"${{password}}\" }}\n{rejects}"
+    );
+    let credentials = Credentials::new()
+        .api_key("k-SECRET4")
+        .password("pw-SECRET3");
+    HttpProvider::from_toml(&spec, &credentials).expect("the spec builds")
 }
 
 /// An `https://` token URL given to hyper-util's plain-HTTP client: one auth call, failed at
@@ -115,7 +116,10 @@ async fn an_https_url_through_a_plain_http_client_fails_fast_with_the_fix() {
     assert_eq!(sent.load(Ordering::SeqCst), 1);
     assert_eq!(accepted.load(Ordering::SeqCst), 0);
     assert_eq!(
-        (layer.metrics().logins, layer.metrics().auth_failures),
+        (
+            layer.handle().metrics().logins,
+            layer.handle().metrics().auth_failures
+        ),
         (1, 1)
     );
 }
@@ -146,7 +150,7 @@ async fn an_https_url_through_reqwest_without_tls_fails_fast_too() {
         .unwrap_err()
         .retry_in()
         .is_some());
-    assert_eq!(layer.metrics().logins, 1);
+    assert_eq!(layer.handle().metrics().logins, 1);
     assert_eq!(accepted.load(Ordering::SeqCst), 0);
 }
 
@@ -160,7 +164,7 @@ async fn a_refused_connection_is_named_in_the_top_level_message() {
         listener.local_addr().unwrap()
     };
     let sent = Arc::new(AtomicU32::new(0));
-    let layer = AuthLayer::builder(keyed_login(&format!("http://{addr}/token")))
+    let layer = AuthLayer::builder(keyed_login(&format!("http://{addr}/token"), None))
         .max_wait(Duration::from_millis(300))
         .build(counting_client(&sent));
 
@@ -192,7 +196,7 @@ async fn a_refused_connection_is_named_in_the_top_level_message() {
 async fn a_404_names_the_endpoint_without_its_query() {
     let (addr, accepted) = server(StatusCode::NOT_FOUND).await;
     let sent = Arc::new(AtomicU32::new(0));
-    let layer = AuthLayer::builder(keyed_login(&format!("http://{addr}/realms/x/token")))
+    let layer = AuthLayer::builder(keyed_login(&format!("http://{addr}/realms/x/token"), None))
         .build(counting_client(&sent));
     let handle = layer.handle();
 
@@ -228,8 +232,7 @@ async fn a_404_names_the_endpoint_without_its_query() {
 async fn a_404_taken_for_a_rejection_names_the_endpoint_too() {
     let (addr, _accepted) = server(StatusCode::NOT_FOUND).await;
     let sent = Arc::new(AtomicU32::new(0));
-    let provider =
-        keyed_login(&format!("http://{addr}/auth/token")).login_rejects(Rejects::AnyFailure);
+    let provider = keyed_login(&format!("http://{addr}/auth/token"), Some("{ any = true }"));
     let layer = AuthLayer::builder(provider).build(counting_client(&sent));
     let err = layer.handle().token().await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::LoginRejected);
@@ -242,8 +245,7 @@ async fn a_404_taken_for_a_rejection_names_the_endpoint_too() {
     );
     // A refusal of the credentials is about them, not about the URL.
     let (addr, _accepted) = server(StatusCode::UNAUTHORIZED).await;
-    let provider =
-        keyed_login(&format!("http://{addr}/auth/token")).login_rejects(Rejects::AnyFailure);
+    let provider = keyed_login(&format!("http://{addr}/auth/token"), Some("{ any = true }"));
     let layer = AuthLayer::builder(provider).build(counting_client(&sent));
     let err = layer.handle().token().await.unwrap_err();
     assert_eq!(
@@ -257,7 +259,7 @@ async fn a_404_taken_for_a_rejection_names_the_endpoint_too() {
 async fn a_transient_status_is_not_blamed_on_the_endpoint() {
     let (addr, _accepted) = server(StatusCode::SERVICE_UNAVAILABLE).await;
     let sent = Arc::new(AtomicU32::new(0));
-    let layer = AuthLayer::builder(keyed_login(&format!("http://{addr}/token")))
+    let layer = AuthLayer::builder(keyed_login(&format!("http://{addr}/token"), None))
         .max_wait(Duration::from_millis(100))
         .build(counting_client(&sent));
     let err = layer.handle().token().await.unwrap_err();

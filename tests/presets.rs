@@ -143,7 +143,7 @@ async fn lifecycle(api: Api, via: Via, source: Source) {
     all_ok(&sender, &emulation, 16).await;
     let stats = emulation.stats();
     assert_eq!((stats.logins, stats.refreshes), (1, 1), "{api:?}");
-    assert!(layer.metrics().replays >= 1, "{api:?}");
+    assert!(layer.handle().metrics().replays >= 1, "{api:?}");
 
     // Again: the rotated refresh token is the one sent now (reuse would count a violation).
     emulation.revoke_access_tokens();
@@ -162,7 +162,7 @@ async fn lifecycle(api: Api, via: Via, source: Source) {
         "{api:?}"
     );
     assert_eq!(stats.violations, 0, "{api:?}: {stats:?}");
-    let metrics = layer.metrics();
+    let metrics = layer.handle().metrics();
     assert_eq!(
         (metrics.logins, metrics.refreshes, metrics.auth_failures),
         (2, 3, 1)
@@ -203,7 +203,7 @@ async fn steady_load(api: Api, via: Via, source: Source) {
     assert!(stats.refreshes >= 2, "{api:?}: {stats:?}");
     assert_eq!(stats.violations, 0, "{api:?}: {stats:?}");
     assert_eq!(stats.resource_ok, u64::from(sent), "{api:?}");
-    assert_eq!(layer.metrics().refreshes, stats.refreshes);
+    assert_eq!(layer.handle().metrics().refreshes, stats.refreshes);
 }
 
 macro_rules! conformance {
@@ -333,15 +333,15 @@ async fn tradecloud_success_without_tokens_is_an_error() {
     let err = auth_error(&err);
     assert_eq!(err.kind(), ErrorKind::Malformed, "{err}");
     assert!(err.retry_in().is_none(), "{err}");
-    assert_eq!(layer.metrics().logins, 5);
+    assert_eq!(layer.handle().metrics().logins, 5);
     let again = get(&svc, &emulation).await.unwrap_err();
     assert!(auth_error(&again).retry_in().is_some(), "{again}");
-    assert_eq!(layer.metrics().logins, 5, "failing fast");
+    assert_eq!(layer.handle().metrics().logins, 5, "failing fast");
     // Once the API answers properly, the first request after the backoff is served.
     emulation.set_fault(None);
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(get(&svc, &emulation).await.unwrap(), StatusCode::OK);
-    assert_eq!(layer.metrics().logins, 6);
+    assert_eq!(layer.handle().metrics().logins, 6);
 }
 
 #[tokio::test]

@@ -11,11 +11,20 @@ use http::StatusCode;
 use http_body_util::Full;
 use reqwest_middleware::{ClientBuilder, ClientWithMiddleware};
 use tower::Layer;
-use tower_token_auth::reqwest::{auth_error, AuthMiddleware, ReqwestTransport};
+use tower_token_auth::reqwest::{AuthMiddleware, ReqwestTransport};
 use tower_token_auth::{AuthLayer, ErrorKind};
 use tower_token_auth_emulation::{Api, Config, Emulation, Fault};
 
 use emulated::{client, get_concurrently, preset_with};
+
+/// The [`AuthError`](tower_token_auth::AuthError) in a middleware error (the downcast the
+/// module docs show).
+fn auth_error(error: &reqwest_middleware::Error) -> Option<&tower_token_auth::AuthError> {
+    match error {
+        reqwest_middleware::Error::Middleware(inner) => inner.downcast_ref(),
+        _ => None,
+    }
+}
 
 const API: Api = Api::UnionService;
 
@@ -102,7 +111,7 @@ async fn a_request_whose_body_cannot_be_copied_is_sent_once() {
     let streamed = reqwest::Body::wrap(Full::new(Bytes::from_static(b"a stream")));
     let response = reqwest.post(&url).body(streamed).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(layer.metrics().replays, 0);
+    assert_eq!(layer.handle().metrics().replays, 0);
 
     // The rejected token was retired: the next request gets a new one, without a replay.
     assert_eq!(
@@ -114,13 +123,13 @@ async fn a_request_whose_body_cannot_be_copied_is_sent_once() {
         (stats.logins, stats.refreshes, stats.resource_unauthorized),
         (1, 1, 1)
     );
-    assert_eq!(layer.metrics().replays, 0);
+    assert_eq!(layer.handle().metrics().replays, 0);
 
     // A copyable body is replayed.
     emulation.revoke_access_tokens();
     let response = reqwest.post(&url).body("a copy").send().await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
-    assert_eq!(layer.metrics().replays, 1);
+    assert_eq!(layer.handle().metrics().replays, 1);
     assert_eq!(emulation.stats().refreshes, 2);
 }
 
@@ -169,7 +178,7 @@ async fn a_request_meeting_three_revoked_tokens_is_replayed_with_a_fourth() {
         (6, 5),
         "{stats:?}"
     );
-    assert_eq!(layer.metrics().replays, 3 + 3);
+    assert_eq!(layer.handle().metrics().replays, 3 + 3);
     assert_eq!(emulation.resource_tokens().len(), 4);
 }
 

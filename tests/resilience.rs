@@ -187,7 +187,10 @@ async fn thirty_percent_auth_faults_are_ridden_out() {
         let stats = emulation.stats();
         let total = tally.total();
         let ok = tally.ok.load(Ordering::Relaxed);
-        eprintln!("{api:?}: {ok}/{total} ok, {stats:?}, {:?}", layer.metrics());
+        eprintln!(
+            "{api:?}: {ok}/{total} ok, {stats:?}, {:?}",
+            layer.handle().metrics()
+        );
         assert!(total >= 1000, "{api:?}: {total} requests");
         assert!(ok * 1000 >= total * 999, "{api:?}: {ok}/{total} ok");
         assert!(stats.faults >= 2, "{api:?}: faults were injected");
@@ -274,7 +277,7 @@ async fn early_revocation_never_reaches_the_caller() {
         };
         let tally = run(&svc, &emulation, load).await;
         let stats = emulation.stats();
-        let metrics = layer.metrics();
+        let metrics = layer.handle().metrics();
         eprintln!("{api:?}: {tally:?} {stats:?} {metrics:?}");
         assert_eq!(tally.total(), 10_000);
         assert_eq!(

@@ -150,7 +150,7 @@ async fn a_request_meeting_three_revoked_tokens_is_replayed_with_a_fourth() {
     assert_eq!(status(request).await, StatusCode::OK);
     // Sent 4 times; one refresh per revoked token, each made by the request that met it first.
     assert_eq!((server.logins(), server.refreshes()), (1, 3));
-    assert_eq!(layer.metrics().replays, 3 + 3);
+    assert_eq!(layer.handle().metrics().replays, 3 + 3);
     quiet(&mut upstream).await;
 }
 
@@ -174,7 +174,7 @@ async fn revocation_after_revocation_ends_after_eight_sends() {
     assert_eq!(status(request).await, StatusCode::UNAUTHORIZED);
     quiet(&mut upstream).await;
     assert_eq!((server.logins(), server.refreshes()), (1, 8));
-    assert_eq!(layer.metrics().replays, 7 + 8);
+    assert_eq!(layer.handle().metrics().replays, 7 + 8);
 }
 
 /// The higher cap holds within the layer's wait bound from the request's start: past it, the
@@ -231,7 +231,7 @@ async fn tokens_never_accepted_end_after_three_sends() {
     quiet(&mut upstream).await;
     // The final 401 invalidated token 3: one more refresh, in the background.
     assert_eq!((server.logins(), server.refreshes()), (1, 3));
-    assert_eq!(layer.metrics().replays, 1 + 2);
+    assert_eq!(layer.handle().metrics().replays, 1 + 2);
 }
 
 /// A request that twice happens to be the first to meet a revoked token's 401 is charged for
@@ -262,7 +262,7 @@ async fn reporting_a_revocation_first_costs_nothing_when_others_met_it_too() {
     expect(&mut upstream, "r", 3).await.answer(StatusCode::OK);
     assert_eq!(status(request).await, StatusCode::OK);
     assert_eq!((server.logins(), server.refreshes()), (1, 2));
-    assert_eq!(layer.metrics().replays, 3);
+    assert_eq!(layer.handle().metrics().replays, 3);
     quiet(&mut upstream).await;
 }
 
@@ -289,7 +289,7 @@ async fn a_request_refused_alone_is_charged_as_before() {
     assert_eq!(status(request).await, StatusCode::UNAUTHORIZED);
     quiet(&mut upstream).await;
     assert_eq!((server.logins(), server.refreshes()), (1, 2));
-    assert_eq!(layer.metrics().replays, 1);
+    assert_eq!(layer.handle().metrics().replays, 1);
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -382,7 +382,7 @@ async fn run(api: Api, requests: u64, seed: u64) -> Run {
         tally,
         stats: emulation.stats(),
         revocations: emulation.revocations(),
-        metrics: layer.metrics(),
+        metrics: layer.handle().metrics(),
         elapsed,
     }
 }

@@ -23,8 +23,8 @@ use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use tower_token_auth::provider::{oauth2, CallSpec, Encoding, HttpProvider, Param};
-use tower_token_auth::{AuthError, AuthLayer, ErrorKind, Secret};
+use tower_token_auth::provider::{oauth2, Credentials, HttpProvider};
+use tower_token_auth::{AuthError, AuthLayer, ErrorKind};
 
 use capture::Capture;
 
@@ -225,6 +225,24 @@ async fn every_echo(echo: &Echo, provider: &HttpProvider, secrets: &[String]) {
     );
 }
 
+/// A JSON login at `url` (only), sending user `alice` and `password`, and with `api_key`, the
+/// key in its query.
+fn json_login(url: &str, api_key: Option<&str>, password: &str) -> HttpProvider {
+    let query = if api_key.is_some() {
+        "query = { api_key = \"${api_key}\" }\n"
+    } else {
+        ""
+    };
+    let spec = format!(
+        "[login]\nurl = \"{url}\"\n{query}json = {{ username = \"alice\", password = \"${{password}}\" }}\n"
+    );
+    let mut credentials = Credentials::new().password(password);
+    if let Some(key) = api_key {
+        credentials = credentials.api_key(key);
+    }
+    HttpProvider::from_toml(&spec, &credentials).expect("the spec builds")
+}
+
 /// A JSON login whose password needs JSON escapes (and an API key in the query): echoed in every
 /// way, it is never shown.
 #[tokio::test]
@@ -232,14 +250,7 @@ async fn an_echoed_json_login_shows_no_secret() {
     let (capture, _guard) = Capture::start();
     let echo = Echo::start().await;
     let password = r#"Pq"x\y-SECRET9"#;
-    let provider = HttpProvider::login_only(
-        CallSpec::post(&echo.url)
-            .unwrap()
-            .encoding(Encoding::Json)
-            .query("api_key", Param::secret(Secret::new("k-SECRET5")))
-            .field("username", "alice")
-            .secret_field("password", Secret::new(password)),
-    );
+    let provider = json_login(&echo.url, Some("k-SECRET5"), password);
     let secrets = [password, r#"Pq\"x\\y-SECRET9"#, "SECRET9", "k-SECRET5"].map(String::from);
     every_echo(&echo, &provider, &secrets).await;
     let logs = capture.text();
@@ -254,13 +265,7 @@ async fn an_echoed_non_ascii_password_shows_no_secret() {
     let (capture, _guard) = Capture::start();
     let echo = Echo::start().await;
     let password = "pässwörd-SECRET6";
-    let provider = HttpProvider::login_only(
-        CallSpec::post(&echo.url)
-            .unwrap()
-            .encoding(Encoding::Json)
-            .field("username", "alice")
-            .secret_field("password", Secret::new(password)),
-    );
+    let provider = json_login(&echo.url, None, password);
     let secrets = [password, "SECRET6", "p\\u00e4ssw"].map(String::from);
     every_echo(&echo, &provider, &secrets).await;
     let logs = capture.text();
@@ -334,14 +339,7 @@ async fn a_provider_parse_error_quoting_the_echo_shows_no_secret() {
         uppercase: false,
         ascii: false,
     });
-    let provider = HttpProvider::login_only(
-        CallSpec::post(&echo.url)
-            .unwrap()
-            .encoding(Encoding::Json)
-            .field("username", "alice")
-            .secret_field("password", Secret::new("hunter2!SECRET8")),
-    )
-    .parse_with(|_, response| {
+    let provider = json_login(&echo.url, None, "hunter2!SECRET8").parse_with(|_, response| {
         Err(AuthError::malformed(format!(
             "unexpected answer {}",
             String::from_utf8_lossy(response.body())

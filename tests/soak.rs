@@ -127,7 +127,7 @@ async fn soak_short_lived_tokens_with_revocations() {
     let rss_end = rss();
     revoker.abort();
 
-    let metrics = layer.metrics();
+    let metrics = layer.handle().metrics();
     let stats = emulation.stats();
     let expected = elapsed.as_secs_f64() / LIFETIME.as_secs_f64();
     let ratio = metrics.refreshes as f64 / expected;

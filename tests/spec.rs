@@ -356,7 +356,9 @@ async fn a_spec_without_refresh_only_logs_in() {
         .client_secret("s&SECRET")
         .scope("x y");
     let provider = HttpProvider::from_toml(spec, &credentials).unwrap();
-    assert!(provider.refresh_call().is_none());
+    let err = provider.refresh_request(&Secret::new("r")).unwrap_err();
+    assert_eq!(err.kind(), tower_token_auth::ErrorKind::Config);
+    assert!(err.to_string().contains("no refresh call"), "{err}");
     assert_eq!(
         login(&provider).await,
         "POST https://idp.example.com/token\n\

@@ -91,7 +91,10 @@ async fn a_restart_within_the_token_lifetime_logs_in_zero_times() {
     {
         let (a, svc) = process(&server, clock, FileStore::new(dir.path()).clock(clock));
         assert_eq!(send(&svc).await, StatusCode::OK);
-        assert_eq!((a.metrics().logins, a.metrics().adoptions), (1, 0));
+        assert_eq!(
+            (a.handle().metrics().logins, a.handle().metrics().adoptions),
+            (1, 0)
+        );
     }
     tokio::time::advance(Duration::from_secs(1800)).await;
 
@@ -99,7 +102,7 @@ async fn a_restart_within_the_token_lifetime_logs_in_zero_times() {
     let (b, svc) = process(&server, clock, FileStore::new(dir.path()).clock(clock));
     all_at_once(&[&svc], 20).await;
     assert_eq!((server.logins(), server.refreshes()), (1, 0));
-    let m = b.metrics();
+    let m = b.handle().metrics();
     assert_eq!(
         (m.logins, m.refreshes, m.adoptions, m.store_failures),
         (0, 0, 1, 0)
@@ -122,7 +125,10 @@ async fn a_restart_after_the_access_token_expired_refreshes_with_the_stored_refr
     assert_eq!(send(&svc).await, StatusCode::OK);
     assert_eq!((server.logins(), server.refreshes()), (1, 1));
     assert_eq!(server.reused_refresh_tokens(), 0);
-    assert_eq!((b.metrics().logins, b.metrics().refreshes), (0, 1));
+    assert_eq!(
+        (b.handle().metrics().logins, b.handle().metrics().refreshes),
+        (0, 1)
+    );
     // The rotated pair replaced the stored one.
     let stored = store.load(KEY).await.unwrap().unwrap();
     assert_eq!(
@@ -140,7 +146,7 @@ async fn a_401_costs_the_fleet_one_refresh(store: impl TokenStore + Clone + 'sta
     let (b, svc_b) = process(&server, clock, store);
     assert_eq!(send(&svc_a).await, StatusCode::OK);
     assert_eq!(send(&svc_b).await, StatusCode::OK);
-    assert_eq!((server.logins(), b.metrics().adoptions), (1, 1));
+    assert_eq!((server.logins(), b.handle().metrics().adoptions), (1, 1));
 
     server.revoke_access_tokens();
     assert_eq!(send(&svc_a).await, StatusCode::OK);
@@ -149,7 +155,7 @@ async fn a_401_costs_the_fleet_one_refresh(store: impl TokenStore + Clone + 'sta
 
     assert_eq!((server.logins(), server.refreshes()), (1, 1));
     assert_eq!(server.reused_refresh_tokens(), 0);
-    let (ma, mb) = (a.metrics(), b.metrics());
+    let (ma, mb) = (a.handle().metrics(), b.handle().metrics());
     assert_eq!(
         (ma.logins, ma.refreshes, ma.adoptions, ma.replays),
         (1, 1, 0, 1)
@@ -202,11 +208,14 @@ async fn processes_renewing_at_once_share_one_refresh(store: impl TokenStore + C
     assert_eq!((server.logins(), server.refreshes()), (1, 2));
     assert_eq!(server.upstream_headers().last().unwrap(), &bearer(3));
     assert_eq!(server.reused_refresh_tokens(), 0);
-    let adoptions: u64 = processes.iter().map(|(l, _)| l.metrics().adoptions).sum();
+    let adoptions: u64 = processes
+        .iter()
+        .map(|(l, _)| l.handle().metrics().adoptions)
+        .sum();
     assert_eq!(adoptions, 2 * 3);
     assert!(processes
         .iter()
-        .all(|(l, _)| l.metrics().store_failures == 0));
+        .all(|(l, _)| l.handle().metrics().store_failures == 0));
 }
 
 #[tokio::test(start_paused = true)]
@@ -257,7 +266,7 @@ async fn unusable_entries_are_typed_errors_then_a_fresh_login_never_a_reuse() {
         let (layer, svc) = process(&server, clock, store.clone());
         assert_eq!(send(&svc).await, StatusCode::OK, "{case}");
         assert_eq!((server.logins(), server.refreshes()), (1, 0), "{case}");
-        let m = layer.metrics();
+        let m = layer.handle().metrics();
         assert_eq!((m.store_failures, m.adoptions), (1, 0), "{case}");
         assert_eq!(server.upstream_headers(), [bearer(1)], "{case}");
         // The login replaced the entry.
@@ -287,7 +296,7 @@ async fn a_crashed_lease_holder_delays_the_others_until_its_lease_lapses(
     let waited = server.call_times()[0] - started;
     assert!(waited >= ttl, "{waited:?}");
     assert!(waited < ttl + Duration::from_secs(1), "{waited:?}");
-    assert_eq!(layer.metrics().store_failures, 0);
+    assert_eq!(layer.handle().metrics().store_failures, 0);
     // The layer released its own lease.
     assert!(store.lease(KEY, ttl).await.unwrap().is_some());
 }
@@ -323,7 +332,7 @@ async fn an_unusable_entry_is_reported_once_per_wait_not_per_poll() {
     assert_eq!(send(&svc).await, StatusCode::OK);
     assert_eq!((server.logins(), server.refreshes()), (1, 0));
     // About twenty polls went by.
-    assert_eq!(layer.metrics().store_failures, 2);
+    assert_eq!(layer.handle().metrics().store_failures, 2);
 }
 
 #[tokio::test(start_paused = true)]
@@ -342,7 +351,7 @@ async fn a_failing_store_is_counted_and_the_layer_carries_on_in_memory() {
     tokio::time::advance(Duration::from_secs(61)).await;
     assert_eq!(send(&svc).await, StatusCode::OK);
     assert_eq!((server.logins(), server.refreshes()), (1, 1));
-    let failures = layer.metrics().store_failures;
+    let failures = layer.handle().metrics().store_failures;
     // Per renewal: the lease fails (the attempt goes on without it), then load and save.
     assert_eq!(failures, 2 * 3);
     let _ = std::fs::remove_file(dir.path());
@@ -436,7 +445,7 @@ async fn a_timeout_or_lease_ttl_of_duration_max_costs_one_login(
             StatusCode::OK,
             "{timeout:?} {lease_ttl:?}"
         );
-        let m = layer.metrics();
+        let m = layer.handle().metrics();
         assert_eq!(
             (server.logins(), m.logins, m.store_failures),
             (1, 1, 0),
@@ -498,7 +507,7 @@ async fn a_lease_is_kept_while_a_slow_renewal_runs(store: impl TokenStore + Clon
     assert_eq!(renewal.await.unwrap(), StatusCode::OK);
     assert_eq!((server.logins(), server.refreshes()), (1, 1));
     assert_eq!(server.reused_refresh_tokens(), 0);
-    let (ma, mb) = (a.metrics(), b.metrics());
+    let (ma, mb) = (a.handle().metrics(), b.handle().metrics());
     assert_eq!((ma.logins, ma.refreshes, ma.adoptions), (1, 1, 0));
     assert_eq!((mb.logins, mb.refreshes, mb.adoptions), (0, 0, 2));
     assert_eq!(ma.store_failures + mb.store_failures, 0);
@@ -600,7 +609,7 @@ async fn a_holder_that_lost_its_lease_before_the_auth_call_presents_nothing(
     let svc_b = b.layer(server.upstream());
     assert_eq!(send(&svc_a).await, StatusCode::OK);
     assert_eq!(send(&svc_b).await, StatusCode::OK);
-    assert_eq!((server.logins(), b.metrics().adoptions), (1, 1));
+    assert_eq!((server.logins(), b.handle().metrics().adoptions), (1, 1));
 
     tokio::time::advance(Duration::from_secs(61)).await;
     *stall.lock().unwrap() = Some(Duration::from_secs(2));
@@ -613,7 +622,7 @@ async fn a_holder_that_lost_its_lease_before_the_auth_call_presents_nothing(
     assert_eq!((server.logins(), server.refreshes()), (1, 1));
     assert_eq!(server.reused_refresh_tokens(), 0);
     assert_eq!(server.refresh_tokens_seen(), [format!("rt-1-{MARK}")]);
-    let (ma, mb) = (a.metrics(), b.metrics());
+    let (ma, mb) = (a.handle().metrics(), b.handle().metrics());
     assert_eq!((ma.logins, ma.refreshes, ma.adoptions), (1, 0, 1));
     assert_eq!((mb.logins, mb.refreshes, mb.adoptions), (0, 1, 1));
     assert_eq!(ma.store_failures + mb.store_failures, 0);
@@ -694,7 +703,7 @@ fn a_fifo_in_place_of_the_entry_is_refused_and_runtime_shutdown_completes() {
         let svc = layer.layer(server.upstream());
         let status = send(&svc).await;
         let error = store.load(KEY).await.err();
-        (status, server.logins(), layer.metrics(), error)
+        (status, server.logins(), layer.handle().metrics(), error)
     });
     assert_eq!(status, StatusCode::OK);
     assert_eq!((logins, metrics.logins, metrics.store_failures), (1, 1, 1));
@@ -720,7 +729,7 @@ fn a_fifo_in_place_of_the_lock_is_refused_and_the_layer_renews_without_it() {
             .build(server.transport());
         let svc = layer.layer(server.upstream());
         let status = send(&svc).await;
-        (err, status, server.logins(), layer.metrics())
+        (err, status, server.logins(), layer.handle().metrics())
     });
     assert_eq!(err.kind(), ErrorKind::Store);
     let shown = err.to_string();

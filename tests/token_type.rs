@@ -13,8 +13,8 @@ use http_body_util::Full;
 use tower::util::BoxCloneSyncService;
 use tower::{Layer, ServiceExt};
 use tower_token_auth::provider::{AuthRequest, TokenHeader};
-use tower_token_auth::provider::{CallSpec, Encoding, HttpProvider};
-use tower_token_auth::{AuthError, AuthLayer, Clock, ErrorKind, Secret};
+use tower_token_auth::provider::{Credentials, HttpProvider};
+use tower_token_auth::{AuthError, AuthLayer, Clock, ErrorKind};
 
 /// A login answering `token_type` as given.
 fn auth_server(
@@ -39,15 +39,16 @@ fn counted_auth_server(
 }
 
 fn provider() -> HttpProvider {
-    let login = CallSpec::post("http://auth.test/login")
-        .expect("valid URL")
-        .encoding(Encoding::Json)
-        .secret_field("api_key", Secret::new("k"));
-    let refresh = CallSpec::post("http://auth.test/refresh")
-        .expect("valid URL")
-        .encoding(Encoding::Json)
-        .refresh_token_field("refresh_token");
-    HttpProvider::new(login, refresh)
+    let spec = r#"
+        [login]
+        url = "http://auth.test/login"
+        json = { api_key = "${api_key}" }
+
+        [refresh]
+        url = "http://auth.test/refresh"
+        json = { refresh_token = "${refresh_token}" }
+    "#;
+    HttpProvider::from_toml(spec, &Credentials::new().api_key("k")).expect("the spec builds")
 }
 
 /// Sends one request through `layer`; the upstream records the `Authorization` it saw.

@@ -90,7 +90,7 @@ async fn a_five_second_outage_is_waited_out_and_recovers_within_a_second() {
     let during = calls_between(&server, start, back);
     assert!((5..=50).contains(&during), "{during} auth calls in 5 s");
     assert_eq!(server.logins() as usize, during + 1, "all of them logins");
-    assert_eq!(layer.metrics().auth_failures as usize, during);
+    assert_eq!(layer.handle().metrics().auth_failures as usize, during);
 }
 
 #[tokio::test(start_paused = true)]
@@ -206,7 +206,7 @@ async fn a_2xx_refresh_with_a_broken_body_consumed_the_refresh_token() {
     assert_eq!(send(&svc).await.unwrap(), StatusCode::OK);
     assert_eq!(server.refresh_tokens_seen(), [format!("rt-1-{MARK}")]);
     assert_eq!((server.logins(), server.refreshes()), (2, 1));
-    assert_eq!(layer.metrics().auth_failures, 1);
+    assert_eq!(layer.handle().metrics().auth_failures, 1);
 }
 
 #[tokio::test(start_paused = true)]
@@ -231,7 +231,7 @@ async fn a_failed_proactive_refresh_is_retried_while_the_token_lasts() {
         tokio::time::sleep(SECOND).await;
     }
     assert_eq!(
-        layer.metrics().token_waits,
+        layer.handle().metrics().token_waits,
         1,
         "only the first login was waited for"
     );
@@ -309,7 +309,7 @@ async fn a_401_on_a_superseded_token_is_replayed_free_of_charge() {
     assert_eq!(headers[2], bearer(1));
     assert_eq!(a_sends, [&bearer(2), &bearer(2), &bearer(3)]);
     assert_eq!(server.refreshes(), 2);
-    assert_eq!(layer.metrics().replays, 3, "B once, A twice");
+    assert_eq!(layer.handle().metrics().replays, 3, "B once, A twice");
 }
 
 #[tokio::test(start_paused = true)]

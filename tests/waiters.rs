@@ -100,5 +100,5 @@ async fn a_flight_aborted_by_runtime_shutdown_locks_nobody_out() {
         2,
         "the hung login, then one more"
     );
-    assert_eq!(layer.metrics().logins, 2);
+    assert_eq!(layer.handle().metrics().logins, 2);
 }

@@ -68,7 +68,11 @@ async fn count() {
         assert!(matches!(future.as_mut().poll(&mut cx), Poll::Pending));
     }
     let waiting_bytes = live_bytes() - before;
-    assert_eq!(layer.metrics().logins, 1, "one flight for every waiter");
+    assert_eq!(
+        layer.handle().metrics().logins,
+        1,
+        "one flight for every waiter"
+    );
 
     let per_request = waiting_bytes / N;
     let beyond_request = waiting_bytes.saturating_sub(requests_bytes) / N;

@@ -11,7 +11,7 @@ use crate::handle::TokenHandle;
 use crate::layer::AuthLayer;
 
 /// Default cap on the encoded messages of one call buffered for replay: 64 KiB.
-pub const DEFAULT_MAX_BUFFERED: usize = 64 * 1024;
+pub(crate) const DEFAULT_MAX_BUFFERED: usize = 64 * 1024;
 
 /// A [`Layer`] that makes every gRPC call over a tonic channel carry the token of an
 /// [`AuthLayer`], replaying calls that can be replayed. See the [module docs](super).
@@ -47,7 +47,7 @@ impl GrpcAuthLayer {
     }
 
     /// Cap on the encoded messages of one call buffered for replay. Default:
-    /// [`DEFAULT_MAX_BUFFERED`] (64 KiB). A call whose messages are larger, or not all ready
+    /// 64 KiB. A call whose messages are larger, or not all ready
     /// when it is made (a client stream), is sent once without a copy.
     ///
     /// ```
@@ -62,25 +62,6 @@ impl GrpcAuthLayer {
     pub fn max_buffered(mut self, bytes: usize) -> Self {
         self.max_buffered = bytes;
         self
-    }
-
-    /// A handle on the layer's token (see [`AuthLayer::handle`]); its
-    /// [`metrics`](TokenHandle::metrics) count the gRPC calls' auth traffic too.
-    ///
-    /// ```
-    /// # use tower_token_auth::AuthLayer;
-    /// # use tower_token_auth::provider::Provider;
-    /// # use tower_token_auth::grpc::GrpcAuthLayer;
-    /// # fn build<P: Provider>(layer: AuthLayer) {
-    /// let grpc = GrpcAuthLayer::new(layer);
-    /// let handle = grpc.handle();
-    /// // ... calls through `grpc` ...
-    /// let metrics = handle.metrics();
-    /// println!("{} refreshes, {} replays", metrics.refreshes, metrics.replays);
-    /// # }
-    /// ```
-    pub fn handle(&self) -> TokenHandle {
-        self.handle.clone()
     }
 }
 

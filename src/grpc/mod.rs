@@ -91,7 +91,7 @@ mod service;
 
 pub use self::body::ResponseBody;
 pub use self::future::ResponseFuture;
-pub use self::layer::{GrpcAuthLayer, DEFAULT_MAX_BUFFERED};
+pub use self::layer::GrpcAuthLayer;
 pub use self::service::GrpcAuthService;
 
 use http::{HeaderMap, HeaderName};

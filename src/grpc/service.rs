@@ -12,7 +12,6 @@ use super::buffer::{CopyBuffered, RequestBody};
 use super::forward::Forward;
 use super::future::ResponseFuture;
 use crate::error::BoxError;
-use crate::handle::TokenHandle;
 use crate::service::AuthService;
 
 /// Attaches the layer's token to every gRPC call, replays a call whose token the server rejected
@@ -21,7 +20,7 @@ use crate::service::AuthService;
 ///
 /// Made by [`GrpcAuthLayer`](super::GrpcAuthLayer); takes and gives what a tonic
 /// [`Channel`](https://docs.rs/tonic/latest/tonic/transport/struct.Channel.html) does, so a
-/// generated client takes it in the channel's place. Errors are [`BoxError`]: the channel's,
+/// generated client takes it in the channel's place. Errors are [`BoxError`](tower::BoxError): the channel's,
 /// or an [`AuthError`](crate::AuthError) when no token could be had (tonic turns either into a
 /// `Status`; see the [`AuthError`](crate::AuthError) docs for the downcast).
 ///
@@ -38,9 +37,8 @@ use crate::service::AuthService;
 /// # async fn run(layer: GrpcAuthLayer) -> Result<(), tower::BoxError> {
 /// let channel = Channel::from_static("http://127.0.0.1:50051").connect().await?;
 /// let service = layer.layer(channel);
-/// let handle = service.handle();
 /// let health: Health = HealthClient::new(service);
-/// # let _ = (handle, health);
+/// # let _ = health;
 /// # Ok(())
 /// # }
 /// ```
@@ -52,11 +50,6 @@ pub struct GrpcAuthService<S> {
 impl<S> GrpcAuthService<S> {
     pub(crate) fn new(auth: AuthService<Forward<S>, CopyBuffered>, max_buffered: usize) -> Self {
         Self { auth, max_buffered }
-    }
-
-    /// A handle on the layer's token (see [`AuthLayer::handle`](crate::AuthLayer::handle)).
-    pub fn handle(&self) -> TokenHandle {
-        self.auth.get_ref().handle.clone()
     }
 
     /// The wrapped service.

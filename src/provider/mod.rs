@@ -4,6 +4,9 @@
 //! The layer calls a [`Provider`] only on cold paths (a login or refresh); the [`TokenPolicy`] it
 //! returns is read once, when the layer is built.
 //!
+//! A provider is data or code: a spec file read into an [`HttpProvider`] (the presets are spec
+//! files too; [`ProviderSpec`] documents the format), or a type of your own implementing [`Provider`].
+//!
 //! # Implementing a provider
 //!
 //! ```
@@ -45,15 +48,18 @@ pub mod oauth2;
 pub mod presets;
 mod spec;
 
-pub use self::generic::{
-    CallSpec, Encoding, Expiry, HttpProvider, Location, Param, Rejects, Timestamp, TokenFields,
-    TokenSource,
+pub use self::generic::HttpProvider;
+pub(crate) use self::generic::{
+    CallSpec, Encoding, Expiry, Location, Param, Rejects, Timestamp, TokenFields, TokenSource,
 };
 pub use self::spec::{Credentials, ProviderSpec, SpecError};
-pub use crate::classify::Classifier;
+mod classify;
+mod header;
+
+pub use self::classify::Classifier;
+pub use self::header::TokenHeader;
 pub use crate::error::Failure;
 pub(crate) use crate::error::CLIENT_ERRORS;
-pub use crate::header::TokenHeader;
 
 use std::sync::Arc;
 use std::time::Duration;

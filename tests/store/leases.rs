@@ -86,7 +86,7 @@ pub(super) async fn three_layers_with_a_1_ms_lease(
     while let Some(done) = tasks.join_next().await {
         done.expect("request task");
     }
-    let client_logins = layers.iter().map(|l| l.metrics().logins).sum();
+    let client_logins = layers.iter().map(|l| l.handle().metrics().logins).sum();
     let stats = emulation.stats();
     let outcomes = Arc::try_unwrap(outcomes).unwrap_or_default();
     println!(

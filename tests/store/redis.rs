@@ -162,11 +162,14 @@ async fn processes_on_separate_connections_share_one_login() {
     let services: Vec<_> = processes.iter().map(|(_, svc)| svc).collect();
     all_at_once(&services, 30).await;
     assert_eq!((server.logins(), server.refreshes()), (1, 0));
-    let adoptions: u64 = processes.iter().map(|(l, _)| l.metrics().adoptions).sum();
+    let adoptions: u64 = processes
+        .iter()
+        .map(|(l, _)| l.handle().metrics().adoptions)
+        .sum();
     assert_eq!(adoptions, 2);
     assert!(processes
         .iter()
-        .all(|(l, _)| l.metrics().store_failures == 0));
+        .all(|(l, _)| l.handle().metrics().store_failures == 0));
 }
 
 #[tokio::test]
@@ -188,7 +191,7 @@ async fn a_corrupt_entry_is_a_typed_error_then_a_fresh_login() {
     let (layer, svc) = process(&server, Clock::default(), store.clone());
     assert_eq!(send(&svc).await, StatusCode::OK);
     assert_eq!((server.logins(), server.refreshes()), (1, 0));
-    let m = layer.metrics();
+    let m = layer.handle().metrics();
     assert_eq!((m.store_failures, m.adoptions), (1, 0));
     let stored = store.load(KEY).await.unwrap().unwrap();
     assert_eq!(stored.access_token().expose(), format!("at-1-{MARK}"));
@@ -218,7 +221,7 @@ async fn a_held_lease_holds_the_others_back_until_it_lapses() {
     // Nobody logged in while Redis held the lease (its clock and ours may differ by a little).
     let waited = server.call_times()[0] - started;
     assert!(waited >= ttl - Duration::from_millis(100), "{waited:?}");
-    assert_eq!(layer.metrics().store_failures, 0);
+    assert_eq!(layer.handle().metrics().store_failures, 0);
     assert!(store.lease(KEY, ttl).await.unwrap().is_some(), "released");
 }
 
@@ -229,14 +232,14 @@ async fn an_unreachable_or_restarted_redis_is_counted_and_requests_carry_on() {
     let server = AuthServer::new(3600, AUTH_DELAY);
     let (layer, svc) = process(&server, Clock::default(), store.clone());
     assert_eq!(send(&svc).await, StatusCode::OK);
-    assert_eq!(layer.metrics().store_failures, 0);
+    assert_eq!(layer.handle().metrics().store_failures, 0);
 
     // Redis goes away: the next renewal goes on without it.
     redis.stop();
     server.revoke_access_tokens();
     assert_eq!(send(&svc).await, StatusCode::OK);
     assert_eq!((server.logins(), server.refreshes()), (1, 1));
-    let failures = layer.metrics().store_failures;
+    let failures = layer.handle().metrics().store_failures;
     assert!(failures > 0);
 
     // Back again: the store reconnects and holds the newest session.
@@ -244,7 +247,7 @@ async fn an_unreachable_or_restarted_redis_is_counted_and_requests_carry_on() {
     server.revoke_access_tokens();
     assert_eq!(send(&svc).await, StatusCode::OK);
     assert_eq!((server.logins(), server.refreshes()), (1, 2));
-    assert_eq!(layer.metrics().store_failures, failures);
+    assert_eq!(layer.handle().metrics().store_failures, failures);
     let stored = store.load(KEY).await.unwrap().unwrap();
     assert_eq!(stored.access_token().expose(), format!("at-3-{MARK}"));
 }

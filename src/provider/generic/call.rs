@@ -21,7 +21,7 @@ pub(crate) const MAX_HEADERS: usize = 100;
 /// How a request body carries its fields.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum Encoding {
+pub(crate) enum Encoding {
     /// A JSON object, `Content-Type: application/json`. Fields may nest
     /// ([`CallSpec::field_at`]).
     Json,
@@ -30,25 +30,8 @@ pub enum Encoding {
 }
 
 /// One auth call: method, URL, query, headers, and body fields.
-///
-/// ```
-/// use tower_token_auth::provider::{CallSpec, Encoding, Param};
-/// use tower_token_auth::Secret;
-///
-/// let login = CallSpec::post("https://auth.example.com/token")?
-///     .encoding(Encoding::Form)
-///     .field("grant_type", "password")
-///     .secret_field("password", Secret::new("hunter2"));
-/// let refresh = CallSpec::get("https://auth.example.com/refresh")?
-///     .refresh_token_header("Refresh-Token")?;
-/// let nested = CallSpec::post("https://auth.example.com/session")?
-///     .encoding(Encoding::Json)
-///     .field_at(["auth", "key"], Param::secret(Secret::new("k")))
-///     .query("version", Param::text("2"));
-/// # Ok::<(), tower_token_auth::AuthError>(())
-/// ```
 #[derive(Clone, Debug)]
-pub struct CallSpec {
+pub(crate) struct CallSpec {
     method: Method,
     uri: Uri,
     query: Vec<(Cow<'static, str>, Param)>,
@@ -62,7 +45,7 @@ pub struct CallSpec {
 
 impl CallSpec {
     /// A call with `method` to the absolute `url`.
-    pub fn new(method: Method, url: &str) -> Result<Self, AuthError> {
+    pub(crate) fn new(method: Method, url: &str) -> Result<Self, AuthError> {
         let uri: Uri = url
             .parse()
             .map_err(|_| AuthError::config("auth URL is not a valid URI"))?;
@@ -84,29 +67,31 @@ impl CallSpec {
     }
 
     /// A `POST` to `url`.
-    pub fn post(url: &str) -> Result<Self, AuthError> {
+    pub(crate) fn post(url: &str) -> Result<Self, AuthError> {
         Self::new(Method::POST, url)
     }
 
+    #[cfg(test)]
     /// A `GET` to `url`.
-    pub fn get(url: &str) -> Result<Self, AuthError> {
+    pub(crate) fn get(url: &str) -> Result<Self, AuthError> {
         Self::new(Method::GET, url)
     }
 
+    #[cfg(test)]
     /// A `PUT` to `url`.
-    pub fn put(url: &str) -> Result<Self, AuthError> {
+    pub(crate) fn put(url: &str) -> Result<Self, AuthError> {
         Self::new(Method::PUT, url)
     }
 
     /// Encodes the fields as `encoding` (and sets `Content-Type`). Without an encoding the call
     /// has no body, and its fields are not sent.
-    pub fn encoding(mut self, encoding: Encoding) -> Self {
+    pub(crate) fn encoding(mut self, encoding: Encoding) -> Self {
         self.encoding = Some(encoding);
         self
     }
 
     /// Adds a non-secret body field.
-    pub fn field(
+    pub(crate) fn field(
         self,
         name: impl Into<Cow<'static, str>>,
         value: impl Into<Cow<'static, str>>,
@@ -115,12 +100,12 @@ impl CallSpec {
     }
 
     /// Adds a secret body field (a password, an API key, a client secret).
-    pub fn secret_field(self, name: impl Into<Cow<'static, str>>, value: Secret) -> Self {
+    pub(crate) fn secret_field(self, name: impl Into<Cow<'static, str>>, value: Secret) -> Self {
         self.field_at([name], Param::secret(value))
     }
 
     /// Sends the refresh token as the body field `name`.
-    pub fn refresh_token_field(self, name: impl Into<Cow<'static, str>>) -> Self {
+    pub(crate) fn refresh_token_field(self, name: impl Into<Cow<'static, str>>) -> Self {
         self.field_at([name], Param::refresh_token())
     }
 
@@ -130,7 +115,7 @@ impl CallSpec {
     /// A form body takes only top-level fields, and a path that runs through a field that is not
     /// an object cannot be encoded: building such a request fails with
     /// [`ErrorKind::Config`](crate::ErrorKind::Config).
-    pub fn field_at<I, S>(mut self, path: I, value: Param) -> Self
+    pub(crate) fn field_at<I, S>(mut self, path: I, value: Param) -> Self
     where
         I: IntoIterator<Item = S>,
         S: Into<Cow<'static, str>>,
@@ -142,35 +127,33 @@ impl CallSpec {
 
     /// Appends the query parameter `name` to the URL. A secret value is added only when the
     /// request is built, so it shows in no `Debug` output of the call.
-    pub fn query(mut self, name: impl Into<Cow<'static, str>>, value: Param) -> Self {
+    pub(crate) fn query(mut self, name: impl Into<Cow<'static, str>>, value: Param) -> Self {
         self.query.push((name.into(), value));
         self
     }
 
+    #[cfg(test)]
     /// Sends the refresh token as the query parameter `name`.
-    pub fn refresh_token_query(self, name: impl Into<Cow<'static, str>>) -> Self {
+    pub(crate) fn refresh_token_query(self, name: impl Into<Cow<'static, str>>) -> Self {
         self.query(name, Param::refresh_token())
     }
 
+    #[cfg(test)]
     /// Sends the refresh token in the header `name`.
-    pub fn refresh_token_header(self, name: &str) -> Result<Self, AuthError> {
+    pub(crate) fn refresh_token_header(self, name: &str) -> Result<Self, AuthError> {
         self.header_param(name, Param::refresh_token())
     }
 
+    #[cfg(test)]
     /// Adds a static header.
-    pub fn header(self, name: &str, value: &str) -> Result<Self, AuthError> {
+    pub(crate) fn header(self, name: &str, value: &str) -> Result<Self, AuthError> {
         self.header_param(name, Param::text(value.to_owned()))
-    }
-
-    /// Adds a secret header (an API key header, say): marked sensitive, never shown by `Debug`.
-    pub fn secret_header(self, name: &str, value: &Secret) -> Result<Self, AuthError> {
-        self.header_param(name, Param::secret(value.clone()))
     }
 
     /// Adds the header `name` with `value`: marked sensitive when the value is secret; one
     /// holding the refresh token is rendered for each refresh. A call takes at most 100 headers
     /// this way.
-    pub fn header_param(mut self, name: &str, value: Param) -> Result<Self, AuthError> {
+    pub(crate) fn header_param(mut self, name: &str, value: Param) -> Result<Self, AuthError> {
         let name =
             HeaderName::try_from(name).map_err(|_| AuthError::config("invalid header name"))?;
         if self.headers.len() + self.token_headers.len() >= MAX_HEADERS {
@@ -187,8 +170,9 @@ impl CallSpec {
         Ok(self)
     }
 
+    #[cfg(test)]
     /// Authenticates the call with HTTP Basic (RFC 7617) over `user:password`.
-    pub fn basic_auth(self, user: &str, password: &Secret) -> Result<Self, AuthError> {
+    pub(crate) fn basic_auth(self, user: &str, password: &Secret) -> Result<Self, AuthError> {
         Ok(self.basic_auth_value(basic(user, password)?))
     }
 
@@ -201,7 +185,7 @@ impl CallSpec {
     /// misbehaves when it sees one (Tradecloud's answers 200 without a new token pair). The
     /// request is built without one whatever the call's headers say; the auth transport must not
     /// add one either.
-    pub fn without_authorization(mut self) -> Self {
+    pub(crate) fn without_authorization(mut self) -> Self {
         self.without_authorization = true;
         self
     }
@@ -309,6 +293,24 @@ pub(crate) fn basic_form_encoded(user: &str, password: &Secret) -> Result<Header
 mod tests {
     use super::*;
     use http_body_util::BodyExt;
+
+    /// The builder's shapes: a form login, a GET refresh with the token in a header, a nested
+    /// JSON body with a query parameter.
+    #[test]
+    fn calls_build_in_every_shape() -> Result<(), AuthError> {
+        let login = CallSpec::post("https://auth.example.com/token")?
+            .encoding(Encoding::Form)
+            .field("grant_type", "password")
+            .secret_field("password", Secret::new("hunter2"));
+        let refresh = CallSpec::get("https://auth.example.com/refresh")?
+            .refresh_token_header("Refresh-Token")?;
+        let nested = CallSpec::post("https://auth.example.com/session")?
+            .encoding(Encoding::Json)
+            .field_at(["auth", "key"], Param::secret(Secret::new("k")))
+            .query("version", Param::text("2"));
+        let _ = (login, refresh, nested);
+        Ok(())
+    }
 
     async fn body(request: AuthRequest) -> String {
         let bytes = request.into_body().collect().await.unwrap().to_bytes();

@@ -1,6 +1,7 @@
 //! A provider assembled from data: where each auth call goes, how it encodes its parameters, and
 //! where the answer keeps the tokens. Every preset in this crate is one of these, and so is every
-//! provider read from a spec file ([`ProviderSpec`](crate::provider::ProviderSpec)).
+//! provider read from a spec file. The Rust builder here is crate-private: users describe an API
+//! in a spec file, and code what no spec describes as a [`Provider`].
 
 mod call;
 mod param;
@@ -12,10 +13,10 @@ use std::fmt;
 use std::sync::Arc;
 
 pub(crate) use self::call::{basic, basic_form_encoded, MAX_HEADERS};
-pub use self::call::{CallSpec, Encoding};
-pub use self::param::Param;
-pub use self::rejects::Rejects;
-pub use self::tokens::{Expiry, Location, Timestamp, TokenFields, TokenSource};
+pub(crate) use self::call::{CallSpec, Encoding};
+pub(crate) use self::param::Param;
+pub(crate) use self::rejects::Rejects;
+pub(crate) use self::tokens::{Expiry, Location, Timestamp, TokenFields, TokenSource};
 
 use crate::error::{AuthCall, AuthError};
 use crate::provider::{AuthRequest, AuthResponse, Failure, Provider, TokenPolicy};
@@ -25,27 +26,31 @@ use crate::token::TokenSet;
 /// A custom parse step: turns a successful auth answer into a [`TokenSet`].
 type ParseFn = Arc<dyn Fn(AuthCall, &AuthResponse) -> Result<TokenSet, AuthError> + Send + Sync>;
 
-/// A [`Provider`] made of a login [`CallSpec`] (and a refresh one), a [`TokenSource`] or a parse
-/// step of your own, rejection rules and a [`TokenPolicy`].
+/// A provider read from a spec file ([`ProviderSpec`](super::ProviderSpec) documents the format):
+/// [`HttpProvider::from_toml`] or [`HttpProvider::from_json`]. Presets are spec files too; an API
+/// whose answers no `[tokens]` table describes takes a parse step of its own
+/// ([`HttpProvider::parse_with`]), and one that no spec describes at all implements [`Provider`].
 ///
-/// Its policy is [`TokenPolicy::default`], or what a spec file's `[policy]` says
-/// ([`ProviderSpec`](super::ProviderSpec)); the layer changes it with
-/// [`AuthLayerBuilder::with_policy`](crate::AuthLayerBuilder::with_policy).
+/// Its policy is [`TokenPolicy::default`] changed by the spec's `[policy]`; the layer changes it
+/// further with [`AuthLayerBuilder::with_policy`](crate::AuthLayerBuilder::with_policy).
 ///
 /// ```
-/// use tower_token_auth::provider::{CallSpec, Encoding, HttpProvider, RefreshTiming};
-/// use tower_token_auth::{AuthLayer, Secret};
-/// # fn build(client: tower::util::BoxCloneSyncService<tower_token_auth::provider::AuthRequest, http::Response<http_body_util::Full<bytes::Bytes>>, tower::BoxError>) -> Result<(), tower_token_auth::AuthError> {
+/// use tower_token_auth::provider::{Credentials, HttpProvider, RefreshTiming};
+/// use tower_token_auth::AuthLayer;
+/// # fn build(client: tower::util::BoxCloneSyncService<tower_token_auth::provider::AuthRequest, http::Response<http_body_util::Full<bytes::Bytes>>, tower::BoxError>) -> Result<(), tower_token_auth::provider::SpecError> {
 ///
-/// let base = "https://api.example.com/v1";
-/// let provider = HttpProvider::new(
-///     CallSpec::post(&format!("{base}/login"))?
-///         .encoding(Encoding::Json)
-///         .secret_field("api_key", Secret::new("k")),
-///     CallSpec::post(&format!("{base}/refresh"))?
-///         .encoding(Encoding::Json)
-///         .refresh_token_field("refresh_token"),
-/// );
+/// let spec = r#"
+/// base_url = "https://api.example.com/v1"
+///
+/// [login]
+/// url = "/login"
+/// json = { api_key = "${api_key}" }
+///
+/// [refresh]
+/// url = "/refresh"
+/// json = { refresh_token = "${refresh_token}" }
+/// "#;
+/// let provider = HttpProvider::from_toml(spec, &Credentials::new().api_key("k"))?;
 /// let layer = AuthLayer::builder(provider)
 ///     .with_policy(|p| p.refresh = RefreshTiming::AfterExpiry)
 ///     .build(client);
@@ -66,7 +71,7 @@ pub struct HttpProvider {
 impl HttpProvider {
     /// A provider logging in with `login` and refreshing with `refresh`; tokens in a JSON body,
     /// 400/401/403 rejecting, default policy.
-    pub fn new(login: CallSpec, refresh: CallSpec) -> Self {
+    pub(crate) fn new(login: CallSpec, refresh: CallSpec) -> Self {
         Self {
             refresh: Some(refresh),
             ..Self::login_only(login)
@@ -76,7 +81,7 @@ impl HttpProvider {
     /// A provider that only logs in, for APIs without a refresh call (an OAuth2 client
     /// credentials grant, an API key exchange): a refresh token in an answer is ignored, and
     /// the layer logs in again when the token is due.
-    pub fn login_only(login: CallSpec) -> Self {
+    pub(crate) fn login_only(login: CallSpec) -> Self {
         Self {
             login,
             refresh: None,
@@ -89,12 +94,12 @@ impl HttpProvider {
     }
 
     /// Where responses keep the tokens.
-    pub fn tokens(mut self, source: TokenSource) -> Self {
+    pub(crate) fn tokens(mut self, source: TokenSource) -> Self {
         self.tokens = source;
         self
     }
 
-    /// Parses successful answers with `parse` instead of a [`TokenSource`], for an answer that
+    /// Parses successful answers with `parse` instead of the spec's `[tokens]` table, for an answer that
     /// none describes. `parse` runs on the auth call's task, once per successful login or
     /// refresh; a [`TokenSet`] without an access token cannot be built, and an error it returns
     /// counts as an unusable answer (retried as transient). Build errors with
@@ -102,15 +107,18 @@ impl HttpProvider {
     ///
     /// ```
     /// use std::time::{Duration, SystemTime, UNIX_EPOCH};
-    /// use tower_token_auth::provider::{CallSpec, Encoding, HttpProvider};
+    /// use tower_token_auth::provider::{Credentials, HttpProvider};
     /// use tower_token_auth::AuthError;
     /// use tower_token_auth::token::TokenSet;
     ///
+    /// let spec = r#"
+    /// [login]
+    /// url = "https://api.example.com/session"
+    /// json = { api_key = "${api_key}" }
+    /// "#;
     /// // {"session":{"jwt":"…","valid_until_ms":1700000000000}}
-    /// let provider = HttpProvider::login_only(
-    ///     CallSpec::post("https://api.example.com/session")?.encoding(Encoding::Json),
-    /// )
-    /// .parse_with(|_call, response| {
+    /// let provider = HttpProvider::from_toml(spec, &Credentials::new().api_key("k-123"))?
+    ///     .parse_with(|_call, response| {
     ///     let body: serde_json::Value = serde_json::from_slice(response.body())
     ///         .map_err(|_| AuthError::malformed("not JSON"))?;
     ///     let token = body["session"]["jwt"]
@@ -120,8 +128,8 @@ impl HttpProvider {
     ///         .as_u64()
     ///         .ok_or_else(|| AuthError::malformed("missing `session.valid_until_ms`"))?;
     ///     Ok(TokenSet::new(token).with_expires_at(UNIX_EPOCH + Duration::from_millis(until)))
-    /// });
-    /// # Ok::<(), tower_token_auth::AuthError>(())
+    ///     });
+    /// # Ok::<(), tower_token_auth::provider::SpecError>(())
     /// ```
     pub fn parse_with(
         mut self,
@@ -132,13 +140,13 @@ impl HttpProvider {
     }
 
     /// Which login failures are rejections of the credentials.
-    pub fn login_rejects(mut self, rejects: Rejects) -> Self {
+    pub(crate) fn login_rejects(mut self, rejects: Rejects) -> Self {
         self.login_rejects = rejects;
         self
     }
 
     /// Which refresh failures are rejections of the refresh token (leading to a login).
-    pub fn refresh_rejects(mut self, rejects: Rejects) -> Self {
+    pub(crate) fn refresh_rejects(mut self, rejects: Rejects) -> Self {
         self.refresh_rejects = rejects;
         self
     }
@@ -150,13 +158,9 @@ impl HttpProvider {
         self
     }
 
-    /// The login call.
-    pub fn login_call(&self) -> &CallSpec {
-        &self.login
-    }
-
+    #[cfg(test)]
     /// The refresh call, unless the provider only logs in.
-    pub fn refresh_call(&self) -> Option<&CallSpec> {
+    pub(crate) fn refresh_call(&self) -> Option<&CallSpec> {
         self.refresh.as_ref()
     }
 }

@@ -29,38 +29,28 @@ enum ParamKind {
 /// several of these (`Bearer ` and the refresh token, say). A value holding a secret or the
 /// refresh token is secret as a whole: `Debug` shows `[redacted]` for it, and a header carrying
 /// it is marked sensitive.
-///
-/// ```
-/// use tower_token_auth::provider::Param;
-/// use tower_token_auth::Secret;
-///
-/// let bearer_refresh = Param::text("Bearer ").then(Param::refresh_token());
-/// assert!(bearer_refresh.uses_refresh_token() && bearer_refresh.is_secret());
-/// let key = Param::secret(Secret::new("k-123"));
-/// assert_eq!(format!("{key:?}"), "[redacted]");
-/// ```
 #[derive(Clone)]
-pub struct Param(ParamKind);
+pub(crate) struct Param(ParamKind);
 
 impl Param {
     /// Plain text, shown by `Debug`.
-    pub fn text(value: impl Into<Cow<'static, str>>) -> Self {
+    pub(crate) fn text(value: impl Into<Cow<'static, str>>) -> Self {
         Self(ParamKind::Text(vec![Part::Plain(value.into())]))
     }
 
     /// A secret: a password, an API key, a client secret.
-    pub fn secret(value: Secret) -> Self {
+    pub(crate) fn secret(value: Secret) -> Self {
         Self(ParamKind::Text(vec![Part::Secret(value)]))
     }
 
     /// The refresh token being exchanged. Only a refresh call can send it.
-    pub fn refresh_token() -> Self {
+    pub(crate) fn refresh_token() -> Self {
         Self(ParamKind::Text(vec![Part::RefreshToken]))
     }
 
     /// A JSON literal for a JSON body. A JSON string is the same as [`Param::text`]; other values
     /// go into a JSON body as they are, and as their JSON text in a form, header or query.
-    pub fn json(value: serde_json::Value) -> Self {
+    pub(crate) fn json(value: serde_json::Value) -> Self {
         match value {
             serde_json::Value::String(s) => Self::text(s),
             other => Self(ParamKind::Json(other)),
@@ -68,7 +58,7 @@ impl Param {
     }
 
     /// This text followed by `next`'s. A JSON literal on either side counts as its JSON text.
-    pub fn then(self, next: Param) -> Self {
+    pub(crate) fn then(self, next: Param) -> Self {
         let mut parts = self.into_parts();
         parts.extend(next.into_parts());
         Self(ParamKind::Text(parts))
@@ -89,12 +79,12 @@ impl Param {
     }
 
     /// Whether the value holds a secret or the refresh token.
-    pub fn is_secret(&self) -> bool {
+    pub(crate) fn is_secret(&self) -> bool {
         self.parts().iter().any(|p| !matches!(p, Part::Plain(_)))
     }
 
     /// Whether the value holds the refresh token.
-    pub fn uses_refresh_token(&self) -> bool {
+    pub(crate) fn uses_refresh_token(&self) -> bool {
         self.parts().iter().any(|p| matches!(p, Part::RefreshToken))
     }
 
@@ -168,5 +158,19 @@ impl fmt::Debug for Param {
 impl From<Secret> for Param {
     fn from(value: Secret) -> Self {
         Self::secret(value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A value mixing text and the refresh token is secret; a secret shows redacted.
+    #[test]
+    fn secret_values_are_redacted() {
+        let bearer_refresh = Param::text("Bearer ").then(Param::refresh_token());
+        assert!(bearer_refresh.uses_refresh_token() && bearer_refresh.is_secret());
+        let key = Param::secret(Secret::new("k-123"));
+        assert_eq!(format!("{key:?}"), "[redacted]");
     }
 }

@@ -8,7 +8,7 @@ use crate::provider::{AuthResponse, Failure, CLIENT_ERRORS};
 /// Which failure statuses mean "rejected" for one call.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum Rejects {
+pub(crate) enum Rejects {
     /// Exactly these statuses; all others are transient.
     Statuses(Vec<StatusCode>),
     /// Every non-2xx answer (for APIs that document a single error status for everything).
@@ -40,7 +40,7 @@ pub enum Rejects {
 
 impl Rejects {
     /// 400, 401 and 403: what RFC 6749 servers answer to dead credentials and grants.
-    pub fn client_errors() -> Self {
+    pub(crate) fn client_errors() -> Self {
         Rejects::Statuses(CLIENT_ERRORS.to_vec())
     }
 

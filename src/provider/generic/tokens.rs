@@ -14,11 +14,12 @@ use crate::token::{json_error, number, TokenSet, MAX_LIFETIME};
 /// Where an auth response keeps the tokens.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum TokenSource {
+pub(crate) enum TokenSource {
     /// A standard JSON token response ([`TokenSet::from_json`]).
     JsonBody,
     /// Response headers holding the bare tokens (an optional `Bearer ` prefix is accepted).
     /// A success without the access header is an error: the server issued no new pair.
+    #[cfg(test)]
     Headers {
         /// The access token header.
         access: HeaderName,
@@ -33,6 +34,7 @@ impl TokenSource {
     pub(super) fn parse(&self, response: &AuthResponse) -> Result<TokenSet, AuthError> {
         match self {
             TokenSource::JsonBody => TokenSet::from_json(response.body()),
+            #[cfg(test)]
             TokenSource::Headers { access, refresh } => {
                 TokenFields::new(Location::Header(access.clone()))
                     .refresh(Location::Header(refresh.clone()))
@@ -46,7 +48,7 @@ impl TokenSource {
 /// Where a value is in an auth response.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum Location {
+pub(crate) enum Location {
     /// A JSON pointer (RFC 6901) into the body: `/access_token`, `/data/session/token`.
     Pointer(String),
     /// A response header. A token read from a header may carry a `Bearer ` prefix, which is
@@ -57,7 +59,7 @@ pub enum Location {
 /// How an answer states when the access (or refresh) token expires.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum Expiry {
+pub(crate) enum Expiry {
     /// A lifetime in seconds (a number, fractions kept, or a numeric string).
     Seconds(Location),
     /// A lifetime in milliseconds (a number or a numeric string).
@@ -69,7 +71,7 @@ pub enum Expiry {
 /// How an absolute instant is written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum Timestamp {
+pub(crate) enum Timestamp {
     /// An RFC 3339 date-time string: `2025-01-31T12:00:00Z`, `2025-01-31T14:00:00.5+02:00`.
     Rfc3339,
     /// Seconds since the Unix epoch (a number or a numeric string).
@@ -85,20 +87,8 @@ pub enum Timestamp {
 /// pair); the refresh token and the expiries are read when present. Without a stated expiry the
 /// layer reads the access token's JWT `exp`, else assumes
 /// [`TokenPolicy::default_lifetime`](crate::provider::TokenPolicy::default_lifetime).
-///
-/// ```
-/// use tower_token_auth::provider::{Expiry, Location, Timestamp, TokenFields, TokenSource};
-///
-/// // {"data":{"token":"…","renew":"…","valid_until":"2025-01-31T12:00:00Z"}}
-/// let source = TokenSource::Fields(
-///     TokenFields::new(Location::Pointer("/data/token".into()))
-///         .refresh(Location::Pointer("/data/renew".into()))
-///         .expires(Expiry::At(Location::Pointer("/data/valid_until".into()), Timestamp::Rfc3339)),
-/// );
-/// # let _ = source;
-/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TokenFields {
+pub(crate) struct TokenFields {
     access: Location,
     refresh: Option<Location>,
     expires: Option<Expiry>,
@@ -107,7 +97,7 @@ pub struct TokenFields {
 
 impl TokenFields {
     /// The access token at `access`; no refresh token, no stated expiry.
-    pub fn new(access: Location) -> Self {
+    pub(crate) fn new(access: Location) -> Self {
         Self {
             access,
             refresh: None,
@@ -117,19 +107,19 @@ impl TokenFields {
     }
 
     /// The refresh token at `location`.
-    pub fn refresh(mut self, location: Location) -> Self {
+    pub(crate) fn refresh(mut self, location: Location) -> Self {
         self.refresh = Some(location);
         self
     }
 
     /// How the access token's expiry is stated.
-    pub fn expires(mut self, expiry: Expiry) -> Self {
+    pub(crate) fn expires(mut self, expiry: Expiry) -> Self {
         self.expires = Some(expiry);
         self
     }
 
     /// How the refresh token's expiry is stated.
-    pub fn refresh_expires(mut self, expiry: Expiry) -> Self {
+    pub(crate) fn refresh_expires(mut self, expiry: Expiry) -> Self {
         self.refresh_expires = Some(expiry);
         self
     }
@@ -306,6 +296,21 @@ mod tests {
     use super::*;
     use bytes::Bytes;
     use http::HeaderValue;
+
+    /// Fields read from a nested answer, with an RFC 3339 expiry.
+    #[test]
+    fn fields_describe_a_nested_answer() {
+        // {"data":{"token":"…","renew":"…","valid_until":"2025-01-31T12:00:00Z"}}
+        let source = TokenSource::Fields(
+            TokenFields::new(Location::Pointer("/data/token".into()))
+                .refresh(Location::Pointer("/data/renew".into()))
+                .expires(Expiry::At(
+                    Location::Pointer("/data/valid_until".into()),
+                    Timestamp::Rfc3339,
+                )),
+        );
+        assert!(matches!(source, TokenSource::Fields(_)));
+    }
 
     use crate::secret::Secret;
     use crate::ErrorKind;

@@ -29,6 +29,10 @@ use crate::provider::{HttpProvider, TokenSource};
 /// [`Credentials`] and the environment and gives an [`HttpProvider`]. The five presets in
 /// [`presets`](crate::provider::presets) are built from the spec files in the repository's `specs/`.
 ///
+/// [`HttpProvider::from_toml`] reads and builds in one step. A `ProviderSpec` is public for what
+/// that step cannot do: check a spec file before its credentials are at hand, and point a spec at
+/// another base URL ([`ProviderSpec::base_url`]: a staging server, a local emulation).
+///
 /// ```
 /// use tower_token_auth::provider::{Credentials, HttpProvider};
 ///
@@ -61,7 +65,7 @@ use crate::provider::{HttpProvider, TokenSource};
 /// | `base_url` | the base URL relative call URLs are appended to; [`ProviderSpec::base_url`] overrides it | none |
 /// | `defaults` | `username`, `client_id`, `scope` to use when the credentials give none | none |
 /// | `login` | the login call (below) | required |
-/// | `refresh` | the refresh call; without it the provider only logs in ([`HttpProvider::login_only`]) | none |
+/// | `refresh` | the refresh call; without it the provider only logs in, and logs in again when the token is due | none |
 /// | `tokens` | where answers keep the tokens (below) | the standard JSON answer ([`TokenSet::from_json`](crate::token::TokenSet::from_json)) |
 /// | `token_header` | `name` (`Authorization`), `scheme` (`Bearer`), or `raw = true` for the bare token | `Authorization: Bearer <token>` |
 /// | `policy` | refresh timing, lifetimes, replay and fallback (below) | [`TokenPolicy::default`](crate::provider::TokenPolicy) |

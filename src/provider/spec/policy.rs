@@ -5,7 +5,7 @@ use std::time::Duration;
 use http::StatusCode;
 use serde::Deserialize;
 
-use crate::classify::Classifier;
+use crate::provider::Classifier;
 use crate::provider::{RefreshTiming, TokenPolicy};
 use crate::token::MAX_LIFETIME;
 

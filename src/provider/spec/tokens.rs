@@ -5,7 +5,7 @@ use http::header::AUTHORIZATION;
 use serde::Deserialize;
 
 use super::call::{HeaderKey, Pointer};
-use crate::header::TokenHeader;
+use crate::provider::TokenHeader;
 use crate::provider::{Expiry, Location, Timestamp, TokenFields};
 
 /// `[tokens]`: where a non-standard answer keeps each part.
