@@ -138,8 +138,8 @@ impl Failure {
     pub const AMBIGUOUS: Failure = Failure::Ambiguous { repeats: 3 };
 
     /// The default class of a failure status: 400, 401 and 403 reject (what RFC 6749 servers,
-    /// and most others, answer to dead credentials and grants); everything else is
-    /// [`Failure::outage_or_unexpected`].
+    /// and most others, answer to dead credentials and grants); a 5xx, 408 or 429 is an outage
+    /// ([`Failure::Transient`]); any other is [`Failure::Unexpected`].
     pub fn of_status(status: StatusCode) -> Failure {
         if CLIENT_ERRORS.contains(&status) {
             Failure::Rejected
@@ -150,7 +150,7 @@ impl Failure {
 
     /// The class of a status that does not reject: a 5xx, 408 or 429 is an outage
     /// ([`Failure::Transient`]); any other is [`Failure::Unexpected`].
-    pub fn outage_or_unexpected(status: StatusCode) -> Failure {
+    pub(crate) fn outage_or_unexpected(status: StatusCode) -> Failure {
         let outage = status.is_server_error()
             || status == StatusCode::REQUEST_TIMEOUT
             || status == StatusCode::TOO_MANY_REQUESTS;

@@ -89,8 +89,6 @@ mod future;
 mod layer;
 mod service;
 
-pub use self::body::ResponseBody;
-pub use self::future::ResponseFuture;
 pub use self::layer::GrpcAuthLayer;
 pub use self::service::GrpcAuthService;
 
