@@ -46,21 +46,23 @@ const BATCH: usize = IN_FLIGHT * PER_TASK;
 // The upstream server, the request and the auth server.
 
 /// The upstream: a hyper http1 server on loopback answering an empty 200 to every request, on
-/// `rt`. Returns the URI to send to and the count of connections it accepted.
-fn server(rt: &Runtime) -> (Uri, Arc<AtomicUsize>) {
+/// `rt`. Returns the URI to send to and its counts.
+fn server(rt: &Runtime) -> (Uri, Arc<Served>) {
     let listener = rt
         .block_on(TcpListener::bind("127.0.0.1:0"))
         .expect("bind 127.0.0.1:0");
     let addr = listener.local_addr().expect("local address");
-    let accepted = Arc::new(AtomicUsize::new(0));
-    let counter = Arc::clone(&accepted);
+    let served = Arc::new(Served::default());
+    let counts = Arc::clone(&served);
     rt.spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
-            counter.fetch_add(1, Ordering::Relaxed);
+            counts.connections.fetch_add(1, Ordering::Relaxed);
             let _ = stream.set_nodelay(true);
+            let counts = Arc::clone(&counts);
             tokio::spawn(async move {
-                let service = hyper::service::service_fn(|_: Request<Incoming>| async {
-                    Ok::<_, Infallible>(Response::new(Empty::<Bytes>::new()))
+                let service = hyper::service::service_fn(move |_: Request<Incoming>| {
+                    counts.requests.fetch_add(1, Ordering::Relaxed);
+                    async { Ok::<_, Infallible>(Response::new(Empty::<Bytes>::new())) }
                 });
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(TokioIo::new(stream), service)
@@ -69,7 +71,14 @@ fn server(rt: &Runtime) -> (Uri, Arc<AtomicUsize>) {
         }
     });
     let uri = format!("http://{addr}/v1/items").parse().expect("uri");
-    (uri, accepted)
+    (uri, served)
+}
+
+/// What the server saw: a few connections for many requests shows keep-alive at work.
+#[derive(Debug, Default)]
+struct Served {
+    connections: AtomicUsize,
+    requests: AtomicUsize,
 }
 
 /// The request every stack sends: a POST with a 1 KiB JSON body and one header already set.
@@ -181,7 +190,7 @@ fn e2e(c: &mut Criterion) {
         .enable_all()
         .build()
         .expect("runtime");
-    let (uri, accepted) = server(&rt);
+    let (uri, served) = server(&rt);
     let mut group = c.benchmark_group("e2e");
     group
         .throughput(Throughput::Elements(BATCH as u64))
@@ -229,8 +238,9 @@ fn e2e(c: &mut Criterion) {
         "e2e: a measured request logged in again"
     );
     eprintln!(
-        "e2e: the server accepted {} connections",
-        accepted.load(Ordering::Relaxed)
+        "e2e: the server answered {} requests over {} connections",
+        served.requests.load(Ordering::Relaxed),
+        served.connections.load(Ordering::Relaxed)
     );
 }
 
