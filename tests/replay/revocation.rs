@@ -11,7 +11,7 @@
 //! `scripts/test`; size it with `REVOCATION_REQUESTS`:
 //!
 //! ```text
-//! cargo test --release --all-features --test revocation -- --ignored --nocapture
+//! cargo test --release --all-features --test replay -- --ignored --nocapture revocation::
 //! ```
 
 use crate::support;

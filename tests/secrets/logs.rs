@@ -1,6 +1,6 @@
-//! Tracing output never carries a secret. A test binary of its own: tracing caches each event's
-//! interest process-wide, and tests running beside it on other threads without a subscriber
-//! could make it miss events.
+//! Tracing output never carries a secret. It shares its test binary only with `secrets`, whose
+//! tests also capture tracing output: tracing caches each event's interest process-wide, and tests
+//! running beside it on other threads without a subscriber could make it miss events.
 
 use std::time::Duration;
 

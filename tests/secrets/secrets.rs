@@ -5,7 +5,8 @@
 //! with non-ASCII characters `\u`-escaped. Every error's `Display` and `Debug`, down its whole
 //! source chain, and every tracing event are searched for each secret, case-insensitively.
 //!
-//! A test binary of its own, capturing tracing output in every test (see `capture`).
+//! Its test binary (`tests/secrets/`) captures tracing output in every test (see
+//! `support::capture`).
 
 use std::convert::Infallible;
 use std::error::Error as _;

@@ -5,7 +5,7 @@
 //! `.ci/run` runs it in release:
 //!
 //! ```text
-//! cargo test --release --all-features --test fleet -- --ignored --nocapture
+//! cargo test --release --all-features --test stores -- --ignored --nocapture fleet::
 //! ```
 //!
 //! The demo binary is built (or found up to date) with the test's own profile and features.
