@@ -117,6 +117,7 @@ async fn a_lifetime_under_a_second_is_unknown_not_an_auth_call_per_request() {
 /// many) and 16 requests in flight, at least 99.9 % of requests succeed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn union_service_rides_out_faults_answered_like_rejections() {
+    let _load = crate::support::one_load_at_a_time().await;
     let config = Config {
         access_lifetime: Duration::from_secs(2),
         fault_seed: Some(18),

@@ -162,6 +162,7 @@ fn short_tokens() -> Config {
 /// refresh token is alive (except on union-service, which documents a single error status).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thirty_percent_auth_faults_are_ridden_out() {
+    let _load = crate::support::one_load_at_a_time().await;
     let runs = Api::ALL.map(|api| {
         tokio::spawn(async move {
             // Seeded: the faults fall on the same calls every run.
@@ -203,6 +204,7 @@ async fn thirty_percent_auth_faults_are_ridden_out() {
 /// served within 1 s of the server's return; while it is down, at most one auth call per 100 ms.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_five_second_auth_outage_recovers_within_a_second() {
+    let _load = crate::support::one_load_at_a_time().await;
     let (emulation, _layer, svc) = start(Api::Simacan, short_tokens()).await;
     let (from, to) = (Duration::from_secs(1), Duration::from_secs(6));
     emulation.set_outage(from, to);
@@ -259,6 +261,7 @@ async fn a_five_second_auth_outage_recovers_within_a_second() {
 /// intact.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn early_revocation_never_reaches_the_caller() {
+    let _load = crate::support::one_load_at_a_time().await;
     for api in [Api::Simacan, Api::Oli] {
         let config = Config {
             access_lifetime: Duration::from_secs(300),
@@ -298,6 +301,7 @@ async fn early_revocation_never_reaches_the_caller() {
 /// fast with the rejection.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rejected_password_is_sent_once_per_backoff() {
+    let _load = crate::support::one_load_at_a_time().await;
     let emulation = Emulation::start(Api::Oli, Config::default()).await.unwrap();
     let wrong = Config {
         password: "not-the-password".into(),

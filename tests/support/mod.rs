@@ -419,3 +419,11 @@ pub async fn concurrent(
 pub async fn send(svc: &AuthService<Upstream>) -> Result<StatusCode, BoxError> {
     svc.clone().oneshot(get()).await.map(|r| r.status())
 }
+
+/// Load tests on the real clock that share a test binary run one at a time under this guard:
+/// each measures recovery times and fault counts over seconds of wall time, which two of them
+/// side by side on a small machine would distort.
+pub async fn one_load_at_a_time() -> tokio::sync::MutexGuard<'static, ()> {
+    static LOAD: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    LOAD.lock().await
+}
