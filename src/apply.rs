@@ -65,7 +65,7 @@ thread_local! {
 
 impl Applied {
     /// The slot's token, valid at `now`, as this thread applies it; `None` when the slot has no
-    /// valid token (the request waits for one). Asks for a due proactive refresh, as every
+    /// valid token (the request waits for one). Asks for a due refresh ahead, as every
     /// request that reads the token does.
     #[inline]
     pub(crate) fn current(manager: &Arc<Manager>, now: Moment) -> Option<Arc<Applied>> {
@@ -133,7 +133,7 @@ impl Applied {
     /// [`Slot::accept`](crate::slot::Slot::accept)).
     #[inline]
     pub(crate) fn answered(&self, status: StatusCode, headers: &HeaderMap) {
-        if self.classifier.rejects(status, headers) {
+        if self.classifier.refuses(status, headers) {
             if let Some(manager) = self.manager.upgrade() {
                 manager.invalidate(self.token.generation);
             }

@@ -143,7 +143,7 @@ impl TokenHandle {
     /// credentials are backed off, or [`ErrorKind::Unavailable`](crate::ErrorKind::Unavailable)
     /// once the auth server has failed for the layer's wait bound.
     ///
-    /// In the refresh window, the call asks for the proactive refresh, as a request does, and
+    /// In the refresh window, the call asks for the refresh ahead, as a request does, and
     /// returns the current token meanwhile.
     pub async fn token(&self) -> Result<Token, AuthError> {
         match self.current() {

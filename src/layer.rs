@@ -159,7 +159,7 @@ impl<S, R: Clone> Layer<S> for AuthLayer<R> {
 /// | *aborted*: the runtime running the auth call shut down | its waiters get [`ErrorKind::Aborted`](crate::ErrorKind::Aborted); no backoff, the next request starts a new auth call | — |
 ///
 /// A rejected or unusable refresh falls back to login within the same attempt; only the login's
-/// own failure counts. A failed proactive refresh is retried while the token is valid, no later
+/// own failure counts. A failed refresh ahead is retried while the token is valid, no later
 /// than half its remaining lifetime; requests keep using the token meanwhile.
 ///
 /// ```
@@ -371,7 +371,7 @@ fn bounded_schedule(mut schedule: Schedule) -> Schedule {
 
 fn bounded_policy(mut policy: TokenPolicy) -> TokenPolicy {
     policy.default_lifetime = policy.default_lifetime.min(MAX_SETTING);
-    if let RefreshTiming::Proactive { margin } = &mut policy.refresh {
+    if let RefreshTiming::Ahead { margin } = &mut policy.refresh {
         *margin = (*margin).min(MAX_SETTING);
     }
     policy

@@ -48,7 +48,7 @@
 //!   requests need a token at once, exactly one login or refresh is in flight; it runs as its own
 //!   task, so dropping the request that started it cancels nothing, and its outcome (a token or one
 //!   shared [`AuthError`]) reaches every waiter.
-//! - **Refresh timing.** [`RefreshTiming::Proactive`] refreshes in the background when the token
+//! - **Refresh timing.** [`RefreshTiming::Ahead`] refreshes in the background when the token
 //!   enters its margin, while requests keep using it; [`RefreshTiming::AfterExpiry`] never sends a
 //!   refresh while the token is valid. Expiry comes from `expires_in`, else the JWT `exp` claim
 //!   (read, not verified), else [`TokenPolicy::default_lifetime`].
@@ -65,7 +65,7 @@
 //!   error status answers a wrong password and a crash alike) are retried like transient ones
 //!   and become a rejection only when they repeat (3 in a row by default); so do unusable 2xx
 //!   answers to a login (5 in a row while requests wait). A flight aborted by its runtime's
-//!   shutdown is no verdict: the next request starts another. A failed proactive refresh is
+//!   shutdown is no verdict: the next request starts another. A failed refresh ahead is
 //!   retried while the token lasts, and requests keep using the token. See [`AuthLayerBuilder`]
 //!   for the settings.
 //! - **Replay.** A response that the policy's [`Classifier`] says rejects the token (a 401 by
@@ -196,7 +196,7 @@
 //! [`Failure::Ambiguous`]: provider::Failure::Ambiguous
 //! [`Provider`]: provider::Provider
 //! [`RefreshTiming::AfterExpiry`]: provider::RefreshTiming::AfterExpiry
-//! [`RefreshTiming::Proactive`]: provider::RefreshTiming::Proactive
+//! [`RefreshTiming::Ahead`]: provider::RefreshTiming::Ahead
 //! [`TokenHeader`]: provider::TokenHeader
 //! [`TokenPolicy`]: provider::TokenPolicy
 //! [`TokenPolicy::default_lifetime`]: provider::TokenPolicy::default_lifetime

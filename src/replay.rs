@@ -182,7 +182,7 @@ impl Sends {
         headers: &HeaderMap,
         copy: bool,
     ) -> Verdict {
-        if !manager.policy.classifier.rejects(status, headers) {
+        if !manager.policy.classifier.refuses(status, headers) {
             // A later refusal of this token is revocation (see `Slot::accept`).
             manager.slot.accept(self.generation);
             return Verdict::Accepted;

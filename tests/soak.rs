@@ -56,7 +56,7 @@ async fn soak_short_lived_tokens_with_revocations() {
     let layer = AuthLayer::builder(provider)
         .with_policy(|p| {
             // Renew just before expiry, so that refreshes ≈ duration / lifetime.
-            p.refresh = RefreshTiming::Proactive {
+            p.refresh = RefreshTiming::Ahead {
                 margin: Duration::from_millis(2),
             };
             // A revocation can also kill the token a request is replayed with (it was issued

@@ -4,7 +4,7 @@
 //!
 //! A flight is a task of its own, so dropping the request that started it cancels nothing. It
 //! retries transient failures itself, as long as someone needs the token: a request waiting, or
-//! a still-valid token that a proactive refresh is renewing. Its progress (the last transient
+//! a still-valid token that a refresh ahead is renewing. Its progress (the last transient
 //! failure) and its outcome go to every waiter through one [`Flight`].
 //!
 //! NOTE: the flights lock guards plain data and is never held across an `.await`, while a task
@@ -236,7 +236,7 @@ impl Manager {
         let generation = flights.next_generation;
         flights.next_generation = generation.next();
         let margin = match self.policy.refresh {
-            RefreshTiming::Proactive { margin } => Some(margin),
+            RefreshTiming::Ahead { margin } => Some(margin),
             RefreshTiming::AfterExpiry => None,
         };
         let refresh_at = issued.renew_at(margin, flights.rng.f64());

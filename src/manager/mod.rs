@@ -14,7 +14,7 @@
 //! calls), plus [`persist`] when the layer has a token store.
 //!
 //! Requests read the slot without the manager; they come here only when the slot has no usable
-//! token (to wait for one), when the upstream refused a token, or to ask for a proactive refresh
+//! token (to wait for one), when the upstream refused a token, or to ask for a refresh ahead
 //! (one request per token, again after a failed attempt re-arms it). All slot stores happen under
 //! the flights lock.
 
@@ -140,7 +140,7 @@ impl Manager {
         }
     }
 
-    /// Asks for the proactive refresh once `token` is in its refresh window, if this caller is the
+    /// Asks for the refresh ahead once `token` is in its refresh window, if this caller is the
     /// one to ask (see `TokenState::claim_refresh`).
     #[inline]
     pub(crate) fn refresh_if_due(self: &Arc<Self>, token: &TokenState, now: Moment) {

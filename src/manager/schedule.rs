@@ -90,7 +90,7 @@ impl Schedule {
     /// The delay before retrying after the `failures`th consecutive transient failure.
     ///
     /// `retry_after` (the server's own wish) lengthens it, up to the cap. `valid_for` is the
-    /// remaining lifetime of a token still in use (a proactive refresh failed): the retry then
+    /// remaining lifetime of a token still in use (a refresh ahead failed): the retry then
     /// comes no later than half of it (but not sooner than the initial delay, while the token
     /// lasts that long), and never after it, so the token is renewed before it dies whenever the
     /// server allows.

@@ -31,10 +31,10 @@ type Custom = Arc<dyn Fn(StatusCode, &HeaderMap) -> bool + Send + Sync>;
 ///
 /// let http = Classifier::http();
 /// let mut headers = HeaderMap::new();
-/// assert!(http.rejects(StatusCode::UNAUTHORIZED, &headers));
+/// assert!(http.refuses(StatusCode::UNAUTHORIZED, &headers));
 ///
 /// headers.insert("www-authenticate", HeaderValue::from_static(r#"Bearer error="insufficient_scope""#));
-/// assert!(!http.rejects(StatusCode::UNAUTHORIZED, &headers));
+/// assert!(!http.refuses(StatusCode::UNAUTHORIZED, &headers));
 /// ```
 #[derive(Clone)]
 pub struct Classifier {
@@ -64,7 +64,7 @@ impl Classifier {
     }
 
     /// `rejects` decides alone. It runs on every response: keep it to a few comparisons. The
-    /// built-in rules remain callable from it (`Classifier::http().rejects(status, headers)`).
+    /// built-in rules remain callable from it (`Classifier::http().refuses(status, headers)`).
     ///
     /// ```
     /// use http::StatusCode;
@@ -73,9 +73,9 @@ impl Classifier {
     /// // An API that answers 419 for an expired session, besides the usual 401.
     /// let http = Classifier::http();
     /// let classifier = Classifier::custom(move |status, headers| {
-    ///     status.as_u16() == 419 || http.rejects(status, headers)
+    ///     status.as_u16() == 419 || http.refuses(status, headers)
     /// });
-    /// assert!(classifier.rejects(StatusCode::from_u16(419)?, &http::HeaderMap::new()));
+    /// assert!(classifier.refuses(StatusCode::from_u16(419)?, &http::HeaderMap::new()));
     /// # Ok::<(), http::status::InvalidStatusCode>(())
     /// ```
     pub fn custom(
@@ -90,7 +90,7 @@ impl Classifier {
     /// Whether a response with this status and these headers rejects the token its request
     /// carried.
     #[inline]
-    pub fn rejects(&self, status: StatusCode, headers: &HeaderMap) -> bool {
+    pub fn refuses(&self, status: StatusCode, headers: &HeaderMap) -> bool {
         if self.statuses.contains(status) {
             return bearer_error_allows(headers);
         }
@@ -289,33 +289,33 @@ mod tests {
     fn a_401_is_a_dead_token_unless_the_challenge_names_another_error() {
         let http = Classifier::http();
         let status = StatusCode::UNAUTHORIZED;
-        assert!(http.rejects(status, &HeaderMap::new()));
-        assert!(http.rejects(status, &with_challenge(&[r#"Bearer realm="api""#])));
-        assert!(http.rejects(
+        assert!(http.refuses(status, &HeaderMap::new()));
+        assert!(http.refuses(status, &with_challenge(&[r#"Bearer realm="api""#])));
+        assert!(http.refuses(
             status,
             &with_challenge(&[r#"Bearer error="invalid_token""#])
         ));
-        assert!(!http.rejects(
+        assert!(!http.refuses(
             status,
             &with_challenge(&[r#"Bearer error="insufficient_scope""#])
         ));
-        assert!(!http.rejects(
+        assert!(!http.refuses(
             status,
             &with_challenge(&["Basic realm=x", r#"Bearer error="invalid_request""#])
         ));
-        assert!(!http.rejects(StatusCode::FORBIDDEN, &HeaderMap::new()));
-        assert!(!http.rejects(StatusCode::OK, &HeaderMap::new()));
+        assert!(!http.refuses(StatusCode::FORBIDDEN, &HeaderMap::new()));
+        assert!(!http.refuses(StatusCode::OK, &HeaderMap::new()));
     }
 
     #[test]
     fn none_and_custom() {
         let none = Classifier::none();
         assert!(none.is_none());
-        assert!(!none.rejects(StatusCode::UNAUTHORIZED, &HeaderMap::new()));
+        assert!(!none.refuses(StatusCode::UNAUTHORIZED, &HeaderMap::new()));
         let teapot = Classifier::custom(|status, _| status == StatusCode::IM_A_TEAPOT);
         assert!(!teapot.is_none());
-        assert!(teapot.rejects(StatusCode::IM_A_TEAPOT, &HeaderMap::new()));
-        assert!(!teapot.rejects(StatusCode::UNAUTHORIZED, &HeaderMap::new()));
+        assert!(teapot.refuses(StatusCode::IM_A_TEAPOT, &HeaderMap::new()));
+        assert!(!teapot.refuses(StatusCode::UNAUTHORIZED, &HeaderMap::new()));
         assert_eq!(teapot, teapot.clone());
         assert_ne!(teapot, Classifier::custom(|_, _| false));
         assert_eq!(Classifier::default(), Classifier::http());

@@ -136,7 +136,7 @@ pub enum RefreshTiming {
     /// the token's lifetime, whichever is smaller), brought forward by a random fifth of that at
     /// most so that clients do not refresh in lockstep. Requests keep using the valid token
     /// meanwhile.
-    Proactive {
+    Ahead {
         /// How long before expiry to start refreshing.
         margin: Duration,
     },
@@ -147,7 +147,7 @@ pub enum RefreshTiming {
 
 impl Default for RefreshTiming {
     fn default() -> Self {
-        RefreshTiming::Proactive {
+        RefreshTiming::Ahead {
             margin: Duration::from_secs(30),
         }
     }
@@ -173,7 +173,7 @@ impl Default for RefreshTiming {
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct TokenPolicy {
-    /// When to refresh a still-valid token. Default: proactive, 30 s before expiry.
+    /// When to refresh a still-valid token. Default: ahead, 30 s before expiry.
     pub refresh: RefreshTiming,
     /// How the token is put on requests, and so which `token_type` answers are accepted.
     /// Default: `Authorization: Bearer <token>`.

@@ -1,6 +1,10 @@
-//! Shared helpers for the engine tests: an in-process auth server and upstream, and a provider.
+//! Shared helpers for the integration tests: an in-process auth server and upstream, and a
+//! provider; the emulations over real HTTP (`emulated`), a capture of tracing output (`capture`)
+//! and a Redis server (`redis_server`). Every test binary (`tests/<feature>/main.rs`) includes it.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod capture;
+pub mod emulated;
 #[cfg(feature = "redis")]
 pub mod redis_server;
 
@@ -14,8 +18,9 @@ use http::{header, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Either, Full};
 use tower::util::BoxCloneSyncService;
 use tower::BoxError;
+use tower::{Layer, ServiceExt};
 use tower_token_auth::provider::{AuthRequest, Provider, TokenPolicy};
-use tower_token_auth::{AuthError, AuthLayer, Clock, Secret};
+use tower_token_auth::{AuthError, AuthLayer, AuthService, Clock, Secret};
 
 /// Every secret in the tests carries this marker, so leak checks can search for it.
 pub const MARK: &str = "SECRET";
@@ -385,4 +390,40 @@ pub fn bearer(n: u32) -> String {
 pub fn auth_error(err: &BoxError) -> &AuthError {
     err.downcast_ref::<AuthError>()
         .unwrap_or_else(|| panic!("not an AuthError: {err:?}"))
+}
+
+/// How long the in-process auth server takes to answer, in the tests on the paused clock.
+pub const AUTH_DELAY: Duration = Duration::from_millis(50);
+
+/// `layer` on the in-process upstream of `server`.
+pub fn service(server: &AuthServer, layer: &AuthLayer) -> AuthService<Upstream> {
+    layer.layer(server.upstream())
+}
+
+/// Sends `n` requests concurrently and returns their outcomes in order.
+pub async fn concurrent(
+    svc: &AuthService<Upstream>,
+    n: usize,
+) -> Vec<Result<Response<Full<Bytes>>, BoxError>> {
+    let tasks: Vec<_> = (0..n)
+        .map(|_| tokio::spawn(svc.clone().oneshot(get())))
+        .collect();
+    let mut out = Vec::with_capacity(n);
+    for task in tasks {
+        out.push(task.await.expect("request task panicked"));
+    }
+    out
+}
+
+/// Sends one GET through `svc` and returns the status it got.
+pub async fn send(svc: &AuthService<Upstream>) -> Result<StatusCode, BoxError> {
+    svc.clone().oneshot(get()).await.map(|r| r.status())
+}
+
+/// Load tests on the real clock that share a test binary run one at a time under this guard:
+/// each measures recovery times and fault counts over seconds of wall time, which two of them
+/// side by side on a small machine would distort.
+pub async fn one_load_at_a_time() -> tokio::sync::MutexGuard<'static, ()> {
+    static LOAD: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    LOAD.lock().await
 }

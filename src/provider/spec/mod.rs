@@ -143,7 +143,7 @@ use crate::provider::{HttpProvider, TokenSource};
 /// | `default_lifetime_secs` | the lifetime of a token whose expiry is neither stated nor in a JWT | 300 |
 /// | `max_replays` | replays per request charged to a rejected current token | 1 |
 /// | `max_sends` | sends per request, replays included | 3 |
-/// | `replay_on` | upstream statuses that mean the token is dead (refresh and replay); `[]` never | `[401]` |
+/// | `classifier` | upstream statuses that mean the token is dead (refresh and replay); `[]` never | `[401]` |
 /// | `login_on_refresh_rejected` | log in within the same attempt when a refresh is rejected | `true` |
 /// | `keep_unrotated_refresh_token` | keep the refresh token when a refresh answer carries none | `true` |
 ///

@@ -22,7 +22,7 @@ struct RawPolicy {
     default_lifetime_secs: Option<Seconds>,
     max_replays: Option<u32>,
     max_sends: Option<u32>,
-    replay_on: Option<Vec<u16>>,
+    classifier: Option<Vec<u16>>,
     login_on_refresh_rejected: Option<bool>,
     keep_unrotated_refresh_token: Option<bool>,
 }
@@ -60,7 +60,7 @@ impl TryFrom<RawPolicy> for PolicySpec {
                 return Err("`margin_secs` is for `refresh = \"ahead\"`".to_owned())
             }
             (Some(Timing::AfterExpiry), None) => RefreshTiming::AfterExpiry,
-            (_, Some(margin)) => RefreshTiming::Proactive { margin: margin.0 },
+            (_, Some(margin)) => RefreshTiming::Ahead { margin: margin.0 },
             (_, None) => RefreshTiming::default(),
         };
         let mut policy = TokenPolicy {
@@ -76,14 +76,14 @@ impl TryFrom<RawPolicy> for PolicySpec {
         if let Some(max_sends) = raw.max_sends {
             policy.max_sends = max_sends;
         }
-        if let Some(statuses) = raw.replay_on {
+        if let Some(statuses) = raw.classifier {
             let statuses = statuses
                 .into_iter()
                 .map(|code| match StatusCode::from_u16(code) {
                     Ok(status) if status.is_client_error() || status.is_server_error() => {
                         Ok(status)
                     }
-                    _ => Err("`replay_on` holds error status codes, from 400 to 599".to_owned()),
+                    _ => Err("`classifier` holds error status codes, from 400 to 599".to_owned()),
                 })
                 .collect::<Result<Vec<_>, _>>()?;
             policy.classifier = Classifier::statuses(statuses);

@@ -1,0 +1,104 @@
+//! Refresh tokens: rotated or kept as the server answers, and a login instead when one cannot be
+//! sent.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::StatusCode;
+use http_body_util::Full;
+use tower::{Layer, ServiceExt};
+use tower_token_auth::provider::{Classifier, TokenPolicy};
+use tower_token_auth::{AuthLayer, Clock};
+
+use crate::support::{
+    bearer, concurrent, get, paused_layer as new_layer, send, service, AuthServer, Fault,
+    TestProvider, AUTH_DELAY, MARK,
+};
+
+#[tokio::test(start_paused = true)]
+async fn expired_token_is_refreshed_once_and_rotated() {
+    let server = AuthServer::new(60, AUTH_DELAY);
+    let layer = new_layer(&server, TestProvider::new());
+    let svc = service(&server, &layer);
+    assert_eq!(send(&svc).await.unwrap(), StatusCode::OK);
+
+    tokio::time::advance(Duration::from_secs(61)).await;
+    let results = concurrent(&svc, 100).await;
+    assert!(results.iter().all(|r| r.is_ok()));
+    assert_eq!((server.logins(), server.refreshes()), (1, 1));
+
+    tokio::time::advance(Duration::from_secs(61)).await;
+    assert_eq!(send(&svc).await.unwrap(), StatusCode::OK);
+    assert_eq!((server.logins(), server.refreshes()), (1, 2));
+    // The rotated refresh token was used; the first one was never sent again.
+    assert_eq!(
+        server.refresh_tokens_seen(),
+        [format!("rt-1-{MARK}"), format!("rt-2-{MARK}")]
+    );
+    assert_eq!(server.reused_refresh_tokens(), 0);
+    assert_eq!(server.upstream_headers().last().unwrap(), &bearer(3));
+}
+
+#[tokio::test(start_paused = true)]
+async fn unrotated_refresh_token_is_kept() {
+    // A server that answers a refresh without a new refresh token did not rotate it.
+    let server = AuthServer::new(60, AUTH_DELAY);
+    let mut policy = TokenPolicy::default();
+    policy.classifier = Classifier::none(); // the upstream does not know the hand-made token
+    let layer = new_layer(&server, TestProvider::with_policy(policy));
+    let svc = service(&server, &layer);
+    assert_eq!(send(&svc).await.unwrap(), StatusCode::OK);
+    server.set_fault(Some(Fault::Reply(
+        StatusCode::OK,
+        "application/json",
+        Bytes::from_static(br#"{"access_token":"at-9-SECRET","expires_in":60}"#),
+    )));
+    tokio::time::advance(Duration::from_secs(61)).await;
+    let _ = send(&svc).await.unwrap();
+    server.set_fault(None);
+    tokio::time::advance(Duration::from_secs(61)).await;
+    let _ = send(&svc).await.unwrap();
+    assert_eq!(
+        server.refresh_tokens_seen(),
+        [format!("rt-1-{MARK}"), format!("rt-1-{MARK}")]
+    );
+}
+
+/// A refresh token that cannot be put in a request is dropped in favour of a login, not retried
+/// forever.
+struct NoRefresh(TestProvider);
+
+impl tower_token_auth::provider::Provider for NoRefresh {
+    fn login_request(
+        &self,
+    ) -> Result<tower_token_auth::provider::AuthRequest, tower_token_auth::AuthError> {
+        self.0.login_request()
+    }
+    fn refresh_request(
+        &self,
+        _: &tower_token_auth::Secret,
+    ) -> Result<tower_token_auth::provider::AuthRequest, tower_token_auth::AuthError> {
+        Err(tower_token_auth::AuthError::invalid_token(
+            "refresh token is not a valid header value",
+        ))
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unsendable_refresh_token_falls_back_to_login() {
+    let server = AuthServer::new(60, AUTH_DELAY);
+    let layer = AuthLayer::builder(NoRefresh(TestProvider::new()))
+        .clock(Clock::tokio())
+        .build(server.transport());
+    let svc = layer.layer(server.upstream::<Full<Bytes>>());
+    assert_eq!(
+        svc.clone().oneshot(get()).await.unwrap().status(),
+        StatusCode::OK
+    );
+    tokio::time::advance(Duration::from_secs(61)).await;
+    assert_eq!(
+        svc.clone().oneshot(get()).await.unwrap().status(),
+        StatusCode::OK
+    );
+    assert_eq!((server.logins(), server.refreshes()), (2, 0));
+}

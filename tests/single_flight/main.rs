@@ -1,0 +1,10 @@
+//! One auth call however many requests wait for it: waiters, cancellation, services and layers
+//! sharing a slot or not, and the token each request carries.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod apply;
+mod flight;
+mod paused_clock;
+mod waiters;

@@ -1,0 +1,9 @@
+//! Provider specs, the API presets, the response parsers and token types.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod parsers;
+mod presets;
+mod spec;
+mod token_type;
