@@ -84,8 +84,7 @@ where
     }
 
     /// The cold path: the request waits for a token, then goes out through `replay`'s service.
-    pub(crate) fn waiting(replay: Box<Replay<S, B, R>>) -> Self
-where {
+    pub(crate) fn waiting(replay: Box<Replay<S, B, R>>) -> Self {
         let token = TokenWait::new(None);
         Self {
             state: State::Waiting {

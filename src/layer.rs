@@ -108,14 +108,8 @@ impl<R> AuthLayer<R> {
     /// # Ok(())
     /// # }
     /// ```
-    pub fn handle(&self) -> TokenHandle
-where {
+    pub fn handle(&self) -> TokenHandle {
         TokenHandle::new(Arc::clone(&self.shared))
-    }
-
-    /// The policy in force (the provider's, unless the builder replaced it).
-    pub fn policy(&self) -> &TokenPolicy {
-        &self.shared.policy
     }
 }
 

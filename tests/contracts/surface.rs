@@ -4,7 +4,7 @@
 
 /// The ceilings today. They only go down: the goal is at most 40 items and 120 functions.
 const MAX_ITEMS: usize = 53;
-const MAX_FNS: usize = 155;
+const MAX_FNS: usize = 154;
 
 #[test]
 fn the_public_surface_stays_within_its_bounds() {
