@@ -17,26 +17,23 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
-use http::header::{AUTHORIZATION, CONTENT_TYPE};
-use http::{HeaderValue, Method, Request, Response, StatusCode, Uri};
+use http::header::AUTHORIZATION;
+use http::{HeaderValue, Request, Response, StatusCode, Uri};
 use http_body_util::{Empty, Full};
 use tokio::runtime::{Builder, Runtime};
 use tokio::sync::{watch, Notify};
 use tower::{BoxError, Layer, Service, ServiceExt};
 use tower_http::auth::{AddAuthorization, AddAuthorizationLayer};
-use tower_token_auth::provider::{AuthRequest, Provider};
-use tower_token_auth::{AuthError, AuthLayer, AuthService, Secret};
+use tower_token_auth::AuthService;
+
+mod support;
+
+use support::{auth_layer, AuthServer, TOKEN};
 
 type Body = Full<Bytes>;
 type Req = Request<Body>;
 type Res = Response<Empty<Bytes>>;
 type BoxFuture<T> = Pin<Box<dyn Future<Output = Result<T, BoxError>> + Send>>;
-
-const TOKEN: &str = "eyJhbGciOiJIUzI1NiJ9.bench-access-token.c2lnbmF0dXJl";
-const TOKEN_JSON: &[u8] = br#"{"access_token":"eyJhbGciOiJIUzI1NiJ9.bench-access-token.c2lnbmF0dXJl","refresh_token":"bench-refresh-token","token_type":"Bearer","expires_in":3600}"#;
-
-/// A 1 KiB request body. Static, so copying it costs the same for every contender (no refcount).
-static BODY: [u8; 1024] = [b'x'; 1024];
 
 const CONTENDED_TASKS: usize = 256;
 const CONTENDED_PER_TASK: usize = 64;
@@ -51,15 +48,9 @@ const STORM_AUTH_DELAY: Duration = Duration::from_millis(5);
 /// Parsed once: `Uri::from_static` parses on every call, which would only add noise.
 static URI: LazyLock<Uri> = LazyLock::new(|| Uri::from_static("http://api.test/v1/items"));
 
-/// The request every stack sends: a POST with a 1 KiB JSON body and one header already set.
+/// The request every stack sends (see [`support::request`]).
 fn request() -> Req {
-    let mut request = Request::new(Full::new(Bytes::from_static(&BODY)));
-    *request.method_mut() = Method::POST;
-    *request.uri_mut() = URI.clone();
-    request
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    request
+    support::request(&URI)
 }
 
 /// The upstream: always ready, answers an empty 200 at once.
@@ -77,83 +68,6 @@ fn bearer() -> HeaderValue {
     let mut value = HeaderValue::from_str(&format!("Bearer {TOKEN}")).expect("valid token");
     value.set_sensitive(true);
     value
-}
-
-/// A provider for the in-process auth server, which ignores what it is sent.
-#[derive(Debug, Clone, Copy)]
-struct BenchProvider;
-
-fn post(body: &'static str) -> AuthRequest {
-    let mut request = Request::new(Full::new(Bytes::from_static(body.as_bytes())));
-    *request.method_mut() = Method::POST;
-    *request.uri_mut() = Uri::from_static("http://auth.test/token");
-    request
-}
-
-impl Provider for BenchProvider {
-    fn login_request(&self) -> Result<AuthRequest, AuthError> {
-        Ok(post("grant_type=client_credentials"))
-    }
-
-    fn refresh_request(&self, _: &Secret) -> Result<AuthRequest, AuthError> {
-        Ok(post("grant_type=refresh_token"))
-    }
-}
-
-/// An auth server that answers every call with a token living an hour, after `delay`, counting
-/// the calls.
-#[derive(Clone)]
-struct AuthServer {
-    calls: Arc<AtomicUsize>,
-    delay: Duration,
-}
-
-impl AuthServer {
-    fn new(delay: Duration) -> Self {
-        Self {
-            calls: Arc::new(AtomicUsize::new(0)),
-            delay,
-        }
-    }
-
-    fn calls(&self) -> usize {
-        self.calls.load(Ordering::SeqCst)
-    }
-
-    fn transport(
-        &self,
-    ) -> impl Service<
-        AuthRequest,
-        Response = Response<Full<Bytes>>,
-        Error = Infallible,
-        Future = impl Send + 'static,
-    > + Clone
-           + Send
-           + Sync
-           + 'static {
-        let server = self.clone();
-        tower::service_fn(move |_: AuthRequest| {
-            server.calls.fetch_add(1, Ordering::SeqCst);
-            let delay = server.delay;
-            async move {
-                if !delay.is_zero() {
-                    tokio::time::sleep(delay).await;
-                }
-                let mut response = Response::new(Full::new(Bytes::from_static(TOKEN_JSON)));
-                response
-                    .headers_mut()
-                    .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-                Ok::<_, Infallible>(response)
-            }
-        })
-    }
-}
-
-/// A fresh layer (its own slot and manager) replaying at most `max_replays` times.
-fn auth_layer(server: &AuthServer, max_replays: u32) -> AuthLayer {
-    AuthLayer::builder(BenchProvider)
-        .with_policy(|p| p.max_replays = max_replays)
-        .build(server.transport())
 }
 
 // ---------------------------------------------------------------------------------------------

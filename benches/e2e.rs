@@ -15,8 +15,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
-use http::header::CONTENT_TYPE;
-use http::{HeaderValue, Method, Request, Response, StatusCode, Uri};
+use http::{Request, Response, StatusCode, Uri};
 use http_body_util::{Empty, Full};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -26,17 +25,12 @@ use tokio::net::TcpListener;
 use tokio::runtime::{Builder, Runtime};
 use tower::{Layer, Service, ServiceExt};
 use tower_http::auth::AddAuthorizationLayer;
-use tower_token_auth::provider::{AuthRequest, Provider};
-use tower_token_auth::{AuthError, AuthLayer, Secret};
 
-type Req = Request<Full<Bytes>>;
+mod support;
+
+use support::{auth_layer, request, AuthServer, Req, TOKEN};
+
 type HttpClient = Client<HttpConnector, Full<Bytes>>;
-
-const TOKEN: &str = "eyJhbGciOiJIUzI1NiJ9.bench-access-token.c2lnbmF0dXJl";
-const TOKEN_JSON: &[u8] = br#"{"access_token":"eyJhbGciOiJIUzI1NiJ9.bench-access-token.c2lnbmF0dXJl","refresh_token":"bench-refresh-token","token_type":"Bearer","expires_in":3600}"#;
-
-/// A 1 KiB request body, as in `benches/auth.rs`.
-static BODY: [u8; 1024] = [b'x'; 1024];
 
 const IN_FLIGHT: usize = 32;
 const PER_TASK: usize = 64;
@@ -81,60 +75,8 @@ struct Served {
     requests: AtomicUsize,
 }
 
-/// The request every stack sends: a POST with a 1 KiB JSON body and one header already set.
-fn request(uri: &Uri) -> Req {
-    let mut request = Request::new(Full::new(Bytes::from_static(&BODY)));
-    *request.method_mut() = Method::POST;
-    *request.uri_mut() = uri.clone();
-    request
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    request
-}
-
 fn client() -> HttpClient {
     Client::builder(TokioExecutor::new()).build_http()
-}
-
-/// A provider for the in-process auth server, which ignores what it is sent.
-#[derive(Debug, Clone, Copy)]
-struct BenchProvider;
-
-fn post(body: &'static str) -> AuthRequest {
-    let mut request = Request::new(Full::new(Bytes::from_static(body.as_bytes())));
-    *request.method_mut() = Method::POST;
-    *request.uri_mut() = Uri::from_static("http://auth.test/token");
-    request
-}
-
-impl Provider for BenchProvider {
-    fn login_request(&self) -> Result<AuthRequest, AuthError> {
-        Ok(post("grant_type=client_credentials"))
-    }
-
-    fn refresh_request(&self, _: &Secret) -> Result<AuthRequest, AuthError> {
-        Ok(post("grant_type=refresh_token"))
-    }
-}
-
-/// A layer whose in-process auth server answers every call at once with a token living an hour,
-/// counting the calls; `max_replays = 0` turns replay off, as `hot_path/auth_layer` does.
-fn auth_layer(calls: &Arc<AtomicUsize>, max_replays: Option<u32>) -> AuthLayer {
-    let calls = Arc::clone(calls);
-    let transport = tower::service_fn(move |_: AuthRequest| {
-        calls.fetch_add(1, Ordering::SeqCst);
-        let mut response = Response::new(Full::new(Bytes::from_static(TOKEN_JSON)));
-        response
-            .headers_mut()
-            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        std::future::ready(Ok::<_, Infallible>(response))
-    });
-    let builder = AuthLayer::builder(BenchProvider);
-    match max_replays {
-        Some(max_replays) => builder.with_policy(|p| p.max_replays = max_replays),
-        None => builder,
-    }
-    .build(transport)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -199,27 +141,24 @@ fn e2e(c: &mut Criterion) {
     // The services are built once, so every sample reuses the same kept-alive connections.
     // The layers log in once each before anything is measured: every measured request finds a
     // fresh token.
-    let calls = Arc::new(AtomicUsize::new(0));
+    let server = AuthServer::new(Duration::ZERO);
     let primed = |max_replays| {
-        let service = auth_layer(&calls, max_replays).layer(client());
-        let before = calls.load(Ordering::SeqCst);
+        let service = auth_layer(&server, max_replays).layer(client());
+        let before = server.calls();
         let response = rt
             .block_on(service.clone().oneshot(request(&uri)))
             .expect("priming request");
         assert_eq!(response.status(), StatusCode::OK);
-        assert_eq!(
-            calls.load(Ordering::SeqCst),
-            before + 1,
-            "priming logs in once"
-        );
+        assert_eq!(server.calls(), before + 1, "priming logs in once");
         service
     };
     let bare = client();
     let static_header = AddAuthorizationLayer::bearer(TOKEN)
         .as_sensitive(true)
         .layer(client());
-    let auth = primed(Some(0));
-    let auth_replay = primed(None);
+    // Replay off, as `hot_path/auth_layer`; then the default policy (one replay).
+    let auth = primed(0);
+    let auth_replay = primed(1);
     macro_rules! stack {
         ($name:literal, $service:expr) => {
             group.bench_function($name, |b| {
@@ -232,11 +171,7 @@ fn e2e(c: &mut Criterion) {
     stack!("auth_layer", &auth);
     stack!("auth_layer_replay", &auth_replay);
     group.finish();
-    assert_eq!(
-        calls.load(Ordering::SeqCst),
-        2,
-        "e2e: a measured request logged in again"
-    );
+    assert_eq!(server.calls(), 2, "e2e: a measured request logged in again");
     eprintln!(
         "e2e: the server answered {} requests over {} connections",
         served.requests.load(Ordering::Relaxed),
