@@ -175,7 +175,7 @@ impl TokenHandle {
         Some(Token::new(state, self.manager.clock()))
     }
 
-    /// `token` was rejected by whoever it was sent to: if it is still the current token, it is
+    /// `token` was refused by whoever it was sent to: if it is still the current token, it is
     /// marked dead and one refresh starts in the background, so that the next request or call
     /// gets a new one. A token already superseded is left alone.
     pub fn invalidate(&self, token: &Token) {
@@ -232,15 +232,15 @@ impl TokenHandle {
         &self.manager
     }
 
-    /// A token newer than the one of `rejected`, which the upstream rejected: as a replay in the
+    /// A token newer than the one of `refused`, which the upstream refused: as a replay in the
     /// layer waits for one (see `Manager::join`).
     #[cfg_attr(not(feature = "reqwest"), allow(dead_code))]
-    pub(crate) async fn replacing(&self, rejected: Generation) -> Result<Token, AuthError> {
-        self.wait(Some(rejected)).await
+    pub(crate) async fn replacing(&self, refused: Generation) -> Result<Token, AuthError> {
+        self.wait(Some(refused)).await
     }
 
-    async fn wait(&self, rejected: Option<Generation>) -> Result<Token, AuthError> {
-        let mut wait = pin!(TokenWait::new(rejected));
+    async fn wait(&self, refused: Option<Generation>) -> Result<Token, AuthError> {
+        let mut wait = pin!(TokenWait::new(refused));
         let state = poll_fn(|cx| wait.as_mut().poll_with(cx, &self.manager)).await?;
         Ok(Token::new(state, self.manager.clock()))
     }

@@ -181,8 +181,7 @@ fn issue(
             return Err(AuthError::token_type_mismatch(scheme));
         }
     }
-    let header = policy.header.value(tokens.access_token())?;
-    let header = (policy.header.name().clone(), header);
+    let header = policy.header.pair(tokens.access_token())?;
     Ok(Issued::new(
         tokens,
         header,

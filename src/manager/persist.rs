@@ -439,12 +439,10 @@ impl Manager {
             id: stored.id(),
             version: stored.version(),
         };
-        let header = self
-            .policy
-            .header
-            .value(stored.access_token())
-            .map_err(|_| AuthError::store("stored access token is not a valid header value", None));
-        let header = header.map(|value| (self.policy.header.name().clone(), value));
+        let header =
+            self.policy.header.pair(stored.access_token()).map_err(|_| {
+                AuthError::store("stored access token is not a valid header value", None)
+            });
         match header.map(|header| stored.issued(header, &self.settings.clock)) {
             Ok(issued) if issued.is_live() => Verdict::Adopt(issued, found),
             Ok(issued) => Verdict::RenewStored(issued, found),

@@ -81,6 +81,11 @@ impl TokenHeader {
 }
 
 impl TokenHeader {
+    /// The header and its [`value`](Self::value) for `token`: what a request carries.
+    pub(crate) fn pair(&self, token: &Secret) -> Result<(HeaderName, HeaderValue), AuthError> {
+        Ok((self.name.clone(), self.value(token)?))
+    }
+
     /// Whether a token the server typed `token_type` may be sent in this header: `bearer` always
     /// (RFC 6750: whoever holds it may use it); another type when it names this header's scheme
     /// (both in any case), or when the token goes bare, with no scheme to disagree with.
