@@ -1,13 +1,14 @@
 //! The token manager: the one place that decides when to log in or refresh, shared by every
 //! clone of a layer.
 //!
-//! - [`flight`]: the single flight, its retries, and what outlives it;
+//! - [`flight`]: the single flight, what it shares with its waiters, its retries, and what
+//!   outlives it;
 //! - [`schedule`]: when to try again (transient retries, rejection backoff, `Retry-After`);
 //! - [`exchange`]: the login/refresh exchange and the parsing of its answer;
 //! - [`persist`]: the token store: adopting, leasing, saving;
 //! - [`transport`]: the user's HTTP service as the exchange uses it;
-//! - [`wait`]: a request that needs a token: take the slot's, join the flight or start one; what
-//!   a flight shares with its waiters, and the future a request waits with.
+//! - [`wait`]: a request that needs a token: take the slot's, join the flight or start one, and
+//!   the future a request waits with.
 //!
 //! A request waiting for a token crosses three files: [`wait`] (join or start the one flight),
 //! [`flight`] (its attempts, and landing their outcome) and [`exchange`] (one attempt's auth
