@@ -15,7 +15,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use tower::{Layer, ServiceExt};
-use tower_token_auth::provider::presets;
+use tower_token_auth::provider::{Credentials, Preset};
 use tower_token_auth::{AuthLayer, AuthService};
 use tower_token_auth_emulation::{Api, Config, Emulation};
 
@@ -52,8 +52,12 @@ async fn main() -> Result<(), tower::BoxError> {
     let union = Emulation::start(Api::UnionService, Config::default()).await?;
     let config = union.config();
     let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
-    let provider =
-        presets::union_service(&union.base_url(), &config.username, config.password.clone())?;
+    let provider = Preset::UnionService.provider(
+        &union.base_url(),
+        &Credentials::new()
+            .username(&config.username)
+            .password(config.password.clone()),
+    )?;
     let layer = AuthLayer::new(provider, client.clone());
     let state = AppState {
         downstream: layer.layer(client.clone()),

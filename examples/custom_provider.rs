@@ -11,7 +11,7 @@ use http_body_util::Full;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use tower::{Layer, ServiceExt};
-use tower_token_auth::provider::{AuthRequest, Provider, RefreshTiming, TokenPolicy};
+use tower_token_auth::provider::{Provider, RefreshTiming, TokenPolicy};
 use tower_token_auth::{AuthError, AuthLayer, Secret};
 use tower_token_auth_emulation::{Api, Config, Emulation};
 
@@ -22,7 +22,11 @@ struct Intergiro {
 }
 
 impl Intergiro {
-    fn post_json(&self, path: &str, body: serde_json::Value) -> Result<AuthRequest, AuthError> {
+    fn post_json(
+        &self,
+        path: &str,
+        body: serde_json::Value,
+    ) -> Result<http::Request<http_body_util::Full<bytes::Bytes>>, AuthError> {
         let uri: Uri = format!("{}{path}", self.base)
             .parse()
             .map_err(|_| AuthError::config("the base URL is not a URL"))?;
@@ -34,14 +38,19 @@ impl Intergiro {
 }
 
 impl Provider for Intergiro {
-    fn login_request(&self) -> Result<AuthRequest, AuthError> {
+    fn login_request(
+        &self,
+    ) -> Result<http::Request<http_body_util::Full<bytes::Bytes>>, AuthError> {
         self.post_json(
             "/auth/login",
             serde_json::json!({ "api_key": self.api_key.expose() }),
         )
     }
 
-    fn refresh_request(&self, refresh_token: &Secret) -> Result<AuthRequest, AuthError> {
+    fn refresh_request(
+        &self,
+        refresh_token: &Secret,
+    ) -> Result<http::Request<http_body_util::Full<bytes::Bytes>>, AuthError> {
         self.post_json(
             "/auth/refresh",
             serde_json::json!({ "refresh_token": refresh_token.expose() }),
@@ -64,7 +73,7 @@ async fn main() -> Result<(), tower::BoxError> {
     let emulation = Emulation::start(Api::Intergiro, Config::default()).await?;
     let provider = Intergiro {
         base: emulation.base_url(),
-        api_key: Secret::new(emulation.config().api_key.clone()),
+        api_key: Secret::from(emulation.config().api_key.clone()),
     };
     let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
     let layer = AuthLayer::new(provider, client.clone());

@@ -63,10 +63,10 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use tower::{Layer, ServiceExt};
-use tower_token_auth::provider::{oauth2, presets};
+use tower_token_auth::provider::{oauth2, Preset};
 use tower_token_auth::provider::{Credentials, HttpProvider, ProviderSpec};
-use tower_token_auth::store::{FileStore, MemoryStore, TokenStore};
-use tower_token_auth::{AuthError, AuthLayer, AuthService, TokenHandle};
+use tower_token_auth::store::{FileStore, MemoryStore};
+use tower_token_auth::{AuthError, AuthLayer, AuthLayerBuilder, AuthService, TokenHandle};
 use tower_token_auth_emulation::{Api, Config, Emulation, FaultKind};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -486,18 +486,20 @@ fn external_provider(
 ) -> Result<HttpProvider, String> {
     let user = || required(&args.username, "username", name);
     let password = || required(&args.password, "password", name).map(str::to_owned);
+    let people = || Ok::<_, String>(Credentials::new().username(user()?).password(password()?));
+    let preset = |preset: Preset, credentials: Credentials| preset.provider(auth_url, &credentials);
     let built = match name {
-        ProviderName::UnionService => presets::union_service(auth_url, user()?, password()?),
-        ProviderName::Simacan => presets::simacan(auth_url, user()?, password()?),
+        ProviderName::UnionService => preset(Preset::UnionService, people()?),
+        ProviderName::Simacan => preset(Preset::Simacan, people()?),
         ProviderName::Oli => {
             let client_id = args.client_id.as_deref().unwrap_or("apiclient");
-            presets::oli_with_client(auth_url, client_id, user()?, password()?)
+            preset(Preset::Oli, people()?.client_id(client_id))
         }
-        ProviderName::Tradecloud => presets::tradecloud(auth_url, user()?, password()?),
-        ProviderName::Intergiro => presets::intergiro(
-            auth_url,
-            required(&args.api_key, "api-key", name)?.to_owned(),
-        ),
+        ProviderName::Tradecloud => preset(Preset::Tradecloud, people()?),
+        ProviderName::Intergiro => {
+            let api_key = required(&args.api_key, "api-key", name)?.to_owned();
+            preset(Preset::Intergiro, Credentials::new().api_key(api_key))
+        }
         ProviderName::OAuth2Password => {
             let mut builder = oauth2::password(auth_url, user()?, password()?);
             builder = match (&args.client_id, &args.client_secret) {
@@ -542,7 +544,7 @@ fn layer(
             Some(key) => key.clone(),
             None => format!("{name}:{auth_url}:{user}"),
         };
-        builder = builder.store(open_store(url)?, key);
+        builder = with_store(builder, url, key)?;
     }
     if let Some(ttl) = args.lease_ttl {
         builder = builder.lease_ttl(ttl);
@@ -550,32 +552,40 @@ fn layer(
     Ok(builder.build(client.clone()))
 }
 
-/// The store `--store` names.
-fn open_store(url: &str) -> Result<Arc<dyn TokenStore>, String> {
+/// `builder` with the store `--store` names, under `key`.
+fn with_store(
+    builder: AuthLayerBuilder,
+    url: &str,
+    key: String,
+) -> Result<AuthLayerBuilder, String> {
     if url == "memory" {
-        return Ok(Arc::new(MemoryStore::new()));
+        return Ok(builder.store(MemoryStore::default(), key));
     }
     if let Some(dir) = url.strip_prefix("file:") {
         if dir.is_empty() {
             return Err("--store file:PATH needs a directory, e.g. file:/tmp/sessions".to_owned());
         }
-        return Ok(Arc::new(FileStore::new(dir)));
+        return Ok(builder.store(FileStore::new(dir), key));
     }
     if url.starts_with("redis://") || url.starts_with("rediss://") || url.starts_with("redis+unix:")
     {
-        return redis_store(url);
+        return with_redis_store(builder, url, key);
     }
     Err("--store takes memory, file:PATH or redis://HOST:PORT[/DB]".to_owned())
 }
 
 #[cfg(feature = "redis")]
-fn redis_store(url: &str) -> Result<Arc<dyn TokenStore>, String> {
+fn with_redis_store(
+    builder: AuthLayerBuilder,
+    url: &str,
+    key: String,
+) -> Result<AuthLayerBuilder, String> {
     let store = tower_token_auth::store::RedisStore::open(url).map_err(|e| e.to_string())?;
-    Ok(Arc::new(store))
+    Ok(builder.store(store, key))
 }
 
 #[cfg(not(feature = "redis"))]
-fn redis_store(_: &str) -> Result<Arc<dyn TokenStore>, String> {
+fn with_redis_store(_: AuthLayerBuilder, _: &str, _: String) -> Result<AuthLayerBuilder, String> {
     Err("a Redis store needs the redis feature: cargo run --release --features redis --example demo -- ...".to_owned())
 }
 
@@ -757,16 +767,21 @@ async fn embedded(args: &Args) -> Result<Vec<Report>, String> {
             .map_err(|e| format!("starting the {name} emulation: {e}"))?;
         let base = emulation.base_url();
         let c = emulation.config();
-        let provider = match api {
-            Api::UnionService => presets::union_service(&base, &c.username, c.password.clone()),
-            Api::Simacan => presets::simacan(&base, &c.username, c.password.clone()),
-            Api::Oli => {
-                presets::oli_with_client(&base, &c.client_id, &c.username, c.password.clone())
-            }
-            Api::Tradecloud => presets::tradecloud(&base, &c.username, c.password.clone()),
-            _ => presets::intergiro(&base, c.api_key.clone()),
-        }
-        .map_err(|e| e.to_string())?;
+        let credentials = Credentials::new()
+            .username(&c.username)
+            .password(c.password.clone())
+            .client_id(&c.client_id)
+            .api_key(c.api_key.clone());
+        let preset = match api {
+            Api::UnionService => Preset::UnionService,
+            Api::Simacan => Preset::Simacan,
+            Api::Oli => Preset::Oli,
+            Api::Tradecloud => Preset::Tradecloud,
+            _ => Preset::Intergiro,
+        };
+        let provider = preset
+            .provider(&base, &credentials)
+            .map_err(|e| e.to_string())?;
         let uri: Uri = emulation
             .resource_url()
             .parse()

@@ -6,7 +6,7 @@
 //! ```
 
 use reqwest_middleware::ClientBuilder;
-use tower_token_auth::provider::presets;
+use tower_token_auth::provider::{Credentials, Preset};
 use tower_token_auth::reqwest::{AuthMiddleware, ReqwestTransport};
 use tower_token_auth::AuthLayer;
 use tower_token_auth_emulation::{Api, Config, Emulation};
@@ -15,7 +15,12 @@ use tower_token_auth_emulation::{Api, Config, Emulation};
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let oli = Emulation::start(Api::Oli, Config::default()).await?;
     let config = oli.config();
-    let provider = presets::oli(&oli.base_url(), &config.username, config.password.clone())?;
+    let provider = Preset::Oli.provider(
+        &oli.base_url(),
+        &Credentials::new()
+            .username(&config.username)
+            .password(config.password.clone()),
+    )?;
 
     let layer = AuthLayer::new(provider, ReqwestTransport::new(reqwest::Client::builder())?);
     let client = ClientBuilder::new(reqwest::Client::new())

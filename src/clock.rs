@@ -14,7 +14,7 @@ use crate::token::MAX_LIFETIME;
 ///
 /// Two clocks, set with [`AuthLayerBuilder::clock`](crate::AuthLayerBuilder::clock):
 ///
-/// - [`Clock::coarse`] (the default) reads the monotonic clock at the resolution of the
+/// - `Clock::default()` reads the monotonic clock at the resolution of the
 ///   operating system's tick (`CLOCK_MONOTONIC_COARSE` on Linux: 1–10 ms). Every request reads
 ///   the clock, and a coarse read costs a fraction of a precise one; expiry decisions have margins
 ///   of seconds, so milliseconds of resolution change nothing.
@@ -53,9 +53,9 @@ use crate::token::MAX_LIFETIME;
 /// use tower_token_auth::Clock;
 ///
 /// let clock = Clock::tokio();
-/// let start = clock.now();
+/// let start = clock.wall();
 /// tokio::time::sleep(Duration::from_millis(5)).await;
-/// assert!(clock.now() >= start + Duration::from_millis(5));
+/// assert!(clock.wall() >= start + Duration::from_millis(5));
 /// # }
 /// ```
 #[derive(Clone, Copy)]
@@ -104,7 +104,7 @@ fn tokio_time_paused() -> bool {
 impl Clock {
     /// The monotonic clock at the resolution of the system's tick: the default. Under paused
     /// tokio time, tokio's clock (see [above](Self#paused-time-and-the-coarse-clock)).
-    pub fn coarse() -> Self {
+    fn coarse() -> Self {
         tokio_time_paused();
         let ticks = coarsetime::Instant::now_without_cache_update().as_ticks();
         Self(Source::Coarse {
@@ -124,7 +124,8 @@ impl Clock {
     }
 
     /// The current instant.
-    pub fn now(&self) -> Instant {
+    #[cfg(test)]
+    pub(crate) fn now(&self) -> Instant {
         self.at(self.moment())
     }
 
@@ -233,7 +234,8 @@ impl Sub<Duration> for Moment {
 }
 
 impl Default for Clock {
-    /// [`Clock::coarse`].
+    /// The monotonic clock at the resolution of the system's tick. Under paused tokio time,
+    /// tokio's clock (see [above](Self#paused-time-and-the-coarse-clock)).
     fn default() -> Self {
         Self::coarse()
     }
@@ -266,7 +268,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn the_coarse_clock_follows_a_paused_runtime_wall_time_included() {
-        let clock = Clock::coarse();
+        let clock = Clock::default();
         let (start, wall) = (clock.now(), clock.wall());
         tokio::time::advance(Duration::from_secs(3600)).await;
         assert_eq!(clock.now() - start, Duration::from_secs(3600));
@@ -282,7 +284,7 @@ mod tests {
 
     #[test]
     fn a_coarse_clock_made_before_the_pause_follows_it_once_it_sleeps() {
-        let clock = Clock::coarse();
+        let clock = Clock::default();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_time()
             .start_paused(true)
@@ -311,7 +313,7 @@ mod tests {
             .build()
             .unwrap();
         runtime.block_on(async {
-            for clock in [Clock::coarse(), Clock::tokio()] {
+            for clock in [Clock::default(), Clock::tokio()] {
                 let never = clock.moment() + Duration::MAX;
                 assert_eq!(never, Moment(u64::MAX));
                 assert!(clock.instant(never) > clock.now() + MAX_LIFETIME);
@@ -329,7 +331,7 @@ mod tests {
     fn the_coarse_clock_is_monotonic_and_within_a_tick_of_the_precise_one() {
         // A tick is at most 10 ms (HZ=100); ordering the reads makes the bounds scheduling-proof.
         const TICK: Duration = Duration::from_millis(10);
-        let clock = Clock::coarse();
+        let clock = Clock::default();
         let (start, precise) = (clock.now(), std::time::Instant::now());
         let mut last = start;
         for _ in 0..100_000 {

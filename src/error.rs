@@ -256,7 +256,7 @@ impl AuthError {
     }
 
     /// A token that cannot be sent because it is not a valid header value.
-    pub fn invalid_token(detail: impl Into<Cow<'static, str>>) -> Self {
+    pub(crate) fn invalid_token(detail: impl Into<Cow<'static, str>>) -> Self {
         Self::new(ErrorKind::InvalidToken).map(|i| i.detail = Some(detail.into()))
     }
 
@@ -276,7 +276,7 @@ impl AuthError {
     }
 
     /// A token type the layer cannot send (see [`ErrorKind::TokenType`]).
-    pub fn token_type() -> Self {
+    pub(crate) fn token_type() -> Self {
         Self::new(ErrorKind::TokenType)
     }
 

@@ -5,96 +5,15 @@ use std::fmt;
 use std::future::poll_fn;
 use std::pin::pin;
 use std::sync::Arc;
-use std::time::SystemTime;
 
-use http::{HeaderMap, HeaderName, HeaderValue};
 use tokio::sync::watch;
 
-use crate::clock::Clock;
 use crate::error::AuthError;
 use crate::manager::{Manager, TokenWait};
 use crate::metrics::MetricsSnapshot;
 use crate::provider::TokenPolicy;
-use crate::secret::Secret;
-use crate::slot::{Generation, TokenState};
-
-/// A token of a layer's session, as a [`TokenHandle`] hands it out.
-///
-/// Cheap to clone. `Debug` shows its generation and expiry, never the token.
-///
-/// ```
-/// # use tower_token_auth::TokenHandle;
-/// # async fn run(handle: TokenHandle) -> Result<(), tower_token_auth::AuthError> {
-/// let token = handle.token().await?;
-/// // For a gRPC metadata map, a websocket handshake, another HTTP client:
-/// let mut headers = http::HeaderMap::new();
-/// token.apply_to(&mut headers);
-/// assert!(headers[token.header_name()].is_sensitive());
-/// // Or the bare token, for an API that wants it elsewhere (a query string, a message body):
-/// let bare: &str = token.access_token().expose();
-/// # let _ = bare;
-/// # Ok(())
-/// # }
-/// ```
-#[derive(Clone)]
-pub struct Token {
-    state: Arc<TokenState>,
-    expires_at: SystemTime,
-}
-
-impl Token {
-    pub(crate) fn new(state: Arc<TokenState>, clock: &Clock) -> Self {
-        let expires_at = clock.wall_at(state.expires_at);
-        Self { state, expires_at }
-    }
-
-    /// The generation of the token, as the slot counts them.
-    #[cfg_attr(not(feature = "reqwest"), allow(dead_code))]
-    pub(crate) fn slot_generation(&self) -> Generation {
-        self.state.generation
-    }
-
-    /// The header the token travels in (`authorization` unless the policy's
-    /// [`TokenHeader`](crate::provider::TokenHeader) says otherwise).
-    pub fn header_name(&self) -> &HeaderName {
-        &self.state.header_name
-    }
-
-    /// The header value, such as `Bearer <token>`, marked sensitive.
-    pub fn header_value(&self) -> &HeaderValue {
-        &self.state.header
-    }
-
-    /// Puts the token on `headers`, replacing any value the header had.
-    pub fn apply_to(&self, headers: &mut HeaderMap) {
-        headers.insert(self.header_name().clone(), self.header_value().clone());
-    }
-
-    /// The bare access token.
-    pub fn access_token(&self) -> &Secret {
-        &self.state.access_token
-    }
-
-    /// When the layer stops sending the token (as the layer's [`Clock`] tells wall time).
-    pub fn expires_at(&self) -> SystemTime {
-        self.expires_at
-    }
-
-    /// Which token of the session this is: every new token has a higher generation, so that
-    /// two handles' tokens compare by age.
-    pub fn generation(&self) -> u64 {
-        self.state.generation.get()
-    }
-}
-
-impl fmt::Debug for Token {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Token")
-            .field("generation", &self.generation())
-            .field("expires_at", &self.expires_at)
-            .finish_non_exhaustive()
-    }
-}
+use crate::slot::Generation;
+use crate::token::view::Token;
 
 /// A handle on the token of an [`AuthLayer`](crate::AuthLayer), from
 /// [`AuthLayer::handle`](crate::AuthLayer::handle): for clients that do not send through the
@@ -121,8 +40,10 @@ impl fmt::Debug for Token {
 /// // Hear about every new token, in a task of its own.
 /// let mut rotations = handle.subscribe();
 /// tokio::spawn(async move {
-///     while let Some(token) = rotations.next().await {
-///         println!("new token {}, valid until {:?}", token.generation(), token.expires_at());
+///     while rotations.changed().await.is_ok() {
+///         if let Some(token) = rotations.borrow_and_update().clone() {
+///             println!("new token {}, valid until {:?}", token.generation(), token.expires_at());
+///         }
 ///     }
 /// });
 /// # Ok(())
@@ -179,7 +100,7 @@ impl TokenHandle {
     /// marked dead and one refresh starts in the background, so that the next request or call
     /// gets a new one. A token already superseded is left alone.
     pub fn invalidate(&self, token: &Token) {
-        self.manager.invalidate(token.state.generation);
+        self.manager.invalidate(token.slot_generation());
     }
 
     /// A token issued after this call: the current token is retired (requests wait for its
@@ -205,18 +126,30 @@ impl TokenHandle {
         self.wait(held).await
     }
 
-    /// Every token the session gets from now on, latest first: a receiver that skips to the
-    /// newest token when it falls behind.
-    pub fn subscribe(&self) -> Rotations {
-        Rotations {
-            receiver: self.manager.rotations.subscribe(),
-            clock: *self.manager.clock(),
-        }
+    /// Every token the session gets from now on: a [`watch`] receiver holding the newest token
+    /// the session got (valid or not; `None` before the first), which skips to the newest when
+    /// it falls behind. [`changed`](watch::Receiver::changed) waits for a token newer than the
+    /// last one seen through the receiver, and fails once the session is gone: the layer, its
+    /// services and every handle dropped.
+    ///
+    /// ```
+    /// # use tower_token_auth::TokenHandle;
+    /// # async fn run(handle: TokenHandle) {
+    /// let mut rotations = handle.subscribe();
+    /// let first = handle.token().await;
+    /// // The token `token()` obtained (on a cold layer) is a rotation too:
+    /// if let (Ok(first), Ok(())) = (first, rotations.changed().await) {
+    ///     let seen = rotations.borrow_and_update().clone();
+    ///     assert_eq!(seen.map(|t| t.generation()), Some(first.generation()));
+    /// }
+    /// # }
+    /// ```
+    pub fn subscribe(&self) -> watch::Receiver<Option<Token>> {
+        self.manager.rotations.subscribe()
     }
 
-    /// The policy of the layer: the [`TokenHeader`](crate::provider::TokenHeader) its tokens use
-    /// and the [`Classifier`](crate::provider::Classifier) for answers, among others.
-    pub fn policy(&self) -> &TokenPolicy {
+    /// The policy of the layer: the header its tokens use, for an adapter.
+    pub(crate) fn policy(&self) -> &TokenPolicy {
         &self.manager.policy
     }
 
@@ -258,53 +191,6 @@ impl fmt::Debug for TokenHandle {
                     .map(|token| token.generation.get()),
             )
             .field("metrics", &self.manager.metrics.snapshot())
-            .finish()
-    }
-}
-
-/// The tokens a session gets, from [`TokenHandle::subscribe`].
-///
-/// ```
-/// # use tower_token_auth::TokenHandle;
-/// # async fn run(handle: TokenHandle) {
-/// let mut rotations = handle.subscribe();
-/// let first = handle.token().await;
-/// // The token `token()` obtained (on a cold layer) is a rotation too:
-/// if let (Ok(first), Some(seen)) = (first, rotations.next().await) {
-///     assert_eq!(seen.generation(), first.generation());
-/// }
-/// # }
-/// ```
-pub struct Rotations {
-    receiver: watch::Receiver<Option<Arc<TokenState>>>,
-    clock: Clock,
-}
-
-impl Rotations {
-    /// Waits for a token newer than the last one seen through this receiver (or, for a new
-    /// receiver, than the token current at `subscribe`). `None` once the session is gone: the
-    /// layer, its services and every handle dropped.
-    pub async fn next(&mut self) -> Option<Token> {
-        loop {
-            self.receiver.changed().await.ok()?;
-            if let Some(state) = self.receiver.borrow_and_update().clone() {
-                return Some(Token::new(state, &self.clock));
-            }
-        }
-    }
-
-    /// The newest token the session got, if any (valid or not).
-    pub fn latest(&self) -> Option<Token> {
-        let state = self.receiver.borrow().clone()?;
-        Some(Token::new(state, &self.clock))
-    }
-}
-
-impl fmt::Debug for Rotations {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let generation = self.receiver.borrow().as_ref().map(|t| t.generation.get());
-        f.debug_struct("Rotations")
-            .field("latest", &generation)
             .finish()
     }
 }

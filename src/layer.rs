@@ -12,7 +12,7 @@ use crate::manager::{AuthTransport, Backoff, Manager, Persist, Schedule, Setting
 use crate::provider::{Provider, RefreshTiming, TokenPolicy};
 use crate::replay::{CloneBody, NoReplay};
 use crate::service::AuthService;
-use crate::store::TokenStore;
+use crate::store::{Stores, TokenStore};
 use crate::token::MAX_LIFETIME;
 
 /// Default cap on an auth response body.
@@ -145,11 +145,11 @@ impl<S, R: Clone> Layer<S> for AuthLayer<R> {
 ///
 /// | failure | what the layer does | setting (default) |
 /// |---|---|---|
-/// | *transient*: 5xx, 408, 429, connection failure, timeout, unusable 2xx answer | retries inside the flight; requests keep waiting | [`retry_backoff`](Self::retry_backoff) ([`Backoff::TRANSIENT`]: 100 ms doubling to 1 s, full jitter); `Retry-After` honoured up to [`retry_after_cap`](Self::retry_after_cap) (10 s) |
+/// | *transient*: 5xx, 408, 429, connection failure, timeout, unusable 2xx answer | retries inside the flight; requests keep waiting | [`retry_backoff`](Self::retry_backoff) (100 ms doubling to 1 s, full jitter); `Retry-After` honoured up to [`retry_after_cap`](Self::retry_after_cap) (10 s) |
 /// | a request has waited too long | fails with [`ErrorKind::Unavailable`](crate::ErrorKind::Unavailable), the last failure as its source | [`max_wait`](Self::max_wait) (30 s) |
 /// | *ambiguous*: an answer the provider cannot tell between refused credentials and a server fault ([`Failure::Ambiguous`](crate::provider::Failure::Ambiguous): union-service's JSON 500) | retried like a transient failure; the same class of answer `repeats` times in a row within one flight (3 by default) is a rejection | the provider's `repeats` (a spec's `rejects.repeats`) |
 /// | *unusable 2xx, again and again*: a login answered 2xx without a usable token 5 times in a row while requests wait for want of a token | backed off like a rejection, with the answer's own kind | [`rejection_backoff`](Self::rejection_backoff) |
-/// | *rejected*: the provider says the credentials are refused, or a failure retrying cannot fix (a configuration error, a `token_type` the policy does not send) | every waiting request fails with the rejection; requests fail fast with it until the backoff ends, then one login is tried | [`rejection_backoff`](Self::rejection_backoff) ([`Backoff::REJECTION`]: 5 s doubling to 5 min, plus up to 50 % jitter) |
+/// | *rejected*: the provider says the credentials are refused, or a failure retrying cannot fix (a configuration error, a `token_type` the policy does not send) | every waiting request fails with the rejection; requests fail fast with it until the backoff ends, then one login is tried | [`rejection_backoff`](Self::rejection_backoff) (5 s doubling to 5 min, plus up to 50 % jitter) |
 /// | *aborted*: the runtime running the auth call shut down | its waiters get [`ErrorKind::Aborted`](crate::ErrorKind::Aborted); no backoff, the next request starts a new auth call | — |
 ///
 /// A rejected or unusable refresh falls back to login within the same attempt; only the login's
@@ -157,16 +157,16 @@ impl<S, R: Clone> Layer<S> for AuthLayer<R> {
 /// than half its remaining lifetime; requests keep using the token meanwhile.
 ///
 /// ```
-/// # use tower_token_auth::{AuthLayer, Backoff};
+/// # use tower_token_auth::AuthLayer;
 /// # use tower_token_auth::provider::Provider;
-/// # fn build<P: Provider>(provider: P, client: tower::util::BoxCloneSyncService<tower_token_auth::provider::AuthRequest, http::Response<http_body_util::Full<bytes::Bytes>>, tower::BoxError>) {
+/// # fn build<P: Provider>(provider: P, client: tower::util::BoxCloneSyncService<http::Request<http_body_util::Full<bytes::Bytes>>, http::Response<http_body_util::Full<bytes::Bytes>>, tower::BoxError>) {
 /// use std::time::Duration;
 ///
 /// let layer = AuthLayer::builder(provider)
 ///     .timeout(Duration::from_secs(5))
 ///     .max_response_bytes(16 * 1024)
 ///     .max_wait(Duration::from_secs(10))
-///     .rejection_backoff(Backoff::new(Duration::from_secs(30), Duration::from_secs(600), 2))
+///     .rejection_backoff(Duration::from_secs(30), Duration::from_secs(600))
 ///     .build(client);
 /// # }
 /// ```
@@ -182,7 +182,7 @@ pub struct AuthLayerBuilder {
     max_wait: Duration,
     schedule: Schedule,
     clock: Clock,
-    store: Option<(Arc<dyn TokenStore>, Arc<str>)>,
+    store: Option<(Arc<dyn Stores>, Arc<str>)>,
     lease_ttl: Option<Duration>,
 }
 
@@ -194,7 +194,7 @@ impl AuthLayerBuilder {
     /// ```
     /// # use tower_token_auth::AuthLayer;
     /// # use tower_token_auth::provider::Provider;
-    /// # fn build<P: Provider>(provider: P, client: tower::util::BoxCloneSyncService<tower_token_auth::provider::AuthRequest, http::Response<http_body_util::Full<bytes::Bytes>>, tower::BoxError>) {
+    /// # fn build<P: Provider>(provider: P, client: tower::util::BoxCloneSyncService<http::Request<http_body_util::Full<bytes::Bytes>>, http::Response<http_body_util::Full<bytes::Bytes>>, tower::BoxError>) {
     /// use tower_token_auth::provider::{RefreshTiming, TokenHeader};
     ///
     /// let layer = AuthLayer::builder(provider)
@@ -227,18 +227,20 @@ impl AuthLayerBuilder {
         self
     }
 
-    /// Spacing of retries after transient auth failures, with full jitter. Default:
-    /// [`Backoff::TRANSIENT`]. Its `max` bounds how soon waiting requests are served once the
-    /// auth server answers again.
-    pub fn retry_backoff(mut self, backoff: Backoff) -> Self {
-        self.schedule.transient = backoff;
+    /// Spacing of retries after transient auth failures: `initial` after the first failure,
+    /// doubling after each further one up to `max`, with full jitter (each delay drawn between
+    /// zero and the nominal one). Default: 100 ms doubling to 1 s. `max` bounds how soon waiting
+    /// requests are served once the auth server answers again.
+    pub fn retry_backoff(mut self, initial: Duration, max: Duration) -> Self {
+        self.schedule.transient = Backoff::new(initial, max, 2);
         self
     }
 
-    /// Spacing of logins after rejected credentials (plus up to half as much again of jitter);
-    /// requests fail fast meanwhile. Default: [`Backoff::REJECTION`].
-    pub fn rejection_backoff(mut self, backoff: Backoff) -> Self {
-        self.schedule.rejection = backoff;
+    /// Spacing of logins after rejected credentials: `initial` after the first rejection,
+    /// doubling after each further one up to `max`, plus up to half as much again of jitter;
+    /// requests fail fast meanwhile. Default: 5 s doubling to 5 minutes.
+    pub fn rejection_backoff(mut self, initial: Duration, max: Duration) -> Self {
+        self.schedule.rejection = Backoff::new(initial, max, 2);
         self
     }
 
@@ -259,7 +261,7 @@ impl AuthLayerBuilder {
         self
     }
 
-    /// The clock for expiry, refresh and backoff decisions. Default: [`Clock::coarse`], which
+    /// The clock for expiry, refresh and backoff decisions. Default: `Clock::default()`, which
     /// follows tokio's clock in a runtime whose time is paused (see
     /// [`Clock`](Clock#paused-time-and-the-coarse-clock)). Set [`Clock::tokio`] to test code
     /// that builds the layer before pausing time.
@@ -280,7 +282,7 @@ impl AuthLayerBuilder {
     /// ```
     /// # use tower_token_auth::AuthLayer;
     /// # use tower_token_auth::provider::Provider;
-    /// # fn build<P: Provider>(provider: P, client: tower::util::BoxCloneSyncService<tower_token_auth::provider::AuthRequest, http::Response<http_body_util::Full<bytes::Bytes>>, tower::BoxError>) {
+    /// # fn build<P: Provider>(provider: P, client: tower::util::BoxCloneSyncService<http::Request<http_body_util::Full<bytes::Bytes>>, http::Response<http_body_util::Full<bytes::Bytes>>, tower::BoxError>) {
     /// use tower_token_auth::store::FileStore;
     ///
     /// let layer = AuthLayer::builder(provider)

@@ -60,7 +60,7 @@
 //!   honoured up to a cap, while requests keep waiting (up to a bound, 30 s by default, after
 //!   which they fail with [`ErrorKind::Unavailable`] and the last cause); once the auth server
 //!   answers again, they are served within a second. *Rejected* credentials wait a longer,
-//!   jittered [`Backoff`] during which requests fail fast with the rejection, so credentials are
+//!   jittered backoff during which requests fail fast with the rejection, so credentials are
 //!   never re-sent in a loop. *Ambiguous* answers ([`Failure::Ambiguous`]: an API whose one
 //!   error status answers a wrong password and a crash alike) are retried like transient ones
 //!   and become a rejection only when they repeat (3 in a row by default); so do unusable 2xx
@@ -88,7 +88,7 @@
 //! Two bounds trip most first programs. The compiler names both, with the fix.
 //!
 //! **The auth transport takes `http::Request<Full<Bytes>>`.** The layer sends its own login and
-//! refresh calls, [`AuthRequest`]s with a `Full<Bytes>` body, through the client given to
+//! refresh calls, requests with a `Full<Bytes>` body, through the client given to
 //! [`AuthLayer::new`] (or [`AuthLayerBuilder::build`]): any [`AuthTransport`]. Pass a clone of the
 //! client being wrapped when that one is built for `Full<Bytes>`, as the example at the top does;
 //! else a second client built for it (clients are cheap):
@@ -145,7 +145,7 @@
 //! Everything that describes an API lives in [`provider`]; what a program names to build, run
 //! and diagnose the layer is at the crate root. A [`Provider`] says how an API logs in and
 //! refreshes, where its tokens are, and its policy.
-//! The [`presets`] cover union-service, Simacan, OLI Systems, Tradecloud and Intergiro;
+//! The [`Preset`]s cover union-service, Simacan, OLI Systems, Tradecloud and Intergiro;
 //! [`oauth2`] builds RFC 6749 `password` and `client_credentials` providers;
 //! [`provider::HttpProvider`] reads others from data, a TOML or JSON spec file
 //! ([`provider::ProviderSpec`], the form the presets themselves take); and the trait can be
@@ -191,7 +191,6 @@
 //!   until its next request.
 //! - The auth transport must not be the authenticated stack itself, and must not follow redirects.
 //!
-//! [`AuthRequest`]: provider::AuthRequest
 //! [`Classifier`]: provider::Classifier
 //! [`Failure::Ambiguous`]: provider::Failure::Ambiguous
 //! [`Provider`]: provider::Provider
@@ -204,7 +203,7 @@
 //! [`TokenPolicy::max_sends`]: provider::TokenPolicy::max_sends
 //! [`TokenPolicy::max_sends_revoked`]: provider::TokenPolicy::max_sends_revoked
 //! [`oauth2`]: provider::oauth2
-//! [`presets`]: provider::presets
+//! [`Preset`]: provider::Preset
 // Nothing that arrives over the network may panic; tests may.
 #![cfg_attr(
     not(test),
@@ -237,13 +236,14 @@ pub mod token;
 pub use crate::clock::Clock;
 pub use crate::error::{AuthCall, AuthError, ErrorKind};
 pub use crate::future::ResponseFuture;
-pub use crate::handle::{Rotations, Token, TokenHandle};
+pub use crate::handle::TokenHandle;
 pub use crate::layer::{AuthLayer, AuthLayerBuilder};
-pub use crate::manager::{AuthTransport, Backoff};
+pub use crate::manager::AuthTransport;
 pub use crate::metrics::MetricsSnapshot;
 pub use crate::replay::{CloneBody, CloneRequest, NoReplay};
 pub use crate::secret::Secret;
 pub use crate::service::AuthService;
+pub use crate::token::view::Token;
 
 #[doc = include_str!("../README.md")]
 #[cfg(all(doctest, feature = "reqwest", feature = "tonic"))]

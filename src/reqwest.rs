@@ -36,10 +36,11 @@
 //! use reqwest_middleware::ClientBuilder;
 //! use tower_token_auth::reqwest::{AuthMiddleware, ReqwestTransport};
 //! use tower_token_auth::AuthLayer;
-//! use tower_token_auth::provider::presets;
+//! use tower_token_auth::provider::{Credentials, Preset};
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! let provider = presets::simacan("https://auth-service.services.simacan.com/api/v1", "user", "password")?;
+//! let credentials = Credentials::new().username("user").password("password");
+//! let provider = Preset::Simacan.provider("https://auth-service.services.simacan.com/api/v1", &credentials)?;
 //! // Auth calls through a reqwest client that follows no redirect.
 //! let layer = AuthLayer::new(provider, ReqwestTransport::new(reqwest::Client::builder())?);
 //!

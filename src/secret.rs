@@ -21,7 +21,7 @@ pub(crate) use self::sent::sent_values;
 /// ```
 /// use tower_token_auth::Secret;
 ///
-/// let password = Secret::new("hunter2");
+/// let password = Secret::from("hunter2");
 /// assert_eq!(format!("{password:?}"), "[redacted]");
 /// assert_eq!(password.expose(), "hunter2");
 /// ```
@@ -30,7 +30,7 @@ pub struct Secret(Arc<str>);
 
 impl Secret {
     /// Wraps a secret value.
-    pub fn new(value: impl Into<Arc<str>>) -> Self {
+    pub(crate) fn new(value: impl Into<Arc<str>>) -> Self {
         Self(value.into())
     }
 

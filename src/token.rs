@@ -16,6 +16,7 @@ use crate::error::AuthError;
 use crate::secret::Secret;
 
 mod issued;
+pub(crate) mod view;
 
 pub(crate) use self::issued::Issued;
 
@@ -165,12 +166,12 @@ impl TokenSet {
     }
 
     /// The instant the refresh token expires, if the server stated one.
-    pub fn refresh_expires_at(&self) -> Option<SystemTime> {
+    pub(crate) fn refresh_expires_at(&self) -> Option<SystemTime> {
         self.refresh_expires_at
     }
 
     /// The token type, if the server stated it (`"Bearer"`, `"JWT"`, …).
-    pub fn token_type(&self) -> Option<&str> {
+    pub(crate) fn token_type(&self) -> Option<&str> {
         self.token_type.as_deref()
     }
 
@@ -296,23 +297,10 @@ const BASE64URL: GeneralPurpose = GeneralPurpose::new(
     GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
 );
 
-/// The `exp` claim (seconds since the Unix epoch) of a JWT, if `token` is one and has it.
-///
-/// Only the payload is decoded; the signature is **not** checked. A client has no key to check it
-/// with, and it does not need one: the expiry only decides when to ask for a new token early. The
-/// server still validates every token, and a 401 still triggers a refresh.
-///
-/// ```
-/// // {"alg":"none"} . {"exp":1700000000} . (no signature)
-/// let jwt = "eyJhbGciOiJub25lIn0.eyJleHAiOjE3MDAwMDAwMDB9.";
-/// assert_eq!(tower_token_auth::token::jwt_exp(jwt), Some(1_700_000_000));
-/// assert_eq!(tower_token_auth::token::jwt_exp("not-a-jwt"), None);
-/// ```
-pub fn jwt_exp(token: &str) -> Option<u64> {
-    jwt_times(token).map(|(exp, _)| exp)
-}
-
-/// The `exp` and, when present, `iat` claims of a JWT.
+/// The `exp` and, when present, `iat` claims of a JWT: only the payload is decoded; the signature
+/// is **not** checked. A client has no key to check it with, and it does not need one: the expiry
+/// only decides when to ask for a new token early. The server still validates every token, and a
+/// 401 still triggers a refresh.
 fn jwt_times(token: &str) -> Option<(u64, Option<u64>)> {
     #[derive(Deserialize)]
     struct Claims {
@@ -460,8 +448,19 @@ mod tests {
         }
     }
 
+    /// The `exp` claim alone.
+    fn jwt_exp(token: &str) -> Option<u64> {
+        jwt_times(token).map(|(exp, _)| exp)
+    }
+
     #[test]
     fn jwt_exp_decoding() {
+        // {"alg":"none"} . {"exp":1700000000} . (no signature)
+        assert_eq!(
+            jwt_exp("eyJhbGciOiJub25lIn0.eyJleHAiOjE3MDAwMDAwMDB9."),
+            Some(1_700_000_000)
+        );
+        assert_eq!(jwt_exp("not-a-jwt"), None);
         assert_eq!(
             jwt_exp(&jwt(r#"{"exp":1700000000,"sub":"x"}"#)),
             Some(1_700_000_000)
@@ -521,5 +520,53 @@ mod tests {
             !shown.contains("ACCESS") && !shown.contains("REFRESH"),
             "{shown}"
         );
+    }
+
+    mod properties {
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        use base64::Engine as _;
+        use proptest::prelude::*;
+
+        use super::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2000))]
+
+            #[test]
+            fn jwt_exp_never_panics_on_strings(token in ".{0,300}") {
+                let _ = jwt_exp(&token);
+            }
+
+            #[test]
+            fn jwt_exp_never_panics_on_payload_bytes(payload in prop::collection::vec(any::<u8>(), 0..300)) {
+                let _ = jwt_exp(&format!("h.{}.s", URL_SAFE_NO_PAD.encode(&payload)));
+            }
+
+            #[test]
+            fn jwt_exp_never_panics_on_claims(
+                claims in prop::collection::btree_map(".{0,8}", prop_oneof![
+                    any::<i64>().prop_map(serde_json::Value::from),
+                    any::<f64>().prop_map(serde_json::Value::from),
+                    ".{0,20}".prop_map(serde_json::Value::from),
+                ], 0..4),
+                exp in prop_oneof![
+                    Just(serde_json::Value::Null),
+                    any::<i64>().prop_map(serde_json::Value::from),
+                    any::<f64>().prop_map(serde_json::Value::from),
+                    ".{0,20}".prop_map(serde_json::Value::from),
+                ],
+            ) {
+                let mut claims: serde_json::Map<_, _> = claims.into_iter().collect();
+                claims.insert("exp".to_owned(), exp);
+                let _ = jwt_exp(&format!("h.{}.s", URL_SAFE_NO_PAD.encode(serde_json::Value::Object(claims).to_string())));
+            }
+
+            #[test]
+            fn jwt_exp_round_trips(exp in any::<u64>(), sub in ".{0,20}") {
+                let claims = serde_json::json!({ "sub": sub, "exp": exp });
+                let token = format!("h.{}.s", URL_SAFE_NO_PAD.encode(claims.to_string()));
+                prop_assert_eq!(jwt_exp(&token), Some(exp));
+            }
+        }
     }
 }

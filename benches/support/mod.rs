@@ -12,7 +12,7 @@ use http::header::CONTENT_TYPE;
 use http::{HeaderValue, Method, Request, Response, Uri};
 use http_body_util::Full;
 use tower::Service;
-use tower_token_auth::provider::{AuthRequest, Provider};
+use tower_token_auth::provider::Provider;
 use tower_token_auth::{AuthError, AuthLayer, Secret};
 
 pub type Req = Request<Full<Bytes>>;
@@ -39,7 +39,7 @@ pub fn request(uri: &Uri) -> Req {
 #[derive(Debug, Clone, Copy)]
 pub struct BenchProvider;
 
-fn post(body: &'static str) -> AuthRequest {
+fn post(body: &'static str) -> http::Request<http_body_util::Full<bytes::Bytes>> {
     let mut request = Request::new(Full::new(Bytes::from_static(body.as_bytes())));
     *request.method_mut() = Method::POST;
     *request.uri_mut() = Uri::from_static("http://auth.test/token");
@@ -47,11 +47,16 @@ fn post(body: &'static str) -> AuthRequest {
 }
 
 impl Provider for BenchProvider {
-    fn login_request(&self) -> Result<AuthRequest, AuthError> {
+    fn login_request(
+        &self,
+    ) -> Result<http::Request<http_body_util::Full<bytes::Bytes>>, AuthError> {
         Ok(post("grant_type=client_credentials"))
     }
 
-    fn refresh_request(&self, _: &Secret) -> Result<AuthRequest, AuthError> {
+    fn refresh_request(
+        &self,
+        _: &Secret,
+    ) -> Result<http::Request<http_body_util::Full<bytes::Bytes>>, AuthError> {
         Ok(post("grant_type=refresh_token"))
     }
 }
@@ -79,7 +84,7 @@ impl AuthServer {
     pub fn transport(
         &self,
     ) -> impl Service<
-        AuthRequest,
+        http::Request<http_body_util::Full<bytes::Bytes>>,
         Response = Response<Full<Bytes>>,
         Error = Infallible,
         Future = impl Send + 'static,
@@ -88,20 +93,22 @@ impl AuthServer {
            + Sync
            + 'static {
         let server = self.clone();
-        tower::service_fn(move |_: AuthRequest| {
-            server.calls.fetch_add(1, Ordering::SeqCst);
-            let delay = server.delay;
-            async move {
-                if !delay.is_zero() {
-                    tokio::time::sleep(delay).await;
+        tower::service_fn(
+            move |_: http::Request<http_body_util::Full<bytes::Bytes>>| {
+                server.calls.fetch_add(1, Ordering::SeqCst);
+                let delay = server.delay;
+                async move {
+                    if !delay.is_zero() {
+                        tokio::time::sleep(delay).await;
+                    }
+                    let mut response = Response::new(Full::new(Bytes::from_static(TOKEN_JSON)));
+                    response
+                        .headers_mut()
+                        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                    Ok::<_, Infallible>(response)
                 }
-                let mut response = Response::new(Full::new(Bytes::from_static(TOKEN_JSON)));
-                response
-                    .headers_mut()
-                    .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-                Ok::<_, Infallible>(response)
-            }
-        })
+            },
+        )
     }
 }
 

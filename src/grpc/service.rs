@@ -51,21 +51,6 @@ impl<S> GrpcAuthService<S> {
     pub(crate) fn new(auth: AuthService<Forward<S>, CopyBuffered>, max_buffered: usize) -> Self {
         Self { auth, max_buffered }
     }
-
-    /// The wrapped service.
-    pub fn get_ref(&self) -> &S {
-        &self.auth.get_ref().inner
-    }
-
-    /// The wrapped service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.auth.get_mut().inner
-    }
-
-    /// Unwraps the inner service.
-    pub fn into_inner(self) -> S {
-        self.auth.into_inner().inner
-    }
 }
 
 impl<S: Clone> Clone for GrpcAuthService<S> {

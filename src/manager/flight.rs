@@ -24,6 +24,7 @@ use crate::clock::Moment;
 use crate::error::{AuthCall, AuthError, ErrorKind};
 use crate::provider::{Failure, RefreshTiming};
 use crate::slot::{Generation, TokenState};
+use crate::token::view::Token;
 use crate::token::Issued;
 
 /// Everything about flights that needs the lock.
@@ -267,7 +268,8 @@ impl Manager {
         drop(invalidated);
         // Errors may hold the user's transport errors: dropped with the lock released.
         drop((last_transient, rejection));
-        self.rotations.send_replace(Some(Arc::clone(&state)));
+        self.rotations
+            .send_replace(Some(Token::new(Arc::clone(&state), self.clock())));
         Ok(state)
     }
 

@@ -27,7 +27,7 @@ mod transport;
 mod wait;
 
 pub(crate) use self::persist::Persist;
-pub use self::schedule::Backoff;
+pub(crate) use self::schedule::Backoff;
 pub(crate) use self::schedule::Schedule;
 pub use self::transport::AuthTransport;
 pub(crate) use self::transport::Transport;
@@ -45,6 +45,7 @@ use crate::error::AuthError;
 use crate::metrics::Metrics;
 use crate::provider::{Budget, Provider, Refusal, TokenPolicy};
 use crate::slot::{Generation, Slot, TokenState};
+use crate::token::view::Token;
 
 /// Layer-level settings that are not the provider's business.
 #[derive(Clone, Copy, Debug)]
@@ -67,7 +68,7 @@ pub(crate) struct Manager {
     pub(crate) replays: bool,
     pub(crate) metrics: Metrics,
     /// Every token landed, for [`TokenHandle::subscribe`](crate::TokenHandle::subscribe).
-    pub(crate) rotations: watch::Sender<Option<Arc<TokenState>>>,
+    pub(crate) rotations: watch::Sender<Option<Token>>,
     provider: Box<dyn Provider>,
     settings: Settings,
     transport: Transport,

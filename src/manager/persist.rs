@@ -32,7 +32,7 @@ use super::Manager;
 use crate::clock::Moment;
 use crate::error::AuthError;
 use crate::metrics::Counter;
-use crate::store::{Lease, StoreFuture, StoredSession, TokenStore, MAX_LEASE_TTL};
+use crate::store::{StoreFuture, StoredSession, Stores, MAX_LEASE_TTL};
 use crate::token::Issued;
 
 /// How often an attempt asks again for a lease another process holds, at most and at least.
@@ -56,7 +56,7 @@ const STEPS_UNDER_LEASE: u32 = 6;
 
 /// A layer's token store and what it knows of the stored session.
 pub(crate) struct Persist {
-    store: Arc<dyn TokenStore>,
+    store: Arc<dyn Stores>,
     key: Arc<str>,
     lease_ttl: Duration,
     /// The stored session the slot's token is (or is about to be): saved or adopted by this layer.
@@ -73,7 +73,7 @@ struct Held {
 impl Persist {
     /// `lease_ttl` is kept between [`MIN_LEASE_TTL`] and an hour (see
     /// [`AuthLayerBuilder::lease_ttl`](crate::AuthLayerBuilder::lease_ttl)).
-    pub(crate) fn new(store: Arc<dyn TokenStore>, key: Arc<str>, lease_ttl: Duration) -> Self {
+    pub(crate) fn new(store: Arc<dyn Stores>, key: Arc<str>, lease_ttl: Duration) -> Self {
         Self {
             store,
             key,
@@ -135,7 +135,7 @@ enum Leased {
 
 /// A lease an attempt holds, and what it knows of it.
 struct Holding {
-    lease: Lease,
+    lease: u64,
     state: Mutex<HoldingState>,
 }
 
@@ -151,7 +151,7 @@ struct HoldingState {
 }
 
 impl Holding {
-    fn new(lease: Lease, confirmed: Moment) -> Self {
+    fn new(lease: u64, confirmed: Moment) -> Self {
         Self {
             lease,
             state: Mutex::new(HoldingState {

@@ -16,46 +16,36 @@ use crate::token::MAX_LIFETIME;
 /// Exponential backoff: `initial * multiplier^(n-1)` after the `n`th consecutive failure, capped
 /// at `max`.
 ///
-/// The layer uses two (see [`AuthLayerBuilder`](crate::AuthLayerBuilder)):
-/// [`Backoff::TRANSIENT`] spaces retries of transient failures, with *full jitter* (each delay is
-/// drawn uniformly between zero and the nominal one); [`Backoff::REJECTION`] spaces logins after
-/// rejected credentials, with jitter *added* (each delay is drawn between the nominal one and
-/// half as much again), so credentials are never sent more often than the nominal delay says.
-///
-/// ```
-/// use std::time::Duration;
-/// use tower_token_auth::Backoff;
-///
-/// let backoff = Backoff::REJECTION;
-/// assert_eq!(backoff.delay(1), Duration::from_secs(5));
-/// assert_eq!(backoff.delay(3), Duration::from_secs(20));
-/// assert_eq!(backoff.delay(30), Duration::from_secs(300));
-/// ```
+/// The layer uses two, set with [`AuthLayerBuilder`](crate::AuthLayerBuilder)'s `retry_backoff`
+/// and `rejection_backoff`: [`Backoff::TRANSIENT`] spaces retries of transient failures, with
+/// *full jitter* (each delay is drawn uniformly between zero and the nominal one);
+/// [`Backoff::REJECTION`] spaces logins after rejected credentials, with jitter *added* (each
+/// delay is drawn between the nominal one and half as much again), so credentials are never sent
+/// more often than the nominal delay says.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Backoff {
+pub(crate) struct Backoff {
     /// Delay after the first failure.
-    pub initial: Duration,
+    pub(crate) initial: Duration,
     /// Upper bound of the nominal delay.
-    pub max: Duration,
+    pub(crate) max: Duration,
     /// Growth factor per consecutive failure.
-    pub multiplier: u32,
+    pub(crate) multiplier: u32,
 }
 
 impl Backoff {
     /// Retries of transient auth failures: 100 ms, doubling, at most 1 s apart. The cap is what
     /// bounds recovery: once the auth server answers again, waiting requests get a token within
     /// one delay (plus the auth call itself).
-    pub const TRANSIENT: Backoff =
+    pub(crate) const TRANSIENT: Backoff =
         Backoff::new(Duration::from_millis(100), Duration::from_secs(1), 2);
 
     /// Logins after rejected credentials: 5 s, doubling, at most 5 minutes apart (plus up to half
     /// as much again of jitter).
-    pub const REJECTION: Backoff =
+    pub(crate) const REJECTION: Backoff =
         Backoff::new(Duration::from_secs(5), Duration::from_secs(300), 2);
 
     /// A backoff starting at `initial`, growing by `multiplier` per failure, capped at `max`.
-    pub const fn new(initial: Duration, max: Duration, multiplier: u32) -> Self {
+    pub(crate) const fn new(initial: Duration, max: Duration, multiplier: u32) -> Self {
         Self {
             initial,
             max,
@@ -66,7 +56,7 @@ impl Backoff {
     /// The nominal delay after `failures` consecutive failures (zero for none), before jitter.
     /// Never more than ten years, whatever the settings, so that it can always be added to an
     /// instant.
-    pub fn delay(&self, failures: u32) -> Duration {
+    pub(crate) fn delay(&self, failures: u32) -> Duration {
         if failures == 0 {
             return Duration::ZERO;
         }

@@ -18,7 +18,7 @@ use crate::secret::Secret;
 /// use http::HeaderName;
 /// use tower_token_auth::provider::TokenHeader;
 ///
-/// let bearer = TokenHeader::bearer();
+/// let bearer = TokenHeader::default(); // `Authorization: Bearer <token>`;
 /// let scheme = TokenHeader::new(http::header::AUTHORIZATION).with_scheme("Token");
 /// let raw = TokenHeader::new(HeaderName::from_static("x-api-token"));
 /// # let _ = (bearer, scheme, raw);
@@ -31,7 +31,7 @@ pub struct TokenHeader {
 
 impl TokenHeader {
     /// `Authorization: Bearer <token>` (RFC 6750).
-    pub fn bearer() -> Self {
+    pub(crate) fn bearer() -> Self {
         Self::new(AUTHORIZATION).with_scheme("Bearer")
     }
 
@@ -63,7 +63,7 @@ impl TokenHeader {
     /// Fails with [`ErrorKind::InvalidToken`](crate::ErrorKind::InvalidToken) when the scheme
     /// and token do not make a valid header value (a control character, say); the message never
     /// contains the token.
-    pub fn value(&self, token: &Secret) -> Result<HeaderValue, AuthError> {
+    pub(crate) fn value(&self, token: &Secret) -> Result<HeaderValue, AuthError> {
         let token = token.expose();
         let scheme = self.scheme.as_deref().unwrap_or_default();
         let mut bytes = BytesMut::with_capacity(scheme.len() + 1 + token.len());
@@ -99,6 +99,7 @@ impl TokenHeader {
 }
 
 impl Default for TokenHeader {
+    /// `Authorization: Bearer <token>` (RFC 6750).
     fn default() -> Self {
         Self::bearer()
     }
@@ -110,7 +111,7 @@ mod tests {
 
     #[test]
     fn values_carry_the_scheme_and_are_sensitive() {
-        let token = Secret::new("abc.def");
+        let token = Secret::from("abc.def");
         let bearer = TokenHeader::bearer().value(&token).unwrap();
         assert_eq!(bearer, "Bearer abc.def");
         assert!(bearer.is_sensitive());
@@ -138,7 +139,7 @@ mod tests {
     #[test]
     fn an_unsendable_token_is_a_typed_error_that_hides_it() {
         let error = TokenHeader::bearer()
-            .value(&Secret::new("line\nbreak-secret"))
+            .value(&Secret::from("line\nbreak-secret"))
             .unwrap_err();
         assert_eq!(error.kind(), crate::ErrorKind::InvalidToken);
         assert!(!format!("{error} {error:?}").contains("secret"));

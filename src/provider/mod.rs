@@ -14,7 +14,7 @@
 //! use http::{header, Method, Request};
 //! use http_body_util::Full;
 //! use tower_token_auth::{AuthError, Secret};
-//! use tower_token_auth::provider::{AuthRequest, Provider};
+//! use tower_token_auth::provider::Provider;
 //!
 //! #[derive(Debug)]
 //! struct MyApi {
@@ -22,7 +22,7 @@
 //!     api_key: Secret,
 //! }
 //!
-//! fn post_json(uri: &http::Uri, body: serde_json::Value) -> AuthRequest {
+//! fn post_json(uri: &http::Uri, body: serde_json::Value) -> Request<Full<Bytes>> {
 //!     let mut req = Request::new(Full::new(Bytes::from(body.to_string())));
 //!     *req.method_mut() = Method::POST;
 //!     *req.uri_mut() = uri.clone();
@@ -31,11 +31,11 @@
 //! }
 //!
 //! impl Provider for MyApi {
-//!     fn login_request(&self) -> Result<AuthRequest, AuthError> {
+//!     fn login_request(&self) -> Result<Request<Full<Bytes>>, AuthError> {
 //!         Ok(post_json(&self.token_url, serde_json::json!({ "api_key": self.api_key.expose() })))
 //!     }
 //!
-//!     fn refresh_request(&self, refresh_token: &Secret) -> Result<AuthRequest, AuthError> {
+//!     fn refresh_request(&self, refresh_token: &Secret) -> Result<Request<Full<Bytes>>, AuthError> {
 //!         Ok(post_json(&self.token_url, serde_json::json!({ "refresh_token": refresh_token.expose() })))
 //!     }
 //!     // `parse_response` defaults to `TokenSet::from_json`, `classify_failure` treats 400/401/403
@@ -45,13 +45,14 @@
 
 mod generic;
 pub mod oauth2;
-pub mod presets;
+mod preset;
 mod spec;
 
 pub use self::generic::HttpProvider;
 pub(crate) use self::generic::{
     CallSpec, Encoding, Expiry, Location, Param, Rejects, Timestamp, TokenFields, TokenSource,
 };
+pub use self::preset::Preset;
 pub use self::spec::{Credentials, ProviderSpec, SpecError};
 mod classify;
 mod header;
@@ -74,33 +75,35 @@ use crate::slot::Generation;
 use crate::token::TokenSet;
 
 /// A login or refresh request, as a provider builds it.
-pub type AuthRequest = Request<Full<Bytes>>;
+pub(crate) type AuthRequest = Request<Full<Bytes>>;
 
 /// An auth server's response, with its body collected (up to the layer's size cap).
-pub type AuthResponse = Response<Bytes>;
+pub(crate) type AuthResponse = Response<Bytes>;
 
 /// How an API logs in and refreshes, and the policy the layer applies to it.
 ///
 /// The trait is object-safe: `Box<dyn Provider>` and `Arc<dyn Provider>` are providers too, so a
 /// provider can be chosen at run time.
 pub trait Provider: Send + Sync + 'static {
-    /// Builds the request that sends credentials for a new token pair.
+    /// Builds the request that sends credentials for a new token pair. It is called anew for
+    /// every auth call, retries included.
     ///
     /// Return [`AuthError::config`] when the provider holds no credentials; the layer then fails
     /// requests instead of logging in.
-    fn login_request(&self) -> Result<AuthRequest, AuthError>;
+    fn login_request(&self) -> Result<Request<Full<Bytes>>, AuthError>;
 
     /// Builds the request that exchanges `refresh_token` for a new token pair.
-    fn refresh_request(&self, refresh_token: &Secret) -> Result<AuthRequest, AuthError>;
+    fn refresh_request(&self, refresh_token: &Secret) -> Result<Request<Full<Bytes>>, AuthError>;
 
-    /// Parses a successful (2xx) login or refresh response.
+    /// Parses a successful (2xx) login or refresh response, its body collected (up to the
+    /// layer's size cap).
     ///
     /// The default reads a standard JSON token response with [`TokenSet::from_json`]. A response
     /// that carries no new token pair must be an error, never an empty success.
     fn parse_response(
         &self,
         call: AuthCall,
-        response: &AuthResponse,
+        response: &Response<Bytes>,
     ) -> Result<TokenSet, AuthError> {
         let _ = call;
         TokenSet::from_json(response.body())
@@ -117,7 +120,7 @@ pub trait Provider: Send + Sync + 'static {
     /// transient schedule while requests keep waiting. [`Failure::Unexpected`] is backed off like
     /// a rejection, without blaming the credentials. [`Failure::Ambiguous`] is retried like a
     /// transient failure until it repeats. The default is [`Failure::of_status`].
-    fn classify_failure(&self, call: AuthCall, response: &AuthResponse) -> Failure {
+    fn classify_failure(&self, call: AuthCall, response: &Response<Bytes>) -> Failure {
         let _ = call;
         Failure::of_status(response.status())
     }

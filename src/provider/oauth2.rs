@@ -203,7 +203,7 @@ mod tests {
             body(login).await,
             "grant_type=password&username=alice&password=pw&scope=a+b"
         );
-        let refresh = p.refresh_request(&Secret::new("rt")).unwrap();
+        let refresh = p.refresh_request(&Secret::from("rt")).unwrap();
         assert!(refresh.headers().contains_key(AUTHORIZATION));
         assert_eq!(
             body(refresh).await,

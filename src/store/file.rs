@@ -3,11 +3,12 @@
 
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
+use std::future::Future;
 use std::io::{self, Read as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::{lease_deadline, Lease, StoreFuture, StoredSession, TokenStore};
+use super::{lease_deadline, new_holder, StoredSession, TokenStore};
 use crate::clock::Clock;
 use crate::error::AuthError;
 
@@ -75,16 +76,11 @@ impl FileStore {
         }
     }
 
-    /// The clock lease expiries are written and read by. Default: [`Clock::coarse`] (the
+    /// The clock lease expiries are written and read by. Default: `Clock::default()` (the
     /// system's wall clock).
     pub fn clock(mut self, clock: Clock) -> Self {
         self.clock = clock;
         self
-    }
-
-    /// The directory.
-    pub fn dir(&self) -> &Path {
-        &self.dir
     }
 
     /// The file that holds the session under `key`.
@@ -98,10 +94,13 @@ impl FileStore {
 }
 
 impl TokenStore for FileStore {
-    fn load<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<StoredSession>> {
+    fn load(
+        &self,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<StoredSession>, AuthError>> + Send {
         let path = self.path(key);
         let key = key.to_owned();
-        Box::pin(blocking(move || match read_regular(&path) {
+        blocking(move || match read_regular(&path) {
             Ok(Some(json)) => StoredSession::from_json(&key, &json)
                 .map(Some)
                 .map_err(|e| {
@@ -110,43 +109,56 @@ impl TokenStore for FileStore {
                 }),
             Ok(None) => Ok(None),
             Err(e) => Err(file_error("cannot read", Role::Entry, &path, e)),
-        }))
+        })
     }
 
-    fn save<'a>(&'a self, key: &'a str, session: &'a StoredSession) -> StoreFuture<'a, ()> {
+    fn save(
+        &self,
+        key: &str,
+        session: &StoredSession,
+    ) -> impl Future<Output = Result<(), AuthError>> + Send {
         let (dir, path) = (self.dir.clone(), self.path(key));
         let json = session.to_json(key);
-        Box::pin(blocking(move || {
+        blocking(move || {
             write_atomically(&dir, &path, &json)
                 .map_err(|e| file_error("cannot write", Role::Entry, &path, e))
-        }))
+        })
     }
 
-    fn lease<'a>(&'a self, key: &'a str, ttl: Duration) -> StoreFuture<'a, Option<Lease>> {
+    fn lease(
+        &self,
+        key: &str,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<Option<u64>, AuthError>> + Send {
         let (dir, lock) = (self.dir.clone(), self.lock_path(key));
         let now = self.clock.wall();
-        Box::pin(blocking(move || {
+        blocking(move || {
             try_lock(&dir, &lock, now, lease_deadline(now, ttl))
                 .map_err(|e| file_error("cannot lease", Role::Lock, &lock, e))
-        }))
+        })
     }
 
-    fn extend<'a>(&'a self, key: &'a str, lease: Lease, ttl: Duration) -> StoreFuture<'a, bool> {
+    fn extend(
+        &self,
+        key: &str,
+        lease: u64,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<bool, AuthError>> + Send {
         let lock = self.lock_path(key);
         let now = self.clock.wall();
-        Box::pin(blocking(move || {
+        blocking(move || {
             extend_lock(&lock, lease, now, lease_deadline(now, ttl))
                 .map_err(|e| file_error("cannot extend the lease", Role::Lock, &lock, e))
-        }))
+        })
     }
 
-    fn release<'a>(&'a self, key: &'a str, lease: Lease) -> StoreFuture<'a, ()> {
+    fn release(&self, key: &str, lease: u64) -> impl Future<Output = Result<(), AuthError>> + Send {
         let lock = self.lock_path(key);
-        Box::pin(blocking(move || {
-            take_away(&lock, Some(lease.holder()))
+        blocking(move || {
+            take_away(&lock, Some(lease))
                 .map(drop)
                 .map_err(|e| file_error("cannot release", Role::Lock, &lock, e))
-        }))
+        })
     }
 }
 
@@ -381,9 +393,9 @@ fn try_lock(
     lock: &Path,
     now: SystemTime,
     until: SystemTime,
-) -> io::Result<Option<Lease>> {
+) -> io::Result<Option<u64>> {
     create_dir(dir)?;
-    let lease = Lease::random();
+    let lease = new_holder();
     let tmp = beside(lock, "tmp");
     let taken = (|| {
         write_lock_file(&tmp, lease, until)?;
@@ -408,9 +420,9 @@ fn try_lock(
 }
 
 /// A new lock file at `path` saying that `lease` holds the lock until `until`.
-fn write_lock_file(path: &Path, lease: Lease, until: SystemTime) -> io::Result<()> {
+fn write_lock_file(path: &Path, lease: u64, until: SystemTime) -> io::Result<()> {
     let content = LockFile {
-        holder: format!("{:016x}", lease.holder()),
+        holder: format!("{:016x}", lease),
         expires_at_ms: super::session::unix_millis(until),
     };
     let mut file = create_private(path)?;
@@ -420,12 +432,12 @@ fn write_lock_file(path: &Path, lease: Lease, until: SystemTime) -> io::Result<(
 
 /// Makes the lock at `lock` last until `until` if `lease` holds it and it has not lapsed by
 /// `now`: a rewritten lock renamed over it, so that readers see the old one or the new one.
-fn extend_lock(lock: &Path, lease: Lease, now: SystemTime, until: SystemTime) -> io::Result<bool> {
+fn extend_lock(lock: &Path, lease: u64, now: SystemTime, until: SystemTime) -> io::Result<bool> {
     match read_lock(lock)? {
         Lock::Held {
             holder,
             until: held_until,
-        } if holder == lease.holder() && now < held_until => {}
+        } if holder == lease && now < held_until => {}
         Lock::Free | Lock::Held { .. } | Lock::Unreadable => return Ok(false),
     }
     let tmp = beside(lock, "tmp");
@@ -535,7 +547,7 @@ mod tests {
         let now = SystemTime::now();
         let later = now + Duration::from_secs(60);
         assert!(try_lock(&scratch.0, &fifo, now, later).is_err());
-        assert!(extend_lock(&fifo, Lease::new(1), now, later).is_err());
+        assert!(extend_lock(&fifo, 1, now, later).is_err());
         assert!(take_away(&fifo, Some(1)).is_err());
         assert!(fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo());
         // Creating a file where a FIFO is fails at once (exclusive creation opens nothing).
@@ -556,7 +568,7 @@ mod tests {
             .unwrap()
             .unwrap();
         assert!(extend_lock(&lock, lease, now + secs(4), now + secs(9)).unwrap());
-        assert!(!extend_lock(&lock, Lease::new(lease.holder() ^ 1), now, now + secs(9)).unwrap());
+        assert!(!extend_lock(&lock, lease ^ 1, now, now + secs(9)).unwrap());
         // Held until 9 s now: a taker at 8 s finds it held.
         assert_eq!(
             try_lock(&scratch.0, &lock, now + secs(8), now + secs(20)).unwrap(),

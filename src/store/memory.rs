@@ -3,11 +3,13 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::future::ready;
+use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
-use super::{lease_deadline, Lease, StoreFuture, StoredSession, TokenStore};
+use super::{lease_deadline, new_holder, StoredSession, TokenStore};
 use crate::clock::Clock;
+use crate::error::AuthError;
 
 /// A [`TokenStore`] in memory: sessions and leases in a map that clones share.
 ///
@@ -20,9 +22,9 @@ use crate::clock::Clock;
 /// use tower_token_auth::store::MemoryStore;
 /// use tower_token_auth::AuthLayer;
 /// use tower_token_auth::provider::Provider;
-/// # fn build<P: Provider + Clone>(provider: P, client: tower::util::BoxCloneSyncService<tower_token_auth::provider::AuthRequest, http::Response<http_body_util::Full<bytes::Bytes>>, tower::BoxError>) {
+/// # fn build<P: Provider + Clone>(provider: P, client: tower::util::BoxCloneSyncService<http::Request<http_body_util::Full<bytes::Bytes>>, http::Response<http_body_util::Full<bytes::Bytes>>, tower::BoxError>) {
 ///
-/// let store = MemoryStore::new();
+/// let store = MemoryStore::default();
 /// let reports = AuthLayer::builder(provider.clone())
 ///     .store(store.clone(), "api/alice")
 ///     .build(client.clone());
@@ -40,16 +42,11 @@ pub struct MemoryStore {
 struct Entry {
     session: Option<StoredSession>,
     /// Who holds the lease, until when.
-    lease: Option<(Lease, SystemTime)>,
+    lease: Option<(u64, SystemTime)>,
 }
 
 impl MemoryStore {
-    /// An empty store.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// The clock leases lapse by. Default: [`Clock::coarse`] (the system's wall clock).
+    /// The clock leases lapse by. Default: `Clock::default()` (the system's wall clock).
     pub fn clock(mut self, clock: Clock) -> Self {
         self.clock = clock;
         self
@@ -62,12 +59,19 @@ impl MemoryStore {
 }
 
 impl TokenStore for MemoryStore {
-    fn load<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<StoredSession>> {
+    fn load(
+        &self,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<StoredSession>, AuthError>> + Send {
         let session = self.entries().get(key).and_then(|e| e.session.clone());
-        Box::pin(ready(Ok(session)))
+        ready(Ok(session))
     }
 
-    fn save<'a>(&'a self, key: &'a str, session: &'a StoredSession) -> StoreFuture<'a, ()> {
+    fn save(
+        &self,
+        key: &str,
+        session: &StoredSession,
+    ) -> impl Future<Output = Result<(), AuthError>> + Send {
         let replaced = self
             .entries()
             .entry(key.to_owned())
@@ -75,25 +79,34 @@ impl TokenStore for MemoryStore {
             .session
             .replace(session.clone());
         drop(replaced);
-        Box::pin(ready(Ok(())))
+        ready(Ok(()))
     }
 
-    fn lease<'a>(&'a self, key: &'a str, ttl: Duration) -> StoreFuture<'a, Option<Lease>> {
+    fn lease(
+        &self,
+        key: &str,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<Option<u64>, AuthError>> + Send {
         let now = self.clock.wall();
         let mut entries = self.entries();
         let entry = entries.entry(key.to_owned()).or_default();
         let taken = match entry.lease {
             Some((_, until)) if now < until => None,
             _ => {
-                let lease = Lease::random();
+                let lease = new_holder();
                 entry.lease = Some((lease, lease_deadline(now, ttl)));
                 Some(lease)
             }
         };
-        Box::pin(ready(Ok(taken)))
+        ready(Ok(taken))
     }
 
-    fn extend<'a>(&'a self, key: &'a str, lease: Lease, ttl: Duration) -> StoreFuture<'a, bool> {
+    fn extend(
+        &self,
+        key: &str,
+        lease: u64,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<bool, AuthError>> + Send {
         let now = self.clock.wall();
         let mut entries = self.entries();
         let held = entries
@@ -107,16 +120,16 @@ impl TokenStore for MemoryStore {
             }
             None => false,
         };
-        Box::pin(ready(Ok(extended)))
+        ready(Ok(extended))
     }
 
-    fn release<'a>(&'a self, key: &'a str, lease: Lease) -> StoreFuture<'a, ()> {
+    fn release(&self, key: &str, lease: u64) -> impl Future<Output = Result<(), AuthError>> + Send {
         if let Some(entry) = self.entries().get_mut(key) {
             if entry.lease.is_some_and(|(holder, _)| holder == lease) {
                 entry.lease = None;
             }
         }
-        Box::pin(ready(Ok(())))
+        ready(Ok(()))
     }
 }
 
@@ -135,7 +148,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_lease_is_exclusive_until_released_or_lapsed() {
-        let store = MemoryStore::new().clock(Clock::tokio());
+        let store = MemoryStore::default().clock(Clock::tokio());
         let ttl = Duration::from_secs(5);
         let first = store.lease("k", ttl).await.unwrap().unwrap();
         assert_eq!(store.lease("k", ttl).await.unwrap(), None);
@@ -152,15 +165,12 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn only_a_live_lease_is_extended_and_only_by_its_holder() {
-        let store = MemoryStore::new().clock(Clock::tokio());
+        let store = MemoryStore::default().clock(Clock::tokio());
         let ttl = Duration::from_secs(5);
         let held = store.lease("k", ttl).await.unwrap().unwrap();
         tokio::time::advance(Duration::from_secs(4)).await;
         assert!(store.extend("k", held, ttl).await.unwrap());
-        assert!(!store
-            .extend("k", Lease::new(held.holder() ^ 1), ttl)
-            .await
-            .unwrap());
+        assert!(!store.extend("k", held ^ 1, ttl).await.unwrap());
         assert!(!store.extend("other", held, ttl).await.unwrap());
         // Extended: still held 4 s later, when the first TTL would have ended.
         tokio::time::advance(Duration::from_secs(4)).await;
@@ -173,7 +183,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_ttl_beyond_any_clock_is_capped_not_a_panic() {
-        let store = MemoryStore::new();
+        let store = MemoryStore::default();
         let held = store.lease("k", Duration::MAX).await.unwrap().unwrap();
         assert!(store.extend("k", held, Duration::MAX).await.unwrap());
         assert_eq!(store.lease("k", Duration::MAX).await.unwrap(), None);

@@ -21,7 +21,7 @@
 //! use tower_token_auth::store::FileStore;
 //! use tower_token_auth::AuthLayer;
 //! use tower_token_auth::provider::Provider;
-//! # fn build<P: Provider>(provider: P, client: tower::util::BoxCloneSyncService<tower_token_auth::provider::AuthRequest, http::Response<http_body_util::Full<bytes::Bytes>>, tower::BoxError>) {
+//! # fn build<P: Provider>(provider: P, client: tower::util::BoxCloneSyncService<http::Request<http_body_util::Full<bytes::Bytes>>, http::Response<http_body_util::Full<bytes::Bytes>>, tower::BoxError>) {
 //!
 //! // One key per session: the API and the account it logs in as.
 //! let layer = AuthLayer::builder(provider)
@@ -104,14 +104,11 @@ pub use self::redis::RedisStore;
 pub use self::session::StoredSession;
 use crate::error::AuthError;
 
-/// The future a [`TokenStore`] method returns.
-pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, AuthError>> + Send + 'a>>;
-
 /// Where a layer keeps its session beyond its own memory, keyed by a session key (see the
 /// [module documentation](self)).
 ///
-/// The trait is object-safe; the layer holds its store as an `Arc<dyn TokenStore>`, and calls
-/// it only from its single flight (at most one call at a time per layer), each call bounded by
+/// Methods return `Send` futures; an implementation writes them as `async fn`. The layer calls
+/// its store only from its single flight (at most one call at a time per layer), each call bounded by
 /// the layer's auth timeout. Errors are [`AuthError`]s of kind
 /// [`ErrorKind::Store`](crate::ErrorKind::Store) ([`AuthError::store`]); they must not contain a
 /// token.
@@ -123,21 +120,22 @@ pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, AuthError>> 
 /// ```
 /// use std::collections::HashMap;
 /// use std::sync::Mutex;
-/// use tower_token_auth::store::{StoreFuture, StoredSession, TokenStore};
+/// use tower_token_auth::AuthError;
+/// use tower_token_auth::store::{StoredSession, TokenStore};
 ///
 /// /// Sessions kept as the checked JSON encoding, in a map standing for a database.
 /// #[derive(Default)]
 /// struct Table(Mutex<HashMap<String, Vec<u8>>>);
 ///
 /// impl TokenStore for Table {
-///     fn load<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<StoredSession>> {
+///     async fn load(&self, key: &str) -> Result<Option<StoredSession>, AuthError> {
 ///         let row = self.0.lock().unwrap().get(key).cloned();
-///         Box::pin(async move { row.map(|json| StoredSession::from_json(key, &json)).transpose() })
+///         row.map(|json| StoredSession::from_json(key, &json)).transpose()
 ///     }
 ///
-///     fn save<'a>(&'a self, key: &'a str, session: &'a StoredSession) -> StoreFuture<'a, ()> {
+///     async fn save(&self, key: &str, session: &StoredSession) -> Result<(), AuthError> {
 ///         self.0.lock().unwrap().insert(key.to_owned(), session.to_json(key));
-///         Box::pin(async { Ok(()) })
+///         Ok(())
 ///     }
 /// }
 /// ```
@@ -145,25 +143,38 @@ pub trait TokenStore: Send + Sync {
     /// The session stored under `key`, if any. An entry that cannot be used (corrupt, of a
     /// foreign format, written for another key) is an error, not `None`: the layer logs it and
     /// logs in, and its next save replaces the entry.
-    fn load<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<StoredSession>>;
+    fn load(
+        &self,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<StoredSession>, AuthError>> + Send;
 
     /// Replaces the session stored under `key`, atomically: a concurrent `load` sees the old
     /// session or the new one, never a mix, and a crash leaves one of them.
-    fn save<'a>(&'a self, key: &'a str, session: &'a StoredSession) -> StoreFuture<'a, ()>;
+    fn save(
+        &self,
+        key: &str,
+        session: &StoredSession,
+    ) -> impl Future<Output = Result<(), AuthError>> + Send;
 
-    /// Tries once to take the lease on `key` for `ttl`: `Some` when taken, `None` while another
-    /// holder has it. A lease not released or [extended](Self::extend) within `ttl` lapses, so
+    /// Tries once to take the lease on `key` for `ttl`: `Some(holder)` when taken, `None` while
+    /// another holder has it. The holder is what names this lease to [`extend`](Self::extend)
+    /// and [`release`](Self::release): a number no other holder picks (a random one), so that
+    /// only the holder extends or releases its lease. A lease not released or [extended](Self::extend) within `ttl` lapses, so
     /// that a holder that crashed frees it. The default grants every lease (a store without
     /// leases).
     ///
     /// The layer asks for a TTL between 1 s and an hour; a store called with a longer one
     /// should cap it rather than overflow (the stores of this module cap it at an hour).
-    fn lease<'a>(&'a self, key: &'a str, ttl: Duration) -> StoreFuture<'a, Option<Lease>> {
+    fn lease(
+        &self,
+        key: &str,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<Option<u64>, AuthError>> + Send {
         let _ = (key, ttl);
-        Box::pin(ready(Ok(Some(Lease::new(0)))))
+        ready(Ok(Some(0)))
     }
 
-    /// Keeps a lease taken with [`lease`](Self::lease): if `lease` still holds the lease on `key`
+    /// Keeps a lease taken with [`lease`](Self::lease): if the holder `lease` still holds `key`
     /// and it has not lapsed, makes it last `ttl` from now and returns `true`; otherwise (it
     /// lapsed, whether or not another holder has taken it since) changes nothing and returns
     /// `false`. Check and extension are one step: a lease that lapses is never revived.
@@ -173,38 +184,94 @@ pub trait TokenStore: Send + Sync {
     /// returns `true` and extends nothing, which is right for a store without leases; a store
     /// whose leases lapse must implement it, or a renewal slower than the TTL may overlap with
     /// another process's.
-    fn extend<'a>(&'a self, key: &'a str, lease: Lease, ttl: Duration) -> StoreFuture<'a, bool> {
+    fn extend(
+        &self,
+        key: &str,
+        lease: u64,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<bool, AuthError>> + Send {
         let _ = (key, lease, ttl);
-        Box::pin(ready(Ok(true)))
+        ready(Ok(true))
     }
 
     /// Gives back a lease taken with [`lease`](Self::lease). A lease that has lapsed, and may now
     /// be someone else's, is left alone. The default does nothing.
-    fn release<'a>(&'a self, key: &'a str, lease: Lease) -> StoreFuture<'a, ()> {
+    fn release(&self, key: &str, lease: u64) -> impl Future<Output = Result<(), AuthError>> + Send {
         let _ = (key, lease);
-        Box::pin(ready(Ok(())))
+        ready(Ok(()))
     }
 }
 
-impl<T: TokenStore + ?Sized> TokenStore for Arc<T> {
-    fn load<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<StoredSession>> {
+impl<T: TokenStore> TokenStore for Arc<T> {
+    fn load(
+        &self,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<StoredSession>, AuthError>> + Send {
         (**self).load(key)
     }
 
-    fn save<'a>(&'a self, key: &'a str, session: &'a StoredSession) -> StoreFuture<'a, ()> {
+    fn save(
+        &self,
+        key: &str,
+        session: &StoredSession,
+    ) -> impl Future<Output = Result<(), AuthError>> + Send {
         (**self).save(key, session)
     }
 
-    fn lease<'a>(&'a self, key: &'a str, ttl: Duration) -> StoreFuture<'a, Option<Lease>> {
+    fn lease(
+        &self,
+        key: &str,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<Option<u64>, AuthError>> + Send {
         (**self).lease(key, ttl)
     }
 
-    fn extend<'a>(&'a self, key: &'a str, lease: Lease, ttl: Duration) -> StoreFuture<'a, bool> {
+    fn extend(
+        &self,
+        key: &str,
+        lease: u64,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<bool, AuthError>> + Send {
         (**self).extend(key, lease, ttl)
     }
 
-    fn release<'a>(&'a self, key: &'a str, lease: Lease) -> StoreFuture<'a, ()> {
+    fn release(&self, key: &str, lease: u64) -> impl Future<Output = Result<(), AuthError>> + Send {
         (**self).release(key, lease)
+    }
+}
+
+/// The future of a [`Stores`] call.
+pub(crate) type StoreFuture<'a, T> =
+    Pin<Box<dyn Future<Output = Result<T, AuthError>> + Send + 'a>>;
+
+/// A [`TokenStore`] as the layer holds it, behind an `Arc<dyn Stores>`: each call's future boxed.
+pub(crate) trait Stores: Send + Sync {
+    fn load<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<StoredSession>>;
+    fn save<'a>(&'a self, key: &'a str, session: &'a StoredSession) -> StoreFuture<'a, ()>;
+    fn lease<'a>(&'a self, key: &'a str, ttl: Duration) -> StoreFuture<'a, Option<u64>>;
+    fn extend<'a>(&'a self, key: &'a str, lease: u64, ttl: Duration) -> StoreFuture<'a, bool>;
+    fn release<'a>(&'a self, key: &'a str, lease: u64) -> StoreFuture<'a, ()>;
+}
+
+impl<T: TokenStore> Stores for T {
+    fn load<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<StoredSession>> {
+        Box::pin(TokenStore::load(self, key))
+    }
+
+    fn save<'a>(&'a self, key: &'a str, session: &'a StoredSession) -> StoreFuture<'a, ()> {
+        Box::pin(TokenStore::save(self, key, session))
+    }
+
+    fn lease<'a>(&'a self, key: &'a str, ttl: Duration) -> StoreFuture<'a, Option<u64>> {
+        Box::pin(TokenStore::lease(self, key, ttl))
+    }
+
+    fn extend<'a>(&'a self, key: &'a str, lease: u64, ttl: Duration) -> StoreFuture<'a, bool> {
+        Box::pin(TokenStore::extend(self, key, lease, ttl))
+    }
+
+    fn release<'a>(&'a self, key: &'a str, lease: u64) -> StoreFuture<'a, ()> {
+        Box::pin(TokenStore::release(self, key, lease))
     }
 }
 
@@ -222,39 +289,41 @@ pub(crate) fn lease_deadline(now: SystemTime, ttl: Duration) -> SystemTime {
     now.checked_add(ttl.min(MAX_LEASE_TTL)).unwrap_or(now)
 }
 
-/// A lease on a session key, from [`TokenStore::lease`]: who holds it, so that only the holder
-/// releases it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Lease {
-    holder: u64,
-}
-
-impl Lease {
-    /// A lease held by `holder`: a value no other holder picks (a random one).
-    pub fn new(holder: u64) -> Self {
-        Self { holder }
-    }
-
-    /// A lease with a random holder.
-    pub(crate) fn random() -> Self {
-        Self::new(fastrand::u64(..))
-    }
-
-    /// Who holds the lease.
-    pub fn holder(&self) -> u64 {
-        self.holder
-    }
+/// A new lease holder: a random number, which no other holder picks.
+pub(crate) fn new_holder() -> u64 {
+    fastrand::u64(..)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_store_trait_is_object_safe() {
-        fn assert_dyn(_: &dyn TokenStore) {}
-        assert_dyn(&MemoryStore::new());
-        let shared: Arc<dyn TokenStore> = Arc::new(MemoryStore::new());
-        assert_dyn(&shared);
+    #[tokio::test]
+    async fn a_store_and_an_arc_of_it_are_held_alike() {
+        let store = Arc::new(MemoryStore::default());
+        let held: [Arc<dyn Stores>; 2] = [
+            Arc::new(Arc::clone(&store)),
+            Arc::new(FileStore::new("/nonexistent")),
+        ];
+        let session = StoredSession::new("at", SystemTime::now());
+        held[0].save("k", &session).await.unwrap();
+        let loaded = TokenStore::load(&*store, "k").await.unwrap().unwrap();
+        assert_eq!(loaded.id(), session.id());
+        // The default lease of a store without leases: granted at once, to holder 0.
+        struct Bare;
+        impl TokenStore for Bare {
+            async fn load(&self, _: &str) -> Result<Option<StoredSession>, AuthError> {
+                Ok(None)
+            }
+            async fn save(&self, _: &str, _: &StoredSession) -> Result<(), AuthError> {
+                Ok(())
+            }
+        }
+        let bare: Arc<dyn Stores> = Arc::new(Bare);
+        assert_eq!(
+            bare.lease("k", Duration::from_secs(1)).await.unwrap(),
+            Some(0)
+        );
+        assert!(bare.extend("k", 0, Duration::from_secs(1)).await.unwrap());
     }
 }

@@ -10,7 +10,7 @@ use redis::{Client, RedisError, Script};
 use tokio::sync::OnceCell;
 
 use super::session::unix_millis;
-use super::{Lease, StoreFuture, StoredSession, TokenStore, MAX_LEASE_TTL};
+use super::{new_holder, StoredSession, TokenStore, MAX_LEASE_TTL};
 use crate::error::AuthError;
 
 /// Deletes the lease at `KEYS[1]` only if it still holds `ARGV[1]`: a lease that lapsed and was
@@ -117,12 +117,12 @@ impl RedisStore {
     }
 
     /// The Redis key that holds the session under `key`.
-    pub fn session_key(&self, key: &str) -> String {
+    pub(crate) fn session_key(&self, key: &str) -> String {
         format!("{}session:{key}", self.prefix)
     }
 
     /// The Redis key that holds the lease on `key`.
-    pub fn lease_key(&self, key: &str) -> String {
+    pub(crate) fn lease_key(&self, key: &str) -> String {
         format!("{}lease:{key}", self.prefix)
     }
 
@@ -159,85 +159,74 @@ impl fmt::Debug for RedisStore {
 }
 
 impl TokenStore for RedisStore {
-    fn load<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<StoredSession>> {
-        Box::pin(async move {
-            let entry = self.session_key(key);
-            let mut connection = self.connection().await?;
-            let json: Option<Vec<u8>> = redis::cmd("GET")
-                .arg(&entry)
-                .query_async(&mut connection)
-                .await
-                .map_err(|e| failed("cannot read", &entry, e))?;
-            json.map(|json| {
-                StoredSession::from_json(key, &json).map_err(|e| {
-                    AuthError::store(format!("unusable entry {entry}"), Some(Box::new(e)))
-                })
-            })
-            .transpose()
+    async fn load(&self, key: &str) -> Result<Option<StoredSession>, AuthError> {
+        let entry = self.session_key(key);
+        let mut connection = self.connection().await?;
+        let json: Option<Vec<u8>> = redis::cmd("GET")
+            .arg(&entry)
+            .query_async(&mut connection)
+            .await
+            .map_err(|e| failed("cannot read", &entry, e))?;
+        json.map(|json| {
+            StoredSession::from_json(key, &json)
+                .map_err(|e| AuthError::store(format!("unusable entry {entry}"), Some(Box::new(e))))
         })
+        .transpose()
     }
 
-    fn save<'a>(&'a self, key: &'a str, session: &'a StoredSession) -> StoreFuture<'a, ()> {
-        Box::pin(async move {
-            let entry = self.session_key(key);
-            let mut set = redis::cmd("SET");
-            set.arg(&entry).arg(session.to_json(key));
-            if let Some(until) = entry_expiry(session) {
-                set.arg("PXAT").arg(until);
-            }
-            let mut connection = self.connection().await?;
-            set.query_async::<()>(&mut connection)
-                .await
-                .map_err(|e| failed("cannot write", &entry, e))
-        })
+    async fn save(&self, key: &str, session: &StoredSession) -> Result<(), AuthError> {
+        let entry = self.session_key(key);
+        let mut set = redis::cmd("SET");
+        set.arg(&entry).arg(session.to_json(key));
+        if let Some(until) = entry_expiry(session) {
+            set.arg("PXAT").arg(until);
+        }
+        let mut connection = self.connection().await?;
+        set.query_async::<()>(&mut connection)
+            .await
+            .map_err(|e| failed("cannot write", &entry, e))
     }
 
-    fn lease<'a>(&'a self, key: &'a str, ttl: Duration) -> StoreFuture<'a, Option<Lease>> {
-        Box::pin(async move {
-            let entry = self.lease_key(key);
-            let lease = Lease::random();
-            let millis = ttl_millis(ttl);
-            let mut connection = self.connection().await?;
-            let taken: Option<String> = redis::cmd("SET")
-                .arg(&entry)
-                .arg(holder_value(lease))
-                .arg("NX")
-                .arg("PX")
-                .arg(millis)
-                .query_async(&mut connection)
-                .await
-                .map_err(|e| failed("cannot lease", &entry, e))?;
-            Ok(taken.map(|_| lease))
-        })
+    async fn lease(&self, key: &str, ttl: Duration) -> Result<Option<u64>, AuthError> {
+        let entry = self.lease_key(key);
+        let lease = new_holder();
+        let millis = ttl_millis(ttl);
+        let mut connection = self.connection().await?;
+        let taken: Option<String> = redis::cmd("SET")
+            .arg(&entry)
+            .arg(holder_value(lease))
+            .arg("NX")
+            .arg("PX")
+            .arg(millis)
+            .query_async(&mut connection)
+            .await
+            .map_err(|e| failed("cannot lease", &entry, e))?;
+        Ok(taken.map(|_| lease))
     }
 
-    fn extend<'a>(&'a self, key: &'a str, lease: Lease, ttl: Duration) -> StoreFuture<'a, bool> {
-        Box::pin(async move {
-            let entry = self.lease_key(key);
-            let mut connection = self.connection().await?;
-            EXTEND
-                .key(&entry)
-                .arg(holder_value(lease))
-                .arg(ttl_millis(ttl))
-                .invoke_async::<i64>(&mut connection)
-                .await
-                .map(|extended| extended == 1)
-                .map_err(|e| failed("cannot extend the lease", &entry, e))
-        })
+    async fn extend(&self, key: &str, lease: u64, ttl: Duration) -> Result<bool, AuthError> {
+        let entry = self.lease_key(key);
+        let mut connection = self.connection().await?;
+        EXTEND
+            .key(&entry)
+            .arg(holder_value(lease))
+            .arg(ttl_millis(ttl))
+            .invoke_async::<i64>(&mut connection)
+            .await
+            .map(|extended| extended == 1)
+            .map_err(|e| failed("cannot extend the lease", &entry, e))
     }
 
-    fn release<'a>(&'a self, key: &'a str, lease: Lease) -> StoreFuture<'a, ()> {
-        Box::pin(async move {
-            let entry = self.lease_key(key);
-            let mut connection = self.connection().await?;
-            RELEASE
-                .key(&entry)
-                .arg(holder_value(lease))
-                .invoke_async::<i64>(&mut connection)
-                .await
-                .map(drop)
-                .map_err(|e| failed("cannot release", &entry, e))
-        })
+    async fn release(&self, key: &str, lease: u64) -> Result<(), AuthError> {
+        let entry = self.lease_key(key);
+        let mut connection = self.connection().await?;
+        RELEASE
+            .key(&entry)
+            .arg(holder_value(lease))
+            .invoke_async::<i64>(&mut connection)
+            .await
+            .map(drop)
+            .map_err(|e| failed("cannot release", &entry, e))
     }
 }
 
@@ -254,8 +243,8 @@ fn ttl_millis(ttl: Duration) -> u64 {
 }
 
 /// What a lease's value holds: the holder, and which process it is.
-fn holder_value(lease: Lease) -> String {
-    format!("{:016x}:{}", lease.holder(), std::process::id())
+fn holder_value(lease: u64) -> String {
+    format!("{:016x}:{}", lease, std::process::id())
 }
 
 /// When the entry of `session` is of no more use, in milliseconds since the Unix epoch; `None` while

@@ -83,7 +83,7 @@ impl StoredSession {
     }
 
     /// The access token.
-    pub fn access_token(&self) -> &Secret {
+    pub(crate) fn access_token(&self) -> &Secret {
         &self.access_token
     }
 
@@ -93,7 +93,7 @@ impl StoredSession {
     }
 
     /// The refresh token, if the session has one.
-    pub fn refresh_token(&self) -> Option<&Secret> {
+    pub(crate) fn refresh_token(&self) -> Option<&Secret> {
         self.refresh_token.as_ref()
     }
 
@@ -103,12 +103,12 @@ impl StoredSession {
     }
 
     /// Which token of the session this is: drawn at random for every token saved.
-    pub fn id(&self) -> u64 {
+    pub(crate) fn id(&self) -> u64 {
         self.id
     }
 
     /// How many saves led to this token: each save is one more than the session it replaced.
-    pub fn version(&self) -> u64 {
+    pub(crate) fn version(&self) -> u64 {
         self.version
     }
 
@@ -164,12 +164,12 @@ impl StoredSession {
             return Err(unusable("session entry has an empty access token"));
         }
         Ok(Self {
-            access_token: Secret::new(entry.access_token.into_owned()),
+            access_token: Secret::from(entry.access_token.into_owned()),
             expires_at: time(entry.expires_at_ms)?,
             refresh_token: entry
                 .refresh_token
                 .filter(|t| !t.is_empty())
-                .map(|t| Secret::new(t.into_owned())),
+                .map(|t| Secret::from(t.into_owned())),
             refresh_expires_at: entry.refresh_expires_at_ms.map(time).transpose()?,
             id,
             version: entry.version,

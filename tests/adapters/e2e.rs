@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use http::StatusCode;
 use tower::{BoxError, Layer};
-use tower_token_auth::{AuthError, AuthLayer, Backoff, ErrorKind};
+use tower_token_auth::{AuthError, AuthLayer, ErrorKind};
 use tower_token_auth_emulation::{Api, Config, Emulation, Fault};
 
 use crate::support::emulated::{client, get, get_concurrently, preset, preset_with, Authed};
@@ -165,11 +165,7 @@ async fn wrong_password_is_rejected_then_backs_off() {
         };
         // A long backoff, so that "immediately" cannot be outrun by a slow machine.
         let layer = AuthLayer::builder(preset_with(API, &emulation.base_url(), &wrong))
-            .rejection_backoff(Backoff::new(
-                Duration::from_secs(600),
-                Duration::from_secs(600),
-                2,
-            ))
+            .rejection_backoff(Duration::from_secs(600), Duration::from_secs(600))
             .build(client());
         let svc = layer.layer(client());
 

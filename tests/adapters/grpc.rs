@@ -402,7 +402,7 @@ async fn a_thousand_concurrent_calls_at_an_expired_token_make_one_auth_call() {
         (0, CALLS as u64),
         "every call waited for the one refresh, none was replayed"
     );
-    let (second, generation) = setup.handle.subscribe().latest().map_or_else(
+    let (second, generation) = setup.handle.subscribe().borrow().as_ref().map_or_else(
         || panic!("a token"),
         |t| (t.header_value().clone(), t.generation()),
     );

@@ -230,7 +230,7 @@ async fn the_reqwest_transport_follows_no_redirect() {
 /// not reach the error chain through them.
 #[tokio::test]
 async fn a_failing_auth_call_through_reqwest_does_not_quote_a_secret_query() {
-    use tower_token_auth::provider::{Credentials, HttpProvider};
+    use tower_token_auth::provider::{Credentials, ProviderSpec};
 
     // Nothing listens here once the listener is gone.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -246,7 +246,9 @@ async fn a_failing_auth_call_through_reqwest_does_not_quote_a_secret_query() {
         "#
     );
     let credentials = Credentials::new().api_key("key-SECRET-1234");
-    let provider = HttpProvider::from_toml(&spec, &credentials).unwrap();
+    let provider = ProviderSpec::from_toml(&spec)
+        .and_then(|spec| spec.build(&credentials))
+        .unwrap();
     let transport = ReqwestTransport::new(reqwest::Client::builder()).unwrap();
     let layer = AuthLayer::builder(provider)
         .max_wait(Duration::from_millis(300))

@@ -3,8 +3,8 @@
 //! this test bounds its size.
 
 /// The ceilings today. They only go down: the goal is at most 40 items and 120 functions.
-const MAX_ITEMS: usize = 53;
-const MAX_FNS: usize = 154;
+const MAX_ITEMS: usize = 41;
+const MAX_FNS: usize = 119;
 
 #[test]
 fn the_public_surface_stays_within_its_bounds() {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tower::Layer;
-use tower_token_auth::provider::{AuthRequest, AuthResponse, Failure, Provider, TokenPolicy};
+use tower_token_auth::provider::{Failure, Provider, TokenPolicy};
 use tower_token_auth::{AuthCall, AuthError, AuthLayer, Clock, ErrorKind, Secret};
 use tower_token_auth_emulation::{Api, Config, Emulation, FaultKind};
 
@@ -19,13 +19,18 @@ use crate::support::{paused_layer, AuthServer, Fault, TestProvider};
 struct OneErrorStatus(TestProvider);
 
 impl Provider for OneErrorStatus {
-    fn login_request(&self) -> Result<AuthRequest, AuthError> {
+    fn login_request(
+        &self,
+    ) -> Result<http::Request<http_body_util::Full<bytes::Bytes>>, AuthError> {
         self.0.login_request()
     }
-    fn refresh_request(&self, refresh_token: &Secret) -> Result<AuthRequest, AuthError> {
+    fn refresh_request(
+        &self,
+        refresh_token: &Secret,
+    ) -> Result<http::Request<http_body_util::Full<bytes::Bytes>>, AuthError> {
         self.0.refresh_request(refresh_token)
     }
-    fn classify_failure(&self, _: AuthCall, _: &AuthResponse) -> Failure {
+    fn classify_failure(&self, _: AuthCall, _: &http::Response<bytes::Bytes>) -> Failure {
         Failure::AMBIGUOUS
     }
     fn policy(&self) -> TokenPolicy {

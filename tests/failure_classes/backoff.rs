@@ -8,7 +8,7 @@ use http::StatusCode;
 use http_body_util::Full;
 use tower::{Layer, ServiceExt};
 use tower_token_auth::token::TokenSet;
-use tower_token_auth::{AuthLayer, Backoff, Clock, ErrorKind};
+use tower_token_auth::{AuthLayer, Clock, ErrorKind};
 
 use crate::bad_answers::reply;
 use crate::rejected::fails_fast;
@@ -44,19 +44,21 @@ struct Panicky(TestProvider);
 impl tower_token_auth::provider::Provider for Panicky {
     fn login_request(
         &self,
-    ) -> Result<tower_token_auth::provider::AuthRequest, tower_token_auth::AuthError> {
+    ) -> Result<http::Request<http_body_util::Full<bytes::Bytes>>, tower_token_auth::AuthError>
+    {
         self.0.login_request()
     }
     fn refresh_request(
         &self,
         refresh_token: &tower_token_auth::Secret,
-    ) -> Result<tower_token_auth::provider::AuthRequest, tower_token_auth::AuthError> {
+    ) -> Result<http::Request<http_body_util::Full<bytes::Bytes>>, tower_token_auth::AuthError>
+    {
         self.0.refresh_request(refresh_token)
     }
     fn parse_response(
         &self,
         _: tower_token_auth::AuthCall,
-        _: &tower_token_auth::provider::AuthResponse,
+        _: &http::Response<bytes::Bytes>,
     ) -> Result<TokenSet, tower_token_auth::AuthError> {
         panic!("provider bug");
     }
@@ -88,7 +90,7 @@ async fn an_enormous_backoff_does_not_overflow() {
     server.set_reject_logins(true);
     let layer = AuthLayer::builder(TestProvider::new())
         .clock(Clock::tokio())
-        .rejection_backoff(Backoff::new(Duration::MAX, Duration::MAX, u32::MAX))
+        .rejection_backoff(Duration::MAX, Duration::MAX)
         .build(server.transport());
     let svc = service(&server, &layer);
     assert!(auth_error(&send(&svc).await.unwrap_err()).kind() == ErrorKind::LoginRejected);

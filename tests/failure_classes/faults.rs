@@ -10,29 +10,41 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 use tower::{Layer, ServiceExt};
-use tower_token_auth::provider::presets;
-use tower_token_auth::{AuthError, AuthLayer, AuthService, Backoff, ErrorKind};
+use tower_token_auth::provider::{Credentials, Preset};
+use tower_token_auth::{AuthError, AuthLayer, AuthService, ErrorKind};
 use tower_token_auth_emulation::{Api, Config, Emulation, Fault};
 
 type Authed = AuthService<Client<HttpConnector, Full<Bytes>>>;
 
 /// Fast retries, so that each case sees several attempts within the wait bound.
-const RETRY: Backoff = Backoff::new(Duration::from_millis(20), Duration::from_millis(20), 2);
+const RETRY: Duration = Duration::from_millis(20);
 
 fn layer(emulation: &Emulation) -> (AuthLayer, Authed) {
-    layer_with(emulation, Backoff::REJECTION)
+    // The default rejection backoff: 5 s doubling to 5 minutes.
+    layer_with(emulation, Duration::from_secs(5), Duration::from_secs(300))
 }
 
-/// With `rejection` as the backoff after a rejection (or an escalated failure).
-fn layer_with(emulation: &Emulation, rejection: Backoff) -> (AuthLayer, Authed) {
+/// With `rejection` to `rejection_max` as the backoff after a rejection (or an escalated
+/// failure).
+fn layer_with(
+    emulation: &Emulation,
+    rejection: Duration,
+    rejection_max: Duration,
+) -> (AuthLayer, Authed) {
     let client = Client::builder(TokioExecutor::new()).build_http();
     let c = emulation.config();
-    let provider = presets::oli(&emulation.base_url(), &c.username, c.password.clone())
+    let provider = Preset::Oli
+        .provider(
+            &emulation.base_url(),
+            &Credentials::new()
+                .username(&c.username)
+                .password(c.password.clone()),
+        )
         .expect("preset builds");
     let layer = AuthLayer::builder(provider)
         .timeout(Duration::from_millis(300))
-        .retry_backoff(RETRY)
-        .rejection_backoff(rejection)
+        .retry_backoff(RETRY, RETRY)
+        .rejection_backoff(rejection, rejection_max)
         .max_wait(Duration::from_millis(800))
         .build(client.clone());
     let svc = layer.layer(client);
@@ -151,9 +163,9 @@ fn cases() -> Vec<(&'static str, Fault, Option<ErrorKind>)> {
 async fn every_auth_fault_is_a_typed_error_and_clears() {
     let emulation = Emulation::start(Api::Oli, Config::default()).await.unwrap();
     // Short enough to wait out: five unusable 2xx answers in a row are backed off.
-    let rejection = Backoff::new(Duration::from_millis(50), Duration::from_millis(50), 1);
+    let rejection = Duration::from_millis(50);
     for (name, fault, expected) in cases() {
-        let (layer, svc) = layer_with(&emulation, rejection);
+        let (layer, svc) = layer_with(&emulation, rejection, rejection);
         emulation.set_fault(Some(fault));
         let outcome = get(&svc, &emulation).await;
         match (expected, outcome) {
@@ -238,7 +250,7 @@ async fn failing_refreshes_keep_the_valid_token_in_use() {
     assert!(metrics.auth_failures >= 2, "{metrics:?}");
     assert_eq!(metrics.token_waits, 1, "no request waited: {metrics:?}");
     emulation.set_fault(None);
-    tokio::time::sleep(RETRY.max * 2 + Duration::from_millis(100)).await;
+    tokio::time::sleep(RETRY * 2 + Duration::from_millis(100)).await;
     assert_eq!(get(&svc, &emulation).await.unwrap(), StatusCode::OK);
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(emulation.stats().refreshes, 1);

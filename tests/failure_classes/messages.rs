@@ -17,7 +17,7 @@ use http_body_util::Full;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tower::ServiceExt;
-use tower_token_auth::provider::{oauth2, Credentials, HttpProvider};
+use tower_token_auth::provider::{oauth2, Credentials, HttpProvider, ProviderSpec};
 use tower_token_auth::{AuthError, AuthLayer, AuthTransport, ErrorKind};
 
 /// A plain-HTTP hyper-util client counting the requests it is given.
@@ -71,7 +71,9 @@ fn keyed_login(url: &str, rejects: Option<&str>) -> HttpProvider {
     let credentials = Credentials::new()
         .api_key("k-SECRET4")
         .password("pw-SECRET3");
-    HttpProvider::from_toml(&spec, &credentials).expect("the spec builds")
+    ProviderSpec::from_toml(&spec)
+        .and_then(|spec| spec.build(&credentials))
+        .expect("the spec builds")
 }
 
 /// An `https://` token URL given to hyper-util's plain-HTTP client: one auth call, failed at

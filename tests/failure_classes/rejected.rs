@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use http::StatusCode;
 use tower_token_auth::provider::TokenPolicy;
-use tower_token_auth::{AuthError, AuthLayer, AuthService, Backoff, Clock, ErrorKind};
+use tower_token_auth::{AuthError, AuthLayer, AuthService, Clock, ErrorKind};
 
 use crate::support::{
     auth_error, concurrent, paused_layer as new_layer, send, service, AuthServer, TestProvider,
@@ -71,10 +71,11 @@ pub(crate) async fn fails_fast(svc: &AuthService<Upstream>) -> (AuthError, Durat
 async fn rejected_login_fails_every_waiter_and_backs_off() {
     let server = AuthServer::new(3600, AUTH_DELAY);
     server.set_reject_logins(true);
-    let nominal = Backoff::new(Duration::from_secs(2), Duration::from_secs(8), 2);
+    // 2 s doubling to 8 s: the nominal delay after the first and the second rejection.
+    let nominal = [Duration::from_secs(2), Duration::from_secs(4)];
     let layer = AuthLayer::builder(TestProvider::new())
         .clock(Clock::tokio())
-        .rejection_backoff(nominal)
+        .rejection_backoff(Duration::from_secs(2), Duration::from_secs(8))
         .build(server.transport());
     let svc = service(&server, &layer);
 
@@ -95,10 +96,7 @@ async fn rejected_login_fails_every_waiter_and_backs_off() {
     let (err, wait) = fails_fast(&svc).await;
     assert!(err.kind() == ErrorKind::LoginRejected);
     assert_eq!(err.status(), Some(StatusCode::UNAUTHORIZED));
-    assert!(
-        wait >= nominal.delay(1) && wait <= nominal.delay(1) * 3 / 2,
-        "{wait:?}"
-    );
+    assert!(wait >= nominal[0] && wait <= nominal[0] * 3 / 2, "{wait:?}");
     tokio::time::advance(wait - Duration::from_millis(1)).await;
     for result in concurrent(&svc, 10).await {
         assert!(auth_error(&result.unwrap_err()).retry_in().is_some());
@@ -114,10 +112,7 @@ async fn rejected_login_fails_every_waiter_and_backs_off() {
     );
     assert_eq!(server.logins(), 2);
     let (_, wait) = fails_fast(&svc).await;
-    assert!(
-        wait >= nominal.delay(2) && wait <= nominal.delay(2) * 3 / 2,
-        "{wait:?}"
-    );
+    assert!(wait >= nominal[1] && wait <= nominal[1] * 3 / 2, "{wait:?}");
     assert_eq!(server.logins(), 2);
 
     // Credentials accepted again: the next attempt after the backoff succeeds and resets it.

@@ -8,7 +8,7 @@ use http::StatusCode;
 use tower::{Layer, ServiceExt};
 use tower_token_auth::provider::{RefreshTiming, TokenPolicy};
 use tower_token_auth::store::MemoryStore;
-use tower_token_auth::{AuthLayer, Backoff, Clock};
+use tower_token_auth::{AuthLayer, Clock};
 
 use crate::support::{get, AuthServer, Fault, TestProvider};
 
@@ -16,7 +16,6 @@ const AUTH_DELAY: Duration = Duration::from_millis(50);
 
 /// Every duration the builder and the policy take, at `Duration::MAX`.
 fn extreme_layer(server: &AuthServer, store: bool) -> AuthLayer {
-    let huge = Backoff::new(Duration::MAX, Duration::MAX, u32::MAX);
     let builder = AuthLayer::builder(TestProvider::new())
         .with_policy(|policy| {
             policy.refresh = RefreshTiming::Ahead {
@@ -28,11 +27,11 @@ fn extreme_layer(server: &AuthServer, store: bool) -> AuthLayer {
         .timeout(Duration::MAX)
         .max_wait(Duration::MAX)
         .retry_after_cap(Duration::MAX)
-        .retry_backoff(huge)
-        .rejection_backoff(huge)
+        .retry_backoff(Duration::MAX, Duration::MAX)
+        .rejection_backoff(Duration::MAX, Duration::MAX)
         .lease_ttl(Duration::MAX);
     let builder = if store {
-        builder.store(MemoryStore::new(), "extreme")
+        builder.store(MemoryStore::default(), "extreme")
     } else {
         builder
     };

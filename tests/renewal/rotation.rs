@@ -71,14 +71,16 @@ struct NoRefresh(TestProvider);
 impl tower_token_auth::provider::Provider for NoRefresh {
     fn login_request(
         &self,
-    ) -> Result<tower_token_auth::provider::AuthRequest, tower_token_auth::AuthError> {
+    ) -> Result<http::Request<http_body_util::Full<bytes::Bytes>>, tower_token_auth::AuthError>
+    {
         self.0.login_request()
     }
     fn refresh_request(
         &self,
         _: &tower_token_auth::Secret,
-    ) -> Result<tower_token_auth::provider::AuthRequest, tower_token_auth::AuthError> {
-        Err(tower_token_auth::AuthError::invalid_token(
+    ) -> Result<http::Request<http_body_util::Full<bytes::Bytes>>, tower_token_auth::AuthError>
+    {
+        Err(tower_token_auth::AuthError::malformed(
             "refresh token is not a valid header value",
         ))
     }

@@ -99,7 +99,7 @@ async fn tracing_output_has_no_secrets() {
 /// logged.
 #[tokio::test(start_paused = true)]
 async fn spec_secrets_from_the_environment_stay_out_of_the_logs() {
-    use tower_token_auth::provider::{Credentials, HttpProvider};
+    use tower_token_auth::provider::{Credentials, ProviderSpec};
 
     let (capture, _guard) = Capture::start();
     // Names unique to this test binary: the process environment is shared by its tests.
@@ -115,7 +115,9 @@ async fn spec_secrets_from_the_environment_stay_out_of_the_logs() {
         url = "http://auth.test/refresh"
         json = { refresh_token = "${refresh_token}" }
     "#;
-    let provider = HttpProvider::from_toml(spec, &Credentials::new()).unwrap();
+    let provider = ProviderSpec::from_toml(spec)
+        .and_then(|spec| spec.build(&Credentials::new()))
+        .unwrap();
     let server = AuthServer::new(60, AUTH_DELAY);
     let echo = format!(
         r#"{{"error":"temporarily_unavailable","error_description":"bad key query-key-{MARK}"}}"#

@@ -22,7 +22,7 @@ use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use tower_token_auth::provider::{oauth2, Credentials, HttpProvider};
+use tower_token_auth::provider::{oauth2, Credentials, HttpProvider, ProviderSpec};
 use tower_token_auth::{AuthError, AuthLayer, ErrorKind};
 
 use crate::support::capture::Capture;
@@ -239,7 +239,9 @@ fn json_login(url: &str, api_key: Option<&str>, password: &str) -> HttpProvider 
     if let Some(key) = api_key {
         credentials = credentials.api_key(key);
     }
-    HttpProvider::from_toml(&spec, &credentials).expect("the spec builds")
+    ProviderSpec::from_toml(&spec)
+        .and_then(|spec| spec.build(&credentials))
+        .expect("the spec builds")
 }
 
 /// A JSON login whose password needs JSON escapes (and an API key in the query): echoed in every

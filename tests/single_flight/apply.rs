@@ -137,5 +137,5 @@ async fn secrets_never_appear_in_debug_or_display() {
 }
 
 fn password_secret() -> tower_token_auth::Secret {
-    tower_token_auth::Secret::new(format!("pw-{MARK}"))
+    tower_token_auth::Secret::from(format!("pw-{MARK}"))
 }

@@ -8,7 +8,7 @@ use http_body_util::{BodyExt, Full};
 use tower::{Layer, ServiceExt};
 use tower_token_auth::provider::oauth2;
 use tower_token_auth::provider::HttpProvider;
-use tower_token_auth::{AuthError, AuthLayer, Backoff, ErrorKind};
+use tower_token_auth::{AuthError, AuthLayer, ErrorKind};
 use tower_token_auth_emulation::{Api, Config, Emulation, Fault};
 
 use crate::support::emulated::{
@@ -319,11 +319,7 @@ async fn tradecloud_success_without_tokens_is_an_error() {
     let client = client();
     let layer = AuthLayer::builder(preset(Api::Tradecloud, &emulation))
         // Short enough for the test to wait out.
-        .rejection_backoff(Backoff::new(
-            Duration::from_millis(300),
-            Duration::from_millis(300),
-            1,
-        ))
+        .rejection_backoff(Duration::from_millis(300), Duration::from_millis(300))
         .build(client.clone());
     let svc = layer.layer(client);
     emulation.set_fault(Some(Fault::Status(200, "", "text/plain")));

@@ -8,9 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use proptest::prelude::*;
-use tower_token_auth::provider::{
-    presets, AuthRequest, AuthResponse, Classifier, Failure, Provider, RefreshTiming,
-};
+use tower_token_auth::provider::{Classifier, Failure, Preset, Provider, RefreshTiming};
 use tower_token_auth::provider::{Credentials, HttpProvider, ProviderSpec, SpecError};
 use tower_token_auth::{AuthCall, Secret};
 
@@ -50,7 +48,7 @@ fn as_json(toml_text: &str) -> String {
 }
 
 /// The request as text: method, URI, headers in order (sensitive ones marked), body.
-async fn show(request: AuthRequest) -> String {
+async fn show(request: http::Request<http_body_util::Full<bytes::Bytes>>) -> String {
     let mut out = format!("{} {}\n", request.method(), request.uri());
     for (name, value) in request.headers() {
         let mark = if value.is_sensitive() {
@@ -67,7 +65,7 @@ async fn show(request: AuthRequest) -> String {
 /// The login and refresh requests of `provider`, as text.
 async fn calls(provider: &HttpProvider) -> (String, String) {
     let login = show(provider.login_request().unwrap()).await;
-    let refresh = show(provider.refresh_request(&Secret::new("rt-1")).unwrap()).await;
+    let refresh = show(provider.refresh_request(&Secret::from("rt-1")).unwrap()).await;
     (login, refresh)
 }
 
@@ -76,14 +74,19 @@ fn rejects(provider: &HttpProvider, call: AuthCall, status: u16, body: &'static 
 }
 
 fn classify(provider: &HttpProvider, call: AuthCall, status: u16, body: &'static str) -> Failure {
-    let mut response = AuthResponse::new(Bytes::from_static(body.as_bytes()));
+    let mut response = http::Response::<Bytes>::new(Bytes::from_static(body.as_bytes()));
     *response.status_mut() = http::StatusCode::from_u16(status).unwrap();
     provider.classify_failure(call, &response)
 }
 
 #[tokio::test]
 async fn each_preset_sends_exactly_its_documented_requests() {
-    let p = presets::union_service("https://env.example.com/", "u", "pw").unwrap();
+    let p = Preset::UnionService
+        .provider(
+            "https://env.example.com/",
+            &Credentials::new().username("u").password("pw"),
+        )
+        .unwrap();
     assert_eq!(
         calls(&p).await,
         (
@@ -111,7 +114,12 @@ async fn each_preset_sends_exactly_its_documented_requests() {
         assert_eq!(classify(&p, call, 502, "{}"), Failure::Transient);
     }
 
-    let p = presets::simacan("https://a.example.com/api/v1", "u", "p w").unwrap();
+    let p = Preset::Simacan
+        .provider(
+            "https://a.example.com/api/v1",
+            &Credentials::new().username("u").password("p w"),
+        )
+        .unwrap();
     assert_eq!(
         calls(&p).await,
         (
@@ -127,14 +135,27 @@ async fn each_preset_sends_exactly_its_documented_requests() {
     );
     assert!(!p.policy().keep_unrotated_refresh_token);
 
-    let p = presets::oli("https://kc.example.com/token", "u", "pw").unwrap();
+    let p = Preset::Oli
+        .provider(
+            "https://kc.example.com/token",
+            &Credentials::new().username("u").password("pw"),
+        )
+        .unwrap();
     let (login, refresh) = calls(&p).await;
     assert!(login.ends_with("\n\ngrant_type=password&client_id=apiclient&username=u&password=pw"));
     assert!(
         refresh.ends_with("\n\ngrant_type=refresh_token&client_id=apiclient&refresh_token=rt-1")
     );
     assert!(login.starts_with("POST https://kc.example.com/token\n"));
-    let p = presets::oli_with_client("https://kc.example.com/token", "other", "u", "pw").unwrap();
+    let p = Preset::Oli
+        .provider(
+            "https://kc.example.com/token",
+            &Credentials::new()
+                .client_id("other")
+                .username("u")
+                .password("pw"),
+        )
+        .unwrap();
     assert!(calls(&p).await.0.contains("&client_id=other&"));
     assert!(rejects(
         &p,
@@ -144,7 +165,12 @@ async fn each_preset_sends_exactly_its_documented_requests() {
     ));
     assert!(p.policy().keep_unrotated_refresh_token);
 
-    let p = presets::tradecloud("https://api.example.com/v2", "me@example.com", "pw").unwrap();
+    let p = Preset::Tradecloud
+        .provider(
+            "https://api.example.com/v2",
+            &Credentials::new().username("me@example.com").password("pw"),
+        )
+        .unwrap();
     assert_eq!(
         calls(&p).await,
         (
@@ -159,7 +185,12 @@ async fn each_preset_sends_exactly_its_documented_requests() {
     );
     assert!(!p.policy().keep_unrotated_refresh_token);
 
-    let p = presets::intergiro("https://api.example.com/v3", "k-1").unwrap();
+    let p = Preset::Intergiro
+        .provider(
+            "https://api.example.com/v3",
+            &Credentials::new().api_key("k-1"),
+        )
+        .unwrap();
     assert_eq!(
         calls(&p).await,
         (
@@ -181,7 +212,9 @@ async fn each_preset_sends_exactly_its_documented_requests() {
 #[test]
 fn a_bad_base_url_is_a_config_error() {
     for base in ["not a url", "/relative", ""] {
-        let err = presets::simacan(base, "u", "pw").unwrap_err();
+        let err = Preset::Simacan
+            .provider(base, &Credentials::new().username("u").password("pw"))
+            .unwrap_err();
         assert_eq!(err.kind(), tower_token_auth::ErrorKind::Config, "{base}");
         assert!(err.to_string().contains("`base_url`"), "{err}");
     }
@@ -192,11 +225,16 @@ async fn login(provider: &HttpProvider) -> String {
 }
 
 async fn refresh(provider: &HttpProvider) -> String {
-    show(provider.refresh_request(&Secret::new("rt-SECRET")).unwrap()).await
+    show(
+        provider
+            .refresh_request(&Secret::from("rt-SECRET"))
+            .unwrap(),
+    )
+    .await
 }
 
-fn answer(status: u16, body: &str) -> AuthResponse {
-    let mut response = AuthResponse::new(Bytes::from(body.to_owned()));
+fn answer(status: u16, body: &str) -> http::Response<bytes::Bytes> {
+    let mut response = http::Response::<Bytes>::new(Bytes::from(body.to_owned()));
     *response.status_mut() = http::StatusCode::from_u16(status).unwrap();
     response
 }
@@ -262,7 +300,9 @@ keep_unrotated_refresh_token = false
 
 #[tokio::test]
 async fn every_part_of_the_format_reaches_the_wire() {
-    let provider = HttpProvider::from_toml(EVERYTHING, &credentials()).unwrap();
+    let provider = ProviderSpec::from_toml(EVERYTHING)
+        .and_then(|spec| spec.build(&credentials()))
+        .unwrap();
     assert_eq!(
         login(&provider).await,
         "PUT https://auth.example.com/v9/session?key=key-SECRET&v=2\n\
@@ -281,14 +321,16 @@ async fn every_part_of_the_format_reaches_the_wire() {
     assert!(!shown.contains(MARK), "{shown}");
 
     // Without the credential, `[defaults]` gives the client id.
-    let provider = HttpProvider::from_toml(
-        EVERYTHING,
-        &Credentials::new()
-            .username("bob")
-            .password("p")
-            .api_key("k"),
-    )
-    .unwrap();
+    let provider = ProviderSpec::from_toml(EVERYTHING)
+        .and_then(|spec| {
+            spec.build(
+                &Credentials::new()
+                    .username("bob")
+                    .password("p")
+                    .api_key("k"),
+            )
+        })
+        .unwrap();
     assert!(login(&provider).await.contains("x-client: default-app\n"));
 
     let policy = provider.policy();
@@ -358,8 +400,10 @@ async fn a_spec_without_refresh_only_logs_in() {
         .client_id("a:b")
         .client_secret("s&SECRET")
         .scope("x y");
-    let provider = HttpProvider::from_toml(spec, &credentials).unwrap();
-    let err = provider.refresh_request(&Secret::new("r")).unwrap_err();
+    let provider = ProviderSpec::from_toml(spec)
+        .and_then(|spec| spec.build(&credentials))
+        .unwrap();
+    let err = provider.refresh_request(&Secret::from("r")).unwrap_err();
     assert_eq!(err.kind(), tower_token_auth::ErrorKind::Config);
     assert!(err.to_string().contains("no refresh call"), "{err}");
     assert_eq!(
@@ -389,7 +433,9 @@ async fn environment_placeholders_are_read_at_build_and_kept_secret() {
         headers = { X-Api-Key = "${env:TTA_SPEC_TEST_KEY}" }
         json = { key = "${env:TTA_SPEC_TEST_KEY}" }
     "#;
-    let provider = HttpProvider::from_toml(spec, &Credentials::new()).unwrap();
+    let provider = ProviderSpec::from_toml(spec)
+        .and_then(|spec| spec.build(&Credentials::new()))
+        .unwrap();
     let shown = format!("{provider:?}");
     assert!(!shown.contains(MARK), "{shown}");
     assert_eq!(
@@ -399,7 +445,9 @@ async fn environment_placeholders_are_read_at_build_and_kept_secret() {
          accept: application/json\n\n{\"key\":\"env-SECRET-value\"}"
     );
     let spec = spec.replace("TTA_SPEC_TEST_KEY", "TTA_SPEC_TEST_UNSET");
-    let err = HttpProvider::from_toml(&spec, &Credentials::new()).unwrap_err();
+    let err = ProviderSpec::from_toml(&spec)
+        .and_then(|spec| spec.build(&Credentials::new()))
+        .unwrap_err();
     assert_eq!(err.path(), "login.headers.x-api-key");
     assert_eq!(
         err.message(),
@@ -410,13 +458,17 @@ async fn environment_placeholders_are_read_at_build_and_kept_secret() {
 #[test]
 fn build_errors_name_the_field_and_placeholder() {
     let simacan = include_str!("../../specs/simacan.toml");
-    let err = HttpProvider::from_toml(simacan, &Credentials::new().username("u")).unwrap_err();
+    let err = ProviderSpec::from_toml(simacan)
+        .and_then(|spec| spec.build(&Credentials::new().username("u")))
+        .unwrap_err();
     assert_eq!(err.path(), "login.form.password");
     assert_eq!(err.message(), "${password}: not given in the credentials");
     assert_eq!((err.line(), err.column()), (None, None));
 
     let union = include_str!("../../specs/union-service.toml");
-    let err = HttpProvider::from_toml(union, &credentials()).unwrap_err();
+    let err = ProviderSpec::from_toml(union)
+        .and_then(|spec| spec.build(&credentials()))
+        .unwrap_err();
     assert_eq!(err.path(), "login.url");
     assert!(err.message().contains("needs a base URL"), "{err}");
 
@@ -593,7 +645,8 @@ fn specs_past_the_limits_are_errors_naming_the_table() {
                 );
             }
         }
-        let provider = HttpProvider::from_toml(&oversized(table, limit), &credentials());
+        let provider = ProviderSpec::from_toml(&oversized(table, limit))
+            .and_then(|spec| spec.build(&credentials()));
         assert!(provider.is_ok(), "{table} × {limit}: {:?}", provider.err());
     }
     // Nesting: the body and 15 objects (or arrays) inside it, not one more.
@@ -744,7 +797,9 @@ fn absolute_expiry_from_epoch_fields() {
         access = { pointer = "/t" }
         expires_at = { pointer = "/exp", format = "unix_millis" }
     "#;
-    let provider = HttpProvider::from_toml(spec, &Credentials::new()).unwrap();
+    let provider = ProviderSpec::from_toml(spec)
+        .and_then(|spec| spec.build(&Credentials::new()))
+        .unwrap();
     let tokens = provider
         .parse_response(
             AuthCall::Login,
@@ -764,7 +819,9 @@ async fn a_content_type_the_spec_names_stands() {
         headers = { Content-Type = "application/vnd.example+json" }
         json = { user = "${username}" }
     "#;
-    let provider = HttpProvider::from_toml(spec, &credentials()).unwrap();
+    let provider = ProviderSpec::from_toml(spec)
+        .and_then(|spec| spec.build(&credentials()))
+        .unwrap();
     let request = provider.login_request().unwrap();
     let types: Vec<_> = request
         .headers()

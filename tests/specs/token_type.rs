@@ -12,14 +12,18 @@ use http::{header, Request, Response, StatusCode};
 use http_body_util::Full;
 use tower::util::BoxCloneSyncService;
 use tower::{Layer, ServiceExt};
-use tower_token_auth::provider::{AuthRequest, TokenHeader};
-use tower_token_auth::provider::{Credentials, HttpProvider};
+use tower_token_auth::provider::TokenHeader;
+use tower_token_auth::provider::{Credentials, HttpProvider, ProviderSpec};
 use tower_token_auth::{AuthError, AuthLayer, Clock, ErrorKind};
 
 /// A login answering `token_type` as given.
 fn auth_server(
     token_type: &'static str,
-) -> BoxCloneSyncService<AuthRequest, Response<Full<Bytes>>, Infallible> {
+) -> BoxCloneSyncService<
+    http::Request<http_body_util::Full<bytes::Bytes>>,
+    Response<Full<Bytes>>,
+    Infallible,
+> {
     counted_auth_server(token_type, Arc::default())
 }
 
@@ -27,15 +31,22 @@ fn auth_server(
 fn counted_auth_server(
     token_type: &'static str,
     calls: Arc<AtomicUsize>,
-) -> BoxCloneSyncService<AuthRequest, Response<Full<Bytes>>, Infallible> {
-    BoxCloneSyncService::new(tower::service_fn(move |_: AuthRequest| {
-        calls.fetch_add(1, Ordering::SeqCst);
-        async move {
-            let body =
-                format!(r#"{{"access_token":"t-1","token_type":"{token_type}","expires_in":300}}"#);
-            Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(body))))
-        }
-    }))
+) -> BoxCloneSyncService<
+    http::Request<http_body_util::Full<bytes::Bytes>>,
+    Response<Full<Bytes>>,
+    Infallible,
+> {
+    BoxCloneSyncService::new(tower::service_fn(
+        move |_: http::Request<http_body_util::Full<bytes::Bytes>>| {
+            calls.fetch_add(1, Ordering::SeqCst);
+            async move {
+                let body = format!(
+                    r#"{{"access_token":"t-1","token_type":"{token_type}","expires_in":300}}"#
+                );
+                Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(body))))
+            }
+        },
+    ))
 }
 
 fn provider() -> HttpProvider {
@@ -48,7 +59,9 @@ fn provider() -> HttpProvider {
         url = "http://auth.test/refresh"
         json = { refresh_token = "${refresh_token}" }
     "#;
-    HttpProvider::from_toml(spec, &Credentials::new().api_key("k")).expect("the spec builds")
+    ProviderSpec::from_toml(spec)
+        .and_then(|spec| spec.build(&Credentials::new().api_key("k")))
+        .expect("the spec builds")
 }
 
 /// Sends one request through `layer`; the upstream records the `Authorization` it saw.

@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 
 use http::StatusCode;
 use tower::Layer;
-use tower_token_auth::store::{Lease, RedisStore, StoredSession, TokenStore};
+use tower_token_auth::store::{RedisStore, StoredSession, TokenStore};
 use tower_token_auth::{AuthLayer, Clock, ErrorKind};
 
 use tower_token_auth_emulation::Api;
@@ -15,7 +15,7 @@ use crate::sessions::{
     a_401_costs_the_fleet_one_refresh, all_at_once, process, send, AUTH_DELAY, KEY,
 };
 use crate::support::redis_server::RedisServer;
-use crate::support::{AuthServer, TestProvider, MARK};
+use crate::support::{stored_tokens, AuthServer, TestProvider, MARK};
 
 fn session(n: u32) -> StoredSession {
     let expires = SystemTime::now() + Duration::from_secs(3600);
@@ -33,7 +33,7 @@ async fn sessions_round_trip_by_key_and_expire_with_their_tokens() {
     store.save("test/bob", &session(2)).await.unwrap();
     assert_eq!(store.load(KEY).await.unwrap(), Some(session_like(&alice)));
     let bob = store.load("test/bob").await.unwrap().unwrap();
-    assert_eq!(bob.access_token().expose(), format!("at-2-{MARK}"));
+    assert_eq!(stored_tokens(&bob).0, format!("at-2-{MARK}"));
 
     // Another database, another prefix: other sessions.
     let other_db = RedisStore::open(&redis.url(1)).unwrap();
@@ -43,7 +43,7 @@ async fn sessions_round_trip_by_key_and_expire_with_their_tokens() {
 
     // An open-ended refresh token keeps the entry; a session without one expires with its
     // access token.
-    let entry = store.session_key(KEY);
+    let entry = format!("tower-token-auth:session:{KEY}");
     assert_eq!(redis.command(&format!("TTL {entry}")), ":-1\r\n");
     let expires = SystemTime::now() + Duration::from_secs(100);
     store
@@ -70,18 +70,12 @@ async fn leases_are_exclusive_lapse_by_redis_time_and_only_their_holder_releases
     // Another key has its own lease.
     assert!(store.lease("test/bob", ttl).await.unwrap().is_some());
     // The value names the holder and its process.
-    let value = redis.command(&format!("GET {}", store.lease_key(KEY)));
+    let value = redis.command(&format!("GET tower-token-auth:lease:{KEY}"));
     let pid = std::process::id().to_string();
-    assert!(
-        value.contains(&format!("{:016x}:{pid}", held.holder())),
-        "{value}"
-    );
+    assert!(value.contains(&format!("{:016x}:{pid}", held)), "{value}");
 
     // Only the holder releases.
-    store
-        .release(KEY, Lease::new(held.holder() ^ 1))
-        .await
-        .unwrap();
+    store.release(KEY, held ^ 1).await.unwrap();
     assert_eq!(store.lease(KEY, ttl).await.unwrap(), None);
     store.release(KEY, held).await.unwrap();
     let second = store.lease(KEY, Duration::from_millis(200)).await.unwrap();
@@ -100,12 +94,12 @@ async fn a_lease_is_extended_only_by_its_live_holder_and_capped() {
     let redis = RedisServer::start();
     let store = RedisStore::open(&redis.url(0)).unwrap();
     let pttl = |key: &str| -> i64 {
-        let answer = redis.command(&format!("PTTL {}", store.lease_key(key)));
+        let answer = redis.command(&format!("PTTL tower-token-auth:lease:{key}"));
         answer.trim_start_matches(':').trim().parse().unwrap()
     };
     let held = store.lease(KEY, Duration::from_millis(300)).await.unwrap();
     let held = held.expect("a free lease");
-    let other = Lease::new(held.holder() ^ 1);
+    let other = held ^ 1;
     assert!(!store
         .extend(KEY, other, Duration::from_secs(60))
         .await
@@ -178,7 +172,7 @@ async fn processes_on_separate_connections_share_one_login() {
 async fn a_corrupt_entry_is_a_typed_error_then_a_fresh_login() {
     let redis = RedisServer::start();
     let store = RedisStore::open(&redis.url(0)).unwrap();
-    let entry = store.session_key(KEY);
+    let entry = format!("tower-token-auth:session:{KEY}");
     assert_eq!(
         redis.command(&format!("SET {entry} not-json-{MARK}")),
         "+OK\r\n"
@@ -196,7 +190,7 @@ async fn a_corrupt_entry_is_a_typed_error_then_a_fresh_login() {
     let m = layer.handle().metrics();
     assert_eq!((m.store_failures, m.adoptions), (1, 0));
     let stored = store.load(KEY).await.unwrap().unwrap();
-    assert_eq!(stored.access_token().expose(), format!("at-1-{MARK}"));
+    assert_eq!(stored_tokens(&stored).0, format!("at-1-{MARK}"));
 
     // A key of another type (a list) is an error of the store, never a panic.
     redis.command(&format!("DEL {entry}"));
@@ -251,7 +245,7 @@ async fn an_unreachable_or_restarted_redis_is_counted_and_requests_carry_on() {
     assert_eq!((server.logins(), server.refreshes()), (1, 2));
     assert_eq!(layer.handle().metrics().store_failures, failures);
     let stored = store.load(KEY).await.unwrap().unwrap();
-    assert_eq!(stored.access_token().expose(), format!("at-3-{MARK}"));
+    assert_eq!(stored_tokens(&stored).0, format!("at-3-{MARK}"));
 }
 
 /// Three layers on one Redis key with a lease TTL of 1 ms, over real HTTP against the Tradecloud

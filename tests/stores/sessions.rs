@@ -8,9 +8,9 @@ use std::time::{Duration, SystemTime};
 use http::StatusCode;
 use tower::{Layer, ServiceExt};
 use tower_token_auth::store::{FileStore, MemoryStore, StoredSession, TokenStore};
-use tower_token_auth::{AuthLayer, AuthService, Clock, ErrorKind};
+use tower_token_auth::{AuthError, AuthLayer, AuthService, Clock, ErrorKind};
 
-use crate::support::{bearer, get, AuthServer, TestProvider, Upstream, MARK};
+use crate::support::{bearer, get, stored_tokens, AuthServer, TestProvider, Upstream, MARK};
 
 type Service = AuthService<Upstream>;
 
@@ -123,11 +123,12 @@ async fn a_restart_after_the_access_token_expired_refreshes_with_the_stored_refr
     );
     // The rotated pair replaced the stored one.
     let stored = store.load(KEY).await.unwrap().unwrap();
+    assert_eq!(stored_tokens(&stored).1.unwrap(), format!("rt-2-{MARK}"));
+    let json: serde_json::Value = serde_json::from_slice(&stored.to_json(KEY)).unwrap();
     assert_eq!(
-        stored.refresh_token().unwrap().expose(),
-        format!("rt-2-{MARK}")
+        json["version"], 2,
+        "two saves: the login's and the refresh's"
     );
-    assert_eq!(stored.version(), 2);
 }
 
 /// Process A sees the 401 and refreshes; process B, on its own 401, adopts A's session instead
@@ -166,7 +167,7 @@ pub(crate) async fn a_401_costs_the_fleet_one_refresh(
 #[tokio::test(start_paused = true)]
 async fn a_401_seen_by_one_process_costs_the_fleet_one_refresh_memory_store() {
     let clock = Clock::tokio();
-    a_401_costs_the_fleet_one_refresh(MemoryStore::new().clock(clock), clock).await;
+    a_401_costs_the_fleet_one_refresh(MemoryStore::default().clock(clock), clock).await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -215,7 +216,8 @@ async fn processes_renewing_at_once_share_one_refresh(store: impl TokenStore + C
 
 #[tokio::test(start_paused = true)]
 async fn processes_renewing_at_once_share_one_refresh_memory_store() {
-    processes_renewing_at_once_share_one_refresh(MemoryStore::new().clock(Clock::tokio())).await;
+    processes_renewing_at_once_share_one_refresh(MemoryStore::default().clock(Clock::tokio()))
+        .await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -266,11 +268,7 @@ async fn unusable_entries_are_typed_errors_then_a_fresh_login_never_a_reuse() {
         assert_eq!(server.upstream_headers(), [bearer(1)], "{case}");
         // The login replaced the entry.
         let stored = store.load(KEY).await.unwrap().unwrap();
-        assert_eq!(
-            stored.access_token().expose(),
-            format!("at-1-{MARK}"),
-            "{case}"
-        );
+        assert_eq!(stored_tokens(&stored).0, format!("at-1-{MARK}"), "{case}");
     }
 }
 
@@ -299,7 +297,7 @@ async fn a_crashed_lease_holder_delays_the_others_until_its_lease_lapses(
 #[tokio::test(start_paused = true)]
 async fn a_crashed_lease_holder_delays_the_others_until_its_lease_lapses_memory_store() {
     let clock = Clock::tokio();
-    let store = MemoryStore::new().clock(clock);
+    let store = MemoryStore::default().clock(clock);
     a_crashed_lease_holder_delays_the_others_until_its_lease_lapses(store, clock).await;
 }
 
@@ -392,9 +390,9 @@ async fn file_entries_are_private_and_replaced_whole() {
     let mut reads = 0;
     while !writer.is_finished() {
         let stored = store.load(KEY).await.unwrap().unwrap();
-        let access = stored.access_token().expose();
+        let access = stored_tokens(&stored).0;
         let n = access.split('-').nth(1).unwrap();
-        assert_eq!(stored.refresh_token().unwrap().expose(), format!("rt-{n}"));
+        assert_eq!(stored_tokens(&stored).1.unwrap(), format!("rt-{n}"));
         reads += 1;
     }
     writer.await.unwrap();
@@ -410,8 +408,8 @@ async fn file_entries_are_private_and_replaced_whole() {
 /// `timeout(Duration::MAX)` makes the default lease TTL (twice the timeout) `Duration::MAX` too;
 /// so does an explicit `lease_ttl(Duration::MAX)`. Neither may overflow a clock in the store: one
 /// login, no store failure, the lease released.
-async fn a_timeout_or_lease_ttl_of_duration_max_costs_one_login(
-    store: impl Fn() -> Box<dyn TokenStore>,
+async fn a_timeout_or_lease_ttl_of_duration_max_costs_one_login<S: TokenStore + 'static>(
+    store: impl Fn() -> S,
 ) {
     let clock = Clock::tokio();
     let cases = [
@@ -420,7 +418,7 @@ async fn a_timeout_or_lease_ttl_of_duration_max_costs_one_login(
     ];
     for (timeout, lease_ttl) in cases {
         let server = AuthServer::new(3600, AUTH_DELAY);
-        let store: std::sync::Arc<dyn TokenStore> = store().into();
+        let store = std::sync::Arc::new(store());
         let mut builder = AuthLayer::builder(TestProvider::new())
             .clock(clock)
             .timeout(timeout)
@@ -453,7 +451,7 @@ async fn a_timeout_or_lease_ttl_of_duration_max_costs_one_login(
 #[tokio::test(start_paused = true)]
 async fn a_timeout_or_lease_ttl_of_duration_max_costs_one_login_memory_store() {
     a_timeout_or_lease_ttl_of_duration_max_costs_one_login(|| {
-        Box::new(MemoryStore::new().clock(Clock::tokio()))
+        MemoryStore::default().clock(Clock::tokio())
     })
     .await;
 }
@@ -465,7 +463,7 @@ async fn a_timeout_or_lease_ttl_of_duration_max_costs_one_login_file_store() {
         let dir = TempDir::new("max-ttl");
         let store = FileStore::new(dir.path()).clock(Clock::tokio());
         dirs.lock().unwrap().push(dir);
-        Box::new(store)
+        store
     })
     .await;
 }
@@ -510,7 +508,7 @@ async fn a_lease_is_kept_while_a_slow_renewal_runs(store: impl TokenStore + Clon
 
 #[tokio::test(start_paused = true)]
 async fn a_lease_is_kept_while_a_slow_renewal_runs_memory_store() {
-    a_lease_is_kept_while_a_slow_renewal_runs(MemoryStore::new().clock(Clock::tokio())).await;
+    a_lease_is_kept_while_a_slow_renewal_runs(MemoryStore::default().clock(Clock::tokio())).await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -529,51 +527,29 @@ struct StalledReads<S> {
 }
 
 impl<S: TokenStore> TokenStore for StalledReads<S> {
-    fn load<'a>(
-        &'a self,
-        key: &'a str,
-    ) -> tower_token_auth::store::StoreFuture<'a, Option<StoredSession>> {
+    async fn load(&self, key: &str) -> Result<Option<StoredSession>, AuthError> {
         let stall = *self.stall.lock().unwrap();
-        Box::pin(async move {
-            let read = self.inner.load(key).await;
-            if let Some(stall) = stall {
-                tokio::time::sleep(stall).await;
-            }
-            read
-        })
+        let read = self.inner.load(key).await;
+        if let Some(stall) = stall {
+            tokio::time::sleep(stall).await;
+        }
+        read
     }
 
-    fn save<'a>(
-        &'a self,
-        key: &'a str,
-        session: &'a StoredSession,
-    ) -> tower_token_auth::store::StoreFuture<'a, ()> {
-        self.inner.save(key, session)
+    async fn save(&self, key: &str, session: &StoredSession) -> Result<(), AuthError> {
+        self.inner.save(key, session).await
     }
 
-    fn lease<'a>(
-        &'a self,
-        key: &'a str,
-        ttl: Duration,
-    ) -> tower_token_auth::store::StoreFuture<'a, Option<tower_token_auth::store::Lease>> {
-        self.inner.lease(key, ttl)
+    async fn lease(&self, key: &str, ttl: Duration) -> Result<Option<u64>, AuthError> {
+        self.inner.lease(key, ttl).await
     }
 
-    fn extend<'a>(
-        &'a self,
-        key: &'a str,
-        lease: tower_token_auth::store::Lease,
-        ttl: Duration,
-    ) -> tower_token_auth::store::StoreFuture<'a, bool> {
-        self.inner.extend(key, lease, ttl)
+    async fn extend(&self, key: &str, lease: u64, ttl: Duration) -> Result<bool, AuthError> {
+        self.inner.extend(key, lease, ttl).await
     }
 
-    fn release<'a>(
-        &'a self,
-        key: &'a str,
-        lease: tower_token_auth::store::Lease,
-    ) -> tower_token_auth::store::StoreFuture<'a, ()> {
-        self.inner.release(key, lease)
+    async fn release(&self, key: &str, lease: u64) -> Result<(), AuthError> {
+        self.inner.release(key, lease).await
     }
 }
 
@@ -623,12 +599,12 @@ async fn a_holder_that_lost_its_lease_before_the_auth_call_presents_nothing(
     assert_eq!(ma.store_failures + mb.store_failures, 0);
     assert_eq!(server.upstream_headers().last().unwrap(), &bearer(2));
     let stored = store.load(KEY).await.unwrap().unwrap();
-    assert_eq!(stored.access_token().expose(), format!("at-2-{MARK}"));
+    assert_eq!(stored_tokens(&stored).0, format!("at-2-{MARK}"));
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_holder_that_lost_its_lease_before_the_auth_call_presents_nothing_memory_store() {
-    let store = MemoryStore::new().clock(Clock::tokio());
+    let store = MemoryStore::default().clock(Clock::tokio());
     a_holder_that_lost_its_lease_before_the_auth_call_presents_nothing(store).await;
 }
 

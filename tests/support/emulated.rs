@@ -8,7 +8,7 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 use tower::ServiceExt;
-use tower_token_auth::provider::{oauth2, presets};
+use tower_token_auth::provider::{oauth2, Preset};
 use tower_token_auth::provider::{Credentials, HttpProvider, ProviderSpec};
 use tower_token_auth::AuthService;
 use tower_token_auth_emulation::{Api, Config, Emulation};
@@ -22,12 +22,17 @@ pub fn client() -> HttpClient {
 
 /// The preset for `api`, pointed at `base`, with the credentials in `c`.
 pub fn preset_with(api: Api, base: &str, c: &Config) -> HttpProvider {
+    let people = Credentials::new()
+        .username(&c.username)
+        .password(c.password.clone());
     let provider = match api {
-        Api::UnionService => presets::union_service(base, &c.username, c.password.clone()),
-        Api::Simacan => presets::simacan(base, &c.username, c.password.clone()),
-        Api::Oli => presets::oli(base, &c.username, c.password.clone()),
-        Api::Tradecloud => presets::tradecloud(base, &c.username, c.password.clone()),
-        Api::Intergiro => presets::intergiro(base, c.api_key.clone()),
+        Api::UnionService => Preset::UnionService.provider(base, &people),
+        Api::Simacan => Preset::Simacan.provider(base, &people),
+        Api::Oli => Preset::Oli.provider(base, &people),
+        Api::Tradecloud => Preset::Tradecloud.provider(base, &people),
+        Api::Intergiro => {
+            Preset::Intergiro.provider(base, &Credentials::new().api_key(c.api_key.clone()))
+        }
         _ => oauth2::password(base, &c.username, c.password.clone())
             .confidential_client(&c.client_id, c.client_secret.clone())
             .build(),

@@ -19,7 +19,7 @@ use http_body_util::{BodyExt, Either, Full};
 use tower::util::BoxCloneSyncService;
 use tower::BoxError;
 use tower::{Layer, ServiceExt};
-use tower_token_auth::provider::{AuthRequest, Provider, TokenPolicy};
+use tower_token_auth::provider::{Provider, TokenPolicy};
 use tower_token_auth::{AuthError, AuthLayer, AuthService, Clock, Secret};
 
 /// Every secret in the tests carries this marker, so leak checks can search for it.
@@ -49,7 +49,7 @@ pub struct TestProvider {
 impl TestProvider {
     pub fn new() -> Self {
         Self {
-            password: Secret::new(PASSWORD),
+            password: Secret::from(PASSWORD),
             policy: TokenPolicy::default(),
         }
     }
@@ -62,7 +62,10 @@ impl TestProvider {
     }
 }
 
-fn post_json(url: &str, body: serde_json::Value) -> AuthRequest {
+fn post_json(
+    url: &str,
+    body: serde_json::Value,
+) -> http::Request<http_body_util::Full<bytes::Bytes>> {
     Request::builder()
         .method(Method::POST)
         .uri(url)
@@ -72,14 +75,19 @@ fn post_json(url: &str, body: serde_json::Value) -> AuthRequest {
 }
 
 impl Provider for TestProvider {
-    fn login_request(&self) -> Result<AuthRequest, AuthError> {
+    fn login_request(
+        &self,
+    ) -> Result<http::Request<http_body_util::Full<bytes::Bytes>>, AuthError> {
         Ok(post_json(
             LOGIN_URL,
             serde_json::json!({ "username": "user", "password": self.password.expose() }),
         ))
     }
 
-    fn refresh_request(&self, refresh_token: &Secret) -> Result<AuthRequest, AuthError> {
+    fn refresh_request(
+        &self,
+        refresh_token: &Secret,
+    ) -> Result<http::Request<http_body_util::Full<bytes::Bytes>>, AuthError> {
         Ok(post_json(
             REFRESH_URL,
             serde_json::json!({ "refresh_token": refresh_token.expose() }),
@@ -269,34 +277,42 @@ impl AuthServer {
     }
 
     /// The auth transport: an HTTP service as the layer expects one.
-    pub fn transport(&self) -> BoxCloneSyncService<AuthRequest, Response<AuthBody>, BoxError> {
+    pub fn transport(
+        &self,
+    ) -> BoxCloneSyncService<
+        http::Request<http_body_util::Full<bytes::Bytes>>,
+        Response<AuthBody>,
+        BoxError,
+    > {
         let server = self.clone();
-        BoxCloneSyncService::new(tower::service_fn(move |req: AuthRequest| {
-            let server = server.clone();
-            async move {
-                let path = req.uri().path().to_owned();
-                let body = req.into_body().collect().await?.to_bytes();
-                tokio::time::sleep(server.delay).await;
-                let response = match server.handle(&path, &body) {
-                    Ok(response) => response,
-                    Err(Fault::Reply(status, content_type, body)) => Response::builder()
-                        .status(status)
-                        .header(header::CONTENT_TYPE, content_type)
-                        .body(Full::new(body))?,
-                    Err(Fault::RetryAfter(status, after)) => Response::builder()
-                        .status(status)
-                        .header(header::RETRY_AFTER, after)
-                        .body(Full::default())?,
-                    Err(Fault::BrokenBody(status)) => {
-                        return Ok(Response::builder()
+        BoxCloneSyncService::new(tower::service_fn(
+            move |req: http::Request<http_body_util::Full<bytes::Bytes>>| {
+                let server = server.clone();
+                async move {
+                    let path = req.uri().path().to_owned();
+                    let body = req.into_body().collect().await?.to_bytes();
+                    tokio::time::sleep(server.delay).await;
+                    let response = match server.handle(&path, &body) {
+                        Ok(response) => response,
+                        Err(Fault::Reply(status, content_type, body)) => Response::builder()
                             .status(status)
-                            .body(Either::Right(Broken))?)
-                    }
-                    Err(Fault::Hang) => std::future::pending().await,
-                };
-                Ok(response.map(Either::Left))
-            }
-        }))
+                            .header(header::CONTENT_TYPE, content_type)
+                            .body(Full::new(body))?,
+                        Err(Fault::RetryAfter(status, after)) => Response::builder()
+                            .status(status)
+                            .header(header::RETRY_AFTER, after)
+                            .body(Full::default())?,
+                        Err(Fault::BrokenBody(status)) => {
+                            return Ok(Response::builder()
+                                .status(status)
+                                .body(Either::Right(Broken))?)
+                        }
+                        Err(Fault::Hang) => std::future::pending().await,
+                    };
+                    Ok(response.map(Either::Left))
+                }
+            },
+        ))
     }
 
     /// The protected upstream: 200 for a live access token, 401 otherwise. Records every
@@ -374,6 +390,18 @@ fn json(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
 }
 
 /// A GET request for the upstream.
+/// The access and refresh tokens a stored session holds, read from its documented JSON encoding
+/// (`StoredSession::to_json`).
+pub fn stored_tokens(session: &tower_token_auth::store::StoredSession) -> (String, Option<String>) {
+    let json: serde_json::Value =
+        serde_json::from_slice(&session.to_json("any")).expect("a stored session is JSON");
+    let token = |field: &str| json[field].as_str().map(str::to_owned);
+    (
+        token("access_token").expect("an access token"),
+        token("refresh_token"),
+    )
+}
+
 pub fn get() -> Request<Full<Bytes>> {
     Request::builder()
         .uri("http://api.test/resource")

@@ -283,7 +283,7 @@ pub(crate) fn basic(user: &str, password: &Secret) -> Result<HeaderValue, AuthEr
 /// clients.
 pub(crate) fn basic_form_encoded(user: &str, password: &Secret) -> Result<HeaderValue, AuthError> {
     let user: String = form_urlencoded::byte_serialize(user.as_bytes()).collect();
-    let password = Secret::new(
+    let password = Secret::from(
         form_urlencoded::byte_serialize(password.expose().as_bytes()).collect::<String>(),
     );
     basic(&user, &password)
@@ -301,12 +301,12 @@ mod tests {
         let login = CallSpec::post("https://auth.example.com/token")?
             .encoding(Encoding::Form)
             .field("grant_type", "password")
-            .secret_field("password", Secret::new("hunter2"));
+            .secret_field("password", Secret::from("hunter2"));
         let refresh = CallSpec::get("https://auth.example.com/refresh")?
             .refresh_token_header("Refresh-Token")?;
         let nested = CallSpec::post("https://auth.example.com/session")?
             .encoding(Encoding::Json)
-            .field_at(["auth", "key"], Param::secret(Secret::new("k")))
+            .field_at(["auth", "key"], Param::secret(Secret::from("k")))
             .query("version", Param::text("2"));
         let _ = (login, refresh, nested);
         Ok(())
@@ -323,7 +323,7 @@ mod tests {
             .unwrap()
             .encoding(Encoding::Json)
             .field("username", "u")
-            .secret_field("password", Secret::new("p&w=\"x"));
+            .secret_field("password", Secret::from("p&w=\"x"));
         let req = spec.build(None).unwrap();
         assert_eq!(req.headers()[CONTENT_TYPE], "application/json");
         assert_eq!(body(req).await, r#"{"password":"p&w=\"x","username":"u"}"#);
@@ -333,7 +333,7 @@ mod tests {
             .encoding(Encoding::Form)
             .field("grant_type", "refresh_token")
             .refresh_token_field("refresh_token");
-        let req = spec.build(Some(&Secret::new("r t&1"))).unwrap();
+        let req = spec.build(Some(&Secret::from("r t&1"))).unwrap();
         assert_eq!(
             req.headers()[CONTENT_TYPE],
             "application/x-www-form-urlencoded"
@@ -349,11 +349,11 @@ mod tests {
         let spec = CallSpec::put("http://a.test/session")
             .unwrap()
             .encoding(Encoding::Json)
-            .field_at(["auth", "key"], Param::secret(Secret::new("k")))
+            .field_at(["auth", "key"], Param::secret(Secret::from("k")))
             .field_at(["auth", "remember"], Param::json(serde_json::json!(true)))
             .field_at(["grant", "token"], Param::refresh_token())
             .field_at(["n"], Param::json(serde_json::json!(3)));
-        let req = spec.build(Some(&Secret::new("rt"))).unwrap();
+        let req = spec.build(Some(&Secret::from("rt"))).unwrap();
         assert_eq!(req.method(), Method::PUT);
         assert_eq!(
             body(req).await,
@@ -391,11 +391,11 @@ mod tests {
     fn query_parameters_secret_ones_hidden_until_sent() {
         let spec = CallSpec::get("http://a.test/refresh?v=1")
             .unwrap()
-            .query("key", Param::secret(Secret::new("s3cr3t&")))
+            .query("key", Param::secret(Secret::from("s3cr3t&")))
             .refresh_token_query("token");
         let shown = format!("{spec:?}");
         assert!(!shown.contains("s3cr3t"), "{shown}");
-        let req = spec.build(Some(&Secret::new("r t"))).unwrap();
+        let req = spec.build(Some(&Secret::from("r t"))).unwrap();
         assert_eq!(
             req.uri().to_string(),
             "http://a.test/refresh?v=1&key=s3cr3t%26&token=r+t"
@@ -411,7 +411,7 @@ mod tests {
     fn basic_and_header_tokens() {
         let spec = CallSpec::get("http://a.test/login")
             .unwrap()
-            .basic_auth("Aladdin", &Secret::new("open sesame"))
+            .basic_auth("Aladdin", &Secret::from("open sesame"))
             .unwrap();
         let req = spec.build(None).unwrap();
         assert_eq!(
@@ -425,11 +425,11 @@ mod tests {
             .unwrap()
             .refresh_token_header("Refresh-Token")
             .unwrap();
-        let req = spec.build(Some(&Secret::new("rt"))).unwrap();
+        let req = spec.build(Some(&Secret::from("rt"))).unwrap();
         assert_eq!(req.headers()["refresh-token"], "rt");
         assert!(req.headers()["refresh-token"].is_sensitive());
         assert!(!req.headers().contains_key(AUTHORIZATION));
-        let err = spec.build(Some(&Secret::new("r\nt"))).unwrap_err();
+        let err = spec.build(Some(&Secret::from("r\nt"))).unwrap_err();
         assert_eq!(err.kind(), crate::ErrorKind::InvalidToken);
 
         let bearer = CallSpec::post("http://a.test/refresh")
@@ -439,7 +439,7 @@ mod tests {
                 Param::text("Bearer ").then(Param::refresh_token()),
             )
             .unwrap();
-        let req = bearer.build(Some(&Secret::new("rt"))).unwrap();
+        let req = bearer.build(Some(&Secret::from("rt"))).unwrap();
         assert_eq!(req.headers()[AUTHORIZATION], "Bearer rt");
     }
 
@@ -469,7 +469,7 @@ mod tests {
             .header("Authorization", "Bearer x")
             .unwrap()
             .without_authorization();
-        let req = spec.build(Some(&Secret::new("rt"))).unwrap();
+        let req = spec.build(Some(&Secret::from("rt"))).unwrap();
         assert!(!req.headers().contains_key(AUTHORIZATION));
     }
 
@@ -485,10 +485,10 @@ mod tests {
     fn debug_redacts_secret_fields() {
         let spec = CallSpec::post("http://a.test/login")
             .unwrap()
-            .secret_field("password", Secret::new("hunter2"))
+            .secret_field("password", Secret::from("hunter2"))
             .field_at(
                 ["k"],
-                Param::text("Key ").then(Param::secret(Secret::new("hunter3"))),
+                Param::text("Key ").then(Param::secret(Secret::from("hunter3"))),
             );
         let shown = format!("{spec:?}");
         assert!(

@@ -27,7 +27,7 @@ use crate::token::TokenSet;
 type ParseFn = Arc<dyn Fn(AuthCall, &AuthResponse) -> Result<TokenSet, AuthError> + Send + Sync>;
 
 /// A provider read from a spec file ([`ProviderSpec`](super::ProviderSpec) documents the format):
-/// [`HttpProvider::from_toml`] or [`HttpProvider::from_json`]. Presets are spec files too; an API
+/// [`ProviderSpec::build`](super::ProviderSpec::build). Presets are spec files too; an API
 /// whose answers no `[tokens]` table describes takes a parse step of its own
 /// ([`HttpProvider::parse_with`]), and one that no spec describes at all implements [`Provider`].
 ///
@@ -35,9 +35,9 @@ type ParseFn = Arc<dyn Fn(AuthCall, &AuthResponse) -> Result<TokenSet, AuthError
 /// further with [`AuthLayerBuilder::with_policy`](crate::AuthLayerBuilder::with_policy).
 ///
 /// ```
-/// use tower_token_auth::provider::{Credentials, HttpProvider, RefreshTiming};
+/// use tower_token_auth::provider::{Credentials, ProviderSpec, RefreshTiming};
 /// use tower_token_auth::AuthLayer;
-/// # fn build(client: tower::util::BoxCloneSyncService<tower_token_auth::provider::AuthRequest, http::Response<http_body_util::Full<bytes::Bytes>>, tower::BoxError>) -> Result<(), tower_token_auth::provider::SpecError> {
+/// # fn build(client: tower::util::BoxCloneSyncService<http::Request<http_body_util::Full<bytes::Bytes>>, http::Response<http_body_util::Full<bytes::Bytes>>, tower::BoxError>) -> Result<(), tower_token_auth::provider::SpecError> {
 ///
 /// let spec = r#"
 /// base_url = "https://api.example.com/v1"
@@ -50,7 +50,7 @@ type ParseFn = Arc<dyn Fn(AuthCall, &AuthResponse) -> Result<TokenSet, AuthError
 /// url = "/refresh"
 /// json = { refresh_token = "${refresh_token}" }
 /// "#;
-/// let provider = HttpProvider::from_toml(spec, &Credentials::new().api_key("k"))?;
+/// let provider = ProviderSpec::from_toml(spec)?.build(&Credentials::new().api_key("k"))?;
 /// let layer = AuthLayer::builder(provider)
 ///     .with_policy(|p| p.refresh = RefreshTiming::AfterExpiry)
 ///     .build(client);
@@ -107,7 +107,7 @@ impl HttpProvider {
     ///
     /// ```
     /// use std::time::{Duration, SystemTime, UNIX_EPOCH};
-    /// use tower_token_auth::provider::{Credentials, HttpProvider};
+    /// use tower_token_auth::provider::{Credentials, ProviderSpec};
     /// use tower_token_auth::AuthError;
     /// use tower_token_auth::token::TokenSet;
     ///
@@ -117,7 +117,7 @@ impl HttpProvider {
     /// json = { api_key = "${api_key}" }
     /// "#;
     /// // {"session":{"jwt":"…","valid_until_ms":1700000000000}}
-    /// let provider = HttpProvider::from_toml(spec, &Credentials::new().api_key("k-123"))?
+    /// let provider = ProviderSpec::from_toml(spec)?.build(&Credentials::new().api_key("k-123"))?
     ///     .parse_with(|_call, response| {
     ///     let body: serde_json::Value = serde_json::from_slice(response.body())
     ///         .map_err(|_| AuthError::malformed("not JSON"))?;
@@ -274,7 +274,7 @@ mod tests {
             .unwrap();
         assert_eq!(tokens.access_token().expose(), "at");
         assert!(tokens.refresh_token().is_none());
-        let err = provider.refresh_request(&Secret::new("rt")).unwrap_err();
+        let err = provider.refresh_request(&Secret::from("rt")).unwrap_err();
         assert_eq!(err.kind(), crate::ErrorKind::Config);
     }
 }

@@ -170,7 +170,7 @@ mod tests {
     fn secret_values_are_redacted() {
         let bearer_refresh = Param::text("Bearer ").then(Param::refresh_token());
         assert!(bearer_refresh.uses_refresh_token() && bearer_refresh.is_secret());
-        let key = Param::secret(Secret::new("k-123"));
+        let key = Param::secret(Secret::from("k-123"));
         assert_eq!(format!("{key:?}"), "[redacted]");
     }
 }

@@ -80,7 +80,7 @@ impl Fill<'_> {
         if let Some(b) = &call.basic {
             let path = format!("{role}.basic");
             let user = self.text(&b.username, &format!("{path}.username"))?;
-            let password = Secret::new(self.text(&b.password, &format!("{path}.password"))?);
+            let password = Secret::from(self.text(&b.password, &format!("{path}.password"))?);
             let value = match b.form_encoded {
                 true => basic_form_encoded(&user, &password),
                 false => basic(&user, &password),
@@ -163,7 +163,7 @@ impl Fill<'_> {
     fn value(&self, var: &Var, path: &str) -> Result<Given, SpecError> {
         if let Var::Env(name) = var {
             return match std::env::var(name) {
-                Ok(value) => Ok(Given::Secret(Secret::new(value))),
+                Ok(value) => Ok(Given::Secret(Secret::from(value))),
                 Err(std::env::VarError::NotPresent) => Err(SpecError::at(
                     path,
                     format!("{var}: the environment variable is not set"),

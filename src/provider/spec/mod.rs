@@ -19,22 +19,22 @@ use serde::Deserialize;
 use self::call::{Login, Refresh};
 use self::policy::PolicySpec;
 use self::tokens::{TokenHeaderSpec, Tokens};
-use crate::provider::{HttpProvider, TokenSource};
+use crate::provider::TokenSource;
 
 /// A provider spec: a new API as a reviewable TOML (or JSON) file instead of code.
 ///
 /// A spec says how an API logs in and refreshes, where its answers keep the tokens, which
 /// failures reject, how the token goes on requests, and the policy. It reads into a
 /// `ProviderSpec`, checked as it is read; [`ProviderSpec::build`] then fills its placeholders from
-/// [`Credentials`] and the environment and gives an [`HttpProvider`]. The five presets in
-/// [`presets`](crate::provider::presets) are built from the spec files in the repository's `specs/`.
+/// [`Credentials`] and the environment and gives an [`HttpProvider`](crate::provider::HttpProvider). The five
+/// [presets](crate::provider::Preset) are built from the spec files in the repository's `specs/`.
 ///
-/// [`HttpProvider::from_toml`] reads and builds in one step. A `ProviderSpec` is public for what
-/// that step cannot do: check a spec file before its credentials are at hand, and point a spec at
-/// another base URL ([`ProviderSpec::base_url`]: a staging server, a local emulation).
+/// Reading and building are two steps so that a spec file can be checked before its credentials
+/// are at hand, and pointed at another base URL ([`ProviderSpec::base_url`]: a staging server, a
+/// local emulation).
 ///
 /// ```
-/// use tower_token_auth::provider::{Credentials, HttpProvider};
+/// use tower_token_auth::provider::{Credentials, ProviderSpec};
 ///
 /// let spec = r#"
 /// base_url = "https://api.example.com/v3"
@@ -51,7 +51,7 @@ use crate::provider::{HttpProvider, TokenSource};
 /// [policy]
 /// refresh = "after_expiry"
 /// "#;
-/// let provider = HttpProvider::from_toml(spec, &Credentials::new().api_key("k-123"))?;
+/// let provider = ProviderSpec::from_toml(spec)?.build(&Credentials::new().api_key("k-123"))?;
 /// # Ok::<(), tower_token_auth::provider::SpecError>(())
 /// ```
 ///
@@ -269,18 +269,5 @@ impl ProviderSpec {
     /// The spec's `name`.
     pub fn name(&self) -> Option<&str> {
         self.name.as_deref()
-    }
-}
-
-impl HttpProvider {
-    /// The provider a TOML spec describes, its placeholders filled from `credentials` and the
-    /// environment. See [`ProviderSpec`] for the format.
-    pub fn from_toml(spec: &str, credentials: &Credentials) -> Result<Self, SpecError> {
-        ProviderSpec::from_toml(spec)?.build(credentials)
-    }
-
-    /// The provider a JSON spec describes (see [`HttpProvider::from_toml`]).
-    pub fn from_json(spec: &str, credentials: &Credentials) -> Result<Self, SpecError> {
-        ProviderSpec::from_json(spec)?.build(credentials)
     }
 }
