@@ -144,22 +144,35 @@
     warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+mod assertion;
+mod client_auth;
 mod config;
+mod discovery;
+mod dpop;
+mod exchange;
+mod extensions;
 mod faults;
 mod intergiro;
+mod jose;
 mod oauth2;
 mod oli;
+mod protected;
 mod resource;
+mod revoke;
 mod server;
 mod simacan;
 mod state;
 mod stats;
+mod strict;
 mod tokens;
 mod tradecloud;
 mod union_service;
 mod wire;
 
 pub use self::config::{Api, Config, Fault};
+pub use self::extensions::{
+    ClientAuth, Discovery, Dpop, DpopNonces, OAuthExtensions, SigningAlg, TokenExchange,
+};
 pub use self::faults::FaultKind;
 pub use self::server::Emulation;
 pub use self::stats::Stats;
