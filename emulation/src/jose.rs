@@ -38,11 +38,14 @@ fn decode_object(segment: &str) -> Option<Object> {
     }
 }
 
-/// Splits `token` into exactly three base64url segments whose first two are JSON objects.
+/// Splits `token` into exactly three base64url segments whose first two are JSON objects (the
+/// third may be empty).
 pub(super) fn split(token: &str) -> Option<Compact<'_>> {
     let (signing_input, signature) = token.rsplit_once('.')?;
     let (header, payload) = signing_input.split_once('.')?;
-    if payload.contains('.') || signature.is_empty() {
+    // An empty signature is left for verification to refuse: an `alg` of `none` is then
+    // refused for what it is.
+    if payload.contains('.') {
         return None;
     }
     Some(Compact {
@@ -57,8 +60,9 @@ impl Compact<'_> {
     /// Whether the signature verifies with `key` under `alg`. Any library error (a key of the
     /// wrong family, a malformed signature) is a failed verification.
     pub(super) fn verifies(&self, key: &DecodingKey, alg: Algorithm) -> bool {
-        jsonwebtoken::crypto::verify(self.signature, self.signing_input.as_bytes(), key, alg)
-            .unwrap_or(false)
+        !self.signature.is_empty()
+            && jsonwebtoken::crypto::verify(self.signature, self.signing_input.as_bytes(), key, alg)
+                .unwrap_or(false)
     }
 
     /// A string member of the header.
@@ -282,7 +286,7 @@ mod tests {
         let p = URL_SAFE_NO_PAD.encode(br#"{"a":1}"#);
         assert!(split(&format!("{h}.{p}.c2ln")).is_some());
         assert!(split(&format!("{h}.{p}")).is_none());
-        assert!(split(&format!("{h}.{p}.")).is_none());
+        assert!(split(&format!("{h}.{p}.")).is_some());
         assert!(split(&format!("{h}.{p}.x.y")).is_none());
         assert!(split(&format!("{h}.!!.c2ln")).is_none());
         let array = URL_SAFE_NO_PAD.encode(b"[1]");
