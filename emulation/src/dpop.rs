@@ -244,9 +244,10 @@ impl Nonces {
                 .is_some_and(|(old, retired)| old == nonce && retired.elapsed() < self.grace)
     }
 
-    /// Replaces the current nonce now.
+    /// Replaces the current nonce now (the one replaced is the one clients were handed, even if
+    /// its period had run out unnoticed).
     pub(super) fn rotate(&self) {
-        Self::replace(&mut self.lock());
+        Self::replace(&mut self.state.lock().unwrap_or_else(PoisonError::into_inner));
     }
 }
 

@@ -166,7 +166,9 @@ pub(super) fn public_key(jwk: &Value, alg: SigningAlg) -> Result<PublicKey, KeyE
         }
         AlgorithmParameters::OctetKeyPair(okp) => decoded_len(&okp.x) == Some(32),
         AlgorithmParameters::RSA(rsa) => {
-            decoded_len(&rsa.n).is_some_and(|n| n >= 256) && decoded_len(&rsa.e).is_some()
+            // 2048 to 8192 bits, what the verifiers take; a bigger key only costs time.
+            decoded_len(&rsa.n).is_some_and(|n| (256..=1025).contains(&n))
+                && decoded_len(&rsa.e).is_some_and(|e| (1..=8).contains(&e))
         }
         AlgorithmParameters::OctetKey(_) => false,
     };
