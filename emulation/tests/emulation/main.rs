@@ -14,6 +14,7 @@ mod intergiro;
 mod load;
 mod malformed;
 mod modern;
+mod modern_malformed;
 mod oauth2;
 mod oli;
 mod resource;
