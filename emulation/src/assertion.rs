@@ -1,6 +1,10 @@
 //! JWT client assertions (RFC 7523 2.2 and 3, OpenID Connect Core 9): `client_secret_jwt`
 //! (HS256 keyed by the client secret) and `private_key_jwt` (the registered public key).
 //!
+//! Beyond RFC 7523, which makes `iat` and `jti` optional, the emulation demands both, as strict
+//! servers do: `iat` bounds the assertion's lifetime (at most 60 s to `exp`) and `jti` is
+//! single-use.
+//!
 //! Every refusal is 401 `invalid_client`. A malformed, misaddressed, stale or replayed assertion
 //! is a violation (a correct client never sends one); an assertion whose signature does not
 //! verify is a rejection, as a wrong secret is.

@@ -26,7 +26,9 @@ pub enum Api {
     /// `specs/intergiro.toml`.
     Intergiro,
     /// A generic RFC 6749 token endpoint: `password`, `client_credentials` and `refresh_token`
-    /// grants with `client_secret_basic` or `client_secret_post` client authentication.
+    /// grants with `client_secret_basic` or `client_secret_post` client authentication; with
+    /// [`Config::extensions`], client assertions, DPoP, discovery, revocation, token exchange and
+    /// resource indicators too.
     OAuth2,
 }
 

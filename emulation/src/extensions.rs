@@ -128,6 +128,10 @@ pub struct Dpop {
     /// Whether every token request and every resource request must carry a DPoP proof (and
     /// every access token is DPoP-bound). With `false` a request without a `DPoP` header gets a
     /// bearer token, and a request with one is checked and gets a DPoP-bound token.
+    ///
+    /// Only access tokens are bound (`cnf.jkt`): the client is confidential, so its refresh
+    /// tokens are bound to its client authentication already (RFC 9449 5), and each refresh
+    /// binds its new access token to the key of that request's proof, if it has one.
     pub required: bool,
     /// How far a proof's `iat` may lie from the server's clock, either way. Default 60 s; a
     /// proof's `jti` is remembered for twice as long, and sending it again is a violation.

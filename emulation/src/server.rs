@@ -116,6 +116,10 @@ impl Emulation {
     /// The URL of the protected resource: 200 for a live access token of this emulation, else
     /// 401 with `WWW-Authenticate: Bearer error="invalid_token"` (just `Bearer` when the request
     /// had no `Authorization` header). Any method; a body is read and discarded.
+    ///
+    /// With [`OAuthExtensions`](super::OAuthExtensions) on, a DPoP-bound token must come as
+    /// `Authorization: DPoP` with a proof, and the challenges name the `DPoP` scheme where DPoP
+    /// is on (see the [crate documentation](super#oauth2-extensions)).
     pub fn resource_url(&self) -> String {
         format!("http://{}{}", self.addr, resource_path(self.shared.api))
     }
