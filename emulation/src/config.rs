@@ -3,6 +3,8 @@
 use std::fmt;
 use std::time::Duration;
 
+use super::extensions::OAuthExtensions;
+
 /// Which API an [`Emulation`](super::Emulation) speaks.
 ///
 /// Each variant follows its API's published documentation down to the quirks, which the API's
@@ -24,7 +26,9 @@ pub enum Api {
     /// `specs/intergiro.toml`.
     Intergiro,
     /// A generic RFC 6749 token endpoint: `password`, `client_credentials` and `refresh_token`
-    /// grants with `client_secret_basic` or `client_secret_post` client authentication.
+    /// grants with `client_secret_basic` or `client_secret_post` client authentication; with
+    /// [`Config::extensions`], client assertions, DPoP, discovery, revocation, token exchange and
+    /// resource indicators too.
     OAuth2,
 }
 
@@ -88,6 +92,10 @@ pub struct Config {
     /// calls draw in the order they arrive, which only a sequential client controls. Default
     /// `None`: a random seed.
     pub fault_seed: Option<u64>,
+    /// [`Api::OAuth2`] only: the modern OAuth2 features to verify (client assertions, DPoP,
+    /// discovery, revocation, token exchange, resource indicators). Default: none, and the
+    /// emulation is the plain RFC 6749 server.
+    pub extensions: OAuthExtensions,
 }
 
 impl Default for Config {
@@ -102,6 +110,7 @@ impl Default for Config {
             client_secret: "client-secret".to_owned(),
             rotate_refresh_tokens: true,
             fault_seed: None,
+            extensions: OAuthExtensions::default(),
         }
     }
 }
@@ -119,6 +128,7 @@ impl fmt::Debug for Config {
             .field("client_secret", &format_args!("{REDACTED}"))
             .field("rotate_refresh_tokens", &self.rotate_refresh_tokens)
             .field("fault_seed", &self.fault_seed)
+            .field("extensions", &self.extensions)
             .finish()
     }
 }

@@ -66,7 +66,10 @@
 //! header or `api-version`; repeated form parameters; credentials sent to a refresh endpoint; an
 //! Intergiro refresh before the access token expired; any `Authorization` header on a Tradecloud
 //! refresh; two OAuth2 client authentication methods at once, or none. Wrong credentials and
-//! expired, revoked or unknown tokens are *rejections*, not violations.
+//! expired, revoked or unknown tokens are *rejections*, not violations. The [OAuth2
+//! extensions](#oauth2-extensions) add theirs: a malformed, misaddressed, stale or replayed
+//! client assertion or DPoP proof, a token sent with the wrong scheme, a token the client itself
+//! revoked.
 //!
 //! # Faults
 //!
@@ -123,9 +126,56 @@
 //! [`Emulation::set_revocation_rate`] makes each answer to a live token revoke it at random,
 //! as early revocation hits a busy client: every request in flight with the token then gets 401.
 //!
+//! # OAuth2 extensions
+//!
+//! [`Api::OAuth2`] can verify modern client authentication and sender-constrained tokens as a
+//! strict authorization server and resource server would, each feature turned on in
+//! [`Config::extensions`] ([`OAuthExtensions`]; all off by default, and then nothing changes):
+//!
+//! | field | what the server then does | counted in [`Stats`] |
+//! |---|---|---|
+//! | `client_auth` ([`ClientAuth`]) | takes only the registered method: `client_secret_basic`, `client_secret_post`, `client_secret_jwt` (HS256) or `private_key_jwt` (ES256, RS256, PS256, EdDSA); an assertion's `client_assertion_type`, `alg`, `kid`, signature, `iss` = `sub` = client id, `aud` (token endpoint or issuer), `exp` (≤ 60 s after `iat`), `iat` and a fresh `jti` are checked; 401 `invalid_client` | `client_assertions` |
+//! | `dpop` ([`Dpop`]) | checks DPoP proofs (RFC 9449 4.3: `typ`, asymmetric `alg`, a public `jwk`, signature, `htm`, `htu`, `iat`, `jti`, `ath`, `nonce`) at the token endpoint (400 `invalid_dpop_proof`) and the resource (401 `WWW-Authenticate: DPoP error="invalid_dpop_proof"`); issues `token_type` `DPoP` access tokens with `cnf.jkt`, which the resource takes only as `Authorization: DPoP` with a proof by the same key; server nonces ([`DpopNonces`]) rotate with a grace period | `dpop_proofs`, `dpop_nonce_challenges` |
+//! | `discovery` ([`Discovery`]) | serves `/.well-known/openid-configuration` and `/.well-known/oauth-authorization-server` | `discovery_fetches` |
+//! | `revocation` | serves `POST /oauth/revoke` (RFC 7009); the resource refuses a revoked token, and sending it is a violation | `revocation_requests`, `revoked_token_uses` |
+//! | `token_exchange` ([`TokenExchange`]) | takes the RFC 8693 grant for a live token of its own or a trusted external one, with `audience`, `resource`, `scope` and `requested_token_type`; answers `issued_token_type` | `token_exchanges` |
+//! | `resource_indicators`, `resource_audience` | records `resource` and `audience` (RFC 8707) on `client_credentials` tokens as `aud`; the resource requires its audience | |
+//!
+//! Each refusal names its reason in [`Emulation::violation_reasons`] when it is a violation; a
+//! DPoP nonce challenge is not one. Faults hit the token endpoint as before; revocation and
+//! discovery are never faulted.
+//!
+//! ```
+//! use tower_token_auth_emulation::{
+//!     Api, ClientAuth, Config, Dpop, DpopNonces, Emulation, OAuthExtensions, SigningAlg,
+//! };
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> std::io::Result<()> {
+//! let client_key = serde_json::json!({
+//!     "kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo",
+//! });
+//! let config = Config {
+//!     extensions: OAuthExtensions {
+//!         client_auth: ClientAuth::PrivateKeyJwt { jwk: client_key, alg: SigningAlg::EdDSA },
+//!         dpop: Some(Dpop { required: true, nonces: Some(DpopNonces::default()), ..Dpop::default() }),
+//!         revocation: true,
+//!         ..OAuthExtensions::default()
+//!     },
+//!     ..Config::default()
+//! };
+//! let emulation = Emulation::start(Api::OAuth2, config).await?;
+//! // ... a client under test logs in and calls the resource ...
+//! let stats = emulation.stats();
+//! assert_eq!(stats.violations, 0, "{:?}", emulation.violation_reasons());
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! # Limitations
 //!
-//! - HTTP/1 only, plain TCP on `127.0.0.1`; no TLS.
+//! - HTTP/1 only, plain TCP on `127.0.0.1`; no TLS, so no mutual-TLS client authentication or
+//!   certificate-bound tokens (RFC 8705).
 //! - One user (or client) per emulation, taken from [`Config`].
 //! - Signatures are opaque: the JWTs are not verifiable with any key.
 //! - Bodies of auth requests are limited to 64 KiB (413 and a violation beyond), resource bodies
@@ -144,22 +194,35 @@
     warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+mod assertion;
+mod client_auth;
 mod config;
+mod discovery;
+mod dpop;
+mod exchange;
+mod extensions;
 mod faults;
 mod intergiro;
+mod jose;
 mod oauth2;
 mod oli;
+mod protected;
 mod resource;
+mod revoke;
 mod server;
 mod simacan;
 mod state;
 mod stats;
+mod strict;
 mod tokens;
 mod tradecloud;
 mod union_service;
 mod wire;
 
 pub use self::config::{Api, Config, Fault};
+pub use self::extensions::{
+    ClientAuth, Discovery, Dpop, DpopNonces, OAuthExtensions, SigningAlg, TokenExchange,
+};
 pub use self::faults::FaultKind;
 pub use self::server::Emulation;
 pub use self::stats::Stats;

@@ -2,6 +2,13 @@
 //! `client_credentials` and `refresh_token` grants, client authentication by
 //! `client_secret_basic` or `client_secret_post` (never both, 2.3.1), an optional `scope` echoed
 //! back, and section 5.2 error answers.
+//!
+//! With [`OAuthExtensions`](super::OAuthExtensions) on, also: the client authentication method
+//! the client is registered with (`client_auth.rs`), DPoP proofs and DPoP-bound access tokens
+//! (`dpop.rs`), resource indicators and the token exchange grant (`exchange.rs`). Only access
+//! tokens are DPoP-bound: the client is confidential, so its refresh tokens are bound to its
+//! client authentication already (RFC 9449 5), and a refresh with a proof binds the new access
+//! token to the proof's key.
 
 use std::sync::Arc;
 
@@ -9,10 +16,14 @@ use http::header::{self, HeaderValue};
 use http::request::Parts;
 use http::{Method, StatusCode};
 
+use super::client_auth::authenticate;
+use super::dpop::{self, DpopState, ProofError};
+use super::exchange::{self, TOKEN_EXCHANGE};
 use super::state::Shared;
 use super::stats::bump;
-use super::tokens::{Redeem, Redeemed};
-use super::wire::{self, Basic, Form, Resp};
+use super::strict::Strict;
+use super::tokens::{Bound, Redeem, Redeemed};
+use super::wire::{self, Form, Resp};
 
 pub(super) const TOKEN_PATH: &str = "/oauth/token";
 pub(super) const RESOURCE_PATH: &str = "/resource";
@@ -22,9 +33,14 @@ enum Grant {
     Password,
     ClientCredentials,
     RefreshToken,
+    TokenExchange,
 }
 
-fn oauth_error(status: StatusCode, error: &'static str, description: &'static str) -> Resp {
+pub(super) fn oauth_error(
+    status: StatusCode,
+    error: &'static str,
+    description: &'static str,
+) -> Resp {
     let mut response = wire::token_json(
         status,
         &serde_json::json!({ "error": error, "error_description": description }),
@@ -39,7 +55,7 @@ fn oauth_error(status: StatusCode, error: &'static str, description: &'static st
     response
 }
 
-fn violation(
+pub(super) fn violation(
     shared: &Shared,
     status: StatusCode,
     error: &'static str,
@@ -49,89 +65,50 @@ fn violation(
     oauth_error(status, error, reason)
 }
 
-fn invalid_request(shared: &Shared, reason: &'static str) -> Resp {
+pub(super) fn invalid_request(shared: &Shared, reason: &'static str) -> Resp {
     violation(shared, StatusCode::BAD_REQUEST, "invalid_request", reason)
 }
 
-fn rejected(shared: &Shared, grant: Grant, reason: &'static str) {
-    if grant == Grant::RefreshToken {
+/// Counts refused credentials as a rejected refresh or a rejected login.
+pub(super) fn rejected(shared: &Shared, refresh: bool, reason: &'static str) {
+    if refresh {
         shared.refresh_rejected(reason);
     } else {
         shared.login_rejected(reason);
     }
 }
 
-/// Authenticates the client by exactly one of `client_secret_basic` and `client_secret_post`;
-/// the error is the answer to send (boxed: a response is large and this is the cold path).
-fn authenticate(
-    shared: &Shared,
-    parts: &Parts,
-    params: &wire::FormMap,
-    grant: Grant,
-) -> Result<(), Box<Resp>> {
-    let form_id = params.get("client_id");
-    let (id, secret) = match (
-        wire::basic(&parts.headers, true),
-        params.get("client_secret"),
-    ) {
-        (Basic::Credentials { .. }, Some(_)) => {
-            return Err(Box::new(invalid_request(
-                shared,
-                "more than one client authentication method (Basic and client_secret)",
-            )))
-        }
-        (Basic::Credentials { user, password }, None) => {
-            if form_id.is_some_and(|id| *id != user) {
-                return Err(Box::new(invalid_request(
-                    shared,
-                    "client_id in the body differs from the Basic credentials",
-                )));
-            }
-            (user, password)
-        }
-        (Basic::Malformed | Basic::OtherScheme, _) => {
-            return Err(Box::new(violation(
-                shared,
-                StatusCode::UNAUTHORIZED,
-                "invalid_client",
-                "malformed client authentication in the Authorization header",
-            )))
-        }
-        (Basic::Absent, Some(secret)) => match form_id {
-            Some(id) => (id.clone(), secret.clone()),
-            None => {
-                return Err(Box::new(invalid_request(
-                    shared,
-                    "client_secret without client_id",
-                )))
-            }
-        },
-        (Basic::Absent, None) => {
-            // A confidential client MUST authenticate (3.2.1); this is a misconfigured client.
-            return Err(Box::new(violation(
-                shared,
-                StatusCode::UNAUTHORIZED,
-                "invalid_client",
-                "no client authentication",
-            )));
-        }
-    };
-    if id != shared.config.client_id || secret != shared.config.client_secret {
-        rejected(shared, grant, "invalid client credentials");
-        return Err(Box::new(oauth_error(
-            StatusCode::UNAUTHORIZED,
-            "invalid_client",
-            "Client authentication failed",
-        )));
+/// The `token_type` of an access token bound as `bound` says.
+pub(super) fn token_type(bound: Option<&Bound>) -> &'static str {
+    if bound.is_some_and(|b| b.jkt.is_some()) {
+        "DPoP"
+    } else {
+        "Bearer"
     }
-    Ok(())
 }
 
-fn tokens(shared: &Shared, sub: &Arc<str>, scope: Option<Arc<str>>, with_refresh: bool) -> Resp {
-    let issued = shared.tokens.issue(sub, scope.clone(), with_refresh);
+/// What an access token is bound to, when it is bound to anything.
+pub(super) fn binding(jkt: Option<&String>, audiences: Vec<String>) -> Option<Bound> {
+    (jkt.is_some() || !audiences.is_empty()).then(|| Bound {
+        jkt: jkt.cloned(),
+        audiences,
+    })
+}
+
+fn tokens(
+    shared: &Shared,
+    sub: &Arc<str>,
+    scope: Option<Arc<str>>,
+    with_refresh: bool,
+    bound: Option<Bound>,
+) -> Resp {
+    let token_type = token_type(bound.as_ref());
+    let issued = shared
+        .tokens
+        .issue_bound(sub, scope.clone(), with_refresh, bound.map(Arc::new));
     let mut body = serde_json::json!({
         "access_token": issued.access,
-        "token_type": "Bearer",
+        "token_type": token_type,
         "expires_in": Shared::expires_in(shared.config.access_lifetime),
     });
     if let Some(map) = body.as_object_mut() {
@@ -145,7 +122,73 @@ fn tokens(shared: &Shared, sub: &Arc<str>, scope: Option<Arc<str>>, with_refresh
     wire::token_json(StatusCode::OK, &body)
 }
 
+/// The token endpoint. Where DPoP nonces are demanded, every answer carries the newest.
 pub(super) fn token(shared: &Shared, parts: &Parts, body: &[u8]) -> Resp {
+    let answer = token_call(shared, parts, body);
+    match shared.strict.as_ref().and_then(|s| s.dpop.as_ref()) {
+        Some(dpop) => dpop::with_nonce(answer, dpop.token_nonces.as_ref()),
+        None => answer,
+    }
+}
+
+/// The body's parameters; with resource indicators or token exchange on, `resource` and
+/// `audience` may repeat and come back in the list too.
+fn params(shared: &Shared, body: &[u8]) -> Result<(wire::FormMap, wire::Repeated), Box<Resp>> {
+    let repeatable = shared
+        .strict
+        .as_ref()
+        .is_some_and(|s| s.config.resource_indicators || s.config.token_exchange.is_some());
+    let repeated = || Box::new(invalid_request(shared, "repeated form parameter"));
+    if repeatable {
+        wire::form_repeatable(body, &["resource", "audience"]).ok_or_else(repeated)
+    } else {
+        match wire::form(body) {
+            Form::Params(params) => Ok((params, Vec::new())),
+            Form::Duplicate => Err(repeated()),
+        }
+    }
+}
+
+/// Checks the DPoP proof of a token request: the thumbprint of its key, `None` without one.
+fn token_proof(
+    shared: &Shared,
+    strict: &Strict,
+    dpop: &DpopState,
+    parts: &Parts,
+) -> Result<Option<String>, Box<Resp>> {
+    let url = dpop::request_url(parts, &strict.issuer);
+    match dpop.check(parts, &url, None, dpop.token_nonces.as_ref()) {
+        Ok(Some(proof)) => {
+            bump(&shared.counters.dpop_proofs);
+            Ok(Some(proof.jkt))
+        }
+        Ok(None) if dpop.config.required => Err(Box::new(violation(
+            shared,
+            StatusCode::BAD_REQUEST,
+            "invalid_dpop_proof",
+            "no DPoP proof where DPoP is required",
+        ))),
+        Ok(None) => Ok(None),
+        Err(ProofError::UseNonce) => {
+            bump(&shared.counters.dpop_nonce_challenges);
+            Err(Box::new(wire::token_json(
+                StatusCode::BAD_REQUEST,
+                &serde_json::json!({
+                    "error": "use_dpop_nonce",
+                    "error_description": "Authorization server requires nonce in DPoP proof",
+                }),
+            )))
+        }
+        Err(ProofError::Invalid(reason)) => Err(Box::new(violation(
+            shared,
+            StatusCode::BAD_REQUEST,
+            "invalid_dpop_proof",
+            reason,
+        ))),
+    }
+}
+
+fn token_call(shared: &Shared, parts: &Parts, body: &[u8]) -> Resp {
     if parts.method != Method::POST {
         shared.violation("token endpoint called without POST");
         return wire::method_not_allowed("POST");
@@ -153,14 +196,18 @@ pub(super) fn token(shared: &Shared, parts: &Parts, body: &[u8]) -> Resp {
     if !wire::is_form(&parts.headers) {
         return invalid_request(shared, "body is not application/x-www-form-urlencoded");
     }
-    let params = match wire::form(body) {
-        Form::Params(params) => params,
-        Form::Duplicate => return invalid_request(shared, "repeated form parameter"),
+    let (params, repeated) = match params(shared, body) {
+        Ok(params) => params,
+        Err(answer) => return *answer,
     };
+    let strict = shared.strict.as_ref();
     let grant = match params.get("grant_type").map(String::as_str) {
         Some("password") => Grant::Password,
         Some("client_credentials") => Grant::ClientCredentials,
         Some("refresh_token") => Grant::RefreshToken,
+        Some(TOKEN_EXCHANGE) if strict.is_some_and(|s| s.config.token_exchange.is_some()) => {
+            Grant::TokenExchange
+        }
         Some(_) => {
             return violation(
                 shared,
@@ -171,7 +218,15 @@ pub(super) fn token(shared: &Shared, parts: &Parts, body: &[u8]) -> Resp {
         }
         None => return invalid_request(shared, "missing grant_type"),
     };
-    if let Err(answer) = authenticate(shared, parts, &params, grant) {
+    // DPoP before client authentication: a nonce challenge costs the client no assertion.
+    let jkt = match strict.and_then(|s| Some((s, s.dpop.as_ref()?))) {
+        Some((strict, dpop)) => match token_proof(shared, strict, dpop, parts) {
+            Ok(jkt) => jkt,
+            Err(answer) => return *answer,
+        },
+        None => None,
+    };
+    if let Err(answer) = authenticate(shared, parts, &params, grant == Grant::RefreshToken) {
         return *answer;
     }
     let scope = params
@@ -193,9 +248,21 @@ pub(super) fn token(shared: &Shared, parts: &Parts, body: &[u8]) -> Resp {
                 );
             }
             shared.login_granted();
-            tokens(shared, &Arc::from(username.as_str()), scope, true)
+            let bound = binding(jkt.as_ref(), Vec::new());
+            tokens(shared, &Arc::from(username.as_str()), scope, true, bound)
         }
         Grant::ClientCredentials => {
+            let indicators = strict.is_some_and(|s| s.config.resource_indicators);
+            let audiences = if indicators {
+                match exchange::targets(shared, &repeated) {
+                    Ok(audiences) => audiences,
+                    Err(answer) => return *answer,
+                }
+            } else if exchange::repeats(&repeated) {
+                return invalid_request(shared, "repeated form parameter");
+            } else {
+                Vec::new()
+            };
             shared.login_granted();
             // RFC 6749 4.4.3: a refresh token SHOULD NOT be included.
             tokens(
@@ -203,13 +270,20 @@ pub(super) fn token(shared: &Shared, parts: &Parts, body: &[u8]) -> Resp {
                 &Arc::from(shared.config.client_id.as_str()),
                 scope,
                 false,
+                binding(jkt.as_ref(), audiences),
             )
         }
-        Grant::RefreshToken => refresh(shared, &params, scope),
+        Grant::RefreshToken => refresh(shared, &params, scope, binding(jkt.as_ref(), Vec::new())),
+        Grant::TokenExchange => exchange::exchange(shared, &params, &repeated, scope, jkt),
     }
 }
 
-fn refresh(shared: &Shared, params: &wire::FormMap, scope: Option<Arc<str>>) -> Resp {
+fn refresh(
+    shared: &Shared,
+    params: &wire::FormMap,
+    scope: Option<Arc<str>>,
+    bound: Option<Bound>,
+) -> Resp {
     if params.contains_key("username") || params.contains_key("password") {
         return invalid_request(shared, "credentials sent with the refresh_token grant");
     }
@@ -226,7 +300,7 @@ fn refresh(shared: &Shared, params: &wire::FormMap, scope: Option<Arc<str>>) -> 
         Redeemed::Granted(grant) => {
             bump(&shared.counters.refreshes);
             let scope = scope.or(grant.scope);
-            tokens(shared, &grant.sub, scope, rotate)
+            tokens(shared, &grant.sub, scope, rotate, bound)
         }
         Redeemed::Reused => violation(
             shared,

@@ -21,8 +21,9 @@ use super::config::{Api, Config, Fault};
 use super::faults::{self, FaultKind, Reset};
 use super::state::Shared;
 use super::stats::{bump, Stats};
+use super::strict::{DISCOVERY_PATHS, REVOKE_PATH};
 use super::wire::{self, Resp};
-use super::{intergiro, oauth2, oli, simacan, tradecloud, union_service};
+use super::{discovery, intergiro, oauth2, oli, revoke, simacan, tradecloud, union_service};
 
 /// Auth request bodies are a few hundred bytes; anything this large is abuse, not a login.
 const AUTH_BODY_LIMIT: usize = 64 * 1024;
@@ -70,6 +71,12 @@ impl Emulation {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared::new(api, config, format!("http://{addr}")));
+        if let Some(Err(error)) = shared.strict.as_ref().map(|s| &s.client_key) {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("the private_key_jwt client's jwk is not a usable public key: {error:?}"),
+            ));
+        }
         let task = tokio::spawn(serve(listener, shared.clone()));
         Ok(Emulation { shared, addr, task })
     }
@@ -109,6 +116,10 @@ impl Emulation {
     /// The URL of the protected resource: 200 for a live access token of this emulation, else
     /// 401 with `WWW-Authenticate: Bearer error="invalid_token"` (just `Bearer` when the request
     /// had no `Authorization` header). Any method; a body is read and discarded.
+    ///
+    /// With [`OAuthExtensions`](super::OAuthExtensions) on, a DPoP-bound token must come as
+    /// `Authorization: DPoP` with a proof, and the challenges name the `DPoP` scheme where DPoP
+    /// is on (see the [crate documentation](super#oauth2-extensions)).
     pub fn resource_url(&self) -> String {
         format!("http://{}{}", self.addr, resource_path(self.shared.api))
     }
@@ -116,6 +127,39 @@ impl Emulation {
     /// A snapshot of the counters.
     pub fn stats(&self) -> Stats {
         self.shared.counters.snapshot()
+    }
+
+    /// Each reason a violation was counted for so far, with how often, in the order each was
+    /// first seen: what [`Stats::violations`] adds up, for a test to name the one it expects.
+    pub fn violation_reasons(&self) -> Vec<(&'static str, u64)> {
+        self.shared.violation_reasons()
+    }
+
+    /// The server's own base URL, `http://127.0.0.1:PORT`: the issuer of its tokens and of its
+    /// discovery documents (unless [`Discovery::issuer_override`](super::Discovery::issuer_override)
+    /// says otherwise), and an audience a client assertion may name.
+    ///
+    /// With [`Api::OAuth2`] and its [`OAuthExtensions`](super::OAuthExtensions) on, the
+    /// revocation endpoint is `{issuer}/oauth/revoke` and the discovery documents are
+    /// `{issuer}/.well-known/openid-configuration` and
+    /// `{issuer}/.well-known/oauth-authorization-server`.
+    pub fn issuer(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Replaces the current DPoP nonce of each end that demands nonces now, as the configured
+    /// rotation period would; the one replaced stays good for the grace period. Does nothing
+    /// without DPoP nonces.
+    pub fn rotate_dpop_nonces(&self) {
+        let dpop = self.shared.strict.as_ref().and_then(|s| s.dpop.as_ref());
+        if let Some(dpop) = dpop {
+            for nonces in [&dpop.token_nonces, &dpop.resource_nonces]
+                .into_iter()
+                .flatten()
+            {
+                nonces.rotate();
+            }
+        }
     }
 
     /// Every access token issued so far dies now: the resource answers 401 for it (a token dying
@@ -347,6 +391,10 @@ enum Route {
     /// OLI's and OAuth2's single token endpoint: login or refresh by `grant_type`.
     Token,
     Resource,
+    /// The OAuth2 extensions' revocation endpoint.
+    Revoke,
+    /// The OAuth2 extensions' discovery documents.
+    Discovery,
     NotFound,
 }
 
@@ -392,6 +440,20 @@ fn route(api: Api, path: &str) -> Route {
     }
 }
 
+/// The endpoints the OAuth2 extensions add, where they are on.
+fn extension_route(shared: &Shared, path: &str) -> Route {
+    let Some(strict) = &shared.strict else {
+        return Route::NotFound;
+    };
+    if strict.config.revocation && path == REVOKE_PATH {
+        Route::Revoke
+    } else if strict.config.discovery.is_some() && DISCOVERY_PATHS.contains(&path) {
+        Route::Discovery
+    } else {
+        Route::NotFound
+    }
+}
+
 async fn handle(shared: &Shared, request: Request<Incoming>) -> Result<Resp, Reset> {
     let (parts, body) = request.into_parts();
     // The target of a `Fault::Redirect`: the auth endpoint behind the prefix, never faulted.
@@ -401,6 +463,7 @@ async fn handle(shared: &Shared, request: Request<Incoming>) -> Result<Resp, Res
     };
     let route = match route(shared.api, path) {
         Route::Resource if redirected => Route::NotFound,
+        Route::NotFound if !redirected => extension_route(shared, path),
         route => route,
     };
     Ok(match route {
@@ -410,7 +473,7 @@ async fn handle(shared: &Shared, request: Request<Incoming>) -> Result<Resp, Res
                 let answer = shared.resource(&parts, length);
                 // Revoked once its answer is decided: the 200 stands, later requests get 401.
                 if answer.status() == StatusCode::OK && shared.revocations.draw() {
-                    if let Some(token) = wire::bearer(&parts.headers) {
+                    if let Some((_, token)) = wire::access_token(&parts.headers) {
                         shared.tokens.forget(token, None);
                     }
                 }
@@ -419,7 +482,17 @@ async fn handle(shared: &Shared, request: Request<Incoming>) -> Result<Resp, Res
             }
             Err(answer) => answer,
         },
-        Route::Login | Route::Refresh | Route::Token => {
+        Route::Discovery => match shared
+            .strict
+            .as_ref()
+            .and_then(|s| Some((s, s.config.discovery.as_ref()?)))
+        {
+            Some((strict, settings)) => {
+                discovery::document(shared, strict, settings, &parts.method)
+            }
+            None => wire::text(StatusCode::NOT_FOUND, "Not Found"),
+        },
+        Route::Login | Route::Refresh | Route::Token | Route::Revoke => {
             let body = match Limited::new(body, AUTH_BODY_LIMIT).collect().await {
                 Ok(collected) => collected.to_bytes(),
                 Err(error) if error.is::<http_body_util::LengthLimitError>() => {
@@ -432,6 +505,10 @@ async fn handle(shared: &Shared, request: Request<Incoming>) -> Result<Resp, Res
                 // The client went away or sent a broken body; nobody will read the answer.
                 Err(_) => return Ok(wire::text(StatusCode::BAD_REQUEST, "Bad Request")),
             };
+            if matches!(route, Route::Revoke) {
+                // Only the token endpoint meets injected faults.
+                return Ok(revoke::revoke(shared, &parts, &body));
+            }
             let process = || auth(shared, route, &parts, &body);
             if redirected {
                 bump(&shared.counters.redirects_followed);

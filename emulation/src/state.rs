@@ -1,5 +1,7 @@
 //! The state one emulation's connections share, and the bookkeeping every endpoint does.
 
+use std::sync::{Mutex, PoisonError};
+
 use http::header::{self, HeaderValue};
 use http::request::Parts;
 use http::StatusCode;
@@ -8,6 +10,7 @@ use super::config::{Api, Config};
 use super::faults::Faults;
 use super::resource::{Hold, Revocations, SeenTokens};
 use super::stats::{bump, Counters};
+use super::strict::Strict;
 use super::tokens::{Redeem, Redeemed, Tokens};
 use super::wire::{self, Resp};
 
@@ -20,10 +23,15 @@ pub(super) struct Shared {
     pub(super) hold: Hold,
     pub(super) seen_tokens: SeenTokens,
     pub(super) revocations: Revocations,
+    /// The OAuth2 extensions' state; `None` unless some extension is on.
+    pub(super) strict: Option<Strict>,
+    /// Each violation reason with its count, in first-seen order.
+    reasons: Mutex<Vec<(&'static str, u64)>>,
 }
 
 impl Shared {
     pub(super) fn new(api: Api, config: Config, issuer: String) -> Self {
+        let strict = Strict::new(api, &config, &issuer);
         let tokens = Tokens::new(issuer, config.access_lifetime, config.refresh_lifetime);
         let faults = Faults::new(config.fault_seed);
         let revocations = Revocations::new(config.fault_seed);
@@ -36,6 +44,8 @@ impl Shared {
             hold: Hold::new(),
             seen_tokens: SeenTokens::new(),
             revocations,
+            strict,
+            reasons: Mutex::new(Vec::new()),
         }
     }
 
@@ -91,11 +101,26 @@ impl Shared {
     /// credential) because a violation is a client bug someone will want to find.
     pub(super) fn violation(&self, reason: &'static str) {
         bump(&self.counters.violations);
+        {
+            let mut reasons = self.reasons.lock().unwrap_or_else(PoisonError::into_inner);
+            match reasons.iter_mut().find(|(r, _)| *r == reason) {
+                Some((_, n)) => *n += 1,
+                None => reasons.push((reason, 1)),
+            }
+        }
         tracing::warn!(
             api = self.api.name(),
             reason,
             "emulation: client protocol violation"
         );
+    }
+
+    /// Each violation reason counted so far, with how often, in first-seen order.
+    pub(super) fn violation_reasons(&self) -> Vec<(&'static str, u64)> {
+        self.reasons
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     pub(super) fn login_rejected(&self, reason: &'static str) {
@@ -118,27 +143,33 @@ impl Shared {
         }
     }
 
+    /// The resource's 200, counted.
+    pub(super) fn resource_ok(&self, parts: &Parts, sub: &str, body_bytes: u64) -> Resp {
+        bump(&self.counters.resource_ok);
+        wire::json(
+            StatusCode::OK,
+            &serde_json::json!({
+                "ok": true,
+                "api": self.api.name(),
+                "sub": sub,
+                "method": parts.method.as_str(),
+                "body_bytes": body_bytes,
+            }),
+        )
+    }
+
     /// The protected resource: 200 for a live access token of this emulation, else 401. Records
     /// the bearer token the request carried, if any.
     pub(super) fn resource(&self, parts: &Parts, body_bytes: u64) -> Resp {
+        if let Some(strict) = &self.strict {
+            return super::protected::resource(self, strict, parts, body_bytes);
+        }
         let token = wire::bearer(&parts.headers);
         if let Some(token) = token {
             self.seen_tokens.record(token);
         }
         match token.and_then(|t| self.tokens.access_subject(t)) {
-            Some(sub) => {
-                bump(&self.counters.resource_ok);
-                wire::json(
-                    StatusCode::OK,
-                    &serde_json::json!({
-                        "ok": true,
-                        "api": self.api.name(),
-                        "sub": &*sub,
-                        "method": parts.method.as_str(),
-                        "body_bytes": body_bytes,
-                    }),
-                )
-            }
+            Some(sub) => self.resource_ok(parts, &sub, body_bytes),
             None => {
                 bump(&self.counters.resource_unauthorized);
                 // RFC 6750 3.1: no error code when the request carried no credentials at all.

@@ -16,6 +16,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// `refresh_token_reuse` part of `violations`, and `faults`, `outage_calls` and
 /// `redirects_followed` count calls whatever else they counted as.
 ///
+/// The counters of the OAuth2 extensions ([`OAuthExtensions`](super::OAuthExtensions)) stand
+/// apart: `token_exchanges` and `dpop_nonce_challenges` count token endpoint calls that count in
+/// none of the first five (a token exchange whose subject token is unknown counts in
+/// `rejected_logins`); `client_assertions` and `dpop_proofs` count what was verified on the way,
+/// whatever the call then counted as; `revoked_token_uses` is part of `violations`.
+///
 /// `rejected_*` count well-formed calls whose credentials or token were wrong, expired or
 /// revoked, which is normal; `violations` count protocol misuse, which a correct client never
 /// commits.
@@ -60,6 +66,23 @@ pub struct Stats {
     /// a client that followed the redirect and sent its credentials or refresh token to a URL it
     /// was never configured with. A client that does not follow redirects makes none.
     pub redirects_followed: u64,
+    /// Client assertions (`client_secret_jwt`, `private_key_jwt`) that verified and were
+    /// accepted: signature, claims and a fresh `jti`.
+    pub client_assertions: u64,
+    /// DPoP proofs that verified and were accepted, at the token endpoint and the resource.
+    pub dpop_proofs: u64,
+    /// `use_dpop_nonce` challenges issued, at either end: normal for a client's first request,
+    /// or after the nonce rotated past its grace period; not violations.
+    pub dpop_nonce_challenges: u64,
+    /// Revocation requests (RFC 7009) answered 200, whether or not the token was still live.
+    pub revocation_requests: u64,
+    /// The part of `violations` that sent the resource an access token the client itself had
+    /// revoked.
+    pub revoked_token_uses: u64,
+    /// Successful token exchanges (RFC 8693).
+    pub token_exchanges: u64,
+    /// Discovery documents served.
+    pub discovery_fetches: u64,
 }
 
 /// The live counters behind [`Stats`].
@@ -77,6 +100,13 @@ pub(super) struct Counters {
     pub(super) resource_ok: AtomicU64,
     pub(super) resource_unauthorized: AtomicU64,
     pub(super) redirects_followed: AtomicU64,
+    pub(super) client_assertions: AtomicU64,
+    pub(super) dpop_proofs: AtomicU64,
+    pub(super) dpop_nonce_challenges: AtomicU64,
+    pub(super) revocation_requests: AtomicU64,
+    pub(super) revoked_token_uses: AtomicU64,
+    pub(super) token_exchanges: AtomicU64,
+    pub(super) discovery_fetches: AtomicU64,
 }
 
 /// Counts one event; the counters are independent, so no ordering beyond the atomic is needed.
@@ -100,6 +130,13 @@ impl Counters {
             resource_ok: load(&self.resource_ok),
             resource_unauthorized: load(&self.resource_unauthorized),
             redirects_followed: load(&self.redirects_followed),
+            client_assertions: load(&self.client_assertions),
+            dpop_proofs: load(&self.dpop_proofs),
+            dpop_nonce_challenges: load(&self.dpop_nonce_challenges),
+            revocation_requests: load(&self.revocation_requests),
+            revoked_token_uses: load(&self.revoked_token_uses),
+            token_exchanges: load(&self.token_exchanges),
+            discovery_fetches: load(&self.discovery_fetches),
         }
     }
 }

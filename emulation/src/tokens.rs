@@ -38,13 +38,32 @@ pub(super) struct Tokens {
 struct Maps {
     access: HashMap<String, AccessEntry>,
     refresh: HashMap<String, RefreshEntry>,
+    /// Access tokens the client revoked (RFC 7009), until they would have expired.
+    revoked: HashMap<String, Instant>,
     access_prune_at: usize,
     refresh_prune_at: usize,
+    revoked_prune_at: usize,
 }
 
 struct AccessEntry {
     expires: Instant,
     sub: Arc<str>,
+    bound: Option<Arc<Bound>>,
+}
+
+/// What an access token of the OAuth2 extensions is bound to: a DPoP key, audiences.
+#[derive(Debug, Default)]
+pub(super) struct Bound {
+    /// The RFC 7638 thumbprint of the DPoP key that obtained the token (`cnf.jkt`).
+    pub(super) jkt: Option<String>,
+    /// The audiences and resources it was issued for (`aud`).
+    pub(super) audiences: Vec<String>,
+}
+
+/// A live access token as the resource sees it.
+pub(super) struct Access {
+    pub(super) sub: Arc<str>,
+    pub(super) bound: Option<Arc<Bound>>,
 }
 
 struct RefreshEntry {
@@ -137,8 +156,10 @@ impl Tokens {
             maps: Mutex::new(Maps {
                 access: HashMap::new(),
                 refresh: HashMap::new(),
+                revoked: HashMap::new(),
                 access_prune_at: PRUNE_FLOOR,
                 refresh_prune_at: PRUNE_FLOOR,
+                revoked_prune_at: PRUNE_FLOOR,
             }),
         }
     }
@@ -150,6 +171,18 @@ impl Tokens {
         sub: &str,
         lifetime: Duration,
         scope: Option<&str>,
+    ) -> String {
+        self.mint_bound(typ, sub, lifetime, scope, None)
+    }
+
+    /// [`mint`](Self::mint), with the `cnf` and `aud` claims of a bound token.
+    fn mint_bound(
+        &self,
+        typ: &str,
+        sub: &str,
+        lifetime: Duration,
+        scope: Option<&str>,
+        bound: Option<&Bound>,
     ) -> String {
         let jti = self.next_jti.fetch_add(1, Ordering::Relaxed);
         let now = SystemTime::now()
@@ -170,8 +203,16 @@ impl Tokens {
             "exp": exp,
             "jti": jti.to_string(),
         });
-        if let (Some(scope), Some(map)) = (scope, payload.as_object_mut()) {
-            map.insert("scope".to_owned(), scope.into());
+        if let Some(map) = payload.as_object_mut() {
+            if let Some(scope) = scope {
+                map.insert("scope".to_owned(), scope.into());
+            }
+            if let Some(jkt) = bound.and_then(|b| b.jkt.as_deref()) {
+                map.insert("cnf".to_owned(), serde_json::json!({ "jkt": jkt }));
+            }
+            if let Some(bound) = bound.filter(|b| !b.audiences.is_empty()) {
+                map.insert("aud".to_owned(), bound.audiences.clone().into());
+            }
         }
         let mut signature = [0u8; 32];
         for (i, chunk) in signature.chunks_mut(8).enumerate() {
@@ -208,7 +249,25 @@ impl Tokens {
         scope: Option<Arc<str>>,
         with_refresh: bool,
     ) -> Issued {
-        let access = self.mint("Bearer", sub, self.access_lifetime, scope.as_deref());
+        self.issue_bound(sub, scope, with_refresh, None)
+    }
+
+    /// [`issue`](Self::issue), the access token bound as `bound` says (the refresh token is
+    /// never bound).
+    pub(super) fn issue_bound(
+        &self,
+        sub: &Arc<str>,
+        scope: Option<Arc<str>>,
+        with_refresh: bool,
+        bound: Option<Arc<Bound>>,
+    ) -> Issued {
+        let access = self.mint_bound(
+            "Bearer",
+            sub,
+            self.access_lifetime,
+            scope.as_deref(),
+            bound.as_deref(),
+        );
         let refresh = with_refresh
             .then(|| self.mint("Refresh", sub, self.refresh_lifetime, scope.as_deref()));
         let now = Instant::now();
@@ -219,6 +278,7 @@ impl Tokens {
             AccessEntry {
                 expires: deadline(now, self.access_lifetime),
                 sub: sub.clone(),
+                bound,
             },
         );
         if let Some(refresh) = &refresh {
@@ -247,6 +307,40 @@ impl Tokens {
             .get(token)
             .filter(|entry| entry.expires > now)
             .map(|entry| entry.sub.clone())
+    }
+
+    /// The live access token `token`, with what it is bound to.
+    pub(super) fn access(&self, token: &str) -> Option<Access> {
+        let now = Instant::now();
+        let maps = lock(&self.maps);
+        maps.access
+            .get(token)
+            .filter(|entry| entry.expires > now)
+            .map(|entry| Access {
+                sub: entry.sub.clone(),
+                bound: entry.bound.clone(),
+            })
+    }
+
+    /// Whether `token` is an access token the client revoked (RFC 7009) that would otherwise
+    /// still live.
+    pub(super) fn revoked_by_client(&self, token: &str) -> bool {
+        let now = Instant::now();
+        lock(&self.maps)
+            .revoked
+            .get(token)
+            .is_some_and(|expires| *expires > now)
+    }
+
+    /// RFC 7009 revocation of `token`, an access or a refresh token (a string is never both, so
+    /// the client's `token_type_hint` changes nothing). A refresh token takes the access token
+    /// issued with it along. Whether a live token was revoked.
+    pub(super) fn revoke_token(&self, token: &str) -> bool {
+        let now = Instant::now();
+        let mut guard = lock(&self.maps);
+        let maps = &mut *guard;
+        maps.prune(now);
+        maps.revoke_access_token(token, now) || maps.revoke_refresh_token(token, now)
     }
 
     /// Checks `token` and, when it is good and `how.rotate`, retires it, all under one lock so
@@ -329,7 +423,34 @@ impl Tokens {
 }
 
 impl Maps {
+    fn revoke_access_token(&mut self, token: &str, now: Instant) -> bool {
+        match self.access.remove(token) {
+            Some(entry) if entry.expires > now => {
+                self.revoked.insert(token.to_owned(), entry.expires);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn revoke_refresh_token(&mut self, token: &str, now: Instant) -> bool {
+        let Some(entry) = self.refresh.get_mut(token) else {
+            return false;
+        };
+        if entry.state != RefreshState::Live || entry.expires <= now {
+            return false;
+        }
+        entry.state = RefreshState::Revoked;
+        let paired = entry.grant.paired_access.clone();
+        self.revoke_access_token(&paired, now);
+        true
+    }
+
     fn prune(&mut self, now: Instant) {
+        if self.revoked.len() >= self.revoked_prune_at {
+            self.revoked.retain(|_, expires| *expires > now);
+            self.revoked_prune_at = (self.revoked.len() * 2).max(PRUNE_FLOOR);
+        }
         if self.access.len() >= self.access_prune_at {
             self.access.retain(|_, e| e.expires > now);
             self.access_prune_at = (self.access.len() * 2).max(PRUNE_FLOOR);

@@ -109,6 +109,57 @@ pub(super) fn form(body: &[u8]) -> Form {
     Form::Params(params)
 }
 
+/// Every value of the parameters that may repeat, by name, in order.
+pub(super) type Repeated = Vec<(String, String)>;
+
+/// A form body in which the parameters named in `repeatable` may repeat (RFC 8707 `resource`,
+/// RFC 8693 `audience`): the map holds the first value of each, and the list every value of the
+/// repeatable ones, in order. `None` when any other parameter repeats.
+pub(super) fn form_repeatable(body: &[u8], repeatable: &[&str]) -> Option<(FormMap, Repeated)> {
+    let mut params = HashMap::new();
+    let mut repeated = Vec::new();
+    for (name, value) in form_urlencoded::parse(body) {
+        if repeatable.contains(&&*name) {
+            repeated.push((name.clone().into_owned(), value.clone().into_owned()));
+            params
+                .entry(name.into_owned())
+                .or_insert_with(|| value.into_owned());
+        } else if params
+            .insert(name.into_owned(), value.into_owned())
+            .is_some()
+        {
+            return None;
+        }
+    }
+    Some((params, repeated))
+}
+
+/// How an access token was presented to a resource.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Scheme {
+    Bearer,
+    /// RFC 9449 7.1: `Authorization: DPoP <token>`.
+    Dpop,
+}
+
+/// The token of an `Authorization: Bearer …` or `Authorization: DPoP …` header (scheme
+/// case-insensitive), with its scheme.
+pub(super) fn access_token(headers: &HeaderMap) -> Option<(Scheme, &str)> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.trim().split_once(' ')?;
+    let token = token.trim();
+    if token.is_empty() {
+        return None;
+    }
+    if scheme.eq_ignore_ascii_case("bearer") {
+        Some((Scheme::Bearer, token))
+    } else if scheme.eq_ignore_ascii_case("dpop") {
+        Some((Scheme::Dpop, token))
+    } else {
+        None
+    }
+}
+
 /// A JSON object body, or `None` for anything else (including invalid JSON).
 pub(super) fn json_object(body: &[u8]) -> Option<serde_json::Map<String, serde_json::Value>> {
     match serde_json::from_slice(body) {

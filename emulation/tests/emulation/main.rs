@@ -2,14 +2,19 @@
 //! endpoints and quirks, rotation and reuse, revocation, real-time expiry, faults, malformed input
 //! and concurrent load.
 
+mod jose_support;
 mod support;
 
+mod client_assertion;
+mod dpop;
 mod every_api;
 mod faults;
 mod injected_faults;
 mod intergiro;
 mod load;
 mod malformed;
+mod modern;
+mod modern_malformed;
 mod oauth2;
 mod oli;
 mod resource;
