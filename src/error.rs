@@ -33,6 +33,8 @@ pub enum AuthCall {
     Login,
     /// Exchanging a refresh token for a fresh token pair.
     Refresh,
+    /// Revoking a token (RFC 7009), from [`TokenHandle::revoke`](crate::TokenHandle::revoke).
+    Revoke,
 }
 
 impl AuthCall {
@@ -40,6 +42,7 @@ impl AuthCall {
         match self {
             AuthCall::Login => "login",
             AuthCall::Refresh => "refresh",
+            AuthCall::Revoke => "revoke",
         }
     }
 }
@@ -295,6 +298,7 @@ impl AuthError {
         let kind = match call {
             AuthCall::Login => ErrorKind::LoginRejected,
             AuthCall::Refresh => ErrorKind::RefreshRejected,
+            AuthCall::Revoke => ErrorKind::Status,
         };
         Self::new(kind).map(|i| {
             i.status = Some(status);

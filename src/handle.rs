@@ -153,6 +153,21 @@ impl TokenHandle {
         &self.manager.policy
     }
 
+    /// Revokes the session's tokens (RFC 7009): the current access token and its refresh token
+    /// are retired at once, so that neither is ever sent again (the next request or call waits
+    /// for a login), then the provider's revocation endpoint is asked to revoke them, refresh
+    /// token first. A token landing from a flight already in progress is not affected. For
+    /// shutdown, or when the session's tokens must die (the user logged out, a secret leaked).
+    ///
+    /// Fails with the first failed revocation call (both are tried), or with
+    /// [`ErrorKind::Config`](crate::ErrorKind::Config) when the provider names no revocation
+    /// endpoint ([`Provider::revocation_request`](crate::provider::Provider::revocation_request));
+    /// the tokens are retired either way. With a [token store](crate::store), other processes
+    /// may still hold the stored session: they find it refused and log in.
+    pub async fn revoke(&self) -> Result<(), AuthError> {
+        self.manager.revoke().await
+    }
+
     /// The layer's counters so far.
     pub fn metrics(&self) -> MetricsSnapshot {
         self.manager.metrics.snapshot()

@@ -13,6 +13,8 @@ pub struct MetricsSnapshot {
     pub logins: u64,
     /// Refresh requests sent to the auth server.
     pub refreshes: u64,
+    /// Revocation requests sent to the auth server ([`TokenHandle::revoke`](crate::TokenHandle::revoke)).
+    pub revocations: u64,
     /// Requests replayed after a replay-triggering upstream status.
     pub replays: u64,
     /// Auth calls that failed (rejected, transient, timeout, malformed, ...).
@@ -31,6 +33,7 @@ pub struct MetricsSnapshot {
 pub(crate) struct Metrics {
     logins: AtomicU64,
     refreshes: AtomicU64,
+    revocations: AtomicU64,
     replays: AtomicU64,
     auth_failures: AtomicU64,
     token_waits: AtomicU64,
@@ -42,6 +45,7 @@ pub(crate) struct Metrics {
 pub(crate) enum Counter {
     Login,
     Refresh,
+    Revocation,
     Replay,
     AuthFailure,
     TokenWait,
@@ -54,6 +58,7 @@ impl Metrics {
         let cell = match counter {
             Counter::Login => &self.logins,
             Counter::Refresh => &self.refreshes,
+            Counter::Revocation => &self.revocations,
             Counter::Replay => &self.replays,
             Counter::AuthFailure => &self.auth_failures,
             Counter::TokenWait => &self.token_waits,
@@ -67,6 +72,7 @@ impl Metrics {
         MetricsSnapshot {
             logins: self.logins.load(Ordering::Relaxed),
             refreshes: self.refreshes.load(Ordering::Relaxed),
+            revocations: self.revocations.load(Ordering::Relaxed),
             replays: self.replays.load(Ordering::Relaxed),
             auth_failures: self.auth_failures.load(Ordering::Relaxed),
             token_waits: self.token_waits.load(Ordering::Relaxed),

@@ -89,6 +89,7 @@ impl Manager {
         self.metrics.incr(match call {
             AuthCall::Login => Counter::Login,
             AuthCall::Refresh => Counter::Refresh,
+            AuthCall::Revoke => Counter::Revocation,
         });
         let mut sent = sent_values(&request).await;
         sent.extend(refresh_token.map(|t| t.expose().to_owned()));
@@ -193,7 +194,7 @@ fn issue(
 
 /// `error` and `error_description` of an OAuth2-style error body (RFC 6749 §5.2), if present,
 /// unscrubbed.
-fn oauth_error_detail(body: &Bytes) -> Option<String> {
+pub(super) fn oauth_error_detail(body: &Bytes) -> Option<String> {
     #[derive(serde::Deserialize)]
     struct OAuthError {
         error: String,

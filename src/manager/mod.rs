@@ -22,6 +22,7 @@
 mod exchange;
 mod flight;
 mod persist;
+mod revoke;
 mod schedule;
 mod transport;
 mod wait;

@@ -129,6 +129,19 @@ pub trait Provider: Send + Sync + 'static {
     fn policy(&self) -> TokenPolicy {
         TokenPolicy::default()
     }
+
+    /// Builds the request that revokes `token` (RFC 7009), for
+    /// [`TokenHandle::revoke`](crate::TokenHandle::revoke); `hint` is its `token_type_hint`,
+    /// `"access_token"` or `"refresh_token"`. `None` (the default) when the API has no
+    /// revocation endpoint. Any 2xx answer means revoked.
+    fn revocation_request(
+        &self,
+        token: &Secret,
+        hint: &str,
+    ) -> Result<Option<Request<Full<Bytes>>>, AuthError> {
+        let _ = (token, hint);
+        Ok(None)
+    }
 }
 
 /// When to refresh a token that is still valid.
@@ -397,6 +410,13 @@ macro_rules! forward_provider {
             }
             fn policy(&self) -> TokenPolicy {
                 (**self).policy()
+            }
+            fn revocation_request(
+                &self,
+                token: &Secret,
+                hint: &str,
+            ) -> Result<Option<AuthRequest>, AuthError> {
+                (**self).revocation_request(token, hint)
             }
         }
     };

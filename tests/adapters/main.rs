@@ -8,4 +8,5 @@ mod e2e;
 mod grpc;
 mod handle;
 mod reqwest;
+mod revoke;
 mod service;

@@ -27,6 +27,7 @@ pub const MARK: &str = "SECRET";
 
 pub const LOGIN_URL: &str = "http://auth.test/login";
 pub const REFRESH_URL: &str = "http://auth.test/refresh";
+pub const REVOKE_URL: &str = "http://auth.test/revoke";
 pub const PASSWORD: &str = "pw-SECRET";
 
 /// The in-process upstream, as [`AuthServer::upstream`] makes it for the tests' requests.
@@ -97,6 +98,17 @@ impl Provider for TestProvider {
     fn policy(&self) -> TokenPolicy {
         self.policy.clone()
     }
+
+    fn revocation_request(
+        &self,
+        token: &Secret,
+        hint: &str,
+    ) -> Result<Option<http::Request<http_body_util::Full<bytes::Bytes>>>, AuthError> {
+        Ok(Some(post_json(
+            REVOKE_URL,
+            serde_json::json!({ "token": token.expose(), "token_type_hint": hint }),
+        )))
+    }
 }
 
 /// What the auth server answers instead of issuing tokens.
@@ -134,6 +146,8 @@ struct State {
     upstream_rejects_all: bool,
     upstream_calls: u32,
     upstream_headers: Vec<String>,
+    /// The `token_type_hint` of each revocation, in order.
+    revocations: Vec<String>,
 }
 
 /// An in-process auth server with single-use refresh tokens, and the upstream it protects.
@@ -207,6 +221,10 @@ impl AuthServer {
     pub fn set_expires_in(&self, expires_in: Option<u64>) {
         self.with(|s| s.expires_in = expires_in);
     }
+    /// The `token_type_hint` of each revocation call, in order.
+    pub fn revocations(&self) -> Vec<String> {
+        self.with(|s| s.revocations.clone())
+    }
     /// Kills every issued access token early, as simacan's tokens may die.
     pub fn revoke_access_tokens(&self) {
         self.with(|s| s.live_access.clear());
@@ -215,6 +233,18 @@ impl AuthServer {
     fn handle(&self, path: &str, body: &[u8]) -> Result<Response<Full<Bytes>>, Fault> {
         self.with(|s| {
             let body: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+            if path == "/revoke" {
+                if let Some(fault) = s.fault.clone() {
+                    return Err(fault);
+                }
+                // RFC 7009: the token dies, whichever kind it is; unknown tokens are no error.
+                let token = body["token"].as_str().unwrap_or_default();
+                s.live_access.remove(token);
+                s.live_refresh.remove(token);
+                let hint = body["token_type_hint"].as_str().unwrap_or_default();
+                s.revocations.push(hint.to_owned());
+                return Ok(json(StatusCode::OK, "{}"));
+            }
             let login = path == "/login";
             s.call_times.push(tokio::time::Instant::now());
             if login {
