@@ -35,6 +35,9 @@ pub enum AuthCall {
     Refresh,
     /// Revoking a token (RFC 7009), from [`TokenHandle::revoke`](crate::TokenHandle::revoke).
     Revoke,
+    /// Fetching the auth server's metadata before a login or refresh
+    /// ([`Provider::discovery_request`](crate::provider::Provider::discovery_request)).
+    Discovery,
 }
 
 impl AuthCall {
@@ -43,6 +46,7 @@ impl AuthCall {
             AuthCall::Login => "login",
             AuthCall::Refresh => "refresh",
             AuthCall::Revoke => "revoke",
+            AuthCall::Discovery => "discovery",
         }
     }
 }
@@ -298,7 +302,7 @@ impl AuthError {
         let kind = match call {
             AuthCall::Login => ErrorKind::LoginRejected,
             AuthCall::Refresh => ErrorKind::RefreshRejected,
-            AuthCall::Revoke => ErrorKind::Status,
+            AuthCall::Revoke | AuthCall::Discovery => ErrorKind::Status,
         };
         Self::new(kind).map(|i| {
             i.status = Some(status);

@@ -15,6 +15,9 @@ pub struct MetricsSnapshot {
     pub refreshes: u64,
     /// Revocation requests sent to the auth server ([`TokenHandle::revoke`](crate::TokenHandle::revoke)).
     pub revocations: u64,
+    /// Discovery documents fetched from the auth server
+    /// ([`Provider::discovery_request`](crate::provider::Provider::discovery_request)).
+    pub discoveries: u64,
     /// Requests replayed after a replay-triggering upstream status.
     pub replays: u64,
     /// Auth calls that failed (rejected, transient, timeout, malformed, ...).
@@ -34,6 +37,7 @@ pub(crate) struct Metrics {
     logins: AtomicU64,
     refreshes: AtomicU64,
     revocations: AtomicU64,
+    discoveries: AtomicU64,
     replays: AtomicU64,
     auth_failures: AtomicU64,
     token_waits: AtomicU64,
@@ -46,6 +50,7 @@ pub(crate) enum Counter {
     Login,
     Refresh,
     Revocation,
+    Discovery,
     Replay,
     AuthFailure,
     TokenWait,
@@ -59,6 +64,7 @@ impl Metrics {
             Counter::Login => &self.logins,
             Counter::Refresh => &self.refreshes,
             Counter::Revocation => &self.revocations,
+            Counter::Discovery => &self.discoveries,
             Counter::Replay => &self.replays,
             Counter::AuthFailure => &self.auth_failures,
             Counter::TokenWait => &self.token_waits,
@@ -73,6 +79,7 @@ impl Metrics {
             logins: self.logins.load(Ordering::Relaxed),
             refreshes: self.refreshes.load(Ordering::Relaxed),
             revocations: self.revocations.load(Ordering::Relaxed),
+            discoveries: self.discoveries.load(Ordering::Relaxed),
             replays: self.replays.load(Ordering::Relaxed),
             auth_failures: self.auth_failures.load(Ordering::Relaxed),
             token_waits: self.token_waits.load(Ordering::Relaxed),

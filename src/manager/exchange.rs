@@ -35,6 +35,7 @@ impl Manager {
         &self,
         refresh: Option<(&Secret, Option<Moment>)>,
     ) -> Result<Issued, AuthError> {
+        self.discover().await?;
         if let Some((refresh_token, refresh_expires_at)) = refresh {
             match self.provider.refresh_request(refresh_token) {
                 Err(e) => {
@@ -90,6 +91,7 @@ impl Manager {
             AuthCall::Login => Counter::Login,
             AuthCall::Refresh => Counter::Refresh,
             AuthCall::Revoke => Counter::Revocation,
+            AuthCall::Discovery => Counter::Discovery,
         });
         let mut sent = sent_values(&request).await;
         sent.extend(refresh_token.map(|t| t.expose().to_owned()));

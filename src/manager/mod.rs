@@ -19,6 +19,7 @@
 //! (one request per token, again after a failed attempt re-arms it). All slot stores happen under
 //! the flights lock.
 
+mod discover;
 mod exchange;
 mod flight;
 mod persist;

@@ -130,6 +130,24 @@ pub trait Provider: Send + Sync + 'static {
         TokenPolicy::default()
     }
 
+    /// The request that fetches the auth server's metadata (RFC 8414, OpenID Connect Discovery)
+    /// before the next login or refresh, when the provider needs it: `None` (the default) for a
+    /// provider whose endpoints are known. Asked before every attempt, so a provider returns
+    /// `Some` only until it has read a document, and again once it finds what it read stale
+    /// (its token endpoint answered 404, say). A failed fetch fails the attempt as a failed
+    /// auth call does: an outage is retried in the flight, anything else backed off.
+    fn discovery_request(&self) -> Option<Result<Request<Full<Bytes>>, AuthError>> {
+        None
+    }
+
+    /// Reads a 2xx answer to [`discovery_request`](Self::discovery_request). An error (a
+    /// document naming another issuer, an endpoint missing) fails the attempt and is backed off
+    /// like a rejection.
+    fn discovered(&self, response: &Response<Bytes>) -> Result<(), AuthError> {
+        let _ = response;
+        Ok(())
+    }
+
     /// Builds the request that revokes `token` (RFC 7009), for
     /// [`TokenHandle::revoke`](crate::TokenHandle::revoke); `hint` is its `token_type_hint`,
     /// `"access_token"` or `"refresh_token"`. `None` (the default) when the API has no
@@ -417,6 +435,12 @@ macro_rules! forward_provider {
                 hint: &str,
             ) -> Result<Option<AuthRequest>, AuthError> {
                 (**self).revocation_request(token, hint)
+            }
+            fn discovery_request(&self) -> Option<Result<AuthRequest, AuthError>> {
+                (**self).discovery_request()
+            }
+            fn discovered(&self, response: &AuthResponse) -> Result<(), AuthError> {
+                (**self).discovered(response)
             }
         }
     };

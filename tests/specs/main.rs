@@ -3,6 +3,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod discovery;
 mod parsers;
 mod presets;
 mod spec;

@@ -198,7 +198,7 @@ impl Provider for HttpProvider {
         match call {
             AuthCall::Login => self.login_rejects.classify(response),
             AuthCall::Refresh => self.refresh_rejects.classify(response),
-            AuthCall::Revoke => Failure::of_status(response.status()),
+            AuthCall::Revoke | AuthCall::Discovery => Failure::of_status(response.status()),
         }
     }
 
