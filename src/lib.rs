@@ -217,6 +217,8 @@ mod future;
 #[cfg(feature = "tonic")]
 pub mod grpc;
 mod handle;
+#[cfg(feature = "jose")]
+pub mod jose;
 mod layer;
 mod manager;
 mod metrics;
