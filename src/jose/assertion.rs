@@ -137,15 +137,14 @@ mod tests {
         let key = SigningKey::generate(Algorithm::ES256)
             .unwrap()
             .with_kid("k-1");
-        let assertions = Assertions::new(
-            "app",
-            "https://idp.test/token",
-            AssertionSigner::Key(key),
-        )
-        .unwrap();
+        let assertions =
+            Assertions::new("app", "https://idp.test/token", AssertionSigner::Key(key)).unwrap();
         let a = assertions.assertion_at(1_700_000_000).unwrap();
         let b = assertions.assertion_at(1_700_000_000).unwrap();
-        assert_eq!(part(a.expose(), 0), serde_json::json!({"alg": "ES256", "kid": "k-1"}));
+        assert_eq!(
+            part(a.expose(), 0),
+            serde_json::json!({"alg": "ES256", "kid": "k-1"})
+        );
         let claims = part(a.expose(), 1);
         assert_eq!(claims["iss"], "app");
         assert_eq!(claims["sub"], "app");

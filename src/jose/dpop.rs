@@ -188,7 +188,10 @@ mod tests {
     #[test]
     fn htu_normalisation() {
         let cases = [
-            ("https://Server.Example.COM/token", "https://server.example.com/token"),
+            (
+                "https://Server.Example.COM/token",
+                "https://server.example.com/token",
+            ),
             ("https://a.test:443/x?q=1", "https://a.test/x"),
             ("http://a.test:80/x", "http://a.test/x"),
             ("http://a.test:443/x", "http://a.test:443/x"),

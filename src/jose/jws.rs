@@ -83,6 +83,8 @@ mod tests {
         assert_eq!(parts[1], "eyJhIjoxfQ");
         // Ed25519 signatures are 64 bytes: 86 base64url characters.
         assert_eq!(parts[2].len(), 86);
-        assert!(jws.bytes().all(|b| b == b'.' || b == b'-' || b == b'_' || b.is_ascii_alphanumeric()));
+        assert!(jws
+            .bytes()
+            .all(|b| b == b'.' || b == b'-' || b == b'_' || b.is_ascii_alphanumeric()));
     }
 }

@@ -16,12 +16,52 @@
 //!   the refresh token is dead: the layer logs in again;
 //! - an `error` / `error_description` body is surfaced in the [`AuthError`] message;
 //! - a refresh answer without a new `refresh_token` keeps the old one (the server did not rotate).
+//!
+//! # Client assertions
+//!
+//! A client can authenticate with a JWT instead of its secret (RFC 7523 §2.2): a
+//! [`ClientAssertion`], which [`Builder::build_with_assertion`] turns into an
+//! [`AssertionProvider`]. The assertion is signed by the client's own key (`private_key_jwt`) or
+//! secret (`client_secret_jwt`), both with the `jose` feature, or comes ready-made from a file or
+//! a function: a workload identity token (a Kubernetes projected service-account token, a CI
+//! job's OIDC token) or one signed by a KMS. A new assertion is made for every login and refresh
+//! call, and sent as `client_assertion` with
+//! `client_assertion_type=urn:ietf:params:oauth:client-assertion-type:jwt-bearer` and the
+//! `client_id` in the form body; no `Authorization` header.
+//!
+//! ```
+//! use tower_token_auth::provider::oauth2::{self, ClientAssertion};
+//!
+//! let assertion = ClientAssertion::file(
+//!     "my-app",
+//!     "/var/run/secrets/tokens/idp-token",
+//! );
+//! let provider = oauth2::client_credentials_grant("https://idp.example.com/oauth/token")
+//!     .scope("orders:read")
+//!     .build_with_assertion(assertion)?;
+//! # let _ = provider;
+//! # Ok::<(), tower_token_auth::AuthError>(())
+//! ```
 
 use std::fmt;
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 
-use crate::error::AuthError;
+use bytes::Bytes;
+use http::Request;
+use http_body::Body as _;
+use http_body_util::Full;
+
+use crate::error::{AuthCall, AuthError};
+#[cfg(feature = "jose")]
+use crate::jose::{AssertionSigner, Assertions, HmacKey, SigningKey};
 use crate::provider::generic::{basic_form_encoded, CallSpec, Encoding, HttpProvider};
+use crate::provider::{AuthResponse, Failure, Provider, TokenPolicy};
 use crate::secret::Secret;
+use crate::token::TokenSet;
 
 /// How a confidential client authenticates to the token endpoint (RFC 6749 §2.3.1).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -76,6 +116,13 @@ pub fn client_credentials(
     Builder::new(token_url, Grant::ClientCredentials).confidential_client(client_id, client_secret)
 }
 
+/// The client credentials grant, with no client yet: for a client that authenticates with a
+/// [`ClientAssertion`] ([`Builder::build_with_assertion`]), or by other means than the request
+/// (mutual TLS).
+pub fn client_credentials_grant(token_url: &str) -> Builder {
+    Builder::new(token_url, Grant::ClientCredentials)
+}
+
 impl Builder {
     fn new(token_url: &str, grant: Grant) -> Self {
         Self {
@@ -121,21 +168,75 @@ impl Builder {
 
     /// Builds the provider; fails on an invalid token URL.
     pub fn build(self) -> Result<HttpProvider, AuthError> {
+        self.provider(false)
+    }
+
+    /// Builds a provider whose client authenticates with `assertion` (RFC 7523 §2.2), made anew
+    /// for every login and refresh call: the form carries `client_id` (the assertion's),
+    /// `client_assertion_type` and `client_assertion`, and no `Authorization` header goes out.
+    /// The assertion's client replaces any set with [`public_client`](Self::public_client) or
+    /// [`confidential_client`](Self::confidential_client), whose secret is then never sent.
+    ///
+    /// Fails on an invalid token URL, and for `client_secret_jwt` on a client secret shorter
+    /// than 32 bytes (RFC 7518 §3.2).
+    ///
+    /// ```
+    /// # #[cfg(feature = "jose")] {
+    /// use tower_token_auth::jose::{Algorithm, SigningKey};
+    /// use tower_token_auth::provider::oauth2::{self, ClientAssertion};
+    ///
+    /// // In production: SigningKey::from_pkcs8_pem(&std::fs::read_to_string(path)?, Algorithm::ES256)?
+    /// let key = SigningKey::generate(Algorithm::ES256)?.with_kid("my-app-2026");
+    /// let provider = oauth2::client_credentials_grant("https://idp.example.com/oauth/token")
+    ///     .scope("orders:read")
+    ///     .build_with_assertion(ClientAssertion::private_key_jwt("my-app", key))?;
+    /// # let _ = provider;
+    /// # }
+    /// # Ok::<(), tower_token_auth::AuthError>(())
+    /// ```
+    pub fn build_with_assertion(
+        mut self,
+        assertion: ClientAssertion,
+    ) -> Result<AssertionProvider, AuthError> {
+        self.client_id = Some(assertion.client_id.clone());
+        self.client_secret = None;
+        let mint = assertion.mint(&self.token_url)?;
+        Ok(AssertionProvider {
+            inner: self.provider(true)?,
+            mint: Arc::new(mint),
+        })
+    }
+
+    /// The provider, its calls authenticating the client as configured; with `assertion`, only
+    /// the `client_id` goes in the body (the assertion is added per call).
+    fn provider(&self, assertion: bool) -> Result<HttpProvider, AuthError> {
+        let call = |grant_type| match assertion {
+            true => self.assertion_call(grant_type),
+            false => self.call(grant_type),
+        };
         let login = match &self.grant {
-            Grant::Password { username, password } => self
-                .call("password")?
+            Grant::Password { username, password } => call("password")?
                 .field("username", username.clone())
                 .secret_field("password", password.clone()),
-            Grant::ClientCredentials => self.call("client_credentials")?,
+            Grant::ClientCredentials => call("client_credentials")?,
         };
         let login = match &self.scope {
             Some(scope) => login.field("scope", scope.clone()),
             None => login,
         };
-        let refresh = self
-            .call("refresh_token")?
-            .refresh_token_field("refresh_token");
+        let refresh = call("refresh_token")?.refresh_token_field("refresh_token");
         Ok(HttpProvider::new(login, refresh))
+    }
+
+    /// A form POST to the token endpoint for `grant_type`, with `client_id` in the body.
+    fn assertion_call(&self, grant_type: &'static str) -> Result<CallSpec, AuthError> {
+        let spec = CallSpec::post(&self.token_url)?
+            .encoding(Encoding::Form)
+            .field("grant_type", grant_type);
+        Ok(match &self.client_id {
+            Some(id) => spec.field("client_id", id.clone()),
+            None => spec,
+        })
     }
 
     /// A form POST to the token endpoint for `grant_type`, with the client's authentication.
@@ -172,6 +273,317 @@ impl fmt::Debug for Builder {
             .field("client_auth", &self.client_auth)
             .field("scope", &self.scope)
             .finish_non_exhaustive()
+    }
+}
+
+/// The `client_assertion_type` of a JWT client assertion (RFC 7523 §2.2).
+pub(crate) const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// The most a client assertion file may hold: a service-account token is a few kilobytes.
+const MAX_ASSERTION_FILE: u64 = 64 * 1024;
+
+/// A function that returns a client assertion, called for every auth call.
+type AssertionFn = dyn Fn() -> Result<Secret, AuthError> + Send + Sync;
+
+/// How a client authenticates with a JWT instead of sending a secret (RFC 7523 §2.2): the JWT,
+/// its *client assertion*, is made anew for every login and refresh call. Give it to
+/// [`Builder::build_with_assertion`].
+///
+/// - [`private_key_jwt`](Self::private_key_jwt) and [`client_secret_jwt`](Self::client_secret_jwt)
+///   (feature `jose`) sign an assertion here: `iss` and `sub` the client ID, `aud` the token
+///   endpoint's URL (or the [`audience`](Self::audience) set), a random `jti`, `iat` now and
+///   `exp` 60 seconds later.
+/// - [`file`](Self::file) reads a ready-made one from a file at every call, as workload
+///   identity provides it (a Kubernetes projected service-account token, a CI job's OIDC token),
+///   so a token the platform rotates is picked up.
+/// - [`from_fn`](Self::from_fn) asks a function of yours, for an assertion made elsewhere (a KMS
+///   signing it).
+///
+/// `Debug` shows the client ID and the kind of assertion, never a key, secret or assertion.
+#[derive(Clone)]
+pub struct ClientAssertion {
+    client_id: String,
+    source: Source,
+    #[cfg_attr(not(feature = "jose"), allow(dead_code))]
+    audience: Option<String>,
+}
+
+#[derive(Clone)]
+enum Source {
+    #[cfg(feature = "jose")]
+    PrivateKey(SigningKey),
+    #[cfg(feature = "jose")]
+    Secret(Secret),
+    File(PathBuf),
+    Function(Arc<AssertionFn>),
+}
+
+impl ClientAssertion {
+    /// `private_key_jwt` (OpenID Connect Core §9): assertions for `client_id` signed with `key`,
+    /// whose `kid`, if any, goes in their header. Register the key's
+    /// [`public_jwk`](SigningKey::public_jwk) with the authorization server.
+    #[cfg(feature = "jose")]
+    pub fn private_key_jwt(client_id: &str, key: SigningKey) -> Self {
+        Self::new(client_id, Source::PrivateKey(key))
+    }
+
+    /// `client_secret_jwt` (OpenID Connect Core §9): assertions for `client_id` signed with
+    /// HS256 keyed with `client_secret`, which must be at least 32 bytes long (RFC 7518 §3.2).
+    /// The secret itself is never sent.
+    #[cfg(feature = "jose")]
+    pub fn client_secret_jwt(client_id: &str, client_secret: impl Into<Secret>) -> Self {
+        Self::new(client_id, Source::Secret(client_secret.into()))
+    }
+
+    /// The assertion in the file at `path`, read at every auth call (surrounding whitespace
+    /// trimmed), for `client_id`.
+    ///
+    /// A file that cannot be read, is empty or is larger than 64 KiB fails the call with
+    /// [`ErrorKind::Config`](crate::ErrorKind::Config), naming the path and the I/O error, never
+    /// the content; the layer then backs off as for any configuration error, and reads the file
+    /// again at the next attempt. The file is read on the auth call's task with blocking I/O,
+    /// which suits the small, local files workload identity writes (not a network file system).
+    pub fn file(client_id: &str, path: impl Into<PathBuf>) -> Self {
+        Self::new(client_id, Source::File(path.into()))
+    }
+
+    /// The assertion `f` returns, called at every auth call, for `client_id`.
+    ///
+    /// `f` is synchronous because [`Provider`]'s request builders are: it runs on the auth
+    /// call's task, and must not block it for long. An assertion that takes a network call to
+    /// make (a KMS signing it) is best made ahead by a task of your own that keeps the latest in
+    /// memory for `f` to return, well within its lifetime. An error from `f` fails the auth call
+    /// as it is: return [`AuthError::config`] (which backs off) for what retrying soon will not
+    /// fix.
+    ///
+    /// ```
+    /// use std::sync::{Arc, RwLock};
+    /// use tower_token_auth::provider::oauth2::{self, ClientAssertion};
+    /// use tower_token_auth::{AuthError, Secret};
+    ///
+    /// // Kept fresh by a task that has the KMS sign a new assertion every 30 seconds.
+    /// let latest: Arc<RwLock<Option<Secret>>> = Arc::default();
+    /// let source = Arc::clone(&latest);
+    /// let assertion = ClientAssertion::from_fn("my-app", move || {
+    ///     source
+    ///         .read()
+    ///         .ok()
+    ///         .and_then(|latest| latest.clone())
+    ///         .ok_or_else(|| AuthError::config("no client assertion signed yet"))
+    /// });
+    /// let provider = oauth2::client_credentials_grant("https://idp.example.com/token")
+    ///     .build_with_assertion(assertion)?;
+    /// # let _ = provider;
+    /// # Ok::<(), AuthError>(())
+    /// ```
+    pub fn from_fn(
+        client_id: &str,
+        f: impl Fn() -> Result<Secret, AuthError> + Send + Sync + 'static,
+    ) -> Self {
+        Self::new(client_id, Source::Function(Arc::new(f)))
+    }
+
+    /// The `aud` of the assertions signed here: by default the token endpoint's URL; some
+    /// servers want their issuer identifier instead. (Assertions read from a file or returned
+    /// by a function carry the audience they were made with.)
+    #[cfg(feature = "jose")]
+    pub fn audience(mut self, audience: &str) -> Self {
+        self.audience = Some(audience.to_owned());
+        self
+    }
+
+    fn new(client_id: &str, source: Source) -> Self {
+        Self {
+            client_id: client_id.to_owned(),
+            source,
+            audience: None,
+        }
+    }
+
+    /// What makes the assertions, for a provider whose token endpoint is `token_url`.
+    fn mint(&self, token_url: &str) -> Result<Mint, AuthError> {
+        #[cfg(feature = "jose")]
+        let audience = self.audience.as_deref().unwrap_or(token_url);
+        #[cfg(not(feature = "jose"))]
+        let _ = token_url;
+        Ok(match &self.source {
+            #[cfg(feature = "jose")]
+            Source::PrivateKey(key) => Mint::Signed(Assertions::new(
+                &self.client_id,
+                audience,
+                AssertionSigner::Key(key.clone()),
+            )?),
+            #[cfg(feature = "jose")]
+            Source::Secret(secret) => Mint::Signed(Assertions::new(
+                &self.client_id,
+                audience,
+                AssertionSigner::Hmac(Arc::new(HmacKey::new(secret)?)),
+            )?),
+            Source::File(path) => Mint::File(path.clone()),
+            Source::Function(f) => Mint::Function(Arc::clone(f)),
+        })
+    }
+}
+
+impl fmt::Debug for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            #[cfg(feature = "jose")]
+            Source::PrivateKey(key) => f.debug_tuple("PrivateKeyJwt").field(key).finish(),
+            #[cfg(feature = "jose")]
+            Source::Secret(_) => f.write_str("ClientSecretJwt"),
+            Source::File(path) => f.debug_tuple("File").field(path).finish(),
+            Source::Function(_) => f.write_str("Function"),
+        }
+    }
+}
+
+impl fmt::Debug for ClientAssertion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientAssertion")
+            .field("client_id", &self.client_id)
+            .field("source", &self.source)
+            .field("audience", &self.audience)
+            .finish()
+    }
+}
+
+/// What makes a provider's client assertions.
+enum Mint {
+    #[cfg(feature = "jose")]
+    Signed(Assertions),
+    File(PathBuf),
+    Function(Arc<AssertionFn>),
+}
+
+impl Mint {
+    /// A client assertion for one auth call.
+    fn assertion(&self) -> Result<Secret, AuthError> {
+        match self {
+            #[cfg(feature = "jose")]
+            Mint::Signed(assertions) => assertions.assertion(),
+            Mint::File(path) => read_assertion(path),
+            Mint::Function(f) => f(),
+        }
+    }
+}
+
+/// The trimmed content of the assertion file at `path`. Errors name the path and the I/O
+/// error, never the content.
+fn read_assertion(path: &Path) -> Result<Secret, AuthError> {
+    let failed = |what: &str| {
+        AuthError::config(format!(
+            "client assertion file `{}`: {what}",
+            path.display()
+        ))
+    };
+    let file = std::fs::File::open(path).map_err(|e| failed(&e.to_string()))?;
+    let mut content = String::new();
+    file.take(MAX_ASSERTION_FILE + 1)
+        .read_to_string(&mut content)
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::InvalidData => failed("not UTF-8 text"),
+            _ => failed(&e.to_string()),
+        })?;
+    if content.len() as u64 > MAX_ASSERTION_FILE {
+        return Err(failed("larger than 64 KiB"));
+    }
+    match content.trim() {
+        "" => Err(failed("empty")),
+        trimmed if trimmed.len() == content.len() => Ok(Secret::from(content)),
+        trimmed => Ok(Secret::new(trimmed)),
+    }
+}
+
+/// An OAuth2 provider whose client authenticates with a JWT client assertion (RFC 7523 §2.2),
+/// made anew for every login and refresh request; built by [`Builder::build_with_assertion`].
+///
+/// Everything but the client's authentication is the [`HttpProvider`] that
+/// [`Builder::build`] makes: the grant, the answers read, the failures classified, the policy.
+#[derive(Clone)]
+pub struct AssertionProvider {
+    inner: HttpProvider,
+    mint: Arc<Mint>,
+}
+
+impl AssertionProvider {
+    /// `request` (a form POST to the token endpoint) with a fresh client assertion appended to
+    /// its body.
+    fn with_assertion(
+        &self,
+        request: Request<Full<Bytes>>,
+        call: AuthCall,
+    ) -> Result<Request<Full<Bytes>>, AuthError> {
+        let assertion = self.mint.assertion().map_err(|e| e.during(call))?;
+        let (parts, body) = request.into_parts();
+        let form = full_bytes(body);
+        let mut body = String::with_capacity(form.len() + assertion.expose().len() + 100);
+        body.push_str(std::str::from_utf8(&form).unwrap_or_default());
+        let mut serializer = form_urlencoded::Serializer::for_suffix(body, 0);
+        serializer
+            .append_pair("client_assertion_type", JWT_BEARER)
+            .append_pair("client_assertion", assertion.expose());
+        Ok(Request::from_parts(
+            parts,
+            Full::new(Bytes::from(serializer.finish())),
+        ))
+    }
+}
+
+/// The bytes of a `Full` body, which yields them at once, whole.
+fn full_bytes(mut body: Full<Bytes>) -> Bytes {
+    let mut cx = Context::from_waker(Waker::noop());
+    match Pin::new(&mut body).poll_frame(&mut cx) {
+        Poll::Ready(Some(Ok(frame))) => frame.into_data().unwrap_or_default(),
+        _ => Bytes::new(),
+    }
+}
+
+impl Provider for AssertionProvider {
+    fn login_request(&self) -> Result<Request<Full<Bytes>>, AuthError> {
+        let request = self.inner.login_request()?;
+        self.with_assertion(request, AuthCall::Login)
+    }
+
+    fn refresh_request(&self, refresh_token: &Secret) -> Result<Request<Full<Bytes>>, AuthError> {
+        let request = self.inner.refresh_request(refresh_token)?;
+        self.with_assertion(request, AuthCall::Refresh)
+    }
+
+    fn parse_response(
+        &self,
+        call: AuthCall,
+        response: &AuthResponse,
+    ) -> Result<TokenSet, AuthError> {
+        self.inner.parse_response(call, response)
+    }
+
+    fn classify_failure(&self, call: AuthCall, response: &AuthResponse) -> Failure {
+        self.inner.classify_failure(call, response)
+    }
+
+    fn policy(&self) -> TokenPolicy {
+        self.inner.policy()
+    }
+}
+
+impl fmt::Debug for Mint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            #[cfg(feature = "jose")]
+            Mint::Signed(assertions) => fmt::Debug::fmt(assertions, f),
+            Mint::File(path) => f.debug_tuple("File").field(path).finish(),
+            Mint::Function(_) => f.write_str("Function"),
+        }
+    }
+}
+
+impl fmt::Debug for AssertionProvider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AssertionProvider")
+            .field("inner", &self.inner)
+            .field("assertion", &self.mint)
+            .finish()
     }
 }
 
@@ -231,5 +643,125 @@ mod tests {
             .confidential_client("app", "sec-hidden");
         let shown = format!("{b:?} {:?}", b.clone().build().unwrap());
         assert!(!shown.contains("hidden"), "{shown}");
+    }
+
+    /// The form of an assertion request, as pairs.
+    async fn form(request: crate::provider::AuthRequest) -> Vec<(String, String)> {
+        let body = body(request).await;
+        form_urlencoded::parse(body.as_bytes())
+            .into_owned()
+            .collect()
+    }
+
+    fn field<'a>(form: &'a [(String, String)], name: &str) -> Option<&'a str> {
+        form.iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    #[tokio::test]
+    async fn assertion_from_a_file_is_read_at_every_call_and_trimmed() {
+        let dir = std::env::temp_dir().join(format!("tta-assertion-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("token");
+        std::fs::write(&path, "  eyJ.first.sig\n").unwrap();
+        let p = password("https://idp.test/token", "alice", "pw")
+            .confidential_client("ignored", "secret-never-sent")
+            .scope("a b")
+            .build_with_assertion(ClientAssertion::file("app", &path))
+            .unwrap();
+        let login = p.login_request().unwrap();
+        assert!(!login.headers().contains_key(AUTHORIZATION));
+        let login = form(login).await;
+        let names: Vec<&str> = login.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "grant_type",
+                "client_id",
+                "username",
+                "password",
+                "scope",
+                "client_assertion_type",
+                "client_assertion"
+            ]
+        );
+        assert_eq!(field(&login, "client_id"), Some("app"));
+        assert_eq!(field(&login, "client_assertion_type"), Some(JWT_BEARER));
+        assert_eq!(field(&login, "client_assertion"), Some("eyJ.first.sig"));
+        std::fs::write(&path, "eyJ.second.sig").unwrap();
+        let refresh = form(p.refresh_request(&Secret::new("rt")).unwrap()).await;
+        assert_eq!(field(&refresh, "grant_type"), Some("refresh_token"));
+        assert_eq!(field(&refresh, "refresh_token"), Some("rt"));
+        assert_eq!(field(&refresh, "client_assertion"), Some("eyJ.second.sig"));
+        assert!(!format!("{p:?}").contains("secret-never-sent"));
+
+        // Empty, missing: typed errors naming the path, not the content.
+        std::fs::write(&path, " \n").unwrap();
+        let err = p.login_request().unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::Config);
+        assert!(err.to_string().contains("token`: empty"), "{err}");
+        std::fs::remove_file(&path).unwrap();
+        let err = p.refresh_request(&Secret::new("rt")).unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::Config);
+        assert_eq!(err.call(), Some(AuthCall::Refresh));
+        std::fs::write(&path, vec![b'a'; 64 * 1024 + 1]).unwrap();
+        let err = p.login_request().unwrap_err();
+        assert!(err.to_string().ends_with("larger than 64 KiB"), "{err}");
+        assert!(!err.to_string().contains("aaaa"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn assertion_from_a_function_is_asked_at_every_call() {
+        let calls = Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let counter = Arc::clone(&calls);
+        let p = client_credentials_grant("https://idp.test/token")
+            .build_with_assertion(ClientAssertion::from_fn("app", move || {
+                let n = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                match n {
+                    0 | 1 => Ok(Secret::new(format!("assertion-{n}"))),
+                    _ => Err(AuthError::config("KMS unreachable")),
+                }
+            }))
+            .unwrap();
+        for n in 0..2 {
+            let login = form(p.login_request().unwrap()).await;
+            let want = format!("assertion-{n}");
+            assert_eq!(field(&login, "client_assertion"), Some(want.as_str()));
+            assert_eq!(field(&login, "grant_type"), Some("client_credentials"));
+        }
+        let err = p.login_request().unwrap_err();
+        assert_eq!(err.call(), Some(AuthCall::Login));
+        assert_eq!(
+            err.to_string(),
+            "login: invalid auth configuration: KMS unreachable"
+        );
+        assert!(format!("{p:?}").contains("Function"));
+    }
+
+    #[cfg(feature = "jose")]
+    #[tokio::test]
+    async fn signed_assertions_are_fresh_per_call() {
+        use crate::jose::{Algorithm, SigningKey};
+        let key = SigningKey::generate(Algorithm::EdDSA).unwrap();
+        let p = client_credentials_grant("https://idp.test/token")
+            .build_with_assertion(
+                ClientAssertion::private_key_jwt("app", key).audience("https://idp.test"),
+            )
+            .unwrap();
+        let a = form(p.login_request().unwrap()).await;
+        let b = form(p.login_request().unwrap()).await;
+        assert_ne!(field(&a, "client_assertion"), field(&b, "client_assertion"));
+        let short = client_credentials_grant("https://idp.test/token")
+            .build_with_assertion(ClientAssertion::client_secret_jwt("app", "too-short"))
+            .unwrap_err();
+        assert_eq!(short.kind(), crate::ErrorKind::Config);
+        assert!(!short.to_string().contains("too-short"));
+        let debug = format!(
+            "{:?}",
+            ClientAssertion::client_secret_jwt("app", "s3cr3t-s3cr3t-s3cr3t-s3cr3t-s3cr3t")
+        );
+        assert!(!debug.contains("s3cr3t"), "{debug}");
     }
 }
