@@ -229,3 +229,33 @@ fn rsa(fields: &Fields) -> Result<Pair, AuthError> {
     parts.into_iter().for_each(wipe);
     pair
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_lc_rs::digest;
+
+    /// RFC 7638 §3.1: the example RSA key's canonical members and thumbprint.
+    #[test]
+    fn rfc7638_example() {
+        let n = "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw";
+        let (n_bytes, e_bytes) = (
+            b64::decode(n, "n").unwrap(),
+            b64::decode("AQAB", "e").unwrap(),
+        );
+        let canonical = Members::Rsa {
+            n: &n_bytes,
+            e: &e_bytes,
+        }
+        .canonical();
+        assert_eq!(
+            canonical,
+            format!(r#"{{"e":"AQAB","kty":"RSA","n":"{n}"}}"#)
+        );
+        let hash = digest::digest(&digest::SHA256, canonical.as_bytes());
+        assert_eq!(
+            b64::encode(hash.as_ref()),
+            "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
+        );
+    }
+}
