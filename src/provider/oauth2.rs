@@ -289,10 +289,9 @@ type AssertionFn = dyn Fn() -> Result<Secret, AuthError> + Send + Sync;
 /// its *client assertion*, is made anew for every login and refresh call. Give it to
 /// [`Builder::build_with_assertion`].
 ///
-/// - [`private_key_jwt`](Self::private_key_jwt) and [`client_secret_jwt`](Self::client_secret_jwt)
-///   (feature `jose`) sign an assertion here: `iss` and `sub` the client ID, `aud` the token
-///   endpoint's URL (or the [`audience`](Self::audience) set), a random `jti`, `iat` now and
-///   `exp` 60 seconds later.
+/// - `private_key_jwt` and `client_secret_jwt` (feature `jose`) sign an assertion here: `iss`
+///   and `sub` the client ID, `aud` the token endpoint's URL (or the `audience` set), a random
+///   `jti`, `iat` now and `exp` 60 seconds later.
 /// - [`file`](Self::file) reads a ready-made one from a file at every call, as workload
 ///   identity provides it (a Kubernetes projected service-account token, a CI job's OIDC token),
 ///   so a token the platform rotates is picked up.
