@@ -11,23 +11,23 @@ use serde::Serialize;
 
 use super::b64;
 use super::jws::{self, Signer};
-use super::key::{Algorithm, SigningKey};
+use super::key::SigningKey;
 use crate::error::AuthError;
 use crate::secret::Secret;
 
 /// A DPoP key (RFC 9449): the key pair an access token is bound to, and the proofs it signs.
 ///
-/// Generate one per client (or per session) with [`generate`](Self::generate), or wrap a
-/// [`SigningKey`] read from a file. Its [`thumbprint`](Self::thumbprint) is what a token bound
+/// Make one from a [`SigningKey`], generated (one per client, or per session) or read from a
+/// file. Its [`thumbprint`](Self::thumbprint) is what a token bound
 /// to it names in `cnf.jkt` (and what a `dpop_jkt` authorization parameter sends). The header of
 /// its proofs (`typ` `dpop+jwt`, `alg`, the public `jwk`) is encoded once, when it is made; a
 /// proof then costs a random `jti`, the claims and one signature. Clones share the key.
 ///
 /// ```
-/// use tower_token_auth::jose::{Algorithm, DpopKey};
+/// use tower_token_auth::jose::{Algorithm, DpopKey, SigningKey};
 /// use tower_token_auth::Secret;
 ///
-/// let key = DpopKey::generate(Algorithm::ES256)?;
+/// let key = DpopKey::new(SigningKey::generate(Algorithm::ES256)?);
 /// let uri: http::Uri = "https://api.example.com/orders?page=2".parse()?;
 /// let token = Secret::new("an-access-token");
 /// let proof = key.proof(&http::Method::GET, &uri, Some(&token), None)?;
@@ -57,7 +57,8 @@ struct Claims<'a> {
 
 impl DpopKey {
     /// Signs DPoP proofs with `key`. Its `kid` plays no part: a proof carries the public key
-    /// itself.
+    /// itself. ES256 and EdDSA are the usual choices; RSA keys are slow to generate and to sign
+    /// with.
     pub fn new(key: SigningKey) -> Self {
         // The header as JSON, by hand: the JWK members are canonical JSON already.
         let json = format!(
@@ -69,17 +70,6 @@ impl DpopKey {
             header: b64::encode(json.as_bytes()).into(),
             key,
         }
-    }
-
-    /// A DPoP key with a new random key pair for `alg`: ES256 or EdDSA are the usual choices
-    /// (RSA keys are slow to generate and to sign with).
-    pub fn generate(alg: Algorithm) -> Result<Self, AuthError> {
-        SigningKey::generate(alg).map(Self::new)
-    }
-
-    /// The key pair.
-    pub fn signing_key(&self) -> &SigningKey {
-        &self.key
     }
 
     /// The RFC 7638 thumbprint of the public key (base64url SHA-256): what a token bound to
@@ -182,6 +172,7 @@ impl fmt::Debug for DpopKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::jose::Algorithm;
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     use base64::Engine as _;
 
@@ -209,7 +200,7 @@ mod tests {
 
     #[test]
     fn header_is_computed_once_and_carries_the_public_jwk() {
-        let key = DpopKey::generate(Algorithm::ES256).unwrap();
+        let key = DpopKey::new(SigningKey::generate(Algorithm::ES256).unwrap());
         let header: serde_json::Value =
             serde_json::from_slice(&URL_SAFE_NO_PAD.decode(&*key.header).unwrap()).unwrap();
         assert_eq!(header["typ"], "dpop+jwt");

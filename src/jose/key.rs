@@ -20,6 +20,7 @@ use crate::error::AuthError;
 use crate::secret::Secret;
 
 /// A JWS signature algorithm (RFC 7518 §3.1, RFC 8037 §3.1) that a [`SigningKey`] signs with.
+/// `Display` shows its `alg` name (`ES256`, `RS256`, `PS256`, `EdDSA`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 #[allow(clippy::upper_case_acronyms)]
@@ -37,7 +38,7 @@ pub enum Algorithm {
 
 impl Algorithm {
     /// The algorithm's name in a JWS header's `alg`.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Algorithm::ES256 => "ES256",
             Algorithm::RS256 => "RS256",
@@ -138,12 +139,6 @@ impl SigningKey {
         let key = Self::from_der(label, &der, alg);
         pem::wipe(der);
         key
-    }
-
-    /// Reads a DER-encoded PKCS#8 `PrivateKeyInfo` for `alg`; errors as
-    /// [`from_pkcs8_pem`](Self::from_pkcs8_pem).
-    pub fn from_pkcs8_der(der: &[u8], alg: Algorithm) -> Result<Self, AuthError> {
-        Self::from_der(Label::Pkcs8, der, alg)
     }
 
     /// Reads a private JWK (RFC 7517): `kty` `EC` (`crv` `P-256`), `OKP` (`crv` `Ed25519`) or

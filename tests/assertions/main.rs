@@ -53,5 +53,5 @@ pub(crate) fn decoding_key(alg: Algorithm, public_pem: &str) -> jsonwebtoken::De
 
 /// The `jsonwebtoken` name of `alg`.
 pub(crate) fn jwt_alg(alg: Algorithm) -> jsonwebtoken::Algorithm {
-    alg.as_str().parse().unwrap()
+    alg.to_string().parse().unwrap()
 }
