@@ -157,14 +157,14 @@ mod tests {
 
     #[test]
     fn hmac_header_has_no_kid() {
-        let secret = Secret::new("0123456789abcdef0123456789abcdef");
+        let secret = Secret::from("0123456789abcdef0123456789abcdef");
         let key = Arc::new(HmacKey::new(&secret).unwrap());
         let assertions =
             Assertions::new("app", "https://idp.test", AssertionSigner::Hmac(key)).unwrap();
         let jws = assertions.assertion().unwrap();
         assert_eq!(part(jws.expose(), 0), serde_json::json!({"alg": "HS256"}));
         assert!(!format!("{assertions:?}").contains("0123"));
-        let short = HmacKey::new(&Secret::new("short")).unwrap_err();
+        let short = HmacKey::new(&Secret::from("short")).unwrap_err();
         assert_eq!(short.kind(), crate::ErrorKind::Config);
     }
 }

@@ -29,7 +29,7 @@ use crate::secret::Secret;
 ///
 /// let key = DpopKey::new(SigningKey::generate(Algorithm::ES256)?);
 /// let uri: http::Uri = "https://api.example.com/orders?page=2".parse()?;
-/// let token = Secret::new("an-access-token");
+/// let token = Secret::from("an-access-token");
 /// let proof = key.proof(&http::Method::GET, &uri, Some(&token), None)?;
 /// // Sent as `DPoP: <proof>` with `Authorization: DPoP <token>`.
 /// let request = http::Request::get(uri).header("DPoP", proof).body(())?;

@@ -490,7 +490,7 @@ fn read_assertion(path: &Path) -> Result<Secret, AuthError> {
     match content.trim() {
         "" => Err(failed("empty")),
         trimmed if trimmed.len() == content.len() => Ok(Secret::from(content)),
-        trimmed => Ok(Secret::new(trimmed)),
+        trimmed => Ok(Secret::from(trimmed)),
     }
 }
 
@@ -563,6 +563,19 @@ impl Provider for AssertionProvider {
 
     fn policy(&self) -> TokenPolicy {
         self.inner.policy()
+    }
+
+    /// The inner provider's revocation request (RFC 7009), if it has one, authenticated with a
+    /// fresh assertion as the token endpoint's calls are.
+    fn revocation_request(
+        &self,
+        token: &Secret,
+        hint: &str,
+    ) -> Result<Option<Request<Full<Bytes>>>, AuthError> {
+        match self.inner.revocation_request(token, hint)? {
+            Some(request) => self.with_assertion(request, AuthCall::Revoke).map(Some),
+            None => Ok(None),
+        }
     }
 }
 
@@ -689,7 +702,7 @@ mod tests {
         assert_eq!(field(&login, "client_assertion_type"), Some(JWT_BEARER));
         assert_eq!(field(&login, "client_assertion"), Some("eyJ.first.sig"));
         std::fs::write(&path, "eyJ.second.sig").unwrap();
-        let refresh = form(p.refresh_request(&Secret::new("rt")).unwrap()).await;
+        let refresh = form(p.refresh_request(&Secret::from("rt")).unwrap()).await;
         assert_eq!(field(&refresh, "grant_type"), Some("refresh_token"));
         assert_eq!(field(&refresh, "refresh_token"), Some("rt"));
         assert_eq!(field(&refresh, "client_assertion"), Some("eyJ.second.sig"));
@@ -701,7 +714,7 @@ mod tests {
         assert_eq!(err.kind(), crate::ErrorKind::Config);
         assert!(err.to_string().contains("token`: empty"), "{err}");
         std::fs::remove_file(&path).unwrap();
-        let err = p.refresh_request(&Secret::new("rt")).unwrap_err();
+        let err = p.refresh_request(&Secret::from("rt")).unwrap_err();
         assert_eq!(err.kind(), crate::ErrorKind::Config);
         assert_eq!(err.call(), Some(AuthCall::Refresh));
         std::fs::write(&path, vec![b'a'; 64 * 1024 + 1]).unwrap();
@@ -719,7 +732,7 @@ mod tests {
             .build_with_assertion(ClientAssertion::from_fn("app", move || {
                 let n = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 match n {
-                    0 | 1 => Ok(Secret::new(format!("assertion-{n}"))),
+                    0 | 1 => Ok(Secret::from(format!("assertion-{n}"))),
                     _ => Err(AuthError::config("KMS unreachable")),
                 }
             }))

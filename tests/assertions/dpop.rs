@@ -84,7 +84,7 @@ fn proofs_verify_with_every_algorithm() {
 #[test]
 fn access_token_hash_and_nonce() {
     let key = DpopKey::new(SigningKey::generate(Algorithm::ES256).unwrap());
-    let token = Secret::new("Kz~8mXK1EalYznwH-LC-1fBAo.4Ljp~zsPE_NeO.gxU");
+    let token = Secret::from("Kz~8mXK1EalYznwH-LC-1fBAo.4Ljp~zsPE_NeO.gxU");
     let proof = key
         .proof(
             &Method::GET,

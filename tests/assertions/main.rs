@@ -5,6 +5,7 @@
 
 mod dpop;
 mod e2e;
+mod emulated;
 mod keys;
 mod signed;
 

@@ -106,7 +106,7 @@ async fn private_key_jwt_verifies_with_every_algorithm() {
             assert!(claims.iat.abs_diff(now) <= 5);
             assert!(jtis.insert(claims.jti), "{alg}: a jti repeated");
         }
-        let refresh = provider.refresh_request(&Secret::new("rt-1")).unwrap();
+        let refresh = provider.refresh_request(&Secret::from("rt-1")).unwrap();
         let refresh = form(refresh).await;
         assert_eq!(field(&refresh, "refresh_token"), "rt-1");
         let claims = verify(
