@@ -565,6 +565,14 @@ impl Provider for AssertionProvider {
         self.inner.policy()
     }
 
+    fn discovery_request(&self) -> Option<Result<Request<Full<Bytes>>, AuthError>> {
+        self.inner.discovery_request()
+    }
+
+    fn discovered(&self, response: &AuthResponse) -> Result<(), AuthError> {
+        self.inner.discovered(response)
+    }
+
     /// The inner provider's revocation request (RFC 7009), if it has one, authenticated with a
     /// fresh assertion as the token endpoint's calls are.
     fn revocation_request(
