@@ -501,7 +501,7 @@ fn external_provider(
             preset(Preset::Intergiro, Credentials::new().api_key(api_key))
         }
         ProviderName::OAuth2Password => {
-            let mut builder = oauth2::password(auth_url, user()?, password()?);
+            let mut builder = oauth2::Builder::password(auth_url, user()?, password()?);
             builder = match (&args.client_id, &args.client_secret) {
                 (Some(id), Some(secret)) => builder.confidential_client(id, secret.clone()),
                 (Some(id), None) => builder.public_client(id),
@@ -515,7 +515,7 @@ fn external_provider(
         ProviderName::OAuth2ClientCredentials => {
             let id = required(&args.client_id, "client-id", name)?;
             let secret = required(&args.client_secret, "client-secret", name)?;
-            let mut builder = oauth2::client_credentials(auth_url, id, secret.to_owned());
+            let mut builder = oauth2::Builder::client_credentials(auth_url, id, secret.to_owned());
             if let Some(scope) = &args.scope {
                 builder = builder.scope(scope);
             }

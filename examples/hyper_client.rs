@@ -19,7 +19,7 @@ async fn main() -> Result<(), tower::BoxError> {
     let idp = Emulation::start(Api::OAuth2, Config::default()).await?;
     let config = idp.config();
 
-    let provider = oauth2::client_credentials(
+    let provider = oauth2::Builder::client_credentials(
         &idp.base_url(), // the token URL
         &config.client_id,
         config.client_secret.clone(),

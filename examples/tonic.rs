@@ -50,7 +50,7 @@ async fn main() -> Result<(), BoxError> {
 
     // The client: auth calls over HTTP/1 to the emulation, gRPC over the channel.
     let config = emulation.config();
-    let provider = oauth2::password(
+    let provider = oauth2::Builder::password(
         &emulation.base_url(),
         &config.username,
         config.password.as_str(),

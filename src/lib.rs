@@ -16,7 +16,7 @@
 //! use tower_token_auth::provider::oauth2;
 //!
 //! # async fn run() -> Result<(), tower::BoxError> {
-//! let provider = oauth2::client_credentials("http://idp.internal/oauth/token", "my-app", "s3cret")
+//! let provider = oauth2::Builder::client_credentials("http://idp.internal/oauth/token", "my-app", "s3cret")
 //!     .scope("orders:read")
 //!     .build()?;
 //! let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();

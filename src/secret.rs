@@ -66,7 +66,7 @@ impl From<&str> for Secret {
 /// # fn run() -> Result<(), Box<dyn std::error::Error>> {
 /// # std::env::set_var("CLIENT_SECRET", "s3cr3t");
 /// let secret = std::env::var("CLIENT_SECRET")?;
-/// let provider = oauth2::client_credentials("https://idp.example.com/token", "id", &secret)
+/// let provider = oauth2::Builder::client_credentials("https://idp.example.com/token", "id", &secret)
 ///     .build()?;
 /// # let _ = provider;
 /// # Ok(())

@@ -178,7 +178,7 @@ impl TokenSet {
     /// Parses a standard token response body (RFC 6749 §5.1, as Keycloak and most APIs send it).
     ///
     /// - `access_token`: required, a non-empty string;
-    /// - `token_type`: optional, kept as [`token_type`](Self::token_type). The layer accepts
+    /// - `token_type`: optional, kept (see [`with_token_type`](Self::with_token_type)). The layer accepts
     ///   `bearer` (RFC 6750) in any case, and any other type only when it names the scheme the
     ///   token is sent with
     ///   ([`TokenHeader::with_scheme`](crate::provider::TokenHeader::with_scheme), also in any

@@ -48,10 +48,11 @@ async fn soak_short_lived_tokens_with_revocations() {
     };
     let emulation = Arc::new(Emulation::start(Api::OAuth2, config).await.unwrap());
     let c = emulation.config();
-    let provider = oauth2::password(&emulation.base_url(), &c.username, c.password.clone())
-        .confidential_client(&c.client_id, c.client_secret.clone())
-        .build()
-        .unwrap();
+    let provider =
+        oauth2::Builder::password(&emulation.base_url(), &c.username, c.password.clone())
+            .confidential_client(&c.client_id, c.client_secret.clone())
+            .build()
+            .unwrap();
     let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
     let layer = AuthLayer::builder(provider)
         .with_policy(|p| {

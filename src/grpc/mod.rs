@@ -22,7 +22,7 @@
 //!
 //! # async fn run() -> Result<(), tower::BoxError> {
 //! let provider =
-//!     oauth2::client_credentials("https://auth.example.com/oauth/token", "client", "secret")
+//!     oauth2::Builder::client_credentials("https://auth.example.com/oauth/token", "client", "secret")
 //!         .build()?;
 //! let auth_client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
 //! let layer = AuthLayer::new(provider, auth_client);

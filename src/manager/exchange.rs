@@ -38,6 +38,10 @@ impl Manager {
         self.discover().await?;
         if let Some((refresh_token, refresh_expires_at)) = refresh {
             match self.provider.refresh_request(refresh_token) {
+                // What the provider needs besides the token is missing (an assertion file it
+                // cannot read, say): the refresh token is still good, and kept for the next
+                // attempt.
+                Err(e) if e.kind() == ErrorKind::Config => return Err(e.during(AuthCall::Refresh)),
                 Err(e) => {
                     tracing::warn!(error = %e, "refresh request cannot be built; logging in");
                     self.discard_refresh_token();

@@ -20,7 +20,7 @@ pub(crate) type Transport = BoxCloneSyncService<AuthRequest, AuthResponse, AuthE
 /// An HTTP client service the layer can send its login and refresh calls through.
 ///
 /// Implemented for every `Clone + Send + Sync` [`Service`] that takes an
-/// [`AuthRequest`] (`http::Request<Full<Bytes>>`) and answers an `http::Response` with any body;
+/// `http::Request<Full<Bytes>>` and answers an `http::Response` with any body;
 /// [the two bounds](crate#the-two-bounds) say which client that is. It must not follow
 /// redirects, so that credentials only ever go to the configured endpoint (hyper-util's client
 /// follows none, and `ReqwestTransport` turns reqwest's off).

@@ -4,7 +4,7 @@
 //! ```
 //! use tower_token_auth::provider::oauth2::{self, ClientAuth};
 //!
-//! let provider = oauth2::client_credentials("https://idp.example.com/oauth/token", "my-app", "s3cret")
+//! let provider = oauth2::Builder::client_credentials("https://idp.example.com/oauth/token", "my-app", "s3cret")
 //!     .client_auth(ClientAuth::SecretPost)
 //!     .scope("read write")
 //!     .build()?;
@@ -36,7 +36,7 @@
 //!     "my-app",
 //!     "/var/run/secrets/tokens/idp-token",
 //! );
-//! let provider = oauth2::client_credentials_grant("https://idp.example.com/oauth/token")
+//! let provider = oauth2::Builder::client_credentials_grant("https://idp.example.com/oauth/token")
 //!     .scope("orders:read")
 //!     .build_with_assertion(assertion)?;
 //! # let _ = provider;
@@ -80,7 +80,8 @@ enum Grant {
     ClientCredentials,
 }
 
-/// Builds an OAuth2 [`HttpProvider`]. Start with [`password`] or [`client_credentials`].
+/// Builds an OAuth2 [`HttpProvider`]. Start with [`Builder::password`],
+/// [`Builder::client_credentials`] or [`Builder::client_credentials_grant`].
 #[derive(Clone)]
 pub struct Builder {
     token_url: String,
@@ -91,39 +92,39 @@ pub struct Builder {
     scope: Option<String>,
 }
 
-/// The resource owner password grant: logs in with `username` and `password` at `token_url`.
-///
-/// Add the client with [`Builder::public_client`] or [`Builder::confidential_client`].
-pub fn password(token_url: &str, username: &str, password: impl Into<Secret>) -> Builder {
-    Builder::new(
-        token_url,
-        Grant::Password {
-            username: username.to_owned(),
-            password: password.into(),
-        },
-    )
-}
-
-/// The client credentials grant for the confidential client `client_id`.
-///
-/// Servers issue no refresh token for this grant; the layer simply logs in again when the token
-/// expires.
-pub fn client_credentials(
-    token_url: &str,
-    client_id: &str,
-    client_secret: impl Into<Secret>,
-) -> Builder {
-    Builder::new(token_url, Grant::ClientCredentials).confidential_client(client_id, client_secret)
-}
-
-/// The client credentials grant, with no client yet: for a client that authenticates with a
-/// [`ClientAssertion`] ([`Builder::build_with_assertion`]), or by other means than the request
-/// (mutual TLS).
-pub fn client_credentials_grant(token_url: &str) -> Builder {
-    Builder::new(token_url, Grant::ClientCredentials)
-}
-
 impl Builder {
+    /// The resource owner password grant: logs in with `username` and `password` at `token_url`.
+    ///
+    /// Add the client with [`public_client`](Self::public_client) or [`confidential_client`](Self::confidential_client).
+    pub fn password(token_url: &str, username: &str, password: impl Into<Secret>) -> Self {
+        Self::new(
+            token_url,
+            Grant::Password {
+                username: username.to_owned(),
+                password: password.into(),
+            },
+        )
+    }
+
+    /// The client credentials grant for the confidential client `client_id`.
+    ///
+    /// Servers issue no refresh token for this grant; the layer simply logs in again when the token
+    /// expires.
+    pub fn client_credentials(
+        token_url: &str,
+        client_id: &str,
+        client_secret: impl Into<Secret>,
+    ) -> Self {
+        Self::new(token_url, Grant::ClientCredentials).confidential_client(client_id, client_secret)
+    }
+
+    /// The client credentials grant, with no client yet: for a client that authenticates with a
+    /// [`ClientAssertion`] ([`build_with_assertion`](Self::build_with_assertion)), or by other means than the request
+    /// (mutual TLS).
+    pub fn client_credentials_grant(token_url: &str) -> Self {
+        Self::new(token_url, Grant::ClientCredentials)
+    }
+
     fn new(token_url: &str, grant: Grant) -> Self {
         Self {
             token_url: token_url.to_owned(),
@@ -187,7 +188,7 @@ impl Builder {
     ///
     /// // In production: SigningKey::from_pkcs8_pem(&std::fs::read_to_string(path)?, Algorithm::ES256)?
     /// let key = SigningKey::generate(Algorithm::ES256)?.with_kid("my-app-2026");
-    /// let provider = oauth2::client_credentials_grant("https://idp.example.com/oauth/token")
+    /// let provider = oauth2::Builder::client_credentials_grant("https://idp.example.com/oauth/token")
     ///     .scope("orders:read")
     ///     .build_with_assertion(ClientAssertion::private_key_jwt("my-app", key))?;
     /// # let _ = provider;
@@ -370,7 +371,7 @@ impl ClientAssertion {
     ///         .and_then(|latest| latest.clone())
     ///         .ok_or_else(|| AuthError::config("no client assertion signed yet"))
     /// });
-    /// let provider = oauth2::client_credentials_grant("https://idp.example.com/token")
+    /// let provider = oauth2::Builder::client_credentials_grant("https://idp.example.com/token")
     ///     .build_with_assertion(assertion)?;
     /// # let _ = provider;
     /// # Ok::<(), AuthError>(())
@@ -621,7 +622,7 @@ mod tests {
 
     #[tokio::test]
     async fn password_grant_with_basic_client() {
-        let p = password("https://idp.test/token", "alice", "pw")
+        let p = Builder::password("https://idp.test/token", "alice", "pw")
             .confidential_client("app:1", "s&cret")
             .scope("a b")
             .build()
@@ -645,7 +646,7 @@ mod tests {
 
     #[tokio::test]
     async fn client_credentials_with_post_auth() {
-        let p = client_credentials("https://idp.test/token", "app", "sec")
+        let p = Builder::client_credentials("https://idp.test/token", "app", "sec")
             .client_auth(ClientAuth::SecretPost)
             .build()
             .unwrap();
@@ -659,7 +660,7 @@ mod tests {
 
     #[test]
     fn debug_redacts() {
-        let b = password("https://idp.test/token", "alice", "pw-hidden")
+        let b = Builder::password("https://idp.test/token", "alice", "pw-hidden")
             .confidential_client("app", "sec-hidden");
         let shown = format!("{b:?} {:?}", b.clone().build().unwrap());
         assert!(!shown.contains("hidden"), "{shown}");
@@ -685,7 +686,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("token");
         std::fs::write(&path, "  eyJ.first.sig\n").unwrap();
-        let p = password("https://idp.test/token", "alice", "pw")
+        let p = Builder::password("https://idp.test/token", "alice", "pw")
             .confidential_client("ignored", "secret-never-sent")
             .scope("a b")
             .build_with_assertion(ClientAssertion::file("app", &path))
@@ -736,7 +737,7 @@ mod tests {
     async fn assertion_from_a_function_is_asked_at_every_call() {
         let calls = Arc::new(std::sync::atomic::AtomicU32::new(0));
         let counter = Arc::clone(&calls);
-        let p = client_credentials_grant("https://idp.test/token")
+        let p = Builder::client_credentials_grant("https://idp.test/token")
             .build_with_assertion(ClientAssertion::from_fn("app", move || {
                 let n = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 match n {
@@ -765,7 +766,7 @@ mod tests {
     async fn signed_assertions_are_fresh_per_call() {
         use crate::jose::{Algorithm, SigningKey};
         let key = SigningKey::generate(Algorithm::EdDSA).unwrap();
-        let p = client_credentials_grant("https://idp.test/token")
+        let p = Builder::client_credentials_grant("https://idp.test/token")
             .build_with_assertion(
                 ClientAssertion::private_key_jwt("app", key).audience("https://idp.test"),
             )
@@ -773,7 +774,7 @@ mod tests {
         let a = form(p.login_request().unwrap()).await;
         let b = form(p.login_request().unwrap()).await;
         assert_ne!(field(&a, "client_assertion"), field(&b, "client_assertion"));
-        let short = client_credentials_grant("https://idp.test/token")
+        let short = Builder::client_credentials_grant("https://idp.test/token")
             .build_with_assertion(ClientAssertion::client_secret_jwt("app", "too-short"))
             .unwrap_err();
         assert_eq!(short.kind(), crate::ErrorKind::Config);

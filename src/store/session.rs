@@ -19,8 +19,8 @@ const FORMAT: &str = "tower-token-auth/session/2";
 /// token, their expiries as wall-clock times (whole milliseconds, rounded down), and what identifies
 /// this token among the session's tokens.
 ///
-/// The layer decides "is the stored session still the one I hold" by [`id`](Self::id), a random
-/// value drawn for every token saved, and orders sessions by [`version`](Self::version), which
+/// The layer decides "is the stored session still the one I hold" by `id`, a random
+/// value drawn for every token saved, and orders sessions by `version`, which
 /// every save raises by one.
 ///
 /// `Debug` shows the expiries, id and version; the tokens print as `[redacted]`.
@@ -53,7 +53,7 @@ pub struct StoredSession {
 
 impl StoredSession {
     /// A session with this access token, valid until `expires_at`, no refresh token, a random
-    /// [`id`](Self::id) and [`version`](Self::version) 0.
+    /// `id` and `version` 0.
     pub fn new(access_token: impl Into<Secret>, expires_at: SystemTime) -> Self {
         Self {
             access_token: access_token.into(),

@@ -147,7 +147,7 @@ async fn private_key_jwt_over_http() {
     let seen = Arc::new(Seen::default());
     let url = start(Arc::clone(&seen)).await;
     let key = crate::pem_key(Algorithm::ES256).with_kid("e2e");
-    let provider = oauth2::client_credentials_grant(&url)
+    let provider = oauth2::Builder::client_credentials_grant(&url)
         .build_with_assertion(ClientAssertion::private_key_jwt("my-app", key))
         .unwrap();
     let transport = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
@@ -170,7 +170,7 @@ async fn an_assertion_from_another_key_is_rejected() {
     let seen = Arc::new(Seen::default());
     seen.calls.store(1, Ordering::SeqCst);
     let url = start(Arc::clone(&seen)).await;
-    let provider = oauth2::client_credentials_grant(&url)
+    let provider = oauth2::Builder::client_credentials_grant(&url)
         .build_with_assertion(ClientAssertion::private_key_jwt(
             "my-app",
             SigningKey::generate(Algorithm::ES256).unwrap(),

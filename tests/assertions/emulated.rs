@@ -77,7 +77,7 @@ async fn private_key_jwt_with_every_algorithm() {
         )
         .await;
         let client_id = emulation.config().client_id.clone();
-        let provider = oauth2::client_credentials_grant(&emulation.base_url())
+        let provider = oauth2::Builder::client_credentials_grant(&emulation.base_url())
             .scope("read")
             .build_with_assertion(ClientAssertion::private_key_jwt(&client_id, key))
             .unwrap();
@@ -110,11 +110,12 @@ async fn refresh_with_an_assertion_for_the_issuer() {
     )
     .await;
     let c = emulation.config().clone();
-    let provider = oauth2::password(&emulation.base_url(), &c.username, c.password.clone())
-        .build_with_assertion(
-            ClientAssertion::private_key_jwt(&c.client_id, key).audience(&emulation.issuer()),
-        )
-        .unwrap();
+    let provider =
+        oauth2::Builder::password(&emulation.base_url(), &c.username, c.password.clone())
+            .build_with_assertion(
+                ClientAssertion::private_key_jwt(&c.client_id, key).audience(&emulation.issuer()),
+            )
+            .unwrap();
     let (layer, svc) = layer(provider);
     assert_eq!(get(&svc, &emulation).await, StatusCode::OK);
     layer.handle().force_refresh().await.unwrap();
@@ -133,7 +134,7 @@ async fn client_secret_jwt() {
     let secret = "an-emulated-client-secret-of-40-bytes-xx";
     let emulation = start(ClientAuth::SecretJwt, Some(secret)).await;
     let client_id = emulation.config().client_id.clone();
-    let provider = oauth2::client_credentials_grant(&emulation.base_url())
+    let provider = oauth2::Builder::client_credentials_grant(&emulation.base_url())
         .build_with_assertion(ClientAssertion::client_secret_jwt(&client_id, secret))
         .unwrap();
     let (_, svc) = layer(provider);

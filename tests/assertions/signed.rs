@@ -78,7 +78,7 @@ async fn private_key_jwt_verifies_with_every_algorithm() {
         let key = SigningKey::from_pkcs8_pem(&crate::key_file(file), alg)
             .unwrap()
             .with_kid(format!("kid-{alg}"));
-        let provider = oauth2::client_credentials_grant(TOKEN_URL)
+        let provider = oauth2::Builder::client_credentials_grant(TOKEN_URL)
             .scope("read")
             .build_with_assertion(ClientAssertion::private_key_jwt("my-app", key))
             .unwrap();
@@ -124,7 +124,7 @@ async fn private_key_jwt_verifies_with_every_algorithm() {
 async fn audience_and_no_kid() {
     let key = SigningKey::from_jwk(&crate::key_file("ed25519.jwk.json")).unwrap();
     assert_eq!(key.kid(), Some("ed-jwk-1"));
-    let provider = oauth2::password(TOKEN_URL, "alice", "pw")
+    let provider = oauth2::Builder::password(TOKEN_URL, "alice", "pw")
         .build_with_assertion(
             ClientAssertion::private_key_jwt(
                 "my-app",
@@ -141,7 +141,7 @@ async fn audience_and_no_kid() {
         .claims;
     assert_eq!(claims.aud, "https://idp.test");
     // The key from the JWK signs assertions that verify with the PEM public key.
-    let provider = oauth2::client_credentials_grant(TOKEN_URL)
+    let provider = oauth2::Builder::client_credentials_grant(TOKEN_URL)
         .build_with_assertion(ClientAssertion::private_key_jwt("my-app", key))
         .unwrap();
     let jws = login_assertion(&provider).await;
@@ -161,7 +161,7 @@ async fn audience_and_no_kid() {
 #[tokio::test]
 async fn client_secret_jwt_verifies_with_the_secret() {
     let secret = "a-client-secret-of-32-bytes-or-more!";
-    let provider = oauth2::client_credentials_grant(TOKEN_URL)
+    let provider = oauth2::Builder::client_credentials_grant(TOKEN_URL)
         .build_with_assertion(ClientAssertion::client_secret_jwt("my-app", secret))
         .unwrap();
     let request = provider.login_request().unwrap();

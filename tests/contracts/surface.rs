@@ -2,9 +2,13 @@
 //! function (made by `scripts/surface`, which CI runs with `--check` to keep the file true), and
 //! this test bounds its size.
 
-/// The ceilings today. They only go down: the goal is at most 40 items and 120 functions.
-const MAX_ITEMS: usize = 41;
-const MAX_FNS: usize = 119;
+/// The ceilings today. What the layer had before modern client authentication takes 39 items and
+/// 119 functions (the goal was at most 40 and 120); client assertions, the `jose` keys,
+/// revocation and discovery add 5 items and 22 functions (`SigningKey`, `DpopKey`, `Algorithm`,
+/// `ClientAssertion`, `AssertionProvider`; `TokenHandle::revoke`, four `Provider` methods).
+/// Growth is a decision, made in the commit that raises these.
+const MAX_ITEMS: usize = 44;
+const MAX_FNS: usize = 141;
 
 #[test]
 fn the_public_surface_stays_within_its_bounds() {

@@ -83,9 +83,10 @@ fn keyed_login(url: &str, rejects: Option<&str>) -> HttpProvider {
 async fn an_https_url_through_a_plain_http_client_fails_fast_with_the_fix() {
     let (addr, accepted) = server(StatusCode::OK).await;
     let sent = Arc::new(AtomicU32::new(0));
-    let provider = oauth2::client_credentials(&format!("https://{addr}/token"), "id", "cs-1234")
-        .build()
-        .unwrap();
+    let provider =
+        oauth2::Builder::client_credentials(&format!("https://{addr}/token"), "id", "cs-1234")
+            .build()
+            .unwrap();
     let layer = AuthLayer::builder(provider)
         .max_wait(Duration::from_secs(2))
         .build(counting_client(&sent));
@@ -134,9 +135,10 @@ async fn an_https_url_through_reqwest_without_tls_fails_fast_too() {
     use tower_token_auth::reqwest::ReqwestTransport;
 
     let (addr, accepted) = server(StatusCode::OK).await;
-    let provider = oauth2::client_credentials(&format!("https://{addr}/token"), "id", "cs-1234")
-        .build()
-        .unwrap();
+    let provider =
+        oauth2::Builder::client_credentials(&format!("https://{addr}/token"), "id", "cs-1234")
+            .build()
+            .unwrap();
     let transport = ReqwestTransport::new(reqwest::Client::builder()).unwrap();
     let layer = AuthLayer::builder(provider)
         .max_wait(Duration::from_secs(2))

@@ -8,7 +8,7 @@ use http::StatusCode;
 use http_body_util::Full;
 use tower::{Layer, ServiceExt};
 use tower_token_auth::provider::{Classifier, TokenPolicy};
-use tower_token_auth::{AuthLayer, Clock};
+use tower_token_auth::{AuthLayer, Clock, ErrorKind};
 
 use crate::support::{
     bearer, concurrent, get, paused_layer as new_layer, send, service, AuthServer, Fault,
@@ -103,4 +103,64 @@ async fn an_unsendable_refresh_token_falls_back_to_login() {
         StatusCode::OK
     );
     assert_eq!((server.logins(), server.refreshes()), (2, 0));
+}
+
+/// A provider whose refresh needs something besides the refresh token (an assertion file, say)
+/// that is missing for a while.
+struct SourceMissing(TestProvider, std::sync::atomic::AtomicBool);
+
+impl tower_token_auth::provider::Provider for SourceMissing {
+    fn login_request(
+        &self,
+    ) -> Result<http::Request<http_body_util::Full<bytes::Bytes>>, tower_token_auth::AuthError>
+    {
+        self.0.login_request()
+    }
+    fn refresh_request(
+        &self,
+        refresh_token: &tower_token_auth::Secret,
+    ) -> Result<http::Request<http_body_util::Full<bytes::Bytes>>, tower_token_auth::AuthError>
+    {
+        if self.1.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(tower_token_auth::AuthError::config(
+                "the assertion file cannot be read",
+            ));
+        }
+        self.0.refresh_request(refresh_token)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refresh_that_cannot_be_built_for_want_of_its_source_keeps_the_refresh_token() {
+    let server = AuthServer::new(60, AUTH_DELAY);
+    let provider = std::sync::Arc::new(SourceMissing(
+        TestProvider::new(),
+        std::sync::atomic::AtomicBool::new(false),
+    ));
+    let layer = AuthLayer::builder(std::sync::Arc::clone(&provider))
+        .clock(Clock::tokio())
+        .build(server.transport());
+    let svc = layer.layer(server.upstream::<Full<Bytes>>());
+    assert_eq!(
+        svc.clone().oneshot(get()).await.unwrap().status(),
+        StatusCode::OK
+    );
+    tokio::time::advance(Duration::from_secs(61)).await;
+    provider.1.store(true, std::sync::atomic::Ordering::Relaxed);
+    let error = svc.clone().oneshot(get()).await.unwrap_err();
+    let error = crate::support::auth_error(&error);
+    assert_eq!(error.kind(), ErrorKind::Config, "{error}");
+    assert_eq!((server.logins(), server.refreshes()), (1, 0));
+
+    // The source is back: once the backoff ends, the kept refresh token renews the session.
+    provider
+        .1
+        .store(false, std::sync::atomic::Ordering::Relaxed);
+    tokio::time::advance(Duration::from_secs(8)).await;
+    assert_eq!(
+        svc.clone().oneshot(get()).await.unwrap().status(),
+        StatusCode::OK
+    );
+    assert_eq!((server.logins(), server.refreshes()), (1, 1));
+    assert_eq!(server.refresh_tokens_seen(), [format!("rt-1-{MARK}")]);
 }

@@ -280,7 +280,7 @@ async fn an_echoed_non_ascii_password_shows_no_secret() {
 async fn an_echoed_form_login_with_basic_shows_no_secret() {
     let (capture, _guard) = Capture::start();
     let echo = Echo::start().await;
-    let provider = oauth2::password(&echo.url, "alice", "hunter2!SECRET8")
+    let provider = oauth2::Builder::password(&echo.url, "alice", "hunter2!SECRET8")
         .confidential_client("apiclient", "cs-SECRET7")
         .scope("read write")
         .build()
@@ -305,7 +305,7 @@ async fn an_echoed_form_login_with_basic_shows_no_secret() {
 async fn an_echoed_short_password_withholds_the_server_text() {
     let (capture, _guard) = Capture::start();
     let echo = Echo::start().await;
-    let provider = oauth2::password(&echo.url, "alice", "Zq9")
+    let provider = oauth2::Builder::password(&echo.url, "alice", "Zq9")
         .public_client("apiclient")
         .build()
         .unwrap();
@@ -384,7 +384,7 @@ async fn whole_values_are_redacted_not_parts_of_words() {
             });
         }
     });
-    let provider = oauth2::password(&url, "user", "hunter2!SECRET8")
+    let provider = oauth2::Builder::password(&url, "user", "hunter2!SECRET8")
         .public_client("apiclient")
         .build()
         .unwrap();

@@ -369,7 +369,7 @@ async fn oauth2_client_credentials_logs_in_again_without_refresh_token() {
             .await
             .unwrap();
         let c = emulation.config();
-        let provider = oauth2::client_credentials(
+        let provider = oauth2::Builder::client_credentials(
             &emulation.base_url(),
             &c.client_id,
             c.client_secret.clone(),

@@ -33,7 +33,7 @@ pub fn preset_with(api: Api, base: &str, c: &Config) -> HttpProvider {
         Api::Intergiro => {
             Preset::Intergiro.provider(base, &Credentials::new().api_key(c.api_key.clone()))
         }
-        _ => oauth2::password(base, &c.username, c.password.clone())
+        _ => oauth2::Builder::password(base, &c.username, c.password.clone())
             .confidential_client(&c.client_id, c.client_secret.clone())
             .build(),
     };

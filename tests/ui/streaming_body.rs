@@ -15,7 +15,7 @@ fn send<S: tower::Service<Request<B>>, B>(_: S, _: Request<B>) {}
 fn main() {
     let auth = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
     let client = Client::builder(TokioExecutor::new()).build_http::<Body>();
-    let provider = oauth2::client_credentials("https://idp.example.com/token", "id", "secret")
+    let provider = oauth2::Builder::client_credentials("https://idp.example.com/token", "id", "secret")
         .build()
         .unwrap();
     let layer = AuthLayer::new(provider, auth);

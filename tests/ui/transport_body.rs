@@ -8,7 +8,7 @@ use tower_token_auth::provider::oauth2;
 
 fn main() {
     let client = Client::builder(TokioExecutor::new()).build_http::<Body>();
-    let provider = oauth2::client_credentials("https://idp.example.com/token", "id", "secret")
+    let provider = oauth2::Builder::client_credentials("https://idp.example.com/token", "id", "secret")
         .build()
         .unwrap();
     let _layer = AuthLayer::new(provider, client);
