@@ -90,6 +90,7 @@ pub struct Builder {
     client_secret: Option<Secret>,
     client_auth: ClientAuth,
     scope: Option<String>,
+    revocation_url: Option<String>,
 }
 
 impl Builder {
@@ -133,6 +134,7 @@ impl Builder {
             client_secret: None,
             client_auth: ClientAuth::default(),
             scope: None,
+            revocation_url: None,
         }
     }
 
@@ -164,6 +166,14 @@ impl Builder {
     /// The `scope` to request at login.
     pub fn scope(mut self, scope: &str) -> Self {
         self.scope = Some(scope.to_owned());
+        self
+    }
+
+    /// The revocation endpoint (RFC 7009), for [`TokenHandle::revoke`](crate::TokenHandle::revoke):
+    /// the client authenticates there as at the token endpoint, and sends `token` and
+    /// `token_type_hint` in the form.
+    pub fn revocation_url(mut self, url: &str) -> Self {
+        self.revocation_url = Some(url.to_owned());
         self
     }
 
@@ -226,14 +236,34 @@ impl Builder {
             None => login,
         };
         let refresh = call("refresh_token")?.refresh_token_field("refresh_token");
-        Ok(HttpProvider::new(login, refresh))
+        let provider = HttpProvider::new(login, refresh);
+        let Some(url) = &self.revocation_url else {
+            return Ok(provider);
+        };
+        let revoke = |hint: &'static str| -> Result<CallSpec, AuthError> {
+            let spec = match assertion {
+                true => self.assertion_call_at(url, None)?,
+                false => self.call_at(url, None)?,
+            };
+            Ok(spec
+                .refresh_token_field("token")
+                .field("token_type_hint", hint))
+        };
+        Ok(provider.revocation(revoke("access_token")?, revoke("refresh_token")?))
     }
 
     /// A form POST to the token endpoint for `grant_type`, with `client_id` in the body.
     fn assertion_call(&self, grant_type: &'static str) -> Result<CallSpec, AuthError> {
-        let spec = CallSpec::post(&self.token_url)?
-            .encoding(Encoding::Form)
-            .field("grant_type", grant_type);
+        self.assertion_call_at(&self.token_url, Some(grant_type))
+    }
+
+    /// A form POST to `url`, with `grant_type` if given and `client_id` in the body.
+    fn assertion_call_at(
+        &self,
+        url: &str,
+        grant_type: Option<&'static str>,
+    ) -> Result<CallSpec, AuthError> {
+        let spec = form_post(url, grant_type)?;
         Ok(match &self.client_id {
             Some(id) => spec.field("client_id", id.clone()),
             None => spec,
@@ -242,9 +272,12 @@ impl Builder {
 
     /// A form POST to the token endpoint for `grant_type`, with the client's authentication.
     fn call(&self, grant_type: &'static str) -> Result<CallSpec, AuthError> {
-        let spec = CallSpec::post(&self.token_url)?
-            .encoding(Encoding::Form)
-            .field("grant_type", grant_type);
+        self.call_at(&self.token_url, Some(grant_type))
+    }
+
+    /// A form POST to `url`, with `grant_type` if given and the client's authentication.
+    fn call_at(&self, url: &str, grant_type: Option<&'static str>) -> Result<CallSpec, AuthError> {
+        let spec = form_post(url, grant_type)?;
         Ok(
             match (&self.client_id, &self.client_secret, self.client_auth) {
                 (None, _, _) => spec,
@@ -258,6 +291,15 @@ impl Builder {
             },
         )
     }
+}
+
+/// A form POST to `url`, with `grant_type` when given.
+fn form_post(url: &str, grant_type: Option<&'static str>) -> Result<CallSpec, AuthError> {
+    let spec = CallSpec::post(url)?.encoding(Encoding::Form);
+    Ok(match grant_type {
+        Some(grant_type) => spec.field("grant_type", grant_type),
+        None => spec,
+    })
 }
 
 impl fmt::Debug for Builder {

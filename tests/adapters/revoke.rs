@@ -111,3 +111,56 @@ async fn without_a_revocation_endpoint_revoking_is_a_config_error_and_retires_th
     assert!(handle.current().is_none());
     assert!(server.revocations().is_empty());
 }
+
+/// Through an OAuth2 provider, against the emulation's strict revocation endpoint: both tokens
+/// revoked with the client's authentication, the next request logs in, and the revoked access
+/// token never reaches the resource again (the emulation counts any use as a violation).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oauth2_session_is_revoked_at_the_server_and_never_sent_again() {
+    use tower_token_auth::provider::oauth2;
+    use tower_token_auth_emulation::{Api, Config, Emulation, OAuthExtensions};
+
+    let config = Config {
+        extensions: OAuthExtensions {
+            revocation: true,
+            ..OAuthExtensions::default()
+        },
+        ..Config::default()
+    };
+    let emulation = Emulation::start(Api::OAuth2, config).await.unwrap();
+    let c = emulation.config();
+    let provider =
+        oauth2::Builder::password(&emulation.base_url(), &c.username, c.password.clone())
+            .confidential_client(&c.client_id, c.client_secret.clone())
+            .revocation_url(&format!("{}/oauth/revoke", emulation.issuer()))
+            .build()
+            .unwrap();
+    let client = crate::support::emulated::client();
+    let layer = tower_token_auth::AuthLayer::new(provider, client.clone());
+    let svc = layer.layer(client);
+    let get = || {
+        http::Request::get(emulation.resource_url())
+            .body(Full::default())
+            .unwrap()
+    };
+    assert_eq!(
+        svc.clone().oneshot(get()).await.unwrap().status(),
+        StatusCode::OK
+    );
+
+    layer.handle().revoke().await.unwrap();
+    let stats = emulation.stats();
+    assert_eq!(stats.revocation_requests, 2, "{stats:?}");
+    assert_eq!(
+        svc.clone().oneshot(get()).await.unwrap().status(),
+        StatusCode::OK
+    );
+    let stats = emulation.stats();
+    assert_eq!((stats.logins, stats.refreshes), (2, 0), "{stats:?}");
+    assert_eq!(
+        (stats.revoked_token_uses, stats.violations),
+        (0, 0),
+        "{stats:?}"
+    );
+    assert_eq!(layer.handle().metrics().revocations, 2);
+}

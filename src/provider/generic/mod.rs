@@ -66,6 +66,9 @@ pub struct HttpProvider {
     login_rejects: Rejects,
     refresh_rejects: Rejects,
     policy: TokenPolicy,
+    /// The revocation calls (RFC 7009), for an access token and for a refresh token: each takes
+    /// the token where a refresh call takes the refresh token.
+    revoke: Option<Arc<[CallSpec; 2]>>,
 }
 
 impl HttpProvider {
@@ -90,7 +93,15 @@ impl HttpProvider {
             login_rejects: Rejects::client_errors(),
             refresh_rejects: Rejects::client_errors(),
             policy: TokenPolicy::default(),
+            revoke: None,
         }
+    }
+
+    /// Revokes tokens with `access` (for `token_type_hint=access_token`) and `refresh` (for
+    /// `refresh_token`), each built with the token in its refresh-token place.
+    pub(crate) fn revocation(mut self, access: CallSpec, refresh: CallSpec) -> Self {
+        self.revoke = Some(Arc::new([access, refresh]));
+        self
     }
 
     /// Where responses keep the tokens.
@@ -170,6 +181,23 @@ impl Provider for HttpProvider {
         self.login.build(None)
     }
 
+    fn revocation_request(
+        &self,
+        token: &Secret,
+        hint: &str,
+    ) -> Result<Option<AuthRequest>, AuthError> {
+        let Some(calls) = &self.revoke else {
+            return Ok(None);
+        };
+        let [access, refresh] = &**calls;
+        let call = if hint == "refresh_token" {
+            refresh
+        } else {
+            access
+        };
+        call.build(Some(token)).map(Some)
+    }
+
     fn refresh_request(&self, refresh_token: &Secret) -> Result<AuthRequest, AuthError> {
         match &self.refresh {
             Some(refresh) => refresh.build(Some(refresh_token)),
@@ -217,6 +245,7 @@ impl fmt::Debug for HttpProvider {
             .field("login_rejects", &self.login_rejects)
             .field("refresh_rejects", &self.refresh_rejects)
             .field("policy", &self.policy)
+            .field("revoke", &self.revoke)
             .finish()
     }
 }
