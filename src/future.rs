@@ -14,7 +14,6 @@
 
 use std::fmt;
 use std::future::Future;
-use std::mem;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
@@ -24,7 +23,7 @@ use pin_project_lite::pin_project;
 use tower_service::Service;
 
 use crate::apply::Applied;
-use crate::clock::Moment;
+use crate::clock::Reading;
 use crate::error::BoxError;
 use crate::manager::{Manager, TokenWait};
 use crate::replay::{CloneRequest, Sends, Verdict};
@@ -37,15 +36,23 @@ pin_project! {
         S: Service<Request<B>>,
     {
         #[pin]
-        state: State<S::Future, After<S, B, R>, Box<Replay<S, B, R>>, TokenWait>,
+        state: State<S::Future, Box<Replay<S, B, R>>, TokenWait>,
     }
 }
 
+// NOTE: the replay state is boxed: inline, it made every response future ~400 bytes, copied
+// (memcpy) several times per request whether or not replay is on. How a request went out is the
+// variant itself (`Sent` or `Replayable`): a separate field saying what to do with the answer,
+// with a value for "already handled", cost the hot path a replace and a match on every answer.
+
 pin_project! {
     #[project = StateProj]
-    enum State<F, A, X, W> {
-        // The request went out; `after` says what a dead-token answer leads to.
-        Sent { #[pin] future: F, after: A },
+    enum State<F, X, W> {
+        // The hot path: the request went out with this thread's copy of the token and no copy
+        // to replay; the answer is reported to the token (see `Applied::answered`), once.
+        Sent { #[pin] future: F, token: Option<Arc<Applied>> },
+        // The request went out with a copy kept: a dead-token answer may lead to a replay.
+        Replayable { #[pin] future: F, replay: Option<X> },
         // Waiting for a token: the first one, or a replay's.
         Waiting { #[pin] token: W, replay: Option<X> },
         // A token is at hand; waiting for the service to be ready to send.
@@ -55,31 +62,30 @@ pin_project! {
     }
 }
 
-/// What to do when the upstream answers that the token is dead.
-// NOTE: the replay state is boxed: inline, it made every response future ~400 bytes, copied
-// (memcpy) several times per request whether or not replay is on.
-pub(crate) enum After<S, B, R>
-where
-    S: Service<Request<B>>,
-{
-    /// Nothing (already handled).
-    Return,
-    /// No copy to replay: report the answer to the token (see `Applied::answered`): a dead
-    /// token is marked dead so that later requests get a new one.
-    Answer(Arc<Applied>),
-    /// Replay a copy with a new token, per the replay budget.
-    Replay(Box<Replay<S, B, R>>),
-}
-
 impl<S, B, R> ResponseFuture<S, B, R>
 where
     S: Service<Request<B>>,
 {
-    /// The hot path: the request went out with the slot's token.
+    /// The hot path: the request went out with this thread's copy of the token, and no copy
+    /// of it was kept.
     #[inline]
-    pub(crate) fn sent(future: S::Future, after: After<S, B, R>) -> Self {
+    pub(crate) fn sent(future: S::Future, token: Arc<Applied>) -> Self {
         Self {
-            state: State::Sent { future, after },
+            state: State::Sent {
+                future,
+                token: Some(token),
+            },
+        }
+    }
+
+    /// The request went out with the slot's token, and `replay` holds its copy.
+    #[inline]
+    pub(crate) fn replayable(future: S::Future, replay: Box<Replay<S, B, R>>) -> Self {
+        Self {
+            state: State::Replayable {
+                future,
+                replay: Some(replay),
+            },
         }
     }
 
@@ -116,15 +122,17 @@ where
         let mut state = self.project().state;
         loop {
             match state.as_mut().project() {
-                StateProj::Sent { future, after } => {
+                StateProj::Sent { future, token } => {
                     let response = ready!(future.poll(cx)).map_err(Into::into)?;
-                    let mut replay = match mem::replace(after, After::Return) {
-                        After::Replay(replay) => replay,
-                        After::Answer(token) => {
-                            token.answered(response.status(), response.headers());
-                            return Poll::Ready(Ok(response));
-                        }
-                        After::Return => return Poll::Ready(Ok(response)),
+                    if let Some(token) = token.take() {
+                        token.answered(response.status(), response.headers());
+                    }
+                    return Poll::Ready(Ok(response));
+                }
+                StateProj::Replayable { future, replay } => {
+                    let response = ready!(future.poll(cx)).map_err(Into::into)?;
+                    let Some(mut replay) = replay.take() else {
+                        return Poll::Ready(Ok(response));
                     };
                     let copy = replay.next.is_some();
                     let verdict = replay.sends.answered(
@@ -173,9 +181,9 @@ where
                         return Poll::Ready(held.ok_or_else(|| error.into()));
                     }
                     let future = replay.send().ok_or_else(spent)?;
-                    state.set(State::Sent {
+                    state.set(State::Replayable {
                         future,
-                        after: After::Replay(replay),
+                        replay: Some(replay),
                     });
                 }
                 StateProj::Done => return Poll::Ready(Err(spent())),
@@ -190,10 +198,8 @@ where
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match &self.state {
-            State::Sent { after, .. } => match after {
-                After::Replay(_) => "sent (replayable)",
-                _ => "sent",
-            },
+            State::Sent { .. } => "sent",
+            State::Replayable { .. } => "sent (replayable)",
             State::Waiting { .. } => "waiting for a token",
             State::Ready { .. } => "ready to send",
             State::Done => "done",
@@ -234,7 +240,7 @@ where
     pub(crate) fn sent(
         copy: Request<B>,
         generation: Generation,
-        started: Moment,
+        started: Reading,
         service: S,
         shared: Arc<Manager>,
         cloner: R,
@@ -249,7 +255,7 @@ where
     /// token.
     pub(crate) fn unsent(
         request: Request<B>,
-        started: Moment,
+        started: Reading,
         service: S,
         shared: Arc<Manager>,
         cloner: R,

@@ -9,9 +9,9 @@ use http::{Request, Response};
 use tower_service::Service;
 
 use crate::apply::Applied;
-use crate::clock::Moment;
+use crate::clock::Reading;
 use crate::error::BoxError;
-use crate::future::{After, Replay, ResponseFuture};
+use crate::future::{Replay, ResponseFuture};
 use crate::manager::Manager;
 use crate::metrics::Counter;
 use crate::replay::{CloneBody, CloneRequest};
@@ -93,14 +93,16 @@ where
 
     #[inline]
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
-        let now = self.shared.clock().moment();
-        if let Some(token) = Applied::current(&self.shared, now) {
+        let reading = self.shared.clock().read();
+        if let Some(token) = Applied::current(&self.shared, reading) {
             token.apply(&mut request);
-            let after = match self.replay_for(&request, token.generation(), now) {
-                Some(replay) => After::Replay(replay),
-                None => After::Answer(token),
-            };
-            return ResponseFuture::sent(self.inner.call(request), after);
+            if let Some(replay) = self.replay_for(&request, token.generation(), reading) {
+                return ResponseFuture::replayable(self.inner.call(request), replay);
+            }
+            // NOTE: nothing between the inner call and the future it goes into (no match on
+            // what to do after the answer), so that the compiler writes the inner future in
+            // place instead of copying it through temporaries.
+            return ResponseFuture::sent(self.inner.call(request), token);
         }
 
         // No usable token: the request waits for one on the cold path.
@@ -111,7 +113,7 @@ where
         self.shared.metrics.incr(Counter::TokenWait);
         ResponseFuture::waiting(Box::new(Replay::unsent(
             request,
-            now,
+            reading,
             inner,
             Arc::clone(&self.shared),
             self.replay.clone(),
@@ -127,7 +129,7 @@ impl<S, R> AuthService<S, R> {
         &self,
         request: &Request<B>,
         generation: Generation,
-        now: Moment,
+        now: Reading,
     ) -> Option<Box<Replay<S, B, R>>>
     where
         S: Service<Request<B>> + Clone,
