@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::mem;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -95,8 +96,11 @@ where
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
         let reading = self.shared.clock().read();
         if let Some(token) = Applied::current(&self.shared, reading) {
+            // NOTE: the copy is made before the token goes on: a replay writes its own token,
+            // so copying this one's header would be wasted.
+            let replay = self.replay_for(&request, token.generation(), reading);
             token.apply(&mut request);
-            if let Some(replay) = self.replay_for(&request, token.generation(), reading) {
+            if let Some(replay) = replay {
                 return ResponseFuture::replayable(self.inner.call(request), replay);
             }
             // NOTE: nothing between the inner call and the future it goes into (no match on
@@ -111,7 +115,7 @@ where
         let clone = self.inner.clone();
         let inner = mem::replace(&mut self.inner, clone);
         self.shared.metrics.incr(Counter::TokenWait);
-        ResponseFuture::waiting(Box::new(Replay::unsent(
+        ResponseFuture::waiting(Box::pin(Replay::unsent(
             request,
             reading,
             inner,
@@ -130,7 +134,7 @@ impl<S, R> AuthService<S, R> {
         request: &Request<B>,
         generation: Generation,
         now: Reading,
-    ) -> Option<Box<Replay<S, B, R>>>
+    ) -> Option<Pin<Box<Replay<S, B, R>>>>
     where
         S: Service<Request<B>> + Clone,
         R: CloneRequest<B>,
@@ -139,7 +143,7 @@ impl<S, R> AuthService<S, R> {
             return None;
         }
         let copy = self.replay.clone_request(request)?;
-        Some(Box::new(Replay::sent(
+        Some(Box::pin(Replay::sent(
             copy,
             generation,
             now,
