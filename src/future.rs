@@ -125,11 +125,16 @@ where
                     token,
                     replay,
                 } => {
-                    let response = ready!(future.poll(cx)).map_err(Into::into)?;
-                    if let Some(token) = token.take() {
-                        token.answered(response.status(), response.headers());
-                        return Poll::Ready(Ok(response));
+                    if token.is_some() {
+                        // NOTE: the answer goes back as the inner future gave it, checked in
+                        // place: binding it (`?`) copied it once more on the hot path.
+                        let output = ready!(future.poll(cx)).map_err(Into::into);
+                        if let (Ok(response), Some(token)) = (&output, token.take()) {
+                            token.answered(response.status(), response.headers());
+                        }
+                        return Poll::Ready(output);
                     }
+                    let response = ready!(future.poll(cx)).map_err(Into::into)?;
                     let Some(mut replay) = replay.take() else {
                         return Poll::Ready(Ok(response));
                     };
