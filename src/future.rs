@@ -1,16 +1,17 @@
 //! The response future: one state machine for the hot path, the wait for a token and replays.
 //!
 //! ```text
-//!            token in the slot                         no usable token
-//! call ───────────────────────────▶ Sent ◀──── Ready ◀──── Waiting ◀──────────── call
-//!                                    │          ▲ (service ready,   ▲
-//!                                    │          │  token attached)  │
+//!            token in the slot                            no usable token
+//! call ───────────────────────────▶ Sent ◀──────── Cold ◀─────────────────── call
+//!                                    │   (token, service ready,  ▲
+//!                                    │    copy sent)             │
 //!                                    └── dead token, replay allowed ┘
 //! ```
 //!
-//! The hot path is `Sent` alone: the inner future and what to do with a dead-token answer
-//! (invalidate, or a boxed [`Replay`] when the request was copied). Waiting for a token is the
-//! one boxed future, on cold paths only.
+//! The hot path is `Sent` alone: the inner future and this thread's copy of the token, which
+//! the answer is reported to (a dead token is marked dead), or the boxed [`Replay`] when the
+//! request was copied. `Cold` is the box alone: waiting for a token, then for the service to be
+//! ready; on cold paths only.
 
 use std::fmt;
 use std::future::Future;
