@@ -328,3 +328,23 @@ where
 fn held<T>(held: &mut Option<Box<T>>, error: BoxError) -> Result<T, BoxError> {
     held.take().map(|held| *held).ok_or(error)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use crate::replay::CloneBody;
+
+    type Inner = tower::util::BoxService<Request<String>, Response<String>, BoxError>;
+    type InnerFuture = <Inner as Service<Request<String>>>::Future;
+
+    #[test]
+    fn the_response_future_is_the_inner_one_and_three_words() {
+        // A tag, this thread's token, the replay box: waiting for a token is in the box.
+        let words = 3 * std::mem::size_of::<usize>();
+        let future = std::mem::size_of::<ResponseFuture<Inner, String, CloneBody>>();
+        let inner = std::mem::size_of::<InnerFuture>();
+        println!("response future: {future} bytes, inner future {inner} bytes");
+        assert!(future <= inner + words, "{future} > {inner} + {words}");
+    }
+}
