@@ -290,7 +290,7 @@ where
     fn poll_send(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Result<S::Future, Result<Response<RB>, BoxError>>> {
+    ) -> Poll<Step<S::Future, Response<RB>>> {
         let mut this = self.project();
         let token = match this.token.take() {
             Some(token) => token,
@@ -323,6 +323,9 @@ where
         Poll::Ready(Ok(this.service.call(request)))
     }
 }
+
+/// What a cold state leads to: the future of a send (`Ok`), or the caller's answer (`Err`).
+type Step<F, T> = Result<F, Result<T, BoxError>>;
 
 /// The dead-token answer kept for the caller, else `error`.
 fn held<T>(held: &mut Option<Box<T>>, error: BoxError) -> Result<T, BoxError> {
