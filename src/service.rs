@@ -103,9 +103,8 @@ where
             if let Some(replay) = replay {
                 return ResponseFuture::replayable(self.inner.call(request), replay);
             }
-            // NOTE: nothing between the inner call and the future it goes into (no match on
-            // what to do after the answer), so that the compiler writes the inner future in
-            // place instead of copying it through temporaries.
+            // NOTE: each way out builds its own state of the future, instead of a value saying
+            // what to do after the answer that the future would keep and match on every answer.
             return ResponseFuture::sent(self.inner.call(request), token);
         }
 
