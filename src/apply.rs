@@ -19,9 +19,10 @@ use std::cell::RefCell;
 use std::fmt;
 use std::sync::{Arc, Weak};
 
+use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Request, StatusCode};
 
-use crate::clock::Moment;
+use crate::clock::{Moment, Reading};
 use crate::manager::Manager;
 use crate::provider::Classifier;
 use crate::slot::{Generation, TokenState};
@@ -48,7 +49,14 @@ pub(crate) struct Applied {
     /// [`Slot::version`](crate::slot::Slot::version)). The `Weak` also keeps the manager's
     /// address from being reused while this copy exists.
     manager: Weak<Manager>,
+    /// The manager's address, as `is_of` compares it.
+    // NOTE: kept apart from the `Weak`, whose `as_ptr` tests for a dangling `Weak` first.
+    address: usize,
     version: u64,
+    /// The first coarse clock reading at which the token is due for refresh or expired (see
+    /// [`Clock::first_tick_at`](crate::clock::Clock::first_tick_at)): a request that reads
+    /// fewer ticks decides nothing more.
+    fresh_until: u64,
     pub(crate) token: Arc<TokenState>,
     name: HeaderName,
     value: HeaderValue,
@@ -64,11 +72,11 @@ thread_local! {
 }
 
 impl Applied {
-    /// The slot's token, valid at `now`, as this thread applies it; `None` when the slot has no
-    /// valid token (the request waits for one). Asks for a due refresh ahead, as every
-    /// request that reads the token does.
+    /// The slot's token, valid at `now` (the manager's clock, read once for this request), as
+    /// this thread applies it; `None` when the slot has no valid token (the request waits for
+    /// one). Asks for a due refresh ahead, as every request that reads the token does.
     #[inline]
-    pub(crate) fn current(manager: &Arc<Manager>, now: Moment) -> Option<Arc<Applied>> {
+    pub(crate) fn current(manager: &Arc<Manager>, now: Reading) -> Option<Arc<Applied>> {
         let version = manager.slot.version();
         let way = way(manager);
         let applied = APPLIED
@@ -85,12 +93,21 @@ impl Applied {
             })
             // The thread is exiting: a copy of its own, used once.
             .unwrap_or_else(|_| Applied::new(manager, version).map(Arc::new))?;
-        let token = &applied.token;
-        if now >= token.expires_at {
+        match now {
+            // Before the refresh point and expiry: nothing to decide.
+            Reading::Ticks(ticks) if ticks < applied.fresh_until => Some(applied),
+            _ => applied.checked(manager, manager.clock().moment_of(now)),
+        }
+    }
+
+    /// This copy if its token is valid at `now`, after asking for a due refresh.
+    #[inline(never)]
+    fn checked(self: Arc<Self>, manager: &Arc<Manager>, now: Moment) -> Option<Arc<Applied>> {
+        if now >= self.token.expires_at {
             return None;
         }
-        manager.refresh_if_due(token, now);
-        Some(applied)
+        manager.refresh_if_due(&self.token, now);
+        Some(self)
     }
 
     /// A copy of the slot's token as it stands at `version` (or later), if it holds one.
@@ -99,11 +116,15 @@ impl Applied {
         let token = manager.slot.load_full()?;
         // Copies of the bytes, not of the `Bytes`: clones of a clone share its count.
         let name = HeaderName::from_bytes(token.header_name.as_str().as_bytes()).ok()?;
-        let mut value = HeaderValue::from_bytes(token.header.as_bytes()).ok()?;
+        let mut value =
+            HeaderValue::from_maybe_shared(shared_copy(token.header.as_bytes())).ok()?;
         value.set_sensitive(token.header.is_sensitive());
+        let clock = manager.clock();
         Some(Self {
             manager: Arc::downgrade(manager),
+            address: Arc::as_ptr(manager) as usize,
             version,
+            fresh_until: clock.first_tick_at(token.refresh_at.min(token.expires_at)),
             token,
             name,
             value,
@@ -113,7 +134,7 @@ impl Applied {
 
     #[inline]
     fn is_of(&self, manager: &Arc<Manager>, version: u64) -> bool {
-        self.version == version && std::ptr::eq(self.manager.as_ptr(), Arc::as_ptr(manager))
+        self.version == version && self.address == Arc::as_ptr(manager) as usize
     }
 
     /// Writes the token into a request.
@@ -149,6 +170,17 @@ impl Applied {
             manager.slot.accept(self.token.generation);
         }
     }
+}
+
+/// `bytes` in a `Bytes` of the shared kind.
+///
+/// NOTE: `bytes` turns a `Vec` whose capacity exceeds its length into a shared `Bytes` at once;
+/// an exact-size copy (what `HeaderValue::from_bytes` makes) is a "promotable" one, whose every
+/// clone first checks whether it was promoted yet. The header value is cloned for every request.
+fn shared_copy(bytes: &[u8]) -> Bytes {
+    let mut copy = Vec::with_capacity(bytes.len() + 1);
+    copy.extend_from_slice(bytes);
+    Bytes::from(copy)
 }
 
 /// Which of a thread's places holds `manager`'s token. A manager is aligned to 128 bytes (its

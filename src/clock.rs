@@ -133,15 +133,63 @@ impl Clock {
     /// every request makes is one integer comparison).
     #[inline]
     pub(crate) fn moment(&self) -> Moment {
+        self.moment_of(self.read())
+    }
+
+    /// The clock, read once: a coarse clock's ticks as they are (see [`Reading`]), else the
+    /// moment.
+    #[inline]
+    pub(crate) fn read(&self) -> Reading {
         match self.0 {
-            Source::Coarse { ticks, .. } if !TOKIO_TIME_PAUSED.load(Ordering::Relaxed) => {
-                let now = coarsetime::Instant::now_without_cache_update().as_ticks();
-                Moment(coarsetime::Duration::from_ticks(now.saturating_sub(ticks)).as_nanos())
+            Source::Coarse { .. } if !TOKIO_TIME_PAUSED.load(Ordering::Relaxed) => {
+                Reading::Ticks(coarsetime::Instant::now_without_cache_update().as_ticks())
             }
             Source::Coarse { origin, .. } | Source::Tokio { origin, .. } => {
-                Moment::after(Instant::now().saturating_duration_since(origin))
+                Reading::Moment(tokio_since(origin))
             }
         }
+    }
+
+    /// The moment of a reading of this clock.
+    #[inline]
+    pub(crate) fn moment_of(&self, reading: Reading) -> Moment {
+        match (reading, self.0) {
+            (Reading::Moment(moment), _) => moment,
+            (Reading::Ticks(now), Source::Coarse { ticks, .. }) => since(ticks, now),
+            // Not made by this clock: read it afresh.
+            (Reading::Ticks(_), Source::Tokio { origin, .. }) => tokio_since(origin),
+        }
+    }
+
+    /// The least coarse tick count whose moment ([`Clock::moment_of`]) is `at` or later:
+    /// comparing a reading's ticks with it decides `moment >= at` without converting them.
+    /// `u64::MAX` when no reading reaches `at`, or when the clock gives no ticks.
+    pub(crate) fn first_tick_at(&self, at: Moment) -> u64 {
+        let Source::Coarse { ticks: origin, .. } = self.0 else {
+            return u64::MAX;
+        };
+        // NOTE: found by bisection over coarsetime's own conversion, so that the comparison
+        // agrees with `moment_of` to the nanosecond whatever fixed-point scale coarsetime uses
+        // (the conversion only has to be monotonic). Once per token per thread: 64 steps.
+        let elapsed = |d: u64| coarsetime::Duration::from_ticks(d).as_nanos();
+        if at.0 == 0 {
+            return 0;
+        }
+        if elapsed(u64::MAX) < at.0 {
+            return u64::MAX;
+        }
+        // elapsed(low) < at <= elapsed(high)
+        let (mut low, mut high) = (0u64, u64::MAX);
+        while high - low > 1 {
+            let mid = low + (high - low) / 2;
+            if elapsed(mid) >= at.0 {
+                high = mid;
+            } else {
+                low = mid;
+            }
+        }
+        // Saturating: a count past u64::MAX is never read (2^32 seconds of uptime).
+        origin.saturating_add(high)
     }
 
     /// `moment` as a tokio instant, to sleep until; far in the future for a moment too far to
@@ -199,6 +247,31 @@ impl Clock {
             }
         }
     }
+}
+
+/// A coarse clock's moment at tick count `now`, counting from `origin`.
+#[inline]
+fn since(origin: u64, now: u64) -> Moment {
+    Moment(coarsetime::Duration::from_ticks(now.saturating_sub(origin)).as_nanos())
+}
+
+/// Tokio's clock's moment now, counting from `origin`.
+#[inline]
+fn tokio_since(origin: Instant) -> Moment {
+    Moment::after(Instant::now().saturating_duration_since(origin))
+}
+
+/// A clock read once, for one request.
+///
+/// NOTE: a coarse clock's reading is kept in its ticks: the hot path compares them with a limit
+/// converted once per token ([`Clock::first_tick_at`]), which spares each request the
+/// conversion to nanoseconds; the moment is computed only when a decision needs it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Reading {
+    /// A coarse clock's tick count, as coarsetime reads it.
+    Ticks(u64),
+    /// Any other clock's moment.
+    Moment(Moment),
 }
 
 /// A point in time on a [`Clock`]: nanoseconds since the clock was made. Arithmetic saturates.
@@ -304,6 +377,37 @@ mod tests {
                 Duration::from_secs(30)
             );
         });
+    }
+
+    #[test]
+    fn a_reading_reaches_a_moment_exactly_from_its_first_tick() {
+        let clock = Clock::coarse();
+        let Source::Coarse { ticks: origin, .. } = clock.0 else {
+            unreachable!()
+        };
+        let moments = [
+            0,
+            1,
+            2,
+            999,
+            1_000_000_007,
+            3_600_000_000_000,
+            u64::MAX / 5,
+            u64::MAX,
+        ];
+        for at in moments.map(Moment) {
+            let first = clock.first_tick_at(at);
+            for ticks in [first.saturating_sub(1), first, first.saturating_add(1)] {
+                let reached = clock.moment_of(Reading::Ticks(ticks)) >= at;
+                assert_eq!(
+                    reached,
+                    ticks >= first && first != u64::MAX,
+                    "{at:?} at {ticks}"
+                );
+            }
+            assert!(first == 0 || first == u64::MAX || first > origin);
+        }
+        assert_eq!(Clock::tokio().first_tick_at(Moment(1)), u64::MAX);
     }
 
     #[test]

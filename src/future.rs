@@ -1,20 +1,20 @@
 //! The response future: one state machine for the hot path, the wait for a token and replays.
 //!
 //! ```text
-//!            token in the slot                         no usable token
-//! call ───────────────────────────▶ Sent ◀──── Ready ◀──── Waiting ◀──────────── call
-//!                                    │          ▲ (service ready,   ▲
-//!                                    │          │  token attached)  │
+//!            token in the slot                            no usable token
+//! call ───────────────────────────▶ Sent ◀──────── Cold ◀─────────────────── call
+//!                                    │   (token, service ready,  ▲
+//!                                    │    copy sent)             │
 //!                                    └── dead token, replay allowed ┘
 //! ```
 //!
-//! The hot path is `Sent` alone: the inner future and what to do with a dead-token answer
-//! (invalidate, or a boxed [`Replay`] when the request was copied). Waiting for a token is the
-//! one boxed future, on cold paths only.
+//! The hot path is `Sent` alone: the inner future and this thread's copy of the token, which
+//! the answer is reported to (a dead token is marked dead), or the boxed [`Replay`] when the
+//! request was copied. `Cold` is the box alone: waiting for a token, then for the service to be
+//! ready; on cold paths only.
 
 use std::fmt;
 use std::future::Future;
-use std::mem;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
@@ -24,11 +24,14 @@ use pin_project_lite::pin_project;
 use tower_service::Service;
 
 use crate::apply::Applied;
-use crate::clock::Moment;
+use crate::clock::Reading;
 use crate::error::BoxError;
 use crate::manager::{Manager, TokenWait};
 use crate::replay::{CloneRequest, Sends, Verdict};
 use crate::slot::{Generation, TokenState};
+
+/// The boxed replay state.
+type Boxed<S, B, R> = Pin<Box<Replay<S, B, R>>>;
 
 pin_project! {
     /// Response future of [`AuthService`](crate::AuthService).
@@ -37,58 +40,60 @@ pin_project! {
         S: Service<Request<B>>,
     {
         #[pin]
-        state: State<S::Future, After<S, B, R>, Box<Replay<S, B, R>>, TokenWait>,
+        state: State<S::Future, Boxed<S, B, R>>,
     }
 }
 
+// NOTE: two states, the one the hot path uses and a box for everything else (waiting for a
+// token, for the service, the replay's copy). Every cold state inline (a token wait, variants of
+// their own) made the future's drop a call of its own, and the answer was copied around it;
+// with the replay state inline, every response future was ~400 bytes, copied (memcpy) several
+// times per request whether or not replay is on.
 pin_project! {
     #[project = StateProj]
-    enum State<F, A, X, W> {
-        // The request went out; `after` says what a dead-token answer leads to.
-        Sent { #[pin] future: F, after: A },
-        // Waiting for a token: the first one, or a replay's.
-        Waiting { #[pin] token: W, replay: Option<X> },
-        // A token is at hand; waiting for the service to be ready to send.
-        Ready { replay: Option<X> },
-        // Answered from a cold state; polling again is an error, not a panic.
-        Done,
+    enum State<F, X> {
+        // The request went out. With this thread's copy of the token (`token`, the hot path:
+        // the answer is reported to it, once) or with a copy kept for a replay (`replay`).
+        Sent { #[pin] future: F, token: Option<Arc<Applied>>, replay: Option<X> },
+        // Waiting for a token, or for the service to be ready to send, in the box; `None` once
+        // answered, when polling again is an error, not a panic.
+        Cold { replay: Option<X> },
     }
-}
-
-/// What to do when the upstream answers that the token is dead.
-// NOTE: the replay state is boxed: inline, it made every response future ~400 bytes, copied
-// (memcpy) several times per request whether or not replay is on.
-pub(crate) enum After<S, B, R>
-where
-    S: Service<Request<B>>,
-{
-    /// Nothing (already handled).
-    Return,
-    /// No copy to replay: report the answer to the token (see `Applied::answered`): a dead
-    /// token is marked dead so that later requests get a new one.
-    Answer(Arc<Applied>),
-    /// Replay a copy with a new token, per the replay budget.
-    Replay(Box<Replay<S, B, R>>),
 }
 
 impl<S, B, R> ResponseFuture<S, B, R>
 where
     S: Service<Request<B>>,
 {
-    /// The hot path: the request went out with the slot's token.
+    /// The hot path: the request went out with this thread's copy of the token, and no copy
+    /// of it was kept.
     #[inline]
-    pub(crate) fn sent(future: S::Future, after: After<S, B, R>) -> Self {
+    pub(crate) fn sent(future: S::Future, token: Arc<Applied>) -> Self {
         Self {
-            state: State::Sent { future, after },
+            state: State::Sent {
+                future,
+                token: Some(token),
+                replay: None,
+            },
+        }
+    }
+
+    /// The request went out with the slot's token, and `replay` holds its copy.
+    #[inline]
+    pub(crate) fn replayable(future: S::Future, replay: Boxed<S, B, R>) -> Self {
+        Self {
+            state: State::Sent {
+                future,
+                token: None,
+                replay: Some(replay),
+            },
         }
     }
 
     /// The cold path: the request waits for a token, then goes out through `replay`'s service.
-    pub(crate) fn waiting(replay: Box<Replay<S, B, R>>) -> Self {
-        let token = TokenWait::new(None);
+    pub(crate) fn waiting(replay: Boxed<S, B, R>) -> Self {
         Self {
-            state: State::Waiting {
-                token,
+            state: State::Cold {
                 replay: Some(replay),
             },
         }
@@ -116,69 +121,48 @@ where
         let mut state = self.project().state;
         loop {
             match state.as_mut().project() {
-                StateProj::Sent { future, after } => {
-                    let response = ready!(future.poll(cx)).map_err(Into::into)?;
-                    let mut replay = match mem::replace(after, After::Return) {
-                        After::Replay(replay) => replay,
-                        After::Answer(token) => {
+                StateProj::Sent {
+                    future,
+                    token,
+                    replay,
+                } => {
+                    if token.is_some() {
+                        // NOTE: the answer goes back as the inner future gave it, checked in
+                        // place: binding it (`?`) copied it once more on the hot path.
+                        let output = ready!(future.poll(cx)).map_err(Into::into);
+                        if let (Ok(response), Some(token)) = (&output, token.take()) {
                             token.answered(response.status(), response.headers());
-                            return Poll::Ready(Ok(response));
                         }
-                        After::Return => return Poll::Ready(Ok(response)),
+                        return Poll::Ready(output);
+                    }
+                    let response = ready!(future.poll(cx)).map_err(Into::into)?;
+                    let Some(mut replay) = replay.take() else {
+                        return Poll::Ready(Ok(response));
                     };
-                    let copy = replay.next.is_some();
-                    let verdict = replay.sends.answered(
-                        &replay.shared,
-                        response.status(),
-                        response.headers(),
-                        copy,
-                    );
-                    if verdict != Verdict::Replay {
+                    if let Some(response) = replay.as_mut().answered(response) {
                         return Poll::Ready(Ok(response));
                     }
-                    // Kept for the caller, should no token come for the replay.
-                    replay.held = Some(Box::new(response));
-                    let token = TokenWait::new(Some(replay.sends.refused()));
-                    state.set(State::Waiting {
-                        token,
+                    state.set(State::Cold {
                         replay: Some(replay),
                     });
                 }
-                StateProj::Waiting { token, replay } => {
-                    let shared = &replay.as_ref().ok_or_else(spent)?.shared;
-                    let outcome = ready!(token.poll_with(cx, shared));
-                    let mut replay = replay.take().ok_or_else(spent)?;
-                    match outcome {
-                        Ok(token) => replay.token = Some(token),
-                        // NOTE: no token for a replay: the caller gets the dead-token answer it
-                        // would have had without the layer's replay, not an error.
-                        Err(error) => {
-                            state.set(State::Done);
-                            let held = replay.held.take().map(|held| *held);
-                            return Poll::Ready(held.ok_or_else(|| error.into()));
+                StateProj::Cold { replay } => {
+                    let ready = replay.as_mut().ok_or_else(spent)?;
+                    match ready!(ready.as_mut().poll_send(cx)) {
+                        Ok(future) => {
+                            let replay = replay.take();
+                            state.set(State::Sent {
+                                future,
+                                token: None,
+                                replay,
+                            });
+                        }
+                        Err(answer) => {
+                            *replay = None;
+                            return Poll::Ready(answer);
                         }
                     }
-                    state.set(State::Ready {
-                        replay: Some(replay),
-                    });
                 }
-                StateProj::Ready { replay } => {
-                    let ready = replay.as_mut().ok_or_else(spent)?;
-                    let readiness = ready!(ready.service.poll_ready(cx));
-                    let mut replay = replay.take().ok_or_else(spent)?;
-                    if let Err(error) = readiness {
-                        // A replay that cannot go out: the dead-token answer, as above.
-                        state.set(State::Done);
-                        let held = replay.held.take().map(|held| *held);
-                        return Poll::Ready(held.ok_or_else(|| error.into()));
-                    }
-                    let future = replay.send().ok_or_else(spent)?;
-                    state.set(State::Sent {
-                        future,
-                        after: After::Replay(replay),
-                    });
-                }
-                StateProj::Done => return Poll::Ready(Err(spent())),
             }
         }
     }
@@ -190,13 +174,13 @@ where
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match &self.state {
-            State::Sent { after, .. } => match after {
-                After::Replay(_) => "sent (replayable)",
-                _ => "sent",
-            },
-            State::Waiting { .. } => "waiting for a token",
-            State::Ready { .. } => "ready to send",
-            State::Done => "done",
+            State::Sent { replay: None, .. } => "sent",
+            State::Sent { .. } => "sent (replayable)",
+            State::Cold {
+                replay: Some(replay),
+            } if replay.token.is_some() => "ready to send",
+            State::Cold { replay: Some(_) } => "waiting for a token",
+            State::Cold { replay: None } => "done",
         };
         f.debug_struct("ResponseFuture")
             .field("state", &state)
@@ -204,24 +188,31 @@ where
     }
 }
 
-/// Everything needed to send a request (again) with a new token: the service, the request to
-/// send next, and the budget.
-pub(crate) struct Replay<S, B, R>
-where
-    S: Service<Request<B>>,
-{
-    shared: Arc<Manager>,
-    service: S,
-    cloner: R,
-    /// The request to send next: the original while waiting for the first token, then a copy.
-    next: Option<Request<B>>,
-    /// The token to send `next` with, once obtained.
-    token: Option<Arc<TokenState>>,
-    /// The sends so far, and the replay rule.
-    sends: Sends,
-    /// The dead-token answer being replayed: the caller's if no token can be had.
-    /// (Boxed: the state of every waiting request is this struct, and replays are rare.)
-    held: Option<Box<S::Response>>,
+pin_project! {
+    /// Everything needed to send a request (again) with a new token: the service, the request
+    /// to send next, the budget, and the wait for the token.
+    pub(crate) struct Replay<S, B, R>
+    where
+        S: Service<Request<B>>,
+    {
+        shared: Arc<Manager>,
+        service: S,
+        cloner: R,
+        // The request to send next: the original while waiting for the first token, then a
+        // copy.
+        next: Option<Request<B>>,
+        // The token to send `next` with, once obtained: then only the service's readiness is
+        // waited for.
+        token: Option<Arc<TokenState>>,
+        // The sends so far, and the replay rule.
+        sends: Sends,
+        // The dead-token answer being replayed: the caller's if no token can be had.
+        // (Boxed: the state of every waiting request is this struct, and replays are rare.)
+        held: Option<Box<S::Response>>,
+        // The wait for the next token.
+        #[pin]
+        wait: TokenWait,
+    }
 }
 
 impl<S, B, R> Replay<S, B, R>
@@ -234,7 +225,7 @@ where
     pub(crate) fn sent(
         copy: Request<B>,
         generation: Generation,
-        started: Moment,
+        started: Reading,
         service: S,
         shared: Arc<Manager>,
         cloner: R,
@@ -249,7 +240,7 @@ where
     /// token.
     pub(crate) fn unsent(
         request: Request<B>,
-        started: Moment,
+        started: Reading,
         service: S,
         shared: Arc<Manager>,
         cloner: R,
@@ -262,20 +253,101 @@ where
             token: None,
             sends: Sends::new(started),
             held: None,
+            wait: TokenWait::new(None),
         }
     }
+}
 
-    /// Sends `next` with the token at hand, keeping a copy when another send may follow.
-    fn send(&mut self) -> Option<S::Future> {
-        let token = self.token.take()?;
-        let mut request = self.next.take()?;
+impl<S, B, R, RB> Replay<S, B, R>
+where
+    S: Service<Request<B>, Response = Response<RB>>,
+    S::Error: Into<BoxError>,
+    R: CloneRequest<B>,
+{
+    /// The upstream answered the last send with `response`: the answer back when it is the
+    /// caller's, or `None` when the replay rule sends the copy again once a newer token comes
+    /// (the answer is then kept, should none come).
+    #[inline]
+    fn answered(self: Pin<&mut Self>, response: Response<RB>) -> Option<Response<RB>> {
+        let mut this = self.project();
+        let copy = this.next.is_some();
+        let verdict = this
+            .sends
+            .answered(this.shared, response.status(), response.headers(), copy);
+        if verdict != Verdict::Replay {
+            return Some(response);
+        }
+        *this.held = Some(Box::new(response));
+        this.wait
+            .as_mut()
+            .set(TokenWait::new(Some(this.sends.refused())));
+        None
+    }
+
+    /// Waits for the token, then for the service, and sends `next` with the token, keeping a
+    /// copy when another send may follow: the send's future, or the caller's answer when no
+    /// send can follow.
+    fn poll_send(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Step<S::Future, Response<RB>>> {
+        let mut this = self.project();
+        let token = match this.token.take() {
+            Some(token) => token,
+            None => match ready!(this.wait.as_mut().poll_with(cx, this.shared)) {
+                Ok(token) => token,
+                // NOTE: no token for a replay: the caller gets the dead-token answer it would
+                // have had without the layer's replay, not an error.
+                Err(error) => return Poll::Ready(Err(held(this.held, error.into()))),
+            },
+        };
+        match this.service.poll_ready(cx) {
+            Poll::Pending => {
+                *this.token = Some(token);
+                return Poll::Pending;
+            }
+            // A replay that cannot go out: the dead-token answer, as above.
+            Poll::Ready(Err(error)) => return Poll::Ready(Err(held(this.held, error.into()))),
+            Poll::Ready(Ok(())) => {}
+        }
+        let Some(mut request) = this.next.take() else {
+            return Poll::Ready(Err(Err(spent())));
+        };
         // The dead-token answer is replaced by this send's.
-        self.held = None;
-        if self.sends.keep_copy(&self.shared) {
-            self.next = self.cloner.clone_request(&request);
+        *this.held = None;
+        if this.sends.keep_copy(this.shared) {
+            *this.next = this.cloner.clone_request(&request);
         }
         token.apply(&mut request);
-        self.sends.sent(&self.shared, token.generation);
-        Some(self.service.call(request))
+        this.sends.sent(this.shared, token.generation);
+        Poll::Ready(Ok(this.service.call(request)))
+    }
+}
+
+/// What a cold state leads to: the future of a send (`Ok`), or the caller's answer (`Err`).
+type Step<F, T> = Result<F, Result<T, BoxError>>;
+
+/// The dead-token answer kept for the caller, else `error`.
+fn held<T>(held: &mut Option<Box<T>>, error: BoxError) -> Result<T, BoxError> {
+    held.take().map(|held| *held).ok_or(error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use crate::replay::CloneBody;
+
+    type Inner = tower::util::BoxService<Request<String>, Response<String>, BoxError>;
+    type InnerFuture = <Inner as Service<Request<String>>>::Future;
+
+    #[test]
+    fn the_response_future_is_the_inner_one_and_three_words() {
+        // A tag, this thread's token, the replay box: waiting for a token is in the box.
+        let words = 3 * std::mem::size_of::<usize>();
+        let future = std::mem::size_of::<ResponseFuture<Inner, String, CloneBody>>();
+        let inner = std::mem::size_of::<InnerFuture>();
+        println!("response future: {future} bytes, inner future {inner} bytes");
+        assert!(future <= inner + words, "{future} > {inner} + {words}");
     }
 }

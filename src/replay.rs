@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use http::{HeaderMap, Request, StatusCode};
 
-use crate::clock::Moment;
+use crate::clock::Reading;
 use crate::manager::Manager;
 use crate::metrics::Counter;
 use crate::provider::Budget;
@@ -108,8 +108,9 @@ pub(crate) struct Sends {
     generation: Generation,
     /// What the replays so far spent.
     budget: Budget,
-    /// When the request reached the layer: its deadline runs from there.
-    started: Moment,
+    /// When the request reached the layer: its deadline runs from there. Kept as read, and
+    /// made a moment only for a refusal.
+    started: Reading,
 }
 
 /// What to do with an answer ([`Sends::answered`]).
@@ -127,7 +128,7 @@ pub(crate) enum Verdict {
 
 impl Sends {
     /// A request that reached the layer at `started` and has not gone out.
-    pub(crate) fn new(started: Moment) -> Self {
+    pub(crate) fn new(started: Reading) -> Self {
         Self {
             count: 0,
             generation: Generation::UNSENT,
@@ -138,7 +139,7 @@ impl Sends {
 
     /// A request that reached the layer at `started` and went out once, with the token of
     /// `generation` (the hot path).
-    pub(crate) fn once(started: Moment, generation: Generation) -> Self {
+    pub(crate) fn once(started: Reading, generation: Generation) -> Self {
         Self {
             count: 1,
             generation,
@@ -188,7 +189,8 @@ impl Sends {
             return Verdict::Accepted;
         }
         // Asked before the invalidation, which makes the refusal old news.
-        let refusal = manager.refusal(self.generation, &self.budget, self.started);
+        let started = manager.clock().moment_of(self.started);
+        let refusal = manager.refusal(self.generation, &self.budget, started);
         if copy
             && manager
                 .policy

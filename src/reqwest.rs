@@ -104,7 +104,7 @@ impl Middleware for AuthMiddleware {
         next: Next<'_>,
     ) -> reqwest_middleware::Result<reqwest::Response> {
         let manager = self.handle.manager();
-        let mut sends = Sends::new(manager.clock().moment());
+        let mut sends = Sends::new(manager.clock().read());
         let mut token = self
             .handle
             .token()

@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::mem;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -9,9 +10,9 @@ use http::{Request, Response};
 use tower_service::Service;
 
 use crate::apply::Applied;
-use crate::clock::Moment;
+use crate::clock::Reading;
 use crate::error::BoxError;
-use crate::future::{After, Replay, ResponseFuture};
+use crate::future::{Replay, ResponseFuture};
 use crate::manager::Manager;
 use crate::metrics::Counter;
 use crate::replay::{CloneBody, CloneRequest};
@@ -93,14 +94,18 @@ where
 
     #[inline]
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
-        let now = self.shared.clock().moment();
-        if let Some(token) = Applied::current(&self.shared, now) {
+        let reading = self.shared.clock().read();
+        if let Some(token) = Applied::current(&self.shared, reading) {
+            // NOTE: the copy is made before the token goes on: a replay writes its own token,
+            // so copying this one's header would be wasted.
+            let replay = self.replay_for(&request, token.generation(), reading);
             token.apply(&mut request);
-            let after = match self.replay_for(&request, token.generation(), now) {
-                Some(replay) => After::Replay(replay),
-                None => After::Answer(token),
-            };
-            return ResponseFuture::sent(self.inner.call(request), after);
+            if let Some(replay) = replay {
+                return ResponseFuture::replayable(self.inner.call(request), replay);
+            }
+            // NOTE: each way out builds its own state of the future, instead of a value saying
+            // what to do after the answer that the future would keep and match on every answer.
+            return ResponseFuture::sent(self.inner.call(request), token);
         }
 
         // No usable token: the request waits for one on the cold path.
@@ -109,9 +114,9 @@ where
         let clone = self.inner.clone();
         let inner = mem::replace(&mut self.inner, clone);
         self.shared.metrics.incr(Counter::TokenWait);
-        ResponseFuture::waiting(Box::new(Replay::unsent(
+        ResponseFuture::waiting(Box::pin(Replay::unsent(
             request,
-            now,
+            reading,
             inner,
             Arc::clone(&self.shared),
             self.replay.clone(),
@@ -127,8 +132,8 @@ impl<S, R> AuthService<S, R> {
         &self,
         request: &Request<B>,
         generation: Generation,
-        now: Moment,
-    ) -> Option<Box<Replay<S, B, R>>>
+        now: Reading,
+    ) -> Option<Pin<Box<Replay<S, B, R>>>>
     where
         S: Service<Request<B>> + Clone,
         R: CloneRequest<B>,
@@ -137,7 +142,7 @@ impl<S, R> AuthService<S, R> {
             return None;
         }
         let copy = self.replay.clone_request(request)?;
-        Some(Box::new(Replay::sent(
+        Some(Box::pin(Replay::sent(
             copy,
             generation,
             now,
