@@ -233,6 +233,20 @@ fn token_call(shared: &Shared, parts: &Parts, body: &[u8]) -> Resp {
         .get("scope")
         .filter(|scope| !scope.trim().is_empty())
         .map(|scope| Arc::<str>::from(scope.as_str()));
+    // RFC 8707 §2: `resource` (and `audience`) on any token request, login or refresh.
+    let indicators = strict.is_some_and(|s| s.config.resource_indicators);
+    let audiences = if grant == Grant::TokenExchange {
+        Vec::new()
+    } else if indicators {
+        match exchange::targets(shared, &repeated) {
+            Ok(audiences) => audiences,
+            Err(answer) => return *answer,
+        }
+    } else if exchange::repeats(&repeated) {
+        return invalid_request(shared, "repeated form parameter");
+    } else {
+        Vec::new()
+    };
     match grant {
         Grant::Password => {
             let (Some(username), Some(password)) = (params.get("username"), params.get("password"))
@@ -248,21 +262,10 @@ fn token_call(shared: &Shared, parts: &Parts, body: &[u8]) -> Resp {
                 );
             }
             shared.login_granted();
-            let bound = binding(jkt.as_ref(), Vec::new());
+            let bound = binding(jkt.as_ref(), audiences);
             tokens(shared, &Arc::from(username.as_str()), scope, true, bound)
         }
         Grant::ClientCredentials => {
-            let indicators = strict.is_some_and(|s| s.config.resource_indicators);
-            let audiences = if indicators {
-                match exchange::targets(shared, &repeated) {
-                    Ok(audiences) => audiences,
-                    Err(answer) => return *answer,
-                }
-            } else if exchange::repeats(&repeated) {
-                return invalid_request(shared, "repeated form parameter");
-            } else {
-                Vec::new()
-            };
             shared.login_granted();
             // RFC 6749 4.4.3: a refresh token SHOULD NOT be included.
             tokens(
@@ -273,7 +276,7 @@ fn token_call(shared: &Shared, parts: &Parts, body: &[u8]) -> Resp {
                 binding(jkt.as_ref(), audiences),
             )
         }
-        Grant::RefreshToken => refresh(shared, &params, scope, binding(jkt.as_ref(), Vec::new())),
+        Grant::RefreshToken => refresh(shared, &params, scope, binding(jkt.as_ref(), audiences)),
         Grant::TokenExchange => exchange::exchange(shared, &params, &repeated, scope, jkt),
     }
 }

@@ -90,6 +90,8 @@ pub struct Builder {
     client_secret: Option<Secret>,
     client_auth: ClientAuth,
     scope: Option<String>,
+    /// `resource` (RFC 8707) and `audience` parameters, in the order given.
+    targets: Vec<(&'static str, String)>,
     revocation_url: Option<String>,
 }
 
@@ -134,6 +136,7 @@ impl Builder {
             client_secret: None,
             client_auth: ClientAuth::default(),
             scope: None,
+            targets: Vec::new(),
             revocation_url: None,
         }
     }
@@ -166,6 +169,22 @@ impl Builder {
     /// The `scope` to request at login.
     pub fn scope(mut self, scope: &str) -> Self {
         self.scope = Some(scope.to_owned());
+        self
+    }
+
+    /// A `resource` the token is for (RFC 8707: an absolute URI, the API it will be sent to),
+    /// sent on every token request, login and refresh alike. Call again for a token valid at
+    /// several resources.
+    pub fn resource(mut self, uri: &str) -> Self {
+        self.targets.push(("resource", uri.to_owned()));
+        self
+    }
+
+    /// An `audience` the token is for, as servers that name audiences rather than resources
+    /// take it (Auth0, Keycloak's token exchange), sent on every token request. Call again for
+    /// several.
+    pub fn audience(mut self, audience: &str) -> Self {
+        self.targets.push(("audience", audience.to_owned()));
         self
     }
 
@@ -236,6 +255,10 @@ impl Builder {
             None => login,
         };
         let refresh = call("refresh_token")?.refresh_token_field("refresh_token");
+        let target = |spec: CallSpec| {
+            (self.targets.iter()).fold(spec, |spec, (name, value)| spec.field(*name, value.clone()))
+        };
+        let (login, refresh) = (target(login), target(refresh));
         let provider = HttpProvider::new(login, refresh);
         let Some(url) = &self.revocation_url else {
             return Ok(provider);
@@ -315,6 +338,8 @@ impl fmt::Debug for Builder {
             .field("client_secret", &self.client_secret)
             .field("client_auth", &self.client_auth)
             .field("scope", &self.scope)
+            .field("targets", &self.targets)
+            .field("revocation_url", &self.revocation_url)
             .finish_non_exhaustive()
     }
 }

@@ -428,3 +428,52 @@ async fn oauth2_error_bodies_reach_the_error_message() {
         "{err}"
     );
 }
+
+/// RFC 8707: a token requested for a resource (and an audience) is one the resource, which
+/// requires it, accepts, after a login and after refreshes alike; a token requested for nothing
+/// is refused there.
+#[tokio::test]
+async fn oauth2_tokens_requested_for_a_resource_are_accepted_by_it() {
+    const API: &str = "https://orders.example.com/";
+    for (resource, accepted) in [(Some(API), true), (None, false)] {
+        let config = Config {
+            extensions: tower_token_auth_emulation::OAuthExtensions {
+                resource_indicators: true,
+                resource_audience: Some(API.to_owned()),
+                ..Default::default()
+            },
+            ..Config::default()
+        };
+        let emulation = Emulation::start(Api::OAuth2, config).await.unwrap();
+        let c = emulation.config();
+        let mut builder =
+            oauth2::Builder::password(&emulation.base_url(), &c.username, c.password.clone())
+                .confidential_client(&c.client_id, c.client_secret.clone())
+                .audience("orders");
+        if let Some(resource) = resource {
+            builder = builder.resource(resource);
+        }
+        let client = client();
+        let layer = AuthLayer::new(builder.build().unwrap(), client.clone());
+        let svc = layer.layer(client.clone());
+        if !accepted {
+            assert_eq!(
+                get(&svc, &emulation).await.unwrap(),
+                StatusCode::UNAUTHORIZED
+            );
+            continue;
+        }
+        assert_eq!(get(&svc, &emulation).await.unwrap(), StatusCode::OK);
+        for _ in 0..2 {
+            layer.handle().force_refresh().await.unwrap();
+            assert_eq!(get(&svc, &emulation).await.unwrap(), StatusCode::OK);
+        }
+        let stats = emulation.stats();
+        assert_eq!(
+            (stats.logins, stats.refreshes, stats.violations),
+            (1, 2, 0),
+            "{:?}",
+            emulation.violation_reasons()
+        );
+    }
+}
