@@ -23,6 +23,7 @@ mod discover;
 mod exchange;
 mod flight;
 mod persist;
+mod plain;
 mod revoke;
 mod schedule;
 mod transport;

@@ -2,15 +2,10 @@
 
 use std::sync::Arc;
 
-use tower::ServiceExt;
-
-use super::exchange::oauth_error_detail;
-use super::schedule::retry_after;
-use super::transport::explain_failure;
 use super::Manager;
 use crate::error::{AuthCall, AuthError, Failure};
 use crate::metrics::Counter;
-use crate::secret::{scrub, sent_values, Secret};
+use crate::secret::Secret;
 
 /// Which token a revocation names, as RFC 7009 §2.1's `token_type_hint` says it.
 const HINTS: [&str; 2] = ["refresh_token", "access_token"];
@@ -64,22 +59,9 @@ impl Manager {
                     .during(AuthCall::Revoke)
             })?;
         self.metrics.incr(Counter::Revocation);
-        let mut sent = sent_values(&request).await;
-        sent.push(token.expose().to_owned());
-        let uri = request.uri().clone();
-        let timeout = self.settings.timeout;
-        let response = tokio::time::timeout(timeout, self.transport.clone().oneshot(request)).await;
-        let error = match response {
-            Err(_) => AuthError::timeout(timeout),
-            Ok(Err(e)) => explain_failure(e, &uri, &sent),
-            Ok(Ok(response)) if response.status().is_success() => return Ok(()),
-            Ok(Ok(response)) => {
-                let status = response.status();
-                let detail = oauth_error_detail(response.body()).map(|d| scrub(&d, &sent));
-                let wish = retry_after(response.headers(), self.settings.clock.wall());
-                AuthError::status_error(status, detail, wish, Failure::of_status(status))
-            }
-        };
-        Err(error.during(AuthCall::Revoke))
+        self.send_plain(request, Some(token), Failure::of_status)
+            .await
+            .map(drop)
+            .map_err(|e| e.during(AuthCall::Revoke))
     }
 }
