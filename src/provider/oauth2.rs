@@ -58,7 +58,7 @@ use http_body_util::Full;
 use crate::error::{AuthCall, AuthError};
 #[cfg(feature = "jose")]
 use crate::jose::{AssertionSigner, Assertions, HmacKey, SigningKey};
-use crate::provider::generic::{basic_form_encoded, CallSpec, Encoding, HttpProvider};
+use crate::provider::generic::{basic_form_encoded, CallSpec, Discovered, Encoding, HttpProvider};
 use crate::provider::{AuthResponse, Failure, Provider, TokenPolicy};
 use crate::secret::Secret;
 use crate::token::TokenSet;
@@ -93,6 +93,7 @@ pub struct Builder {
     /// `resource` (RFC 8707) and `audience` parameters, in the order given.
     targets: Vec<(&'static str, String)>,
     revocation_url: Option<String>,
+    issuer: Option<String>,
 }
 
 impl Builder {
@@ -138,6 +139,7 @@ impl Builder {
             scope: None,
             targets: Vec::new(),
             revocation_url: None,
+            issuer: None,
         }
     }
 
@@ -193,6 +195,18 @@ impl Builder {
     /// `token_type_hint` in the form.
     pub fn revocation_url(mut self, url: &str) -> Self {
         self.revocation_url = Some(url.to_owned());
+        self
+    }
+
+    /// Learns the endpoints from `issuer`'s metadata (OpenID Connect Discovery, then RFC 8414):
+    /// fetched through the auth transport before the first login, its `issuer` checked to be
+    /// `issuer` exactly, its `token_endpoint` (and `revocation_endpoint`, unless
+    /// [`revocation_url`](Self::revocation_url) names one) used instead of the URL given to the
+    /// constructor (pass the issuer there too); fetched again when the token endpoint answers
+    /// 404. A document naming another issuer fails the login with
+    /// [`ErrorKind::Config`](crate::ErrorKind::Config), and no credentials are sent.
+    pub fn discover(mut self, issuer: &str) -> Self {
+        self.issuer = Some(issuer.to_owned());
         self
     }
 
@@ -260,7 +274,19 @@ impl Builder {
         };
         let (login, refresh) = (target(login), target(refresh));
         let provider = HttpProvider::new(login, refresh);
-        let Some(url) = &self.revocation_url else {
+        let provider = match &self.issuer {
+            Some(issuer) => {
+                let revocations = self.revocation_url.is_none();
+                provider.discovering(Discovered::new(issuer)?, revocations)
+            }
+            None => provider,
+        };
+        // With discovery and no revocation URL, the token URL stands in for the metadata's.
+        let Some(url) = self
+            .revocation_url
+            .as_ref()
+            .or(self.issuer.as_ref().map(|_| &self.token_url))
+        else {
             return Ok(provider);
         };
         let revoke = |hint: &'static str| -> Result<CallSpec, AuthError> {
@@ -340,6 +366,7 @@ impl fmt::Debug for Builder {
             .field("scope", &self.scope)
             .field("targets", &self.targets)
             .field("revocation_url", &self.revocation_url)
+            .field("issuer", &self.issuer)
             .finish_non_exhaustive()
     }
 }

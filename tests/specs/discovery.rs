@@ -189,3 +189,77 @@ async fn metadata_naming_another_issuer_is_refused_and_no_credentials_are_sent()
     assert_eq!(error.call(), Some(AuthCall::Discovery));
     assert_eq!((metadata.fetches(), server.logins()), (1, 0));
 }
+
+/// The emulation with its discovery documents and revocation endpoint on.
+async fn discovering_emulation(
+    issuer_override: Option<&str>,
+) -> tower_token_auth_emulation::Emulation {
+    use tower_token_auth_emulation::{Api, Config, Discovery, Emulation, OAuthExtensions};
+    let config = Config {
+        extensions: OAuthExtensions {
+            discovery: Some(Discovery {
+                issuer_override: issuer_override.map(str::to_owned),
+                ..Discovery::default()
+            }),
+            revocation: true,
+            ..OAuthExtensions::default()
+        },
+        ..Config::default()
+    };
+    Emulation::start(Api::OAuth2, config).await.unwrap()
+}
+
+fn oauth2_layer(emulation: &tower_token_auth_emulation::Emulation) -> AuthLayer {
+    let (issuer, c) = (emulation.issuer(), emulation.config());
+    let provider = tower_token_auth::provider::oauth2::Builder::client_credentials(
+        &issuer,
+        &c.client_id,
+        c.client_secret.clone(),
+    )
+    .discover(&issuer)
+    .build()
+    .unwrap();
+    AuthLayer::new(provider, crate::support::emulated::client())
+}
+
+/// Over real HTTP: an OAuth2 provider given only the issuer reads the metadata once, logs in at
+/// the token endpoint it names, revokes at its revocation endpoint, and logs in again without
+/// reading it again.
+#[tokio::test]
+async fn an_oauth2_provider_learns_its_endpoints_from_the_issuer() {
+    let emulation = discovering_emulation(None).await;
+    let layer = oauth2_layer(&emulation);
+    let handle = layer.handle();
+    handle.token().await.unwrap();
+    let stats = emulation.stats();
+    assert_eq!((stats.discovery_fetches, stats.logins), (1, 1), "{stats:?}");
+
+    handle.revoke().await.unwrap();
+    handle.token().await.unwrap();
+    let stats = emulation.stats();
+    assert_eq!(
+        (
+            stats.discovery_fetches,
+            stats.logins,
+            stats.revocation_requests
+        ),
+        (1, 2, 1),
+        "{stats:?}"
+    );
+    assert_eq!(stats.violations, 0, "{:?}", emulation.violation_reasons());
+}
+
+#[tokio::test]
+async fn metadata_naming_another_issuer_is_refused_over_http() {
+    let emulation = discovering_emulation(Some("http://evil.example.com")).await;
+    let layer = oauth2_layer(&emulation);
+    let error = layer.handle().token().await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Config, "{error}");
+    assert_eq!(error.call(), Some(AuthCall::Discovery));
+    assert!(
+        error.to_string().contains("http://evil.example.com"),
+        "{error}"
+    );
+    let stats = emulation.stats();
+    assert_eq!((stats.discovery_fetches, stats.logins), (1, 0), "{stats:?}");
+}

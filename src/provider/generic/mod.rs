@@ -4,6 +4,7 @@
 //! in a spec file, and code what no spec describes as a [`Provider`].
 
 mod call;
+mod discovered;
 mod param;
 mod rejects;
 mod rfc3339;
@@ -14,6 +15,7 @@ use std::sync::Arc;
 
 pub(crate) use self::call::{basic, basic_form_encoded, MAX_HEADERS};
 pub(crate) use self::call::{CallSpec, Encoding};
+pub(crate) use self::discovered::Discovered;
 pub(crate) use self::param::Param;
 pub(crate) use self::rejects::Rejects;
 pub(crate) use self::tokens::{Expiry, Location, Timestamp, TokenFields, TokenSource};
@@ -69,6 +71,10 @@ pub struct HttpProvider {
     /// The revocation calls (RFC 7009), for an access token and for a refresh token: each takes
     /// the token where a refresh call takes the refresh token.
     revoke: Option<Arc<[CallSpec; 2]>>,
+    /// Endpoints read from the auth server's metadata, which replace the calls' own: the token
+    /// endpoint always, the revocation endpoint when `revoke_discovered`.
+    discovery: Option<Arc<Discovered>>,
+    revoke_discovered: bool,
 }
 
 impl HttpProvider {
@@ -94,6 +100,24 @@ impl HttpProvider {
             refresh_rejects: Rejects::client_errors(),
             policy: TokenPolicy::default(),
             revoke: None,
+            discovery: None,
+            revoke_discovered: false,
+        }
+    }
+
+    /// Sends the token calls to the endpoint `discovery` reads from the metadata, and the
+    /// revocation calls too when `revocations` (their configured URL then stands in).
+    pub(crate) fn discovering(mut self, discovery: Discovered, revocations: bool) -> Self {
+        self.discovery = Some(Arc::new(discovery));
+        self.revoke_discovered = revocations;
+        self
+    }
+
+    /// `request` sent where the metadata says token calls go, when the provider discovers.
+    fn to_token_endpoint(&self, request: AuthRequest) -> Result<AuthRequest, AuthError> {
+        match &self.discovery {
+            Some(discovery) => discovery.to_token_endpoint(request),
+            None => Ok(request),
         }
     }
 
@@ -178,7 +202,18 @@ impl HttpProvider {
 
 impl Provider for HttpProvider {
     fn login_request(&self) -> Result<AuthRequest, AuthError> {
-        self.login.build(None)
+        self.to_token_endpoint(self.login.build(None)?)
+    }
+
+    fn discovery_request(&self) -> Option<Result<AuthRequest, AuthError>> {
+        self.discovery.as_ref()?.request()
+    }
+
+    fn discovered(&self, response: &AuthResponse) -> Result<(), AuthError> {
+        match &self.discovery {
+            Some(discovery) => discovery.read(response),
+            None => Ok(()),
+        }
     }
 
     fn revocation_request(
@@ -195,12 +230,16 @@ impl Provider for HttpProvider {
         } else {
             access
         };
-        call.build(Some(token)).map(Some)
+        let request = call.build(Some(token))?;
+        Ok(match (&self.discovery, self.revoke_discovered) {
+            (Some(discovery), true) => discovery.to_revocation_endpoint(request),
+            _ => Some(request),
+        })
     }
 
     fn refresh_request(&self, refresh_token: &Secret) -> Result<AuthRequest, AuthError> {
         match &self.refresh {
-            Some(refresh) => refresh.build(Some(refresh_token)),
+            Some(refresh) => self.to_token_endpoint(refresh.build(Some(refresh_token))?),
             None => Err(AuthError::config("the provider has no refresh call")),
         }
     }
@@ -223,6 +262,12 @@ impl Provider for HttpProvider {
     }
 
     fn classify_failure(&self, call: AuthCall, response: &AuthResponse) -> Failure {
+        if let (Some(discovery), http::StatusCode::NOT_FOUND) = (&self.discovery, response.status())
+        {
+            if matches!(call, AuthCall::Login | AuthCall::Refresh) {
+                discovery.stale();
+            }
+        }
         match call {
             AuthCall::Login => self.login_rejects.classify(response),
             AuthCall::Refresh => self.refresh_rejects.classify(response),
@@ -246,6 +291,7 @@ impl fmt::Debug for HttpProvider {
             .field("refresh_rejects", &self.refresh_rejects)
             .field("policy", &self.policy)
             .field("revoke", &self.revoke)
+            .field("discovery", &self.discovery)
             .finish()
     }
 }
