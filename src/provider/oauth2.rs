@@ -58,7 +58,9 @@ use http_body_util::Full;
 use crate::error::{AuthCall, AuthError};
 #[cfg(feature = "jose")]
 use crate::jose::{AssertionSigner, Assertions, HmacKey, SigningKey};
-use crate::provider::generic::{basic_form_encoded, CallSpec, Discovered, Encoding, HttpProvider};
+use crate::provider::generic::{
+    basic_form_encoded, CallSpec, Discovered, Encoding, HttpProvider, SubjectFn,
+};
 use crate::provider::{AuthResponse, Failure, Provider, TokenPolicy};
 use crate::secret::Secret;
 use crate::token::TokenSet;
@@ -76,9 +78,19 @@ pub enum ClientAuth {
 
 #[derive(Clone)]
 enum Grant {
-    Password { username: String, password: Secret },
+    Password {
+        username: String,
+        password: Secret,
+    },
     ClientCredentials,
+    TokenExchange {
+        subject_type: String,
+        subject: SubjectFn,
+    },
 }
+
+/// RFC 8693's grant type.
+const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 
 /// Builds an OAuth2 [`HttpProvider`]. Start with [`Builder::password`],
 /// [`Builder::client_credentials`] or [`Builder::client_credentials_grant`].
@@ -127,6 +139,47 @@ impl Builder {
     /// (mutual TLS).
     pub fn client_credentials_grant(token_url: &str) -> Self {
         Self::new(token_url, Grant::ClientCredentials)
+    }
+
+    /// Token exchange (RFC 8693): trades the token `subject` returns, of the RFC 8693 type
+    /// `subject_token_type` (`urn:ietf:params:oauth:token-type:access_token`, `…:jwt`, …), for
+    /// one for the [`audience`](Self::audience), [`resource`](Self::resource) or
+    /// [`scope`](Self::scope) given. `subject` is called for every exchange, retries included:
+    /// read a file there (a Kubernetes service-account token, rotated on disk), or take another
+    /// layer's token from its [`TokenHandle::current`](crate::TokenHandle::current). Renewal is
+    /// another exchange; a refresh token in the answer is ignored. An error from `subject` fails
+    /// the exchange as a configuration error (backed off), so return one only when no token is
+    /// to be had.
+    ///
+    /// ```
+    /// use tower_token_auth::provider::oauth2;
+    /// use tower_token_auth::{AuthError, Secret};
+    ///
+    /// let provider = oauth2::Builder::token_exchange(
+    ///     "https://sts.example.com/oauth/token",
+    ///     "urn:ietf:params:oauth:token-type:jwt",
+    ///     || {
+    ///         std::fs::read_to_string("/var/run/secrets/tokens/sts")
+    ///             .map(|token| Secret::from(token.trim()))
+    ///             .map_err(|_| AuthError::config("the service-account token cannot be read"))
+    ///     },
+    /// )
+    /// .confidential_client("orders", "s3cret")
+    /// .audience("billing")
+    /// .build()?;
+    /// # let _ = provider;
+    /// # Ok::<(), AuthError>(())
+    /// ```
+    pub fn token_exchange(
+        token_url: &str,
+        subject_token_type: &str,
+        subject: impl Fn() -> Result<Secret, AuthError> + Send + Sync + 'static,
+    ) -> Self {
+        let grant = Grant::TokenExchange {
+            subject_type: subject_token_type.to_owned(),
+            subject: Arc::new(subject),
+        };
+        Self::new(token_url, grant)
     }
 
     fn new(token_url: &str, grant: Grant) -> Self {
@@ -263,6 +316,9 @@ impl Builder {
                 .field("username", username.clone())
                 .secret_field("password", password.clone()),
             Grant::ClientCredentials => call("client_credentials")?,
+            Grant::TokenExchange { subject_type, .. } => call(TOKEN_EXCHANGE)?
+                .refresh_token_field("subject_token")
+                .field("subject_token_type", subject_type.clone()),
         };
         let login = match &self.scope {
             Some(scope) => login.field("scope", scope.clone()),
@@ -273,7 +329,13 @@ impl Builder {
             (self.targets.iter()).fold(spec, |spec, (name, value)| spec.field(*name, value.clone()))
         };
         let (login, refresh) = (target(login), target(refresh));
-        let provider = HttpProvider::new(login, refresh);
+        let provider = match &self.grant {
+            // Renewed by exchanging again: a refresh token in the answer is ignored.
+            Grant::TokenExchange { subject, .. } => {
+                HttpProvider::login_only(login).with_subject(Arc::clone(subject))
+            }
+            _ => HttpProvider::new(login, refresh),
+        };
         let provider = match &self.issuer {
             Some(issuer) => {
                 let revocations = self.revocation_url.is_none();
@@ -356,6 +418,7 @@ impl fmt::Debug for Builder {
         let grant = match self.grant {
             Grant::Password { .. } => "password",
             Grant::ClientCredentials => "client_credentials",
+            Grant::TokenExchange { .. } => "token_exchange",
         };
         f.debug_struct("Builder")
             .field("token_url", &self.token_url)

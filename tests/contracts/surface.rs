@@ -4,11 +4,11 @@
 
 /// The ceilings today. What the layer had before modern client authentication takes 39 items and
 /// 119 functions (the goal was at most 40 and 120); client assertions, the `jose` keys,
-/// revocation and discovery add 5 items and 26 functions (`SigningKey`, `DpopKey`, `Algorithm`,
-/// `ClientAssertion`, `AssertionProvider`; `TokenHandle::revoke`, four `Provider` methods, `oauth2::Builder::revocation_url`, `resource`, `audience` and `discover`).
+/// revocation and discovery add 5 items and 27 functions (`SigningKey`, `DpopKey`, `Algorithm`,
+/// `ClientAssertion`, `AssertionProvider`; `TokenHandle::revoke`, four `Provider` methods, `oauth2::Builder::revocation_url`, `resource`, `audience`, `discover` and `token_exchange`).
 /// Growth is a decision, made in the commit that raises these.
 const MAX_ITEMS: usize = 44;
-const MAX_FNS: usize = 145;
+const MAX_FNS: usize = 146;
 
 #[test]
 fn the_public_surface_stays_within_its_bounds() {

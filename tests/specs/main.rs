@@ -4,6 +4,7 @@
 mod support;
 
 mod discovery;
+mod exchange;
 mod parsers;
 mod presets;
 mod spec;

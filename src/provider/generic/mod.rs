@@ -75,7 +75,13 @@ pub struct HttpProvider {
     /// endpoint always, the revocation endpoint when `revoke_discovered`.
     discovery: Option<Arc<Discovered>>,
     revoke_discovered: bool,
+    /// Where a token exchange's subject token comes from: called for every login, its token
+    /// sent where a refresh call sends the refresh token.
+    subject: Option<SubjectFn>,
 }
+
+/// The source of a token exchange's subject token.
+pub(crate) type SubjectFn = Arc<dyn Fn() -> Result<Secret, AuthError> + Send + Sync>;
 
 impl HttpProvider {
     /// A provider logging in with `login` and refreshing with `refresh`; tokens in a JSON body,
@@ -102,7 +108,15 @@ impl HttpProvider {
             revoke: None,
             discovery: None,
             revoke_discovered: false,
+            subject: None,
         }
+    }
+
+    /// Logs in with the token `subject` returns at each login, in the login call's refresh-token
+    /// place (a token exchange's `subject_token`).
+    pub(crate) fn with_subject(mut self, subject: SubjectFn) -> Self {
+        self.subject = Some(subject);
+        self
     }
 
     /// Sends the token calls to the endpoint `discovery` reads from the metadata, and the
@@ -202,7 +216,11 @@ impl HttpProvider {
 
 impl Provider for HttpProvider {
     fn login_request(&self) -> Result<AuthRequest, AuthError> {
-        self.to_token_endpoint(self.login.build(None)?)
+        let subject = match &self.subject {
+            Some(subject) => Some(subject()?),
+            None => None,
+        };
+        self.to_token_endpoint(self.login.build(subject.as_ref())?)
     }
 
     fn discovery_request(&self) -> Option<Result<AuthRequest, AuthError>> {
@@ -292,6 +310,7 @@ impl fmt::Debug for HttpProvider {
             .field("policy", &self.policy)
             .field("revoke", &self.revoke)
             .field("discovery", &self.discovery)
+            .field("subject", &self.subject.as_ref().map(|_| "a function"))
             .finish()
     }
 }
