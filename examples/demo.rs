@@ -63,10 +63,10 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use tower::{Layer, ServiceExt};
-use tower_token_auth::provider::{oauth2, Preset};
-use tower_token_auth::provider::{Credentials, HttpProvider, ProviderSpec};
+use tower_token_auth::provider::{oauth2, Preset, Provider};
+use tower_token_auth::provider::{Credentials, ProviderSpec};
 use tower_token_auth::store::{FileStore, MemoryStore};
-use tower_token_auth::{AuthError, AuthLayer, AuthLayerBuilder, AuthService, TokenHandle};
+use tower_token_auth::{AuthError, AuthLayer, AuthLayerBuilder, AuthService, Secret, TokenHandle};
 use tower_token_auth_emulation::{Api, Config, Emulation, FaultKind};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -82,6 +82,30 @@ enum ProviderName {
     OAuth2ClientCredentials,
 }
 
+/// `--client-auth`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum ClientAuthName {
+    Basic,
+    Post,
+    #[value(name = "client_secret_jwt")]
+    ClientSecretJwt,
+    #[value(name = "private_key_jwt")]
+    PrivateKeyJwt,
+}
+
+/// `--client-key-alg`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum KeyAlg {
+    #[value(name = "ES256")]
+    Es256,
+    #[value(name = "RS256")]
+    Rs256,
+    #[value(name = "PS256")]
+    Ps256,
+    #[value(name = "EdDSA")]
+    EdDsa,
+}
+
 #[derive(Clone, Copy, Debug, ValueEnum)]
 #[value(rename_all = "UPPER")]
 enum HttpMethod {
@@ -95,16 +119,42 @@ enum HttpMethod {
 #[command(version, about, group(ArgGroup::new("external").args(["provider", "provider_file"])))]
 struct Args {
     /// Provider preset to use against an external server.
-    #[arg(long, value_enum, requires_all = ["auth_url", "api_url"])]
+    #[arg(long, value_enum, requires = "api_url")]
     provider: Option<ProviderName>,
     /// A provider spec file (TOML, or JSON by its `.json` extension) to use against an external
     /// server, instead of a preset.
     #[arg(long, value_name = "PATH", requires = "api_url")]
     provider_file: Option<PathBuf>,
     /// The API's auth base URL as its documentation writes it (the token URL for oli/oauth2);
-    /// with --provider-file, overrides the spec's `base_url`.
+    /// with --provider-file, overrides the spec's `base_url`. Optional with --issuer.
     #[arg(long, requires = "external")]
     auth_url: Option<String>,
+    /// OAuth2: the issuer whose metadata (OpenID Connect Discovery, RFC 8414) names the token
+    /// and revocation endpoints.
+    #[arg(long, value_name = "URL", requires = "provider")]
+    issuer: Option<String>,
+    /// OAuth2: how the client authenticates (default basic, or none without --client-secret).
+    #[arg(long, value_enum, requires = "provider")]
+    client_auth: Option<ClientAuthName>,
+    /// OAuth2 private_key_jwt: the client's key, PKCS#8 PEM (needs `--features jose`).
+    #[arg(long, value_name = "PATH", requires = "provider")]
+    client_key: Option<PathBuf>,
+    /// The algorithm of --client-key.
+    #[arg(long, value_enum, default_value = "ES256", requires = "client_key")]
+    client_key_alg: KeyAlg,
+    /// The `kid` the assertions name.
+    #[arg(long, value_name = "KID", requires = "client_key")]
+    client_key_id: Option<String>,
+    /// OAuth2: a resource the token is for (RFC 8707), sent on every token request.
+    #[arg(long, value_name = "URI", requires = "provider")]
+    resource: Option<String>,
+    /// OAuth2: an audience the token is for, sent on every token request.
+    #[arg(long, value_name = "VALUE", requires = "provider")]
+    audience: Option<String>,
+    /// OAuth2 client credentials: exchange the token in this file (re-read at each exchange)
+    /// instead (RFC 8693 token exchange, subject type jwt).
+    #[arg(long, value_name = "PATH", requires = "provider")]
+    exchange_subject_file: Option<PathBuf>,
     /// The protected URL every request goes to.
     #[arg(long, requires = "external")]
     api_url: Option<String>,
@@ -483,7 +533,7 @@ fn external_provider(
     args: &Args,
     name: ProviderName,
     auth_url: &str,
-) -> Result<HttpProvider, String> {
+) -> Result<Box<dyn Provider>, String> {
     let user = || required(&args.username, "username", name);
     let password = || required(&args.password, "password", name).map(str::to_owned);
     let people = || Ok::<_, String>(Credentials::new().username(user()?).password(password()?));
@@ -501,35 +551,136 @@ fn external_provider(
             preset(Preset::Intergiro, Credentials::new().api_key(api_key))
         }
         ProviderName::OAuth2Password => {
-            let mut builder = oauth2::Builder::password(auth_url, user()?, password()?);
-            builder = match (&args.client_id, &args.client_secret) {
-                (Some(id), Some(secret)) => builder.confidential_client(id, secret.clone()),
-                (Some(id), None) => builder.public_client(id),
-                (None, _) => builder,
-            };
-            if let Some(scope) = &args.scope {
-                builder = builder.scope(scope);
-            }
-            builder.build()
+            let builder = oauth2::Builder::password(auth_url, user()?, password()?);
+            return oauth2_provider(args, builder);
         }
         ProviderName::OAuth2ClientCredentials => {
-            let id = required(&args.client_id, "client-id", name)?;
-            let secret = required(&args.client_secret, "client-secret", name)?;
-            let mut builder = oauth2::Builder::client_credentials(auth_url, id, secret.to_owned());
-            if let Some(scope) = &args.scope {
-                builder = builder.scope(scope);
-            }
-            builder.build()
+            let builder = match &args.exchange_subject_file {
+                Some(path) => {
+                    let path = path.clone();
+                    oauth2::Builder::token_exchange(auth_url, EXCHANGE_SUBJECT_TYPE, move || {
+                        std::fs::read_to_string(&path)
+                            .map(|token| Secret::from(token.trim()))
+                            .map_err(|_| AuthError::config("the subject token file cannot be read"))
+                    })
+                }
+                None => oauth2::Builder::client_credentials_grant(auth_url),
+            };
+            return oauth2_provider(args, builder);
+        }
+    };
+    built
+        .map(|p| Box::new(p) as Box<dyn Provider>)
+        .map_err(|e| e.to_string())
+}
+
+/// The subject token type `--exchange-subject-file` sends.
+const EXCHANGE_SUBJECT_TYPE: &str = "urn:ietf:params:oauth:token-type:jwt";
+
+/// An OAuth2 provider from `builder` with what the OAuth2 flags say: the client and how it
+/// authenticates, scope, resource, audience, discovery.
+fn oauth2_provider(args: &Args, mut builder: oauth2::Builder) -> Result<Box<dyn Provider>, String> {
+    let auth = args
+        .client_auth
+        .unwrap_or(match (&args.client_key, &args.client_secret) {
+            (Some(_), _) => ClientAuthName::PrivateKeyJwt,
+            _ => ClientAuthName::Basic,
+        });
+    if let Some(scope) = &args.scope {
+        builder = builder.scope(scope);
+    }
+    if let Some(resource) = &args.resource {
+        builder = builder.resource(resource);
+    }
+    if let Some(audience) = &args.audience {
+        builder = builder.audience(audience);
+    }
+    if let Some(issuer) = &args.issuer {
+        builder = builder.discover(issuer);
+    }
+    let id = args.client_id.as_deref();
+    let built = match (auth, id, &args.client_secret) {
+        (ClientAuthName::Basic | ClientAuthName::Post, Some(id), Some(secret)) => {
+            let how = match auth {
+                ClientAuthName::Post => oauth2::ClientAuth::SecretPost,
+                _ => oauth2::ClientAuth::SecretBasic,
+            };
+            let builder = builder
+                .confidential_client(id, secret.clone())
+                .client_auth(how);
+            builder.build().map(|p| Box::new(p) as Box<dyn Provider>)
+        }
+        (ClientAuthName::Basic | ClientAuthName::Post, Some(id), None) => builder
+            .public_client(id)
+            .build()
+            .map(|p| Box::new(p) as Box<dyn Provider>),
+        (ClientAuthName::Basic | ClientAuthName::Post, None, _) => {
+            builder.build().map(|p| Box::new(p) as Box<dyn Provider>)
+        }
+        (_, None, _) => return Err(format!("--client-auth {auth:?} needs --client-id")),
+        (_, Some(id), _) => {
+            let assertion = assertion(args, auth, id)?;
+            builder
+                .build_with_assertion(assertion)
+                .map(|p| Box::new(p) as Box<dyn Provider>)
         }
     };
     built.map_err(|e| e.to_string())
+}
+
+/// The client assertion `--client-auth` names.
+#[cfg(feature = "jose")]
+fn assertion(
+    args: &Args,
+    auth: ClientAuthName,
+    id: &str,
+) -> Result<oauth2::ClientAssertion, String> {
+    use tower_token_auth::jose::{Algorithm, SigningKey};
+    if auth == ClientAuthName::ClientSecretJwt {
+        let secret = args
+            .client_secret
+            .clone()
+            .ok_or("client_secret_jwt needs --client-secret")?;
+        return Ok(oauth2::ClientAssertion::client_secret_jwt(id, secret));
+    }
+    let path = args
+        .client_key
+        .as_ref()
+        .ok_or("private_key_jwt needs --client-key")?;
+    let pem =
+        std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+    let alg = match args.client_key_alg {
+        KeyAlg::Es256 => Algorithm::ES256,
+        KeyAlg::Rs256 => Algorithm::RS256,
+        KeyAlg::Ps256 => Algorithm::PS256,
+        KeyAlg::EdDsa => Algorithm::EdDSA,
+    };
+    let key =
+        SigningKey::from_pkcs8_pem(&pem, alg).map_err(|e| format!("{}: {e}", path.display()))?;
+    let key = match &args.client_key_id {
+        Some(kid) => key.with_kid(kid.clone()),
+        None => key,
+    };
+    let assertion = oauth2::ClientAssertion::private_key_jwt(id, key);
+    // With discovery, the issuer is the audience every endpoint it names accepts.
+    Ok(match &args.issuer {
+        Some(issuer) => assertion.audience(issuer),
+        None => assertion,
+    })
+}
+
+#[cfg(not(feature = "jose"))]
+fn assertion(_: &Args, auth: ClientAuthName, _: &str) -> Result<oauth2::ClientAssertion, String> {
+    Err(format!(
+        "--client-auth {auth:?} signs assertions: cargo run --release --features jose --example demo -- ..."
+    ))
 }
 
 /// The layer for `provider`, with the auth timeout and store the command line asks for. The
 /// store key defaults to the provider's name, its auth URL and the account.
 fn layer(
     args: &Args,
-    provider: HttpProvider,
+    provider: Box<dyn Provider>,
     name: &str,
     auth_url: &str,
     user: &str,
@@ -613,7 +764,7 @@ fn load_from(args: &Args, uri: Uri, default_duration: f64) -> Result<Load, Strin
 }
 
 /// The spec file's provider, with the credentials the flags give.
-fn spec_provider(args: &Args, path: &Path) -> Result<(String, HttpProvider), String> {
+fn spec_provider(args: &Args, path: &Path) -> Result<(String, Box<dyn Provider>), String> {
     let text =
         std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
     let spec = match path.extension().and_then(|e| e.to_str()) {
@@ -654,17 +805,17 @@ fn spec_provider(args: &Args, path: &Path) -> Result<(String, HttpProvider), Str
     let provider = spec
         .build(&credentials)
         .map_err(|e| format!("{}: {e}", path.display()))?;
-    Ok((label, provider))
+    Ok((label, Box::new(provider)))
 }
 
 /// The provider for external mode: the preset named, or the spec file's.
-fn external_provider_of(args: &Args) -> Result<(String, HttpProvider), String> {
+fn external_provider_of(args: &Args) -> Result<(String, Box<dyn Provider>), String> {
     match (args.provider, &args.provider_file) {
         (Some(name), _) => {
-            let auth_url = args
-                .auth_url
-                .as_deref()
-                .ok_or("--auth-url is required with --provider")?;
+            let auth_url = [&args.auth_url, &args.issuer]
+                .into_iter()
+                .find_map(Option::as_deref)
+                .ok_or("--auth-url (or, for OAuth2, --issuer) is required with --provider")?;
             let label = name
                 .to_possible_value()
                 .map(|v| v.get_name().to_owned())
@@ -795,7 +946,7 @@ async fn embedded(args: &Args) -> Result<Vec<Report>, String> {
             Api::Intergiro => "api-key",
             _ => &c.username,
         };
-        let layer = layer(args, provider, name, &base, user, &client)?;
+        let layer = layer(args, Box::new(provider), name, &base, user, &client)?;
         let handle = layer.handle();
         let svc = layer.layer(client.clone());
         loads.push((name, svc, handle, load));

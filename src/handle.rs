@@ -11,7 +11,6 @@ use tokio::sync::watch;
 use crate::error::AuthError;
 use crate::manager::{Manager, TokenWait};
 use crate::metrics::MetricsSnapshot;
-use crate::provider::TokenPolicy;
 use crate::slot::Generation;
 use crate::token::view::Token;
 
@@ -149,7 +148,8 @@ impl TokenHandle {
     }
 
     /// The policy of the layer: the header its tokens use, for an adapter.
-    pub(crate) fn policy(&self) -> &TokenPolicy {
+    #[cfg(feature = "tonic")]
+    pub(crate) fn policy(&self) -> &crate::provider::TokenPolicy {
         &self.manager.policy
     }
 

@@ -3,6 +3,10 @@
 //!
 //! Test keys in `keys/` were made with OpenSSL (`openssl genpkey`) and are used nowhere else.
 
+#[path = "../support/mod.rs"]
+mod support;
+
+mod demo;
 mod dpop;
 mod e2e;
 mod emulated;

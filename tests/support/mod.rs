@@ -4,6 +4,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod capture;
+pub mod demo;
 pub mod emulated;
 #[cfg(feature = "redis")]
 pub mod redis_server;
