@@ -11,6 +11,7 @@ mod dpop;
 mod e2e;
 mod emulated;
 mod keys;
+mod oidc;
 mod signed;
 
 use std::path::PathBuf;

@@ -6,6 +6,8 @@
 pub mod capture;
 pub mod demo;
 pub mod emulated;
+#[cfg(feature = "jose")]
+pub mod oidc_server;
 #[cfg(feature = "redis")]
 pub mod redis_server;
 
