@@ -40,8 +40,9 @@ fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Every text file to scan, as (path relative to the root, content). Build output, VCS data and
-/// files that are not UTF-8 are skipped.
+/// Every text file to scan, as (path relative to the root, content). Build output, VCS data,
+/// installed npm packages (`tests/oidc/node_modules`, not the repository's) and files that are not
+/// UTF-8 are skipped.
 fn texts() -> Vec<(String, String)> {
     let mut paths: Vec<PathBuf> = SCANNED_FILES.iter().map(|f| root().join(f)).collect();
     for dir in SCANNED_DIRS {
@@ -71,7 +72,7 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
         let name = entry.file_name();
         let name = name.to_string_lossy();
         if path.is_dir() {
-            if name != "target" && !name.starts_with('.') {
+            if name != "target" && name != "node_modules" && !name.starts_with('.') {
                 walk(&path, out);
             }
         } else {
