@@ -1,14 +1,16 @@
 //! Refresh tokens: rotated or kept as the server answers, and a login instead when one cannot be
 //! sent.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::StatusCode;
+use http::{Request, StatusCode};
 use http_body_util::Full;
 use tower::{Layer, ServiceExt};
-use tower_token_auth::provider::{Classifier, TokenPolicy};
-use tower_token_auth::{AuthLayer, Clock, ErrorKind};
+use tower_token_auth::provider::{Classifier, Provider, TokenPolicy};
+use tower_token_auth::{AuthError, AuthLayer, Clock, ErrorKind, Secret};
 
 use crate::support::{
     bearer, concurrent, get, paused_layer as new_layer, send, service, AuthServer, Fault,
@@ -64,32 +66,45 @@ async fn unrotated_refresh_token_is_kept() {
     );
 }
 
-/// A refresh token that cannot be put in a request is dropped in favour of a login, not retried
-/// forever.
-struct NoRefresh(TestProvider);
+/// [`TestProvider`] whose refresh request, while `failing` is set, cannot be built and fails
+/// with `error`.
+struct RefreshFails {
+    inner: TestProvider,
+    error: fn() -> AuthError,
+    failing: AtomicBool,
+}
 
-impl tower_token_auth::provider::Provider for NoRefresh {
-    fn login_request(
-        &self,
-    ) -> Result<http::Request<http_body_util::Full<bytes::Bytes>>, tower_token_auth::AuthError>
-    {
-        self.0.login_request()
-    }
-    fn refresh_request(
-        &self,
-        _: &tower_token_auth::Secret,
-    ) -> Result<http::Request<http_body_util::Full<bytes::Bytes>>, tower_token_auth::AuthError>
-    {
-        Err(tower_token_auth::AuthError::malformed(
-            "refresh token is not a valid header value",
-        ))
+impl RefreshFails {
+    fn new(error: fn() -> AuthError, failing: bool) -> Arc<Self> {
+        let inner = TestProvider::new();
+        let failing = AtomicBool::new(failing);
+        Arc::new(Self {
+            inner,
+            error,
+            failing,
+        })
     }
 }
 
+impl Provider for RefreshFails {
+    fn login_request(&self) -> Result<Request<Full<Bytes>>, AuthError> {
+        self.inner.login_request()
+    }
+    fn refresh_request(&self, refresh_token: &Secret) -> Result<Request<Full<Bytes>>, AuthError> {
+        if self.failing.load(Ordering::Relaxed) {
+            return Err((self.error)());
+        }
+        self.inner.refresh_request(refresh_token)
+    }
+}
+
+/// A refresh token that cannot be put in a request is dropped in favour of a login, not retried
+/// forever.
 #[tokio::test(start_paused = true)]
 async fn an_unsendable_refresh_token_falls_back_to_login() {
     let server = AuthServer::new(60, AUTH_DELAY);
-    let layer = AuthLayer::builder(NoRefresh(TestProvider::new()))
+    let unsendable = || AuthError::malformed("refresh token is not a valid header value");
+    let layer = AuthLayer::builder(RefreshFails::new(unsendable, true))
         .clock(Clock::tokio())
         .build(server.transport());
     let svc = layer.layer(server.upstream::<Full<Bytes>>());
@@ -105,39 +120,14 @@ async fn an_unsendable_refresh_token_falls_back_to_login() {
     assert_eq!((server.logins(), server.refreshes()), (2, 0));
 }
 
-/// A provider whose refresh needs something besides the refresh token (an assertion file, say)
-/// that is missing for a while.
-struct SourceMissing(TestProvider, std::sync::atomic::AtomicBool);
-
-impl tower_token_auth::provider::Provider for SourceMissing {
-    fn login_request(
-        &self,
-    ) -> Result<http::Request<http_body_util::Full<bytes::Bytes>>, tower_token_auth::AuthError>
-    {
-        self.0.login_request()
-    }
-    fn refresh_request(
-        &self,
-        refresh_token: &tower_token_auth::Secret,
-    ) -> Result<http::Request<http_body_util::Full<bytes::Bytes>>, tower_token_auth::AuthError>
-    {
-        if self.1.load(std::sync::atomic::Ordering::Relaxed) {
-            return Err(tower_token_auth::AuthError::config(
-                "the assertion file cannot be read",
-            ));
-        }
-        self.0.refresh_request(refresh_token)
-    }
-}
-
+/// The refresh needs something besides the refresh token (an assertion file, say) that is
+/// missing for a while.
 #[tokio::test(start_paused = true)]
 async fn a_refresh_that_cannot_be_built_for_want_of_its_source_keeps_the_refresh_token() {
     let server = AuthServer::new(60, AUTH_DELAY);
-    let provider = std::sync::Arc::new(SourceMissing(
-        TestProvider::new(),
-        std::sync::atomic::AtomicBool::new(false),
-    ));
-    let layer = AuthLayer::builder(std::sync::Arc::clone(&provider))
+    let missing = || AuthError::config("the assertion file cannot be read");
+    let provider = RefreshFails::new(missing, false);
+    let layer = AuthLayer::builder(Arc::clone(&provider))
         .clock(Clock::tokio())
         .build(server.transport());
     let svc = layer.layer(server.upstream::<Full<Bytes>>());
@@ -146,16 +136,14 @@ async fn a_refresh_that_cannot_be_built_for_want_of_its_source_keeps_the_refresh
         StatusCode::OK
     );
     tokio::time::advance(Duration::from_secs(61)).await;
-    provider.1.store(true, std::sync::atomic::Ordering::Relaxed);
+    provider.failing.store(true, Ordering::Relaxed);
     let error = svc.clone().oneshot(get()).await.unwrap_err();
     let error = crate::support::auth_error(&error);
     assert_eq!(error.kind(), ErrorKind::Config, "{error}");
     assert_eq!((server.logins(), server.refreshes()), (1, 0));
 
     // The source is back: once the backoff ends, the kept refresh token renews the session.
-    provider
-        .1
-        .store(false, std::sync::atomic::Ordering::Relaxed);
+    provider.failing.store(false, Ordering::Relaxed);
     tokio::time::advance(Duration::from_secs(8)).await;
     assert_eq!(
         svc.clone().oneshot(get()).await.unwrap().status(),
