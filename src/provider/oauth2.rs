@@ -307,10 +307,13 @@ impl Builder {
     /// The provider, its calls authenticating the client as configured; with `assertion`, only
     /// the `client_id` goes in the body (the assertion is added per call).
     fn provider(&self, assertion: bool) -> Result<HttpProvider, AuthError> {
-        let call = |grant_type| match assertion {
-            true => self.assertion_call(grant_type),
-            false => self.call(grant_type),
+        // A form POST to `url`, the client authenticated as configured: with an assertion,
+        // only its `client_id` in the body (the assertion is added per call).
+        let call_at = |url: &str, grant_type| match assertion {
+            true => self.assertion_call_at(url, grant_type),
+            false => self.call_at(url, grant_type),
         };
+        let call = |grant_type| call_at(&self.token_url, Some(grant_type));
         let login = match &self.grant {
             Grant::Password { username, password } => call("password")?
                 .field("username", username.clone())
@@ -352,20 +355,11 @@ impl Builder {
             return Ok(provider);
         };
         let revoke = |hint: &'static str| -> Result<CallSpec, AuthError> {
-            let spec = match assertion {
-                true => self.assertion_call_at(url, None)?,
-                false => self.call_at(url, None)?,
-            };
-            Ok(spec
+            Ok(call_at(url, None)?
                 .refresh_token_field("token")
                 .field("token_type_hint", hint))
         };
         Ok(provider.revocation(revoke("access_token")?, revoke("refresh_token")?))
-    }
-
-    /// A form POST to the token endpoint for `grant_type`, with `client_id` in the body.
-    fn assertion_call(&self, grant_type: &'static str) -> Result<CallSpec, AuthError> {
-        self.assertion_call_at(&self.token_url, Some(grant_type))
     }
 
     /// A form POST to `url`, with `grant_type` if given and `client_id` in the body.
@@ -379,11 +373,6 @@ impl Builder {
             Some(id) => spec.field("client_id", id.clone()),
             None => spec,
         })
-    }
-
-    /// A form POST to the token endpoint for `grant_type`, with the client's authentication.
-    fn call(&self, grant_type: &'static str) -> Result<CallSpec, AuthError> {
-        self.call_at(&self.token_url, Some(grant_type))
     }
 
     /// A form POST to `url`, with `grant_type` if given and the client's authentication.
