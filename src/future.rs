@@ -236,6 +236,23 @@ where
         }
     }
 
+    /// A request that reached the layer at `started` and has not gone out yet, to be sent with
+    /// `token` (a DPoP-bound one: its proof is signed when it goes out) once the service is
+    /// ready.
+    pub(crate) fn with_token(
+        request: Request<B>,
+        token: Arc<TokenState>,
+        started: Reading,
+        service: S,
+        shared: Arc<Manager>,
+        cloner: R,
+    ) -> Self {
+        Self {
+            token: Some(token),
+            ..Self::unsent(request, started, service, shared, cloner)
+        }
+    }
+
     /// A request that reached the layer at `started` and has not gone out yet: it waits for a
     /// token.
     pub(crate) fn unsent(
@@ -274,13 +291,14 @@ where
         let verdict = this
             .sends
             .answered(this.shared, response.status(), response.headers(), copy);
-        if verdict != Verdict::Replay {
-            return Some(response);
-        }
+        let refused = match verdict {
+            Verdict::Accepted | Verdict::Spent => return Some(response),
+            Verdict::Replay => Some(this.sends.refused()),
+            // The same token, with the nonce the answer gave.
+            Verdict::Nonce => None,
+        };
         *this.held = Some(Box::new(response));
-        this.wait
-            .as_mut()
-            .set(TokenWait::new(Some(this.sends.refused())));
+        this.wait.as_mut().set(TokenWait::new(refused));
         None
     }
 
@@ -315,11 +333,13 @@ where
         };
         // The dead-token answer is replaced by this send's.
         *this.held = None;
-        if this.sends.keep_copy(this.shared) {
+        if this.sends.keep_copy(this.shared, &token) {
             *this.next = this.cloner.clone_request(&request);
         }
-        token.apply(&mut request);
-        this.sends.sent(this.shared, token.generation);
+        if let Err(error) = token.apply(&mut request, this.shared.dpop.as_deref()) {
+            return Poll::Ready(Err(Err(error.into())));
+        }
+        this.sends.sent(this.shared, &token, request.uri());
         Poll::Ready(Ok(this.service.call(request)))
     }
 }

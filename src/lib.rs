@@ -212,6 +212,7 @@
 
 mod apply;
 mod clock;
+mod dpop;
 mod error;
 mod future;
 #[cfg(feature = "tonic")]

@@ -96,6 +96,9 @@ where
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
         let reading = self.shared.clock().read();
         if let Some(token) = Applied::current(&self.shared, reading) {
+            if token.is_dpop() {
+                return self.signed(request, &token, reading);
+            }
             // NOTE: the copy is made before the token goes on: a replay writes its own token,
             // so copying this one's header would be wasted.
             let replay = self.replay_for(&request, token.generation(), reading);
@@ -109,11 +112,8 @@ where
         }
 
         // No usable token: the request waits for one on the cold path.
-        // NOTE: take the service that `poll_ready` readied and leave a clone in its place; see
-        // tower's "Be careful when cloning inner services" guidance.
-        let clone = self.inner.clone();
-        let inner = mem::replace(&mut self.inner, clone);
         self.shared.metrics.incr(Counter::TokenWait);
+        let inner = self.take_inner();
         ResponseFuture::waiting(Box::pin(Replay::unsent(
             request,
             reading,
@@ -125,6 +125,41 @@ where
 }
 
 impl<S, R> AuthService<S, R> {
+    /// The service that `poll_ready` readied, leaving a clone in its place (see tower's "Be
+    /// careful when cloning inner services" guidance): for a request sent from its future.
+    fn take_inner(&mut self) -> S
+    where
+        S: Clone,
+    {
+        let clone = self.inner.clone();
+        mem::replace(&mut self.inner, clone)
+    }
+
+    /// A request with a DPoP-bound token: its proof is signed, and the server's nonce
+    /// challenges answered, in the state a replay uses (see `Replay::with_token`).
+    #[cold]
+    #[inline(never)]
+    fn signed<B>(
+        &mut self,
+        request: Request<B>,
+        token: &Applied,
+        reading: Reading,
+    ) -> ResponseFuture<S, B, R>
+    where
+        S: Service<Request<B>> + Clone,
+        R: CloneRequest<B>,
+    {
+        let inner = self.take_inner();
+        ResponseFuture::waiting(Box::pin(Replay::with_token(
+            request,
+            Arc::clone(&token.token),
+            reading,
+            inner,
+            Arc::clone(&self.shared),
+            self.replay.clone(),
+        )))
+    }
+
     /// What a replay of `request`, sent with the token of `generation` at `now`, would need,
     /// when replay is enabled and the request can be copied.
     #[inline]

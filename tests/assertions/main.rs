@@ -6,6 +6,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod bound;
 mod demo;
 mod dpop;
 mod e2e;
