@@ -270,3 +270,115 @@ async fn stored_sessions_are_adopted_only_with_their_key() {
     assert_eq!(emulation.stats().logins, 2);
     no_violations(&emulation);
 }
+
+/// `private_key_jwt` with DPoP and nonces, on the password grant: the login challenged for a
+/// nonce is built again with a fresh assertion (the assertion source is asked once per send:
+/// a re-sent assertion is a replay the server refuses); a token revoked early is refreshed with
+/// a proof and a third assertion. The assertions are signed by the test with `jsonwebtoken`.
+#[tokio::test]
+async fn assertions_are_fresh_for_every_send_and_refreshes_carry_proofs() {
+    use std::sync::Mutex;
+    use std::time::{SystemTime, UNIX_EPOCH};
+    use tower_token_auth::provider::oauth2::ClientAssertion;
+    use tower_token_auth::Secret;
+    use tower_token_auth_emulation::{ClientAuth, SigningAlg};
+
+    let pem = crate::key_file("es256.pem");
+    let registered = SigningKey::from_pkcs8_pem(&pem, Algorithm::ES256).unwrap();
+    let mut emulation_config = Config {
+        extensions: OAuthExtensions {
+            client_auth: ClientAuth::PrivateKeyJwt {
+                jwk: registered.public_jwk(),
+                alg: SigningAlg::ES256,
+            },
+            ..OAuthExtensions::default()
+        },
+        ..Config::default()
+    };
+    emulation_config.extensions.dpop = Some(Dpop {
+        required: true,
+        nonces: Some(DpopNonces::default()),
+        ..Dpop::default()
+    });
+    let emulation = Emulation::start(Api::OAuth2, emulation_config)
+        .await
+        .unwrap();
+    let c = emulation.config().clone();
+    let token_url = emulation.base_url();
+    let jtis: Arc<Mutex<Vec<String>>> = Arc::default();
+    let signing = jsonwebtoken::EncodingKey::from_ec_pem(pem.as_bytes()).unwrap();
+    let (client_id, aud, seen) = (c.client_id.clone(), token_url.clone(), Arc::clone(&jtis));
+    let assertion = ClientAssertion::from_fn(&c.client_id, move || {
+        let iat = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let jti = format!("jti-{}", fastrand::u64(..));
+        seen.lock().unwrap().push(jti.clone());
+        let claims = serde_json::json!({
+            "iss": client_id, "sub": client_id, "aud": aud, "jti": jti, "iat": iat, "exp": iat + 60,
+        });
+        let header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+        Ok(Secret::from(
+            jsonwebtoken::encode(&header, &claims, &signing).unwrap(),
+        ))
+    });
+    let provider = oauth2::Builder::password(&token_url, &c.username, &*c.password)
+        .build_with_assertion(assertion)
+        .unwrap();
+    let key = dpop_key(Algorithm::EdDSA);
+    let layer = AuthLayer::builder(provider)
+        .with_policy(move |p| p.dpop = Some(key))
+        .build(client());
+    let svc = layer.layer(client());
+    assert_eq!(get(&svc, &emulation).await, StatusCode::OK);
+    emulation.revoke_access_tokens();
+    assert_eq!(get(&svc, &emulation).await, StatusCode::OK);
+    let s = emulation.stats();
+    // The challenged login's assertion is never checked (DPoP first): two verified.
+    assert_eq!((s.logins, s.refreshes, s.client_assertions), (1, 1, 2));
+    let jtis = jtis.lock().unwrap().clone();
+    assert_eq!(jtis.len(), 3, "one assertion per send: {jtis:?}");
+    assert!(jtis[0] != jtis[1] && jtis[1] != jtis[2] && jtis[0] != jtis[2]);
+    // The login's and the first request's challenges; the nonces did not rotate.
+    assert_eq!(s.dpop_nonce_challenges, 2);
+    let m = layer.handle().metrics();
+    assert_eq!(
+        (m.logins, m.refreshes, m.replays, m.dpop_nonce_retries),
+        (1, 1, 1, 2)
+    );
+    no_violations(&emulation);
+}
+
+/// The reqwest middleware with DPoP and nonces at both ends: the same proofs, challenges and
+/// replays as the tower layer.
+#[cfg(feature = "reqwest")]
+#[tokio::test]
+async fn through_reqwest() {
+    use tower_token_auth::reqwest::AuthMiddleware;
+
+    let emulation = start(true).await;
+    let layer = builder(&emulation, &dpop_key(Algorithm::ES256)).build(client());
+    let http = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(AuthMiddleware::new(layer.handle()))
+        .build();
+    let get = || async {
+        let response = http.get(emulation.resource_url()).send().await.unwrap();
+        response.status()
+    };
+    for _ in 0..5 {
+        assert_eq!(get().await, StatusCode::OK);
+    }
+    emulation.rotate_dpop_nonces();
+    assert_eq!(get().await, StatusCode::OK);
+    emulation.revoke_access_tokens();
+    assert_eq!(get().await, StatusCode::OK);
+    let s = emulation.stats();
+    assert_eq!(
+        (s.logins, s.resource_ok, s.dpop_nonce_challenges),
+        (2, 7, 4)
+    );
+    let m = layer.handle().metrics();
+    assert_eq!((m.dpop_nonce_retries, m.replays), (4, 1));
+    no_violations(&emulation);
+}

@@ -7,6 +7,7 @@
 mod support;
 
 mod bound;
+mod bound_grpc;
 mod demo;
 mod dpop;
 mod e2e;
