@@ -79,15 +79,8 @@ impl StoredSession {
         self
     }
 
-    /// With the access token bound to the DPoP key of thumbprint `jkt` (RFC 7638): only a layer
-    /// holding that key adopts the session.
-    pub fn with_dpop_jkt(mut self, jkt: impl Into<String>) -> Self {
-        self.dpop_jkt = Some(jkt.into());
-        self
-    }
-
     /// The thumbprint of the DPoP key the access token is bound to, if it is.
-    pub fn dpop_jkt(&self) -> Option<&str> {
+    pub(crate) fn dpop_jkt(&self) -> Option<&str> {
         self.dpop_jkt.as_deref()
     }
 

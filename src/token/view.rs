@@ -73,7 +73,8 @@ impl Token {
     }
 
     /// Puts the token on the `headers` of a request of `method` to `uri`, replacing any value
-    /// the header had. A DPoP-bound token ([`is_dpop`](Self::is_dpop)) also gets a `DPoP`
+    /// the header had. A DPoP-bound token (its [`header_value`](Self::header_value) reads
+    /// `DPoP …`) also gets a `DPoP`
     /// proof for that request, signed with the layer's key and the nonce its server last gave;
     /// a bearer token ignores `method` and `uri`.
     ///
@@ -93,7 +94,7 @@ impl Token {
     /// Whether the token is bound to the layer's DPoP key (RFC 9449: the server answered
     /// `token_type` `DPoP`): every request needs a proof of its own, which
     /// [`apply_to`](Self::apply_to) signs.
-    pub fn is_dpop(&self) -> bool {
+    pub(crate) fn is_dpop(&self) -> bool {
         self.state.dpop
     }
 
@@ -102,7 +103,7 @@ impl Token {
         &self.state.access_token
     }
 
-    /// When the layer stops sending the token (as the layer's [`Clock`] tells wall time).
+    /// When the layer stops sending the token (as the layer's [`Clock`](crate::Clock) tells wall time).
     pub fn expires_at(&self) -> SystemTime {
         self.expires_at
     }
