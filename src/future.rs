@@ -25,7 +25,7 @@ use tower_service::Service;
 
 use crate::apply::Applied;
 use crate::clock::Reading;
-use crate::error::BoxError;
+use crate::error::{AuthError, BoxError};
 use crate::manager::{Manager, TokenWait};
 use crate::replay::{CloneRequest, Sends, Verdict};
 use crate::slot::{Generation, TokenState};
@@ -58,6 +58,8 @@ pin_project! {
         // Waiting for a token, or for the service to be ready to send, in the box; `None` once
         // answered, when polling again is an error, not a panic.
         Cold { replay: Option<X> },
+        // Refused before it went out (an origin the token may not go to); `None` once reported.
+        Refused { error: Option<Box<AuthError>> },
     }
 }
 
@@ -86,6 +88,27 @@ where
                 future,
                 token: None,
                 replay: Some(replay),
+            },
+        }
+    }
+
+    /// The request went out without the token (its origin is not the token's): the answer is
+    /// the caller's as it comes.
+    pub(crate) fn passed(future: S::Future) -> Self {
+        Self {
+            state: State::Sent {
+                future,
+                token: None,
+                replay: None,
+            },
+        }
+    }
+
+    /// The request did not go out: `error` is the answer.
+    pub(crate) fn refused(error: AuthError) -> Self {
+        Self {
+            state: State::Refused {
+                error: Some(Box::new(error)),
             },
         }
     }
@@ -146,6 +169,12 @@ where
                         replay: Some(replay),
                     });
                 }
+                StateProj::Refused { error } => {
+                    return Poll::Ready(Err(match error.take() {
+                        Some(error) => error,
+                        None => spent(),
+                    }));
+                }
                 StateProj::Cold { replay } => {
                     let ready = replay.as_mut().ok_or_else(spent)?;
                     match ready!(ready.as_mut().poll_send(cx)) {
@@ -180,7 +209,7 @@ where
                 replay: Some(replay),
             } if replay.token.is_some() => "ready to send",
             State::Cold { replay: Some(_) } => "waiting for a token",
-            State::Cold { replay: None } => "done",
+            State::Cold { replay: None } | State::Refused { .. } => "done",
         };
         f.debug_struct("ResponseFuture")
             .field("state", &state)

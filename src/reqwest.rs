@@ -64,6 +64,7 @@ use tower_service::Service;
 
 use crate::error::{AuthError, BoxError};
 use crate::handle::TokenHandle;
+use crate::provider::outside_origins;
 use crate::provider::AuthRequest;
 use crate::replay::{Sends, Verdict};
 
@@ -104,6 +105,18 @@ impl Middleware for AuthMiddleware {
         next: Next<'_>,
     ) -> reqwest_middleware::Result<reqwest::Response> {
         let manager = self.handle.manager();
+        if let Some(origins) = &manager.policy.origins {
+            let url = request.url();
+            // NOTE: `host_str` writes an IPv6 host in brackets, as `Uri` does.
+            let host = url.host_str().unwrap_or_default();
+            let outside = !origins.allows_origin(url.scheme(), host, url.port_or_known_default());
+            if outside {
+                if origins.refuses_others() {
+                    return Err(reqwest_middleware::Error::middleware(outside_origins()));
+                }
+                return next.run(request, extensions).await;
+            }
+        }
         let mut sends = Sends::new(manager.clock().read());
         let mut token = self
             .handle

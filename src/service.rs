@@ -15,6 +15,7 @@ use crate::error::BoxError;
 use crate::future::{Replay, ResponseFuture};
 use crate::manager::Manager;
 use crate::metrics::Counter;
+use crate::provider::outside_origins;
 use crate::replay::{CloneBody, CloneRequest};
 use crate::slot::Generation;
 
@@ -94,6 +95,11 @@ where
 
     #[inline]
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
+        if let Some(origins) = &self.shared.policy.origins {
+            if !origins.allows(request.uri()) {
+                return self.outside(request);
+            }
+        }
         let reading = self.shared.clock().read();
         if let Some(token) = Applied::current(&self.shared, reading) {
             if token.is_dpop() {
@@ -133,6 +139,19 @@ impl<S, R> AuthService<S, R> {
     {
         let clone = self.inner.clone();
         mem::replace(&mut self.inner, clone)
+    }
+
+    /// A request to an origin the token may not go to: sent as it is, or refused.
+    #[cold]
+    #[inline(never)]
+    fn outside<B>(&mut self, request: Request<B>) -> ResponseFuture<S, B, R>
+    where
+        S: Service<Request<B>>,
+    {
+        match self.shared.policy.origins.as_ref() {
+            Some(origins) if origins.refuses_others() => ResponseFuture::refused(outside_origins()),
+            _ => ResponseFuture::passed(self.inner.call(request)),
+        }
     }
 
     /// A request with a DPoP-bound token: its proof is signed, and the server's nonce

@@ -56,9 +56,12 @@ pub use self::preset::Preset;
 pub use self::spec::{Credentials, ProviderSpec, SpecError};
 mod classify;
 mod header;
+mod origins;
 
 pub use self::classify::Classifier;
 pub use self::header::TokenHeader;
+pub(crate) use self::origins::refused as outside_origins;
+pub use self::origins::Origins;
 pub use crate::error::Failure;
 pub(crate) use crate::error::CLIENT_ERRORS;
 
@@ -258,6 +261,10 @@ pub struct TokenPolicy {
     /// a stored session bound to another key is never adopted.
     #[cfg(feature = "jose")]
     pub dpop: Option<crate::jose::DpopKey>,
+    /// The origins requests carry the token to: a request to another passes through with no
+    /// token (or fails, with [`Origins::refuse_others`]), in the tower layer and the reqwest
+    /// middleware alike. Default: none, every request carries it.
+    pub origins: Option<Origins>,
 }
 
 impl Default for TokenPolicy {
@@ -274,6 +281,7 @@ impl Default for TokenPolicy {
             keep_unrotated_refresh_token: true,
             #[cfg(feature = "jose")]
             dpop: None,
+            origins: None,
         }
     }
 }
