@@ -94,14 +94,39 @@ where
     }
 
     #[inline]
-    fn call(&mut self, mut request: Request<B>) -> Self::Future {
-        if let Some(origins) = &self.shared.policy.origins {
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        Step {
+            manager: &self.shared,
+            inner: &mut self.inner,
+            replay: &self.replay,
+        }
+        .call(request)
+    }
+}
+
+/// What the middleware does with one request of one session: the hot path, and the hand-over
+/// of a request that has no usable token. [`AuthService`] takes its layer's session; a keyed
+/// layer's service ([`KeyedAuthService`](crate::KeyedAuthService)) the request's.
+pub(crate) struct Step<'a, S, R> {
+    pub(crate) manager: &'a Arc<Manager>,
+    pub(crate) inner: &'a mut S,
+    pub(crate) replay: &'a R,
+}
+
+impl<S, R> Step<'_, S, R> {
+    #[inline]
+    pub(crate) fn call<B, RB>(self, mut request: Request<B>) -> ResponseFuture<S, B, R>
+    where
+        S: Service<Request<B>, Response = Response<RB>> + Clone + Send + 'static,
+        R: CloneRequest<B>,
+    {
+        if let Some(origins) = &self.manager.policy.origins {
             if !origins.allows(request.uri()) {
                 return self.outside(request);
             }
         }
-        let reading = self.shared.clock().read();
-        if let Some(token) = Applied::current(&self.shared, reading) {
+        let reading = self.manager.clock().read();
+        if let Some(token) = Applied::current(self.manager, reading) {
             if token.is_dpop() {
                 return self.signed(request, &token, reading);
             }
@@ -118,37 +143,25 @@ where
         }
 
         // No usable token: the request waits for one on the cold path.
-        self.shared.metrics.incr(Counter::TokenWait);
-        let inner = self.take_inner();
+        self.manager.metrics.incr(Counter::TokenWait);
+        let inner = take_inner(self.inner);
         ResponseFuture::waiting(Box::pin(Replay::unsent(
             request,
             reading,
             inner,
-            Arc::clone(&self.shared),
+            Arc::clone(self.manager),
             self.replay.clone(),
         )))
-    }
-}
-
-impl<S, R> AuthService<S, R> {
-    /// The service that `poll_ready` readied, leaving a clone in its place (see tower's "Be
-    /// careful when cloning inner services" guidance): for a request sent from its future.
-    fn take_inner(&mut self) -> S
-    where
-        S: Clone,
-    {
-        let clone = self.inner.clone();
-        mem::replace(&mut self.inner, clone)
     }
 
     /// A request to an origin the token may not go to: sent as it is, or refused.
     #[cold]
     #[inline(never)]
-    fn outside<B>(&mut self, request: Request<B>) -> ResponseFuture<S, B, R>
+    fn outside<B>(self, request: Request<B>) -> ResponseFuture<S, B, R>
     where
         S: Service<Request<B>>,
     {
-        match self.shared.policy.origins.as_ref() {
+        match self.manager.policy.origins.as_ref() {
             Some(origins) if origins.refuses_others() => ResponseFuture::refused(outside_origins()),
             _ => ResponseFuture::passed(self.inner.call(request)),
         }
@@ -159,7 +172,7 @@ impl<S, R> AuthService<S, R> {
     #[cold]
     #[inline(never)]
     fn signed<B>(
-        &mut self,
+        self,
         request: Request<B>,
         token: &Applied,
         reading: Reading,
@@ -168,13 +181,13 @@ impl<S, R> AuthService<S, R> {
         S: Service<Request<B>> + Clone,
         R: CloneRequest<B>,
     {
-        let inner = self.take_inner();
+        let inner = take_inner(self.inner);
         ResponseFuture::waiting(Box::pin(Replay::with_token(
             request,
             Arc::clone(&token.token),
             reading,
             inner,
-            Arc::clone(&self.shared),
+            Arc::clone(self.manager),
             self.replay.clone(),
         )))
     }
@@ -192,7 +205,7 @@ impl<S, R> AuthService<S, R> {
         S: Service<Request<B>> + Clone,
         R: CloneRequest<B>,
     {
-        if !self.shared.replays {
+        if !self.manager.replays {
             return None;
         }
         let copy = self.replay.clone_request(request)?;
@@ -201,8 +214,15 @@ impl<S, R> AuthService<S, R> {
             generation,
             now,
             self.inner.clone(),
-            Arc::clone(&self.shared),
+            Arc::clone(self.manager),
             self.replay.clone(),
         )))
     }
+}
+
+/// The service that `poll_ready` readied, leaving a clone in its place (see tower's "Be careful
+/// when cloning inner services" guidance): for a request sent from its future.
+fn take_inner<S: Clone>(inner: &mut S) -> S {
+    let clone = inner.clone();
+    mem::replace(inner, clone)
 }
