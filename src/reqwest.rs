@@ -16,7 +16,7 @@
 //! fails: a stream) is sent once.
 //!
 //! Errors getting a token reach the caller as [`reqwest_middleware::Error::Middleware`], holding
-//! the [`AuthError`](crate::AuthError), which a downcast reaches:
+//! the [`AuthError`], which a downcast reaches:
 //!
 //! ```
 //! use tower_token_auth::{AuthError, ErrorKind};
