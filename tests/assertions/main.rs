@@ -15,6 +15,7 @@ mod emulated;
 mod keys;
 mod oidc;
 mod signed;
+mod specs;
 
 use std::path::PathBuf;
 

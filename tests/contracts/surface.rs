@@ -8,10 +8,12 @@
 /// `ClientAssertion`, `AssertionProvider`; `TokenHandle::revoke`, four `Provider` methods, `oauth2::Builder::revocation_url`, `resource`, `audience`, `discover` and `token_exchange`).
 /// DPoP on requests adds no item and no function (a `TokenPolicy` field). Tokens only where
 /// they belong add 1 item and 2 functions (`provider::Origins`, `Origins::new`,
-/// `Origins::refuse_others`; the list is a `TokenPolicy` field).
+/// `Origins::refuse_others`; the list is a `TokenPolicy` field). Spec files with the OAuth2
+/// keys add one function, `ProviderSpec::issuer` (a spec pointed at another identity provider,
+/// as `ProviderSpec::base_url` points one at another server).
 /// Growth is a decision, made in the commit that raises these.
 const MAX_ITEMS: usize = 45;
-const MAX_FNS: usize = 148;
+const MAX_FNS: usize = 149;
 
 #[test]
 fn the_public_surface_stays_within_its_bounds() {
