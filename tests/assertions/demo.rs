@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 
 use tower_token_auth_emulation::{Api, Config, Dpop, DpopNonces, Emulation, OAuthExtensions};
 
-use crate::specs::key_path;
+use crate::key_path;
 use crate::specs::{example_emulation, example_extensions, RESOURCE};
 use crate::support::demo::demo_binary;
 

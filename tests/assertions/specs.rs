@@ -4,38 +4,23 @@
 //! spec end to end.
 
 use std::collections::HashSet;
-use std::path::PathBuf;
 
 use http::StatusCode;
 use jsonwebtoken::DecodingKey;
-use tower::Layer;
 use tower_token_auth::jose::{Algorithm, SigningKey};
 use tower_token_auth::provider::{Credentials, HttpProvider, Provider, ProviderSpec, SpecError};
-use tower_token_auth::{AuthLayer, ErrorKind, Secret};
+use tower_token_auth::{ErrorKind, Secret};
 use tower_token_auth_emulation::{
     Api, ClientAuth, Config, Discovery, Emulation, OAuthExtensions, SigningAlg,
 };
 
 use crate::emulated::signing_alg;
 use crate::signed::{field, form, verify, TOKEN_URL};
-use crate::support::emulated::{client, get, Authed};
-use crate::{decoding_key, jwt_alg, key_file, PEM_KEYS};
+use crate::support::emulated::{self, get, layered, login_and_refresh};
+use crate::{decoding_key, jwt_alg, key_file, key_path, PEM_KEYS};
 
 /// Secrets in these tests carry this marker, so leak checks can search for it.
 const MARK: &str = "SECRET";
-
-/// The path of the test key file `name`.
-pub(crate) fn key_path(name: &str) -> PathBuf {
-    [
-        env!("CARGO_MANIFEST_DIR"),
-        "tests",
-        "assertions",
-        "keys",
-        name,
-    ]
-    .iter()
-    .collect()
-}
 
 /// The password grant at `token_url` (the base URL when empty), renewed with the refresh token,
 /// the keys in front.
@@ -119,83 +104,47 @@ async fn a_client_secret_jwt_spec_never_sends_the_secret() {
     verify(jws, &secret, jsonwebtoken::Algorithm::HS256, TOKEN_URL);
 }
 
-/// The emulation's OAuth2 server with `extensions`, and its credentials.
-async fn strict(extensions: OAuthExtensions, client_secret: &str) -> (Emulation, Credentials) {
-    let config = Config {
-        extensions,
-        client_secret: client_secret.to_owned(),
-        ..Config::default()
-    };
-    let emulation = Emulation::start(Api::OAuth2, config).await.unwrap();
-    let c = emulation.config();
-    let credentials = Credentials::new()
-        .username(c.username.clone())
-        .password(c.password.clone())
-        .client_id(c.client_id.clone())
-        .client_secret(c.client_secret.clone());
-    (emulation, credentials)
-}
-
-fn service(provider: HttpProvider) -> (AuthLayer, Authed) {
-    let layer = AuthLayer::new(provider, client());
-    let svc = layer.layer(client());
-    (layer, svc)
-}
-
-/// A request, a forced refresh and another request through `provider`: one login, one refresh,
-/// two assertions, no violation.
-async fn login_and_refresh(emulation: &Emulation, provider: HttpProvider) {
-    let (layer, svc) = service(provider);
-    assert_eq!(get(&svc, emulation).await.unwrap(), StatusCode::OK);
-    layer.handle().force_refresh().await.unwrap();
-    assert_eq!(get(&svc, emulation).await.unwrap(), StatusCode::OK);
-    let stats = emulation.stats();
-    assert_eq!(
-        (stats.logins, stats.refreshes, stats.client_assertions),
-        (1, 1, 2),
-        "{stats:?}"
-    );
-    assert_eq!(stats.violations, 0, "{:?}", emulation.violation_reasons());
-}
-
 /// The strict emulation takes the spec's assertions, by every algorithm and by the client
-/// secret, at the login and the refresh.
+/// secret, at the login and the refresh: two assertions, no violation.
 #[tokio::test]
 async fn signing_specs_against_the_strict_emulation() {
-    for (alg, file, _) in PEM_KEYS {
-        let key = SigningKey::from_pkcs8_pem(&key_file(file), alg)
-            .unwrap()
-            .with_kid("spec-1");
-        let registered = ClientAuth::PrivateKeyJwt {
-            jwk: key.public_jwk(),
-            alg: signing_alg(alg),
+    let mut cases: Vec<(ClientAuth, &str, String)> = PEM_KEYS
+        .iter()
+        .map(|&(alg, file, _)| {
+            let key = SigningKey::from_pkcs8_pem(&key_file(file), alg)
+                .unwrap()
+                .with_kid("spec-1");
+            let registered = ClientAuth::PrivateKeyJwt {
+                jwk: key.public_jwk(),
+                alg: signing_alg(alg),
+            };
+            let text = password_grant(&key_keys(alg, file, "spec-1"), "");
+            (registered, "client-secret", text)
+        })
+        .collect();
+    cases.push((
+        ClientAuth::SecretJwt,
+        "an-emulated-client-secret-of-40-bytes-xx",
+        password_grant("client_auth = \"client_secret_jwt\"", ""),
+    ));
+    for (registered, client_secret, text) in cases {
+        let config = Config {
+            extensions: OAuthExtensions {
+                client_auth: registered,
+                ..OAuthExtensions::default()
+            },
+            client_secret: client_secret.to_owned(),
+            ..Config::default()
         };
-        let extensions = OAuthExtensions {
-            client_auth: registered,
-            ..OAuthExtensions::default()
-        };
-        let (emulation, credentials) = strict(extensions, "client-secret").await;
-        let text = password_grant(&key_keys(alg, file, "spec-1"), "");
+        let emulation = Emulation::start(Api::OAuth2, config).await.unwrap();
         let provider = ProviderSpec::from_toml(&text)
             .unwrap()
             .base_url(&emulation.base_url())
-            .build(&credentials)
+            .build(&emulated::credentials(emulation.config()))
             .unwrap();
-        login_and_refresh(&emulation, provider).await;
+        let stats = login_and_refresh(&emulation, provider).await;
+        assert_eq!(stats.client_assertions, 2, "{text}");
     }
-    let extensions = OAuthExtensions {
-        client_auth: ClientAuth::SecretJwt,
-        ..OAuthExtensions::default()
-    };
-    let (emulation, credentials) =
-        strict(extensions, "an-emulated-client-secret-of-40-bytes-xx").await;
-    let text = password_grant("client_auth = \"client_secret_jwt\"", "");
-    let provider = ProviderSpec::from_toml(&text)
-        .unwrap()
-        .base_url(&emulation.base_url())
-        .build(&credentials)
-        .unwrap();
-    login_and_refresh(&emulation, provider).await;
 }
 
 /// Key errors name the key and quote neither the key nor its path: an unsupported algorithm
@@ -332,7 +281,7 @@ async fn the_shipped_example_runs_against_the_strict_emulation() {
             .issuer(&emulation.issuer())
             .build(&credentials)
             .unwrap();
-        let (_, svc) = service(provider);
+        let (_, svc) = layered(provider);
         assert_eq!(get(&svc, &emulation).await.unwrap(), StatusCode::OK);
         emulation.revoke_access_tokens();
         assert_eq!(get(&svc, &emulation).await.unwrap(), StatusCode::OK);

@@ -4,13 +4,17 @@
 //! quoting no value. The signing methods are in `tests/assertions/specs.rs`.
 
 use http::StatusCode;
-use tower::Layer;
 use tower_token_auth::provider::{Credentials, HttpProvider, Provider, ProviderSpec, SpecError};
-use tower_token_auth::{AuthLayer, ErrorKind};
+use tower_token_auth::ErrorKind;
 use tower_token_auth_emulation::{Api, ClientAuth, Config, Discovery, Emulation, OAuthExtensions};
 
 use crate::spec::{credentials, login, refresh, show, MARK};
-use crate::support::emulated::{client, get, Authed};
+use crate::support::emulated::{get, layered, login_and_refresh};
+
+/// The emulation's credentials.
+fn credentials_of(emulation: &Emulation) -> Credentials {
+    crate::support::emulated::credentials(emulation.config())
+}
 
 /// The password grant, renewed with the refresh token; the keys go in front.
 fn password_grant(keys: &str) -> String {
@@ -116,37 +120,9 @@ async fn strict(extensions: OAuthExtensions) -> Emulation {
     Emulation::start(Api::OAuth2, config).await.unwrap()
 }
 
-/// The emulation's credentials.
-fn emulated(emulation: &Emulation) -> Credentials {
-    let c = emulation.config();
-    Credentials::new()
-        .username(c.username.clone())
-        .password(c.password.clone())
-        .client_id(c.client_id.clone())
-        .client_secret(c.client_secret.clone())
-}
-
 /// The password grant at the emulation's token endpoint (a base URL the spec leaves out).
 fn emulated_password_grant(keys: &str) -> String {
     password_grant(keys).replace("url = \"https://idp.example.com/token\"\n", "")
-}
-
-/// A layer over the emulation's resource with `provider`.
-fn service(provider: HttpProvider) -> (AuthLayer, Authed) {
-    let layer = AuthLayer::new(provider, client());
-    let svc = layer.layer(client());
-    (layer, svc)
-}
-
-/// A request, a forced refresh and another request: one login, one refresh, no violation.
-async fn login_and_refresh(emulation: &Emulation, provider: HttpProvider) {
-    let (layer, svc) = service(provider);
-    assert_eq!(get(&svc, emulation).await.unwrap(), StatusCode::OK);
-    layer.handle().force_refresh().await.unwrap();
-    assert_eq!(get(&svc, emulation).await.unwrap(), StatusCode::OK);
-    let stats = emulation.stats();
-    assert_eq!((stats.logins, stats.refreshes), (1, 1), "{stats:?}");
-    assert_eq!(stats.violations, 0, "{:?}", emulation.violation_reasons());
 }
 
 #[tokio::test]
@@ -164,7 +140,7 @@ async fn each_secret_method_is_the_one_the_strict_server_registered() {
         let spec = ProviderSpec::from_toml(&text).unwrap();
         let provider = spec
             .base_url(&emulation.base_url())
-            .build(&emulated(&emulation))
+            .build(&credentials_of(&emulation))
             .unwrap();
         login_and_refresh(&emulation, provider).await;
     }
@@ -191,7 +167,7 @@ async fn an_issuer_and_targets_get_a_token_for_the_resource_that_requires_it() {
     let spec = ProviderSpec::from_toml(&text).unwrap();
     let provider = spec
         .issuer(&emulation.issuer())
-        .build(&emulated(&emulation))
+        .build(&credentials_of(&emulation))
         .unwrap();
     login_and_refresh(&emulation, provider).await;
     assert_eq!(emulation.stats().discovery_fetches, 1);
@@ -210,9 +186,9 @@ async fn an_issuer_and_targets_get_a_token_for_the_resource_that_requires_it() {
     let provider = ProviderSpec::from_toml(&text)
         .unwrap()
         .issuer(&emulation.issuer())
-        .build(&emulated(&emulation))
+        .build(&credentials_of(&emulation))
         .unwrap();
-    let (_, svc) = service(provider);
+    let (_, svc) = layered(provider);
     assert_eq!(
         get(&svc, &emulation).await.unwrap(),
         StatusCode::UNAUTHORIZED
@@ -233,9 +209,9 @@ async fn an_issuer_naming_another_in_its_metadata_gets_no_credentials() {
     let provider = ProviderSpec::from_toml(&text)
         .unwrap()
         .issuer(&emulation.issuer())
-        .build(&emulated(&emulation))
+        .build(&credentials_of(&emulation))
         .unwrap();
-    let (layer, _) = service(provider);
+    let (layer, _) = layered(provider);
     let err = layer.handle().token().await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Config);
     let stats = emulation.stats();
