@@ -271,7 +271,8 @@ impl ProviderSpec {
     }
 
     /// The rules that span tables: a refresh call needs an answer to take the refresh token
-    /// from, and an answer's refresh token needs a refresh call to go to.
+    /// from, and an answer's refresh token needs a refresh call to go to; the OAuth2 keys are
+    /// checked against the calls and folded into them.
     fn check(mut document: Document) -> Result<Self, SpecError> {
         let reads_refresh = document.tokens.as_ref().map(|t| t.0.has_refresh());
         match (&document.refresh, reads_refresh) {
