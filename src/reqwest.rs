@@ -130,7 +130,7 @@ impl Middleware for AuthMiddleware {
                 None
             };
             // A DPoP proof names the request's URI; reqwest's is a `Url`.
-            let uri = match token.is_dpop() {
+            let uri = match token.state().dpop {
                 true => request
                     .url()
                     .as_str()

@@ -179,6 +179,57 @@ fn private_key_jwt(alg: Algorithm) -> Method {
     }
 }
 
+/// DPoP (RFC 9449) with nonces at both ends, on the password grant with `private_key_jwt`:
+/// every login and refresh proves the key (its nonce challenges answered in the same attempt,
+/// with a fresh assertion), every request carries a proof with the resource's nonce.
+fn dpop(alg: Algorithm) -> Method {
+    use tower_token_auth::jose::{DpopKey, SigningKey};
+    use tower_token_auth_emulation::{Dpop, DpopNonces};
+
+    let key = move || pem_key(Algorithm::ES256).with_kid("faults-1");
+    Method {
+        name: match alg {
+            Algorithm::ES256 => "DPoP ES256",
+            _ => "DPoP EdDSA",
+        },
+        extensions: OAuthExtensions {
+            client_auth: ClientAuth::PrivateKeyJwt {
+                jwk: key().public_jwk(),
+                alg: signing_alg(Algorithm::ES256),
+            },
+            dpop: Some(Dpop {
+                required: true,
+                nonces: Some(DpopNonces::default()),
+                ..Dpop::default()
+            }),
+            ..OAuthExtensions::default()
+        },
+        client_secret: "client-secret",
+        layer: Box::new(move |emulation, _| {
+            let assertion = ClientAssertion::private_key_jwt(&emulation.config().client_id, key());
+            let provider = password_grant(emulation, &emulation.base_url())
+                .build_with_assertion(assertion)
+                .unwrap();
+            let dpop = DpopKey::new(SigningKey::generate(alg).unwrap());
+            AuthLayer::builder(provider)
+                .with_policy(move |p| p.dpop = Some(dpop))
+                .build(client())
+        }),
+        revoke_midway: false,
+        accounting: Box::new(|stats, _| {
+            one_login(stats);
+            one_assertion_per_call(stats);
+            // The token endpoint's first challenge, and the resource's first (then its nonce
+            // is known: the nonces do not rotate within a run).
+            assert!(stats.dpop_nonce_challenges >= 2, "{stats:?}");
+            assert!(
+                stats.dpop_proofs >= REQUESTS + stats.logins + stats.refreshes,
+                "{stats:?}"
+            );
+        }),
+    }
+}
+
 /// The endpoints from the issuer's metadata: read once, before the first login, faults or not
 /// (the token endpoint's faults are 5xx and resets, never the 404 that sends the layer back to
 /// the metadata).
@@ -414,4 +465,14 @@ async fn token_exchange_rides_out_faults() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revocation_mid_run_rides_out_faults() {
     clean_then_faults(revocation()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dpop_es256_rides_out_faults() {
+    clean_then_faults(dpop(Algorithm::ES256)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dpop_eddsa_rides_out_faults() {
+    clean_then_faults(dpop(Algorithm::EdDSA)).await;
 }

@@ -298,3 +298,68 @@ async fn the_shipped_example_runs_against_the_strict_emulation() {
         assert_eq!(stats.violations, 0, "{:?}", emulation.violation_reasons());
     }
 }
+
+/// `dpop` in a spec: a generated key of the `alg` named (or one read from `pem_file`) binds the
+/// tokens, with nonces at both ends of the strict emulation answered (one retry each) and the
+/// refresh carrying a proof; an unsupported `alg` or an unknown field is an error naming the
+/// key, and an unreadable key file names `dpop.pem_file` without quoting the path.
+#[tokio::test]
+async fn dpop_in_a_spec_binds_tokens_to_its_key() {
+    use tower_token_auth_emulation::{Dpop, DpopNonces};
+
+    let start = || async {
+        let config = Config {
+            extensions: OAuthExtensions {
+                dpop: Some(Dpop {
+                    required: true,
+                    nonces: Some(DpopNonces::default()),
+                    ..Dpop::default()
+                }),
+                ..OAuthExtensions::default()
+            },
+            ..Config::default()
+        };
+        Emulation::start(Api::OAuth2, config).await.unwrap()
+    };
+    let c = Config::default();
+    let credentials = Credentials::new()
+        .username(&c.username)
+        .password(&*c.password)
+        .client_id(&c.client_id)
+        .client_secret(&*c.client_secret);
+    for dpop in [
+        r#"dpop = { alg = "EdDSA" }"#.to_owned(),
+        format!(
+            r#"dpop = {{ alg = "ES256", pem_file = "{}" }}"#,
+            key_path("es256.pem").display()
+        ),
+    ] {
+        let emulation = start().await;
+        let keys = format!("client_auth = \"client_secret_post\"\n{dpop}");
+        let spec = password_grant(&keys, &emulation.base_url());
+        let provider = built(&spec, &credentials).unwrap();
+        // One login, one refresh, no violation (checked by the helper).
+        let stats = login_and_refresh(&emulation, provider).await;
+        // The token endpoint's nonce challenge once (the refresh knew it), the resource's once.
+        assert_eq!(stats.dpop_nonce_challenges, 2, "{dpop}");
+        // Login, refresh, two requests: every call and request proved the key.
+        assert_eq!(stats.dpop_proofs, 4, "{dpop}");
+    }
+
+    let emulation = start().await;
+    let errors = [
+        (r#"dpop = { alg = "HS256" }"#, "dpop.alg"),
+        (r#"dpop = { alg = "ES256", key = "x" }"#, "dpop"),
+        (
+            r#"dpop = { alg = "ES256", pem_file = "/nonexistent/SECRET.pem" }"#,
+            "dpop.pem_file",
+        ),
+    ];
+    for (dpop, at) in errors {
+        let spec = password_grant(dpop, &emulation.base_url());
+        let err = built(&spec, &credentials).unwrap_err();
+        let shown = format!("{err}");
+        assert!(shown.contains(at), "{dpop}: {shown}");
+        assert!(!shown.contains(MARK), "{shown}");
+    }
+}

@@ -18,7 +18,9 @@ pub use self::error::SpecError;
 use serde::Deserialize;
 
 use self::call::{Login, Refresh};
-use self::oauth2::{Audience, ClientAuth, Issuer, KeySpec, Keys, OAuth, OneOrMany, Resource};
+use self::oauth2::{
+    Audience, ClientAuth, DpopSpec, Issuer, KeySpec, Keys, OAuth, OneOrMany, Resource,
+};
 use self::policy::PolicySpec;
 use self::template::Template;
 use self::tokens::{TokenHeaderSpec, Tokens};
@@ -69,6 +71,7 @@ use crate::provider::TokenSource;
 /// | `issuer` | OAuth2: learn the token endpoint from this issuer's metadata (below); [`ProviderSpec::issuer`] overrides it | none |
 /// | `client_auth` | OAuth2: how the client authenticates to the token endpoint (below), with `client_key` or `client_assertion_file` for `private_key_jwt` | the calls as written |
 /// | `resource`, `audience` | OAuth2: a string or an array of strings, sent on every token request (below) | none |
+/// | `dpop` | OAuth2: bind tokens to a DPoP key (below) | bearer tokens |
 /// | `defaults` | `username`, `client_id`, `scope` to use when the credentials give none | none |
 /// | `login` | the login call (below) | required |
 /// | `refresh` | the refresh call; without it the provider only logs in, and logs in again when the token is due | none |
@@ -125,6 +128,7 @@ use crate::provider::TokenSource;
 /// | `issuer = "https://…"` | the token endpoint comes from the issuer's metadata (OpenID Connect Discovery, then RFC 8414), fetched before the first login and again when the endpoint answers 404; a document naming another issuer fails the login, and no credentials are sent. `base_url` and the calls' `url` are then left out |
 /// | `resource = ["https://…"]` | RFC 8707 resource indicators: absolute URIs, each sent as a `resource` field |
 /// | `audience = ["…"]` | audiences, each sent as an `audience` field |
+/// | `dpop = { alg = "ES256" }` | DPoP (RFC 9449, feature `jose`): the policy's key ([`TokenPolicy::dpop`](crate::provider::TokenPolicy)), generated when the provider is built, or read from `pem_file = "…"` (PKCS#8 PEM) so that processes sharing a session share it; `alg` one of `ES256`, `EdDSA`, `RS256`, `PS256` |
 ///
 /// Without `client_auth` the calls send what they say, as ever. With it, a call must not
 /// authenticate the client itself (`basic`, an `Authorization` header, a `client_secret` or
@@ -213,6 +217,7 @@ struct Document {
     resource: OneOrMany<Resource>,
     #[serde(default)]
     audience: OneOrMany<Audience>,
+    dpop: Option<DpopSpec>,
     #[serde(default)]
     defaults: Defaults,
     login: Login,
@@ -297,6 +302,7 @@ impl ProviderSpec {
             client_assertion_file: document.client_assertion_file,
             resource: document.resource,
             audience: document.audience,
+            dpop: document.dpop,
         };
         let base_url = document.base_url.map(|b| b.0);
         let refresh = document.refresh.as_mut().map(|r| &mut r.0);

@@ -1,5 +1,5 @@
 //! A spec's OAuth2 keys: `issuer` (discovery), `client_auth` with its `client_key` or
-//! `client_assertion_file`, `resource` and `audience`.
+//! `client_assertion_file`, `resource`, `audience` and `dpop`.
 //!
 //! They are read beside the calls, checked against them, and folded into them when the spec is
 //! read: the secret methods and the targets become the form fields and HTTP Basic that the
@@ -35,6 +35,7 @@ pub(super) struct Keys {
     pub(super) client_assertion_file: Option<Template>,
     pub(super) resource: OneOrMany<Resource>,
     pub(super) audience: OneOrMany<Audience>,
+    pub(super) dpop: Option<DpopSpec>,
 }
 
 /// What the OAuth2 keys leave for the build once folded into the calls.
@@ -46,6 +47,20 @@ pub(super) struct OAuth {
     client_auth: Option<ClientAuth>,
     /// How the client's assertions are made, for the assertion methods.
     assertion: Option<Assertion>,
+    /// The DPoP key tokens are bound to.
+    #[cfg_attr(not(feature = "jose"), allow(dead_code))]
+    dpop: Option<DpopSpec>,
+}
+
+/// `dpop = { alg = "ES256" }` (a key generated when the provider is built) or
+/// `dpop = { alg = "ES256", pem_file = "…" }` (a PKCS#8 PEM file, for processes that share a
+/// session to share the key): tokens bound to the key (RFC 9449).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(not(feature = "jose"), allow(dead_code))]
+pub(super) struct DpopSpec {
+    alg: AlgName,
+    pem_file: Option<Template>,
 }
 
 /// `client_auth`: how the client authenticates at the token endpoint (RFC 6749 §2.3.1, RFC
@@ -259,6 +274,9 @@ impl Keys {
         refresh: Option<&mut Call>,
     ) -> Result<OAuth, SpecError> {
         let assertion = self.assertion()?;
+        if self.dpop.is_some() {
+            dpop_feature()?;
+        }
         let fields = self.fields();
         for (role, call) in [("login", Some(login)), ("refresh", refresh)] {
             if let Some(call) = call {
@@ -269,6 +287,7 @@ impl Keys {
             issuer: self.issuer.map(|issuer| issuer.0),
             client_auth: self.client_auth,
             assertion,
+            dpop: self.dpop,
         })
     }
 
@@ -435,6 +454,20 @@ fn signed_by_key(_: &KeySpec) -> Result<Assertion, SpecError> {
     ))
 }
 
+/// `dpop`: the `jose` feature's.
+#[cfg(feature = "jose")]
+fn dpop_feature() -> Result<(), SpecError> {
+    Ok(())
+}
+
+#[cfg(not(feature = "jose"))]
+fn dpop_feature() -> Result<(), SpecError> {
+    Err(SpecError::at(
+        "dpop",
+        "DPoP signs proofs: it needs the crate's `jose` feature",
+    ))
+}
+
 /// `client_secret_jwt`: the `jose` feature's.
 #[cfg(feature = "jose")]
 fn signed_by_secret() -> Result<Assertion, SpecError> {
@@ -509,6 +542,23 @@ impl OAuth {
             }
             None => provider,
         };
+        #[cfg(feature = "jose")]
+        let provider = match &self.dpop {
+            Some(dpop) => {
+                let key = match &dpop.pem_file {
+                    Some(pem_file) => read_key(
+                        &fill.text(pem_file, "dpop.pem_file")?,
+                        dpop.alg.0,
+                        "dpop.pem_file",
+                    )?,
+                    None => SigningKey::generate(dpop.alg.0)
+                        .map_err(|e| SpecError::at("dpop", e.to_string()))?,
+                };
+                let key = crate::jose::DpopKey::new(key);
+                provider.with_policy(|policy| policy.dpop = Some(key))
+            }
+            None => provider,
+        };
         let Some(assertion) = &self.assertion else {
             return Ok(provider);
         };
@@ -521,7 +571,11 @@ impl OAuth {
             }
             #[cfg(feature = "jose")]
             Assertion::Key { pem_file, alg, kid } => {
-                let key = read_key(&fill.text(pem_file, "client_key.pem_file")?, *alg)?;
+                let key = read_key(
+                    &fill.text(pem_file, "client_key.pem_file")?,
+                    *alg,
+                    "client_key.pem_file",
+                )?;
                 let key = match kid {
                     Some(kid) => key.with_kid(kid.clone()),
                     None => key,
@@ -547,9 +601,9 @@ const MAX_KEY_FILE: u64 = 64 * 1024;
 /// The PKCS#8 PEM key at `path`, for `alg`. Errors name neither the path (it may come from the
 /// environment, a secret) nor anything of the file.
 #[cfg(feature = "jose")]
-fn read_key(path: &str, alg: Algorithm) -> Result<SigningKey, SpecError> {
+fn read_key(path: &str, alg: Algorithm, key: &'static str) -> Result<SigningKey, SpecError> {
     use std::io::Read as _;
-    let at = |message: String| SpecError::at("client_key.pem_file", message);
+    let at = |message: String| SpecError::at(key, message);
     let unreadable = |e: std::io::Error| at(format!("the key file cannot be read: {}", e.kind()));
     let mut pem = String::new();
     std::fs::File::open(path)
