@@ -212,6 +212,24 @@ where
             .map(|session| TokenHandle::new(Arc::clone(&session.manager)))
     }
 
+    /// The handle of the session a request names: by the layer's key function of its URI and
+    /// headers (`head`, made only then), else by the `K` in `extensions`.
+    #[cfg(feature = "reqwest")]
+    pub(crate) fn handle_for(
+        &self,
+        extensions: &http::Extensions,
+        head: impl FnOnce() -> (Uri, HeaderMap),
+    ) -> Result<TokenHandle, AuthError> {
+        let key = match &self.sessions.key_fn {
+            Some(key_fn) => {
+                let (uri, headers) = head();
+                key_fn(&uri, &headers)
+            }
+            None => extensions.get::<K>().cloned(),
+        };
+        self.handle(&key.ok_or_else(no_key)?)
+    }
+
     /// How many sessions are live, and how many were dropped (least recently used, or idle).
     pub fn sessions(&self) -> (usize, u64) {
         (

@@ -263,3 +263,48 @@ async fn the_demo_spreads_requests_over_keyed_sessions() {
     assert_eq!((s.logins, s.resource_ok), (50, 1000));
     assert_eq!(emulation.violation_reasons(), Vec::new());
 }
+
+/// The reqwest middleware on a keyed layer: the key in the request's middleware extensions
+/// picks the session, as through the tower service; one login per session, shared with the
+/// tower side, and a request naming no session fails with a configuration error.
+#[cfg(feature = "reqwest")]
+#[tokio::test]
+async fn the_reqwest_middleware_takes_the_key_from_its_extensions() {
+    use tower_token_auth::reqwest::AuthMiddleware;
+
+    let emulation = emulation().await;
+    let layer = keyed(&emulation, 100);
+    let http = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(AuthMiddleware::keyed(&layer))
+        .build();
+    let base = format!("http://{}", emulation.addr());
+    for round in 0..3 {
+        for tenant in 0..5 {
+            let response = http
+                .get(format!("{base}/resource/{}", audience(tenant)))
+                .with_extension(Tenant(tenant))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), StatusCode::OK, "round {round}");
+        }
+    }
+    // The tower side shares the sessions.
+    assert_eq!(
+        get(layer.layer(client()), base.clone(), 3).await.unwrap(),
+        StatusCode::OK
+    );
+    let s = emulation.stats();
+    assert_eq!((s.logins, s.resource_ok), (5, 16));
+    let err = http
+        .get(format!("{base}/resource/{}", audience(1)))
+        .send()
+        .await
+        .unwrap_err();
+    let reqwest_middleware::Error::Middleware(inner) = &err else {
+        panic!("{err}")
+    };
+    let auth = inner.downcast_ref::<tower_token_auth::AuthError>().unwrap();
+    assert_eq!(auth.kind(), ErrorKind::Config);
+    assert_eq!(emulation.violation_reasons(), Vec::new());
+}
