@@ -28,6 +28,10 @@
 //!     --username U --password P --store redis://127.0.0.1:6379/0 --json
 //! ```
 //!
+//! `--metrics-addr 127.0.0.1:9090` (build with `--features metrics`) serves the layers' metrics
+//! in Prometheus text format at `/metrics` during the run, each layer labelled with its
+//! provider; `--metrics-hold` keeps serving after the report until standard input closes.
+//!
 //! External mode runs against any server:
 //!
 //! ```text

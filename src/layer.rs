@@ -359,10 +359,7 @@ impl AuthLayerBuilder {
                 settings,
                 transport,
                 store,
-                Metrics::named(
-                    self.metrics_name
-                        .unwrap_or_else(|| Arc::from(DEFAULT_NAME)),
-                ),
+                Metrics::named(self.metrics_name.unwrap_or_else(|| Arc::from(DEFAULT_NAME))),
             )),
             replay: CloneBody,
         }

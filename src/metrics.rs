@@ -230,7 +230,10 @@ impl Metrics {
     fn labels(&self, more: &[(&'static str, &'static str)]) -> Vec<::metrics::Label> {
         let provider = ::metrics::SharedString::from(Arc::clone(&self.name));
         std::iter::once(::metrics::Label::new("provider", provider))
-            .chain(more.iter().map(|&(key, value)| ::metrics::Label::new(key, value)))
+            .chain(
+                more.iter()
+                    .map(|&(key, value)| ::metrics::Label::new(key, value)),
+            )
             .collect()
     }
 

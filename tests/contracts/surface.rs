@@ -6,9 +6,13 @@
 /// 119 functions (the goal was at most 40 and 120); client assertions, the `jose` keys,
 /// revocation and discovery add 5 items and 27 functions (`SigningKey`, `DpopKey`, `Algorithm`,
 /// `ClientAssertion`, `AssertionProvider`; `TokenHandle::revoke`, four `Provider` methods, `oauth2::Builder::revocation_url`, `resource`, `audience`, `discover` and `token_exchange`).
+/// Metrics through the `metrics` facade add one function, `AuthLayerBuilder::metrics_name`: a
+/// process with several layers (one per API) must tell their metrics and spans apart, and a
+/// name taken from the provider would leave custom providers unnamed; everything else (the
+/// metrics, the span) is reported, not called.
 /// Growth is a decision, made in the commit that raises these.
 const MAX_ITEMS: usize = 44;
-const MAX_FNS: usize = 146;
+const MAX_FNS: usize = 147;
 
 #[test]
 fn the_public_surface_stays_within_its_bounds() {

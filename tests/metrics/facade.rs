@@ -10,7 +10,9 @@ use tokio::time::{advance, Duration};
 use tower_token_auth::{AuthLayer, Clock, ErrorKind};
 
 use crate::support::capture::Capture;
-use crate::support::{auth_error, send, service, AuthServer, Fault, TestProvider, AUTH_DELAY, MARK};
+use crate::support::{
+    auth_error, send, service, AuthServer, Fault, TestProvider, AUTH_DELAY, MARK,
+};
 
 /// Each metric of the snapshot by name and labels (`k=v,...`, in the order reported).
 type Reported = BTreeMap<(String, String), DebugValue>;
@@ -134,7 +136,11 @@ async fn auth_calls_waits_and_the_token_gauges_are_reported_with_exact_labels() 
             by_outcome.insert(labels.as_str(), *n);
             // Every call's duration is one sample: the paused auth server's delay.
             let taken = samples(&reported, durations, labels);
-            assert_eq!(taken, vec![AUTH_DELAY.as_secs_f64(); *n as usize], "{labels}");
+            assert_eq!(
+                taken,
+                vec![AUTH_DELAY.as_secs_f64(); *n as usize],
+                "{labels}"
+            );
         }
     }
     assert_eq!(
@@ -219,7 +225,10 @@ async fn an_unnamed_layer_is_labelled_default() {
     let _metrics = metrics::set_default_local_recorder(&recorder);
     let server = AuthServer::new(60, AUTH_DELAY);
     let layer = crate::support::paused_layer(&server, TestProvider::new());
-    assert_eq!(send(&service(&server, &layer)).await.unwrap(), StatusCode::OK);
+    assert_eq!(
+        send(&service(&server, &layer)).await.unwrap(),
+        StatusCode::OK
+    );
     let reported = reported(&recorder);
     assert_eq!(
         counter(
