@@ -204,6 +204,7 @@ mod extensions;
 mod faults;
 mod intergiro;
 mod jose;
+mod mtls;
 mod oauth2;
 mod oli;
 mod protected;
@@ -221,7 +222,7 @@ mod wire;
 
 pub use self::config::{Api, Config, Fault};
 pub use self::extensions::{
-    ClientAuth, Discovery, Dpop, DpopNonces, OAuthExtensions, SigningAlg, TokenExchange,
+    ClientAuth, Discovery, Dpop, DpopNonces, Mtls, OAuthExtensions, SigningAlg, TokenExchange,
 };
 pub use self::faults::FaultKind;
 pub use self::server::Emulation;
