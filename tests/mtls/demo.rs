@@ -1,0 +1,1 @@
+//! The demo's external mode with `--client-auth tls_client_auth`: filled in below.
