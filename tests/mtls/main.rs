@@ -6,6 +6,9 @@
 //! Certificates are made per test with rcgen; nothing is read from disk but what the demo test
 //! writes for the demo.
 
+#[path = "../support/mod.rs"]
+mod support;
+
 mod certs;
 mod demo;
 mod discovery;
