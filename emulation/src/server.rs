@@ -86,7 +86,7 @@ impl Emulation {
                 let settings = mtls::listener(origin, settings, &extensions.client_auth)?;
                 Some((tls, settings))
             }
-            _ if extensions.client_auth.is_mtls() => {
+            _ if api == Api::OAuth2 && extensions.client_auth.is_mtls() => {
                 return Err(std::io::Error::new(
                     std::io::ErrorKind::InvalidInput,
                     "a mutual TLS client authentication method needs OAuthExtensions::mtls",
