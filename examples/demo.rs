@@ -170,6 +170,15 @@ struct Args {
     /// instead (RFC 8693 token exchange, subject type jwt).
     #[arg(long, value_name = "PATH", requires = "provider")]
     exchange_subject_file: Option<PathBuf>,
+    /// DPoP (RFC 9449): bind tokens to a key of this algorithm, generated for the run (or read
+    /// from --dpop-key): a proof on every auth call and request, nonces answered (needs
+    /// `--features jose`).
+    #[arg(long, value_enum, requires = "external")]
+    dpop: Option<KeyAlg>,
+    /// The DPoP key, PKCS#8 PEM, for processes sharing a session (through --store) to share
+    /// the key its tokens are bound to.
+    #[arg(long, value_name = "PATH", requires = "dpop")]
+    dpop_key: Option<PathBuf>,
     /// The protected URL every request goes to.
     #[arg(long, requires = "external")]
     api_url: Option<String>,
@@ -304,6 +313,8 @@ struct Report {
     logins: u64,
     refreshes: u64,
     replays: u64,
+    /// Auth calls and requests sent again for a server's DPoP nonce.
+    dpop_nonce_retries: u64,
     p50_ms: f64,
     p99_ms: f64,
     elapsed_s: f64,
@@ -450,6 +461,7 @@ async fn run_load(
     report.logins = metrics.logins;
     report.refreshes = metrics.refreshes;
     report.replays = metrics.replays;
+    report.dpop_nonce_retries = metrics.dpop_nonce_retries;
     report.adopted = metrics.adoptions;
     bar.finish_with_message(format!(
         "done: {} requests, {} failed",
@@ -731,7 +743,7 @@ fn assertion(
     auth: ClientAuthName,
     id: &str,
 ) -> Result<oauth2::ClientAssertion, String> {
-    use tower_token_auth::jose::{Algorithm, SigningKey};
+    use tower_token_auth::jose::SigningKey;
     if auth == ClientAuthName::ClientSecretJwt {
         let secret = args
             .client_secret
@@ -745,14 +757,8 @@ fn assertion(
         .ok_or("private_key_jwt needs --client-key")?;
     let pem =
         std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
-    let alg = match args.client_key_alg {
-        KeyAlg::Es256 => Algorithm::ES256,
-        KeyAlg::Rs256 => Algorithm::RS256,
-        KeyAlg::Ps256 => Algorithm::PS256,
-        KeyAlg::EdDsa => Algorithm::EdDSA,
-    };
-    let key =
-        SigningKey::from_pkcs8_pem(&pem, alg).map_err(|e| format!("{}: {e}", path.display()))?;
+    let key = SigningKey::from_pkcs8_pem(&pem, jose_alg(args.client_key_alg))
+        .map_err(|e| format!("{}: {e}", path.display()))?;
     let key = match &args.client_key_id {
         Some(kid) => key.with_kid(kid.clone()),
         None => key,
@@ -783,6 +789,9 @@ fn layer(
     client: &HttpClient,
 ) -> Result<AuthLayer, String> {
     let mut builder = AuthLayer::builder(provider);
+    if let Some(alg) = args.dpop {
+        builder = with_dpop(builder, alg, args.dpop_key.as_deref())?;
+    }
     if let Some(timeout) = args.auth_timeout {
         builder = builder.timeout(timeout);
     }
@@ -797,6 +806,48 @@ fn layer(
         builder = builder.lease_ttl(ttl);
     }
     Ok(builder.build(client.clone()))
+}
+
+/// `builder` with a DPoP key of `alg`: read from `path`, or generated.
+#[cfg(feature = "jose")]
+fn with_dpop(
+    builder: AuthLayerBuilder,
+    alg: KeyAlg,
+    path: Option<&std::path::Path>,
+) -> Result<AuthLayerBuilder, String> {
+    use tower_token_auth::jose::{DpopKey, SigningKey};
+    let alg = jose_alg(alg);
+    let key = match path {
+        Some(path) => {
+            let pem = std::fs::read_to_string(path)
+                .map_err(|e| format!("reading {}: {e}", path.display()))?;
+            SigningKey::from_pkcs8_pem(&pem, alg).map_err(|e| format!("{}: {e}", path.display()))?
+        }
+        None => SigningKey::generate(alg).map_err(|e| e.to_string())?,
+    };
+    let key = DpopKey::new(key);
+    Ok(builder.with_policy(move |p| p.dpop = Some(key)))
+}
+
+#[cfg(not(feature = "jose"))]
+fn with_dpop(
+    _: AuthLayerBuilder,
+    _: KeyAlg,
+    _: Option<&std::path::Path>,
+) -> Result<AuthLayerBuilder, String> {
+    Err("--dpop signs proofs: cargo run --release --features jose --example demo -- ...".to_owned())
+}
+
+/// The `jose` algorithm of `alg`.
+#[cfg(feature = "jose")]
+fn jose_alg(alg: KeyAlg) -> tower_token_auth::jose::Algorithm {
+    use tower_token_auth::jose::Algorithm;
+    match alg {
+        KeyAlg::Es256 => Algorithm::ES256,
+        KeyAlg::Rs256 => Algorithm::RS256,
+        KeyAlg::Ps256 => Algorithm::PS256,
+        KeyAlg::EdDsa => Algorithm::EdDSA,
+    }
 }
 
 /// `builder` with the store `--store` names, under `key`.

@@ -10,7 +10,7 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use tower::{ServiceBuilder, ServiceExt};
-use tower_token_auth::provider::oauth2;
+use tower_token_auth::provider::{oauth2, Origins};
 use tower_token_auth::AuthLayer;
 use tower_token_auth_emulation::{Api, Config, Emulation};
 
@@ -25,8 +25,12 @@ async fn main() -> Result<(), tower::BoxError> {
         config.client_secret.clone(),
     )
     .build()?;
+    // The token goes to the API's origin only.
+    let origins = Origins::new([format!("http://{}", idp.addr()).as_str()])?;
     let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
-    let layer = AuthLayer::new(provider, client.clone());
+    let layer = AuthLayer::builder(provider)
+        .with_policy(|p| p.origins = Some(origins))
+        .build(client.clone());
     let api = ServiceBuilder::new().layer(layer.clone()).service(client);
 
     for _ in 0..3 {

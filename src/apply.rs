@@ -20,18 +20,55 @@ use std::fmt;
 use std::sync::{Arc, Weak};
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderName, HeaderValue, Request, StatusCode};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, Uri};
 
 use crate::clock::{Moment, Reading};
+use crate::dpop::{Dpop, End, DPOP};
+use crate::error::AuthError;
 use crate::manager::Manager;
 use crate::provider::Classifier;
 use crate::slot::{Generation, TokenState};
 
 impl TokenState {
-    /// Writes this token into a request (cold paths: replays).
-    #[inline]
-    pub(crate) fn apply<B>(&self, request: &mut Request<B>) {
-        write(&self.header_name, &self.header, request);
+    /// Writes this token into a request (cold paths: replays, waiting requests, and every
+    /// request with a DPoP-bound token, whose proof is signed here with `dpop`).
+    ///
+    /// Fails only for a DPoP-bound token: a request URI that is not absolute (a proof names
+    /// it), or no key to sign with.
+    pub(crate) fn apply<B>(
+        &self,
+        request: &mut Request<B>,
+        dpop: Option<&Dpop>,
+    ) -> Result<(), AuthError> {
+        let proof = self.proof(request.method(), request.uri(), dpop)?;
+        self.write_to(proof, request.headers_mut());
+        Ok(())
+    }
+
+    /// The DPoP proof a request of `method` to `uri` carries with this token: none unless the
+    /// token is bound to the layer's key.
+    pub(crate) fn proof(
+        &self,
+        method: &Method,
+        uri: &Uri,
+        dpop: Option<&Dpop>,
+    ) -> Result<Option<HeaderValue>, AuthError> {
+        if !self.dpop {
+            return Ok(None);
+        }
+        let dpop = dpop.ok_or_else(|| {
+            AuthError::config("a DPoP-bound token without the DPoP key it is bound to")
+        })?;
+        dpop.proof(End::Resource, method, uri, Some(&self.access_token))
+            .map(Some)
+    }
+
+    /// Writes the token, and its `proof` if it has one, into `headers`.
+    pub(crate) fn write_to(&self, proof: Option<HeaderValue>, headers: &mut HeaderMap) {
+        headers.insert(self.header_name.clone(), self.header.clone());
+        if let Some(proof) = proof {
+            headers.insert(DPOP, proof);
+        }
     }
 }
 
@@ -61,6 +98,9 @@ pub(crate) struct Applied {
     name: HeaderName,
     value: HeaderValue,
     classifier: Classifier,
+    /// The token is DPoP-bound: each request needs a proof of its own (see
+    /// [`TokenState::apply`]).
+    dpop: bool,
 }
 
 /// How many layers' tokens a thread keeps at once; a layer whose place another layer took
@@ -125,6 +165,7 @@ impl Applied {
             address: Arc::as_ptr(manager) as usize,
             version,
             fresh_until: clock.first_tick_at(token.refresh_at.min(token.expires_at)),
+            dpop: token.dpop,
             token,
             name,
             value,
@@ -141,6 +182,13 @@ impl Applied {
     #[inline]
     pub(crate) fn apply<B>(&self, request: &mut Request<B>) {
         write(&self.name, &self.value, request);
+    }
+
+    /// Whether the token is DPoP-bound: then a request does not take this copy's header but
+    /// signs its own proof (see [`TokenState::apply`]).
+    #[inline]
+    pub(crate) fn is_dpop(&self) -> bool {
+        self.dpop
     }
 
     /// The generation of the token.

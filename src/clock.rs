@@ -283,6 +283,11 @@ impl Moment {
         Self(u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX))
     }
 
+    /// Nanoseconds since the clock was made.
+    pub(crate) fn as_nanos(self) -> u64 {
+        self.0
+    }
+
     /// The time from `earlier` to this moment; zero if `earlier` is later (as
     /// `Instant::duration_since` now is).
     pub(crate) fn duration_since(self, earlier: Moment) -> Duration {

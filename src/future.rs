@@ -25,7 +25,7 @@ use tower_service::Service;
 
 use crate::apply::Applied;
 use crate::clock::Reading;
-use crate::error::BoxError;
+use crate::error::{AuthError, BoxError};
 use crate::manager::{Manager, TokenWait};
 use crate::replay::{CloneRequest, Sends, Verdict};
 use crate::slot::{Generation, TokenState};
@@ -58,6 +58,8 @@ pin_project! {
         // Waiting for a token, or for the service to be ready to send, in the box; `None` once
         // answered, when polling again is an error, not a panic.
         Cold { replay: Option<X> },
+        // Refused before it went out (an origin the token may not go to); `None` once reported.
+        Refused { error: Option<Box<AuthError>> },
     }
 }
 
@@ -86,6 +88,27 @@ where
                 future,
                 token: None,
                 replay: Some(replay),
+            },
+        }
+    }
+
+    /// The request went out without the token (its origin is not the token's): the answer is
+    /// the caller's as it comes.
+    pub(crate) fn passed(future: S::Future) -> Self {
+        Self {
+            state: State::Sent {
+                future,
+                token: None,
+                replay: None,
+            },
+        }
+    }
+
+    /// The request did not go out: `error` is the answer.
+    pub(crate) fn refused(error: AuthError) -> Self {
+        Self {
+            state: State::Refused {
+                error: Some(Box::new(error)),
             },
         }
     }
@@ -146,6 +169,12 @@ where
                         replay: Some(replay),
                     });
                 }
+                StateProj::Refused { error } => {
+                    return Poll::Ready(Err(match error.take() {
+                        Some(error) => error,
+                        None => spent(),
+                    }));
+                }
                 StateProj::Cold { replay } => {
                     let ready = replay.as_mut().ok_or_else(spent)?;
                     match ready!(ready.as_mut().poll_send(cx)) {
@@ -180,7 +209,7 @@ where
                 replay: Some(replay),
             } if replay.token.is_some() => "ready to send",
             State::Cold { replay: Some(_) } => "waiting for a token",
-            State::Cold { replay: None } => "done",
+            State::Cold { replay: None } | State::Refused { .. } => "done",
         };
         f.debug_struct("ResponseFuture")
             .field("state", &state)
@@ -236,6 +265,23 @@ where
         }
     }
 
+    /// A request that reached the layer at `started` and has not gone out yet, to be sent with
+    /// `token` (a DPoP-bound one: its proof is signed when it goes out) once the service is
+    /// ready.
+    pub(crate) fn with_token(
+        request: Request<B>,
+        token: Arc<TokenState>,
+        started: Reading,
+        service: S,
+        shared: Arc<Manager>,
+        cloner: R,
+    ) -> Self {
+        Self {
+            token: Some(token),
+            ..Self::unsent(request, started, service, shared, cloner)
+        }
+    }
+
     /// A request that reached the layer at `started` and has not gone out yet: it waits for a
     /// token.
     pub(crate) fn unsent(
@@ -274,13 +320,14 @@ where
         let verdict = this
             .sends
             .answered(this.shared, response.status(), response.headers(), copy);
-        if verdict != Verdict::Replay {
-            return Some(response);
-        }
+        let refused = match verdict {
+            Verdict::Accepted | Verdict::Spent => return Some(response),
+            Verdict::Replay => Some(this.sends.refused()),
+            // The same token, with the nonce the answer gave.
+            Verdict::Nonce => None,
+        };
         *this.held = Some(Box::new(response));
-        this.wait
-            .as_mut()
-            .set(TokenWait::new(Some(this.sends.refused())));
+        this.wait.as_mut().set(TokenWait::new(refused));
         None
     }
 
@@ -315,11 +362,13 @@ where
         };
         // The dead-token answer is replaced by this send's.
         *this.held = None;
-        if this.sends.keep_copy(this.shared) {
+        if this.sends.keep_copy(this.shared, &token) {
             *this.next = this.cloner.clone_request(&request);
         }
-        token.apply(&mut request);
-        this.sends.sent(this.shared, token.generation);
+        if let Err(error) = token.apply(&mut request, this.shared.dpop.as_deref()) {
+            return Poll::Ready(Err(Err(error.into())));
+        }
+        this.sends.sent(this.shared, &token, request.uri());
         Poll::Ready(Ok(this.service.call(request)))
     }
 }

@@ -30,8 +30,9 @@ use crate::token::view::Token;
 ///
 /// // For a client the layer does not wrap:
 /// let token = handle.token().await?;
+/// let uri = http::Uri::from_static("https://api.example.com/orders");
 /// let mut headers = http::HeaderMap::new();
-/// token.apply_to(&mut headers);
+/// token.apply_to(&http::Method::GET, &uri, &mut headers)?;
 ///
 /// // That client was told the token is dead: the next caller gets a new one.
 /// handle.invalidate(&token);
@@ -77,11 +78,13 @@ impl TokenHandle {
     ///
     /// ```
     /// # use tower_token_auth::TokenHandle;
-    /// # fn run(handle: TokenHandle, mut request: http::Request<()>) {
+    /// # fn run(handle: TokenHandle, mut request: http::Request<()>) -> Result<(), tower_token_auth::AuthError> {
     /// // In synchronous code (a tonic interceptor, say): use the token if there is one.
     /// if let Some(token) = handle.current() {
-    ///     token.apply_to(request.headers_mut());
+    ///     let (method, uri) = (request.method().clone(), request.uri().clone());
+    ///     token.apply_to(&method, &uri, request.headers_mut())?;
     /// }
+    /// # Ok(())
     /// # }
     /// ```
     pub fn current(&self) -> Option<Token> {
@@ -92,14 +95,14 @@ impl TokenHandle {
             .load_full()
             .filter(|t| now < t.expires_at)?;
         self.manager.refresh_if_due(&state, now);
-        Some(Token::new(state, self.manager.clock()))
+        Some(Token::new(state, &self.manager))
     }
 
     /// `token` was refused by whoever it was sent to: if it is still the current token, it is
     /// marked dead and one refresh starts in the background, so that the next request or call
     /// gets a new one. A token already superseded is left alone.
     pub fn invalidate(&self, token: &Token) {
-        self.manager.invalidate(token.slot_generation());
+        self.manager.invalidate(token.state().generation);
     }
 
     /// A token issued after this call: the current token is retired (requests wait for its
@@ -190,7 +193,7 @@ impl TokenHandle {
     async fn wait(&self, refused: Option<Generation>) -> Result<Token, AuthError> {
         let mut wait = pin!(TokenWait::new(refused));
         let state = poll_fn(|cx| wait.as_mut().poll_with(cx, &self.manager)).await?;
-        Ok(Token::new(state, self.manager.clock()))
+        Ok(Token::new(state, &self.manager))
     }
 }
 

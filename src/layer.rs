@@ -111,6 +111,11 @@ impl<R> AuthLayer<R> {
     pub fn handle(&self) -> TokenHandle {
         TokenHandle::new(Arc::clone(&self.shared))
     }
+
+    /// The session's manager.
+    pub(crate) fn manager(&self) -> Arc<Manager> {
+        Arc::clone(&self.shared)
+    }
 }
 
 impl<R: Clone> Clone for AuthLayer<R> {

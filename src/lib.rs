@@ -212,6 +212,7 @@
 
 mod apply;
 mod clock;
+mod dpop;
 mod error;
 mod future;
 #[cfg(feature = "tonic")]
@@ -219,6 +220,7 @@ pub mod grpc;
 mod handle;
 #[cfg(feature = "jose")]
 pub mod jose;
+mod keyed;
 mod layer;
 mod manager;
 mod metrics;
@@ -239,6 +241,7 @@ pub use crate::clock::Clock;
 pub use crate::error::{AuthCall, AuthError, ErrorKind};
 pub use crate::future::ResponseFuture;
 pub use crate::handle::TokenHandle;
+pub use crate::keyed::{KeyedAuthLayer, KeyedAuthLayerBuilder, KeyedAuthService};
 pub use crate::layer::{AuthLayer, AuthLayerBuilder};
 pub use crate::manager::AuthTransport;
 pub use crate::metrics::MetricsSnapshot;

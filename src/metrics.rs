@@ -30,6 +30,9 @@ pub struct MetricsSnapshot {
     /// Token store operations that failed, and store entries that were unusable (corrupt, of a
     /// foreign format, for another key). Each is logged; the layer carries on without the entry.
     pub store_failures: u64,
+    /// Auth calls and requests sent again because a server asked for a DPoP nonce
+    /// (`use_dpop_nonce`): not replays, and free of the replay budget.
+    pub dpop_nonce_retries: u64,
 }
 
 #[derive(Debug, Default)]
@@ -43,6 +46,7 @@ pub(crate) struct Metrics {
     token_waits: AtomicU64,
     adoptions: AtomicU64,
     store_failures: AtomicU64,
+    dpop_nonce_retries: AtomicU64,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -56,6 +60,7 @@ pub(crate) enum Counter {
     TokenWait,
     Adoption,
     StoreFailure,
+    DpopNonceRetry,
 }
 
 impl Metrics {
@@ -70,6 +75,7 @@ impl Metrics {
             Counter::TokenWait => &self.token_waits,
             Counter::Adoption => &self.adoptions,
             Counter::StoreFailure => &self.store_failures,
+            Counter::DpopNonceRetry => &self.dpop_nonce_retries,
         };
         cell.fetch_add(1, Ordering::Relaxed);
     }
@@ -85,6 +91,7 @@ impl Metrics {
             token_waits: self.token_waits.load(Ordering::Relaxed),
             adoptions: self.adoptions.load(Ordering::Relaxed),
             store_failures: self.store_failures.load(Ordering::Relaxed),
+            dpop_nonce_retries: self.dpop_nonce_retries.load(Ordering::Relaxed),
         }
     }
 }

@@ -3,13 +3,14 @@
 
 use std::sync::Arc;
 
-use http::{HeaderMap, Request, StatusCode};
+use http::{HeaderMap, Request, StatusCode, Uri};
 
 use crate::clock::Reading;
+use crate::dpop::{resource_challenge, End, MAX_NONCE_RETRIES};
 use crate::manager::Manager;
 use crate::metrics::Counter;
 use crate::provider::Budget;
-use crate::slot::Generation;
+use crate::slot::{Generation, TokenState};
 
 /// Makes the copy of a request that a replay would send.
 ///
@@ -111,6 +112,19 @@ pub(crate) struct Sends {
     /// When the request reached the layer: its deadline runs from there. Kept as read, and
     /// made a moment only for a refusal.
     started: Reading,
+    /// DPoP-bound sends: where the last one went (its server's nonces are kept from the
+    /// answers), and the nonce challenges met so far.
+    dpop: Option<Box<DpopSends>>,
+}
+
+/// What [`Sends`] tracks of a request sent with a DPoP-bound token.
+#[derive(Debug)]
+struct DpopSends {
+    uri: Uri,
+    /// Sends made again for a nonce (free of the replay budget).
+    retries: u8,
+    /// The next send answers a nonce challenge.
+    pending: bool,
 }
 
 /// What to do with an answer ([`Sends::answered`]).
@@ -124,6 +138,9 @@ pub(crate) enum Verdict {
     /// The upstream refused the token and no replay follows: the answer is the caller's, and the
     /// token has been reported dead.
     Spent,
+    /// The upstream asked for a DPoP nonce and gave one: send the copy again with the current
+    /// token, free of the replay budget.
+    Nonce,
 }
 
 impl Sends {
@@ -134,6 +151,7 @@ impl Sends {
             generation: Generation::UNSENT,
             budget: Budget::default(),
             started,
+            dpop: None,
         }
     }
 
@@ -147,13 +165,38 @@ impl Sends {
         }
     }
 
-    /// Whether the send about to go out needs a copy of the request: another may follow it.
-    pub(crate) fn keep_copy(&self, manager: &Manager) -> bool {
+    /// Whether the send about to go out with `token` needs a copy of the request: another may
+    /// follow it (a replay, or for a DPoP-bound token a nonce challenge).
+    pub(crate) fn keep_copy(&self, manager: &Manager, token: &TokenState) -> bool {
         manager.policy.copies_for_send(self.count, &self.budget)
+            || (token.dpop
+                && self
+                    .dpop
+                    .as_ref()
+                    .is_none_or(|d| d.retries < MAX_NONCE_RETRIES))
     }
 
-    /// The request goes out (again) with the token of `generation`.
-    pub(crate) fn sent(&mut self, manager: &Manager, generation: Generation) {
+    /// The request goes out (again) to `uri` with `token`.
+    pub(crate) fn sent(&mut self, manager: &Manager, token: &TokenState, uri: &Uri) {
+        let generation = token.generation;
+        if token.dpop {
+            let dpop = self.dpop.get_or_insert_with(|| {
+                Box::new(DpopSends {
+                    uri: uri.clone(),
+                    retries: 0,
+                    pending: false,
+                })
+            });
+            if std::mem::take(&mut dpop.pending) {
+                manager.metrics.incr(Counter::DpopNonceRetry);
+                tracing::debug!(
+                    retries = dpop.retries,
+                    "sending a request again with the resource server's DPoP nonce"
+                );
+                self.generation = generation;
+                return;
+            }
+        }
         if self.count > 0 {
             manager.metrics.incr(Counter::Replay);
             tracing::debug!(
@@ -183,6 +226,23 @@ impl Sends {
         headers: &HeaderMap,
         copy: bool,
     ) -> Verdict {
+        if let (Some(dpop), Some(sends)) = (&manager.dpop, &mut self.dpop) {
+            let new_nonce = dpop.remember(End::Resource, &sends.uri, headers);
+            if resource_challenge(status, headers) {
+                if new_nonce && copy && sends.retries < MAX_NONCE_RETRIES {
+                    sends.retries += 1;
+                    sends.pending = true;
+                    return Verdict::Nonce;
+                }
+                // Not a dead token: the server's nonces are not working out. The caller gets
+                // the challenge; the token stays.
+                tracing::debug!(
+                    retries = sends.retries,
+                    "DPoP nonce challenge not answered: the challenge goes to the caller"
+                );
+                return Verdict::Accepted;
+            }
+        }
         if !manager.policy.classifier.refuses(status, headers) {
             // A later refusal of this token is revocation (see `Slot::accept`).
             manager.slot.accept(self.generation);

@@ -62,8 +62,9 @@ use http_body_util::BodyExt;
 use reqwest_middleware::{Middleware, Next};
 use tower_service::Service;
 
-use crate::error::BoxError;
+use crate::error::{AuthError, BoxError};
 use crate::handle::TokenHandle;
+use crate::provider::outside_origins;
 use crate::provider::AuthRequest;
 use crate::replay::{Sends, Verdict};
 
@@ -104,6 +105,18 @@ impl Middleware for AuthMiddleware {
         next: Next<'_>,
     ) -> reqwest_middleware::Result<reqwest::Response> {
         let manager = self.handle.manager();
+        if let Some(origins) = &manager.policy.origins {
+            let url = request.url();
+            // NOTE: `host_str` writes an IPv6 host in brackets, as `Uri` does.
+            let host = url.host_str().unwrap_or_default();
+            let outside = !origins.allows_origin(url.scheme(), host, url.port_or_known_default());
+            if outside {
+                if origins.refuses_others() {
+                    return Err(reqwest_middleware::Error::middleware(outside_origins()));
+                }
+                return next.run(request, extensions).await;
+            }
+        }
         let mut sends = Sends::new(manager.clock().read());
         let mut token = self
             .handle
@@ -111,13 +124,26 @@ impl Middleware for AuthMiddleware {
             .await
             .map_err(reqwest_middleware::Error::middleware)?;
         loop {
-            let copy = if sends.keep_copy(manager) {
+            let copy = if sends.keep_copy(manager, token.state()) {
                 request.try_clone()
             } else {
                 None
             };
-            token.apply_to(request.headers_mut());
-            sends.sent(manager, token.slot_generation());
+            // A DPoP proof names the request's URI; reqwest's is a `Url`.
+            let uri = match token.is_dpop() {
+                true => request
+                    .url()
+                    .as_str()
+                    .parse::<http::Uri>()
+                    .map_err(|_| AuthError::config("the request URL is not a valid URI"))
+                    .map_err(reqwest_middleware::Error::middleware)?,
+                false => http::Uri::default(),
+            };
+            let method = request.method().clone();
+            token
+                .apply_to(&method, &uri, request.headers_mut())
+                .map_err(reqwest_middleware::Error::middleware)?;
+            sends.sent(manager, token.state(), &uri);
             let response = next.clone().run(request, extensions).await?;
             let verdict = sends.answered(
                 manager,
@@ -125,13 +151,18 @@ impl Middleware for AuthMiddleware {
                 response.headers(),
                 copy.is_some(),
             );
-            let (Verdict::Replay, Some(copy)) = (verdict, copy) else {
+            let Some(copy) = copy else {
                 return Ok(response);
             };
-            // No new token: the caller gets the refusal, as without a replay.
-            match self.handle.replacing(sends.refused()).await {
-                Ok(next_token) => token = next_token,
-                Err(_) => return Ok(response),
+            match verdict {
+                Verdict::Accepted | Verdict::Spent => return Ok(response),
+                // The same token, with the nonce the answer gave.
+                Verdict::Nonce => {}
+                // No new token: the caller gets the refusal, as without a replay.
+                Verdict::Replay => match self.handle.replacing(sends.refused()).await {
+                    Ok(next_token) => token = next_token,
+                    Err(_) => return Ok(response),
+                },
             }
             request = copy;
         }

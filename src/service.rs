@@ -15,6 +15,7 @@ use crate::error::BoxError;
 use crate::future::{Replay, ResponseFuture};
 use crate::manager::Manager;
 use crate::metrics::Counter;
+use crate::provider::outside_origins;
 use crate::replay::{CloneBody, CloneRequest};
 use crate::slot::Generation;
 
@@ -93,9 +94,42 @@ where
     }
 
     #[inline]
-    fn call(&mut self, mut request: Request<B>) -> Self::Future {
-        let reading = self.shared.clock().read();
-        if let Some(token) = Applied::current(&self.shared, reading) {
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        Step {
+            manager: &self.shared,
+            inner: &mut self.inner,
+            replay: &self.replay,
+        }
+        .call(request)
+    }
+}
+
+/// What the middleware does with one request of one session: the hot path, and the hand-over
+/// of a request that has no usable token. [`AuthService`] takes its layer's session; a keyed
+/// layer's service ([`KeyedAuthService`](crate::KeyedAuthService)) the request's.
+pub(crate) struct Step<'a, S, R> {
+    pub(crate) manager: &'a Arc<Manager>,
+    pub(crate) inner: &'a mut S,
+    pub(crate) replay: &'a R,
+}
+
+impl<S, R> Step<'_, S, R> {
+    #[inline]
+    pub(crate) fn call<B, RB>(self, mut request: Request<B>) -> ResponseFuture<S, B, R>
+    where
+        S: Service<Request<B>, Response = Response<RB>> + Clone + Send + 'static,
+        R: CloneRequest<B>,
+    {
+        if let Some(origins) = &self.manager.policy.origins {
+            if !origins.allows(request.uri()) {
+                return self.outside(request);
+            }
+        }
+        let reading = self.manager.clock().read();
+        if let Some(token) = Applied::current(self.manager, reading) {
+            if token.is_dpop() {
+                return self.signed(request, &token, reading);
+            }
             // NOTE: the copy is made before the token goes on: a replay writes its own token,
             // so copying this one's header would be wasted.
             let replay = self.replay_for(&request, token.generation(), reading);
@@ -109,22 +143,55 @@ where
         }
 
         // No usable token: the request waits for one on the cold path.
-        // NOTE: take the service that `poll_ready` readied and leave a clone in its place; see
-        // tower's "Be careful when cloning inner services" guidance.
-        let clone = self.inner.clone();
-        let inner = mem::replace(&mut self.inner, clone);
-        self.shared.metrics.incr(Counter::TokenWait);
+        self.manager.metrics.incr(Counter::TokenWait);
+        let inner = take_inner(self.inner);
         ResponseFuture::waiting(Box::pin(Replay::unsent(
             request,
             reading,
             inner,
-            Arc::clone(&self.shared),
+            Arc::clone(self.manager),
             self.replay.clone(),
         )))
     }
-}
 
-impl<S, R> AuthService<S, R> {
+    /// A request to an origin the token may not go to: sent as it is, or refused.
+    #[cold]
+    #[inline(never)]
+    fn outside<B>(self, request: Request<B>) -> ResponseFuture<S, B, R>
+    where
+        S: Service<Request<B>>,
+    {
+        match self.manager.policy.origins.as_ref() {
+            Some(origins) if origins.refuses_others() => ResponseFuture::refused(outside_origins()),
+            _ => ResponseFuture::passed(self.inner.call(request)),
+        }
+    }
+
+    /// A request with a DPoP-bound token: its proof is signed, and the server's nonce
+    /// challenges answered, in the state a replay uses (see `Replay::with_token`).
+    #[cold]
+    #[inline(never)]
+    fn signed<B>(
+        self,
+        request: Request<B>,
+        token: &Applied,
+        reading: Reading,
+    ) -> ResponseFuture<S, B, R>
+    where
+        S: Service<Request<B>> + Clone,
+        R: CloneRequest<B>,
+    {
+        let inner = take_inner(self.inner);
+        ResponseFuture::waiting(Box::pin(Replay::with_token(
+            request,
+            Arc::clone(&token.token),
+            reading,
+            inner,
+            Arc::clone(self.manager),
+            self.replay.clone(),
+        )))
+    }
+
     /// What a replay of `request`, sent with the token of `generation` at `now`, would need,
     /// when replay is enabled and the request can be copied.
     #[inline]
@@ -138,7 +205,7 @@ impl<S, R> AuthService<S, R> {
         S: Service<Request<B>> + Clone,
         R: CloneRequest<B>,
     {
-        if !self.shared.replays {
+        if !self.manager.replays {
             return None;
         }
         let copy = self.replay.clone_request(request)?;
@@ -147,8 +214,15 @@ impl<S, R> AuthService<S, R> {
             generation,
             now,
             self.inner.clone(),
-            Arc::clone(&self.shared),
+            Arc::clone(self.manager),
             self.replay.clone(),
         )))
     }
+}
+
+/// The service that `poll_ready` readied, leaving a clone in its place (see tower's "Be careful
+/// when cloning inner services" guidance): for a request sent from its future.
+fn take_inner<S: Clone>(inner: &mut S) -> S {
+    let clone = inner.clone();
+    mem::replace(inner, clone)
 }

@@ -54,6 +54,8 @@ pub(crate) struct TokenState {
     pub(crate) refresh_expires_at: Option<Moment>,
     /// The bare access token, for the [`TokenHandle`](crate::TokenHandle).
     pub(crate) access_token: Secret,
+    /// Bound to the layer's DPoP key: each request carries a proof.
+    pub(crate) dpop: bool,
     /// Increases with every stored token; lets a 401 name the token it refused.
     pub(crate) generation: Generation,
     notes: Notes,
@@ -91,6 +93,7 @@ impl TokenState {
             refresh_token: issued.refresh_token,
             refresh_expires_at,
             access_token: issued.access_token,
+            dpop: issued.dpop,
             generation,
             notes: Notes::default(),
         }
@@ -111,6 +114,7 @@ impl TokenState {
             refresh_token: refresh.0,
             refresh_expires_at: refresh.1,
             access_token: self.access_token.clone(),
+            dpop: self.dpop,
             generation: self.generation,
             notes: Notes::default(),
         }

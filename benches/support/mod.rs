@@ -67,13 +67,20 @@ impl Provider for BenchProvider {
 pub struct AuthServer {
     calls: Arc<AtomicUsize>,
     delay: Duration,
+    answer: &'static [u8],
 }
 
 impl AuthServer {
     pub fn new(delay: Duration) -> Self {
+        Self::answering(delay, TOKEN_JSON)
+    }
+
+    /// A server whose every answer is `answer`.
+    pub fn answering(delay: Duration, answer: &'static [u8]) -> Self {
         Self {
             calls: Arc::new(AtomicUsize::new(0)),
             delay,
+            answer,
         }
     }
 
@@ -96,12 +103,12 @@ impl AuthServer {
         tower::service_fn(
             move |_: http::Request<http_body_util::Full<bytes::Bytes>>| {
                 server.calls.fetch_add(1, Ordering::SeqCst);
-                let delay = server.delay;
+                let (delay, answer) = (server.delay, server.answer);
                 async move {
                     if !delay.is_zero() {
                         tokio::time::sleep(delay).await;
                     }
-                    let mut response = Response::new(Full::new(Bytes::from_static(TOKEN_JSON)));
+                    let mut response = Response::new(Full::new(Bytes::from_static(answer)));
                     response
                         .headers_mut()
                         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));

@@ -34,6 +34,13 @@ pub struct OAuthExtensions {
     /// `audience` or `resource`) is refused with 401 and counted as a violation. Default `None`:
     /// any live token will do.
     pub resource_audience: Option<String>,
+    /// The protected resource also answers at `/resource/{audience}`, for as many audiences as
+    /// a test names (one per tenant, say), each requiring a token issued for that audience (by
+    /// `audience` or `resource`): a token issued for another is refused with 401 and counted
+    /// as a violation (`token not issued for the resource's audience`), which is how a client
+    /// that keeps one session per audience is caught sending one session's token for another.
+    /// Default `false`.
+    pub audience_per_path: bool,
     /// Mutual TLS (RFC 8705): a second listener, TLS on another port, that asks clients for a
     /// certificate; `None` (the default) serves plain TCP only. Needed by the
     /// [`ClientAuth::TlsClientAuth`] and [`ClientAuth::SelfSignedTlsClientAuth`] methods.
@@ -50,6 +57,7 @@ impl OAuthExtensions {
             || self.token_exchange.is_some()
             || self.resource_indicators
             || self.resource_audience.is_some()
+            || self.audience_per_path
             || self.mtls.is_some()
     }
 }

@@ -152,9 +152,19 @@ fn decide(shared: &Shared, strict: &Strict, parts: &Parts, body_bytes: u64) -> R
             }
         }
     }
-    if let Some(required) = &strict.config.resource_audience {
+    let by_path = parts
+        .uri
+        .path()
+        .strip_prefix(super::oauth2::RESOURCE_PATH)
+        .and_then(|rest| rest.strip_prefix('/'));
+    let required = match by_path {
+        Some(audience) if strict.config.audience_per_path => Some(audience),
+        Some(_) => return wire::text(StatusCode::NOT_FOUND, "Not Found"),
+        None => strict.config.resource_audience.as_deref(),
+    };
+    if let Some(required) = required {
         let audiences = access.bound.as_ref().map(|b| b.audiences.as_slice());
-        if !audiences.is_some_and(|a| a.contains(required)) {
+        if !audiences.is_some_and(|a| a.iter().any(|a| a == required)) {
             return refused(
                 shared,
                 "token not issued for the resource's audience",

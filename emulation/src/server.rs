@@ -527,6 +527,14 @@ fn route(api: Api, path: &str) -> Route {
     if path == resource_path(api) {
         return Route::Resource;
     }
+    // `/resource/{audience}` (`OAuthExtensions::audience_per_path`), checked by the resource.
+    if api == Api::OAuth2
+        && path
+            .strip_prefix(oauth2::RESOURCE_PATH)
+            .is_some_and(|rest| rest.len() > 1 && rest.starts_with('/'))
+    {
+        return Route::Resource;
+    }
     let (login, refresh) = match api {
         Api::UnionService => (union_service::LOGIN_PATH, union_service::REFRESH_PATH),
         Api::Simacan => (simacan::LOGIN_PATH, simacan::REFRESH_PATH),

@@ -130,36 +130,54 @@ impl DpopKey {
 /// normalisation): lowercase scheme and host, the port only when it is not the scheme's
 /// default, the path (`/` when empty); no user info, query or fragment.
 pub(crate) fn htu(uri: &Uri) -> Result<String, AuthError> {
-    let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
-        return Err(AuthError::config(
-            "a DPoP proof needs an absolute URI (scheme and host)",
-        ));
-    };
     let path = match uri.path() {
         "" => "/",
         path => path,
     };
-    let mut htu = String::with_capacity(scheme.len() + authority.as_str().len() + path.len() + 3);
-    htu.push_str(scheme);
-    htu.make_ascii_lowercase();
-    htu.push_str("://");
-    let host_start = htu.len();
-    htu.push_str(authority.host());
-    htu[host_start..].make_ascii_lowercase();
-    let default = match htu[..host_start - 3].as_ref() {
+    let mut htu = origin(uri, path.len())?;
+    htu.push_str(path);
+    Ok(htu)
+}
+
+/// The origin of `uri` as `htu` writes it (scheme, host, and a port that is not the scheme's
+/// default), with room for `more` bytes: what a server's DPoP nonce is kept for.
+pub(crate) fn origin(uri: &Uri, more: usize) -> Result<String, AuthError> {
+    let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
+        return Err(AuthError::config(
+            "a DPoP proof needs an absolute URI (scheme and host); for tonic, make the client \
+             with `with_origin`",
+        ));
+    };
+    let mut origin = String::with_capacity(scheme.len() + authority.as_str().len() + more + 3);
+    origin.push_str(scheme);
+    origin.make_ascii_lowercase();
+    origin.push_str("://");
+    let host_start = origin.len();
+    origin.push_str(authority.host());
+    origin[host_start..].make_ascii_lowercase();
+    let default = match origin[..host_start - 3].as_ref() {
         "http" => Some(80),
         "https" => Some(443),
         _ => None,
     };
     if let Some(port) = authority.port_u16() {
         if Some(port) != default {
-            htu.push(':');
-            htu.push_str(&port.to_string());
+            origin.push(':');
+            origin.push_str(&port.to_string());
         }
     }
-    htu.push_str(path);
-    Ok(htu)
+    Ok(origin)
 }
+
+/// Two DPoP keys are equal when their public keys are (the same thumbprint), as a token bound to
+/// one is bound to the other.
+impl PartialEq for DpopKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.thumbprint() == other.thumbprint()
+    }
+}
+
+impl Eq for DpopKey {}
 
 impl fmt::Debug for DpopKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

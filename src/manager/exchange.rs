@@ -6,16 +6,18 @@
 //! attempt, so a dead refresh token never costs a failed flight.
 
 use bytes::Bytes;
-use http::StatusCode;
+use http::header::AUTHORIZATION;
+use http::{HeaderName, HeaderValue, StatusCode};
 use tower::ServiceExt;
 
 use super::schedule::retry_after;
 use super::transport::{endpoint, explain_failure};
 use super::Manager;
-use crate::clock::{Clock, Moment};
+use crate::clock::Moment;
+use crate::dpop::{auth_challenge, End, DPOP, MAX_NONCE_RETRIES};
 use crate::error::{AuthCall, AuthError, ErrorKind};
 use crate::metrics::Counter;
-use crate::provider::{AuthRequest, Failure, Provider, TokenPolicy, CLIENT_ERRORS};
+use crate::provider::{AuthRequest, Failure, Provider, TokenHeader, CLIENT_ERRORS};
 use crate::secret::{redact_sent, scrub, sent_values, Secret};
 use crate::token::{Issued, TokenSet};
 
@@ -47,7 +49,12 @@ impl Manager {
                     self.discard_refresh_token();
                 }
                 Ok(request) => match self
-                    .call(AuthCall::Refresh, request, Some(refresh_token))
+                    .call(
+                        AuthCall::Refresh,
+                        request,
+                        &|| self.provider.refresh_request(refresh_token),
+                        Some(refresh_token),
+                    )
                     .await
                 {
                     Ok(mut issued) => {
@@ -79,16 +86,20 @@ impl Manager {
             .provider
             .login_request()
             .map_err(|e| e.during(AuthCall::Login))?;
-        self.call(AuthCall::Login, request, None)
+        let rebuild = || self.provider.login_request();
+        self.call(AuthCall::Login, request, &rebuild, None)
             .await
             .map_err(|f| f.error)
     }
 
-    /// Sends one auth request and turns its response into a usable token or a classified error.
+    /// Sends one auth call, and sends it again (built anew by `rebuild`: a fresh client
+    /// assertion, a fresh proof) when the server answers with a DPoP nonce challenge, at most
+    /// [`MAX_NONCE_RETRIES`] times.
     async fn call(
         &self,
         call: AuthCall,
-        request: AuthRequest,
+        mut request: AuthRequest,
+        rebuild: &(dyn Fn() -> Result<AuthRequest, AuthError> + Sync),
         refresh_token: Option<&Secret>,
     ) -> Result<Issued, Failed> {
         self.metrics.incr(match call {
@@ -97,6 +108,44 @@ impl Manager {
             AuthCall::Revoke => Counter::Revocation,
             AuthCall::Discovery => Counter::Discovery,
         });
+        let mut retries = 0;
+        loop {
+            let nonce_retry = retries < MAX_NONCE_RETRIES;
+            match self.send(call, request, refresh_token, nonce_retry).await {
+                Sent::Done(result) => return result,
+                Sent::NonceChallenge => {
+                    retries += 1;
+                    self.metrics.incr(Counter::DpopNonceRetry);
+                    tracing::debug!(call = %call, retries, "DPoP nonce challenge; sending again with the nonce");
+                    request = rebuild().map_err(|error| Failed {
+                        error: error.during(call),
+                        consumed: false,
+                    })?;
+                }
+            }
+        }
+    }
+
+    /// Sends one auth request and turns its response into a usable token or a classified error;
+    /// with `nonce_retry`, a DPoP nonce challenge is reported for the caller to send again.
+    async fn send(
+        &self,
+        call: AuthCall,
+        mut request: AuthRequest,
+        refresh_token: Option<&Secret>,
+        nonce_retry: bool,
+    ) -> Sent {
+        if let Some(dpop) = &self.dpop {
+            match dpop.proof(End::Auth, request.method(), request.uri(), None) {
+                Ok(proof) => drop(request.headers_mut().insert(DPOP, proof)),
+                Err(error) => {
+                    return Sent::Done(Err(Failed {
+                        error: error.during(call),
+                        consumed: false,
+                    }))
+                }
+            }
+        }
         let mut sent = sent_values(&request).await;
         sent.extend(refresh_token.map(|t| t.expose().to_owned()));
         // Kept to name the endpoint and the scheme in messages; the request goes to the transport.
@@ -114,20 +163,38 @@ impl Manager {
             }
             Ok(Ok(response)) if response.status().is_success() => {
                 consumed = true;
+                self.remember_nonce(&uri, response.headers());
                 self.provider
                     .parse_response(call, &response)
                     // A provider's own message may quote the answer, and the answer the request.
                     .map_err(|e| e.map_detail(|detail| redact_sent(detail, &sent)))
-                    .and_then(|tokens| issue(&tokens, &self.policy, started, &clock))
+                    .and_then(|tokens| self.issue(&tokens, started))
             }
             Ok(Ok(response)) => {
                 let status = response.status();
-                let detail = oauth_error_detail(response.body()).map(|d| scrub(&d, &sent));
-                let error = match self.provider.classify_failure(call, &response) {
-                    Failure::Rejected => AuthError::rejected(call, status, detail),
-                    failure => {
-                        let wish = retry_after(response.headers(), clock.wall());
-                        AuthError::status_error(status, detail, wish, failure)
+                let answer = OAuthError::parse(response.body());
+                let new_nonce = self.remember_nonce(&uri, response.headers());
+                let challenge = self.dpop.is_some()
+                    && auth_challenge(status, answer.as_ref().map(|a| a.error.as_str()));
+                if challenge && new_nonce && nonce_retry {
+                    return Sent::NonceChallenge;
+                }
+                let detail = answer.map(|a| scrub(&a.detail(), &sent));
+                let error = if challenge {
+                    // A challenge without a new nonce, or one too many: the server's nonces
+                    // are not working out; retried as an outage, with a new proof.
+                    let why = match new_nonce {
+                        false => "the authorization server asked for a DPoP nonce (use_dpop_nonce) without sending a new one in DPoP-Nonce",
+                        true => "the authorization server asked for a new DPoP nonce again",
+                    };
+                    AuthError::status_error(status, Some(why.to_owned()), None, Failure::Transient)
+                } else {
+                    match self.provider.classify_failure(call, &response) {
+                        Failure::Rejected => AuthError::rejected(call, status, detail),
+                        failure => {
+                            let wish = retry_after(response.headers(), clock.wall());
+                            AuthError::status_error(status, detail, wish, failure)
+                        }
                     }
                 };
                 Err(match names_endpoint(&error) {
@@ -140,7 +207,7 @@ impl Manager {
         match result {
             Ok(issued) => {
                 tracing::info!(call = %call, elapsed_ms, "auth call succeeded");
-                Ok(issued)
+                Sent::Done(Ok(issued))
             }
             Err(error) => {
                 let error = error.during(call);
@@ -150,10 +217,64 @@ impl Manager {
                     // Never send a consumed refresh token again.
                     self.discard_refresh_token();
                 }
-                Err(Failed { error, consumed })
+                Sent::Done(Err(Failed { error, consumed }))
             }
         }
     }
+
+    /// Keeps an answer's DPoP nonce, when the layer signs proofs; whether it was new.
+    fn remember_nonce(&self, uri: &http::Uri, headers: &http::HeaderMap) -> bool {
+        self.dpop
+            .as_ref()
+            .is_some_and(|dpop| dpop.remember(End::Auth, uri, headers))
+    }
+
+    /// A token answer checked against the policy: a `token_type` the layer sends, an access
+    /// token the header can carry; then its lifetime worked out (see [`Issued::new`]).
+    fn issue(&self, tokens: &TokenSet, sent_at: Moment) -> Result<Issued, AuthError> {
+        let dpop = match tokens.token_type() {
+            Some(token_type) if token_type.eq_ignore_ascii_case("dpop") && self.dpop.is_some() => {
+                true
+            }
+            Some(token_type) if !self.policy.header.accepts(token_type) => {
+                let scheme = self.policy.header.scheme().unwrap_or_default();
+                return Err(AuthError::token_type_mismatch(scheme));
+            }
+            _ => false,
+        };
+        let header = self.token_header(tokens.access_token(), dpop)?;
+        let mut issued = Issued::new(
+            tokens,
+            header,
+            self.policy.default_lifetime,
+            sent_at,
+            &self.settings.clock,
+        );
+        issued.dpop = dpop;
+        Ok(issued)
+    }
+
+    /// The header `token` travels in: `Authorization: DPoP <token>` when it is bound to the
+    /// layer's DPoP key, else the policy's.
+    pub(super) fn token_header(
+        &self,
+        token: &Secret,
+        dpop: bool,
+    ) -> Result<(HeaderName, HeaderValue), AuthError> {
+        match dpop {
+            true => TokenHeader::new(AUTHORIZATION)
+                .with_scheme("DPoP")
+                .pair(token),
+            false => self.policy.header.pair(token),
+        }
+    }
+}
+
+/// What became of one send of an auth call.
+enum Sent {
+    Done(Result<Issued, Failed>),
+    /// The server asked for a DPoP nonce and gave a new one: send again.
+    NonceChallenge,
 }
 
 /// Whether the message of a failure answer names the endpoint: when a wrong URL (or method) is
@@ -174,46 +295,30 @@ fn names_endpoint(error: &AuthError) -> bool {
             && !outage.contains(&status))
 }
 
-/// A token answer checked against the policy: a `token_type` the policy sends, an access token
-/// the header can carry; then its lifetime worked out (see [`Issued::new`]).
-fn issue(
-    tokens: &TokenSet,
-    policy: &TokenPolicy,
-    sent_at: Moment,
-    clock: &Clock,
-) -> Result<Issued, AuthError> {
-    if let Some(token_type) = tokens.token_type() {
-        if !policy.header.accepts(token_type) {
-            let scheme = policy.header.scheme().unwrap_or_default();
-            return Err(AuthError::token_type_mismatch(scheme));
-        }
-    }
-    let header = policy.header.pair(tokens.access_token())?;
-    Ok(Issued::new(
-        tokens,
-        header,
-        policy.default_lifetime,
-        sent_at,
-        clock,
-    ))
+/// An OAuth2-style error body (RFC 6749 §5.2): `error` and `error_description`, unscrubbed.
+#[derive(serde::Deserialize)]
+struct OAuthError {
+    error: String,
+    error_description: Option<String>,
 }
 
-/// `error` and `error_description` of an OAuth2-style error body (RFC 6749 §5.2), if present,
-/// unscrubbed.
+impl OAuthError {
+    fn parse(body: &Bytes) -> Option<Self> {
+        serde_json::from_slice(body).ok()
+    }
+
+    /// `error (error_description)`.
+    fn detail(&self) -> String {
+        match &self.error_description {
+            Some(description) => format!("{} ({description})", self.error),
+            None => self.error.clone(),
+        }
+    }
+}
+
+/// `error` and `error_description` of an OAuth2-style error body, if present, unscrubbed.
 pub(super) fn oauth_error_detail(body: &Bytes) -> Option<String> {
-    #[derive(serde::Deserialize)]
-    struct OAuthError {
-        error: String,
-        error_description: Option<String>,
-    }
-    let parsed: OAuthError = serde_json::from_slice(body).ok()?;
-    let mut detail = parsed.error;
-    if let Some(description) = parsed.error_description {
-        detail.push_str(" (");
-        detail.push_str(&description);
-        detail.push(')');
-    }
-    Some(detail)
+    OAuthError::parse(body).map(|answer| answer.detail())
 }
 
 #[cfg(test)]

@@ -269,7 +269,7 @@ impl Manager {
         // Errors may hold the user's transport errors: dropped with the lock released.
         drop((last_transient, rejection));
         self.rotations
-            .send_replace(Some(Token::new(Arc::clone(&state), self.clock())));
+            .send_replace(Some(Token::new(Arc::clone(&state), self)));
         Ok(state)
     }
 

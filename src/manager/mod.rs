@@ -44,6 +44,7 @@ use tokio::sync::watch;
 use self::flight::Flights;
 pub(crate) use self::wait::TokenWait;
 use crate::clock::{Clock, Moment};
+use crate::dpop::Dpop;
 use crate::error::AuthError;
 use crate::metrics::Metrics;
 use crate::provider::{Budget, Provider, Refusal, TokenPolicy};
@@ -72,6 +73,8 @@ pub(crate) struct Manager {
     pub(crate) metrics: Metrics,
     /// Every token landed, for [`TokenHandle::subscribe`](crate::TokenHandle::subscribe).
     pub(crate) rotations: watch::Sender<Option<Token>>,
+    /// The DPoP key and nonces, when the policy has a key.
+    pub(crate) dpop: Option<Arc<Dpop>>,
     provider: Box<dyn Provider>,
     settings: Settings,
     transport: Transport,
@@ -91,6 +94,7 @@ impl Manager {
         Self {
             slot: Slot::default(),
             replays: policy.replays(),
+            dpop: crate::dpop::of(&policy),
             policy,
             metrics: Metrics::default(),
             rotations: watch::Sender::new(None),

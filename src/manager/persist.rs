@@ -313,7 +313,8 @@ impl Manager {
                 }
             }
         }
-        let session = StoredSession::of(&issued, issued.refresh(), &self.settings.clock)
+        let jkt = self.dpop.as_ref().map(|dpop| dpop.thumbprint());
+        let session = StoredSession::of(&issued, issued.refresh(), jkt, &self.settings.clock)
             .with_version(version.saturating_add(1));
         let saved = persist.store.save(&persist.key, &session);
         if self.store_op("save", saved).await.is_ok() {
@@ -439,10 +440,21 @@ impl Manager {
             id: stored.id(),
             version: stored.version(),
         };
-        let header =
-            self.policy.header.pair(stored.access_token()).map_err(|_| {
-                AuthError::store("stored access token is not a valid header value", None)
-            });
+        // A token bound to a DPoP key is only of use with that key: another holder's session
+        // is left alone, and this layer renews its own.
+        if let Some(jkt) = stored.dpop_jkt() {
+            if self
+                .dpop
+                .as_ref()
+                .is_none_or(|dpop| dpop.thumbprint() != jkt)
+            {
+                tracing::info!("stored session is bound to another DPoP key; not adopted");
+                return Verdict::Renew(held_version.max(stored.version()));
+            }
+        }
+        let header = self
+            .token_header(stored.access_token(), stored.dpop_jkt().is_some())
+            .map_err(|_| AuthError::store("stored access token is not a valid header value", None));
         match header.map(|header| stored.issued(header, &self.settings.clock)) {
             Ok(issued) if issued.is_live() => Verdict::Adopt(issued, found),
             Ok(issued) => Verdict::RenewStored(issued, found),

@@ -56,9 +56,12 @@ pub use self::preset::Preset;
 pub use self::spec::{Credentials, ProviderSpec, SpecError};
 mod classify;
 mod header;
+mod origins;
 
 pub use self::classify::Classifier;
 pub use self::header::TokenHeader;
+pub(crate) use self::origins::refused as outside_origins;
+pub use self::origins::Origins;
 pub use crate::error::Failure;
 pub(crate) use crate::error::CLIENT_ERRORS;
 
@@ -247,6 +250,21 @@ pub struct TokenPolicy {
     /// server did not rotate it). Default: `true`. Turn off for APIs whose refresh tokens are
     /// strictly single-use: the layer then logs in when the next refresh would be due.
     pub keep_unrotated_refresh_token: bool,
+    /// DPoP (RFC 9449, feature `jose`): the key tokens are bound to. Every auth call carries a
+    /// proof signed with it; a token answered with `token_type` `DPoP` is sent as
+    /// `Authorization: DPoP <token>` with a proof per request (whatever
+    /// [`header`](Self::header) says), and never as a bearer token. Servers' nonces are kept per
+    /// origin. Default: none; a `DPoP` token answer is then refused (as any `token_type` the
+    /// header does not send).
+    ///
+    /// Processes that share a session through a [token store](crate::store) share the key too:
+    /// a stored session bound to another key is never adopted.
+    #[cfg(feature = "jose")]
+    pub dpop: Option<crate::jose::DpopKey>,
+    /// The origins requests carry the token to: a request to another passes through with no
+    /// token (or fails, with [`Origins::refuse_others`]), in the tower layer and the reqwest
+    /// middleware alike. Default: none, every request carries it.
+    pub origins: Option<Origins>,
 }
 
 impl Default for TokenPolicy {
@@ -261,6 +279,9 @@ impl Default for TokenPolicy {
             login_on_refresh_rejected: true,
             default_lifetime: Duration::from_secs(300),
             keep_unrotated_refresh_token: true,
+            #[cfg(feature = "jose")]
+            dpop: None,
+            origins: None,
         }
     }
 }

@@ -49,6 +49,8 @@ pub struct StoredSession {
     refresh_expires_at: Option<SystemTime>,
     id: u64,
     version: u64,
+    /// The thumbprint of the DPoP key the access token is bound to (RFC 9449), if it is.
+    dpop_jkt: Option<String>,
 }
 
 impl StoredSession {
@@ -62,6 +64,7 @@ impl StoredSession {
             refresh_expires_at: None,
             id: fastrand::u64(..),
             version: 0,
+            dpop_jkt: None,
         }
     }
 
@@ -74,6 +77,11 @@ impl StoredSession {
         self.refresh_token = Some(refresh_token.into());
         self.refresh_expires_at = expires_at.map(whole_millis);
         self
+    }
+
+    /// The thumbprint of the DPoP key the access token is bound to, if it is.
+    pub(crate) fn dpop_jkt(&self) -> Option<&str> {
+        self.dpop_jkt.as_deref()
     }
 
     /// With this version.
@@ -129,6 +137,7 @@ impl StoredSession {
                 .as_ref()
                 .map(|t| Cow::Borrowed(t.expose())),
             refresh_expires_at_ms: self.refresh_expires_at.map(unix_millis),
+            dpop_jkt: self.dpop_jkt.as_deref().map(Cow::Borrowed),
         };
         // A struct of strings and integers always serializes.
         serde_json::to_vec(&entry).unwrap_or_default()
@@ -173,6 +182,7 @@ impl StoredSession {
             refresh_expires_at: entry.refresh_expires_at_ms.map(time).transpose()?,
             id,
             version: entry.version,
+            dpop_jkt: entry.dpop_jkt.map(Cow::into_owned),
         })
     }
 }
@@ -188,6 +198,8 @@ struct Entry<'a> {
     expires_at_ms: u64,
     refresh_token: Option<Cow<'a, str>>,
     refresh_expires_at_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    dpop_jkt: Option<Cow<'a, str>>,
 }
 
 /// Conversion to and from the token a layer holds.
@@ -198,26 +210,31 @@ impl StoredSession {
         let refresh = self
             .refresh_token()
             .map(|token| (token.clone(), self.refresh_expires_at()));
-        Issued::stored(
+        let mut issued = Issued::stored(
             self.access_token().clone(),
             header,
             self.expires_at(),
             refresh,
             clock,
-        )
+        );
+        issued.dpop = self.dpop_jkt.is_some();
+        issued
     }
 
     /// What a store keeps of `issued`, renewed with `refresh` (the refresh token and when it
-    /// expires): expiries as wall-clock times by `clock`.
+    /// expires), bound to the DPoP key of thumbprint `jkt` if it is: expiries as wall-clock
+    /// times by `clock`.
     pub(crate) fn of(
         issued: &Issued,
         refresh: (Option<&Secret>, Option<Moment>),
+        jkt: Option<&str>,
         clock: &Clock,
     ) -> Self {
-        let session = Self::new(
+        let mut session = Self::new(
             issued.access_token.clone(),
             clock.wall_at(issued.expires_at()),
         );
+        session.dpop_jkt = jkt.filter(|_| issued.dpop).map(str::to_owned);
         match refresh {
             (Some(token), at) => {
                 session.with_refresh_token(token.clone(), at.map(|at| clock.wall_at(at)))

@@ -28,6 +28,8 @@ pub(crate) struct Issued {
     pub(crate) lifetime: Duration,
     pub(crate) refresh_token: Option<Secret>,
     pub(crate) refresh_lifetime: Option<Duration>,
+    /// Bound to the layer's DPoP key (`token_type` `DPoP`): sent with a proof per request.
+    pub(crate) dpop: bool,
 }
 
 impl Issued {
@@ -100,6 +102,7 @@ impl Issued {
             lifetime,
             refresh_token: tokens.refresh_token().cloned(),
             refresh_lifetime,
+            dpop: false,
         }
     }
 
@@ -128,6 +131,7 @@ impl Issued {
             lifetime: remaining(expires_at),
             refresh_token,
             refresh_lifetime: refresh_expires_at.flatten().map(remaining),
+            dpop: false,
         }
     }
 

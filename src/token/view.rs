@@ -4,11 +4,13 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use http::{HeaderMap, HeaderName, HeaderValue};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
 
-use crate::clock::Clock;
+use crate::dpop::Dpop;
+use crate::error::AuthError;
+use crate::manager::Manager;
 use crate::secret::Secret;
-use crate::slot::{Generation, TokenState};
+use crate::slot::TokenState;
 
 /// A token of a layer's session, as a [`TokenHandle`](crate::TokenHandle) hands it out.
 ///
@@ -19,8 +21,9 @@ use crate::slot::{Generation, TokenState};
 /// # async fn run(handle: TokenHandle) -> Result<(), tower_token_auth::AuthError> {
 /// let token = handle.token().await?;
 /// // For a gRPC metadata map, a websocket handshake, another HTTP client:
+/// let uri = http::Uri::from_static("https://api.example.com/orders");
 /// let mut headers = http::HeaderMap::new();
-/// token.apply_to(&mut headers);
+/// token.apply_to(&http::Method::GET, &uri, &mut headers)?;
 /// assert!(headers[token.header_name()].is_sensitive());
 /// // Or the bare token, for an API that wants it elsewhere (a query string, a message body):
 /// let bare: &str = token.access_token().expose();
@@ -32,17 +35,29 @@ use crate::slot::{Generation, TokenState};
 pub struct Token {
     state: Arc<TokenState>,
     expires_at: SystemTime,
+    /// The layer's DPoP key and nonces, for a DPoP-bound token.
+    dpop: Option<Arc<Dpop>>,
 }
 
 impl Token {
-    pub(crate) fn new(state: Arc<TokenState>, clock: &Clock) -> Self {
-        let expires_at = clock.wall_at(state.expires_at);
-        Self { state, expires_at }
+    pub(crate) fn new(state: Arc<TokenState>, manager: &Manager) -> Self {
+        let expires_at = manager.clock().wall_at(state.expires_at);
+        let dpop = manager.dpop.clone().filter(|_| state.dpop);
+        Self {
+            state,
+            expires_at,
+            dpop,
+        }
     }
 
-    /// The generation of the token, as the slot counts them.
-    pub(crate) fn slot_generation(&self) -> Generation {
-        self.state.generation
+    /// The slot's state of the token.
+    pub(crate) fn state(&self) -> &Arc<TokenState> {
+        &self.state
+    }
+
+    /// The layer's DPoP state, when the token is bound to its key.
+    pub(crate) fn dpop(&self) -> Option<&Dpop> {
+        self.dpop.as_deref()
     }
 
     /// The header the token travels in (`authorization` unless the policy's
@@ -51,14 +66,36 @@ impl Token {
         &self.state.header_name
     }
 
-    /// The header value, such as `Bearer <token>`, marked sensitive.
+    /// The header value, such as `Bearer <token>` (`DPoP <token>` for a DPoP-bound token),
+    /// marked sensitive.
     pub fn header_value(&self) -> &HeaderValue {
         &self.state.header
     }
 
-    /// Puts the token on `headers`, replacing any value the header had.
-    pub fn apply_to(&self, headers: &mut HeaderMap) {
-        headers.insert(self.header_name().clone(), self.header_value().clone());
+    /// Puts the token on the `headers` of a request of `method` to `uri`, replacing any value
+    /// the header had. A DPoP-bound token (its [`header_value`](Self::header_value) reads
+    /// `DPoP …`) also gets a `DPoP`
+    /// proof for that request, signed with the layer's key and the nonce its server last gave;
+    /// a bearer token ignores `method` and `uri`.
+    ///
+    /// Fails only for a DPoP-bound token, with [`ErrorKind::Config`](crate::ErrorKind::Config),
+    /// when `uri` is not absolute.
+    pub fn apply_to(
+        &self,
+        method: &Method,
+        uri: &Uri,
+        headers: &mut HeaderMap,
+    ) -> Result<(), AuthError> {
+        let proof = self.state.proof(method, uri, self.dpop())?;
+        self.state.write_to(proof, headers);
+        Ok(())
+    }
+
+    /// Whether the token is bound to the layer's DPoP key (RFC 9449: the server answered
+    /// `token_type` `DPoP`): every request needs a proof of its own, which
+    /// [`apply_to`](Self::apply_to) signs.
+    pub(crate) fn is_dpop(&self) -> bool {
+        self.state.dpop
     }
 
     /// The bare access token.
@@ -66,7 +103,7 @@ impl Token {
         &self.state.access_token
     }
 
-    /// When the layer stops sending the token (as the layer's [`Clock`] tells wall time).
+    /// When the layer stops sending the token (as the layer's [`Clock`](crate::Clock) tells wall time).
     pub fn expires_at(&self) -> SystemTime {
         self.expires_at
     }

@@ -102,7 +102,11 @@ async fn current_never_waits_and_tells_the_expiry() {
     );
 
     let mut headers = HeaderMap::new();
-    token.apply_to(&mut headers);
+    let uri = http::Uri::from_static("http://api.test/x");
+    token
+        .apply_to(&http::Method::GET, &uri, &mut headers)
+        .unwrap();
+    assert!(!headers.contains_key("dpop"));
     assert_eq!(headers["authorization"], bearer(1).as_str());
 
     // Expired: `current` says so without waiting; `token` renews.

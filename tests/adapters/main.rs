@@ -7,6 +7,7 @@ mod support;
 mod e2e;
 mod grpc;
 mod handle;
+mod origins;
 mod reqwest;
 mod revoke;
 mod service;

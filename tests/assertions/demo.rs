@@ -1,12 +1,12 @@
 //! The demo's external mode with the OAuth2 flags, against the emulation's strict client
 //! authentication: `private_key_jwt` from a PEM key file, the endpoints from the issuer's
-//! metadata, and a token asked for the resource that requires it.
+//! metadata, a token asked for the resource that requires it, and DPoP with nonces at both ends.
 
 use std::process::{Command, Stdio};
 
 use tower_token_auth::jose::Algorithm;
 use tower_token_auth_emulation::{
-    Api, ClientAuth, Config, Discovery, Emulation, OAuthExtensions, SigningAlg,
+    Api, ClientAuth, Config, Discovery, Dpop, DpopNonces, Emulation, OAuthExtensions, SigningAlg,
 };
 
 use crate::pem_key;
@@ -16,7 +16,7 @@ const RESOURCE: &str = "https://orders.example.com/";
 const REQUESTS: u64 = 300;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_demo_signs_assertions_discovers_and_asks_for_a_resource() {
+async fn the_demo_signs_assertions_discovers_asks_for_a_resource_and_binds_tokens() {
     let key = pem_key(Algorithm::ES256);
     let config = Config {
         extensions: OAuthExtensions {
@@ -27,6 +27,11 @@ async fn the_demo_signs_assertions_discovers_and_asks_for_a_resource() {
             discovery: Some(Discovery::default()),
             resource_indicators: true,
             resource_audience: Some(RESOURCE.to_owned()),
+            dpop: Some(Dpop {
+                required: true,
+                nonces: Some(DpopNonces::default()),
+                ..Dpop::default()
+            }),
             ..OAuthExtensions::default()
         },
         ..Config::default()
@@ -62,6 +67,7 @@ async fn the_demo_signs_assertions_discovers_and_asks_for_a_resource() {
             .arg("--client-key")
             .arg(&key_path)
             .args(["--client-key-id", "demo-1", "--resource", RESOURCE])
+            .args(["--dpop", "EdDSA", "--concurrency", "1"])
             .args(["--requests", &REQUESTS.to_string(), "--json"])
             .stdin(Stdio::null())
             .output()
@@ -79,8 +85,12 @@ async fn the_demo_signs_assertions_discovers_and_asks_for_a_resource() {
         serde_json::from_str(stdout.lines().last().expect("a report line")).expect("JSON");
     assert_eq!(report["requests"], REQUESTS, "{report}");
     assert_eq!(report["failed"], 0, "{report}");
+    // One challenge at the token endpoint, one at the resource (requests one at a time).
+    assert_eq!(report["dpop_nonce_retries"], 2, "{report}");
     let stats = emulation.stats();
     assert_eq!((stats.discovery_fetches, stats.logins), (1, 1), "{stats:?}");
     assert_eq!(stats.client_assertions, 1, "{stats:?}");
+    assert_eq!(stats.dpop_nonce_challenges, 2, "{stats:?}");
+    assert_eq!(stats.dpop_proofs, 1 + REQUESTS, "{stats:?}");
     assert_eq!(stats.violations, 0, "{:?}", emulation.violation_reasons());
 }

@@ -6,6 +6,8 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod bound;
+mod bound_grpc;
 mod demo;
 mod dpop;
 mod e2e;

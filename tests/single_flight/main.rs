@@ -6,5 +6,6 @@ mod support;
 
 mod apply;
 mod flight;
+mod keyed;
 mod paused_clock;
 mod waiters;

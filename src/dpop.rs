@@ -1,0 +1,285 @@
+//! DPoP on the wire (RFC 9449): a layer's key, the proofs its requests and auth calls carry, and
+//! the nonces servers hand out, one per origin.
+//!
+//! A layer whose policy has a [`DpopKey`](crate::jose::DpopKey) (feature `jose`) signs a proof
+//! for every auth call and for every request sent with a DPoP-bound token (an answer whose
+//! `token_type` is `DPoP`), and sends that token as `Authorization: DPoP <token>`. A server asks
+//! for a nonce with a challenge: `400 {"error":"use_dpop_nonce"}` from the authorization server
+//! (the auth call is made again, in the same attempt, with a fresh assertion), `401` with
+//! `WWW-Authenticate: DPoP error="use_dpop_nonce"` from a resource server (the request is
+//! replayed, free of the replay budget); both carry the nonce in `DPoP-Nonce`, which every
+//! answer may update. Without the `jose` feature there is no key, and [`Dpop`] has no value.
+
+use http::header::WWW_AUTHENTICATE;
+use http::{HeaderMap, HeaderName, StatusCode};
+
+/// The `DPoP` request header: the proof.
+pub(crate) const DPOP: HeaderName = HeaderName::from_static("dpop");
+
+/// Which server a nonce is from: an authorization server and a resource server on one origin
+/// keep nonces of their own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum End {
+    /// The authorization server: auth calls.
+    Auth,
+    /// A resource server: requests.
+    Resource,
+}
+
+/// How many times one request or auth call is sent again for a nonce: one challenge is normal
+/// (the first call to a server), a second means the nonce rotated meanwhile; a third is a server
+/// that never takes the nonces it hands out.
+pub(crate) const MAX_NONCE_RETRIES: u8 = 2;
+
+/// A resource server's nonce challenge (RFC 9449 §9): 401 with a `DPoP` challenge whose `error`
+/// is `use_dpop_nonce`.
+pub(crate) fn resource_challenge(status: StatusCode, headers: &HeaderMap) -> bool {
+    status == StatusCode::UNAUTHORIZED
+        && headers.get_all(WWW_AUTHENTICATE).iter().any(|value| {
+            value.to_str().is_ok_and(|value| {
+                value
+                    .get(..5)
+                    .is_some_and(|scheme| scheme.eq_ignore_ascii_case("dpop "))
+                    && value.contains("use_dpop_nonce")
+            })
+        })
+}
+
+/// An authorization server's nonce challenge (RFC 9449 §8): 400 with `error` `use_dpop_nonce`,
+/// as `error` reads it from the body.
+pub(crate) fn auth_challenge(status: StatusCode, error: Option<&str>) -> bool {
+    status == StatusCode::BAD_REQUEST && error == Some("use_dpop_nonce")
+}
+
+#[cfg(feature = "jose")]
+mod keyed {
+    use std::collections::HashMap;
+    use std::fmt;
+    use std::sync::{Arc, Mutex, PoisonError};
+
+    use http::{HeaderMap, HeaderValue, Method, Uri};
+
+    use http::HeaderName;
+
+    /// The `DPoP-Nonce` response header.
+    pub(crate) const DPOP_NONCE: HeaderName = HeaderName::from_static("dpop-nonce");
+    use super::End;
+    use crate::error::AuthError;
+    use crate::jose::{origin, DpopKey};
+    use crate::secret::Secret;
+
+    /// How many origins' nonces a layer keeps; past that, the oldest are forgotten (and asked
+    /// for again by their servers).
+    const ORIGINS_KEPT: usize = 64;
+
+    /// A layer's DPoP key and the nonces its servers gave, by end and origin.
+    pub(crate) struct Dpop {
+        key: DpopKey,
+        nonces: Mutex<HashMap<(End, String), Arc<str>>>,
+    }
+
+    impl Dpop {
+        pub(crate) fn new(key: DpopKey) -> Self {
+            Self {
+                key,
+                nonces: Mutex::new(HashMap::new()),
+            }
+        }
+
+        /// The key's RFC 7638 thumbprint: what a token bound to it names.
+        pub(crate) fn thumbprint(&self) -> &str {
+            self.key.thumbprint()
+        }
+
+        /// A proof for a request of `method` to `uri`, with `ath` for `token` when it carries
+        /// one, and the origin's nonce when its server gave one.
+        ///
+        /// Fails with [`ErrorKind::Config`](crate::ErrorKind::Config) for a URI that is not
+        /// absolute.
+        pub(crate) fn proof(
+            &self,
+            end: End,
+            method: &Method,
+            uri: &Uri,
+            token: Option<&Secret>,
+        ) -> Result<HeaderValue, AuthError> {
+            let nonce = self.nonce(end, origin(uri, 0)?);
+            let proof = self.key.proof(method, uri, token, nonce.as_deref())?;
+            // base64url and dots: always a header value.
+            HeaderValue::try_from(proof)
+                .map_err(|_| AuthError::config("a DPoP proof is not a header value"))
+        }
+
+        pub(super) fn nonce(&self, end: End, origin: String) -> Option<Arc<str>> {
+            self.lock().get(&(end, origin)).cloned()
+        }
+
+        /// Keeps the `DPoP-Nonce` of an answer from `uri`'s origin, if it has one; whether it
+        /// was new.
+        pub(crate) fn remember(&self, end: End, uri: &Uri, headers: &HeaderMap) -> bool {
+            let Some(nonce) = headers.get(DPOP_NONCE).and_then(|v| v.to_str().ok()) else {
+                return false;
+            };
+            // RFC 9449 §8.1: the nonce is an opaque string of NQCHAR; an empty one is none.
+            if nonce.is_empty() {
+                return false;
+            }
+            let Ok(origin) = origin(uri, 0) else {
+                return false;
+            };
+            let key = (end, origin);
+            let mut nonces = self.lock();
+            if nonces.get(&key).is_some_and(|kept| **kept == *nonce) {
+                return false;
+            }
+            if nonces.len() >= ORIGINS_KEPT && !nonces.contains_key(&key) {
+                nonces.clear();
+            }
+            nonces.insert(key, nonce.into());
+            true
+        }
+
+        fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(End, String), Arc<str>>> {
+            // Plain data updated in single statements: a poisoned lock is still consistent.
+            self.nonces.lock().unwrap_or_else(PoisonError::into_inner)
+        }
+    }
+
+    impl fmt::Debug for Dpop {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.debug_struct("Dpop")
+                .field("key", &self.key)
+                .field("origins", &self.lock().len())
+                .finish()
+        }
+    }
+}
+
+#[cfg(not(feature = "jose"))]
+mod keyed {
+    use http::{HeaderMap, HeaderValue, Method, Uri};
+
+    use super::End;
+    use crate::error::AuthError;
+    use crate::secret::Secret;
+
+    /// Without the `jose` feature no layer has a DPoP key: no value of this type exists.
+    #[derive(Debug)]
+    pub(crate) enum Dpop {}
+
+    impl Dpop {
+        pub(crate) fn thumbprint(&self) -> &str {
+            match *self {}
+        }
+
+        pub(crate) fn proof(
+            &self,
+            _: End,
+            _: &Method,
+            _: &Uri,
+            _: Option<&Secret>,
+        ) -> Result<HeaderValue, AuthError> {
+            match *self {}
+        }
+
+        pub(crate) fn remember(&self, _: End, _: &Uri, _: &HeaderMap) -> bool {
+            match *self {}
+        }
+    }
+}
+
+pub(crate) use self::keyed::Dpop;
+
+/// The layer's DPoP state, when its policy has a key.
+pub(crate) fn of(policy: &crate::provider::TokenPolicy) -> Option<std::sync::Arc<Dpop>> {
+    #[cfg(feature = "jose")]
+    return policy
+        .dpop
+        .clone()
+        .map(|key| std::sync::Arc::new(Dpop::new(key)));
+    #[cfg(not(feature = "jose"))]
+    {
+        let _ = policy;
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn challenges() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            WWW_AUTHENTICATE,
+            r#"DPoP error="use_dpop_nonce", error_description="Resource server requires nonce in DPoP proof""#
+                .parse()
+                .unwrap(),
+        );
+        assert!(resource_challenge(StatusCode::UNAUTHORIZED, &headers));
+        assert!(!resource_challenge(StatusCode::FORBIDDEN, &headers));
+        headers.insert(
+            WWW_AUTHENTICATE,
+            r#"Bearer error="use_dpop_nonce""#.parse().unwrap(),
+        );
+        assert!(!resource_challenge(StatusCode::UNAUTHORIZED, &headers));
+        headers.insert(
+            WWW_AUTHENTICATE,
+            r#"DPoP error="invalid_token""#.parse().unwrap(),
+        );
+        assert!(!resource_challenge(StatusCode::UNAUTHORIZED, &headers));
+        assert!(auth_challenge(
+            StatusCode::BAD_REQUEST,
+            Some("use_dpop_nonce")
+        ));
+        assert!(!auth_challenge(
+            StatusCode::BAD_REQUEST,
+            Some("invalid_grant")
+        ));
+        assert!(!auth_challenge(
+            StatusCode::UNAUTHORIZED,
+            Some("use_dpop_nonce")
+        ));
+    }
+
+    #[cfg(feature = "jose")]
+    #[test]
+    fn nonces_are_kept_per_origin() {
+        use super::keyed::DPOP_NONCE;
+        use crate::jose::{Algorithm, DpopKey, SigningKey};
+        let dpop = Dpop::new(DpopKey::new(
+            SigningKey::generate(Algorithm::ES256).unwrap(),
+        ));
+        let mut answer = HeaderMap::new();
+        answer.insert(DPOP_NONCE, "n-1".parse().unwrap());
+        let a: http::Uri = "https://a.test/x".parse().unwrap();
+        let a_default_port: http::Uri = "HTTPS://A.test:443/y?q".parse().unwrap();
+        let b: http::Uri = "https://a.test:8443/x".parse().unwrap();
+        let nonce = |end, origin: &str| dpop.nonce(end, origin.to_owned());
+        assert!(dpop.remember(End::Resource, &a, &answer));
+        assert!(
+            !dpop.remember(End::Resource, &a_default_port, &answer),
+            "same origin, same nonce"
+        );
+        assert_eq!(
+            nonce(End::Resource, "https://a.test").as_deref(),
+            Some("n-1")
+        );
+        assert_eq!(nonce(End::Resource, "https://a.test:8443"), None);
+        assert_eq!(nonce(End::Auth, "https://a.test"), None);
+        answer.insert(DPOP_NONCE, "n-2".parse().unwrap());
+        assert!(dpop.remember(End::Resource, &b, &answer));
+        assert!(dpop.remember(End::Auth, &a, &answer));
+        assert_eq!(
+            nonce(End::Resource, "https://a.test").as_deref(),
+            Some("n-1")
+        );
+        assert_eq!(
+            nonce(End::Resource, "https://a.test:8443").as_deref(),
+            Some("n-2")
+        );
+        assert_eq!(nonce(End::Auth, "https://a.test").as_deref(), Some("n-2"));
+        assert!(!dpop.remember(End::Resource, &a, &HeaderMap::new()));
+    }
+}

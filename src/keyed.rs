@@ -1,0 +1,430 @@
+//! One layer, many sessions: a session per key (a tenant, a user, a scope or resource), each
+//! with its own slot, single flight, backoff, DPoP nonces and store key.
+//!
+//! A request names its session by a key: a request extension of the key's type (the default),
+//! or what a function of the request's URI and headers returns
+//! ([`KeyedAuthLayerBuilder::key_from`]). The first request (or
+//! [`handle`](KeyedAuthLayer::handle)) for a key builds its session with the factory, which
+//! returns the [`AuthLayerBuilder`] for that key: its provider with the key's credentials,
+//! scope, resource or subject token, and any setting the layer has (policy, store and store
+//! key, timeouts). Sessions are kept in a copy-on-write map: a request for a known key reads it
+//! without a lock (one atomic load and a hash lookup), and only a new key takes the lock that
+//! builds and inserts sessions. At most [`max_sessions`](KeyedAuthLayerBuilder::max_sessions)
+//! live, the least recently used dropped first, and a session unused for
+//! [`idle_timeout`](KeyedAuthLayerBuilder::idle_timeout) is dropped at the next insertion.
+//! Dropping a session drops only the layer's reference: its auth call in flight completes, and
+//! the requests waiting on it get its token.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::hash::Hash;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use http::{HeaderMap, Request, Response, Uri};
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::clock::Clock;
+use crate::error::{AuthError, BoxError};
+use crate::future::ResponseFuture;
+use crate::handle::TokenHandle;
+use crate::layer::{AuthLayer, AuthLayerBuilder};
+use crate::manager::{AuthTransport, Manager};
+use crate::replay::{CloneBody, CloneRequest, NoReplay};
+use crate::service::Step;
+
+/// The user's factory: the layer settings for a key.
+type Factory<K> = dyn Fn(&K) -> Result<AuthLayerBuilder, AuthError> + Send + Sync;
+/// The factory with the keyed layer's transport: the layer for a key.
+type Build<K> = dyn Fn(&K) -> Result<AuthLayer, AuthError> + Send + Sync;
+/// A function of the request naming its session.
+type KeyFn<K> = dyn Fn(&Uri, &HeaderMap) -> Option<K> + Send + Sync;
+
+/// A [`Layer`] serving many sessions, one per key: see the [module docs](self).
+///
+/// ```
+/// # fn build(client: tower::util::BoxCloneSyncService<http::Request<http_body_util::Full<bytes::Bytes>>, http::Response<http_body_util::Full<bytes::Bytes>>, tower::BoxError>) {
+/// use std::time::Duration;
+/// use tower_token_auth::provider::oauth2;
+/// use tower_token_auth::{AuthLayer, KeyedAuthLayer};
+///
+/// /// The request extension naming the tenant whose token a request carries.
+/// #[derive(Clone, Debug, PartialEq, Eq, Hash)]
+/// struct Tenant(String);
+///
+/// let layer = KeyedAuthLayer::builder(|tenant: &Tenant| {
+///     let provider = oauth2::Builder::client_credentials_grant("https://idp.example.com/token")
+///         .audience(&format!("https://api.example.com/{}", tenant.0))
+///         .build()?;
+///     Ok(AuthLayer::builder(provider))
+/// })
+/// .max_sessions(1_000)
+/// .idle_timeout(Duration::from_secs(15 * 60))
+/// .build(client);
+/// // let mut request = http::Request::get("https://api.example.com/acme/orders").body(...)?;
+/// // request.extensions_mut().insert(Tenant("acme".into()));
+/// # let _ = layer;
+/// # }
+/// ```
+pub struct KeyedAuthLayer<K, R = CloneBody> {
+    sessions: Arc<Sessions<K>>,
+    replay: R,
+}
+
+/// Builds a [`KeyedAuthLayer`]; start with [`KeyedAuthLayer::builder`].
+pub struct KeyedAuthLayerBuilder<K> {
+    factory: Box<Factory<K>>,
+    key_fn: Option<Box<KeyFn<K>>>,
+    max_sessions: usize,
+    idle_timeout: Duration,
+}
+
+/// The service a [`KeyedAuthLayer`] makes: each request goes out with its session's token, by
+/// the same rules as [`AuthService`](crate::AuthService)'s.
+///
+/// A request that names no session fails with [`ErrorKind::Config`](crate::ErrorKind::Config);
+/// so does one whose session the factory could not build (with the factory's error).
+pub struct KeyedAuthService<S, K, R = CloneBody> {
+    inner: S,
+    sessions: Arc<Sessions<K>>,
+    replay: R,
+}
+
+/// The sessions of a keyed layer.
+struct Sessions<K> {
+    map: ArcSwap<HashMap<K, Arc<Session>>>,
+    build: Box<Build<K>>,
+    key_fn: Option<Box<KeyFn<K>>>,
+    /// Held while a session is built and inserted: one build per new key.
+    inserting: Mutex<()>,
+    max: usize,
+    idle: Duration,
+    clock: Clock,
+    evicted: AtomicU64,
+}
+
+struct Session {
+    manager: Arc<Manager>,
+    /// When a request last used the session: nanoseconds on the layer's clock, written at
+    /// most once a millisecond.
+    last_used: AtomicU64,
+}
+
+/// Default bound on live sessions.
+const DEFAULT_MAX_SESSIONS: usize = 10_000;
+/// Default idle time after which a session is dropped.
+const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
+/// How stale a session's last use may be before a request writes it again.
+const TOUCH_EVERY_NANOS: u64 = 1_000_000;
+
+impl<K> KeyedAuthLayer<K>
+where
+    K: Clone + Eq + Hash + Send + Sync + 'static,
+{
+    /// A keyed layer whose session for a key is the layer `factory` builds for it. The factory
+    /// runs once per key (again only after the session was dropped); an error from it fails the
+    /// requests for that key, and it runs again for the next one.
+    pub fn builder(
+        factory: impl Fn(&K) -> Result<AuthLayerBuilder, AuthError> + Send + Sync + 'static,
+    ) -> KeyedAuthLayerBuilder<K> {
+        KeyedAuthLayerBuilder {
+            factory: Box::new(factory),
+            key_fn: None,
+            max_sessions: DEFAULT_MAX_SESSIONS,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+        }
+    }
+}
+
+impl<K> KeyedAuthLayerBuilder<K>
+where
+    K: Clone + Eq + Hash + Send + Sync + 'static,
+{
+    /// Names a request's session with `f` of its URI and headers (a tenant header, the host)
+    /// instead of a request extension of type `K`; `None` names none.
+    pub fn key_from(
+        mut self,
+        f: impl Fn(&Uri, &HeaderMap) -> Option<K> + Send + Sync + 'static,
+    ) -> Self {
+        self.key_fn = Some(Box::new(f));
+        self
+    }
+
+    /// At most `n` sessions live (at least 1): a new key beyond them drops the least recently
+    /// used. Default: 10,000.
+    pub fn max_sessions(mut self, n: usize) -> Self {
+        self.max_sessions = n.max(1);
+        self
+    }
+
+    /// A session no request used for `idle` is dropped when the next session is inserted.
+    /// Default: one hour.
+    pub fn idle_timeout(mut self, idle: Duration) -> Self {
+        self.idle_timeout = idle;
+        self
+    }
+
+    /// Builds the layer; every session sends its auth calls through a clone of `transport`.
+    pub fn build(self, transport: impl AuthTransport) -> KeyedAuthLayer<K> {
+        let factory = self.factory;
+        let build = move |key: &K| factory(key).map(|builder| builder.build(transport.clone()));
+        KeyedAuthLayer {
+            sessions: Arc::new(Sessions {
+                map: ArcSwap::from_pointee(HashMap::new()),
+                build: Box::new(build),
+                key_fn: self.key_fn,
+                inserting: Mutex::new(()),
+                max: self.max_sessions,
+                idle: self.idle_timeout,
+                clock: Clock::default(),
+                evicted: AtomicU64::new(0),
+            }),
+            replay: CloneBody,
+        }
+    }
+}
+
+impl<K, R> KeyedAuthLayer<K, R>
+where
+    K: Clone + Eq + Hash + Send + Sync + 'static,
+{
+    /// Sends each request once, as [`AuthLayer::without_replay`] does.
+    pub fn without_replay(self) -> KeyedAuthLayer<K, NoReplay> {
+        KeyedAuthLayer {
+            sessions: self.sessions,
+            replay: NoReplay,
+        }
+    }
+
+    /// The handle of `key`'s session, built if it is not live.
+    pub fn handle(&self, key: &K) -> Result<TokenHandle, AuthError> {
+        self.sessions
+            .session(key)
+            .map(|session| TokenHandle::new(Arc::clone(&session.manager)))
+    }
+
+    /// How many sessions are live, and how many were dropped (least recently used, or idle).
+    pub fn sessions(&self) -> (usize, u64) {
+        (
+            self.sessions.map.load().len(),
+            self.sessions.evicted.load(Ordering::Relaxed),
+        )
+    }
+}
+
+impl<K> Sessions<K>
+where
+    K: Clone + Eq + Hash + Send + Sync + 'static,
+{
+    fn now(&self) -> u64 {
+        self.clock.moment().as_nanos()
+    }
+
+    /// `key`'s session, built and inserted if it is not live.
+    fn session(&self, key: &K) -> Result<Arc<Session>, AuthError> {
+        if let Some(session) = self.map.load().get(key) {
+            session.touch(self.now());
+            return Ok(Arc::clone(session));
+        }
+        self.insert(key)
+    }
+
+    /// Builds `key`'s session and inserts it, dropping idle sessions and, beyond the bound, the
+    /// least recently used.
+    #[cold]
+    fn insert(&self, key: &K) -> Result<Arc<Session>, AuthError> {
+        let _inserting = self
+            .inserting
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let current = self.map.load_full();
+        if let Some(session) = current.get(key) {
+            return Ok(Arc::clone(session));
+        }
+        let layer = (self.build)(key)?;
+        let now = self.now();
+        let session = Arc::new(Session {
+            manager: layer.manager(),
+            last_used: AtomicU64::new(now),
+        });
+        let idle = u64::try_from(self.idle.as_nanos()).unwrap_or(u64::MAX);
+        let mut map: HashMap<K, Arc<Session>> = current
+            .iter()
+            .filter(|(_, s)| now.saturating_sub(s.last_used.load(Ordering::Relaxed)) < idle)
+            .map(|(k, s)| (k.clone(), Arc::clone(s)))
+            .collect();
+        let mut dropped = current.len() - map.len();
+        while map.len() >= self.max {
+            let oldest = map
+                .iter()
+                .min_by_key(|(_, s)| s.last_used.load(Ordering::Relaxed))
+                .map(|(k, _)| k.clone());
+            match oldest {
+                Some(oldest) => drop(map.remove(&oldest)),
+                None => break,
+            }
+            dropped += 1;
+        }
+        map.insert(key.clone(), Arc::clone(&session));
+        self.map.store(Arc::new(map));
+        if dropped > 0 {
+            self.evicted.fetch_add(dropped as u64, Ordering::Relaxed);
+            tracing::debug!(
+                dropped,
+                "keyed sessions dropped (idle, or least recently used)"
+            );
+        }
+        Ok(session)
+    }
+}
+
+impl Session {
+    #[inline]
+    fn touch(&self, now: u64) {
+        if now.saturating_sub(self.last_used.load(Ordering::Relaxed)) >= TOUCH_EVERY_NANOS {
+            self.last_used.store(now, Ordering::Relaxed);
+        }
+    }
+}
+
+impl<S, K, R: Clone> Layer<S> for KeyedAuthLayer<K, R> {
+    type Service = KeyedAuthService<S, K, R>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        KeyedAuthService {
+            inner,
+            sessions: Arc::clone(&self.sessions),
+            replay: self.replay.clone(),
+        }
+    }
+}
+
+impl<S, K, R, B, RB> Service<Request<B>> for KeyedAuthService<S, K, R>
+where
+    S: Service<Request<B>, Response = Response<RB>> + Clone + Send + 'static,
+    S::Error: Into<BoxError>,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+    RB: Send + 'static,
+    R: CloneRequest<B>,
+    K: Clone + Eq + Hash + Send + Sync + 'static,
+{
+    type Response = Response<RB>;
+    type Error = BoxError;
+    type Future = ResponseFuture<S, B, R>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    #[inline]
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let sessions = &*self.sessions;
+        let map = sessions.map.load();
+        let found = match &sessions.key_fn {
+            None => match request.extensions().get::<K>() {
+                Some(key) => map.get(key).ok_or_else(|| key.clone()),
+                None => return ResponseFuture::refused(no_key()),
+            },
+            Some(key_fn) => match key_fn(request.uri(), request.headers()) {
+                Some(key) => map.get(&key).ok_or(key),
+                None => return ResponseFuture::refused(no_key()),
+            },
+        };
+        let session = match found {
+            Ok(session) => {
+                session.touch(sessions.now());
+                session
+            }
+            Err(key) => match sessions.insert(&key) {
+                Ok(session) => return self.step(&session.manager, request),
+                Err(error) => return ResponseFuture::refused(error),
+            },
+        };
+        Step {
+            manager: &session.manager,
+            inner: &mut self.inner,
+            replay: &self.replay,
+        }
+        .call(request)
+    }
+}
+
+impl<S, K, R> KeyedAuthService<S, K, R> {
+    /// The request through `manager`'s session (a session just built).
+    #[cold]
+    fn step<B, RB>(
+        &mut self,
+        manager: &Arc<Manager>,
+        request: Request<B>,
+    ) -> ResponseFuture<S, B, R>
+    where
+        S: Service<Request<B>, Response = Response<RB>> + Clone + Send + 'static,
+        R: CloneRequest<B>,
+    {
+        Step {
+            manager,
+            inner: &mut self.inner,
+            replay: &self.replay,
+        }
+        .call(request)
+    }
+}
+
+fn no_key() -> AuthError {
+    AuthError::config("the request names no session: no session key in its extensions")
+}
+
+impl<K, R: Clone> Clone for KeyedAuthLayer<K, R> {
+    fn clone(&self) -> Self {
+        Self {
+            sessions: Arc::clone(&self.sessions),
+            replay: self.replay.clone(),
+        }
+    }
+}
+
+impl<S: Clone, K, R: Clone> Clone for KeyedAuthService<S, K, R> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            sessions: Arc::clone(&self.sessions),
+            replay: self.replay.clone(),
+        }
+    }
+}
+
+impl<K, R: fmt::Debug> fmt::Debug for KeyedAuthLayer<K, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyedAuthLayer")
+            .field("sessions", &self.sessions.map.load().len())
+            .field("max_sessions", &self.sessions.max)
+            .field("idle_timeout", &self.sessions.idle)
+            .field("replay", &self.replay)
+            .finish()
+    }
+}
+
+impl<K> fmt::Debug for KeyedAuthLayerBuilder<K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyedAuthLayerBuilder")
+            .field("max_sessions", &self.max_sessions)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("key_from", &self.key_fn.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: fmt::Debug, K, R: fmt::Debug> fmt::Debug for KeyedAuthService<S, K, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyedAuthService")
+            .field("inner", &self.inner)
+            .field("sessions", &self.sessions.map.load().len())
+            .field("replay", &self.replay)
+            .finish()
+    }
+}

@@ -1,0 +1,205 @@
+//! One layer, many sessions (`KeyedAuthLayer`): against the OAuth2 emulation, each session a
+//! tenant whose token is issued for its own audience, and each request to the resource at
+//! `/resource/{audience}`, which refuses (and counts as a violation) a token issued for another
+//! tenant. One login per session however many requests arrive at once, no token sent for
+//! another session, the bound on live sessions kept.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use tokio::task::JoinSet;
+use tower::{Layer, ServiceExt};
+use tower_token_auth::provider::oauth2;
+use tower_token_auth::{AuthLayer, ErrorKind, KeyedAuthLayer, KeyedAuthService};
+use tower_token_auth_emulation::{Api, Config, Emulation, OAuthExtensions};
+
+use crate::support::auth_error;
+use crate::support::emulated::{client, HttpClient};
+
+/// The request extension naming a request's session.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct Tenant(u32);
+
+fn audience(tenant: u32) -> String {
+    format!("tenant-{tenant}")
+}
+
+async fn emulation() -> Emulation {
+    let config = Config {
+        extensions: OAuthExtensions {
+            resource_indicators: true,
+            audience_per_path: true,
+            ..OAuthExtensions::default()
+        },
+        ..Config::default()
+    };
+    Emulation::start(Api::OAuth2, config).await.unwrap()
+}
+
+fn keyed(emulation: &Emulation, max_sessions: usize) -> KeyedAuthLayer<Tenant> {
+    let (url, c) = (emulation.base_url(), emulation.config().clone());
+    KeyedAuthLayer::builder(move |tenant: &Tenant| {
+        let provider = oauth2::Builder::client_credentials(&url, &c.client_id, &*c.client_secret)
+            .audience(&audience(tenant.0))
+            .build()?;
+        Ok(AuthLayer::builder(provider))
+    })
+    .max_sessions(max_sessions)
+    .build(client())
+}
+
+async fn get(
+    svc: KeyedAuthService<HttpClient, Tenant>,
+    base: String,
+    tenant: u32,
+) -> Result<StatusCode, tower::BoxError> {
+    let mut request = Request::get(format!("{base}/resource/{}", audience(tenant)))
+        .body(Full::<Bytes>::default())?;
+    request.extensions_mut().insert(Tenant(tenant));
+    let response = svc.oneshot(request).await?;
+    let status = response.status();
+    response.into_body().collect().await?;
+    Ok(status)
+}
+
+/// 1,000 sessions × 10 requests, all at once: exactly one login per session, every request
+/// served with its own session's token (the resource checks the audience of each), 0
+/// violations.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_sessions_log_in_once_each_and_never_share_a_token() {
+    const SESSIONS: u32 = 1_000;
+    const PER_SESSION: u32 = 10;
+    let emulation = emulation().await;
+    let layer = keyed(&emulation, SESSIONS as usize);
+    let svc = layer.layer(client());
+    let base = format!("http://{}", emulation.addr());
+    let mut requests = JoinSet::new();
+    // Interleaved, so that every session's first requests arrive together.
+    for _ in 0..PER_SESSION {
+        for tenant in 0..SESSIONS {
+            requests.spawn(get(svc.clone(), base.clone(), tenant));
+        }
+    }
+    let mut ok = 0;
+    while let Some(done) = requests.join_next().await {
+        ok += u32::from(done.unwrap().unwrap() == StatusCode::OK);
+    }
+    assert_eq!(ok, SESSIONS * PER_SESSION);
+    let s = emulation.stats();
+    assert_eq!(s.logins, u64::from(SESSIONS), "one login per session");
+    assert_eq!(s.resource_ok, u64::from(SESSIONS * PER_SESSION));
+    assert_eq!(emulation.violation_reasons(), Vec::new());
+    assert_eq!(layer.sessions(), (SESSIONS as usize, 0));
+    for tenant in [0, 499, 999] {
+        let m = layer.handle(&Tenant(tenant)).unwrap().metrics();
+        assert_eq!((m.logins, m.replays, m.auth_failures), (1, 0, 0));
+    }
+}
+
+/// With at most 10 live sessions, 30 tenants one after another: 20 dropped, least recently used
+/// first; a dropped tenant's next request builds its session again (a second login), and the
+/// sessions in use are never the ones dropped.
+#[tokio::test]
+async fn the_bound_drops_the_least_recently_used() {
+    let emulation = emulation().await;
+    let layer = keyed(&emulation, 10);
+    let svc = layer.layer(client());
+    let base = format!("http://{}", emulation.addr());
+    for tenant in 0..30 {
+        assert_eq!(
+            get(svc.clone(), base.clone(), tenant).await.unwrap(),
+            StatusCode::OK
+        );
+        // Tenant 0 stays in use: never the least recently used. (Past the coarse clock's
+        // resolution, a few milliseconds, so that the uses are told apart.)
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        assert_eq!(
+            get(svc.clone(), base.clone(), 0).await.unwrap(),
+            StatusCode::OK
+        );
+    }
+    assert_eq!(layer.sessions(), (10, 20));
+    assert_eq!(emulation.stats().logins, 30, "tenant 0 logged in once");
+    // Tenant 1 was dropped: its session is built again.
+    assert_eq!(
+        get(svc.clone(), base.clone(), 1).await.unwrap(),
+        StatusCode::OK
+    );
+    assert_eq!(emulation.stats().logins, 31);
+    assert_eq!(layer.sessions(), (10, 21));
+    assert_eq!(emulation.violation_reasons(), Vec::new());
+}
+
+/// A request naming no session, and a session whose factory fails: typed errors, nothing sent,
+/// and the layer serves other keys.
+#[tokio::test]
+async fn no_key_and_a_failing_factory_are_typed_errors() {
+    let emulation = emulation().await;
+    let (url, c) = (emulation.base_url(), emulation.config().clone());
+    let layer = KeyedAuthLayer::builder(move |tenant: &Tenant| {
+        if tenant.0 == 13 {
+            return Err(tower_token_auth::AuthError::config(
+                "no credentials for tenant 13",
+            ));
+        }
+        let provider = oauth2::Builder::client_credentials(&url, &c.client_id, &*c.client_secret)
+            .audience(&audience(tenant.0))
+            .build()?;
+        Ok(AuthLayer::builder(provider))
+    })
+    .build(client());
+    let svc = layer.layer(client());
+    let base = format!("http://{}", emulation.addr());
+    let bare = Request::get(format!("{base}/resource/{}", audience(1)))
+        .body(Full::<Bytes>::default())
+        .unwrap();
+    let err = svc.clone().oneshot(bare).await.unwrap_err();
+    assert_eq!(auth_error(&err).kind(), ErrorKind::Config);
+    let err = get(svc.clone(), base.clone(), 13).await.unwrap_err();
+    assert_eq!(auth_error(&err).kind(), ErrorKind::Config);
+    assert!(format!("{err}").contains("tenant 13"));
+    assert_eq!(
+        get(svc.clone(), base.clone(), 1).await.unwrap(),
+        StatusCode::OK
+    );
+    assert_eq!(layer.sessions(), (1, 0));
+    let s = emulation.stats();
+    assert_eq!(
+        (s.logins, s.resource_ok, s.resource_unauthorized),
+        (1, 1, 0)
+    );
+}
+
+/// The key from a function of the request (here a header), and a session's handle: the same
+/// session either way.
+#[tokio::test]
+async fn a_key_from_a_header_and_the_sessions_handle() {
+    let emulation = emulation().await;
+    let (url, c) = (emulation.base_url(), emulation.config().clone());
+    let layer = KeyedAuthLayer::builder(move |tenant: &String| {
+        let provider = oauth2::Builder::client_credentials(&url, &c.client_id, &*c.client_secret)
+            .audience(tenant)
+            .build()?;
+        Ok(AuthLayer::builder(provider))
+    })
+    .key_from(|_, headers| {
+        headers
+            .get("x-tenant")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    })
+    .build(client());
+    let handle = layer.handle(&"tenant-7".to_owned()).unwrap();
+    let token = handle.token().await.unwrap();
+    let svc = layer.layer(client());
+    let request = Request::get(format!("http://{}/resource/tenant-7", emulation.addr()))
+        .header("x-tenant", "tenant-7")
+        .body(Full::<Bytes>::default())
+        .unwrap();
+    let response = svc.oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(handle.current().unwrap().generation(), token.generation());
+    assert_eq!(emulation.stats().logins, 1);
+}
