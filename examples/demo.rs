@@ -135,8 +135,8 @@ struct Args {
     #[arg(long, requires = "external")]
     auth_url: Option<String>,
     /// OAuth2: the issuer whose metadata (OpenID Connect Discovery, RFC 8414) names the token
-    /// and revocation endpoints.
-    #[arg(long, value_name = "URL", requires = "provider")]
+    /// and revocation endpoints; with --provider-file, overrides the spec's `issuer`.
+    #[arg(long, value_name = "URL", requires = "external")]
     issuer: Option<String>,
     /// OAuth2: how the client authenticates (default basic, or none without --client-secret;
     /// tls_client_auth with --client-cert).
@@ -928,6 +928,10 @@ fn spec_provider(args: &Args, path: &Path) -> Result<(String, Box<dyn Provider>)
     );
     let spec = match &args.auth_url {
         Some(base) => spec.base_url(base),
+        None => spec,
+    };
+    let spec = match &args.issuer {
+        Some(issuer) => spec.issuer(issuer),
         None => spec,
     };
     let mut credentials = Credentials::new();

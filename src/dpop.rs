@@ -114,8 +114,10 @@ mod keyed {
             self.lock().get(&(end, origin)).cloned()
         }
 
-        /// Keeps the `DPoP-Nonce` of an answer from `uri`'s origin, if it has one; whether it
-        /// was new.
+        /// Keeps the `DPoP-Nonce` of an answer from `uri`'s origin; whether the answer had one.
+        ///
+        /// NOTE: not whether it was new: requests sent at once meet the same challenge, and
+        /// each must go again with the nonce the first of them kept.
         pub(crate) fn remember(&self, end: End, uri: &Uri, headers: &HeaderMap) -> bool {
             let Some(nonce) = headers.get(DPOP_NONCE).and_then(|v| v.to_str().ok()) else {
                 return false;
@@ -125,12 +127,12 @@ mod keyed {
                 return false;
             }
             let Ok(origin) = origin(uri, 0) else {
-                return false;
+                return true;
             };
             let key = (end, origin);
             let mut nonces = self.lock();
             if nonces.get(&key).is_some_and(|kept| **kept == *nonce) {
-                return false;
+                return true;
             }
             if nonces.len() >= ORIGINS_KEPT && !nonces.contains_key(&key) {
                 nonces.clear();
@@ -259,8 +261,8 @@ mod tests {
         let nonce = |end, origin: &str| dpop.nonce(end, origin.to_owned());
         assert!(dpop.remember(End::Resource, &a, &answer));
         assert!(
-            !dpop.remember(End::Resource, &a_default_port, &answer),
-            "same origin, same nonce"
+            dpop.remember(End::Resource, &a_default_port, &answer),
+            "same origin, same nonce: still a nonce"
         );
         assert_eq!(
             nonce(End::Resource, "https://a.test").as_deref(),

@@ -227,15 +227,15 @@ impl Sends {
         copy: bool,
     ) -> Verdict {
         if let (Some(dpop), Some(sends)) = (&manager.dpop, &mut self.dpop) {
-            let new_nonce = dpop.remember(End::Resource, &sends.uri, headers);
+            let nonce = dpop.remember(End::Resource, &sends.uri, headers);
             if resource_challenge(status, headers) {
-                if new_nonce && copy && sends.retries < MAX_NONCE_RETRIES {
+                if nonce && copy && sends.retries < MAX_NONCE_RETRIES {
                     sends.retries += 1;
                     sends.pending = true;
                     return Verdict::Nonce;
                 }
-                // Not a dead token: the server's nonces are not working out. The caller gets
-                // the challenge; the token stays.
+                // Not a dead token: the server's nonces are not working out (no nonce given,
+                // or a third challenge). The caller gets the challenge; the token stays.
                 tracing::debug!(
                     retries = sends.retries,
                     "DPoP nonce challenge not answered: the challenge goes to the caller"

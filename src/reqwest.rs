@@ -16,7 +16,7 @@
 //! fails: a stream) is sent once.
 //!
 //! Errors getting a token reach the caller as [`reqwest_middleware::Error::Middleware`], holding
-//! the [`AuthError`](crate::AuthError), which a downcast reaches:
+//! the [`AuthError`], which a downcast reaches:
 //!
 //! ```
 //! use tower_token_auth::{AuthError, ErrorKind};
@@ -130,7 +130,7 @@ impl Middleware for AuthMiddleware {
                 None
             };
             // A DPoP proof names the request's URI; reqwest's is a `Url`.
-            let uri = match token.is_dpop() {
+            let uri = match token.state().dpop {
                 true => request
                     .url()
                     .as_str()

@@ -47,6 +47,13 @@ impl Algorithm {
         }
     }
 
+    /// The algorithm whose `alg` name is `name`, if it is one of these.
+    pub(crate) fn from_name(name: &str) -> Option<Self> {
+        [Self::ES256, Self::RS256, Self::PS256, Self::EdDSA]
+            .into_iter()
+            .find(|alg| alg.as_str() == name)
+    }
+
     /// The key type the algorithm signs with, for messages.
     fn key_type(self) -> &'static str {
         match self {

@@ -173,18 +173,18 @@ impl Manager {
             Ok(Ok(response)) => {
                 let status = response.status();
                 let answer = OAuthError::parse(response.body());
-                let new_nonce = self.remember_nonce(&uri, response.headers());
+                let nonce = self.remember_nonce(&uri, response.headers());
                 let challenge = self.dpop.is_some()
                     && auth_challenge(status, answer.as_ref().map(|a| a.error.as_str()));
-                if challenge && new_nonce && nonce_retry {
+                if challenge && nonce && nonce_retry {
                     return Sent::NonceChallenge;
                 }
                 let detail = answer.map(|a| scrub(&a.detail(), &sent));
                 let error = if challenge {
-                    // A challenge without a new nonce, or one too many: the server's nonces
-                    // are not working out; retried as an outage, with a new proof.
-                    let why = match new_nonce {
-                        false => "the authorization server asked for a DPoP nonce (use_dpop_nonce) without sending a new one in DPoP-Nonce",
+                    // A challenge without a nonce, or one too many: the server's nonces are not
+                    // working out; retried as an outage, with a new proof.
+                    let why = match nonce {
+                        false => "the authorization server asked for a DPoP nonce (use_dpop_nonce) without sending one in DPoP-Nonce",
                         true => "the authorization server asked for a new DPoP nonce again",
                     };
                     AuthError::status_error(status, Some(why.to_owned()), None, Failure::Transient)
@@ -222,7 +222,7 @@ impl Manager {
         }
     }
 
-    /// Keeps an answer's DPoP nonce, when the layer signs proofs; whether it was new.
+    /// Keeps an answer's DPoP nonce, when the layer signs proofs; whether it had one.
     fn remember_nonce(&self, uri: &http::Uri, headers: &http::HeaderMap) -> bool {
         self.dpop
             .as_ref()

@@ -360,8 +360,9 @@ impl Builder {
         self.client_secret = None;
         let mint = assertion.mint(&self.token_url)?;
         Ok(AssertionProvider {
-            inner: self.provider(Auth::Assertion(assertion.method()))?,
-            mint: Arc::new(mint),
+            inner: self
+                .provider(Auth::Assertion(assertion.method()))?
+                .client_assertion(mint),
         })
     }
 
@@ -645,8 +646,9 @@ impl ClientAssertion {
         }
     }
 
-    /// What makes the assertions, for a provider whose token endpoint is `token_url`.
-    fn mint(&self, token_url: &str) -> Result<Mint, AuthError> {
+    /// What makes the assertions, for a provider whose token endpoint is `token_url` (their
+    /// `aud` unless [`audience`](Self::audience) names another).
+    pub(crate) fn mint(&self, token_url: &str) -> Result<Mint, AuthError> {
         #[cfg(feature = "jose")]
         let audience = self.audience.as_deref().unwrap_or(token_url);
         #[cfg(not(feature = "jose"))]
@@ -693,8 +695,9 @@ impl fmt::Debug for ClientAssertion {
     }
 }
 
-/// What makes a provider's client assertions.
-enum Mint {
+/// What makes a provider's client assertions: one for every auth call, appended to its form
+/// ([`Mint::attach`]).
+pub(crate) enum Mint {
     #[cfg(feature = "jose")]
     Signed(Assertions),
     File(PathBuf),
@@ -710,6 +713,28 @@ impl Mint {
             Mint::File(path) => read_assertion(path),
             Mint::Function(f) => f(),
         }
+    }
+
+    /// `request` (a form POST to the token or revocation endpoint) with a fresh client assertion
+    /// appended to its body; an assertion that cannot be had fails `call`.
+    pub(crate) fn attach(
+        &self,
+        request: Request<Full<Bytes>>,
+        call: AuthCall,
+    ) -> Result<Request<Full<Bytes>>, AuthError> {
+        let assertion = self.assertion().map_err(|e| e.during(call))?;
+        let (parts, body) = request.into_parts();
+        let form = full_bytes(body);
+        let mut body = String::with_capacity(form.len() + assertion.expose().len() + 100);
+        body.push_str(std::str::from_utf8(&form).unwrap_or_default());
+        let mut serializer = form_urlencoded::Serializer::for_suffix(body, 0);
+        serializer
+            .append_pair("client_assertion_type", JWT_BEARER)
+            .append_pair("client_assertion", assertion.expose());
+        Ok(Request::from_parts(
+            parts,
+            Full::new(Bytes::from(serializer.finish())),
+        ))
     }
 }
 
@@ -747,32 +772,8 @@ fn read_assertion(path: &Path) -> Result<Secret, AuthError> {
 /// [`Builder::build`] makes: the grant, the answers read, the failures classified, the policy.
 #[derive(Clone)]
 pub struct AssertionProvider {
+    /// The provider, its client assertion attached to each of its calls.
     inner: HttpProvider,
-    mint: Arc<Mint>,
-}
-
-impl AssertionProvider {
-    /// `request` (a form POST to the token endpoint) with a fresh client assertion appended to
-    /// its body.
-    fn with_assertion(
-        &self,
-        request: Request<Full<Bytes>>,
-        call: AuthCall,
-    ) -> Result<Request<Full<Bytes>>, AuthError> {
-        let assertion = self.mint.assertion().map_err(|e| e.during(call))?;
-        let (parts, body) = request.into_parts();
-        let form = full_bytes(body);
-        let mut body = String::with_capacity(form.len() + assertion.expose().len() + 100);
-        body.push_str(std::str::from_utf8(&form).unwrap_or_default());
-        let mut serializer = form_urlencoded::Serializer::for_suffix(body, 0);
-        serializer
-            .append_pair("client_assertion_type", JWT_BEARER)
-            .append_pair("client_assertion", assertion.expose());
-        Ok(Request::from_parts(
-            parts,
-            Full::new(Bytes::from(serializer.finish())),
-        ))
-    }
 }
 
 /// The bytes of a `Full` body, which yields them at once, whole.
@@ -786,13 +787,11 @@ fn full_bytes(mut body: Full<Bytes>) -> Bytes {
 
 impl Provider for AssertionProvider {
     fn login_request(&self) -> Result<Request<Full<Bytes>>, AuthError> {
-        let request = self.inner.login_request()?;
-        self.with_assertion(request, AuthCall::Login)
+        self.inner.login_request()
     }
 
     fn refresh_request(&self, refresh_token: &Secret) -> Result<Request<Full<Bytes>>, AuthError> {
-        let request = self.inner.refresh_request(refresh_token)?;
-        self.with_assertion(request, AuthCall::Refresh)
+        self.inner.refresh_request(refresh_token)
     }
 
     fn parse_response(
@@ -826,10 +825,7 @@ impl Provider for AssertionProvider {
         token: &Secret,
         hint: &str,
     ) -> Result<Option<Request<Full<Bytes>>>, AuthError> {
-        match self.inner.revocation_request(token, hint)? {
-            Some(request) => self.with_assertion(request, AuthCall::Revoke).map(Some),
-            None => Ok(None),
-        }
+        self.inner.revocation_request(token, hint)
     }
 }
 
@@ -848,7 +844,6 @@ impl fmt::Debug for AssertionProvider {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AssertionProvider")
             .field("inner", &self.inner)
-            .field("assertion", &self.mint)
             .finish()
     }
 }

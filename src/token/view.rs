@@ -91,13 +91,6 @@ impl Token {
         Ok(())
     }
 
-    /// Whether the token is bound to the layer's DPoP key (RFC 9449: the server answered
-    /// `token_type` `DPoP`): every request needs a proof of its own, which
-    /// [`apply_to`](Self::apply_to) signs.
-    pub(crate) fn is_dpop(&self) -> bool {
-        self.state.dpop
-    }
-
     /// The bare access token.
     pub fn access_token(&self) -> &Secret {
         &self.state.access_token

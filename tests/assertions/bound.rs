@@ -207,7 +207,7 @@ async fn a_dpop_answer_without_a_key_and_a_challenge_without_a_nonce() {
     assert_eq!(err.kind(), ErrorKind::Unavailable);
     let shown = format!("{err}");
     assert!(
-        shown.contains("without sending a new one in DPoP-Nonce"),
+        shown.contains("without sending one in DPoP-Nonce"),
         "{shown}"
     );
     assert_eq!(layer.handle().metrics().dpop_nonce_retries, 0);

@@ -1,74 +1,36 @@
-//! The demo's external mode with the OAuth2 flags, against the emulation's strict client
-//! authentication: `private_key_jwt` from a PEM key file, the endpoints from the issuer's
-//! metadata, a token asked for the resource that requires it, and DPoP with nonces at both ends.
+//! The demo's external mode against the emulation's strict client authentication: with the
+//! OAuth2 flags (`private_key_jwt` from a PEM key file, the endpoints from the issuer's metadata,
+//! a token asked for the resource that requires it, and DPoP with nonces at both ends), and with
+//! the shipped spec file that says the same but DPoP.
 
+use std::ffi::OsString;
 use std::process::{Command, Stdio};
 
-use tower_token_auth::jose::Algorithm;
-use tower_token_auth_emulation::{
-    Api, ClientAuth, Config, Discovery, Dpop, DpopNonces, Emulation, OAuthExtensions, SigningAlg,
-};
+use tower_token_auth_emulation::{Api, Config, Dpop, DpopNonces, Emulation, OAuthExtensions};
 
-use crate::pem_key;
+use crate::key_path;
+use crate::specs::{example_emulation, example_extensions, RESOURCE};
 use crate::support::demo::demo_binary;
 
-const RESOURCE: &str = "https://orders.example.com/";
 const REQUESTS: u64 = 300;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_demo_signs_assertions_discovers_asks_for_a_resource_and_binds_tokens() {
-    let key = pem_key(Algorithm::ES256);
-    let config = Config {
-        extensions: OAuthExtensions {
-            client_auth: ClientAuth::PrivateKeyJwt {
-                jwk: key.public_jwk(),
-                alg: SigningAlg::ES256,
-            },
-            discovery: Some(Discovery::default()),
-            resource_indicators: true,
-            resource_audience: Some(RESOURCE.to_owned()),
-            dpop: Some(Dpop {
-                required: true,
-                nonces: Some(DpopNonces::default()),
-                ..Dpop::default()
-            }),
-            ..OAuthExtensions::default()
-        },
-        ..Config::default()
-    };
-    let emulation = Emulation::start(Api::OAuth2, config).await.unwrap();
-    let key_path = [
-        env!("CARGO_MANIFEST_DIR"),
-        "tests",
-        "assertions",
-        "keys",
-        "es256.pem",
-    ]
-    .iter()
-    .collect::<std::path::PathBuf>();
+/// Runs the demo with `args` (and `--api-url`, `--client-id`, `--requests`, `--json`) against
+/// `emulation`, with `env` set, and checks its report and the emulation's counts: every request
+/// served, one discovery, one login with one assertion, no violation. The report, for more.
+async fn run_demo(
+    emulation: &Emulation,
+    args: Vec<OsString>,
+    env: Vec<(&'static str, OsString)>,
+) -> serde_json::Value {
     let demo = demo_binary();
-    let (issuer, resource_url) = (emulation.issuer(), emulation.resource_url());
+    let resource_url = emulation.resource_url();
     let client_id = emulation.config().client_id.clone();
     let output = tokio::task::spawn_blocking(move || {
         Command::new(demo)
-            .args([
-                "--provider",
-                "oauth2-client-credentials",
-                "--issuer",
-                &issuer,
-            ])
+            .args(args)
             .args(["--api-url", &resource_url, "--client-id", &client_id])
-            .args([
-                "--client-auth",
-                "private_key_jwt",
-                "--client-key-alg",
-                "ES256",
-            ])
-            .arg("--client-key")
-            .arg(&key_path)
-            .args(["--client-key-id", "demo-1", "--resource", RESOURCE])
-            .args(["--dpop", "EdDSA", "--concurrency", "1"])
             .args(["--requests", &REQUESTS.to_string(), "--json"])
+            .envs(env)
             .stdin(Stdio::null())
             .output()
             .expect("the demo runs")
@@ -85,12 +47,75 @@ async fn the_demo_signs_assertions_discovers_asks_for_a_resource_and_binds_token
         serde_json::from_str(stdout.lines().last().expect("a report line")).expect("JSON");
     assert_eq!(report["requests"], REQUESTS, "{report}");
     assert_eq!(report["failed"], 0, "{report}");
-    // One challenge at the token endpoint, one at the resource (requests one at a time).
-    assert_eq!(report["dpop_nonce_retries"], 2, "{report}");
     let stats = emulation.stats();
     assert_eq!((stats.discovery_fetches, stats.logins), (1, 1), "{stats:?}");
     assert_eq!(stats.client_assertions, 1, "{stats:?}");
+    assert_eq!(stats.violations, 0, "{:?}", emulation.violation_reasons());
+    report
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_signs_assertions_discovers_asks_for_a_resource_and_binds_tokens() {
+    let config = Config {
+        extensions: OAuthExtensions {
+            dpop: Some(Dpop {
+                required: true,
+                nonces: Some(DpopNonces::default()),
+                ..Dpop::default()
+            }),
+            ..example_extensions()
+        },
+        ..Config::default()
+    };
+    let emulation = Emulation::start(Api::OAuth2, config).await.unwrap();
+    let mut args = [
+        "--provider",
+        "oauth2-client-credentials",
+        "--issuer",
+        &emulation.issuer(),
+        "--client-auth",
+        "private_key_jwt",
+        "--client-key-alg",
+        "ES256",
+        "--client-key-id",
+        "demo-1",
+        "--resource",
+        RESOURCE,
+        "--dpop",
+        "EdDSA",
+        "--concurrency",
+        "1",
+        "--client-key",
+    ]
+    .map(OsString::from)
+    .to_vec();
+    args.push(key_path("es256.pem").into());
+    let report = run_demo(&emulation, args, vec![]).await;
+    // One challenge at the token endpoint, one at the resource (requests one at a time).
+    assert_eq!(report["dpop_nonce_retries"], 2, "{report}");
+    let stats = emulation.stats();
     assert_eq!(stats.dpop_nonce_challenges, 2, "{stats:?}");
     assert_eq!(stats.dpop_proofs, 1 + REQUESTS, "{stats:?}");
-    assert_eq!(stats.violations, 0, "{:?}", emulation.violation_reasons());
+}
+
+/// `specs/oauth2-client-credentials-jwt.toml` with `--issuer`, its key file in the environment
+/// variable the spec names.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_runs_the_shipped_assertion_spec() {
+    let emulation = example_emulation().await;
+    let spec: std::path::PathBuf = [
+        env!("CARGO_MANIFEST_DIR"),
+        "specs",
+        "oauth2-client-credentials-jwt.toml",
+    ]
+    .iter()
+    .collect();
+    let args = vec![
+        "--provider-file".into(),
+        spec.into(),
+        "--issuer".into(),
+        emulation.issuer().into(),
+    ];
+    let env = vec![("CLIENT_KEY_FILE", key_path("es256.pem").into())];
+    run_demo(&emulation, args, env).await;
 }

@@ -50,7 +50,7 @@ async fn get(svc: &AuthService<HttpClient>, emulation: &Emulation) -> StatusCode
     status
 }
 
-fn signing_alg(alg: Algorithm) -> SigningAlg {
+pub(crate) fn signing_alg(alg: Algorithm) -> SigningAlg {
     match alg {
         Algorithm::ES256 => SigningAlg::ES256,
         Algorithm::RS256 => SigningAlg::RS256,

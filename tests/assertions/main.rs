@@ -12,17 +12,19 @@ mod demo;
 mod dpop;
 mod e2e;
 mod emulated;
+mod faults;
 mod keys;
 mod oidc;
 mod signed;
+mod specs;
 
 use std::path::PathBuf;
 
 use tower_token_auth::jose::{Algorithm, SigningKey};
 
-/// The text of the test key file `name`.
-pub(crate) fn key_file(name: &str) -> String {
-    let path: PathBuf = [
+/// The path of the test key file `name`.
+pub(crate) fn key_path(name: &str) -> PathBuf {
+    [
         env!("CARGO_MANIFEST_DIR"),
         "tests",
         "assertions",
@@ -30,7 +32,12 @@ pub(crate) fn key_file(name: &str) -> String {
         name,
     ]
     .iter()
-    .collect();
+    .collect()
+}
+
+/// The text of the test key file `name`.
+pub(crate) fn key_file(name: &str) -> String {
+    let path = key_path(name);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 

@@ -8,13 +8,15 @@
 /// `ClientAssertion`, `AssertionProvider`; `TokenHandle::revoke`, four `Provider` methods, `oauth2::Builder::revocation_url`, `resource`, `audience`, `discover` and `token_exchange`).
 /// DPoP on requests adds no item and no function (a `TokenPolicy` field). Tokens only where
 /// they belong add 1 item and 2 functions (`provider::Origins`, `Origins::new`,
-/// `Origins::refuse_others`; the list is a `TokenPolicy` field). Keyed sessions add 3 items
+/// `Origins::refuse_others`; the list is a `TokenPolicy` field). Spec files with the OAuth2
+/// keys add one function, `ProviderSpec::issuer` (a spec pointed at another identity provider,
+/// as `ProviderSpec::base_url` points one at another server). Keyed sessions add 3 items
 /// and 8 functions (`KeyedAuthLayer`, its builder and service; `builder`, `handle`, `sessions`,
 /// `without_replay`, and the builder's `key_from`, `max_sessions`, `idle_timeout`, `build`:
 /// every per-session setting is the `AuthLayerBuilder` the factory returns).
 /// Growth is a decision, made in the commit that raises these.
 const MAX_ITEMS: usize = 48;
-const MAX_FNS: usize = 156;
+const MAX_FNS: usize = 157;
 
 #[test]
 fn the_public_surface_stays_within_its_bounds() {

@@ -28,9 +28,9 @@ const SHIPPED: [(&str, &str); 6] = [
 ];
 
 /// Every secret in these tests carries this marker, so leak checks can search for it.
-const MARK: &str = "SECRET";
+pub(crate) const MARK: &str = "SECRET";
 
-fn credentials() -> Credentials {
+pub(crate) fn credentials() -> Credentials {
     Credentials::new()
         .username("alice")
         .password("pw-SECRET")
@@ -48,7 +48,7 @@ fn as_json(toml_text: &str) -> String {
 }
 
 /// The request as text: method, URI, headers in order (sensitive ones marked), body.
-async fn show(request: http::Request<http_body_util::Full<bytes::Bytes>>) -> String {
+pub(crate) async fn show(request: http::Request<http_body_util::Full<bytes::Bytes>>) -> String {
     let mut out = format!("{} {}\n", request.method(), request.uri());
     for (name, value) in request.headers() {
         let mark = if value.is_sensitive() {
@@ -220,11 +220,11 @@ fn a_bad_base_url_is_a_config_error() {
     }
 }
 
-async fn login(provider: &HttpProvider) -> String {
+pub(crate) async fn login(provider: &HttpProvider) -> String {
     show(provider.login_request().unwrap()).await
 }
 
-async fn refresh(provider: &HttpProvider) -> String {
+pub(crate) async fn refresh(provider: &HttpProvider) -> String {
     show(
         provider
             .refresh_request(&Secret::from("rt-SECRET"))

@@ -7,11 +7,11 @@ use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
-use tower::ServiceExt;
-use tower_token_auth::provider::{oauth2, Preset};
+use tower::{Layer, ServiceExt};
+use tower_token_auth::provider::{oauth2, Preset, Provider};
 use tower_token_auth::provider::{Credentials, HttpProvider, ProviderSpec};
-use tower_token_auth::AuthService;
-use tower_token_auth_emulation::{Api, Config, Emulation};
+use tower_token_auth::{AuthLayer, AuthService};
+use tower_token_auth_emulation::{Api, Config, Emulation, Stats};
 
 pub type HttpClient = Client<HttpConnector, Full<Bytes>>;
 pub type Authed = AuthService<HttpClient>;
@@ -76,17 +76,41 @@ pub fn spec_provider(api: Api, emulation: &Emulation, format: SpecFormat) -> Htt
             ProviderSpec::from_json(&serde_json::to_string(&table).expect("TOML converts to JSON"))
         }
     };
-    let c = emulation.config();
-    let credentials = Credentials::new()
+    spec.expect("the spec reads")
+        .base_url(&emulation.base_url())
+        .build(&credentials(emulation.config()))
+        .expect("the spec builds")
+}
+
+/// Every credential the emulation configured with `c` takes (each spec takes the ones it
+/// names).
+pub fn credentials(c: &Config) -> Credentials {
+    Credentials::new()
         .username(c.username.clone())
         .password(c.password.clone())
         .api_key(c.api_key.clone())
         .client_id(c.client_id.clone())
-        .client_secret(c.client_secret.clone());
-    spec.expect("the spec reads")
-        .base_url(&emulation.base_url())
-        .build(&credentials)
-        .expect("the spec builds")
+        .client_secret(c.client_secret.clone())
+}
+
+/// A layer for `provider` over a fresh client, and its service over another.
+pub fn layered(provider: impl Provider) -> (AuthLayer, Authed) {
+    let layer = AuthLayer::new(provider, client());
+    let svc = layer.layer(client());
+    (layer, svc)
+}
+
+/// A request to `emulation`'s resource through `provider`, a forced refresh and another
+/// request: both served, one login and one refresh, no violation. The counts, for more checks.
+pub async fn login_and_refresh(emulation: &Emulation, provider: impl Provider) -> Stats {
+    let (layer, svc) = layered(provider);
+    assert_eq!(get(&svc, emulation).await.unwrap(), StatusCode::OK);
+    layer.handle().force_refresh().await.unwrap();
+    assert_eq!(get(&svc, emulation).await.unwrap(), StatusCode::OK);
+    let stats = emulation.stats();
+    assert_eq!((stats.logins, stats.refreshes), (1, 1), "{stats:?}");
+    assert_eq!(stats.violations, 0, "{:?}", emulation.violation_reasons());
+    stats
 }
 
 /// GETs the protected resource; the body is read to the end.

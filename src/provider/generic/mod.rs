@@ -21,6 +21,7 @@ pub(crate) use self::rejects::Rejects;
 pub(crate) use self::tokens::{Expiry, Location, Timestamp, TokenFields, TokenSource};
 
 use crate::error::{AuthCall, AuthError};
+use crate::provider::oauth2::Mint;
 use crate::provider::{AuthRequest, AuthResponse, Failure, Provider, TokenPolicy};
 use crate::secret::Secret;
 use crate::token::TokenSet;
@@ -78,6 +79,9 @@ pub struct HttpProvider {
     /// Where a token exchange's subject token comes from: called for every login, its token
     /// sent where a refresh call sends the refresh token.
     subject: Option<SubjectFn>,
+    /// The client assertion (RFC 7523) each token and revocation call carries, made anew for
+    /// every call.
+    assertion: Option<Arc<Mint>>,
 }
 
 /// The source of a token exchange's subject token.
@@ -109,6 +113,7 @@ impl HttpProvider {
             discovery: None,
             revoke_discovered: false,
             subject: None,
+            assertion: None,
         }
     }
 
@@ -127,10 +132,35 @@ impl HttpProvider {
         self
     }
 
-    /// `request` sent where the metadata says token calls go, when the provider discovers.
-    fn to_token_endpoint(&self, request: AuthRequest) -> Result<AuthRequest, AuthError> {
-        match &self.discovery {
-            Some(discovery) => discovery.to_token_endpoint(request),
+    /// Authenticates the client of every token and revocation call with an assertion `mint`
+    /// makes for that call (form bodies only: the assertion is appended to the form).
+    pub(crate) fn client_assertion(mut self, mint: Mint) -> Self {
+        self.assertion = Some(Arc::new(mint));
+        self
+    }
+
+    /// `request` sent where the metadata says token calls go, when the provider discovers, with
+    /// its client assertion when the client authenticates with one.
+    fn to_token_endpoint(
+        &self,
+        request: AuthRequest,
+        call: AuthCall,
+    ) -> Result<AuthRequest, AuthError> {
+        let request = match &self.discovery {
+            Some(discovery) => discovery.to_token_endpoint(request)?,
+            None => request,
+        };
+        self.authenticated(request, call)
+    }
+
+    /// `request` with a fresh client assertion, when the client authenticates with one.
+    fn authenticated(
+        &self,
+        request: AuthRequest,
+        call: AuthCall,
+    ) -> Result<AuthRequest, AuthError> {
+        match &self.assertion {
+            Some(mint) => mint.attach(request, call),
             None => Ok(request),
         }
     }
@@ -220,7 +250,7 @@ impl Provider for HttpProvider {
             Some(subject) => Some(subject()?),
             None => None,
         };
-        self.to_token_endpoint(self.login.build(subject.as_ref())?)
+        self.to_token_endpoint(self.login.build(subject.as_ref())?, AuthCall::Login)
     }
 
     fn discovery_request(&self) -> Option<Result<AuthRequest, AuthError>> {
@@ -249,15 +279,20 @@ impl Provider for HttpProvider {
             access
         };
         let request = call.build(Some(token))?;
-        Ok(match (&self.discovery, self.revoke_discovered) {
+        let request = match (&self.discovery, self.revoke_discovered) {
             (Some(discovery), true) => discovery.to_revocation_endpoint(request),
             _ => Some(request),
-        })
+        };
+        request
+            .map(|request| self.authenticated(request, AuthCall::Revoke))
+            .transpose()
     }
 
     fn refresh_request(&self, refresh_token: &Secret) -> Result<AuthRequest, AuthError> {
         match &self.refresh {
-            Some(refresh) => self.to_token_endpoint(refresh.build(Some(refresh_token))?),
+            Some(refresh) => {
+                self.to_token_endpoint(refresh.build(Some(refresh_token))?, AuthCall::Refresh)
+            }
             None => Err(AuthError::config("the provider has no refresh call")),
         }
     }
@@ -311,6 +346,7 @@ impl fmt::Debug for HttpProvider {
             .field("revoke", &self.revoke)
             .field("discovery", &self.discovery)
             .field("subject", &self.subject.as_ref().map(|_| "a function"))
+            .field("assertion", &self.assertion)
             .finish()
     }
 }

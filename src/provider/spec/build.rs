@@ -8,6 +8,7 @@ use crate::secret::Secret;
 use super::call::{Body, Call, Url};
 use super::credentials::{Credentials, Given};
 use super::json::JsonNode;
+use super::oauth2::issuer_rules;
 use super::template::{Piece, Template, Var};
 use super::{ProviderSpec, SpecError};
 
@@ -18,10 +19,18 @@ impl ProviderSpec {
     /// Fails, naming the field, when a placeholder has no value, an environment variable is not
     /// set, a relative URL has no base, or a value makes an invalid header.
     pub fn build(&self, credentials: &Credentials) -> Result<HttpProvider, SpecError> {
+        let issuer = self.oauth.issuer.as_deref();
+        let calls = [
+            ("login", Some(&self.login)),
+            ("refresh", self.refresh.as_ref()),
+        ];
+        issuer_rules(issuer, self.base_url.as_deref(), calls)?;
         let fill = Fill {
             spec: self,
             credentials,
         };
+        self.oauth.check_credentials(&fill)?;
+        let token_url = fill.url("login", &self.login)?;
         let login = fill.call("login", &self.login)?;
         let provider = match &self.refresh {
             Some(refresh) => HttpProvider::new(login, fill.call("refresh", refresh)?)
@@ -29,37 +38,46 @@ impl ProviderSpec {
             None => HttpProvider::login_only(login),
         };
         let policy = self.policy.clone();
-        Ok(provider
+        let provider = provider
             .tokens(self.tokens.clone())
             .login_rejects(self.login.rejects.clone())
-            .with_policy(|p| *p = policy))
+            .with_policy(|p| *p = policy);
+        self.oauth.apply(provider, &fill, &token_url)
     }
 }
 
 /// One build: where placeholder values come from.
-struct Fill<'a> {
+pub(super) struct Fill<'a> {
     spec: &'a ProviderSpec,
     credentials: &'a Credentials,
 }
 
 impl Fill<'_> {
-    fn call(&self, role: &str, call: &Call) -> Result<CallSpec, SpecError> {
-        let url = match &call.url {
+    /// Where `call` goes: its absolute URL, or its path joined to the base URL (the issuer
+    /// stands in for the base with discovery, whose metadata names the endpoint).
+    fn url(&self, role: &str, call: &Call) -> Result<String, SpecError> {
+        Ok(match &call.url {
             Url::Absolute(url) => url.clone(),
             Url::Base | Url::Relative(_) => {
-                let base = self.spec.base_url.as_deref().ok_or_else(|| {
-                    SpecError::at(
-                        format!("{role}.url"),
-                        "a relative URL needs a base URL: set `base_url` or give one",
-                    )
-                })?;
+                let base = (self.spec.base_url.as_deref())
+                    .or(self.spec.oauth.issuer.as_deref())
+                    .ok_or_else(|| {
+                        SpecError::at(
+                            format!("{role}.url"),
+                            "a relative URL needs a base URL: set `base_url` or give one",
+                        )
+                    })?;
                 super::call::base(base).map_err(|e| SpecError::at("base_url", e))?;
                 match &call.url {
                     Url::Relative(path) => join(base, path),
                     _ => base.to_owned(),
                 }
             }
-        };
+        })
+    }
+
+    fn call(&self, role: &str, call: &Call) -> Result<CallSpec, SpecError> {
+        let url = self.url(role, call)?;
         let config = |path: String| move |e: crate::AuthError| SpecError::at(path, e.to_string());
         let mut spec =
             CallSpec::new(call.method.clone(), &url).map_err(config(format!("{role}.url")))?;
@@ -152,8 +170,8 @@ impl Fill<'_> {
         Ok(param.unwrap_or_else(|| Param::text("")))
     }
 
-    /// A template without `${refresh_token}` as text (for HTTP Basic).
-    fn text(&self, template: &Template, path: &str) -> Result<String, SpecError> {
+    /// A template without `${refresh_token}` as text (for HTTP Basic, the client's assertion).
+    pub(super) fn text(&self, template: &Template, path: &str) -> Result<String, SpecError> {
         self.param(template, path)?
             .render(None)
             .map_err(|e| SpecError::at(path, e.to_string()))

@@ -7,6 +7,7 @@ mod call;
 mod credentials;
 mod error;
 mod json;
+mod oauth2;
 mod policy;
 mod template;
 mod tokens;
@@ -17,7 +18,11 @@ pub use self::error::SpecError;
 use serde::Deserialize;
 
 use self::call::{Login, Refresh};
+use self::oauth2::{
+    Audience, ClientAuth, DpopSpec, Issuer, KeySpec, Keys, OAuth, OneOrMany, Resource,
+};
 use self::policy::PolicySpec;
+use self::template::Template;
 use self::tokens::{TokenHeaderSpec, Tokens};
 use crate::provider::TokenSource;
 
@@ -63,6 +68,10 @@ use crate::provider::TokenSource;
 /// |---|---|---|
 /// | `name` | a name for the API, for people | none |
 /// | `base_url` | the base URL relative call URLs are appended to; [`ProviderSpec::base_url`] overrides it | none |
+/// | `issuer` | OAuth2: learn the token endpoint from this issuer's metadata (below); [`ProviderSpec::issuer`] overrides it | none |
+/// | `client_auth` | OAuth2: how the client authenticates to the token endpoint (below), with `client_key` or `client_assertion_file` for `private_key_jwt` | the calls as written |
+/// | `resource`, `audience` | OAuth2: a string or an array of strings, sent on every token request (below) | none |
+/// | `dpop` | OAuth2: bind tokens to a DPoP key (below) | bearer tokens |
 /// | `defaults` | `username`, `client_id`, `scope` to use when the credentials give none | none |
 /// | `login` | the login call (below) | required |
 /// | `refresh` | the refresh call; without it the provider only logs in, and logs in again when the token is due | none |
@@ -104,6 +113,36 @@ use crate::provider::TokenSource;
 /// take no placeholders, and neither do names (of query parameters, headers, form and JSON
 /// fields): they are sent as written, and a name holding `${` is an error.
 ///
+/// ## OAuth2: `client_auth`, `issuer`, `resource`, `audience`
+///
+/// Top-level keys for a token endpoint that speaks RFC 6749 and its extensions; they apply to
+/// the login and the refresh call alike, which send a `form`. What `oauth2::Builder` does in
+/// Rust, a spec says with these (`specs/oauth2-client-credentials-jwt.toml` is an example):
+///
+/// | key | meaning |
+/// |---|---|
+/// | `client_auth = "client_secret_basic"` | HTTP Basic with `${client_id}` and `${client_secret}`, form-urlencoded first (RFC 6749 §2.3.1) |
+/// | `client_auth = "client_secret_post"` | `client_id` and `client_secret` in the form |
+/// | `client_auth = "client_secret_jwt"` | a JWT assertion signed with HS256 keyed with `${client_secret}` (at least 32 bytes), which is never sent; feature `jose` |
+/// | `client_auth = "private_key_jwt"` | a JWT assertion signed with `client_key = { pem_file = "…", alg = "ES256", kid = "…" }` (a PKCS#8 PEM file, read when the provider is built; `alg` one of `ES256`, `RS256`, `PS256`, `EdDSA`; `kid` optional; feature `jose`), or made elsewhere and read from `client_assertion_file = "…"` at every call (a workload identity token; no feature needed) |
+/// | `issuer = "https://…"` | the token endpoint comes from the issuer's metadata (OpenID Connect Discovery, then RFC 8414), fetched before the first login and again when the endpoint answers 404; a document naming another issuer fails the login, and no credentials are sent. `base_url` and the calls' `url` are then left out |
+/// | `resource = ["https://…"]` | RFC 8707 resource indicators: absolute URIs, each sent as a `resource` field |
+/// | `audience = ["…"]` | audiences, each sent as an `audience` field |
+/// | `dpop = { alg = "ES256" }` | DPoP (RFC 9449, feature `jose`): the policy's key ([`TokenPolicy::dpop`](crate::provider::TokenPolicy)), generated when the provider is built, or read from `pem_file = "…"` (PKCS#8 PEM) so that processes sharing a session share it; `alg` one of `ES256`, `EdDSA`, `RS256`, `PS256` |
+///
+/// Without `client_auth` the calls send what they say, as ever. With it, a call must not
+/// authenticate the client itself (`basic`, an `Authorization` header, a `client_secret` or
+/// `client_assertion` field), and no call writes a field the keys send. The assertion
+/// methods send `client_id`, `client_assertion_type` and a `client_assertion` made anew for
+/// every call (retries included): `iss` and `sub` the client id, `aud` the issuer with
+/// `issuer`, else the login call's URL, a random `jti`, and `exp` 60 seconds after `iat`.
+/// `pem_file` and `client_assertion_file` are strings with placeholders (`"${env:KEY_FILE}"`).
+///
+/// Read without the `jose` feature, a spec that signs assertions is an error naming the
+/// feature. A missing key, an unsupported `alg`, a key and an assertion file at once, or a key
+/// without `private_key_jwt` are errors when the spec is read; a key file that cannot be read
+/// or is not a key of `alg` is one when the provider is built.
+///
 /// ## Limits
 ///
 /// | what | at most |
@@ -113,6 +152,7 @@ use crate::provider::TokenSource;
 /// | `form` fields | 1,000 |
 /// | fields of one `json` object | 1,000 |
 /// | nesting of a `json` body (objects and arrays; the body itself is one level) | 16 levels |
+/// | `resource` values, `audience` values | 100 each |
 ///
 /// A spec past a limit is an error naming the table. Checking a spec costs time in proportion to
 /// its size.
@@ -161,6 +201,7 @@ pub struct ProviderSpec {
     refresh: Option<call::Call>,
     tokens: TokenSource,
     policy: crate::provider::TokenPolicy,
+    oauth: OAuth,
 }
 
 #[derive(Deserialize)]
@@ -168,6 +209,15 @@ pub struct ProviderSpec {
 struct Document {
     name: Option<String>,
     base_url: Option<BaseUrl>,
+    issuer: Option<Issuer>,
+    client_auth: Option<ClientAuth>,
+    client_key: Option<KeySpec>,
+    client_assertion_file: Option<Template>,
+    #[serde(default)]
+    resource: OneOrMany<Resource>,
+    #[serde(default)]
+    audience: OneOrMany<Audience>,
+    dpop: Option<DpopSpec>,
     #[serde(default)]
     defaults: Defaults,
     login: Login,
@@ -226,8 +276,9 @@ impl ProviderSpec {
     }
 
     /// The rules that span tables: a refresh call needs an answer to take the refresh token
-    /// from, and an answer's refresh token needs a refresh call to go to.
-    fn check(document: Document) -> Result<Self, SpecError> {
+    /// from, and an answer's refresh token needs a refresh call to go to; the OAuth2 keys are
+    /// checked against the calls and folded into them.
+    fn check(mut document: Document) -> Result<Self, SpecError> {
         let reads_refresh = document.tokens.as_ref().map(|t| t.0.has_refresh());
         match (&document.refresh, reads_refresh) {
             (Some(_), Some(false)) => {
@@ -244,11 +295,28 @@ impl ProviderSpec {
             }
             _ => {}
         }
+        let keys = Keys {
+            issuer: document.issuer,
+            client_auth: document.client_auth,
+            client_key: document.client_key,
+            client_assertion_file: document.client_assertion_file,
+            resource: document.resource,
+            audience: document.audience,
+            dpop: document.dpop,
+        };
+        let base_url = document.base_url.map(|b| b.0);
+        let refresh = document.refresh.as_mut().map(|r| &mut r.0);
+        let oauth = keys.fold(&mut document.login.0, refresh)?;
+        let calls = [
+            ("login", Some(&document.login.0)),
+            ("refresh", document.refresh.as_ref().map(|r| &r.0)),
+        ];
+        oauth2::issuer_rules(oauth.issuer.as_deref(), base_url.as_deref(), calls)?;
         let mut policy = document.policy.0;
         policy.header = document.token_header.0;
         Ok(Self {
             name: document.name,
-            base_url: document.base_url.map(|b| b.0),
+            base_url,
             defaults: document.defaults,
             login: document.login.0,
             refresh: document.refresh.map(|r| r.0),
@@ -256,6 +324,7 @@ impl ProviderSpec {
                 .tokens
                 .map_or(TokenSource::JsonBody, |t| TokenSource::Fields(t.0)),
             policy,
+            oauth,
         })
     }
 
@@ -263,6 +332,16 @@ impl ProviderSpec {
     /// the spec's own is (absolute http or https, no query) when the provider is built.
     pub fn base_url(mut self, base_url: &str) -> Self {
         self.base_url = Some(base_url.to_owned());
+        self
+    }
+
+    /// Discovers the token endpoint from `issuer`'s metadata instead of the spec's `issuer` (or
+    /// instead of its calls' URLs, when it has none): an identity provider of another
+    /// environment, a local emulation. It is checked as the spec's own is (absolute http or
+    /// https, no query, and neither `base_url` nor a call's `url` beside it) when the provider
+    /// is built.
+    pub fn issuer(mut self, issuer: &str) -> Self {
+        self.oauth.issuer = Some(issuer.to_owned());
         self
     }
 
