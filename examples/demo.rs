@@ -58,16 +58,19 @@ use bytes::Bytes;
 use clap::{ArgGroup, Parser, ValueEnum};
 use http::{Method, Request, Uri};
 use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
-use tower::{Layer, ServiceExt};
+use tower::{BoxError, Layer, Service, ServiceExt};
 use tower_token_auth::provider::{oauth2, Preset, Provider};
 use tower_token_auth::provider::{Credentials, ProviderSpec};
 use tower_token_auth::store::{FileStore, MemoryStore};
-use tower_token_auth::{AuthError, AuthLayer, AuthLayerBuilder, AuthService, Secret, TokenHandle};
+use tower_token_auth::{
+    AuthError, AuthLayer, AuthLayerBuilder, KeyedAuthLayer, MetricsSnapshot, Secret,
+};
 use tower_token_auth_emulation::{Api, Config, Emulation, FaultKind};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -120,7 +123,7 @@ enum HttpMethod {
 
 /// Load demo for tower-token-auth. Without --provider, runs all five APIs against local
 /// emulations.
-#[derive(Parser, Debug)]
+#[derive(Parser, Debug, Clone)]
 #[command(version, about, group(ArgGroup::new("external").args(["provider", "provider_file"])))]
 struct Args {
     /// Provider preset to use against an external server.
@@ -179,9 +182,15 @@ struct Args {
     /// the key its tokens are bound to.
     #[arg(long, value_name = "PATH", requires = "dpop")]
     dpop_key: Option<PathBuf>,
-    /// The protected URL every request goes to.
+    /// The protected URL every request goes to. With --sessions, `{session}` in it names the
+    /// request's session (`session-K`).
     #[arg(long, requires = "external")]
     api_url: Option<String>,
+    /// N keyed sessions on one layer (a `KeyedAuthLayer`): request K goes out with session
+    /// K mod N's token; for the OAuth2 providers session K's token is asked with the audience
+    /// `session-K`, and each session has its own store key.
+    #[arg(long, value_name = "N", requires = "external", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    sessions: Option<u32>,
     #[arg(long)]
     username: Option<String>,
     #[arg(long)]
@@ -281,7 +290,6 @@ fn parse_outage(value: &str) -> Result<Outage, String> {
 /// Plain HTTP, or HTTPS with the CA of `--ca-cert` trusted and the certificate of
 /// `--client-cert` presented.
 type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
-type Authed = AuthService<HttpClient>;
 
 #[derive(Clone, Copy, Debug)]
 enum Stop {
@@ -292,6 +300,8 @@ enum Stop {
 #[derive(Clone, Debug)]
 struct Load {
     uri: Uri,
+    /// With --sessions: how many, and the URL with `{session}` to fill.
+    sessions: Option<(u32, Arc<str>)>,
     method: Method,
     body: Bytes,
     concurrency: u64,
@@ -330,6 +340,21 @@ struct Report {
     /// Auth calls the emulation answered with an injected fault (embedded mode only).
     #[serde(skip_serializing_if = "Option::is_none")]
     auth_faults: Option<u64>,
+    /// With --sessions: the sessions' auth calls.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sessions: Option<SessionsReport>,
+}
+
+/// The sessions of a keyed run: auth calls per session (lowest and highest), and sessions
+/// dropped (idle or beyond the bound).
+#[derive(Debug, Default, serde::Serialize)]
+struct SessionsReport {
+    count: u32,
+    logins_min: u64,
+    logins_max: u64,
+    refreshes_min: u64,
+    refreshes_max: u64,
+    evicted: u64,
 }
 
 #[derive(Default)]
@@ -350,14 +375,21 @@ fn error_kind(err: &tower::BoxError) -> String {
 
 /// Sends requests from `load.concurrency` workers until the stop condition; counts everything.
 /// `started` is the start of the run, which the outage window is measured from.
-async fn run_load(
+async fn run_load<S>(
     name: &str,
-    svc: Authed,
-    handle: TokenHandle,
+    svc: S,
+    metrics: impl FnOnce() -> MetricsSnapshot,
     load: Load,
     bar: ProgressBar,
     started: Instant,
-) -> Report {
+) -> Report
+where
+    S: Service<Request<Full<Bytes>>, Response = http::Response<Incoming>, Error = BoxError>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send,
+{
     let issued = Arc::new(AtomicU64::new(0));
     let mut workers = Vec::new();
     for _ in 0..load.concurrency {
@@ -374,6 +406,13 @@ async fn run_load(
                 let mut request = Request::new(Full::new(load.body.clone()));
                 *request.method_mut() = load.method.clone();
                 *request.uri_mut() = load.uri.clone();
+                if let Some((sessions, url)) = &load.sessions {
+                    let session = (n % u64::from(*sessions)) as u32;
+                    if let Ok(uri) = session_url(url, session).parse() {
+                        *request.uri_mut() = uri;
+                    }
+                    request.extensions_mut().insert(session);
+                }
                 let sent = Instant::now();
                 let outcome = match svc.clone().oneshot(request).await {
                     // Read the body so the connection goes back to the pool.
@@ -457,7 +496,7 @@ async fn run_load(
     report.recover_ms = load.outage_end.map(|end| {
         first_ok_after_outage.map(|first| first.saturating_sub(end).as_secs_f64() * 1000.0)
     });
-    let metrics = handle.metrics();
+    let metrics = metrics();
     report.logins = metrics.logins;
     report.refreshes = metrics.refreshes;
     report.replays = metrics.replays;
@@ -601,6 +640,18 @@ fn print_table(reports: &[Report]) {
             recover,
             faults
         );
+        if let Some(k) = &r.sessions {
+            println!(
+                "{:<16} {} sessions: logins {}..{} and refreshes {}..{} per session, {} evicted",
+                "",
+                k.count,
+                k.logins_min,
+                k.logins_max,
+                k.refreshes_min,
+                k.refreshes_max,
+                k.evicted
+            );
+        }
     }
 }
 
@@ -619,6 +670,7 @@ fn external_provider(
     args: &Args,
     name: ProviderName,
     auth_url: &str,
+    session: Option<u32>,
 ) -> Result<Box<dyn Provider>, String> {
     let user = || required(&args.username, "username", name);
     let password = || required(&args.password, "password", name).map(str::to_owned);
@@ -638,7 +690,7 @@ fn external_provider(
         }
         ProviderName::OAuth2Password => {
             let builder = oauth2::Builder::password(auth_url, user()?, password()?);
-            return oauth2_provider(args, builder);
+            return oauth2_provider(args, builder, session);
         }
         ProviderName::OAuth2ClientCredentials => {
             let builder = match &args.exchange_subject_file {
@@ -652,7 +704,7 @@ fn external_provider(
                 }
                 None => oauth2::Builder::client_credentials_grant(auth_url),
             };
-            return oauth2_provider(args, builder);
+            return oauth2_provider(args, builder, session);
         }
     };
     built
@@ -665,7 +717,11 @@ const EXCHANGE_SUBJECT_TYPE: &str = "urn:ietf:params:oauth:token-type:jwt";
 
 /// An OAuth2 provider from `builder` with what the OAuth2 flags say: the client and how it
 /// authenticates, scope, resource, audience, discovery.
-fn oauth2_provider(args: &Args, mut builder: oauth2::Builder) -> Result<Box<dyn Provider>, String> {
+fn oauth2_provider(
+    args: &Args,
+    mut builder: oauth2::Builder,
+    session: Option<u32>,
+) -> Result<Box<dyn Provider>, String> {
     let auth = args.client_auth.unwrap_or(
         match (&args.client_cert, &args.client_key, &args.client_secret) {
             (Some(_), _, _) => ClientAuthName::TlsClientAuth,
@@ -681,6 +737,10 @@ fn oauth2_provider(args: &Args, mut builder: oauth2::Builder) -> Result<Box<dyn 
     }
     if let Some(audience) = &args.audience {
         builder = builder.audience(audience);
+    }
+    // With --sessions, each session's token is for an audience of its own.
+    if let Some(k) = session {
+        builder = builder.audience(&format!("session-{k}"));
     }
     if let Some(issuer) = &args.issuer {
         builder = builder.discover(issuer);
@@ -780,14 +840,12 @@ fn assertion(_: &Args, auth: ClientAuthName, _: &str) -> Result<oauth2::ClientAs
 
 /// The layer for `provider`, with the auth timeout and store the command line asks for. The
 /// store key defaults to the provider's name, its auth URL and the account.
-fn layer(
+fn layer_builder(
     args: &Args,
     provider: Box<dyn Provider>,
     name: &str,
-    auth_url: &str,
-    user: &str,
-    client: &HttpClient,
-) -> Result<AuthLayer, String> {
+    default_key: &str,
+) -> Result<AuthLayerBuilder, String> {
     let mut builder = AuthLayer::builder(provider);
     if let Some(alg) = args.dpop {
         builder = with_dpop(builder, alg, args.dpop_key.as_deref())?;
@@ -796,16 +854,17 @@ fn layer(
         builder = builder.timeout(timeout);
     }
     if let Some(url) = &args.store {
-        let key = match &args.store_key {
-            Some(key) => key.clone(),
-            None => format!("{name}:{auth_url}:{user}"),
+        let key = match (&args.store_key, args.sessions) {
+            (Some(key), None) => key.clone(),
+            (Some(key), Some(_)) => format!("{key}/{name}"),
+            (None, _) => default_key.to_owned(),
         };
         builder = with_store(builder, url, key)?;
     }
     if let Some(ttl) = args.lease_ttl {
         builder = builder.lease_ttl(ttl);
     }
-    Ok(builder.build(client.clone()))
+    Ok(builder)
 }
 
 /// `builder` with a DPoP key of `alg`: read from `path`, or generated.
@@ -902,6 +961,7 @@ fn load_from(args: &Args, uri: Uri, default_duration: f64) -> Result<Load, Strin
     };
     Ok(Load {
         uri,
+        sessions: None,
         method,
         body,
         concurrency: args.concurrency,
@@ -960,7 +1020,10 @@ fn spec_provider(args: &Args, path: &Path) -> Result<(String, Box<dyn Provider>)
 }
 
 /// The provider for external mode: the preset named, or the spec file's.
-fn external_provider_of(args: &Args) -> Result<(String, Box<dyn Provider>), String> {
+fn external_provider_of(
+    args: &Args,
+    session: Option<u32>,
+) -> Result<(String, Box<dyn Provider>), String> {
     match (args.provider, &args.provider_file) {
         (Some(name), _) => {
             let auth_url = [&args.auth_url, &args.issuer]
@@ -971,7 +1034,7 @@ fn external_provider_of(args: &Args) -> Result<(String, Box<dyn Provider>), Stri
                 .to_possible_value()
                 .map(|v| v.get_name().to_owned())
                 .unwrap_or_default();
-            Ok((label, external_provider(args, name, auth_url)?))
+            Ok((label, external_provider(args, name, auth_url, session)?))
         }
         (None, Some(path)) => spec_provider(args, path),
         (None, None) => Err("external mode needs --provider or --provider-file".to_owned()),
@@ -988,30 +1051,104 @@ async fn external(args: &Args) -> Result<Vec<Report>, String> {
     let Some(api_url) = &args.api_url else {
         return Err("--api-url is required with --provider and --provider-file".to_owned());
     };
+    if let Some(sessions) = args.sessions {
+        return Ok(vec![external_keyed(args, api_url, sessions).await?]);
+    }
     let uri: Uri = api_url
         .parse()
         .map_err(|_| "--api-url is not a valid URL".to_owned())?;
     let load = load_from(args, uri, 10.0)?;
-    let (label, provider) = external_provider_of(args)?;
-    // The session's default key: the provider, where it logs in, and as whom.
-    let spec_file = args.provider_file.as_ref().map(|p| p.display().to_string());
-    let auth = [&args.auth_url, &spec_file]
-        .into_iter()
-        .find_map(Option::as_deref)
-        .unwrap_or_default();
+    let (label, provider) = external_provider_of(args, None)?;
     let user = [&args.username, &args.client_id]
         .into_iter()
         .find_map(Option::as_deref)
         .unwrap_or("api-key");
     let client = client(Some(args))?;
-    let layer = layer(args, provider, &label, auth, user, &client)?;
+    let layer = layer_builder(args, provider, &label, &session_key(args, &label, user))?
+        .build(client.clone());
     let handle = layer.handle();
     let svc = layer.layer(client);
     let multi = MultiProgress::new();
     let bar = progress(&multi, &label, load.stop, args.json);
+    let metrics = move || handle.metrics();
     Ok(vec![
-        run_load(&label, svc, handle, load, bar, Instant::now()).await,
+        run_load(&label, svc, metrics, load, bar, Instant::now()).await,
     ])
+}
+
+/// The session's default store key: the provider, where it logs in, and as whom.
+fn session_key(args: &Args, label: &str, user: &str) -> String {
+    let spec_file = args.provider_file.as_ref().map(|p| p.display().to_string());
+    let auth = [&args.auth_url, &spec_file]
+        .into_iter()
+        .find_map(Option::as_deref)
+        .unwrap_or_default();
+    format!("{label}:{auth}:{user}")
+}
+
+/// `url` with `{session}` naming session `k`.
+fn session_url(url: &str, k: u32) -> String {
+    url.replace("{session}", &format!("session-{k}"))
+}
+
+/// External mode with `--sessions`: one keyed layer, a session per key `K` in `0..sessions`,
+/// each built from the flags as the one session of a plain run is (with the audience
+/// `session-K` for OAuth2, and a store key of its own).
+async fn external_keyed(args: &Args, api_url: &str, sessions: u32) -> Result<Report, String> {
+    let uri: Uri = session_url(api_url, 0)
+        .parse()
+        .map_err(|_| "--api-url is not a valid URL".to_owned())?;
+    let mut load = load_from(args, uri, 10.0)?;
+    load.sessions = Some((sessions, Arc::from(api_url)));
+    // Checked once here, so that the factory's errors are the sessions' own.
+    let (label, _) = external_provider_of(args, Some(0))?;
+    let shared = Arc::new(args.clone());
+    let factory_args = Arc::clone(&shared);
+    let keyed = KeyedAuthLayer::builder(move |k: &u32| {
+        let args = &*factory_args;
+        let (label, provider) = external_provider_of(args, Some(*k)).map_err(AuthError::config)?;
+        let user = format!("session-{k}");
+        layer_builder(args, provider, &label, &session_key(args, &label, &user))
+            .map_err(AuthError::config)
+    })
+    .max_sessions(sessions as usize)
+    .build(client(Some(args))?);
+    let svc = keyed.clone().layer(client(Some(args))?);
+    let multi = MultiProgress::new();
+    let bar = progress(&multi, &label, load.stop, args.json);
+    let totals = keyed.clone();
+    let metrics = move || {
+        let mut sum = MetricsSnapshot::default();
+        for k in 0..sessions {
+            if let Ok(m) = totals.handle(&k).map(|h| h.metrics()) {
+                sum.logins += m.logins;
+                sum.refreshes += m.refreshes;
+                sum.replays += m.replays;
+                sum.dpop_nonce_retries += m.dpop_nonce_retries;
+                sum.adoptions += m.adoptions;
+            }
+        }
+        sum
+    };
+    let mut report = run_load(&label, svc, metrics, load, bar, Instant::now()).await;
+    let per_session: Vec<MetricsSnapshot> = (0..sessions)
+        .filter_map(|k| keyed.handle(&k).ok().map(|h| h.metrics()))
+        .collect();
+    let range = |f: fn(&MetricsSnapshot) -> u64| {
+        let values = per_session.iter().map(f);
+        (values.clone().min().unwrap_or(0), values.max().unwrap_or(0))
+    };
+    let (logins_min, logins_max) = range(|m| m.logins);
+    let (refreshes_min, refreshes_max) = range(|m| m.refreshes);
+    report.sessions = Some(SessionsReport {
+        count: sessions,
+        logins_min,
+        logins_max,
+        refreshes_min,
+        refreshes_max,
+        evicted: keyed.sessions().1,
+    });
+    Ok(report)
 }
 
 /// The embedded run's length unless `--duration` or `--requests` says otherwise.
@@ -1097,7 +1234,8 @@ async fn embedded(args: &Args) -> Result<Vec<Report>, String> {
             Api::Intergiro => "api-key",
             _ => &c.username,
         };
-        let layer = layer(args, Box::new(provider), name, &base, user, &client)?;
+        let key = format!("{name}:{base}:{user}");
+        let layer = layer_builder(args, Box::new(provider), name, &key)?.build(client.clone());
         let handle = layer.handle();
         let svc = layer.layer(client.clone());
         loads.push((name, svc, handle, load));
@@ -1114,7 +1252,8 @@ async fn embedded(args: &Args) -> Result<Vec<Report>, String> {
     for (name, svc, handle, load) in loads {
         let bar = progress(&multi, name, load.stop, args.json);
         runs.push(tokio::spawn(async move {
-            run_load(name, svc, handle, load, bar, started).await
+            let metrics = move || handle.metrics();
+            run_load(name, svc, metrics, load, bar, started).await
         }));
     }
     // Simacan's tokens may die before `expires_in`: kill them now and then to exercise

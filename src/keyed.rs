@@ -28,7 +28,7 @@ use http::{HeaderMap, Request, Response, Uri};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::clock::Clock;
+use crate::clock::{Clock, Reading};
 use crate::error::{AuthError, BoxError};
 use crate::future::ResponseFuture;
 use crate::handle::TokenHandle;
@@ -94,9 +94,14 @@ pub struct KeyedAuthService<S, K, R = CloneBody> {
     replay: R,
 }
 
+/// The live sessions by key. foldhash's quality variant: a request's lookup hashes its key, and
+/// SipHash (std's default) cost more than the rest of the lookup; keys may come from request
+/// headers, so the variant with its (minimal) resistance to chosen collisions.
+type Map<K> = HashMap<K, Arc<Session>, foldhash::quality::RandomState>;
+
 /// The sessions of a keyed layer.
 struct Sessions<K> {
-    map: ArcSwap<HashMap<K, Arc<Session>>>,
+    map: ArcSwap<Map<K>>,
     build: Box<Build<K>>,
     key_fn: Option<Box<KeyFn<K>>>,
     /// Held while a session is built and inserted: one build per new key.
@@ -174,7 +179,7 @@ where
         let build = move |key: &K| factory(key).map(|builder| builder.build(transport.clone()));
         KeyedAuthLayer {
             sessions: Arc::new(Sessions {
-                map: ArcSwap::from_pointee(HashMap::new()),
+                map: ArcSwap::from_pointee(Map::default()),
                 build: Box::new(build),
                 key_fn: self.key_fn,
                 inserting: Mutex::new(()),
@@ -207,6 +212,24 @@ where
             .map(|session| TokenHandle::new(Arc::clone(&session.manager)))
     }
 
+    /// The handle of the session a request names: by the layer's key function of its URI and
+    /// headers (`head`, made only then), else by the `K` in `extensions`.
+    #[cfg(feature = "reqwest")]
+    pub(crate) fn handle_for(
+        &self,
+        extensions: &http::Extensions,
+        head: impl FnOnce() -> (Uri, HeaderMap),
+    ) -> Result<TokenHandle, AuthError> {
+        let key = match &self.sessions.key_fn {
+            Some(key_fn) => {
+                let (uri, headers) = head();
+                key_fn(&uri, &headers)
+            }
+            None => extensions.get::<K>().cloned(),
+        };
+        self.handle(&key.ok_or_else(no_key)?)
+    }
+
     /// How many sessions are live, and how many were dropped (least recently used, or idle).
     pub fn sessions(&self) -> (usize, u64) {
         (
@@ -222,6 +245,16 @@ where
 {
     fn now(&self) -> u64 {
         self.clock.moment().as_nanos()
+    }
+
+    /// A session's clock reading as this layer's moment: coarse ticks are one counter for
+    /// every clock; any other reading is of its own clock, and this layer's is read instead.
+    #[inline]
+    fn moment_of(&self, reading: Reading) -> u64 {
+        match reading {
+            Reading::Ticks(_) => self.clock.moment_of(reading).as_nanos(),
+            Reading::Moment(_) => self.now(),
+        }
     }
 
     /// `key`'s session, built and inserted if it is not live.
@@ -252,7 +285,7 @@ where
             last_used: AtomicU64::new(now),
         });
         let idle = u64::try_from(self.idle.as_nanos()).unwrap_or(u64::MAX);
-        let mut map: HashMap<K, Arc<Session>> = current
+        let mut map: Map<K> = current
             .iter()
             .filter(|(_, s)| now.saturating_sub(s.last_used.load(Ordering::Relaxed)) < idle)
             .map(|(k, s)| (k.clone(), Arc::clone(s)))
@@ -336,21 +369,21 @@ where
             },
         };
         let session = match found {
-            Ok(session) => {
-                session.touch(sessions.now());
-                session
-            }
+            Ok(session) => session,
             Err(key) => match sessions.insert(&key) {
                 Ok(session) => return self.step(&session.manager, request),
                 Err(error) => return ResponseFuture::refused(error),
             },
         };
+        // One clock read for the session's recency and its token's freshness.
+        let reading = session.manager.clock().read();
+        session.touch(sessions.moment_of(reading));
         Step {
             manager: &session.manager,
             inner: &mut self.inner,
             replay: &self.replay,
         }
-        .call(request)
+        .call_at(request, reading)
     }
 }
 

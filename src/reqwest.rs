@@ -53,8 +53,11 @@
 //! # }
 //! ```
 
+use std::fmt;
 use std::future::Future;
+use std::hash::Hash;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::Extensions;
@@ -64,6 +67,7 @@ use tower_service::Service;
 
 use crate::error::{AuthError, BoxError};
 use crate::handle::TokenHandle;
+use crate::keyed::KeyedAuthLayer;
 use crate::provider::outside_origins;
 use crate::provider::AuthRequest;
 use crate::replay::{Sends, Verdict};
@@ -86,13 +90,55 @@ use crate::replay::{Sends, Verdict};
 /// ```
 #[derive(Clone, Debug)]
 pub struct AuthMiddleware {
-    handle: TokenHandle,
+    sessions: Sessions,
+}
+
+/// Where a request's session comes from.
+#[derive(Clone)]
+enum Sessions {
+    One(TokenHandle),
+    /// A keyed layer's: the session the request's key names.
+    Keyed(
+        Arc<dyn Fn(&reqwest::Request, &Extensions) -> Result<TokenHandle, AuthError> + Send + Sync>,
+    ),
 }
 
 impl AuthMiddleware {
     /// A middleware sharing `handle`'s session (usually [`AuthLayer::handle`](crate::AuthLayer::handle)).
     pub fn new(handle: TokenHandle) -> Self {
-        Self { handle }
+        Self {
+            sessions: Sessions::One(handle),
+        }
+    }
+
+    /// A middleware on `layer`'s sessions: a request goes out with the token of the session
+    /// its key names, as through the layer's tower service: a value of type `K` in the
+    /// request's middleware [`Extensions`] (`ClientWithMiddleware`'s `.with_extension(key)`), or
+    /// what the layer's [`key_from`](crate::KeyedAuthLayerBuilder::key_from) says of its URL and
+    /// headers. A request naming no session fails with
+    /// [`ErrorKind::Config`](crate::ErrorKind::Config).
+    pub fn keyed<K>(layer: &KeyedAuthLayer<K>) -> Self
+    where
+        K: Clone + Eq + Hash + Send + Sync + 'static,
+    {
+        let layer = layer.clone();
+        Self {
+            sessions: Sessions::Keyed(Arc::new(move |request, extensions| {
+                layer.handle_for(extensions, || {
+                    let uri = request.url().as_str().parse().unwrap_or_default();
+                    (uri, request.headers().clone())
+                })
+            })),
+        }
+    }
+}
+
+impl fmt::Debug for Sessions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Sessions::One(handle) => f.debug_tuple("One").field(handle).finish(),
+            Sessions::Keyed(_) => f.write_str("Keyed"),
+        }
     }
 }
 
@@ -104,7 +150,13 @@ impl Middleware for AuthMiddleware {
         extensions: &mut Extensions,
         next: Next<'_>,
     ) -> reqwest_middleware::Result<reqwest::Response> {
-        let manager = self.handle.manager();
+        let handle = match &self.sessions {
+            Sessions::One(handle) => handle.clone(),
+            Sessions::Keyed(session) => {
+                session(&request, extensions).map_err(reqwest_middleware::Error::middleware)?
+            }
+        };
+        let manager = handle.manager();
         if let Some(origins) = &manager.policy.origins {
             let url = request.url();
             // NOTE: `host_str` writes an IPv6 host in brackets, as `Uri` does.
@@ -118,8 +170,7 @@ impl Middleware for AuthMiddleware {
             }
         }
         let mut sends = Sends::new(manager.clock().read());
-        let mut token = self
-            .handle
+        let mut token = handle
             .token()
             .await
             .map_err(reqwest_middleware::Error::middleware)?;
@@ -159,7 +210,7 @@ impl Middleware for AuthMiddleware {
                 // The same token, with the nonce the answer gave.
                 Verdict::Nonce => {}
                 // No new token: the caller gets the refusal, as without a replay.
-                Verdict::Replay => match self.handle.replacing(sends.refused()).await {
+                Verdict::Replay => match handle.replacing(sends.refused()).await {
                     Ok(next_token) => token = next_token,
                     Err(_) => return Ok(response),
                 },

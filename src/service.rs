@@ -115,7 +115,22 @@ pub(crate) struct Step<'a, S, R> {
 
 impl<S, R> Step<'_, S, R> {
     #[inline]
-    pub(crate) fn call<B, RB>(self, mut request: Request<B>) -> ResponseFuture<S, B, R>
+    pub(crate) fn call<B, RB>(self, request: Request<B>) -> ResponseFuture<S, B, R>
+    where
+        S: Service<Request<B>, Response = Response<RB>> + Clone + Send + 'static,
+        R: CloneRequest<B>,
+    {
+        let reading = self.manager.clock().read();
+        self.call_at(request, reading)
+    }
+
+    /// [`call`](Self::call) with the manager's clock read already.
+    #[inline]
+    pub(crate) fn call_at<B, RB>(
+        self,
+        mut request: Request<B>,
+        reading: Reading,
+    ) -> ResponseFuture<S, B, R>
     where
         S: Service<Request<B>, Response = Response<RB>> + Clone + Send + 'static,
         R: CloneRequest<B>,
@@ -125,7 +140,6 @@ impl<S, R> Step<'_, S, R> {
                 return self.outside(request);
             }
         }
-        let reading = self.manager.clock().read();
         if let Some(token) = Applied::current(self.manager, reading) {
             if token.is_dpop() {
                 return self.signed(request, &token, reading);

@@ -203,3 +203,108 @@ async fn a_key_from_a_header_and_the_sessions_handle() {
     assert_eq!(handle.current().unwrap().generation(), token.generation());
     assert_eq!(emulation.stats().logins, 1);
 }
+
+/// The demo's `--sessions`: 50 sessions on one keyed layer, 1,000 requests spread over them,
+/// each session's token asked for its own audience and sent only to its own resource path; the
+/// report gives one login per session and none evicted, the emulation 0 violations.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_spreads_requests_over_keyed_sessions() {
+    use std::process::{Command, Stdio};
+
+    let emulation = emulation().await;
+    let c = emulation.config().clone();
+    let demo = crate::support::demo::demo_binary();
+    let (auth_url, api_url) = (
+        emulation.base_url(),
+        format!("http://{}/resource/{{session}}", emulation.addr()),
+    );
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(demo)
+            .args(["--provider", "oauth2-client-credentials"])
+            .args(["--auth-url", &auth_url, "--api-url", &api_url])
+            .args([
+                "--client-id",
+                &c.client_id,
+                "--client-secret",
+                &c.client_secret,
+            ])
+            .args(["--sessions", "50", "--requests", "1000", "--json"])
+            .stdin(Stdio::null())
+            .output()
+            .expect("the demo runs")
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(
+        (report["requests"].as_u64(), report["failed"].as_u64()),
+        (Some(1000), Some(0)),
+        "{report}"
+    );
+    let sessions = &report["sessions"];
+    assert_eq!(sessions["count"], 50, "{report}");
+    assert_eq!(
+        (
+            sessions["logins_min"].as_u64(),
+            sessions["logins_max"].as_u64()
+        ),
+        (Some(1), Some(1)),
+        "{report}"
+    );
+    assert_eq!(sessions["evicted"], 0, "{report}");
+    assert_eq!(report["logins"], 50, "{report}");
+    let s = emulation.stats();
+    assert_eq!((s.logins, s.resource_ok), (50, 1000));
+    assert_eq!(emulation.violation_reasons(), Vec::new());
+}
+
+/// The reqwest middleware on a keyed layer: the key in the request's middleware extensions
+/// picks the session, as through the tower service; one login per session, shared with the
+/// tower side, and a request naming no session fails with a configuration error.
+#[cfg(feature = "reqwest")]
+#[tokio::test]
+async fn the_reqwest_middleware_takes_the_key_from_its_extensions() {
+    use tower_token_auth::reqwest::AuthMiddleware;
+
+    let emulation = emulation().await;
+    let layer = keyed(&emulation, 100);
+    let http = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(AuthMiddleware::keyed(&layer))
+        .build();
+    let base = format!("http://{}", emulation.addr());
+    for round in 0..3 {
+        for tenant in 0..5 {
+            let response = http
+                .get(format!("{base}/resource/{}", audience(tenant)))
+                .with_extension(Tenant(tenant))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), StatusCode::OK, "round {round}");
+        }
+    }
+    // The tower side shares the sessions.
+    assert_eq!(
+        get(layer.layer(client()), base.clone(), 3).await.unwrap(),
+        StatusCode::OK
+    );
+    let s = emulation.stats();
+    assert_eq!((s.logins, s.resource_ok), (5, 16));
+    let err = http
+        .get(format!("{base}/resource/{}", audience(1)))
+        .send()
+        .await
+        .unwrap_err();
+    let reqwest_middleware::Error::Middleware(inner) = &err else {
+        panic!("{err}")
+    };
+    let auth = inner.downcast_ref::<tower_token_auth::AuthError>().unwrap();
+    assert_eq!(auth.kind(), ErrorKind::Config);
+    assert_eq!(emulation.violation_reasons(), Vec::new());
+}
