@@ -28,6 +28,10 @@
 //!     --username U --password P --store redis://127.0.0.1:6379/0 --json
 //! ```
 //!
+//! `--metrics-addr 127.0.0.1:9090` (build with `--features metrics`) serves the layers' metrics
+//! in Prometheus text format at `/metrics` during the run, each layer labelled with its
+//! provider; `--metrics-hold` keeps serving after the report until standard input closes.
+//!
 //! External mode runs against any server:
 //!
 //! ```text
@@ -243,6 +247,15 @@ struct Args {
     /// Timeout of one login or refresh call, in seconds (default 10).
     #[arg(long, value_name = "SECS", value_parser = parse_secs)]
     auth_timeout: Option<Duration>,
+    /// Serve the layers' metrics in Prometheus text format at http://HOST:PORT/metrics during
+    /// the run (needs `--features metrics`); port 0 picks a free one. The address is printed to
+    /// stderr as `metrics: http://ADDR/metrics`.
+    #[arg(long, value_name = "HOST:PORT")]
+    metrics_addr: Option<std::net::SocketAddr>,
+    /// After the run and its report, keep serving the metrics until standard input closes
+    /// (Ctrl-D), so that a last scrape sees the final counts.
+    #[arg(long, requires = "metrics_addr")]
+    metrics_hold: bool,
 }
 
 fn parse_secs(value: &str) -> Result<Duration, String> {
@@ -846,7 +859,7 @@ fn layer_builder(
     name: &str,
     default_key: &str,
 ) -> Result<AuthLayerBuilder, String> {
-    let mut builder = AuthLayer::builder(provider);
+    let mut builder = AuthLayer::builder(provider).metrics_name(name.to_owned());
     if let Some(alg) = args.dpop {
         builder = with_dpop(builder, alg, args.dpop_key.as_deref())?;
     }
@@ -1297,9 +1310,59 @@ async fn embedded(args: &Args) -> Result<Vec<Report>, String> {
     Ok(reports)
 }
 
+/// `--metrics-addr`: installs a Prometheus recorder for the layers' metrics, and serves them at
+/// `/metrics` on `addr` for as long as the process runs. Returns the address bound.
+async fn serve_metrics(addr: std::net::SocketAddr) -> Result<std::net::SocketAddr, String> {
+    if !cfg!(feature = "metrics") {
+        return Err(
+            "--metrics-addr needs the layer's metrics: cargo run --release --features metrics --example demo -- ..."
+                .to_owned(),
+        );
+    }
+    let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .map_err(|e| format!("installing the metrics recorder: {e}"))?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("--metrics-addr {addr}: {e}"))?;
+    let bound = listener
+        .local_addr()
+        .map_err(|e| format!("--metrics-addr {addr}: {e}"))?;
+    let render = move || {
+        let handle = handle.clone();
+        async move {
+            // Without the exporter's own upkeep task, each scrape does its upkeep.
+            handle.run_upkeep();
+            handle.render()
+        }
+    };
+    let app = axum::Router::new().route("/metrics", axum::routing::get(render));
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            eprintln!("error: serving metrics: {e}");
+        }
+    });
+    eprintln!("metrics: http://{bound}/metrics");
+    Ok(bound)
+}
+
+/// `--metrics-hold`: waits until standard input closes, the metrics still served meanwhile.
+async fn hold_metrics() {
+    let drained = tokio::task::spawn_blocking(|| {
+        std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink())
+    });
+    let _ = drained.await;
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
+    if let Some(addr) = args.metrics_addr {
+        if let Err(message) = serve_metrics(addr).await {
+            eprintln!("error: {message}");
+            return ExitCode::from(2);
+        }
+    }
     let result = match (&args.provider, &args.provider_file) {
         (None, None) => embedded(&args).await,
         _ => external(&args).await,
@@ -1325,6 +1388,9 @@ async fn main() -> ExitCode {
         }
     } else {
         print_table(&reports);
+    }
+    if args.metrics_hold {
+        hold_metrics().await;
     }
     ExitCode::SUCCESS
 }

@@ -41,7 +41,7 @@ pub enum AuthCall {
 }
 
 impl AuthCall {
-    fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             AuthCall::Login => "login",
             AuthCall::Refresh => "refresh",

@@ -9,6 +9,7 @@ use tower_layer::Layer;
 use crate::clock::Clock;
 use crate::handle::TokenHandle;
 use crate::manager::{AuthTransport, Backoff, Manager, Persist, Schedule, Settings};
+use crate::metrics::{Metrics, DEFAULT_NAME};
 use crate::provider::{Provider, RefreshTiming, TokenPolicy};
 use crate::replay::{CloneBody, NoReplay};
 use crate::service::AuthService;
@@ -76,6 +77,7 @@ impl AuthLayer {
             clock: Clock::default(),
             store: None,
             lease_ttl: None,
+            metrics_name: None,
         }
     }
 }
@@ -189,6 +191,7 @@ pub struct AuthLayerBuilder {
     clock: Clock,
     store: Option<(Arc<dyn Stores>, Arc<str>)>,
     lease_ttl: Option<Duration>,
+    metrics_name: Option<Arc<str>>,
 }
 
 impl AuthLayerBuilder {
@@ -310,6 +313,16 @@ impl AuthLayerBuilder {
         self
     }
 
+    /// Names the layer in what it reports: the `provider` label of its metrics (feature
+    /// `metrics`) and the `provider` field of its `auth_call` spans, so that the layers of one
+    /// process (one per API) are told apart. Default: `default`. A name is one label value:
+    /// keep it to a few fixed names, never a secret, a URL or anything made per request (see
+    /// the [events catalogue](crate#metrics)).
+    pub fn metrics_name(mut self, name: impl Into<Arc<str>>) -> Self {
+        self.metrics_name = Some(name.into());
+        self
+    }
+
     /// Builds the layer, sending auth calls through `transport` (see [`AuthLayer::new`]).
     ///
     /// # Panics
@@ -351,6 +364,7 @@ impl AuthLayerBuilder {
                 settings,
                 transport,
                 store,
+                Metrics::named(self.metrics_name.unwrap_or_else(|| Arc::from(DEFAULT_NAME))),
             )),
             replay: CloneBody,
         }
@@ -389,6 +403,7 @@ impl fmt::Debug for AuthLayerBuilder {
             .field("clock", &self.clock)
             .field("store", &self.store.as_ref().map(|(_, key)| key))
             .field("lease_ttl", &self.lease_ttl)
+            .field("metrics_name", &self.metrics_name)
             .finish_non_exhaustive()
     }
 }

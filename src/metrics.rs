@@ -1,6 +1,19 @@
-//! Counters the layer keeps about its own auth traffic. All updates happen on cold paths.
+//! Counters the layer keeps about its own auth traffic, the `auth_call` span, and (feature
+//! `metrics`) the same counts and timings reported through the [`metrics`](https://docs.rs/metrics)
+//! facade. All updates happen on cold paths.
+//!
+//! NOTE: this file is the one place that reports: every count goes through [`Metrics::incr`],
+//! every auth call through [`Metrics::auth_call`], so that the [`MetricsSnapshot`], the facade
+//! and the span never disagree. The catalogue in `src/events.md` lists every metric and span,
+//! checked against this file by `tests/contracts/events.rs`.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::clock::{Clock, Moment};
+use crate::error::{AuthCall, AuthError, Failure};
 
 /// A point-in-time copy of a layer's counters.
 ///
@@ -20,7 +33,7 @@ pub struct MetricsSnapshot {
     pub discoveries: u64,
     /// Requests replayed after a replay-triggering upstream status.
     pub replays: u64,
-    /// Auth calls that failed (rejected, transient, timeout, malformed, ...).
+    /// Logins and refreshes that failed (rejected, transient, timeout, malformed, ...).
     pub auth_failures: u64,
     /// Requests that had to wait for a token instead of using the one in the slot.
     pub token_waits: u64,
@@ -35,8 +48,11 @@ pub struct MetricsSnapshot {
     pub dpop_nonce_retries: u64,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Metrics {
+    /// The layer's name ([`AuthLayerBuilder::metrics_name`](crate::AuthLayerBuilder::metrics_name)):
+    /// the `provider` label of its metrics and field of its spans.
+    name: Arc<str>,
     logins: AtomicU64,
     refreshes: AtomicU64,
     revocations: AtomicU64,
@@ -63,7 +79,26 @@ pub(crate) enum Counter {
     DpopNonceRetry,
 }
 
+/// The name of a layer that was given none.
+pub(crate) const DEFAULT_NAME: &str = "default";
+
 impl Metrics {
+    pub(crate) fn named(name: Arc<str>) -> Self {
+        Self {
+            name,
+            logins: AtomicU64::new(0),
+            refreshes: AtomicU64::new(0),
+            revocations: AtomicU64::new(0),
+            discoveries: AtomicU64::new(0),
+            replays: AtomicU64::new(0),
+            auth_failures: AtomicU64::new(0),
+            token_waits: AtomicU64::new(0),
+            adoptions: AtomicU64::new(0),
+            store_failures: AtomicU64::new(0),
+            dpop_nonce_retries: AtomicU64::new(0),
+        }
+    }
+
     pub(crate) fn incr(&self, counter: Counter) {
         let cell = match counter {
             Counter::Login => &self.logins,
@@ -78,6 +113,128 @@ impl Metrics {
             Counter::DpopNonceRetry => &self.dpop_nonce_retries,
         };
         cell.fetch_add(1, Ordering::Relaxed);
+        #[cfg(feature = "metrics")]
+        self.facade_count(counter);
+    }
+
+    /// Runs one auth call (`work`, its sends included) in an `auth_call` span, and reports its
+    /// outcome once it ends: the span's `outcome` and `duration_ms`, the facade's call counter and
+    /// duration histogram, and a failed login or refresh in [`MetricsSnapshot::auth_failures`].
+    /// A call whose future is dropped before it ends (its runtime shut down) reports nothing.
+    pub(crate) async fn auth_call<T, E>(
+        &self,
+        call: AuthCall,
+        clock: &Clock,
+        work: impl Future<Output = Result<T, E>>,
+        error_of: fn(&E) -> &AuthError,
+    ) -> Result<T, E> {
+        let span = tracing::info_span!(
+            "auth_call",
+            provider = &*self.name,
+            kind = call.as_str(),
+            outcome = tracing::field::Empty,
+            duration_ms = tracing::field::Empty,
+        );
+        let started = clock.moment();
+        let result = tracing::Instrument::instrument(work, span.clone()).await;
+        let elapsed = clock.moment().duration_since(started);
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(error) => outcome(error_of(error).failure()),
+        };
+        span.record("outcome", outcome);
+        span.record("duration_ms", elapsed.as_millis() as u64);
+        if result.is_err() && matches!(call, AuthCall::Login | AuthCall::Refresh) {
+            self.incr(Counter::AuthFailure);
+        }
+        #[cfg(feature = "metrics")]
+        self.facade_auth_call(call, outcome, elapsed);
+        #[cfg(not(feature = "metrics"))]
+        let _ = elapsed;
+        result
+    }
+
+    /// A request (or handle call) waited for a flight until `deadline` minus what was left of
+    /// `max_wait`: it got the flight's outcome, or ran out of time.
+    pub(crate) fn token_waited(&self, deadline: tokio::time::Instant, max_wait: Duration) {
+        #[cfg(feature = "metrics")]
+        {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let waited = max_wait.saturating_sub(left);
+            ::metrics::histogram!(
+                "tower_token_auth_token_wait_duration_seconds",
+                self.labels(&[])
+            )
+            .record(waited.as_secs_f64());
+        }
+        #[cfg(not(feature = "metrics"))]
+        let _ = (deadline, max_wait);
+    }
+
+    /// A new token landed in the slot, living until `expires_at`.
+    pub(crate) fn token_landed(&self, expires_at: Moment, clock: &Clock) {
+        #[cfg(feature = "metrics")]
+        {
+            let lifetime = expires_at.duration_since(clock.moment());
+            let expiry = clock
+                .wall_at(expires_at)
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default();
+            ::metrics::gauge!(
+                "tower_token_auth_token_expiry_timestamp_seconds",
+                self.labels(&[])
+            )
+            .set(expiry.as_secs_f64());
+            ::metrics::gauge!("tower_token_auth_token_lifetime_seconds", self.labels(&[]))
+                .set(lifetime.as_secs_f64());
+        }
+        #[cfg(not(feature = "metrics"))]
+        let _ = (expires_at, clock);
+    }
+
+    /// The counters of the facade, beside the snapshot's: auth calls are reported when they
+    /// end, with their outcome ([`auth_call`](Self::auth_call)), not here.
+    #[cfg(feature = "metrics")]
+    fn facade_count(&self, counter: Counter) {
+        let name = match counter {
+            Counter::Login
+            | Counter::Refresh
+            | Counter::Revocation
+            | Counter::Discovery
+            | Counter::AuthFailure => return,
+            Counter::Replay => "tower_token_auth_replays_total",
+            Counter::TokenWait => "tower_token_auth_token_waits_total",
+            Counter::Adoption => "tower_token_auth_adoptions_total",
+            Counter::StoreFailure => "tower_token_auth_store_failures_total",
+            Counter::DpopNonceRetry => "tower_token_auth_dpop_nonce_retries_total",
+        };
+        ::metrics::counter!(name, self.labels(&[])).increment(1);
+    }
+
+    #[cfg(feature = "metrics")]
+    fn facade_auth_call(&self, call: AuthCall, outcome: &'static str, elapsed: Duration) {
+        let labels = [("kind", call.as_str()), ("outcome", outcome)];
+        ::metrics::counter!("tower_token_auth_auth_calls_total", self.labels(&labels)).increment(1);
+        ::metrics::histogram!(
+            "tower_token_auth_auth_call_duration_seconds",
+            self.labels(&labels)
+        )
+        .record(elapsed.as_secs_f64());
+    }
+
+    /// Every metric's labels: `provider`, then `more`. A bounded set: the layer's name and the
+    /// values of `more`, which are the crate's own constants, never a secret or a URL.
+    // NOTE: a label naming the session (a keyed session's key) goes here, only when the user
+    // opts in: keys may be many, and each is a time series.
+    #[cfg(feature = "metrics")]
+    fn labels(&self, more: &[(&'static str, &'static str)]) -> Vec<::metrics::Label> {
+        let provider = ::metrics::SharedString::from(Arc::clone(&self.name));
+        std::iter::once(::metrics::Label::new("provider", provider))
+            .chain(
+                more.iter()
+                    .map(|&(key, value)| ::metrics::Label::new(key, value)),
+            )
+            .collect()
     }
 
     pub(crate) fn snapshot(&self) -> MetricsSnapshot {
@@ -93,5 +250,15 @@ impl Metrics {
             store_failures: self.store_failures.load(Ordering::Relaxed),
             dpop_nonce_retries: self.dpop_nonce_retries.load(Ordering::Relaxed),
         }
+    }
+}
+
+/// An auth call's `outcome`: `ok`, or its failure's class.
+fn outcome(failure: Failure) -> &'static str {
+    match failure {
+        Failure::Rejected => "rejected",
+        Failure::Transient => "transient",
+        Failure::Unexpected => "unexpected",
+        Failure::Ambiguous { .. } => "ambiguous",
     }
 }

@@ -93,14 +93,15 @@ pub struct AuthMiddleware {
     sessions: Sessions,
 }
 
+/// A keyed layer's sessions: the one a request's key names.
+type SessionOf =
+    dyn Fn(&reqwest::Request, &Extensions) -> Result<TokenHandle, AuthError> + Send + Sync;
+
 /// Where a request's session comes from.
 #[derive(Clone)]
 enum Sessions {
     One(TokenHandle),
-    /// A keyed layer's: the session the request's key names.
-    Keyed(
-        Arc<dyn Fn(&reqwest::Request, &Extensions) -> Result<TokenHandle, AuthError> + Send + Sync>,
-    ),
+    Keyed(Arc<SessionOf>),
 }
 
 impl AuthMiddleware {

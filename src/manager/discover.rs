@@ -22,7 +22,12 @@ impl Manager {
             let request = request.map_err(|e| e.during(AuthCall::Discovery))?;
             self.metrics.incr(Counter::Discovery);
             match self
-                .send_plain(request, None, Failure::outage_or_unexpected)
+                .send_plain(
+                    AuthCall::Discovery,
+                    request,
+                    None,
+                    Failure::outage_or_unexpected,
+                )
                 .await
             {
                 Ok(response) => {

@@ -98,7 +98,7 @@ impl Manager {
     async fn call(
         &self,
         call: AuthCall,
-        mut request: AuthRequest,
+        request: AuthRequest,
         rebuild: &(dyn Fn() -> Result<AuthRequest, AuthError> + Sync),
         refresh_token: Option<&Secret>,
     ) -> Result<Issued, Failed> {
@@ -108,6 +108,21 @@ impl Manager {
             AuthCall::Revoke => Counter::Revocation,
             AuthCall::Discovery => Counter::Discovery,
         });
+        let sends = self.sends(call, request, rebuild, refresh_token);
+        let clock = self.settings.clock;
+        self.metrics
+            .auth_call(call, &clock, sends, |failed| &failed.error)
+            .await
+    }
+
+    /// [`call`](Self::call)'s sends.
+    async fn sends(
+        &self,
+        call: AuthCall,
+        mut request: AuthRequest,
+        rebuild: &(dyn Fn() -> Result<AuthRequest, AuthError> + Sync),
+        refresh_token: Option<&Secret>,
+    ) -> Result<Issued, Failed> {
         let mut retries = 0;
         loop {
             let nonce_retry = retries < MAX_NONCE_RETRIES;
@@ -211,7 +226,6 @@ impl Manager {
             }
             Err(error) => {
                 let error = error.during(call);
-                self.metrics.incr(Counter::AuthFailure);
                 tracing::warn!(call = %call, elapsed_ms, error = %error, "auth call failed");
                 if call == AuthCall::Refresh && consumed {
                     // Never send a consumed refresh token again.

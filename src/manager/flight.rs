@@ -270,6 +270,8 @@ impl Manager {
         drop((last_transient, rejection));
         self.rotations
             .send_replace(Some(Token::new(Arc::clone(&state), self)));
+        self.metrics
+            .token_landed(state.expires_at, &self.settings.clock);
         Ok(state)
     }
 

@@ -90,13 +90,14 @@ impl Manager {
         settings: Settings,
         transport: Transport,
         store: Option<Persist>,
+        metrics: Metrics,
     ) -> Self {
         Self {
             slot: Slot::default(),
             replays: policy.replays(),
             dpop: crate::dpop::of(&policy),
             policy,
-            metrics: Metrics::default(),
+            metrics,
             rotations: watch::Sender::new(None),
             provider,
             settings,

@@ -8,15 +8,30 @@ use super::exchange::oauth_error_detail;
 use super::schedule::retry_after;
 use super::transport::explain_failure;
 use super::Manager;
-use crate::error::{AuthError, Failure};
+use crate::error::{AuthCall, AuthError, Failure};
 use crate::provider::{AuthRequest, AuthResponse};
 use crate::secret::{scrub, sent_values, Secret};
 
 impl Manager {
     /// Sends `request` once and returns its 2xx answer; any other answer is an error whose
     /// class `class` gives by status. `also_sent` is a secret the request carries besides its
-    /// own values (the token being revoked), kept out of messages as they are.
+    /// own values (the token being revoked), kept out of messages as they are. Reported as an
+    /// auth call of kind `call` (see `Metrics::auth_call`).
     pub(super) async fn send_plain(
+        &self,
+        call: AuthCall,
+        request: AuthRequest,
+        also_sent: Option<&Secret>,
+        class: fn(StatusCode) -> Failure,
+    ) -> Result<AuthResponse, AuthError> {
+        let send = self.send_plain_once(request, also_sent, class);
+        let clock = self.settings.clock;
+        self.metrics
+            .auth_call(call, &clock, send, |error| error)
+            .await
+    }
+
+    async fn send_plain_once(
         &self,
         request: AuthRequest,
         also_sent: Option<&Secret>,

@@ -59,7 +59,7 @@ impl Manager {
                     .during(AuthCall::Revoke)
             })?;
         self.metrics.incr(Counter::Revocation);
-        self.send_plain(request, Some(token), Failure::of_status)
+        self.send_plain(AuthCall::Revoke, request, Some(token), Failure::of_status)
             .await
             .map(drop)
             .map_err(|e| e.during(AuthCall::Revoke))

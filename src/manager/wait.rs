@@ -168,6 +168,9 @@ impl TokenWait {
                     mut notified,
                 } => {
                     if let Some(outcome) = flight.outcome() {
+                        manager
+                            .metrics
+                            .token_waited(timer.deadline(), manager.max_wait());
                         return finish(state, outcome);
                     }
                     if notified.as_mut().poll(cx).is_ready() {
@@ -179,6 +182,9 @@ impl TokenWait {
                     // clock may read a little behind the timer, and a waiter must not spin.
                     ready!(timer.as_mut().poll(cx));
                     let error = flight.unavailable(manager.max_wait());
+                    manager
+                        .metrics
+                        .token_waited(timer.deadline(), manager.max_wait());
                     return finish(state, Err(error));
                 }
                 StateProj::Done => return Poll::Ready(Err(AuthError::aborted())),

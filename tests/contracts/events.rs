@@ -1,7 +1,8 @@
-//! The crate docs' table of tracing events (`src/events.md`) lists exactly the events the source
-//! emits: every `tracing::<level>!` call in `src/`, with its target (the module path), level,
-//! message and field names. A new, changed or removed event fails this test until the table
-//! says so.
+//! The crate docs' catalogue of what the layer reports (`src/events.md`) lists exactly what the
+//! source emits: every `tracing::<level>!` call in `src/`, with its target (the module path),
+//! level, message and field names; every span (`tracing::<level>_span!`), with its name, level
+//! and field names; and every metric name the source holds. A new, changed or removed event,
+//! span or metric fails these tests until the catalogue says so.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -32,50 +33,189 @@ fn the_events_table_lists_every_event_the_source_emits() {
 /// A table row `| `target` | level | message | `a`, `b` | when |` as an event.
 fn row(line: &str) -> Option<Event> {
     let cells: Vec<&str> = line.split('|').map(str::trim).collect();
-    if cells.len() < 6 || !cells[1].starts_with("`tower_token_auth") {
+    // A metric's name also starts with the crate's name, and an underscore.
+    if cells.len() < 6
+        || !cells[1].starts_with("`tower_token_auth")
+        || cells[1].starts_with("`tower_token_auth_")
+    {
         return None;
     }
-    let fields: Vec<&str> = cells[4]
-        .split(',')
-        .map(|f| f.trim().trim_matches('`'))
-        .filter(|f| !f.is_empty() && *f != "—")
-        .collect();
     Some((
         cells[1].trim_matches('`').to_owned(),
         cells[2].to_owned(),
         cells[3].to_owned(),
-        fields.join(", "),
+        names(cells[4]),
     ))
 }
 
-fn collect(dir: &Path, out: &mut BTreeSet<Event>) {
+/// A cell of names, `` `a`, `b` `` (or `—`), as `a, b`.
+fn names(cell: &str) -> String {
+    let names: Vec<&str> = cell
+        .split(',')
+        .map(|f| f.trim().trim_matches('`'))
+        .filter(|f| !f.is_empty() && *f != "—")
+        .collect();
+    names.join(", ")
+}
+
+/// The table rows of `section` (`## <section>` up to the next heading), as their cells.
+fn section_rows<'a>(catalogue: &'a str, section: &str) -> Vec<Vec<&'a str>> {
+    let heading = format!("## {section}");
+    catalogue
+        .lines()
+        .skip_while(|l| *l != heading)
+        .skip(1)
+        .take_while(|l| !l.starts_with('#'))
+        .filter(|l| l.starts_with("| `"))
+        .map(|l| l.split('|').map(str::trim).collect())
+        .collect()
+}
+
+/// One span: name, level, field names.
+type Span = (String, String, String);
+
+#[test]
+fn the_span_table_lists_every_span_the_source_opens() {
+    let mut opened = BTreeSet::new();
+    for (path, source) in sources(Path::new("src")) {
+        for level in ["trace", "debug", "info", "warn", "error"] {
+            let open = format!("tracing::{level}_span!(");
+            let mut rest = source.as_str();
+            while let Some(at) = rest.find(&open) {
+                let body = &rest[at + open.len()..];
+                let end = closing_paren(body).expect("balanced macro call");
+                let mut args = arguments(&body[..end]).into_iter();
+                let name = args.next().expect("a span name");
+                let name = name
+                    .strip_prefix('"')
+                    .and_then(|n| n.strip_suffix('"'))
+                    .unwrap_or_else(|| panic!("{}: span name {name}", path.display()));
+                let fields: Vec<String> = args
+                    .map(|a| a.split('=').next().unwrap_or_default().trim().to_owned())
+                    .collect();
+                opened.insert((name.to_owned(), level.to_uppercase(), fields.join(", ")));
+                rest = &body[end..];
+            }
+        }
+    }
+    assert!(!opened.is_empty(), "the scan found no span");
+    let catalogue = fs::read_to_string("src/events.md").expect("src/events.md");
+    let documented: BTreeSet<Span> = section_rows(&catalogue, "The span")
+        .into_iter()
+        .filter(|cells| cells.len() >= 5)
+        .map(|cells| {
+            (
+                cells[1].trim_matches('`').to_owned(),
+                cells[2].to_owned(),
+                names(cells[3]),
+            )
+        })
+        .collect();
+    assert_eq!(
+        opened, documented,
+        "src/events.md's span table is out of date"
+    );
+}
+
+/// Every metric name in the source (a string literal `"tower_token_auth_…"`) is in the
+/// catalogue's metrics table, and every name there is in the source; the facade's macros are
+/// called in `src/metrics.rs` only, the one place that reports.
+#[test]
+fn the_metrics_table_lists_every_metric_the_source_reports() {
+    let mut reported = BTreeSet::new();
+    for (path, source) in sources(Path::new("src")) {
+        for mac in ["counter!(", "gauge!(", "histogram!("] {
+            if source.contains(&format!("metrics::{mac}")) {
+                assert!(
+                    path == Path::new("src/metrics.rs"),
+                    "{}: reports through the facade outside src/metrics.rs",
+                    path.display()
+                );
+            }
+        }
+        let mut rest = source.as_str();
+        while let Some(at) = rest.find("\"tower_token_auth_") {
+            let name = &rest[at + 1..];
+            let end = name.find('"').expect("a closed literal");
+            reported.insert(name[..end].to_owned());
+            rest = &name[end..];
+        }
+    }
+    assert!(
+        reported.len() >= 5,
+        "the scan found too few metrics: {reported:#?}"
+    );
+    let catalogue = fs::read_to_string("src/events.md").expect("src/events.md");
+    let rows = section_rows(&catalogue, "Metrics");
+    let documented: BTreeSet<String> = rows
+        .iter()
+        .filter(|cells| cells.len() >= 6)
+        .map(|cells| cells[1].trim_matches('`').to_owned())
+        .collect();
+    assert_eq!(
+        reported, documented,
+        "src/events.md's metrics table is out of date"
+    );
+    for cells in rows {
+        let kind = cells.get(2).copied().unwrap_or_default();
+        assert!(
+            ["counter", "gauge", "histogram"].contains(&kind),
+            "{}: type {kind}",
+            cells[1]
+        );
+        assert!(
+            names(cells[3]).starts_with("provider"),
+            "{}: every metric is labelled `provider` first",
+            cells[1]
+        );
+        let seconds = cells[1].ends_with("_seconds`");
+        let total = cells[1].ends_with("_total`");
+        assert!(
+            (kind == "counter") == total && (kind == "counter" || seconds),
+            "{}: a counter ends in `_total`, a histogram or gauge in its unit, `_seconds`",
+            cells[1]
+        );
+    }
+}
+
+/// The `.rs` files under `dir`, with their text, in a stable order.
+fn sources(dir: &Path) -> Vec<(std::path::PathBuf, String)> {
     let mut entries: Vec<_> = fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
         .collect();
     entries.sort();
+    let mut out = Vec::new();
     for path in entries {
         if path.is_dir() {
-            collect(&path, out);
+            out.extend(sources(&path));
         } else if path.extension().is_some_and(|e| e == "rs") {
-            let source = fs::read_to_string(&path).unwrap();
-            // Only `tracing::<level>!` calls are seen: no imported macro, no `event!`, no span.
-            for bare in [
-                "tracing::event!(",
-                "tracing::span!(",
-                "tracing::instrument",
-                "use tracing::",
-            ] {
-                assert!(!source.contains(bare), "{}: {bare}", path.display());
-            }
-            for level in ["trace", "debug", "info", "warn", "error"] {
-                let calls = source.matches(&format!("{level}!(")).count();
-                let qualified = source.matches(&format!("tracing::{level}!(")).count();
-                assert_eq!(calls, qualified, "{}: a bare {level}!", path.display());
-            }
-            for (level, args) in macro_calls(&source) {
-                out.insert(event(&path, level, &args));
-            }
+            let text = fs::read_to_string(&path).unwrap();
+            out.push((path, text));
+        }
+    }
+    out
+}
+
+fn collect(dir: &Path, out: &mut BTreeSet<Event>) {
+    for (path, source) in sources(dir) {
+        // Only `tracing::<level>!` and `tracing::<level>_span!` calls are seen: no imported
+        // macro, no `event!`, no `span!`, no `#[instrument]`.
+        for bare in [
+            "tracing::event!(",
+            "tracing::span!(",
+            "tracing::instrument",
+            "use tracing::",
+        ] {
+            assert!(!source.contains(bare), "{}: {bare}", path.display());
+        }
+        for level in ["trace", "debug", "info", "warn", "error"] {
+            let calls = source.matches(&format!("{level}!(")).count();
+            let qualified = source.matches(&format!("tracing::{level}!(")).count();
+            assert_eq!(calls, qualified, "{}: a bare {level}!", path.display());
+        }
+        for (level, args) in macro_calls(&source) {
+            out.insert(event(&path, level, &args));
         }
     }
 }

@@ -13,10 +13,15 @@
 /// as `ProviderSpec::base_url` points one at another server). Keyed sessions add 3 items
 /// and 8 functions (`KeyedAuthLayer`, its builder and service; `builder`, `handle`, `sessions`,
 /// `without_replay`, and the builder's `key_from`, `max_sessions`, `idle_timeout`, `build`:
-/// every per-session setting is the `AuthLayerBuilder` the factory returns).
+/// every per-session setting is the `AuthLayerBuilder` the factory returns), and the reqwest
+/// middleware on them one (`AuthMiddleware::keyed`). Metrics through
+/// the `metrics` facade add one function, `AuthLayerBuilder::metrics_name`: a process with
+/// several layers (one per API) must tell their metrics and spans apart, and a name taken from
+/// the provider would leave custom providers unnamed; everything else (the metrics, the span)
+/// is reported, not called.
 /// Growth is a decision, made in the commit that raises these.
 const MAX_ITEMS: usize = 48;
-const MAX_FNS: usize = 157;
+const MAX_FNS: usize = 159;
 
 #[test]
 fn the_public_surface_stays_within_its_bounds() {

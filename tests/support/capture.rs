@@ -7,6 +7,8 @@
 
 use std::sync::{Arc, Mutex};
 
+use tracing_subscriber::fmt::format::FmtSpan;
+
 /// Everything the tracing events of one thread wrote, at every level.
 #[derive(Clone, Default)]
 pub struct Capture(Arc<Mutex<Vec<u8>>>);
@@ -24,12 +26,22 @@ impl std::io::Write for Capture {
 impl Capture {
     /// Captures this thread's tracing output, every level, until the guard drops.
     pub fn start() -> (Self, tracing::subscriber::DefaultGuard) {
+        Self::start_with(FmtSpan::NONE)
+    }
+
+    /// As [`start`](Self::start), with a line for each span that closes, its fields included.
+    pub fn start_with_spans() -> (Self, tracing::subscriber::DefaultGuard) {
+        Self::start_with(FmtSpan::CLOSE)
+    }
+
+    fn start_with(spans: FmtSpan) -> (Self, tracing::subscriber::DefaultGuard) {
         let capture = Capture::default();
         let writer = capture.clone();
         let subscriber = tracing_subscriber::fmt()
             .with_max_level(tracing::Level::TRACE)
             .with_writer(move || writer.clone())
             .with_ansi(false)
+            .with_span_events(spans)
             .finish();
         (capture, tracing::subscriber::set_default(subscriber))
     }
