@@ -63,6 +63,7 @@ use clap::{ArgGroup, Parser, ValueEnum};
 use http::{Method, Request, Uri};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
@@ -98,6 +99,10 @@ enum ClientAuthName {
     ClientSecretJwt,
     #[value(name = "private_key_jwt")]
     PrivateKeyJwt,
+    #[value(name = "tls_client_auth")]
+    TlsClientAuth,
+    #[value(name = "self_signed_tls_client_auth")]
+    SelfSignedTlsClientAuth,
 }
 
 /// `--client-key-alg`.
@@ -140,12 +145,22 @@ struct Args {
     /// and revocation endpoints; with --provider-file, overrides the spec's `issuer`.
     #[arg(long, value_name = "URL", requires = "external")]
     issuer: Option<String>,
-    /// OAuth2: how the client authenticates (default basic, or none without --client-secret).
+    /// OAuth2: how the client authenticates (default basic, or none without --client-secret;
+    /// tls_client_auth with --client-cert).
     #[arg(long, value_enum, requires = "provider")]
     client_auth: Option<ClientAuthName>,
-    /// OAuth2 private_key_jwt: the client's key, PKCS#8 PEM (needs `--features jose`).
+    /// OAuth2 private_key_jwt: the client's key, PKCS#8 PEM (needs `--features jose`); with
+    /// --client-cert, the certificate's key.
     #[arg(long, value_name = "PATH", requires = "provider")]
     client_key: Option<PathBuf>,
+    /// The TLS client certificate (a PEM chain, the client's first) every connection presents,
+    /// auth calls and requests alike: for tls_client_auth and self_signed_tls_client_auth
+    /// (RFC 8705), with its key in --client-key.
+    #[arg(long, value_name = "PATH", requires_all = ["external", "client_key"])]
+    client_cert: Option<PathBuf>,
+    /// A CA certificate (PEM) to trust for `https://` URLs; none is trusted otherwise.
+    #[arg(long, value_name = "PATH", requires = "external")]
+    ca_cert: Option<PathBuf>,
     /// The algorithm of --client-key.
     #[arg(long, value_enum, default_value = "ES256", requires = "client_key")]
     client_key_alg: KeyAlg,
@@ -285,7 +300,9 @@ fn parse_outage(value: &str) -> Result<Outage, String> {
     }
 }
 
-type HttpClient = Client<HttpConnector, Full<Bytes>>;
+/// Plain HTTP, or HTTPS with the CA of `--ca-cert` trusted and the certificate of
+/// `--client-cert` presented.
+type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 #[derive(Clone, Copy, Debug)]
 enum Stop {
@@ -505,12 +522,69 @@ where
     report
 }
 
-fn client() -> HttpClient {
+/// The client every auth call and request goes through: TLS as `--ca-cert` and
+/// `--client-cert` say (trusting nothing for `https://` without `--ca-cert`).
+fn client(args: Option<&Args>) -> Result<HttpClient, String> {
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
-    Client::builder(TokioExecutor::new())
+    connector.enforce_http(false);
+    let tls = tls_config(args)?;
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(connector);
+    Ok(Client::builder(TokioExecutor::new())
         .pool_max_idle_per_host(1024)
-        .build(connector)
+        .build(connector))
+}
+
+/// The rustls configuration of `--ca-cert`, `--client-cert` and `--client-key`. Errors name
+/// the file and what is wrong with it, never its content.
+fn tls_config(args: Option<&Args>) -> Result<rustls::ClientConfig, String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let read =
+        |path: &Path| std::fs::read(path).map_err(|e| format!("reading {}: {e}", path.display()));
+    let mut roots = rustls::RootCertStore::empty();
+    if let Some(path) = args.and_then(|a| a.ca_cert.as_deref()) {
+        let pem = read(path)?;
+        for cert in CertificateDer::pem_slice_iter(&pem) {
+            let cert = cert.map_err(|_| format!("{}: not a PEM certificate", path.display()))?;
+            roots
+                .add(cert)
+                .map_err(|e| format!("{}: not a usable CA certificate: {e}", path.display()))?;
+        }
+        if roots.is_empty() {
+            return Err(format!("{}: holds no PEM certificate", path.display()));
+        }
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots);
+    let Some((cert, key)) =
+        args.and_then(|a| Some((a.client_cert.as_deref()?, a.client_key.as_deref()?)))
+    else {
+        return Ok(builder.with_no_client_auth());
+    };
+    let chain = CertificateDer::pem_slice_iter(&read(cert)?)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| format!("{}: not a PEM certificate chain", cert.display()))?;
+    if chain.is_empty() {
+        return Err(format!("{}: holds no PEM certificate", cert.display()));
+    }
+    // The key's own parse error could describe its bytes: name only the file.
+    let key_der = PrivateKeyDer::from_pem_slice(&read(key)?)
+        .map_err(|_| format!("{}: not a PEM private key (PKCS#8)", key.display()))?;
+    builder.with_client_auth_cert(chain, key_der).map_err(|_| {
+        format!(
+            "{} and {}: the key does not match the certificate, or is of a kind TLS cannot use",
+            cert.display(),
+            key.display()
+        )
+    })
 }
 
 fn progress(multi: &MultiProgress, name: &str, stop: Stop, hidden: bool) -> ProgressBar {
@@ -661,12 +735,13 @@ fn oauth2_provider(
     mut builder: oauth2::Builder,
     session: Option<u32>,
 ) -> Result<Box<dyn Provider>, String> {
-    let auth = args
-        .client_auth
-        .unwrap_or(match (&args.client_key, &args.client_secret) {
-            (Some(_), _) => ClientAuthName::PrivateKeyJwt,
+    let auth = args.client_auth.unwrap_or(
+        match (&args.client_cert, &args.client_key, &args.client_secret) {
+            (Some(_), _, _) => ClientAuthName::TlsClientAuth,
+            (None, Some(_), _) => ClientAuthName::PrivateKeyJwt,
             _ => ClientAuthName::Basic,
-        });
+        },
+    );
     if let Some(scope) = &args.scope {
         builder = builder.scope(scope);
     }
@@ -703,6 +778,27 @@ fn oauth2_provider(
             builder.build().map(|p| Box::new(p) as Box<dyn Provider>)
         }
         (_, None, _) => return Err(format!("--client-auth {auth:?} needs --client-id")),
+        (ClientAuthName::TlsClientAuth | ClientAuthName::SelfSignedTlsClientAuth, Some(id), _) => {
+            if args.client_secret.is_some() {
+                return Err(format!(
+                    "--client-auth {auth:?} authenticates by the TLS certificate and sends no secret: drop --client-secret"
+                ));
+            }
+            if args.client_cert.is_none() {
+                return Err(format!(
+                    "--client-auth {auth:?} needs --client-cert and --client-key"
+                ));
+            }
+            let how = match auth {
+                ClientAuthName::TlsClientAuth => oauth2::ClientAuth::TlsClientAuth,
+                _ => oauth2::ClientAuth::SelfSignedTlsClientAuth,
+            };
+            builder
+                .public_client(id)
+                .client_auth(how)
+                .build()
+                .map(|p| Box::new(p) as Box<dyn Provider>)
+        }
         (_, Some(id), _) => {
             let assertion = assertion(args, auth, id)?;
             builder
@@ -980,7 +1076,7 @@ async fn external(args: &Args) -> Result<Vec<Report>, String> {
         .into_iter()
         .find_map(Option::as_deref)
         .unwrap_or("api-key");
-    let client = client();
+    let client = client(Some(args))?;
     let layer = layer_builder(args, provider, &label, &session_key(args, &label, user))?
         .build(client.clone());
     let handle = layer.handle();
@@ -1029,8 +1125,8 @@ async fn external_keyed(args: &Args, api_url: &str, sessions: u32) -> Result<Rep
             .map_err(AuthError::config)
     })
     .max_sessions(sessions as usize)
-    .build(client());
-    let svc = keyed.clone().layer(client());
+    .build(client(Some(args))?);
+    let svc = keyed.clone().layer(client(Some(args))?);
     let multi = MultiProgress::new();
     let bar = progress(&multi, &label, load.stop, args.json);
     let totals = keyed.clone();
@@ -1114,7 +1210,7 @@ async fn embedded(args: &Args) -> Result<Vec<Report>, String> {
         }
     }
     let multi = MultiProgress::new();
-    let client = client();
+    let client = client(None)?;
     let mut emulations = Vec::new();
     let mut loads = Vec::new();
     for (name, api) in apis {

@@ -1,7 +1,7 @@
 //! Client authentication at the token and revocation endpoints: by the client secret (RFC 6749
 //! 2.3.1, `client_secret_basic` and `client_secret_post`) or by a JWT assertion (RFC 7523,
-//! `client_secret_jwt` and `private_key_jwt`), by whichever method the client is registered
-//! with ([`ClientAuth`]).
+//! `client_secret_jwt` and `private_key_jwt`) or by its TLS certificate (RFC 8705, in
+//! `mtls.rs`), by whichever method the client is registered with ([`ClientAuth`]).
 
 use http::request::Parts;
 use http::StatusCode;
@@ -38,8 +38,9 @@ pub(super) fn authenticate(
         .map_or(&ClientAuth::SecretBasicOrPost, |strict| {
             &strict.config.client_auth
         });
-    // The `tls_client_auth` and `self_signed_tls_client_auth` methods (RFC 8705) would be
-    // matched here, on the connection's client certificate, once the emulation serves TLS.
+    if registered.is_mtls() {
+        return super::mtls::authenticate(shared, parts, params, refresh, registered);
+    }
     if matches!(registered, ClientAuth::SecretBasicOrPost) {
         return secret(shared, parts, params, refresh);
     }

@@ -17,6 +17,8 @@ const AUTH_METHODS: [&str; 4] = [
     "client_secret_jwt",
     "private_key_jwt",
 ];
+/// The methods the TLS listener adds (RFC 8705 2).
+const MTLS_METHODS: [&str; 2] = ["tls_client_auth", "self_signed_tls_client_auth"];
 
 /// A discovery document, `GET` only (405 otherwise, not a violation: discovery is no auth call).
 pub(super) fn document(
@@ -37,10 +39,14 @@ pub(super) fn document(
     if config.token_exchange.is_some() {
         grants.push(exchange::TOKEN_EXCHANGE);
     }
+    let mut methods = AUTH_METHODS.to_vec();
+    if strict.mtls.is_some() {
+        methods.extend(MTLS_METHODS);
+    }
     let mut doc = serde_json::json!({
         "issuer": settings.issuer_override.as_deref().unwrap_or(&strict.issuer),
         "token_endpoint": strict.token_endpoint(),
-        "token_endpoint_auth_methods_supported": AUTH_METHODS,
+        "token_endpoint_auth_methods_supported": methods,
         "token_endpoint_auth_signing_alg_values_supported": signing,
         "grant_types_supported": grants,
         "response_types_supported": ["token"],
@@ -53,7 +59,7 @@ pub(super) fn document(
             );
             map.insert(
                 "revocation_endpoint_auth_methods_supported".to_owned(),
-                AUTH_METHODS.to_vec().into(),
+                methods.clone().into(),
             );
         }
         if config.dpop.is_some() {
@@ -62,8 +68,20 @@ pub(super) fn document(
                 asymmetric.into(),
             );
         }
-        if let Some(aliases) = &settings.mtls_endpoint_aliases {
-            map.insert("mtls_endpoint_aliases".to_owned(), aliases.clone());
+        let aliases =
+            (settings.mtls_endpoint_aliases.clone()).or_else(|| strict.mtls_endpoint_aliases());
+        if let Some(aliases) = aliases {
+            map.insert("mtls_endpoint_aliases".to_owned(), aliases);
+        }
+        if strict.mtls.is_some() {
+            map.insert(
+                "tls_client_certificate_bound_access_tokens".to_owned(),
+                config
+                    .mtls
+                    .as_ref()
+                    .is_some_and(|m| m.certificate_bound_tokens)
+                    .into(),
+            );
         }
     }
     let mut response = wire::json(StatusCode::OK, &doc);

@@ -62,6 +62,7 @@ pub(super) fn exchange(
     repeated: &[(String, String)],
     scope: Option<Arc<str>>,
     jkt: Option<String>,
+    x5t: Option<String>,
 ) -> Resp {
     let Some(subject_token) = params.get("subject_token") else {
         return invalid_request(shared, "missing subject_token");
@@ -107,7 +108,7 @@ pub(super) fn exchange(
         }
     };
     tracing::debug!(subject_type, "emulation: token exchanged");
-    let bound = binding(jkt.as_ref(), audiences);
+    let bound = binding(jkt.as_ref(), x5t, audiences);
     let token_type = token_type(bound.as_ref());
     let issued = shared
         .tokens

@@ -1,6 +1,6 @@
 //! What [`Api::OAuth2`](super::Api::OAuth2) adds beyond RFC 6749 when a test asks for it: client
-//! authentication by assertion, DPoP, discovery, revocation, token exchange and resource
-//! indicators. Everything here is off by default ([`OAuthExtensions::default`]), and then the
+//! authentication by assertion or by mutual TLS, DPoP, discovery, revocation, token exchange and
+//! resource indicators. Everything here is off by default ([`OAuthExtensions::default`]), and then the
 //! OAuth2 emulation behaves exactly as it always did.
 
 use std::time::Duration;
@@ -41,6 +41,10 @@ pub struct OAuthExtensions {
     /// that keeps one session per audience is caught sending one session's token for another.
     /// Default `false`.
     pub audience_per_path: bool,
+    /// Mutual TLS (RFC 8705): a second listener, TLS on another port, that asks clients for a
+    /// certificate; `None` (the default) serves plain TCP only. Needed by the
+    /// [`ClientAuth::TlsClientAuth`] and [`ClientAuth::SelfSignedTlsClientAuth`] methods.
+    pub mtls: Option<Mtls>,
 }
 
 impl OAuthExtensions {
@@ -54,6 +58,7 @@ impl OAuthExtensions {
             || self.resource_indicators
             || self.resource_audience.is_some()
             || self.audience_per_path
+            || self.mtls.is_some()
     }
 }
 
@@ -64,10 +69,9 @@ impl OAuthExtensions {
 /// a violation: the client is configured wrong. Sending two at once is a 400
 /// `invalid_request` violation, as in the plain emulation.
 ///
-/// `tls_client_auth` and `self_signed_tls_client_auth` (RFC 8705) are not emulated: the
-/// emulation serves plain TCP. They would become two more variants here, checked where
-/// `client_auth.rs` matches on this enum, with `mtls_endpoint_aliases` in discovery pointing at
-/// a TLS listener.
+/// The mutual TLS methods (RFC 8705 2) need [`OAuthExtensions::mtls`]: the client then sends
+/// its `client_id` in the body and nothing else that authenticates, over the TLS listener with
+/// its certificate.
 #[derive(Clone, Debug, Default)]
 #[non_exhaustive]
 pub enum ClientAuth {
@@ -90,6 +94,64 @@ pub enum ClientAuth {
         /// The one algorithm the client signs with; it must suit the key.
         alg: SigningAlg,
     },
+    /// `tls_client_auth` (RFC 8705 2.1): a certificate issued by a CA of
+    /// [`Mtls::client_ca_pem`] (checked at the TLS handshake; another CA's certificate fails
+    /// it, and counts as a violation), naming the registered subject.
+    TlsClientAuth {
+        /// The registered `tls_client_auth_san_dns` (RFC 8705 2.1.2): a DNS name the
+        /// certificate's subject alternative names must hold.
+        san_dns: String,
+    },
+    /// `self_signed_tls_client_auth` (RFC 8705 2.2): this certificate exactly, compared by its
+    /// SHA-256 thumbprint; at the TLS layer any certificate is taken whose key the client holds.
+    SelfSignedTlsClientAuth {
+        /// The registered certificate, PEM (RFC 8705 registers it in the client's `jwks` as
+        /// `x5c`; the thumbprint is what counts). A PEM that holds no certificate makes
+        /// [`Emulation::start`](super::Emulation::start) fail.
+        certificate_pem: String,
+    },
+}
+
+impl ClientAuth {
+    /// Whether this is one of the mutual TLS methods.
+    pub(super) fn is_mtls(&self) -> bool {
+        matches!(
+            self,
+            ClientAuth::TlsClientAuth { .. } | ClientAuth::SelfSignedTlsClientAuth { .. }
+        )
+    }
+}
+
+/// Mutual TLS (RFC 8705): a TLS listener beside the plain one, on another port of `127.0.0.1`
+/// ([`Emulation::mtls_base_url`](super::Emulation::mtls_base_url)), serving the same endpoints.
+///
+/// Its certificate comes from a CA the emulation makes at start
+/// ([`Emulation::server_ca_pem`](super::Emulation::server_ca_pem)). It asks every client for a
+/// certificate and lets a connection without one through, so that the token endpoint answers
+/// the OAuth way: a client registered for mutual TLS that presents none, presents another, or
+/// sends a secret as well is refused with 401 `invalid_client` and counted as a violation.
+/// Discovery publishes the listener's endpoints as `mtls_endpoint_aliases` (RFC 8705 5), unless
+/// [`Discovery::mtls_endpoint_aliases`] names others.
+#[derive(Clone, Debug)]
+pub struct Mtls {
+    /// The CA certificates, PEM, that issue `tls_client_auth` clients' certificates: a presented
+    /// certificate must chain to one of them, or the handshake fails. `None` (the default): any
+    /// certificate whose key the client holds, as `self_signed_tls_client_auth` wants.
+    pub client_ca_pem: Option<String>,
+    /// Whether access tokens issued over the TLS listener to a client with a certificate are
+    /// bound to it (RFC 8705 3): `cnf` `x5t#S256` in the JWT, and the resource takes such a
+    /// token only over a TLS connection presenting the same certificate (anything else is a
+    /// violation). Default `true`.
+    pub certificate_bound_tokens: bool,
+}
+
+impl Default for Mtls {
+    fn default() -> Self {
+        Self {
+            client_ca_pem: None,
+            certificate_bound_tokens: true,
+        }
+    }
 }
 
 /// The asymmetric JWS algorithms the emulation verifies, for `private_key_jwt` and DPoP.
@@ -194,7 +256,9 @@ pub struct Discovery {
     /// The `issuer` the documents state instead of the server's base URL, to test a client that
     /// must refuse a mismatched issuer. Default `None`: the true one.
     pub issuer_override: Option<String>,
-    /// `mtls_endpoint_aliases` (RFC 8705 5) to publish, as a JSON object. Default `None`.
+    /// `mtls_endpoint_aliases` (RFC 8705 5) to publish, as a JSON object. Default `None`: with
+    /// [`OAuthExtensions::mtls`] on, the TLS listener's token endpoint (and revocation endpoint,
+    /// when served), else none.
     pub mtls_endpoint_aliases: Option<serde_json::Value>,
 }
 

@@ -469,7 +469,7 @@ mod tests {
                 FaultKind::NoToken,
                 FaultKind::CrLfToken,
             ] {
-                let shared = Shared::new(api, Config::default(), "test".into());
+                let shared = Shared::new(api, Config::default(), "test".into(), None);
                 let (answer, access, refresh) = real_answer(&shared);
                 let (spoiled, replaced) = block_on(spoil(&shared, kind, answer));
                 assert!(replaced);
@@ -492,7 +492,7 @@ mod tests {
 
     #[test]
     fn answers_without_tokens_are_not_spoiled() {
-        let shared = Shared::new(Api::Oli, Config::default(), "test".into());
+        let shared = Shared::new(Api::Oli, Config::default(), "test".into(), None);
         for answer in [
             wire::text(StatusCode::BAD_REQUEST, "invalid_grant"),
             wire::empty(StatusCode::OK),

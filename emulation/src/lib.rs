@@ -69,7 +69,9 @@
 //! expired, revoked or unknown tokens are *rejections*, not violations. The [OAuth2
 //! extensions](#oauth2-extensions) add theirs: a malformed, misaddressed, stale or replayed
 //! client assertion or DPoP proof, a token sent with the wrong scheme, a token the client itself
-//! revoked.
+//! revoked, a mutual TLS client without its certificate or with another (at the handshake: one
+//! no registered CA issued), with a secret beside it, a certificate-bound token over a connection
+//! without its certificate.
 //!
 //! # Faults
 //!
@@ -140,6 +142,7 @@
 //! | `revocation` | serves `POST /oauth/revoke` (RFC 7009); the resource refuses a revoked token, and sending it is a violation | `revocation_requests`, `revoked_token_uses` |
 //! | `token_exchange` ([`TokenExchange`]) | takes the RFC 8693 grant for a live token of its own or a trusted external one, with `audience`, `resource`, `scope` and `requested_token_type`; answers `issued_token_type` | `token_exchanges` |
 //! | `resource_indicators`, `resource_audience` | records `resource` and `audience` (RFC 8707) on `client_credentials` tokens as `aud`; the resource requires its audience | |
+//! | `mtls` ([`Mtls`]) with `client_auth` `TlsClientAuth` or `SelfSignedTlsClientAuth` | a TLS listener on a second port ([`Emulation::mtls_base_url`], [`Emulation::mtls_resource_url`], its CA [`Emulation::server_ca_pem`]) serving every endpoint; RFC 8705 client authentication (`client_id` in the body and no secret, a certificate of the registered CA naming the registered SAN DNS, or the registered self-signed certificate by its SHA-256 thumbprint); access tokens bound to the certificate (`cnf` `x5t#S256`), taken by the resource only over a connection presenting it; discovery lists the methods and `mtls_endpoint_aliases` | `client_certificates`, `certificate_bound_uses` |
 //!
 //! Each refusal names its reason in [`Emulation::violation_reasons`] when it is a violation; a
 //! DPoP nonce challenge is not one. Faults hit the token endpoint as before; revocation and
@@ -174,8 +177,9 @@
 //!
 //! # Limitations
 //!
-//! - HTTP/1 only, plain TCP on `127.0.0.1`; no TLS, so no mutual-TLS client authentication or
-//!   certificate-bound tokens (RFC 8705).
+//! - HTTP/1 only, plain TCP on `127.0.0.1`; TLS only on the [`Mtls`] listener, whose certificate
+//!   comes from a CA made at start. A `tls_client_auth` client is registered by one SAN DNS name
+//!   (RFC 8705 `tls_client_auth_san_dns`), not by subject DN, SAN URI, IP or e-mail.
 //! - One user (or client) per emulation, taken from [`Config`].
 //! - Signatures are opaque: the JWTs are not verifiable with any key.
 //! - Bodies of auth requests are limited to 64 KiB (413 and a violation beyond), resource bodies
@@ -204,6 +208,7 @@ mod extensions;
 mod faults;
 mod intergiro;
 mod jose;
+mod mtls;
 mod oauth2;
 mod oli;
 mod protected;
@@ -221,7 +226,7 @@ mod wire;
 
 pub use self::config::{Api, Config, Fault};
 pub use self::extensions::{
-    ClientAuth, Discovery, Dpop, DpopNonces, OAuthExtensions, SigningAlg, TokenExchange,
+    ClientAuth, Discovery, Dpop, DpopNonces, Mtls, OAuthExtensions, SigningAlg, TokenExchange,
 };
 pub use self::faults::FaultKind;
 pub use self::server::Emulation;

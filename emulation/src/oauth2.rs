@@ -19,6 +19,7 @@ use http::{Method, StatusCode};
 use super::client_auth::authenticate;
 use super::dpop::{self, DpopState, ProofError};
 use super::exchange::{self, TOKEN_EXCHANGE};
+use super::mtls;
 use super::state::Shared;
 use super::stats::bump;
 use super::strict::Strict;
@@ -87,10 +88,16 @@ pub(super) fn token_type(bound: Option<&Bound>) -> &'static str {
     }
 }
 
-/// What an access token is bound to, when it is bound to anything.
-pub(super) fn binding(jkt: Option<&String>, audiences: Vec<String>) -> Option<Bound> {
-    (jkt.is_some() || !audiences.is_empty()).then(|| Bound {
+/// What an access token is bound to, when it is bound to anything: the DPoP key's thumbprint
+/// `jkt`, the client certificate's `x5t`, `audiences`.
+pub(super) fn binding(
+    jkt: Option<&String>,
+    x5t: Option<String>,
+    audiences: Vec<String>,
+) -> Option<Bound> {
+    (jkt.is_some() || x5t.is_some() || !audiences.is_empty()).then(|| Bound {
         jkt: jkt.cloned(),
+        x5t,
         audiences,
     })
 }
@@ -229,6 +236,8 @@ fn token_call(shared: &Shared, parts: &Parts, body: &[u8]) -> Resp {
     if let Err(answer) = authenticate(shared, parts, &params, grant == Grant::RefreshToken) {
         return *answer;
     }
+    // RFC 8705 3: a token issued over mutual TLS is bound to the certificate.
+    let x5t = mtls::binding(shared, parts);
     let scope = params
         .get("scope")
         .filter(|scope| !scope.trim().is_empty())
@@ -262,7 +271,7 @@ fn token_call(shared: &Shared, parts: &Parts, body: &[u8]) -> Resp {
                 );
             }
             shared.login_granted();
-            let bound = binding(jkt.as_ref(), audiences);
+            let bound = binding(jkt.as_ref(), x5t, audiences);
             tokens(shared, &Arc::from(username.as_str()), scope, true, bound)
         }
         Grant::ClientCredentials => {
@@ -273,11 +282,14 @@ fn token_call(shared: &Shared, parts: &Parts, body: &[u8]) -> Resp {
                 &Arc::from(shared.config.client_id.as_str()),
                 scope,
                 false,
-                binding(jkt.as_ref(), audiences),
+                binding(jkt.as_ref(), x5t, audiences),
             )
         }
-        Grant::RefreshToken => refresh(shared, &params, scope, binding(jkt.as_ref(), audiences)),
-        Grant::TokenExchange => exchange::exchange(shared, &params, &repeated, scope, jkt),
+        Grant::RefreshToken => {
+            let bound = binding(jkt.as_ref(), x5t, audiences);
+            refresh(shared, &params, scope, bound)
+        }
+        Grant::TokenExchange => exchange::exchange(shared, &params, &repeated, scope, jkt, x5t),
     }
 }
 

@@ -1,5 +1,6 @@
 //! The OAuth2 protected resource with the extensions on: DPoP-bound tokens (RFC 9449 7),
-//! tokens the client revoked (RFC 7009), and the audience the resource requires (RFC 8707).
+//! certificate-bound tokens (RFC 8705 3), tokens the client revoked (RFC 7009), and the audience
+//! the resource requires (RFC 8707).
 //!
 //! Each refusal is a 401 with a `WWW-Authenticate` challenge in the scheme the token asks for.
 //! A token sent the wrong way (a DPoP-bound token as `Bearer`, a bearer token as `DPoP`), a bad
@@ -11,6 +12,7 @@ use http::request::Parts;
 use http::StatusCode;
 
 use super::dpop::{self, ProofError};
+use super::mtls;
 use super::state::Shared;
 use super::stats::bump;
 use super::strict::Strict;
@@ -124,6 +126,29 @@ fn decide(shared: &Shared, strict: &Strict, parts: &Parts, body_bytes: u64) -> R
                 Err(ProofError::Invalid(reason)) => {
                     return refused(shared, reason, DPOP_BAD_PROOF, "invalid_dpop_proof")
                 }
+            }
+        }
+    }
+    if let Some(x5t) = access.bound.as_ref().and_then(|b| b.x5t.as_deref()) {
+        match mtls::peer(parts) {
+            Some(Some(certificate)) if certificate.x5t == x5t => {
+                bump(&shared.counters.certificate_bound_uses)
+            }
+            Some(Some(_)) => {
+                return refused(
+                    shared,
+                    "certificate-bound token over a connection with another certificate",
+                    invalid,
+                    "invalid_token",
+                )
+            }
+            _ => {
+                return refused(
+                    shared,
+                    "certificate-bound token over a connection without its certificate",
+                    invalid,
+                    "invalid_token",
+                )
             }
         }
     }

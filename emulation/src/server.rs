@@ -14,11 +14,14 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::task::{JoinHandle, JoinSet};
+use tokio_rustls::TlsAcceptor;
 
 use super::config::{Api, Config, Fault};
 use super::faults::{self, FaultKind, Reset};
+use super::mtls::{self, ClientCertificate, PeerCertificate};
 use super::state::Shared;
 use super::stats::{bump, Stats};
 use super::strict::{DISCOVERY_PATHS, REVOKE_PATH};
@@ -43,6 +46,8 @@ pub struct Emulation {
     shared: Arc<Shared>,
     addr: SocketAddr,
     task: JoinHandle<()>,
+    /// The mutual TLS listener's address and accept loop, with [`OAuthExtensions::mtls`](super::OAuthExtensions::mtls).
+    tls: Option<(SocketAddr, JoinHandle<()>)>,
 }
 
 impl fmt::Debug for Emulation {
@@ -61,7 +66,10 @@ impl Emulation {
     ///
     /// # Errors
     ///
-    /// The error of binding the listener or reading its address.
+    /// The error of binding the listener or reading its address; `InvalidInput` for extensions
+    /// configured unusably (a `private_key_jwt` JWK that is no public key, a mutual TLS method
+    /// without [`OAuthExtensions::mtls`](super::OAuthExtensions::mtls) or its CA, a PEM that holds
+    /// no certificate).
     ///
     /// # Panics
     ///
@@ -70,15 +78,76 @@ impl Emulation {
     pub async fn start(api: Api, config: Config) -> std::io::Result<Emulation> {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
         let addr = listener.local_addr()?;
-        let shared = Arc::new(Shared::new(api, config, format!("http://{addr}")));
+        let extensions = &config.extensions;
+        let mtls = match &extensions.mtls {
+            Some(settings) if api == Api::OAuth2 => {
+                let tls = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
+                let origin = format!("https://{}", tls.local_addr()?);
+                let settings = mtls::listener(origin, settings, &extensions.client_auth)?;
+                Some((tls, settings))
+            }
+            _ if api == Api::OAuth2 && extensions.client_auth.is_mtls() => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "a mutual TLS client authentication method needs OAuthExtensions::mtls",
+                ))
+            }
+            _ => None,
+        };
+        let (tls, settings) = match mtls {
+            Some((tls, settings)) => {
+                let acceptor = TlsAcceptor::from(settings.config.clone());
+                (Some((tls, acceptor)), Some(settings))
+            }
+            None => (None, None),
+        };
+        let shared = Arc::new(Shared::new(api, config, format!("http://{addr}"), settings));
         if let Some(Err(error)) = shared.strict.as_ref().map(|s| &s.client_key) {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::InvalidInput,
                 format!("the private_key_jwt client's jwk is not a usable public key: {error:?}"),
             ));
         }
-        let task = tokio::spawn(serve(listener, shared.clone()));
-        Ok(Emulation { shared, addr, task })
+        let tls = match tls {
+            Some((listener, acceptor)) => {
+                let tls_addr = listener.local_addr()?;
+                let task = tokio::spawn(serve(listener, shared.clone(), Some(acceptor)));
+                Some((tls_addr, task))
+            }
+            None => None,
+        };
+        let task = tokio::spawn(serve(listener, shared.clone(), None));
+        Ok(Emulation {
+            shared,
+            addr,
+            task,
+            tls,
+        })
+    }
+
+    /// With [`OAuthExtensions::mtls`](super::OAuthExtensions::mtls): the token endpoint on the
+    /// TLS listener, `https://127.0.0.1:TLS_PORT/oauth/token`, which discovery publishes as the
+    /// `token_endpoint` of its `mtls_endpoint_aliases`. The listener serves every endpoint the
+    /// plain one does, at the same paths.
+    pub fn mtls_base_url(&self) -> Option<String> {
+        let (addr, _) = self.tls.as_ref()?;
+        Some(format!("https://{addr}{}", oauth2::TOKEN_PATH))
+    }
+
+    /// With [`OAuthExtensions::mtls`](super::OAuthExtensions::mtls): the protected resource on
+    /// the TLS listener, where a certificate-bound token must be presented (over a connection
+    /// with its certificate).
+    pub fn mtls_resource_url(&self) -> Option<String> {
+        let (addr, _) = self.tls.as_ref()?;
+        Some(format!("https://{addr}{}", resource_path(self.shared.api)))
+    }
+
+    /// With [`OAuthExtensions::mtls`](super::OAuthExtensions::mtls): the PEM certificate of the
+    /// CA, made at start, that signed the TLS listener's certificate (for `127.0.0.1` and
+    /// `localhost`): what a client must trust to reach it.
+    pub fn server_ca_pem(&self) -> Option<&str> {
+        let strict = self.shared.strict.as_ref()?;
+        Some(strict.mtls.as_ref()?.ca_pem.as_str())
     }
 
     /// The API this emulation speaks.
@@ -341,10 +410,15 @@ impl Drop for Emulation {
     fn drop(&mut self) {
         // Aborting the accept loop drops its JoinSet, which aborts every connection task.
         self.task.abort();
+        if let Some((_, task)) = &self.tls {
+            task.abort();
+        }
     }
 }
 
-async fn serve(listener: TcpListener, shared: Arc<Shared>) {
+/// Accepts connections until aborted; with `tls`, each connection's handshake first, and its
+/// client certificate (if any) goes in every request's extensions.
+async fn serve(listener: TcpListener, shared: Arc<Shared>, tls: Option<TlsAcceptor>) {
     let mut connections = JoinSet::new();
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
@@ -365,22 +439,62 @@ async fn serve(listener: TcpListener, shared: Arc<Shared>) {
                 if let Err(error) = stream.set_nodelay(true) {
                     tracing::debug!(%error, "emulation: set_nodelay failed");
                 }
-                let shared = shared.clone();
-                // An `Err` makes hyper close the connection without answering: the Reset fault.
-                let service = service_fn(move |request| {
-                    let shared = shared.clone();
-                    async move { handle(&shared, request).await }
-                });
-                let connection = http.serve_connection(TokioIo::new(stream), service);
-                connections.spawn(async move {
-                    if let Err(error) = connection.await {
-                        tracing::debug!(%error, "emulation: connection ended with an error");
+                let (shared, http) = (shared.clone(), http.clone());
+                match &tls {
+                    None => {
+                        connections.spawn(connection(http, stream, shared, None));
                     }
-                });
+                    Some(acceptor) => {
+                        let handshake = acceptor.accept(stream);
+                        connections.spawn(async move {
+                            let stream = match tokio::time::timeout(HEADER_READ_TIMEOUT, handshake).await {
+                                Ok(Ok(stream)) => stream,
+                                Ok(Err(error)) => {
+                                    if mtls::refused_certificate(&error) {
+                                        shared.violation("client certificate refused at the TLS handshake");
+                                    }
+                                    tracing::debug!(%error, "emulation: TLS handshake failed");
+                                    return;
+                                }
+                                Err(_) => return,
+                            };
+                            let certificate = stream
+                                .get_ref()
+                                .1
+                                .peer_certificates()
+                                .and_then(|chain| chain.first())
+                                .map(|der| Arc::new(ClientCertificate::new(der.clone().into_owned())));
+                            let peer = PeerCertificate(certificate);
+                            connection(http, stream, shared, Some(peer)).await;
+                        });
+                    }
+                }
             }
             // Reap finished connections so the set holds only live ones.
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
         }
+    }
+}
+
+/// Serves one connection; `peer` (TLS only) goes in every request's extensions.
+async fn connection<I>(
+    http: http1::Builder,
+    io: I,
+    shared: Arc<Shared>,
+    peer: Option<PeerCertificate>,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    // An `Err` makes hyper close the connection without answering: the Reset fault.
+    let service = service_fn(move |mut request: Request<Incoming>| {
+        let shared = shared.clone();
+        if let Some(peer) = &peer {
+            request.extensions_mut().insert(peer.clone());
+        }
+        async move { handle(&shared, request).await }
+    });
+    if let Err(error) = http.serve_connection(TokioIo::new(io), service).await {
+        tracing::debug!(%error, "emulation: connection ended with an error");
     }
 }
 

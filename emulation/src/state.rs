@@ -30,8 +30,13 @@ pub(super) struct Shared {
 }
 
 impl Shared {
-    pub(super) fn new(api: Api, config: Config, issuer: String) -> Self {
-        let strict = Strict::new(api, &config, &issuer);
+    pub(super) fn new(
+        api: Api,
+        config: Config,
+        issuer: String,
+        mtls: Option<super::mtls::Listener>,
+    ) -> Self {
+        let strict = Strict::new(api, &config, &issuer, mtls);
         let tokens = Tokens::new(issuer, config.access_lifetime, config.refresh_lifetime);
         let faults = Faults::new(config.fault_seed);
         let revocations = Revocations::new(config.fault_seed);

@@ -19,7 +19,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// The counters of the OAuth2 extensions ([`OAuthExtensions`](super::OAuthExtensions)) stand
 /// apart: `token_exchanges` and `dpop_nonce_challenges` count token endpoint calls that count in
 /// none of the first five (a token exchange whose subject token is unknown counts in
-/// `rejected_logins`); `client_assertions` and `dpop_proofs` count what was verified on the way,
+/// `rejected_logins`); `client_assertions`, `client_certificates`, `certificate_bound_uses` and
+/// `dpop_proofs` count what was verified on the way,
 /// whatever the call then counted as; `revoked_token_uses` is part of `violations`.
 ///
 /// `rejected_*` count well-formed calls whose credentials or token were wrong, expired or
@@ -69,6 +70,12 @@ pub struct Stats {
     /// Client assertions (`client_secret_jwt`, `private_key_jwt`) that verified and were
     /// accepted: signature, claims and a fresh `jti`.
     pub client_assertions: u64,
+    /// Mutual TLS client authentications (`tls_client_auth`, `self_signed_tls_client_auth`)
+    /// that verified: the registered certificate, over TLS, with no secret beside it.
+    pub client_certificates: u64,
+    /// Certificate-bound access tokens (RFC 8705 3) the resource accepted over a connection
+    /// presenting their certificate.
+    pub certificate_bound_uses: u64,
     /// DPoP proofs that verified and were accepted, at the token endpoint and the resource.
     pub dpop_proofs: u64,
     /// `use_dpop_nonce` challenges issued, at either end: normal for a client's first request,
@@ -101,6 +108,8 @@ pub(super) struct Counters {
     pub(super) resource_unauthorized: AtomicU64,
     pub(super) redirects_followed: AtomicU64,
     pub(super) client_assertions: AtomicU64,
+    pub(super) client_certificates: AtomicU64,
+    pub(super) certificate_bound_uses: AtomicU64,
     pub(super) dpop_proofs: AtomicU64,
     pub(super) dpop_nonce_challenges: AtomicU64,
     pub(super) revocation_requests: AtomicU64,
@@ -131,6 +140,8 @@ impl Counters {
             resource_unauthorized: load(&self.resource_unauthorized),
             redirects_followed: load(&self.redirects_followed),
             client_assertions: load(&self.client_assertions),
+            client_certificates: load(&self.client_certificates),
+            certificate_bound_uses: load(&self.certificate_bound_uses),
             dpop_proofs: load(&self.dpop_proofs),
             dpop_nonce_challenges: load(&self.dpop_nonce_challenges),
             revocation_requests: load(&self.revocation_requests),

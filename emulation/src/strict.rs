@@ -1,10 +1,11 @@
 //! The run-time state of the OAuth2 extensions ([`OAuthExtensions`]): the registered client
-//! key, the assertions' `jti`s, DPoP, and the URLs the server knows itself by.
+//! key, the assertions' `jti`s, DPoP, the TLS listener, and the URLs the server knows itself by.
 
 use super::config::{Api, Config};
 use super::dpop::DpopState;
 use super::extensions::{ClientAuth, OAuthExtensions};
 use super::jose::{self, JtiCache, KeyError, PublicKey};
+use super::mtls::Listener;
 use super::oauth2;
 
 /// Where the revocation endpoint is served.
@@ -23,11 +24,18 @@ pub(super) struct Strict {
     pub(super) client_key: Result<Option<PublicKey>, KeyError>,
     pub(super) assertion_jtis: JtiCache,
     pub(super) dpop: Option<DpopState>,
+    /// The mutual TLS listener, when [`OAuthExtensions::mtls`] is on.
+    pub(super) mtls: Option<Listener>,
 }
 
 impl Strict {
     /// The state for `config`, if it is [`Api::OAuth2`] with any extension on.
-    pub(super) fn new(api: Api, config: &Config, issuer: &str) -> Option<Self> {
+    pub(super) fn new(
+        api: Api,
+        config: &Config,
+        issuer: &str,
+        mtls: Option<Listener>,
+    ) -> Option<Self> {
         let extensions = &config.extensions;
         if api != Api::OAuth2 || !extensions.any() {
             return None;
@@ -42,6 +50,7 @@ impl Strict {
             client_key,
             assertion_jtis: JtiCache::new(),
             dpop: extensions.dpop.clone().map(DpopState::new),
+            mtls,
         })
     }
 
@@ -51,5 +60,20 @@ impl Strict {
 
     pub(super) fn revocation_endpoint(&self) -> String {
         format!("{}{REVOKE_PATH}", self.issuer)
+    }
+
+    /// The TLS listener's endpoints as RFC 8705 5 `mtls_endpoint_aliases`, when it listens.
+    pub(super) fn mtls_endpoint_aliases(&self) -> Option<serde_json::Value> {
+        let origin = &self.mtls.as_ref()?.origin;
+        let mut aliases = serde_json::json!({
+            "token_endpoint": format!("{origin}{}", oauth2::TOKEN_PATH),
+        });
+        if let (true, Some(map)) = (self.config.revocation, aliases.as_object_mut()) {
+            map.insert(
+                "revocation_endpoint".to_owned(),
+                format!("{origin}{REVOKE_PATH}").into(),
+            );
+        }
+        Some(aliases)
     }
 }

@@ -51,11 +51,15 @@ struct AccessEntry {
     bound: Option<Arc<Bound>>,
 }
 
-/// What an access token of the OAuth2 extensions is bound to: a DPoP key, audiences.
+/// What an access token of the OAuth2 extensions is bound to: a DPoP key, a client
+/// certificate, audiences.
 #[derive(Debug, Default)]
 pub(super) struct Bound {
     /// The RFC 7638 thumbprint of the DPoP key that obtained the token (`cnf.jkt`).
     pub(super) jkt: Option<String>,
+    /// The SHA-256 thumbprint of the client certificate it was issued over (`cnf.x5t#S256`,
+    /// RFC 8705 3.1).
+    pub(super) x5t: Option<String>,
     /// The audiences and resources it was issued for (`aud`).
     pub(super) audiences: Vec<String>,
 }
@@ -207,8 +211,15 @@ impl Tokens {
             if let Some(scope) = scope {
                 map.insert("scope".to_owned(), scope.into());
             }
+            let mut cnf = serde_json::Map::new();
             if let Some(jkt) = bound.and_then(|b| b.jkt.as_deref()) {
-                map.insert("cnf".to_owned(), serde_json::json!({ "jkt": jkt }));
+                cnf.insert("jkt".to_owned(), jkt.into());
+            }
+            if let Some(x5t) = bound.and_then(|b| b.x5t.as_deref()) {
+                cnf.insert("x5t#S256".to_owned(), x5t.into());
+            }
+            if !cnf.is_empty() {
+                map.insert("cnf".to_owned(), cnf.into());
             }
             if let Some(bound) = bound.filter(|b| !b.audiences.is_empty()) {
                 map.insert("aud".to_owned(), bound.audiences.clone().into());

@@ -65,7 +65,9 @@ use crate::provider::{AuthResponse, Failure, Provider, TokenPolicy};
 use crate::secret::Secret;
 use crate::token::TokenSet;
 
-/// How a confidential client authenticates to the token endpoint (RFC 6749 §2.3.1).
+/// How a client authenticates to the token and revocation endpoints (RFC 6749 §2.3.1,
+/// RFC 8705 §2), set with [`Builder::client_auth`]. (Client assertions, RFC 7523, are a
+/// [`ClientAssertion`] given to [`Builder::build_with_assertion`].)
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ClientAuth {
@@ -74,6 +76,41 @@ pub enum ClientAuth {
     SecretBasic,
     /// `client_id` and `client_secret` in the request body (`client_secret_post`).
     SecretPost,
+    /// `tls_client_auth` (RFC 8705 §2.1): the client authenticates by the TLS client
+    /// certificate a certificate authority issued it, which the auth transport presents; the
+    /// request carries `client_id` in the body, and no secret and no `Authorization` header.
+    ///
+    /// The client has an id and no secret: build it with [`Builder::public_client`] (or
+    /// [`Builder::client_credentials_grant`] then `public_client`); a client secret given
+    /// beside it ([`Builder::confidential_client`], [`Builder::client_credentials`]) fails
+    /// [`Builder::build`] with [`ErrorKind::Config`](crate::ErrorKind::Config), since sending it
+    /// would be a second authentication method. With [`Builder::discover`], the endpoints come
+    /// from the metadata's `mtls_endpoint_aliases` where it names them. The certificate is the
+    /// auth transport's business: see the crate's README, "Mutual TLS".
+    TlsClientAuth,
+    /// `self_signed_tls_client_auth` (RFC 8705 §2.2): as [`TlsClientAuth`](Self::TlsClientAuth),
+    /// with a self-signed certificate the client registered with the server.
+    SelfSignedTlsClientAuth,
+}
+
+impl ClientAuth {
+    /// The method's registered name, as `token_endpoint_auth_methods_supported` lists it.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            ClientAuth::SecretBasic => "client_secret_basic",
+            ClientAuth::SecretPost => "client_secret_post",
+            ClientAuth::TlsClientAuth => "tls_client_auth",
+            ClientAuth::SelfSignedTlsClientAuth => "self_signed_tls_client_auth",
+        }
+    }
+
+    /// Whether the client authenticates by its TLS certificate (RFC 8705).
+    pub(crate) fn is_mtls(self) -> bool {
+        matches!(
+            self,
+            ClientAuth::TlsClientAuth | ClientAuth::SelfSignedTlsClientAuth
+        )
+    }
 }
 
 #[derive(Clone)]
@@ -87,6 +124,15 @@ enum Grant {
         subject_type: String,
         subject: SubjectFn,
     },
+}
+
+/// How a provider's calls authenticate the client.
+#[derive(Clone, Copy)]
+enum Auth {
+    /// As the builder says: a secret, a TLS certificate, or only a client id.
+    Configured,
+    /// By a client assertion added per call; its method's name when known.
+    Assertion(Option<&'static str>),
 }
 
 /// RFC 8693's grant type.
@@ -196,8 +242,9 @@ impl Builder {
         }
     }
 
-    /// A public client: `client_id` in the body, no secret (as OIDC servers such as Keycloak use
-    /// for password logins).
+    /// A client with an id and no secret: `client_id` in the body. A public client (as OIDC
+    /// servers such as Keycloak use for password logins), or one that authenticates by its TLS
+    /// certificate ([`ClientAuth::TlsClientAuth`], [`ClientAuth::SelfSignedTlsClientAuth`]).
     pub fn public_client(mut self, client_id: &str) -> Self {
         self.client_id = Some(client_id.to_owned());
         self.client_secret = None;
@@ -215,7 +262,8 @@ impl Builder {
         self
     }
 
-    /// How a confidential client sends its secret. Default: [`ClientAuth::SecretBasic`].
+    /// How the client authenticates: how a confidential client sends its secret, or that it
+    /// presents a TLS client certificate. Default: [`ClientAuth::SecretBasic`].
     pub fn client_auth(mut self, client_auth: ClientAuth) -> Self {
         self.client_auth = client_auth;
         self
@@ -256,16 +304,23 @@ impl Builder {
     /// `issuer` exactly, its `token_endpoint` (and `revocation_endpoint`, unless
     /// [`revocation_url`](Self::revocation_url) names one) used instead of the URL given to the
     /// constructor (pass the issuer there too); fetched again when the token endpoint answers
-    /// 404. A document naming another issuer fails the login with
-    /// [`ErrorKind::Config`](crate::ErrorKind::Config), and no credentials are sent.
+    /// 404. With a mutual TLS [`ClientAuth`], the endpoints of its `mtls_endpoint_aliases`
+    /// (RFC 8705 §5) replace the plain ones where it names them. A document naming another
+    /// issuer, or whose `token_endpoint_auth_methods_supported` leaves out the client's method
+    /// (`client_secret_basic`, `client_secret_post`, `tls_client_auth`,
+    /// `self_signed_tls_client_auth`, or a signed assertion's `private_key_jwt` or
+    /// `client_secret_jwt`), fails the login with [`ErrorKind::Config`](crate::ErrorKind::Config),
+    /// and no credentials are sent.
     pub fn discover(mut self, issuer: &str) -> Self {
         self.issuer = Some(issuer.to_owned());
         self
     }
 
-    /// Builds the provider; fails on an invalid token URL.
+    /// Builds the provider; fails with [`ErrorKind::Config`](crate::ErrorKind::Config) on an
+    /// invalid token URL, and on a mutual TLS [`ClientAuth`] without a client id or with a
+    /// client secret.
     pub fn build(self) -> Result<HttpProvider, AuthError> {
-        self.provider(false)
+        self.provider(Auth::Configured)
     }
 
     /// Builds a provider whose client authenticates with `assertion` (RFC 7523 §2.2), made anew
@@ -274,8 +329,8 @@ impl Builder {
     /// The assertion's client replaces any set with [`public_client`](Self::public_client) or
     /// [`confidential_client`](Self::confidential_client), whose secret is then never sent.
     ///
-    /// Fails on an invalid token URL, and for `client_secret_jwt` on a client secret shorter
-    /// than 32 bytes (RFC 7518 §3.2).
+    /// Fails on an invalid token URL, for `client_secret_jwt` on a client secret shorter than 32
+    /// bytes (RFC 7518 §3.2), and with a mutual TLS [`ClientAuth`] (two authentication methods).
     ///
     /// ```
     /// # #[cfg(feature = "jose")] {
@@ -295,22 +350,40 @@ impl Builder {
         mut self,
         assertion: ClientAssertion,
     ) -> Result<AssertionProvider, AuthError> {
+        if self.client_auth.is_mtls() {
+            return Err(AuthError::config(format!(
+                "a client assertion and `{}` are two client authentication methods: use one",
+                self.client_auth.name()
+            )));
+        }
         self.client_id = Some(assertion.client_id.clone());
         self.client_secret = None;
         let mint = assertion.mint(&self.token_url)?;
         Ok(AssertionProvider {
-            inner: self.provider(true)?.client_assertion(mint),
+            inner: self
+                .provider(Auth::Assertion(assertion.method()))?
+                .client_assertion(mint),
         })
     }
 
-    /// The provider, its calls authenticating the client as configured; with `assertion`, only
-    /// the `client_id` goes in the body (the assertion is added per call).
-    fn provider(&self, assertion: bool) -> Result<HttpProvider, AuthError> {
+    /// The client authentication method's registered name, when it is known: what discovery
+    /// checks the server supports. A public client's (`none`) is not checked: servers that take
+    /// one for the password grant rarely list it.
+    fn method(&self, auth: Auth) -> Option<&'static str> {
+        match auth {
+            Auth::Assertion(method) => method,
+            Auth::Configured if self.client_auth.is_mtls() => Some(self.client_auth.name()),
+            Auth::Configured => self.client_secret.as_ref().map(|_| self.client_auth.name()),
+        }
+    }
+
+    /// The provider, its calls authenticating the client as `auth` says.
+    fn provider(&self, auth: Auth) -> Result<HttpProvider, AuthError> {
         // A form POST to `url`, the client authenticated as configured: with an assertion,
         // only its `client_id` in the body (the assertion is added per call).
-        let call_at = |url: &str, grant_type| match assertion {
-            true => self.assertion_call_at(url, grant_type),
-            false => self.call_at(url, grant_type),
+        let call_at = |url: &str, grant_type| match auth {
+            Auth::Assertion(_) => self.assertion_call_at(url, grant_type),
+            Auth::Configured => self.call_at(url, grant_type),
         };
         let call = |grant_type| call_at(&self.token_url, Some(grant_type));
         let login = match &self.grant {
@@ -341,7 +414,9 @@ impl Builder {
         let provider = match &self.issuer {
             Some(issuer) => {
                 let revocations = self.revocation_url.is_none();
-                provider.discovering(Discovered::new(issuer)?, revocations)
+                let discovered = Discovered::new(issuer)?
+                    .for_client(self.method(auth), self.client_auth.is_mtls());
+                provider.discovering(discovered, revocations)
             }
             None => provider,
         };
@@ -374,21 +449,35 @@ impl Builder {
         })
     }
 
-    /// A form POST to `url`, with `grant_type` if given and the client's authentication.
+    /// A form POST to `url`, with `grant_type` if given and the client's authentication: the one
+    /// place that decides what of the client's credentials a request carries.
     fn call_at(&self, url: &str, grant_type: Option<&'static str>) -> Result<CallSpec, AuthError> {
         let spec = form_post(url, grant_type)?;
-        Ok(
-            match (&self.client_id, &self.client_secret, self.client_auth) {
-                (None, _, _) => spec,
-                (Some(id), None, _) => spec.field("client_id", id.clone()),
-                (Some(id), Some(secret), ClientAuth::SecretPost) => spec
-                    .field("client_id", id.clone())
-                    .secret_field("client_secret", secret.clone()),
-                (Some(id), Some(secret), ClientAuth::SecretBasic) => {
-                    spec.basic_auth_value(basic_form_encoded(id, secret)?)
-                }
-            },
-        )
+        let auth = self.client_auth;
+        Ok(match (&self.client_id, &self.client_secret, auth) {
+            // RFC 8705 §2: the certificate authenticates; `client_id` says whose it is.
+            (None, _, ClientAuth::TlsClientAuth | ClientAuth::SelfSignedTlsClientAuth) => {
+                return Err(AuthError::config(format!(
+                    "`{}` needs the client id: build the client with `public_client(id)`",
+                    auth.name()
+                )))
+            }
+            (Some(_), Some(_), ClientAuth::TlsClientAuth | ClientAuth::SelfSignedTlsClientAuth) => {
+                return Err(AuthError::config(format!(
+                    "`{}` sends no client secret (the TLS certificate authenticates the client): \
+                     build the client with `public_client(id)`, without a secret",
+                    auth.name()
+                )))
+            }
+            (None, _, _) => spec,
+            (Some(id), None, _) => spec.field("client_id", id.clone()),
+            (Some(id), Some(secret), ClientAuth::SecretPost) => spec
+                .field("client_id", id.clone())
+                .secret_field("client_secret", secret.clone()),
+            (Some(id), Some(secret), ClientAuth::SecretBasic) => {
+                spec.basic_auth_value(basic_form_encoded(id, secret)?)
+            }
+        })
     }
 }
 
@@ -542,6 +631,18 @@ impl ClientAssertion {
             client_id: client_id.to_owned(),
             source,
             audience: None,
+        }
+    }
+
+    /// The registered name of the method the assertions authenticate by, when it is known (an
+    /// assertion from a file or function may be either).
+    fn method(&self) -> Option<&'static str> {
+        match self.source {
+            #[cfg(feature = "jose")]
+            Source::PrivateKey(_) => Some("private_key_jwt"),
+            #[cfg(feature = "jose")]
+            Source::Secret(_) => Some("client_secret_jwt"),
+            Source::File(_) | Source::Function(_) => None,
         }
     }
 
@@ -795,6 +896,66 @@ mod tests {
             body(login).await,
             "grant_type=client_credentials&client_id=app&client_secret=sec"
         );
+    }
+
+    #[tokio::test]
+    async fn mtls_methods_send_the_client_id_alone() {
+        for auth in [
+            ClientAuth::TlsClientAuth,
+            ClientAuth::SelfSignedTlsClientAuth,
+        ] {
+            let p = Builder::client_credentials_grant("https://idp.test/token")
+                .public_client("app")
+                .client_auth(auth)
+                .scope("read")
+                .revocation_url("https://idp.test/revoke")
+                .build()
+                .unwrap();
+            let login = p.login_request().unwrap();
+            assert!(!login.headers().contains_key(AUTHORIZATION));
+            assert_eq!(
+                body(login).await,
+                "grant_type=client_credentials&client_id=app&scope=read"
+            );
+            let revoke = p
+                .revocation_request(&Secret::from("at"), "access_token")
+                .unwrap()
+                .unwrap();
+            assert!(!revoke.headers().contains_key(AUTHORIZATION));
+            assert_eq!(
+                body(revoke).await,
+                "client_id=app&token=at&token_type_hint=access_token"
+            );
+        }
+    }
+
+    #[test]
+    fn mtls_methods_refuse_a_secret_a_missing_id_and_an_assertion() {
+        let with_secret = Builder::client_credentials("https://idp.test/token", "app", "s3cret")
+            .client_auth(ClientAuth::TlsClientAuth)
+            .build()
+            .unwrap_err();
+        assert_eq!(with_secret.kind(), crate::ErrorKind::Config);
+        assert_eq!(
+            with_secret.to_string(),
+            "invalid auth configuration: `tls_client_auth` sends no client secret (the TLS \
+             certificate authenticates the client): build the client with `public_client(id)`, \
+             without a secret"
+        );
+        let without_id = Builder::client_credentials_grant("https://idp.test/token")
+            .client_auth(ClientAuth::SelfSignedTlsClientAuth)
+            .build()
+            .unwrap_err();
+        assert_eq!(without_id.kind(), crate::ErrorKind::Config);
+        assert!(
+            without_id.to_string().contains("needs the client id"),
+            "{without_id}"
+        );
+        let assertion = Builder::client_credentials_grant("https://idp.test/token")
+            .client_auth(ClientAuth::TlsClientAuth)
+            .build_with_assertion(ClientAssertion::from_fn("app", || Ok(Secret::from("a"))))
+            .unwrap_err();
+        assert_eq!(assertion.kind(), crate::ErrorKind::Config);
     }
 
     #[test]

@@ -15,6 +15,7 @@ mod load;
 mod malformed;
 mod modern;
 mod modern_malformed;
+mod mtls;
 mod oauth2;
 mod oli;
 mod resource;

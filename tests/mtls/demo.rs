@@ -1,0 +1,124 @@
+//! The demo's external mode with `--client-auth tls_client_auth`: the client certificate from
+//! PEM files presented by the auth transport and the API transport alike, the endpoints from the
+//! issuer's metadata (its mTLS aliases), the emulation's CA trusted with `--ca-cert`; and a key
+//! file that is no key refused with a message that names the file, not its content.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use tower_token_auth_emulation::{ClientAuth as Registered, Config, Discovery, OAuthExtensions};
+
+use crate::certs::{self, Ca, CLIENT_NAME};
+use crate::support::demo::demo_binary;
+
+const REQUESTS: u64 = 300;
+
+/// A fresh directory for this test's files.
+fn dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("tta-mtls-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn write(dir: &Path, name: &str, content: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, content).unwrap();
+    path
+}
+
+async fn run(args: Vec<String>) -> Output {
+    let demo = demo_binary();
+    tokio::task::spawn_blocking(move || {
+        Command::new(demo)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("the demo runs")
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_authenticates_with_its_client_certificate() {
+    let ca = Ca::new("clients CA");
+    let registered = Registered::TlsClientAuth {
+        san_dns: CLIENT_NAME.to_owned(),
+    };
+    let config = Config {
+        extensions: OAuthExtensions {
+            discovery: Some(Discovery::default()),
+            ..OAuthExtensions::default()
+        },
+        ..Config::default()
+    };
+    let emulation = certs::emulation(registered, Some(&ca), config).await;
+    let files = dir("demo");
+    let identity = ca.client(CLIENT_NAME);
+    let cert = write(&files, "client.pem", &identity.cert_pem);
+    let key = write(&files, "client.key", &identity.key_pem);
+    let server_ca = write(&files, "server-ca.pem", emulation.server_ca_pem().unwrap());
+    let path = |p: &Path| p.display().to_string();
+    let args = [
+        "--provider",
+        "oauth2-client-credentials",
+        "--issuer",
+        &emulation.issuer(),
+        "--api-url",
+        &emulation.mtls_resource_url().unwrap(),
+        "--client-id",
+        &emulation.config().client_id,
+        "--client-auth",
+        "tls_client_auth",
+        "--client-cert",
+        &path(&cert),
+        "--client-key",
+        &path(&key),
+        "--ca-cert",
+        &path(&server_ca),
+        "--requests",
+        &REQUESTS.to_string(),
+        "--json",
+    ];
+    let output = run(args.iter().map(|a| a.to_string()).collect()).await;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "demo failed: {stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(stdout.lines().last().expect("a report line")).expect("JSON");
+    assert_eq!(report["requests"], REQUESTS, "{report}");
+    assert_eq!(report["failed"], 0, "{report}");
+    assert_eq!(report["logins"], 1, "{report}");
+    let stats = emulation.stats();
+    assert_eq!(stats.violations, 0, "{:?}", emulation.violation_reasons());
+    assert_eq!(
+        (
+            stats.discovery_fetches,
+            stats.logins,
+            stats.client_certificates
+        ),
+        (1, 1, 1),
+        "{stats:?}"
+    );
+    assert_eq!(stats.certificate_bound_uses, REQUESTS, "{stats:?}");
+
+    // A key file that holds no key: a clear error naming the file, never quoting it; no call.
+    let secretish = "MC4CAQAwBQYDK2VwBCIEIKEYMATERIALKEYMATERIAL";
+    let bad = write(&files, "bad.key", secretish);
+    let mut args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let at = args.iter().position(|a| a == "--client-key").unwrap() + 1;
+    args[at] = path(&bad);
+    let output = run(args).await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{}: not a PEM private key", bad.display())),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("KEYMATERIAL"), "{stderr}");
+    assert_eq!(emulation.stats().logins, 1);
+    std::fs::remove_dir_all(&files).unwrap();
+}
