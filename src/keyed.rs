@@ -1,19 +1,4 @@
-//! One layer, many sessions: a session per key (a tenant, a user, a scope or resource), each
-//! with its own slot, single flight, backoff, DPoP nonces and store key.
-//!
-//! A request names its session by a key: a request extension of the key's type (the default),
-//! or what a function of the request's URI and headers returns
-//! ([`KeyedAuthLayerBuilder::key_from`]). The first request (or
-//! [`handle`](KeyedAuthLayer::handle)) for a key builds its session with the factory, which
-//! returns the [`AuthLayerBuilder`] for that key: its provider with the key's credentials,
-//! scope, resource or subject token, and any setting the layer has (policy, store and store
-//! key, timeouts). Sessions are kept in a copy-on-write map: a request for a known key reads it
-//! without a lock (one atomic load and a hash lookup), and only a new key takes the lock that
-//! builds and inserts sessions. At most [`max_sessions`](KeyedAuthLayerBuilder::max_sessions)
-//! live, the least recently used dropped first, and a session unused for
-//! [`idle_timeout`](KeyedAuthLayerBuilder::idle_timeout) is dropped at the next insertion.
-//! Dropping a session drops only the layer's reference: its auth call in flight completes, and
-//! the requests waiting on it get its token.
+//! One layer, many sessions: [`KeyedAuthLayer`].
 
 use std::collections::HashMap;
 use std::fmt;
@@ -44,7 +29,22 @@ type Build<K> = dyn Fn(&K) -> Result<AuthLayer, AuthError> + Send + Sync;
 /// A function of the request naming its session.
 type KeyFn<K> = dyn Fn(&Uri, &HeaderMap) -> Option<K> + Send + Sync;
 
-/// A [`Layer`] serving many sessions, one per key: see the [module docs](self).
+/// A [`Layer`] serving many sessions, one per key (a tenant, a user, a scope or resource), each
+/// with its own slot, single flight, backoff, DPoP nonces and store key.
+///
+/// A request names its session by a key: a request extension of the key's type (the default),
+/// or what a function of the request's URI and headers returns
+/// ([`KeyedAuthLayerBuilder::key_from`]). The first request (or
+/// [`handle`](KeyedAuthLayer::handle)) for a key builds its session with the factory, which
+/// returns the [`AuthLayerBuilder`] for that key: its provider with the key's credentials,
+/// scope, resource or subject token, and any setting the layer has (policy, store and store
+/// key, timeouts). Sessions are kept in a copy-on-write map: a request for a known key reads it
+/// without a lock (one atomic load and a hash lookup), and only a new key takes the lock that
+/// builds and inserts sessions. At most [`max_sessions`](KeyedAuthLayerBuilder::max_sessions)
+/// live, the least recently used dropped first, and a session unused for
+/// [`idle_timeout`](KeyedAuthLayerBuilder::idle_timeout) is dropped at the next insertion.
+/// Dropping a session drops only the layer's reference: its auth call in flight completes, and
+/// the requests waiting on it get its token.
 ///
 /// ```
 /// # fn build(client: tower::util::BoxCloneSyncService<http::Request<http_body_util::Full<bytes::Bytes>>, http::Response<http_body_util::Full<bytes::Bytes>>, tower::BoxError>) {
