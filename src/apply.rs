@@ -101,6 +101,9 @@ pub(crate) struct Applied {
     /// The token is DPoP-bound: each request needs a proof of its own (see
     /// [`TokenState::apply`]).
     dpop: bool,
+    /// A request needs more than the header: the token is DPoP-bound, or the policy names the
+    /// origins it may go to. One flag, so that the hot path checks one.
+    special: bool,
 }
 
 /// How many layers' tokens a thread keeps at once; a layer whose place another layer took
@@ -166,6 +169,7 @@ impl Applied {
             version,
             fresh_until: clock.first_tick_at(token.refresh_at.min(token.expires_at)),
             dpop: token.dpop,
+            special: token.dpop || manager.policy.origins.is_some(),
             token,
             name,
             value,
@@ -186,9 +190,14 @@ impl Applied {
 
     /// Whether the token is DPoP-bound: then a request does not take this copy's header but
     /// signs its own proof (see [`TokenState::apply`]).
-    #[inline]
     pub(crate) fn is_dpop(&self) -> bool {
         self.dpop
+    }
+
+    /// Whether a request needs more than this copy's header (see `Step::special`).
+    #[inline]
+    pub(crate) fn is_special(&self) -> bool {
+        self.special
     }
 
     /// The generation of the token.

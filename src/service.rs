@@ -114,8 +114,8 @@ pub(crate) struct Step<'a, S, R> {
 }
 
 impl<S, R> Step<'_, S, R> {
-    // NOTE: always inlined, as the service's `call` was before the keyed service shared it:
-    // called, it moved the request in and the future out, about a hundred instructions.
+    // NOTE: always inlined, as the service's `call` was before the keyed service shared this
+    // step: left a call, it moves the request in and the future out (tens of instructions).
     #[inline(always)]
     pub(crate) fn call<B, RB>(self, request: Request<B>) -> ResponseFuture<S, B, R>
     where
@@ -127,38 +127,85 @@ impl<S, R> Step<'_, S, R> {
     }
 
     /// [`call`](Self::call) with the manager's clock read already.
+    // NOTE: what is not the hot path (a token with a proof per request, an origin list, no token
+    // at all) leaves it through one branch each, to functions kept apart: the hot path stays
+    // small enough to be inlined into the caller's loop whole.
     #[inline(always)]
     pub(crate) fn call_at<B, RB>(
         self,
-        mut request: Request<B>,
+        request: Request<B>,
         reading: Reading,
     ) -> ResponseFuture<S, B, R>
     where
         S: Service<Request<B>, Response = Response<RB>> + Clone + Send + 'static,
         R: CloneRequest<B>,
     {
-        if let Some(origins) = &self.manager.policy.origins {
-            if !origins.allows(request.uri()) {
-                return self.outside(request);
-            }
+        match Applied::current(self.manager, reading) {
+            Some(token) if !token.is_special() => self.send(request, token, reading),
+            Some(token) => self.special(request, token, reading),
+            None => self.wait(request, reading),
         }
-        if let Some(token) = Applied::current(self.manager, reading) {
-            if token.is_dpop() {
-                return self.signed(request, &token, reading);
-            }
-            // NOTE: the copy is made before the token goes on: a replay writes its own token,
-            // so copying this one's header would be wasted.
-            let replay = self.replay_for(&request, token.generation(), reading);
-            token.apply(&mut request);
-            if let Some(replay) = replay {
-                return ResponseFuture::replayable(self.inner.call(request), replay);
-            }
-            // NOTE: each way out builds its own state of the future, instead of a value saying
-            // what to do after the answer that the future would keep and match on every answer.
-            return ResponseFuture::sent(self.inner.call(request), token);
-        }
+    }
 
-        // No usable token: the request waits for one on the cold path.
+    /// The hot path: `request` goes out with this thread's copy of the slot's token.
+    #[inline(always)]
+    fn send<B, RB>(
+        self,
+        mut request: Request<B>,
+        token: Arc<Applied>,
+        reading: Reading,
+    ) -> ResponseFuture<S, B, R>
+    where
+        S: Service<Request<B>, Response = Response<RB>> + Clone + Send + 'static,
+        R: CloneRequest<B>,
+    {
+        // NOTE: the copy is made before the token goes on: a replay writes its own token, so
+        // copying this one's header would be wasted.
+        let replay = self.replay_for(&request, token.generation(), reading);
+        token.apply(&mut request);
+        if let Some(replay) = replay {
+            return ResponseFuture::replayable(self.inner.call(request), replay);
+        }
+        // NOTE: each way out builds its own state of the future, instead of a value saying what
+        // to do after the answer that the future would keep and match on every answer.
+        ResponseFuture::sent(self.inner.call(request), token)
+    }
+
+    /// A token that needs more than its header: an origin list to check the request against
+    /// first, or a DPoP proof to sign.
+    #[cold]
+    #[inline(never)]
+    fn special<B, RB>(
+        self,
+        request: Request<B>,
+        token: Arc<Applied>,
+        reading: Reading,
+    ) -> ResponseFuture<S, B, R>
+    where
+        S: Service<Request<B>, Response = Response<RB>> + Clone + Send + 'static,
+        R: CloneRequest<B>,
+    {
+        if self.outside_origins(&request) {
+            return self.outside(request);
+        }
+        if token.is_dpop() {
+            return self.signed(request, &token, reading);
+        }
+        self.send(request, token, reading)
+    }
+
+    /// No usable token: the request waits for one on the cold path (unless its origin is not
+    /// the token's).
+    #[cold]
+    #[inline(never)]
+    fn wait<B, RB>(self, request: Request<B>, reading: Reading) -> ResponseFuture<S, B, R>
+    where
+        S: Service<Request<B>, Response = Response<RB>> + Clone + Send + 'static,
+        R: CloneRequest<B>,
+    {
+        if self.outside_origins(&request) {
+            return self.outside(request);
+        }
         self.manager.metrics.incr(Counter::TokenWait);
         let inner = take_inner(self.inner);
         ResponseFuture::waiting(Box::pin(Replay::unsent(
@@ -168,6 +215,15 @@ impl<S, R> Step<'_, S, R> {
             Arc::clone(self.manager),
             self.replay.clone(),
         )))
+    }
+
+    /// Whether the policy's origins leave out `request`'s.
+    fn outside_origins<B>(&self, request: &Request<B>) -> bool {
+        self.manager
+            .policy
+            .origins
+            .as_ref()
+            .is_some_and(|origins| !origins.allows(request.uri()))
     }
 
     /// A request to an origin the token may not go to: sent as it is, or refused.
