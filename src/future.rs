@@ -56,10 +56,11 @@ pin_project! {
         // the answer is reported to it, once) or with a copy kept for a replay (`replay`).
         Sent { #[pin] future: F, token: Option<Arc<Applied>>, replay: Option<X> },
         // Waiting for a token, or for the service to be ready to send, in the box; `None` once
-        // answered, when polling again is an error, not a panic.
-        Cold { replay: Option<X> },
-        // Refused before it went out (an origin the token may not go to); `None` once reported.
-        Refused { error: Option<Box<AuthError>> },
+        // answered, when polling again is an error, not a panic. Without a box, `refused` is
+        // the answer of a request that never went out (an origin the token may not go to, no
+        // session): a field of this state rather than a state of its own, which kept the
+        // future's `poll` from being inlined.
+        Cold { replay: Option<X>, refused: Option<Box<AuthError>> },
     }
 }
 
@@ -107,8 +108,9 @@ where
     /// The request did not go out: `error` is the answer.
     pub(crate) fn refused(error: AuthError) -> Self {
         Self {
-            state: State::Refused {
-                error: Some(Box::new(error)),
+            state: State::Cold {
+                replay: None,
+                refused: Some(Box::new(error)),
             },
         }
     }
@@ -118,6 +120,7 @@ where
         Self {
             state: State::Cold {
                 replay: Some(replay),
+                refused: None,
             },
         }
     }
@@ -167,16 +170,16 @@ where
                     }
                     state.set(State::Cold {
                         replay: Some(replay),
+                        refused: None,
                     });
                 }
-                StateProj::Refused { error } => {
-                    return Poll::Ready(Err(match error.take() {
-                        Some(error) => error,
-                        None => spent(),
-                    }));
-                }
-                StateProj::Cold { replay } => {
-                    let ready = replay.as_mut().ok_or_else(spent)?;
+                StateProj::Cold { replay, refused } => {
+                    let Some(ready) = replay.as_mut() else {
+                        return Poll::Ready(Err(match refused.take() {
+                            Some(error) => error,
+                            None => spent(),
+                        }));
+                    };
                     match ready!(ready.as_mut().poll_send(cx)) {
                         Ok(future) => {
                             let replay = replay.take();
@@ -207,9 +210,12 @@ where
             State::Sent { .. } => "sent (replayable)",
             State::Cold {
                 replay: Some(replay),
+                ..
             } if replay.token.is_some() => "ready to send",
-            State::Cold { replay: Some(_) } => "waiting for a token",
-            State::Cold { replay: None } | State::Refused { .. } => "done",
+            State::Cold {
+                replay: Some(_), ..
+            } => "waiting for a token",
+            State::Cold { replay: None, .. } => "done",
         };
         f.debug_struct("ResponseFuture")
             .field("state", &state)

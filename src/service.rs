@@ -114,9 +114,7 @@ pub(crate) struct Step<'a, S, R> {
 }
 
 impl<S, R> Step<'_, S, R> {
-    // NOTE: always inlined, as the service's `call` was before the keyed service shared this
-    // step: left a call, it moves the request in and the future out (tens of instructions).
-    #[inline(always)]
+    #[inline]
     pub(crate) fn call<B, RB>(self, request: Request<B>) -> ResponseFuture<S, B, R>
     where
         S: Service<Request<B>, Response = Response<RB>> + Clone + Send + 'static,
@@ -130,7 +128,7 @@ impl<S, R> Step<'_, S, R> {
     // NOTE: what is not the hot path (a token with a proof per request, an origin list, no token
     // at all) leaves it through one branch each, to functions kept apart: the hot path stays
     // small enough to be inlined into the caller's loop whole.
-    #[inline(always)]
+    #[inline]
     pub(crate) fn call_at<B, RB>(
         self,
         request: Request<B>,
