@@ -4,13 +4,12 @@
 //! the shipped spec file that says the same but DPoP.
 
 use std::ffi::OsString;
-use std::process::{Command, Stdio};
 
 use tower_token_auth_emulation::{Api, Config, Dpop, DpopNonces, Emulation, OAuthExtensions};
 
 use crate::key_path;
 use crate::specs::{example_emulation, example_extensions, RESOURCE};
-use crate::support::demo::demo_binary;
+use crate::support::demo::{report, run};
 
 const REQUESTS: u64 = 300;
 
@@ -22,29 +21,20 @@ async fn run_demo(
     args: Vec<OsString>,
     env: Vec<(&'static str, OsString)>,
 ) -> serde_json::Value {
-    let demo = demo_binary();
-    let resource_url = emulation.resource_url();
-    let client_id = emulation.config().client_id.clone();
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new(demo)
-            .args(args)
-            .args(["--api-url", &resource_url, "--client-id", &client_id])
-            .args(["--requests", &REQUESTS.to_string(), "--json"])
-            .envs(env)
-            .stdin(Stdio::null())
-            .output()
-            .expect("the demo runs")
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "demo failed: {stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
+    let mut args = args;
+    args.extend(
+        [
+            "--api-url",
+            &emulation.resource_url(),
+            "--client-id",
+            &emulation.config().client_id,
+            "--requests",
+            &REQUESTS.to_string(),
+            "--json",
+        ]
+        .map(OsString::from),
     );
-    let report: serde_json::Value =
-        serde_json::from_str(stdout.lines().last().expect("a report line")).expect("JSON");
+    let report = report(&run(args, env).await);
     assert_eq!(report["requests"], REQUESTS, "{report}");
     assert_eq!(report["failed"], 0, "{report}");
     let stats = emulation.stats();

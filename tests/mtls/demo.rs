@@ -4,12 +4,12 @@
 //! file that is no key refused with a message that names the file, not its content.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
 use tower_token_auth_emulation::{ClientAuth as Registered, Config, Discovery, OAuthExtensions};
 
 use crate::certs::{self, Ca, CLIENT_NAME};
-use crate::support::demo::demo_binary;
+use crate::support::demo;
 
 const REQUESTS: u64 = 300;
 
@@ -27,16 +27,7 @@ fn write(dir: &Path, name: &str, content: &str) -> PathBuf {
 }
 
 async fn run(args: Vec<String>) -> Output {
-    let demo = demo_binary();
-    tokio::task::spawn_blocking(move || {
-        Command::new(demo)
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .expect("the demo runs")
-    })
-    .await
-    .unwrap()
+    demo::run(args, Vec::<(String, String)>::new()).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -80,15 +71,7 @@ async fn the_demo_authenticates_with_its_client_certificate() {
         &REQUESTS.to_string(),
         "--json",
     ];
-    let output = run(args.iter().map(|a| a.to_string()).collect()).await;
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "demo failed: {stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let report: serde_json::Value =
-        serde_json::from_str(stdout.lines().last().expect("a report line")).expect("JSON");
+    let report = demo::report(&run(args.iter().map(|a| a.to_string()).collect()).await);
     assert_eq!(report["requests"], REQUESTS, "{report}");
     assert_eq!(report["failed"], 0, "{report}");
     assert_eq!(report["logins"], 1, "{report}");

@@ -215,39 +215,32 @@ async fn a_key_from_a_header_and_the_sessions_handle() {
 /// report gives one login per session and none evicted, the emulation 0 violations.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_spreads_requests_over_keyed_sessions() {
-    use std::process::{Command, Stdio};
+    use crate::support::demo;
 
     let emulation = emulation().await;
     let c = emulation.config().clone();
-    let demo = crate::support::demo::demo_binary();
-    let (auth_url, api_url) = (
-        emulation.base_url(),
-        format!("http://{}/resource/{{session}}", emulation.addr()),
-    );
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new(demo)
-            .args(["--provider", "oauth2-client-credentials"])
-            .args(["--auth-url", &auth_url, "--api-url", &api_url])
-            .args([
-                "--client-id",
-                &c.client_id,
-                "--client-secret",
-                &c.client_secret,
-            ])
-            .args(["--sessions", "50", "--requests", "1000", "--json"])
-            .stdin(Stdio::null())
-            .output()
-            .expect("the demo runs")
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let report: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    let api_url = format!("http://{}/resource/{{session}}", emulation.addr());
+    let args = [
+        "--provider",
+        "oauth2-client-credentials",
+        "--auth-url",
+        &emulation.base_url(),
+        "--api-url",
+        &api_url,
+        "--client-id",
+        &c.client_id,
+        "--client-secret",
+        &c.client_secret,
+        "--sessions",
+        "50",
+        "--requests",
+        "1000",
+        "--json",
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    let no_env: Vec<(String, String)> = Vec::new();
+    let report = demo::report(&demo::run(args, no_env).await);
     assert_eq!(
         (report["requests"].as_u64(), report["failed"].as_u64()),
         (Some(1000), Some(0)),
