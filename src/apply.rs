@@ -98,9 +98,6 @@ pub(crate) struct Applied {
     name: HeaderName,
     value: HeaderValue,
     classifier: Classifier,
-    /// The token is DPoP-bound: each request needs a proof of its own (see
-    /// [`TokenState::apply`]).
-    dpop: bool,
     /// A request needs more than the header: the token is DPoP-bound, or the policy names the
     /// origins it may go to. One flag, so that the hot path checks one.
     special: bool,
@@ -168,7 +165,6 @@ impl Applied {
             address: Arc::as_ptr(manager) as usize,
             version,
             fresh_until: clock.first_tick_at(token.refresh_at.min(token.expires_at)),
-            dpop: token.dpop,
             special: token.dpop || manager.policy.origins.is_some(),
             token,
             name,
@@ -191,7 +187,7 @@ impl Applied {
     /// Whether the token is DPoP-bound: then a request does not take this copy's header but
     /// signs its own proof (see [`TokenState::apply`]).
     pub(crate) fn is_dpop(&self) -> bool {
-        self.dpop
+        self.token.dpop
     }
 
     /// Whether a request needs more than this copy's header (see `Step::special`).
