@@ -98,9 +98,10 @@ pub(crate) struct Applied {
     name: HeaderName,
     value: HeaderValue,
     classifier: Classifier,
-    /// A request needs more than the header: the token is DPoP-bound, or the policy names the
-    /// origins it may go to. One flag, so that the hot path checks one.
-    special: bool,
+    /// A request needs nothing but the header: the token is not DPoP-bound, the policy names no
+    /// origins, and requests are not copied for a replay. One flag, so that the hot path checks
+    /// one.
+    plain: bool,
 }
 
 /// How many layers' tokens a thread keeps at once; a layer whose place another layer took
@@ -165,7 +166,7 @@ impl Applied {
             address: Arc::as_ptr(manager) as usize,
             version,
             fresh_until: clock.first_tick_at(token.refresh_at.min(token.expires_at)),
-            special: token.dpop || manager.policy.origins.is_some(),
+            plain: !(token.dpop || manager.policy.origins.is_some() || manager.replays),
             token,
             name,
             value,
@@ -190,10 +191,11 @@ impl Applied {
         self.token.dpop
     }
 
-    /// Whether a request needs more than this copy's header (see `Step::special`).
+    /// Whether a request needs nothing but this copy's header: the hot path (see
+    /// `AuthService::call`).
     #[inline]
-    pub(crate) fn is_special(&self) -> bool {
-        self.special
+    pub(crate) fn is_plain(&self) -> bool {
+        self.plain
     }
 
     /// The generation of the token.

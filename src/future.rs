@@ -142,57 +142,75 @@ where
 {
     type Output = Result<Response<RB>, BoxError>;
 
-    #[inline]
+    #[inline(always)]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut state = self.project().state;
-        loop {
-            match state.as_mut().project() {
-                StateProj::Sent {
-                    future,
-                    token,
-                    replay,
-                } => {
-                    if token.is_some() {
-                        // NOTE: the answer goes back as the inner future gave it, checked in
-                        // place: binding it (`?`) copied it once more on the hot path.
-                        let output = ready!(future.poll(cx)).map_err(Into::into);
-                        if let (Ok(response), Some(token)) = (&output, token.take()) {
-                            token.answered(response.status(), response.headers());
-                        }
-                        return Poll::Ready(output);
-                    }
-                    let response = ready!(future.poll(cx)).map_err(Into::into)?;
-                    let Some(mut replay) = replay.take() else {
-                        return Poll::Ready(Ok(response));
-                    };
-                    if let Some(response) = replay.as_mut().answered(response) {
-                        return Poll::Ready(Ok(response));
-                    }
-                    state.set(State::Cold {
-                        replay: Some(replay),
-                        refused: None,
-                    });
+        if let StateProj::Sent {
+            future,
+            token: token @ Some(_),
+            ..
+        } = state.as_mut().project()
+        {
+            // NOTE: the answer goes back as the inner future gave it, checked in place: binding
+            // it (`?`) copied it once more on the hot path.
+            let output = ready!(future.poll(cx)).map_err(Into::into);
+            if let (Ok(response), Some(token)) = (&output, token.take()) {
+                token.answered(response.status(), response.headers());
+            }
+            return Poll::Ready(output);
+        }
+        poll_cold(state, cx)
+    }
+}
+
+/// Every state but the hot path's: a send whose copy is kept, a wait for a token or for the
+/// service, a refusal.
+// NOTE: kept out of the future's `poll`, so that the hot path's is small enough to be inlined
+// into the caller's.
+#[inline(never)]
+fn poll_cold<S, B, R, RB>(
+    mut state: Pin<&mut State<S::Future, Boxed<S, B, R>>>,
+    cx: &mut Context<'_>,
+) -> Poll<Result<Response<RB>, BoxError>>
+where
+    S: Service<Request<B>, Response = Response<RB>>,
+    S::Error: Into<BoxError>,
+    R: CloneRequest<B>,
+{
+    loop {
+        match state.as_mut().project() {
+            StateProj::Sent { future, replay, .. } => {
+                let response = ready!(future.poll(cx)).map_err(Into::into)?;
+                let Some(mut replay) = replay.take() else {
+                    return Poll::Ready(Ok(response));
+                };
+                if let Some(response) = replay.as_mut().answered(response) {
+                    return Poll::Ready(Ok(response));
                 }
-                StateProj::Cold { replay, refused } => {
-                    let Some(ready) = replay.as_mut() else {
-                        return Poll::Ready(Err(match refused.take() {
-                            Some(error) => error,
-                            None => spent(),
-                        }));
-                    };
-                    match ready!(ready.as_mut().poll_send(cx)) {
-                        Ok(future) => {
-                            let replay = replay.take();
-                            state.set(State::Sent {
-                                future,
-                                token: None,
-                                replay,
-                            });
-                        }
-                        Err(answer) => {
-                            *replay = None;
-                            return Poll::Ready(answer);
-                        }
+                state.set(State::Cold {
+                    replay: Some(replay),
+                    refused: None,
+                });
+            }
+            StateProj::Cold { replay, refused } => {
+                let Some(ready) = replay.as_mut() else {
+                    return Poll::Ready(Err(match refused.take() {
+                        Some(error) => error,
+                        None => spent(),
+                    }));
+                };
+                match ready!(ready.as_mut().poll_send(cx)) {
+                    Ok(future) => {
+                        let replay = replay.take();
+                        state.set(State::Sent {
+                            future,
+                            token: None,
+                            replay,
+                        });
+                    }
+                    Err(answer) => {
+                        *replay = None;
+                        return Poll::Ready(answer);
                     }
                 }
             }

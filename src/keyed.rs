@@ -13,6 +13,7 @@ use http::{HeaderMap, Request, Response, Uri};
 use tower_layer::Layer;
 use tower_service::Service;
 
+use crate::apply::Applied;
 use crate::clock::{Clock, Reading};
 use crate::error::{AuthError, BoxError};
 use crate::future::ResponseFuture;
@@ -355,7 +356,7 @@ where
     }
 
     #[inline]
-    fn call(&mut self, request: Request<B>) -> Self::Future {
+    fn call(&mut self, mut request: Request<B>) -> Self::Future {
         let sessions = &*self.sessions;
         let map = sessions.map.load();
         let found = match &sessions.key_fn {
@@ -378,12 +379,19 @@ where
         // One clock read for the session's recency and its token's freshness.
         let reading = session.manager.clock().read();
         session.touch(sessions.moment_of(reading));
-        Step {
-            manager: &session.manager,
-            inner: &mut self.inner,
-            replay: &self.replay,
+        // NOTE: the hot path written out, as in `AuthService::call` (see there).
+        match Applied::current(&session.manager, reading) {
+            Some(token) if token.is_plain() => {
+                token.apply(&mut request);
+                ResponseFuture::sent(self.inner.call(request), token)
+            }
+            token => Step {
+                manager: &session.manager,
+                inner: &mut self.inner,
+                replay: &self.replay,
+            }
+            .cold(request, token, reading),
         }
-        .call_at(request, reading)
     }
 }
 
@@ -399,12 +407,13 @@ impl<S, K, R> KeyedAuthService<S, K, R> {
         S: Service<Request<B>, Response = Response<RB>> + Clone + Send + 'static,
         R: CloneRequest<B>,
     {
+        let reading = manager.clock().read();
         Step {
             manager,
             inner: &mut self.inner,
             replay: &self.replay,
         }
-        .call(request)
+        .cold(request, Applied::current(manager, reading), reading)
     }
 }
 

@@ -94,19 +94,33 @@ where
     }
 
     #[inline]
-    fn call(&mut self, request: Request<B>) -> Self::Future {
-        Step {
-            manager: &self.shared,
-            inner: &mut self.inner,
-            replay: &self.replay,
+    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+        let reading = self.shared.clock().read();
+        // NOTE: the hot path is written out here and in `KeyedAuthService::call` rather than in
+        // a function of `Step` both call: passing the request by value through one more
+        // function copied it (a `memcpy` of the whole request) on every request, inlined or
+        // not. Everything else goes to `Step::cold`, which takes any token.
+        match Applied::current(&self.shared, reading) {
+            Some(token) if token.is_plain() => {
+                token.apply(&mut request);
+                // NOTE: each way out builds its own state of the future, instead of a value
+                // saying what to do after the answer that the future would keep and match on
+                // every answer.
+                ResponseFuture::sent(self.inner.call(request), token)
+            }
+            token => Step {
+                manager: &self.shared,
+                inner: &mut self.inner,
+                replay: &self.replay,
+            }
+            .cold(request, token, reading),
         }
-        .call(request)
     }
 }
 
-/// What the middleware does with one request of one session: the hot path, and the hand-over
-/// of a request that has no usable token. [`AuthService`] takes its layer's session; a keyed
-/// layer's service ([`KeyedAuthService`](crate::KeyedAuthService)) the request's.
+/// What the middleware does with a request of one session that the hot path (a token whose
+/// header is all the request needs) does not take. [`AuthService`] takes its layer's session; a
+/// keyed layer's service ([`KeyedAuthService`](crate::KeyedAuthService)) the request's.
 pub(crate) struct Step<'a, S, R> {
     pub(crate) manager: &'a Arc<Manager>,
     pub(crate) inner: &'a mut S,
@@ -114,39 +128,33 @@ pub(crate) struct Step<'a, S, R> {
 }
 
 impl<S, R> Step<'_, S, R> {
-    #[inline]
-    pub(crate) fn call<B, RB>(self, request: Request<B>) -> ResponseFuture<S, B, R>
-    where
-        S: Service<Request<B>, Response = Response<RB>> + Clone + Send + 'static,
-        R: CloneRequest<B>,
-    {
-        let reading = self.manager.clock().read();
-        self.call_at(request, reading)
-    }
-
-    /// [`call`](Self::call) with the manager's clock read already.
-    // NOTE: what is not the hot path (a token with a proof per request, an origin list, no token
-    // at all) leaves it through one branch each, to functions kept apart: the hot path stays
-    // small enough to be inlined into the caller's loop whole.
-    #[inline]
-    pub(crate) fn call_at<B, RB>(
+    /// Every request the hot path does not take (a copy kept for a replay, a proof per
+    /// request, an origin list, no token at all), and any request with `token`, the slot's
+    /// token at `reading` as [`Applied::current`] gave it.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn cold<B, RB>(
         self,
         request: Request<B>,
+        token: Option<Arc<Applied>>,
         reading: Reading,
     ) -> ResponseFuture<S, B, R>
     where
         S: Service<Request<B>, Response = Response<RB>> + Clone + Send + 'static,
         R: CloneRequest<B>,
     {
-        match Applied::current(self.manager, reading) {
-            Some(token) if !token.is_special() => self.send(request, token, reading),
-            Some(token) => self.special(request, token, reading),
+        if self.outside_origins(&request) {
+            return self.outside(request);
+        }
+        match token {
+            Some(token) if token.is_dpop() => self.signed(request, &token, reading),
+            Some(token) => self.send(request, token, reading),
             None => self.wait(request, reading),
         }
     }
 
-    /// The hot path: `request` goes out with this thread's copy of the slot's token.
-    #[inline(always)]
+    /// A request that takes the token's header, and a copy kept for a replay when replay is on
+    /// and the request can be copied.
     fn send<B, RB>(
         self,
         mut request: Request<B>,
@@ -161,49 +169,18 @@ impl<S, R> Step<'_, S, R> {
         // copying this one's header would be wasted.
         let replay = self.replay_for(&request, token.generation(), reading);
         token.apply(&mut request);
-        if let Some(replay) = replay {
-            return ResponseFuture::replayable(self.inner.call(request), replay);
+        match replay {
+            Some(replay) => ResponseFuture::replayable(self.inner.call(request), replay),
+            None => ResponseFuture::sent(self.inner.call(request), token),
         }
-        // NOTE: each way out builds its own state of the future, instead of a value saying what
-        // to do after the answer that the future would keep and match on every answer.
-        ResponseFuture::sent(self.inner.call(request), token)
     }
 
-    /// A token that needs more than its header: an origin list to check the request against
-    /// first, or a DPoP proof to sign.
-    #[cold]
-    #[inline(never)]
-    fn special<B, RB>(
-        self,
-        request: Request<B>,
-        token: Arc<Applied>,
-        reading: Reading,
-    ) -> ResponseFuture<S, B, R>
-    where
-        S: Service<Request<B>, Response = Response<RB>> + Clone + Send + 'static,
-        R: CloneRequest<B>,
-    {
-        if self.outside_origins(&request) {
-            return self.outside(request);
-        }
-        if token.is_dpop() {
-            return self.signed(request, &token, reading);
-        }
-        self.send(request, token, reading)
-    }
-
-    /// No usable token: the request waits for one on the cold path (unless its origin is not
-    /// the token's).
-    #[cold]
-    #[inline(never)]
+    /// No usable token: the request waits for one.
     fn wait<B, RB>(self, request: Request<B>, reading: Reading) -> ResponseFuture<S, B, R>
     where
         S: Service<Request<B>, Response = Response<RB>> + Clone + Send + 'static,
         R: CloneRequest<B>,
     {
-        if self.outside_origins(&request) {
-            return self.outside(request);
-        }
         self.manager.metrics.incr(Counter::TokenWait);
         let inner = take_inner(self.inner);
         ResponseFuture::waiting(Box::pin(Replay::unsent(
@@ -225,8 +202,6 @@ impl<S, R> Step<'_, S, R> {
     }
 
     /// A request to an origin the token may not go to: sent as it is, or refused.
-    #[cold]
-    #[inline(never)]
     fn outside<B>(self, request: Request<B>) -> ResponseFuture<S, B, R>
     where
         S: Service<Request<B>>,
@@ -239,8 +214,6 @@ impl<S, R> Step<'_, S, R> {
 
     /// A request with a DPoP-bound token: its proof is signed, and the server's nonce
     /// challenges answered, in the state a replay uses (see `Replay::with_token`).
-    #[cold]
-    #[inline(never)]
     fn signed<B>(
         self,
         request: Request<B>,
@@ -263,7 +236,7 @@ impl<S, R> Step<'_, S, R> {
     }
 
     /// What a replay of `request`, sent with the token of `generation` at `now`, would need,
-    /// when replay is enabled and the request can be copied.
+    /// when replay is on and the request can be copied.
     #[inline]
     fn replay_for<B>(
         &self,
