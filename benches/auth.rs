@@ -5,34 +5,29 @@
 //! measured loop is the same for all of them: build the request, `ready().await`, `call`, await the
 //! response, on a runtime created once per group. See `BENCHMARKS.md` for the targets.
 
-use std::convert::Infallible;
-use std::future::{ready, Future, Ready};
+use std::future::Future;
 use std::hint::black_box;
 use std::mem;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
 use http::header::AUTHORIZATION;
-use http::{HeaderValue, Request, Response, StatusCode, Uri};
-use http_body_util::{Empty, Full};
+use http::{HeaderValue, StatusCode};
 use tokio::runtime::{Builder, Runtime};
 use tokio::sync::{watch, Notify};
 use tower::{BoxError, Layer, Service, ServiceExt};
 use tower_http::auth::{AddAuthorization, AddAuthorizationLayer};
-use tower_token_auth::{AuthLayer, AuthService, KeyedAuthLayer, KeyedAuthService};
+use tower_token_auth::AuthService;
 
 mod support;
 
-use support::{auth_layer, AuthServer, TOKEN};
+use support::hot::{current_thread, inner, request, send, sequential, Res, Upstream};
+use support::{auth_layer, AuthServer, Req, TOKEN};
 
-type Body = Full<Bytes>;
-type Req = Request<Body>;
-type Res = Response<Empty<Bytes>>;
 type BoxFuture<T> = Pin<Box<dyn Future<Output = Result<T, BoxError>> + Send>>;
 
 const CONTENDED_TASKS: usize = 256;
@@ -44,25 +39,6 @@ const STORM_AUTH_DELAY: Duration = Duration::from_millis(5);
 
 // ---------------------------------------------------------------------------------------------
 // The request, the upstream and the auth server.
-
-/// Parsed once: `Uri::from_static` parses on every call, which would only add noise.
-static URI: LazyLock<Uri> = LazyLock::new(|| Uri::from_static("http://api.test/v1/items"));
-
-/// The request every stack sends (see [`support::request`]).
-fn request() -> Req {
-    support::request(&URI)
-}
-
-/// The upstream: always ready, answers an empty 200 at once.
-fn upstream(_: Req) -> Ready<Result<Res, Infallible>> {
-    ready(Ok(Response::new(Empty::new())))
-}
-
-type Upstream = tower::util::ServiceFn<fn(Req) -> Ready<Result<Res, Infallible>>>;
-
-fn inner() -> Upstream {
-    tower::service_fn(upstream as fn(Req) -> Ready<Result<Res, Infallible>>)
-}
 
 fn bearer() -> HeaderValue {
     let mut value = HeaderValue::from_str(&format!("Bearer {TOKEN}")).expect("valid token");
@@ -186,37 +162,6 @@ where
 // ---------------------------------------------------------------------------------------------
 // Drivers.
 
-/// Sends `n` requests one after another through `service`.
-async fn send<S>(service: &mut S, n: u64)
-where
-    S: Service<Req, Response = Res>,
-    S::Error: std::fmt::Debug,
-{
-    for _ in 0..n {
-        let response = service
-            .ready()
-            .await
-            .expect("ready")
-            .call(request())
-            .await
-            .expect("response");
-        black_box(response);
-    }
-}
-
-/// Times `iters` sequential requests on the current-thread runtime `rt`.
-fn sequential<S>(rt: &Runtime, service: &mut S, iters: u64) -> Duration
-where
-    S: Service<Req, Response = Res>,
-    S::Error: std::fmt::Debug,
-{
-    rt.block_on(async {
-        let start = Instant::now();
-        send(service, iters).await;
-        start.elapsed()
-    })
-}
-
 /// Times `iters` batches of [`CONTENDED_BATCH`] requests, each batch spread over
 /// [`CONTENDED_TASKS`] tasks sharing (clones of) `service`.
 fn contended_batches<S>(rt: &Runtime, service: &S, iters: u64) -> Duration
@@ -336,13 +281,6 @@ fn served(response: Result<Res, BoxError>) -> bool {
     response.is_ok_and(|response| response.status() == StatusCode::OK)
 }
 
-fn current_thread() -> Runtime {
-    Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
-}
-
 fn two_workers() -> Runtime {
     Builder::new_multi_thread()
         .worker_threads(2)
@@ -355,29 +293,6 @@ fn two_workers() -> Runtime {
 fn primed(rt: &Runtime, max_replays: u32) -> AuthService<Upstream> {
     let server = AuthServer::new(Duration::ZERO);
     let layer = auth_layer(&server, max_replays);
-    let service = layer.layer(inner());
-    rt.block_on(service.clone().oneshot(request()))
-        .expect("priming request");
-    assert_eq!(server.calls(), 1, "priming logs in once");
-    service
-}
-
-/// The session key of the keyed stack.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-struct Tenant(u32);
-
-/// A keyed auth stack (one session per tenant) over the upstream, its one session already
-/// holding a fresh token; every request names that session (a key function of the request, so
-/// that no extension is built per request). What it adds over `auth_layer` is finding the
-/// session: one atomic load, a hash lookup, a clock read.
-fn primed_keyed(rt: &Runtime) -> KeyedAuthService<Upstream, Tenant> {
-    let server = AuthServer::new(Duration::ZERO);
-    let transport = server.transport();
-    let layer = KeyedAuthLayer::builder(|_: &Tenant| {
-        Ok(AuthLayer::builder(support::BenchProvider).with_policy(|p| p.max_replays = 0))
-    })
-    .key_from(|_, _| Some(Tenant(7)))
-    .build(transport);
     let service = layer.layer(inner());
     rt.block_on(service.clone().oneshot(request()))
         .expect("priming request");
@@ -409,7 +324,6 @@ fn hot_path(c: &mut Criterion) {
     stack!("static_header", static_header());
     stack!("auth_layer", primed(&rt, 0));
     stack!("auth_layer_replay", primed(&rt, 1));
-    stack!("keyed", primed_keyed(&rt));
     stack!("mutex_cache", MutexCache::new(inner()));
     stack!("rwlock_cache", RwLockCache::new(inner()));
     group.bench_function("clone_request", |b| {

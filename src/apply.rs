@@ -98,9 +98,8 @@ pub(crate) struct Applied {
     name: HeaderName,
     value: HeaderValue,
     classifier: Classifier,
-    /// A request needs nothing but the header: the token is not DPoP-bound, the policy names no
-    /// origins, and requests are not copied for a replay. One flag, so that the hot path checks
-    /// one.
+    /// A request needs nothing but the header (and a copy, when replay is on): the token is not
+    /// DPoP-bound, and the policy names no origins. One flag, so that the hot path checks one.
     plain: bool,
 }
 
@@ -166,7 +165,7 @@ impl Applied {
             address: Arc::as_ptr(manager) as usize,
             version,
             fresh_until: clock.first_tick_at(token.refresh_at.min(token.expires_at)),
-            plain: !(token.dpop || manager.policy.origins.is_some() || manager.replays),
+            plain: !(token.dpop || manager.policy.origins.is_some()),
             token,
             name,
             value,
@@ -192,7 +191,7 @@ impl Applied {
     }
 
     /// Whether a request needs nothing but this copy's header: the hot path (see
-    /// `AuthService::call`).
+    /// `Step::prepare`).
     #[inline]
     pub(crate) fn is_plain(&self) -> bool {
         self.plain

@@ -68,27 +68,14 @@ impl<S, B, R> ResponseFuture<S, B, R>
 where
     S: Service<Request<B>>,
 {
-    /// The hot path: the request went out with this thread's copy of the token, and no copy
-    /// of it was kept.
+    /// The request went out with the slot's token, as `sending` says.
     #[inline]
-    pub(crate) fn sent(future: S::Future, token: Arc<Applied>) -> Self {
+    pub(crate) fn sent(future: S::Future, sending: Sending<S, B, R>) -> Self {
         Self {
             state: State::Sent {
                 future,
-                token: Some(token),
-                replay: None,
-            },
-        }
-    }
-
-    /// The request went out with the slot's token, and `replay` holds its copy.
-    #[inline]
-    pub(crate) fn replayable(future: S::Future, replay: Boxed<S, B, R>) -> Self {
-        Self {
-            state: State::Sent {
-                future,
-                token: None,
-                replay: Some(replay),
+                token: sending.token,
+                replay: sending.replay,
             },
         }
     }
@@ -121,6 +108,36 @@ where
             state: State::Cold {
                 replay: Some(replay),
                 refused: None,
+            },
+        }
+    }
+}
+
+/// How a request goes out with the slot's token: with this thread's copy of the token (the hot
+/// path: the answer is reported to it), or with a copy of the request kept for a replay.
+pub(crate) struct Sending<S, B, R>
+where
+    S: Service<Request<B>>,
+{
+    token: Option<Arc<Applied>>,
+    replay: Option<Boxed<S, B, R>>,
+}
+
+impl<S, B, R> Sending<S, B, R>
+where
+    S: Service<Request<B>>,
+{
+    /// With `token`, and `replay` when a copy was kept (the replay then judges the answer).
+    #[inline]
+    pub(crate) fn new(token: Arc<Applied>, replay: Option<Boxed<S, B, R>>) -> Self {
+        match replay {
+            Some(replay) => Self {
+                token: None,
+                replay: Some(replay),
+            },
+            None => Self {
+                token: Some(token),
+                replay: None,
             },
         }
     }

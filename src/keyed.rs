@@ -379,18 +379,15 @@ where
         // One clock read for the session's recency and its token's freshness.
         let reading = session.manager.clock().read();
         session.touch(sessions.moment_of(reading));
-        // NOTE: the hot path written out, as in `AuthService::call` (see there).
-        match Applied::current(&session.manager, reading) {
-            Some(token) if token.is_plain() => {
-                token.apply(&mut request);
-                ResponseFuture::sent(self.inner.call(request), token)
-            }
-            token => Step {
-                manager: &session.manager,
-                inner: &mut self.inner,
-                replay: &self.replay,
-            }
-            .cold(request, token, reading),
+        let step = Step {
+            manager: &session.manager,
+            inner: &mut self.inner,
+            replay: &self.replay,
+        };
+        // NOTE: the request stays here and goes out from here, as in `AuthService::call`.
+        match step.prepare(&mut request, reading) {
+            Ok(sending) => ResponseFuture::sent(step.inner.call(request), sending),
+            Err(token) => step.cold(request, token, reading),
         }
     }
 }

@@ -12,7 +12,7 @@ use tower_service::Service;
 use crate::apply::Applied;
 use crate::clock::Reading;
 use crate::error::BoxError;
-use crate::future::{Replay, ResponseFuture};
+use crate::future::{Replay, ResponseFuture, Sending};
 use crate::manager::Manager;
 use crate::metrics::Counter;
 use crate::provider::outside_origins;
@@ -96,31 +96,25 @@ where
     #[inline]
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
         let reading = self.shared.clock().read();
-        // NOTE: the hot path is written out here and in `KeyedAuthService::call` rather than in
-        // a function of `Step` both call: passing the request by value through one more
-        // function copied it (a `memcpy` of the whole request) on every request, inlined or
-        // not. Everything else goes to `Step::cold`, which takes any token.
-        match Applied::current(&self.shared, reading) {
-            Some(token) if token.is_plain() => {
-                token.apply(&mut request);
-                // NOTE: each way out builds its own state of the future, instead of a value
-                // saying what to do after the answer that the future would keep and match on
-                // every answer.
-                ResponseFuture::sent(self.inner.call(request), token)
-            }
-            token => Step {
-                manager: &self.shared,
-                inner: &mut self.inner,
-                replay: &self.replay,
-            }
-            .cold(request, token, reading),
+        let step = Step {
+            manager: &self.shared,
+            inner: &mut self.inner,
+            replay: &self.replay,
+        };
+        // NOTE: the request stays here, and goes out from here: passing it by value through one
+        // more function copied it (a `memcpy` of the whole request) on every request, inlined
+        // or not. `KeyedAuthService::call` does the same.
+        match step.prepare(&mut request, reading) {
+            Ok(sending) => ResponseFuture::sent(step.inner.call(request), sending),
+            Err(token) => step.cold(request, token, reading),
         }
     }
 }
 
-/// What the middleware does with a request of one session that the hot path (a token whose
-/// header is all the request needs) does not take. [`AuthService`] takes its layer's session; a
-/// keyed layer's service ([`KeyedAuthService`](crate::KeyedAuthService)) the request's.
+/// What the middleware does with one request of one session: the hot path's part before the
+/// request goes out ([`prepare`](Self::prepare)), and everything else ([`cold`](Self::cold)).
+/// [`AuthService`] takes its layer's session; a keyed layer's service
+/// ([`KeyedAuthService`](crate::KeyedAuthService)) the request's.
 pub(crate) struct Step<'a, S, R> {
     pub(crate) manager: &'a Arc<Manager>,
     pub(crate) inner: &'a mut S,
@@ -128,9 +122,39 @@ pub(crate) struct Step<'a, S, R> {
 }
 
 impl<S, R> Step<'_, S, R> {
-    /// Every request the hot path does not take (a copy kept for a replay, a proof per
-    /// request, an origin list, no token at all), and any request with `token`, the slot's
-    /// token at `reading` as [`Applied::current`] gave it.
+    /// The hot path up to the send: the token written into `request`, and a copy of the
+    /// request kept for a replay when replay is on (`Ok`); or, when the request needs more than
+    /// the token's header (a proof, an origin check) or there is no token, the request left as
+    /// it is and the slot's token for [`cold`](Self::cold) (`Err`).
+    #[inline(always)]
+    pub(crate) fn prepare<B>(
+        &self,
+        request: &mut Request<B>,
+        reading: Reading,
+    ) -> Result<Sending<S, B, R>, Option<Arc<Applied>>>
+    where
+        S: Service<Request<B>> + Clone,
+        R: CloneRequest<B>,
+    {
+        match Applied::current(self.manager, reading) {
+            Some(token) if token.is_plain() => {
+                // NOTE: the copy is made before the token goes on: a replay writes its own
+                // token, so copying this one's header would be wasted.
+                let replay = if self.manager.replays {
+                    self.replay_for(request, token.generation(), reading)
+                } else {
+                    None
+                };
+                token.apply(request);
+                Ok(Sending::new(token, replay))
+            }
+            token => Err(token),
+        }
+    }
+
+    /// Every request the hot path does not take (a proof per request, an origin list, no token
+    /// at all), and any request with `token`, the slot's token at `reading` as
+    /// [`Applied::current`] gave it.
     #[cold]
     #[inline(never)]
     pub(crate) fn cold<B, RB>(
@@ -153,8 +177,8 @@ impl<S, R> Step<'_, S, R> {
         }
     }
 
-    /// A request that takes the token's header, and a copy kept for a replay when replay is on
-    /// and the request can be copied.
+    /// A request that takes the token's header (an origin list allowed it), and a copy kept for
+    /// a replay when replay is on and the request can be copied.
     fn send<B, RB>(
         self,
         mut request: Request<B>,
@@ -165,14 +189,9 @@ impl<S, R> Step<'_, S, R> {
         S: Service<Request<B>, Response = Response<RB>> + Clone + Send + 'static,
         R: CloneRequest<B>,
     {
-        // NOTE: the copy is made before the token goes on: a replay writes its own token, so
-        // copying this one's header would be wasted.
         let replay = self.replay_for(&request, token.generation(), reading);
         token.apply(&mut request);
-        match replay {
-            Some(replay) => ResponseFuture::replayable(self.inner.call(request), replay),
-            None => ResponseFuture::sent(self.inner.call(request), token),
-        }
+        ResponseFuture::sent(self.inner.call(request), Sending::new(token, replay))
     }
 
     /// No usable token: the request waits for one.

@@ -15,6 +15,8 @@ use tower::Service;
 use tower_token_auth::provider::Provider;
 use tower_token_auth::{AuthError, AuthLayer, Secret};
 
+pub mod hot;
+
 pub type Req = Request<Full<Bytes>>;
 
 pub const TOKEN: &str = "eyJhbGciOiJIUzI1NiJ9.bench-access-token.c2lnbmF0dXJl";
