@@ -115,6 +115,40 @@ async fn self_signed_tls_client_auth_logs_in_with_its_registered_certificate() {
     .await;
 }
 
+/// `tls_client_auth` registered by subject DN (RFC 8705 2.1.2 `tls_client_auth_subject_dn`,
+/// RFC 4514 form): the certificate whose subject it names logs in and binds its tokens; a
+/// certificate of the same CA with another subject is refused, as a violation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_client_auth_by_subject_dn_logs_in_and_another_subject_is_refused() {
+    let ca = Ca::new("clients CA");
+    let identity = ca.client(CLIENT_NAME);
+    let registered = Registered::TlsClientAuthSubjectDn {
+        subject_dn: format!("cn={}", CLIENT_NAME.to_uppercase()),
+    };
+    logs_in_and_binds(
+        registered.clone(),
+        Some(&ca),
+        &identity,
+        ClientAuth::TlsClientAuth,
+    )
+    .await;
+
+    let emulation = certs::emulation(registered, Some(&ca), Config::default()).await;
+    let server_ca = emulation.server_ca_pem().unwrap();
+    let stranger = certs::client(server_ca, Some(&ca.client("someone.else.example.test")));
+    let (layer, _) = service(&emulation, ClientAuth::TlsClientAuth, &stranger);
+    let error = layer.handle().token().await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::LoginRejected, "{error}");
+    assert_eq!(
+        emulation.violation_reasons(),
+        [(
+            "the client certificate is not the one registered for the client",
+            1
+        )]
+    );
+    assert_eq!(emulation.stats().logins, 0);
+}
+
 /// A client whose transport presents no certificate is refused by the token endpoint (401
 /// `invalid_client`): a typed `LoginRejected`, and no secret to quote. A client with the
 /// certificate, in the same process, carries on; so does the first once it has one.
