@@ -8,7 +8,7 @@ use tower_token_auth::provider::oauth2::{Builder, ClientAuth};
 use tower_token_auth::{AuthLayer, AuthService, ErrorKind};
 use tower_token_auth_emulation::{ClientAuth as Registered, Config, Emulation};
 
-use crate::certs::{self, Ca, Identity, TlsClient, CLIENT_NAME};
+use crate::certs::{self, bound_x5t, Ca, Identity, TlsClient, CLIENT_NAME};
 
 /// A layer for the emulation's TLS token endpoint, authenticating by `auth`, whose auth calls
 /// and requests go through `client`.
@@ -73,21 +73,9 @@ async fn logs_in_and_binds(
         (2, 1, 0),
         "{metrics:?}"
     );
-    // The token is bound to the certificate: `cnf` `x5t#S256` in the JWT.
+    // The token is bound to the certificate: `cnf` `x5t#S256` in the JWT, its thumbprint.
     let token = layer.handle().token().await.unwrap();
-    let payload = token
-        .access_token()
-        .expose()
-        .split('.')
-        .nth(1)
-        .unwrap()
-        .to_owned();
-    let payload: serde_json::Value = serde_json::from_slice(
-        &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload)
-            .unwrap(),
-    )
-    .unwrap();
-    assert!(payload["cnf"]["x5t#S256"].is_string(), "{payload}");
+    assert_eq!(bound_x5t(token.access_token().expose()), identity.x5t());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -73,8 +73,10 @@ pub(super) enum ClientAuth {
     ClientSecretPost,
     ClientSecretJwt,
     PrivateKeyJwt,
-    TlsClientAuth,
-    SelfSignedTlsClientAuth,
+    #[serde(rename = "tls_client_auth")]
+    Tls,
+    #[serde(rename = "self_signed_tls_client_auth")]
+    SelfSignedTls,
 }
 
 impl ClientAuth {
@@ -84,18 +86,15 @@ impl ClientAuth {
             ClientAuth::ClientSecretPost => "client_secret_post",
             ClientAuth::ClientSecretJwt => "client_secret_jwt",
             ClientAuth::PrivateKeyJwt => "private_key_jwt",
-            ClientAuth::TlsClientAuth => "tls_client_auth",
-            ClientAuth::SelfSignedTlsClientAuth => "self_signed_tls_client_auth",
+            ClientAuth::Tls => "tls_client_auth",
+            ClientAuth::SelfSignedTls => "self_signed_tls_client_auth",
         }
     }
 
     /// Whether the client authenticates by its TLS certificate (RFC 8705): the auth transport
     /// presents it, and the calls carry the `client_id` alone.
     fn is_mtls(self) -> bool {
-        matches!(
-            self,
-            ClientAuth::TlsClientAuth | ClientAuth::SelfSignedTlsClientAuth
-        )
+        matches!(self, ClientAuth::Tls | ClientAuth::SelfSignedTls)
     }
 }
 
@@ -373,8 +372,8 @@ impl Keys {
             Some(
                 ClientAuth::ClientSecretJwt
                 | ClientAuth::PrivateKeyJwt
-                | ClientAuth::TlsClientAuth
-                | ClientAuth::SelfSignedTlsClientAuth,
+                | ClientAuth::Tls
+                | ClientAuth::SelfSignedTls,
             ) => {
                 vec![("client_id", placeholder(Var::ClientId))]
             }
