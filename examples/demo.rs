@@ -50,6 +50,17 @@
 //!     --auth-url https://api.intergiro.com/v3 --api-url https://api.intergiro.com/v3/accounts \
 //!     --api-key K --duration 30
 //! ```
+//!
+//! A spec whose client authenticates by its TLS certificate (`client_auth = "tls_client_auth"`)
+//! gets it from `--client-cert` and `--client-key`, presented by every connection, the auth
+//! calls' and the requests' (which carry tokens bound to it), and trusts the CA of `--ca-cert`:
+//!
+//! ```text
+//! cargo run --release --example demo -- \
+//!     --provider-file specs/oauth2-client-credentials-mtls.toml \
+//!     --issuer https://idp.example.com --api-url https://mtls.api.example.com/orders \
+//!     --client-id orders --client-cert client.pem --client-key client.key --ca-cert ca.pem
+//! ```
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -150,8 +161,9 @@ struct Args {
     #[arg(long, value_enum, requires = "provider")]
     client_auth: Option<ClientAuthName>,
     /// OAuth2 private_key_jwt: the client's key, PKCS#8 PEM (needs `--features jose`); with
-    /// --client-cert, the certificate's key.
-    #[arg(long, value_name = "PATH", requires = "provider")]
+    /// --client-cert, the certificate's key (with --provider-file, only that: a spec names its
+    /// own signing key).
+    #[arg(long, value_name = "PATH", requires = "external")]
     client_key: Option<PathBuf>,
     /// The TLS client certificate (a PEM chain, the client's first) every connection presents,
     /// auth calls and requests alike: for tls_client_auth and self_signed_tls_client_auth
@@ -983,8 +995,16 @@ fn load_from(args: &Args, uri: Uri, default_duration: f64) -> Result<Load, Strin
     })
 }
 
-/// The spec file's provider, with the credentials the flags give.
+/// The spec file's provider, with the credentials the flags give. A spec's mutual TLS client
+/// (`client_auth = "tls_client_auth"`) authenticates by the certificate of `--client-cert`,
+/// which the client every auth call and request goes through presents.
 fn spec_provider(args: &Args, path: &Path) -> Result<(String, Box<dyn Provider>), String> {
+    if args.client_key.is_some() && args.client_cert.is_none() {
+        return Err(
+            "with --provider-file, --client-key is the key of --client-cert (a spec names its own signing key in `client_key`)"
+                .to_owned(),
+        );
+    }
     let text =
         std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
     let spec = match path.extension().and_then(|e| e.to_str()) {

@@ -52,6 +52,47 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! # Mutual TLS
+//!
+//! A client that authenticates by its TLS certificate (RFC 8705: `tls_client_auth`,
+//! `self_signed_tls_client_auth`) gets tokens bound to it, which a resource takes only over a
+//! connection presenting the same certificate. The certificate is the clients' business, not
+//! the layer's: give one `reqwest::Identity` to the builder [`ReqwestTransport`] makes the auth
+//! calls' client from, and to the client [`AuthMiddleware`] sends the requests with.
+//! `reqwest::Identity::from_pem` needs one of reqwest's rustls features (`rustls`, or
+//! `rustls-no-provider` with a crypto provider installed), which this crate leaves to the
+//! application: its `reqwest` feature asks reqwest for no TLS at all.
+//!
+//! ```no_run
+//! use reqwest_middleware::ClientBuilder;
+//! use tower_token_auth::AuthLayer;
+//! use tower_token_auth::provider::oauth2::{Builder, ClientAuth};
+//! use tower_token_auth::reqwest::{AuthMiddleware, ReqwestTransport};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! // The client's certificate chain and its private key, PEM, in one buffer.
+//! let mut pem = std::fs::read("client.pem")?;
+//! pem.extend(std::fs::read("client.key")?);
+//! let identity = reqwest::Identity::from_pem(&pem)?;
+//!
+//! // No secret: the certificate authenticates, the token request carries `client_id` alone.
+//! let provider = Builder::client_credentials_grant("https://mtls.idp.example.com/oauth/token")
+//!     .public_client("orders")
+//!     .client_auth(ClientAuth::TlsClientAuth)
+//!     .build()?;
+//! let transport = ReqwestTransport::new(reqwest::Client::builder().identity(identity.clone()))?;
+//! let layer = AuthLayer::new(provider, transport);
+//!
+//! // The tokens are bound to the certificate: the requests present it too.
+//! let client = ClientBuilder::new(reqwest::Client::builder().identity(identity).build()?)
+//!     .with(AuthMiddleware::new(layer.handle()))
+//!     .build();
+//! let response = client.get("https://api.example.com/v1/orders").send().await?;
+//! println!("{}", response.status());
+//! # Ok(())
+//! # }
+//! ```
 
 use std::fmt;
 use std::future::Future;

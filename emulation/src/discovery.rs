@@ -62,6 +62,12 @@ pub(super) fn document(
                 methods.clone().into(),
             );
         }
+        if config.introspection {
+            map.insert(
+                "introspection_endpoint".to_owned(),
+                strict.introspection_endpoint().into(),
+            );
+        }
         if config.dpop.is_some() {
             map.insert(
                 "dpop_signing_alg_values_supported".to_owned(),

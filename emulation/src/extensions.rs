@@ -22,6 +22,10 @@ pub struct OAuthExtensions {
     pub discovery: Option<Discovery>,
     /// Serves `POST /oauth/revoke` (RFC 7009). Default `false`: 404.
     pub revocation: bool,
+    /// Serves `POST /oauth/introspect` (RFC 7662): whether a token is active, its subject, and
+    /// what it is bound to (`cnf`), for resource servers a test builds itself. The caller is
+    /// not authenticated. Default `false`: 404.
+    pub introspection: bool,
     /// Accepts the token exchange grant (RFC 8693); `None` (the default) refuses it as an
     /// unsupported grant type.
     pub token_exchange: Option<TokenExchange>,
@@ -54,6 +58,7 @@ impl OAuthExtensions {
             || self.dpop.is_some()
             || self.discovery.is_some()
             || self.revocation
+            || self.introspection
             || self.token_exchange.is_some()
             || self.resource_indicators
             || self.resource_audience.is_some()
@@ -102,6 +107,16 @@ pub enum ClientAuth {
         /// certificate's subject alternative names must hold.
         san_dns: String,
     },
+    /// `tls_client_auth` registered by subject (RFC 8705 2.1.2,
+    /// `tls_client_auth_subject_dn`): as [`TlsClientAuth`](Self::TlsClientAuth), the
+    /// certificate's subject distinguished name the one registered.
+    TlsClientAuthSubjectDn {
+        /// The registered subject, as RFC 4514 writes it (`CN=orders,O=Example Corp,C=NL`):
+        /// compared with the certificate's subject attribute by attribute, types and values
+        /// without regard to case. A string that is no distinguished name makes
+        /// [`Emulation::start`](super::Emulation::start) fail.
+        subject_dn: String,
+    },
     /// `self_signed_tls_client_auth` (RFC 8705 2.2): this certificate exactly, compared by its
     /// SHA-256 thumbprint; at the TLS layer any certificate is taken whose key the client holds.
     SelfSignedTlsClientAuth {
@@ -117,7 +132,9 @@ impl ClientAuth {
     pub(super) fn is_mtls(&self) -> bool {
         matches!(
             self,
-            ClientAuth::TlsClientAuth { .. } | ClientAuth::SelfSignedTlsClientAuth { .. }
+            ClientAuth::TlsClientAuth { .. }
+                | ClientAuth::TlsClientAuthSubjectDn { .. }
+                | ClientAuth::SelfSignedTlsClientAuth { .. }
         )
     }
 }

@@ -140,9 +140,10 @@
 //! | `dpop` ([`Dpop`]) | checks DPoP proofs (RFC 9449 4.3: `typ`, asymmetric `alg`, a public `jwk`, signature, `htm`, `htu`, `iat`, `jti`, `ath`, `nonce`) at the token endpoint (400 `invalid_dpop_proof`) and the resource (401 `WWW-Authenticate: DPoP error="invalid_dpop_proof"`); issues `token_type` `DPoP` access tokens with `cnf.jkt`, which the resource takes only as `Authorization: DPoP` with a proof by the same key; server nonces ([`DpopNonces`]) rotate with a grace period | `dpop_proofs`, `dpop_nonce_challenges` |
 //! | `discovery` ([`Discovery`]) | serves `/.well-known/openid-configuration` and `/.well-known/oauth-authorization-server` | `discovery_fetches` |
 //! | `revocation` | serves `POST /oauth/revoke` (RFC 7009); the resource refuses a revoked token, and sending it is a violation | `revocation_requests`, `revoked_token_uses` |
+//! | `introspection` | serves `POST /oauth/introspect` (RFC 7662) for a test's own resource servers: `active`, `sub`, `token_type`, and for a bound token `cnf` (`x5t#S256`, `jkt`) and `aud` | `introspections` |
 //! | `token_exchange` ([`TokenExchange`]) | takes the RFC 8693 grant for a live token of its own or a trusted external one, with `audience`, `resource`, `scope` and `requested_token_type`; answers `issued_token_type` | `token_exchanges` |
 //! | `resource_indicators`, `resource_audience` | records `resource` and `audience` (RFC 8707) on `client_credentials` tokens as `aud`; the resource requires its audience | |
-//! | `mtls` ([`Mtls`]) with `client_auth` `TlsClientAuth` or `SelfSignedTlsClientAuth` | a TLS listener on a second port ([`Emulation::mtls_base_url`], [`Emulation::mtls_resource_url`], its CA [`Emulation::server_ca_pem`]) serving every endpoint; RFC 8705 client authentication (`client_id` in the body and no secret, a certificate of the registered CA naming the registered SAN DNS, or the registered self-signed certificate by its SHA-256 thumbprint); access tokens bound to the certificate (`cnf` `x5t#S256`), taken by the resource only over a connection presenting it; discovery lists the methods and `mtls_endpoint_aliases` | `client_certificates`, `certificate_bound_uses` |
+//! | `mtls` ([`Mtls`]) with `client_auth` `TlsClientAuth` or `SelfSignedTlsClientAuth` | a TLS listener on a second port ([`Emulation::mtls_base_url`], [`Emulation::mtls_resource_url`], its CA [`Emulation::server_ca_pem`]) serving every endpoint; RFC 8705 client authentication (`client_id` in the body and no secret, a certificate of the registered CA naming the registered SAN DNS or subject DN, or the registered self-signed certificate by its SHA-256 thumbprint); access tokens bound to the certificate (`cnf` `x5t#S256`), taken by the resource only over a connection presenting it; discovery lists the methods and `mtls_endpoint_aliases` | `client_certificates`, `certificate_bound_uses` |
 //!
 //! Each refusal names its reason in [`Emulation::violation_reasons`] when it is a violation; a
 //! DPoP nonce challenge is not one. Faults hit the token endpoint as before; revocation and
@@ -202,11 +203,13 @@ mod assertion;
 mod client_auth;
 mod config;
 mod discovery;
+mod dn;
 mod dpop;
 mod exchange;
 mod extensions;
 mod faults;
 mod intergiro;
+mod introspect;
 mod jose;
 mod mtls;
 mod oauth2;

@@ -24,6 +24,7 @@ use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{DigitallySignedStruct, DistinguishedName, RootCertStore, ServerConfig};
 
+use super::dn::Dn;
 use super::extensions::{ClientAuth, Mtls};
 use super::oauth2::{oauth_error, rejected, violation};
 use super::state::Shared;
@@ -102,9 +103,16 @@ pub(super) fn listener(
             })?;
             Some(thumbprint(&der))
         }
-        ClientAuth::TlsClientAuth { .. } if mtls.client_ca_pem.is_none() => {
+        ClientAuth::TlsClientAuth { .. } | ClientAuth::TlsClientAuthSubjectDn { .. }
+            if mtls.client_ca_pem.is_none() =>
+        {
             return Err(invalid(
                 "tls_client_auth needs Mtls::client_ca_pem, the CA that issues the client's certificate",
+            ))
+        }
+        ClientAuth::TlsClientAuthSubjectDn { subject_dn } if Dn::parse(subject_dn).is_none() => {
+            return Err(invalid(
+                "the tls_client_auth_subject_dn is no RFC 4514 distinguished name",
             ))
         }
         _ => None,
@@ -237,7 +245,8 @@ pub(super) fn refused_certificate(error: &std::io::Error) -> bool {
 }
 
 /// Client authentication by the connection's certificate (RFC 8705 2): `client_id` in the body,
-/// nothing else that authenticates, over TLS with the registered certificate. The error is the
+/// nothing else that authenticates, over TLS with the registered certificate (by SAN DNS name,
+/// subject DN, or thumbprint). The error is the
 /// answer to send (boxed: a response is large and this is the cold path).
 pub(super) fn authenticate(
     shared: &Shared,
@@ -295,6 +304,10 @@ pub(super) fn authenticate(
             .ok()
             .zip(webpki::EndEntityCert::try_from(&certificate.der).ok())
             .is_some_and(|(name, cert)| cert.verify_is_valid_for_subject_name(&name).is_ok()),
+        ClientAuth::TlsClientAuthSubjectDn { subject_dn } => {
+            let subject = Dn::subject_of(&certificate.der);
+            subject.is_some() && subject == Dn::parse(subject_dn)
+        }
         _ => {
             let registered = shared
                 .strict

@@ -24,9 +24,11 @@ use super::faults::{self, FaultKind, Reset};
 use super::mtls::{self, ClientCertificate, PeerCertificate};
 use super::state::Shared;
 use super::stats::{bump, Stats};
-use super::strict::{DISCOVERY_PATHS, REVOKE_PATH};
+use super::strict::{DISCOVERY_PATHS, INTROSPECT_PATH, REVOKE_PATH};
 use super::wire::{self, Resp};
-use super::{discovery, intergiro, oauth2, oli, revoke, simacan, tradecloud, union_service};
+use super::{
+    discovery, intergiro, introspect, oauth2, oli, revoke, simacan, tradecloud, union_service,
+};
 
 /// Auth request bodies are a few hundred bytes; anything this large is abuse, not a login.
 const AUTH_BODY_LIMIT: usize = 64 * 1024;
@@ -507,6 +509,8 @@ enum Route {
     Resource,
     /// The OAuth2 extensions' revocation endpoint.
     Revoke,
+    /// The OAuth2 extensions' introspection endpoint.
+    Introspect,
     /// The OAuth2 extensions' discovery documents.
     Discovery,
     NotFound,
@@ -569,6 +573,8 @@ fn extension_route(shared: &Shared, path: &str) -> Route {
     };
     if strict.config.revocation && path == REVOKE_PATH {
         Route::Revoke
+    } else if strict.config.introspection && path == INTROSPECT_PATH {
+        Route::Introspect
     } else if strict.config.discovery.is_some() && DISCOVERY_PATHS.contains(&path) {
         Route::Discovery
     } else {
@@ -614,7 +620,7 @@ async fn handle(shared: &Shared, request: Request<Incoming>) -> Result<Resp, Res
             }
             None => wire::text(StatusCode::NOT_FOUND, "Not Found"),
         },
-        Route::Login | Route::Refresh | Route::Token | Route::Revoke => {
+        Route::Login | Route::Refresh | Route::Token | Route::Revoke | Route::Introspect => {
             let body = match Limited::new(body, AUTH_BODY_LIMIT).collect().await {
                 Ok(collected) => collected.to_bytes(),
                 Err(error) if error.is::<http_body_util::LengthLimitError>() => {
@@ -627,9 +633,12 @@ async fn handle(shared: &Shared, request: Request<Incoming>) -> Result<Resp, Res
                 // The client went away or sent a broken body; nobody will read the answer.
                 Err(_) => return Ok(wire::text(StatusCode::BAD_REQUEST, "Bad Request")),
             };
+            // Only the token endpoint meets injected faults.
             if matches!(route, Route::Revoke) {
-                // Only the token endpoint meets injected faults.
                 return Ok(revoke::revoke(shared, &parts, &body));
+            }
+            if matches!(route, Route::Introspect) {
+                return Ok(introspect::introspect(shared, &parts, &body));
             }
             let process = || auth(shared, route, &parts, &body);
             if redirected {

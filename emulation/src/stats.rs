@@ -90,6 +90,8 @@ pub struct Stats {
     pub token_exchanges: u64,
     /// Discovery documents served.
     pub discovery_fetches: u64,
+    /// Introspection requests (RFC 7662) answered, for active tokens and others alike.
+    pub introspections: u64,
 }
 
 /// The live counters behind [`Stats`].
@@ -116,6 +118,7 @@ pub(super) struct Counters {
     pub(super) revoked_token_uses: AtomicU64,
     pub(super) token_exchanges: AtomicU64,
     pub(super) discovery_fetches: AtomicU64,
+    pub(super) introspections: AtomicU64,
 }
 
 /// Counts one event; the counters are independent, so no ordering beyond the atomic is needed.
@@ -148,6 +151,7 @@ impl Counters {
             revoked_token_uses: load(&self.revoked_token_uses),
             token_exchanges: load(&self.token_exchanges),
             discovery_fetches: load(&self.discovery_fetches),
+            introspections: load(&self.introspections),
         }
     }
 }

@@ -10,6 +10,8 @@ use super::oauth2;
 
 /// Where the revocation endpoint is served.
 pub(super) const REVOKE_PATH: &str = "/oauth/revoke";
+/// Where the introspection endpoint is served.
+pub(super) const INTROSPECT_PATH: &str = "/oauth/introspect";
 /// The two discovery documents' paths.
 pub(super) const DISCOVERY_PATHS: [&str; 2] = [
     "/.well-known/openid-configuration",
@@ -60,6 +62,10 @@ impl Strict {
 
     pub(super) fn revocation_endpoint(&self) -> String {
         format!("{}{REVOKE_PATH}", self.issuer)
+    }
+
+    pub(super) fn introspection_endpoint(&self) -> String {
+        format!("{}{INTROSPECT_PATH}", self.issuer)
     }
 
     /// The TLS listener's endpoints as RFC 8705 5 `mtls_endpoint_aliases`, when it listens.

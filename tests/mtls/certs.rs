@@ -60,6 +60,43 @@ impl Ca {
     }
 }
 
+impl Ca {
+    /// A server certificate for `localhost` and `127.0.0.1`: a test's own TLS server.
+    #[cfg_attr(not(feature = "tonic"), allow(dead_code))]
+    pub(crate) fn server(&self) -> Identity {
+        let names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
+        let mut params = CertificateParams::new(names).unwrap();
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "localhost");
+        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+        let key = KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        Identity {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        }
+    }
+}
+
+impl Identity {
+    /// The certificate's `x5t#S256` (RFC 8705 3.1): the base64url SHA-256 of its DER, what a
+    /// token bound to it carries in `cnf`.
+    pub(crate) fn x5t(&self) -> String {
+        let der = CertificateDer::from_pem_slice(self.cert_pem.as_bytes()).unwrap();
+        thumbprint(&der)
+    }
+}
+
+/// The base64url SHA-256 of a certificate's DER.
+pub(crate) fn thumbprint(der: &[u8]) -> String {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, der);
+    base64::Engine::encode(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        digest.as_ref(),
+    )
+}
+
 /// A self-signed client certificate.
 pub(crate) fn self_signed(name: &str) -> Identity {
     let key = KeyPair::generate().unwrap();
@@ -124,4 +161,13 @@ pub(crate) async fn emulation(
     Emulation::start(tower_token_auth_emulation::Api::OAuth2, config)
         .await
         .unwrap()
+}
+
+/// The `cnf` `x5t#S256` claim of a JWT access token.
+pub(crate) fn bound_x5t(token: &str) -> String {
+    let payload = token.split('.').nth(1).unwrap();
+    let payload =
+        base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload).unwrap();
+    let payload: serde_json::Value = serde_json::from_slice(&payload).unwrap();
+    payload["cnf"]["x5t#S256"].as_str().unwrap().to_owned()
 }

@@ -105,3 +105,82 @@ async fn the_demo_authenticates_with_its_client_certificate() {
     assert_eq!(emulation.stats().logins, 1);
     std::fs::remove_dir_all(&files).unwrap();
 }
+
+/// The demo with `specs/oauth2-client-credentials-mtls.toml`: the spec says how the client
+/// authenticates (`tls_client_auth`, `client_id` alone), the flags give the certificate the
+/// connections present, and the endpoint comes from the issuer's `mtls_endpoint_aliases`. A
+/// client secret given beside the spec's method is refused, naming `client_auth`, quoting
+/// nothing, before any call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_runs_the_mtls_spec_file() {
+    let ca = Ca::new("clients CA");
+    let registered = Registered::TlsClientAuth {
+        san_dns: CLIENT_NAME.to_owned(),
+    };
+    let config = Config {
+        extensions: OAuthExtensions {
+            discovery: Some(Discovery::default()),
+            ..OAuthExtensions::default()
+        },
+        ..Config::default()
+    };
+    let emulation = certs::emulation(registered, Some(&ca), config).await;
+    let files = dir("spec");
+    let identity = ca.client(CLIENT_NAME);
+    let cert = write(&files, "client.pem", &identity.cert_pem);
+    let key = write(&files, "client.key", &identity.key_pem);
+    let server_ca = write(&files, "server-ca.pem", emulation.server_ca_pem().unwrap());
+    let spec =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("specs/oauth2-client-credentials-mtls.toml");
+    let path = |p: &Path| p.display().to_string();
+    let mut args: Vec<String> = [
+        "--provider-file",
+        &path(&spec),
+        "--issuer",
+        &emulation.issuer(),
+        "--api-url",
+        &emulation.mtls_resource_url().unwrap(),
+        "--client-id",
+        &emulation.config().client_id,
+        "--client-cert",
+        &path(&cert),
+        "--client-key",
+        &path(&key),
+        "--ca-cert",
+        &path(&server_ca),
+        "--requests",
+        &REQUESTS.to_string(),
+        "--json",
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect();
+    let report = demo::report(&run(args.clone()).await);
+    assert_eq!(report["requests"], REQUESTS, "{report}");
+    assert_eq!(report["failed"], 0, "{report}");
+    assert_eq!(report["logins"], 1, "{report}");
+    let stats = emulation.stats();
+    assert_eq!(stats.violations, 0, "{:?}", emulation.violation_reasons());
+    assert_eq!(
+        (
+            stats.discovery_fetches,
+            stats.logins,
+            stats.client_certificates,
+            stats.certificate_bound_uses
+        ),
+        (1, 1, 1, REQUESTS),
+        "{stats:?}"
+    );
+
+    let secret = "cs-KEYMATERIAL";
+    args.extend(["--client-secret".to_owned(), secret.to_owned()]);
+    let output = run(args).await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains("client_auth"), "{stderr}");
+    assert!(stderr.contains("sends no client secret"), "{stderr}");
+    assert!(!stderr.contains("KEYMATERIAL"), "{stderr}");
+    assert_eq!(emulation.stats().discovery_fetches, 1);
+    assert_eq!(emulation.stats().logins, 1);
+    std::fs::remove_dir_all(&files).unwrap();
+}

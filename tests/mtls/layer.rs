@@ -8,7 +8,7 @@ use tower_token_auth::provider::oauth2::{Builder, ClientAuth};
 use tower_token_auth::{AuthLayer, AuthService, ErrorKind};
 use tower_token_auth_emulation::{ClientAuth as Registered, Config, Emulation};
 
-use crate::certs::{self, Ca, Identity, TlsClient, CLIENT_NAME};
+use crate::certs::{self, bound_x5t, Ca, Identity, TlsClient, CLIENT_NAME};
 
 /// A layer for the emulation's TLS token endpoint, authenticating by `auth`, whose auth calls
 /// and requests go through `client`.
@@ -73,21 +73,9 @@ async fn logs_in_and_binds(
         (2, 1, 0),
         "{metrics:?}"
     );
-    // The token is bound to the certificate: `cnf` `x5t#S256` in the JWT.
+    // The token is bound to the certificate: `cnf` `x5t#S256` in the JWT, its thumbprint.
     let token = layer.handle().token().await.unwrap();
-    let payload = token
-        .access_token()
-        .expose()
-        .split('.')
-        .nth(1)
-        .unwrap()
-        .to_owned();
-    let payload: serde_json::Value = serde_json::from_slice(
-        &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload)
-            .unwrap(),
-    )
-    .unwrap();
-    assert!(payload["cnf"]["x5t#S256"].is_string(), "{payload}");
+    assert_eq!(bound_x5t(token.access_token().expose()), identity.x5t());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -113,6 +101,40 @@ async fn self_signed_tls_client_auth_logs_in_with_its_registered_certificate() {
         ClientAuth::SelfSignedTlsClientAuth,
     )
     .await;
+}
+
+/// `tls_client_auth` registered by subject DN (RFC 8705 2.1.2 `tls_client_auth_subject_dn`,
+/// RFC 4514 form): the certificate whose subject it names logs in and binds its tokens; a
+/// certificate of the same CA with another subject is refused, as a violation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_client_auth_by_subject_dn_logs_in_and_another_subject_is_refused() {
+    let ca = Ca::new("clients CA");
+    let identity = ca.client(CLIENT_NAME);
+    let registered = Registered::TlsClientAuthSubjectDn {
+        subject_dn: format!("cn={}", CLIENT_NAME.to_uppercase()),
+    };
+    logs_in_and_binds(
+        registered.clone(),
+        Some(&ca),
+        &identity,
+        ClientAuth::TlsClientAuth,
+    )
+    .await;
+
+    let emulation = certs::emulation(registered, Some(&ca), Config::default()).await;
+    let server_ca = emulation.server_ca_pem().unwrap();
+    let stranger = certs::client(server_ca, Some(&ca.client("someone.else.example.test")));
+    let (layer, _) = service(&emulation, ClientAuth::TlsClientAuth, &stranger);
+    let error = layer.handle().token().await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::LoginRejected, "{error}");
+    assert_eq!(
+        emulation.violation_reasons(),
+        [(
+            "the client certificate is not the one registered for the client",
+            1
+        )]
+    );
+    assert_eq!(emulation.stats().logins, 0);
 }
 
 /// A client whose transport presents no certificate is refused by the token endpoint (401

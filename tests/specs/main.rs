@@ -5,6 +5,7 @@ mod support;
 
 mod discovery;
 mod exchange;
+mod mtls;
 mod oauth2_keys;
 mod parsers;
 mod presets;

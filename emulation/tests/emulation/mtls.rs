@@ -290,3 +290,134 @@ async fn unusable_mtls_settings_fail_the_start() {
     .unwrap_err();
     assert_eq!(not_pem.kind(), std::io::ErrorKind::InvalidInput);
 }
+
+/// Token introspection (RFC 7662) on: a certificate-bound token is active, with its subject and
+/// `cnf` `x5t#S256` (the thumbprint its JWT carries), over either listener; an unknown or
+/// revoked one is inactive; discovery names the endpoint. None of it is a violation.
+#[tokio::test]
+async fn introspection_tells_a_tokens_binding() {
+    let ca = Ca::new();
+    let extensions = OAuthExtensions {
+        discovery: Some(Discovery::default()),
+        introspection: true,
+        ..OAuthExtensions::default()
+    };
+    let emulation = start(&ca, extensions).await;
+    let server_ca = emulation.server_ca_pem().unwrap();
+    let good = tls_client(server_ca, Some(&ca.issue(NAME)));
+    let reply = tls_send(&good, login(&emulation.mtls_base_url().unwrap(), &[]))
+        .await
+        .unwrap();
+    let token = reply.json()["access_token"].as_str().unwrap().to_owned();
+    let payload = token.split('.').nth(1).unwrap();
+    let claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+
+    let url = format!("{}/oauth/introspect", emulation.issuer());
+    let introspect = |token: &str| post_form(&url, &[("token", token)]);
+    let answer = send(&client(), introspect(&token)).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(
+        answer.json(),
+        json!({
+            "active": true,
+            "sub": "apiclient",
+            "token_type": "Bearer",
+            "cnf": { "x5t#S256": claims["cnf"]["x5t#S256"] },
+        })
+    );
+    let tls_url = emulation
+        .mtls_base_url()
+        .unwrap()
+        .replace("/token", "/introspect");
+    let over_tls = tls_send(&good, post_form(&tls_url, &[("token", &token)]))
+        .await
+        .unwrap();
+    assert_eq!(over_tls.json()["active"], true);
+    assert_eq!(
+        send(&client(), introspect("no-such-token")).await.json(),
+        json!({ "active": false })
+    );
+    emulation.revoke_access_tokens();
+    assert_eq!(
+        send(&client(), introspect(&token)).await.json(),
+        json!({ "active": false })
+    );
+
+    let doc = send(
+        &client(),
+        request(
+            Method::GET,
+            &format!("{}/.well-known/openid-configuration", emulation.issuer()),
+            &[],
+            Bytes::new(),
+        ),
+    )
+    .await
+    .json();
+    assert_eq!(doc["introspection_endpoint"], url);
+    let stats = emulation.stats();
+    assert_eq!(stats.violations, 0, "{:?}", emulation.violation_reasons());
+    assert_eq!(stats.introspections, 4, "{stats:?}");
+}
+
+/// `tls_client_auth` registered by subject DN (RFC 8705 2.1.2): the certificate whose subject it
+/// names logs in, another subject of the same CA is refused; a registered string that is no
+/// distinguished name fails the start.
+#[tokio::test]
+async fn tls_client_auth_by_subject_dn() {
+    let ca = Ca::new();
+    let issue = |cn: &str| {
+        let mut params = CertificateParams::new(vec![NAME.to_owned()]).unwrap();
+        // Organization, then common name: RFC 4514 writes them the other way round.
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::OrganizationName, "Example Corp");
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, cn);
+        let key = KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &ca.0).unwrap();
+        (cert.pem(), key.serialize_pem())
+    };
+    let config = |subject_dn: &str| Config {
+        extensions: OAuthExtensions {
+            client_auth: ClientAuth::TlsClientAuthSubjectDn {
+                subject_dn: subject_dn.to_owned(),
+            },
+            mtls: Some(Mtls {
+                client_ca_pem: Some(ca.0.pem()),
+                ..Mtls::default()
+            }),
+            ..OAuthExtensions::default()
+        },
+        ..Config::default()
+    };
+    let emulation = Emulation::start(Api::OAuth2, config("CN=orders,O=Example Corp"))
+        .await
+        .unwrap();
+    let server_ca = emulation.server_ca_pem().unwrap();
+    let token_url = emulation.mtls_base_url().unwrap();
+    let good = tls_client(server_ca, Some(&issue("orders")));
+    let reply = tls_send(&good, login(&token_url, &[])).await.unwrap();
+    assert_eq!(reply.status, StatusCode::OK);
+    // The SAN is the registered name's, the subject another's: refused.
+    let other = tls_client(server_ca, Some(&issue("billing")));
+    let reply = tls_send(&other, login(&token_url, &[])).await.unwrap();
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(reply.json()["error"], "invalid_client");
+    let stats = emulation.stats();
+    assert_eq!((stats.logins, stats.client_certificates), (1, 1));
+    assert_eq!(
+        emulation.violation_reasons(),
+        [(
+            "the client certificate is not the one registered for the client",
+            1
+        )]
+    );
+
+    let not_a_dn = Emulation::start(Api::OAuth2, config("orders"))
+        .await
+        .unwrap_err();
+    assert_eq!(not_a_dn.kind(), std::io::ErrorKind::InvalidInput);
+}

@@ -177,6 +177,11 @@ impl Fill<'_> {
             .map_err(|e| SpecError::at(path, e.to_string()))
     }
 
+    /// Whether the credentials give a value for `var` (a default does not count).
+    pub(super) fn gives(&self, var: &Var) -> bool {
+        self.credentials.get(var).is_some()
+    }
+
     /// A placeholder's value: a credential, a default, or an environment variable.
     fn value(&self, var: &Var, path: &str) -> Result<Given, SpecError> {
         if let Var::Env(name) = var {

@@ -79,7 +79,7 @@ pub(super) struct Call {
 
 impl Call {
     /// Every template the call sends.
-    fn templates(&self) -> impl Iterator<Item = &Template> {
+    pub(super) fn templates(&self) -> impl Iterator<Item = &Template> {
         let basic = self.basic.iter().flat_map(|b| [&b.username, &b.password]);
         let query = self.query.iter().map(|(_, t)| t);
         let headers = self.headers.iter().map(|(_, t)| t);

@@ -69,7 +69,7 @@ use crate::provider::TokenSource;
 /// | `name` | a name for the API, for people | none |
 /// | `base_url` | the base URL relative call URLs are appended to; [`ProviderSpec::base_url`] overrides it | none |
 /// | `issuer` | OAuth2: learn the token endpoint from this issuer's metadata (below); [`ProviderSpec::issuer`] overrides it | none |
-/// | `client_auth` | OAuth2: how the client authenticates to the token endpoint (below), with `client_key` or `client_assertion_file` for `private_key_jwt` | the calls as written |
+/// | `client_auth` | OAuth2: how the client authenticates to the token endpoint (below), with `client_key` or `client_assertion_file` for `private_key_jwt`; by the auth transport's TLS client certificate for `tls_client_auth` and `self_signed_tls_client_auth` | the calls as written |
 /// | `resource`, `audience` | OAuth2: a string or an array of strings, sent on every token request (below) | none |
 /// | `dpop` | OAuth2: bind tokens to a DPoP key (below) | bearer tokens |
 /// | `defaults` | `username`, `client_id`, `scope` to use when the credentials give none | none |
@@ -124,6 +124,8 @@ use crate::provider::TokenSource;
 /// | `client_auth = "client_secret_basic"` | HTTP Basic with `${client_id}` and `${client_secret}`, form-urlencoded first (RFC 6749 §2.3.1) |
 /// | `client_auth = "client_secret_post"` | `client_id` and `client_secret` in the form |
 /// | `client_auth = "client_secret_jwt"` | a JWT assertion signed with HS256 keyed with `${client_secret}` (at least 32 bytes), which is never sent; feature `jose` |
+/// | `client_auth = "tls_client_auth"` | mutual TLS (RFC 8705 §2.1): the TLS client certificate a certificate authority issued the client authenticates it; the calls send `client_id` alone. The certificate is the auth transport's, not the spec's (below) |
+/// | `client_auth = "self_signed_tls_client_auth"` | mutual TLS (RFC 8705 §2.2) with a self-signed certificate the client registered; as `tls_client_auth` |
 /// | `client_auth = "private_key_jwt"` | a JWT assertion signed with `client_key = { pem_file = "…", alg = "ES256", kid = "…" }` (a PKCS#8 PEM file, read when the provider is built; `alg` one of `ES256`, `RS256`, `PS256`, `EdDSA`; `kid` optional; feature `jose`), or made elsewhere and read from `client_assertion_file = "…"` at every call (a workload identity token; no feature needed) |
 /// | `issuer = "https://…"` | the token endpoint comes from the issuer's metadata (OpenID Connect Discovery, then RFC 8414), fetched before the first login and again when the endpoint answers 404; a document naming another issuer fails the login, and no credentials are sent. `base_url` and the calls' `url` are then left out |
 /// | `resource = ["https://…"]` | RFC 8707 resource indicators: absolute URIs, each sent as a `resource` field |
@@ -137,6 +139,18 @@ use crate::provider::TokenSource;
 /// every call (retries included): `iss` and `sub` the client id, `aud` the issuer with
 /// `issuer`, else the login call's URL, a random `jti`, and `exp` 60 seconds after `iat`.
 /// `pem_file` and `client_assertion_file` are strings with placeholders (`"${env:KEY_FILE}"`).
+///
+/// With a mutual TLS method, a spec holds no certificate and no key: a provider only builds the
+/// auth calls, and the connection they go over is the auth transport's (the `AuthLayer`'s
+/// client), which presents the client's certificate; requests sent with a token bound to it
+/// (RFC 8705 §3) must go over a client presenting it too. (The demo example takes the
+/// certificate from `--client-cert` and `--client-key`, and the server's CA from `--ca-cert`,
+/// for both.) With `issuer`, the token endpoint is the metadata's `mtls_endpoint_aliases` one
+/// where it names one, and a server whose metadata lists its authentication methods without
+/// the spec's fails the login before the certificate is presented. A `client_key`, a
+/// `client_assertion_file`, a `${client_secret}` in a call, or a `client_secret` in the
+/// credentials beside a mutual TLS method is an error naming the key: it would be a second
+/// authentication method. `specs/oauth2-client-credentials-mtls.toml` is an example.
 ///
 /// Read without the `jose` feature, a spec that signs assertions is an error naming the
 /// feature. A missing key, an unsupported `alg`, a key and an assertion file at once, or a key

@@ -1,5 +1,6 @@
 //! A spec's OAuth2 keys: `issuer` (discovery), `client_auth` with its `client_key` or
-//! `client_assertion_file`, `resource`, `audience` and `dpop`.
+//! `client_assertion_file` (or, for the mutual TLS methods, nothing: the auth transport's
+//! certificate authenticates), `resource`, `audience` and `dpop`.
 //!
 //! They are read beside the calls, checked against them, and folded into them when the spec is
 //! read: the secret methods and the targets become the form fields and HTTP Basic that the
@@ -64,7 +65,7 @@ pub(super) struct DpopSpec {
 }
 
 /// `client_auth`: how the client authenticates at the token endpoint (RFC 6749 §2.3.1, RFC
-/// 7523, OpenID Connect Core §9).
+/// 7523, OpenID Connect Core §9, RFC 8705 §2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub(super) enum ClientAuth {
@@ -72,6 +73,10 @@ pub(super) enum ClientAuth {
     ClientSecretPost,
     ClientSecretJwt,
     PrivateKeyJwt,
+    #[serde(rename = "tls_client_auth")]
+    Tls,
+    #[serde(rename = "self_signed_tls_client_auth")]
+    SelfSignedTls,
 }
 
 impl ClientAuth {
@@ -81,7 +86,15 @@ impl ClientAuth {
             ClientAuth::ClientSecretPost => "client_secret_post",
             ClientAuth::ClientSecretJwt => "client_secret_jwt",
             ClientAuth::PrivateKeyJwt => "private_key_jwt",
+            ClientAuth::Tls => "tls_client_auth",
+            ClientAuth::SelfSignedTls => "self_signed_tls_client_auth",
         }
+    }
+
+    /// Whether the client authenticates by its TLS certificate (RFC 8705): the auth transport
+    /// presents it, and the calls carry the `client_id` alone.
+    fn is_mtls(self) -> bool {
+        matches!(self, ClientAuth::Tls | ClientAuth::SelfSignedTls)
     }
 }
 
@@ -295,6 +308,25 @@ impl Keys {
     /// is given has a method to serve.
     fn assertion(&self) -> Result<Option<Assertion>, SpecError> {
         let method = self.client_auth;
+        if let Some(mtls) = method.filter(|m| m.is_mtls()) {
+            let by = format!(
+                "`client_auth = \"{}\"` authenticates by the TLS client certificate the auth transport presents",
+                mtls.name()
+            );
+            if self.client_key.is_some() {
+                return Err(SpecError::at(
+                    "client_key",
+                    format!("{by}, and signs nothing: remove `client_key`"),
+                ));
+            }
+            if self.client_assertion_file.is_some() {
+                return Err(SpecError::at(
+                    "client_assertion_file",
+                    format!("{by}, and sends no assertion: remove `client_assertion_file`"),
+                ));
+            }
+            return Ok(None);
+        }
         let assertion = match (method, &self.client_key, &self.client_assertion_file) {
             (Some(ClientAuth::PrivateKeyJwt), Some(_), Some(_)) => {
                 return Err(SpecError::at(
@@ -335,8 +367,14 @@ impl Keys {
                 ("client_id", placeholder(Var::ClientId)),
                 ("client_secret", placeholder(Var::ClientSecret)),
             ],
-            // The assertion follows, made for each call.
-            Some(ClientAuth::ClientSecretJwt | ClientAuth::PrivateKeyJwt) => {
+            // The assertion follows, made for each call; with mutual TLS, the certificate
+            // authenticates and `client_id` says whose it is (RFC 8705 §2).
+            Some(
+                ClientAuth::ClientSecretJwt
+                | ClientAuth::PrivateKeyJwt
+                | ClientAuth::Tls
+                | ClientAuth::SelfSignedTls,
+            ) => {
                 vec![("client_id", placeholder(Var::ClientId))]
             }
             Some(ClientAuth::ClientSecretBasic) | None => Vec::new(),
@@ -391,6 +429,14 @@ impl Keys {
                         format!("{by}: remove the field"),
                     ));
                 }
+            }
+            // A secret beside the certificate would be a second authentication method.
+            let secret = |t: &Template| t.vars().any(|v| *v == Var::ClientSecret);
+            if method.is_mtls() && call.templates().any(secret) {
+                return Err(SpecError::at(
+                    role,
+                    format!("{by}, which sends no client secret: remove `${{client_secret}}`"),
+                ));
             }
             if method == ClientAuth::ClientSecretBasic {
                 call.basic = Some(Basic {
@@ -519,7 +565,17 @@ impl OAuth {
             return Ok(());
         };
         fill.text(&placeholder(Var::ClientId), "client_auth")?;
-        if method != ClientAuth::PrivateKeyJwt {
+        if method.is_mtls() {
+            if fill.gives(&Var::ClientSecret) {
+                return Err(SpecError::at(
+                    "client_auth",
+                    format!(
+                        "`{}` sends no client secret (the TLS client certificate authenticates the client): give the credentials no `client_secret`",
+                        method.name()
+                    ),
+                ));
+            }
+        } else if method != ClientAuth::PrivateKeyJwt {
             fill.text(&placeholder(Var::ClientSecret), "client_auth")?;
         }
         Ok(())
@@ -538,6 +594,12 @@ impl OAuth {
             Some(issuer) => {
                 let discovered =
                     Discovered::new(issuer).map_err(|e| SpecError::at("issuer", e.to_string()))?;
+                // A client authenticating by its certificate takes the `mtls_endpoint_aliases`
+                // (RFC 8705 §5), and needs the server to support its method.
+                let discovered = match self.client_auth.filter(|m| m.is_mtls()) {
+                    Some(mtls) => discovered.for_client(Some(mtls.name()), true),
+                    None => discovered,
+                };
                 provider.discovering(discovered, false)
             }
             None => provider,

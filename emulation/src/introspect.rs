@@ -1,0 +1,61 @@
+//! Token introspection (RFC 7662): `POST /oauth/introspect` with `token`, answered with what the
+//! server knows of it: whether it is active and, when it is, its subject and what it is bound to
+//! (`cnf`: `x5t#S256` for a certificate-bound token, RFC 8705 3.2; `jkt` for a DPoP-bound one,
+//! RFC 9449 6.2) and its audiences (`aud`).
+//!
+//! This is the resource server's view of a token, for servers a test builds itself (a gRPC
+//! server checking the binding of the tokens it is shown against its own connections). The
+//! caller is a resource server, not the client, and is not authenticated: a test's server on
+//! the loopback.
+
+use http::request::Parts;
+use http::{Method, StatusCode};
+
+use super::oauth2::invalid_request;
+use super::state::Shared;
+use super::stats::bump;
+use super::wire::{self, Form, Resp};
+
+/// The introspection endpoint. An unknown, expired or revoked token is `{"active": false}`
+/// (RFC 7662 2.2), with 200 as for a live one.
+pub(super) fn introspect(shared: &Shared, parts: &Parts, body: &[u8]) -> Resp {
+    if parts.method != Method::POST {
+        shared.violation("introspection endpoint called without POST");
+        return wire::method_not_allowed("POST");
+    }
+    if !wire::is_form(&parts.headers) {
+        return invalid_request(shared, "body is not application/x-www-form-urlencoded");
+    }
+    let params = match wire::form(body) {
+        Form::Params(params) => params,
+        Form::Duplicate => return invalid_request(shared, "repeated form parameter"),
+    };
+    let Some(token) = params.get("token") else {
+        return invalid_request(shared, "introspection without token");
+    };
+    bump(&shared.counters.introspections);
+    let Some(access) = shared.tokens.access(token) else {
+        return wire::json(StatusCode::OK, &serde_json::json!({ "active": false }));
+    };
+    let mut answer = serde_json::json!({
+        "active": true,
+        "sub": &*access.sub,
+        "token_type": super::oauth2::token_type(access.bound.as_deref()),
+    });
+    if let (Some(bound), Some(map)) = (access.bound.as_deref(), answer.as_object_mut()) {
+        let mut cnf = serde_json::Map::new();
+        if let Some(x5t) = &bound.x5t {
+            cnf.insert("x5t#S256".to_owned(), x5t.clone().into());
+        }
+        if let Some(jkt) = &bound.jkt {
+            cnf.insert("jkt".to_owned(), jkt.clone().into());
+        }
+        if !cnf.is_empty() {
+            map.insert("cnf".to_owned(), cnf.into());
+        }
+        if !bound.audiences.is_empty() {
+            map.insert("aud".to_owned(), bound.audiences.clone().into());
+        }
+    }
+    wire::json(StatusCode::OK, &answer)
+}
