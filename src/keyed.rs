@@ -291,6 +291,41 @@ where
         self.handle(&key.ok_or_else(no_key)?)
     }
 
+    /// The session `request` names (built if it is not live) and a reading of its clock, as
+    /// [`KeyedAuthService::call`] finds them: for an adapter that steps the request itself
+    /// (the gRPC service, whose channel watches each call's session). Fails as the service
+    /// does: no key, or the factory's error.
+    // NOTE: the same lookup as the service's hot path, which keeps it inline and takes no
+    // reference count; a change to how a request names its session goes in both.
+    #[cfg(feature = "tonic")]
+    pub(crate) fn session_of<B>(
+        &self,
+        request: &Request<B>,
+    ) -> Result<(TokenHandle, Reading), AuthError> {
+        let sessions = &*self.sessions;
+        let from_fn;
+        let key = match &sessions.key_fn {
+            None => request.extensions().get::<K>(),
+            Some(key_fn) => {
+                from_fn = key_fn(request.uri(), request.headers());
+                from_fn.as_ref()
+            }
+        };
+        let key = key.ok_or_else(no_key)?;
+        let map = sessions.map.load();
+        let inserted;
+        let session = match map.get(key) {
+            Some(session) => session,
+            None => {
+                inserted = sessions.insert(key)?;
+                &inserted
+            }
+        };
+        let reading = session.manager.clock().read();
+        session.touch(sessions.moment_of(reading));
+        Ok((TokenHandle::new(Arc::clone(&session.manager)), reading))
+    }
+
     /// How many sessions are live, and how many were dropped (least recently used, or idle).
     pub fn sessions(&self) -> (usize, u64) {
         (
