@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::hash::Hash;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::{Request, Response};
@@ -155,7 +156,7 @@ where
         Ok(session) => session,
         Err(error) => return crate::future::ResponseFuture::refused(error),
     };
-    let manager = std::sync::Arc::clone(handle.manager());
+    let manager = Arc::clone(handle.manager());
     forward.for_session(handle, |forward| {
         Step {
             manager: &manager,
