@@ -29,6 +29,9 @@ type Factory<K> = dyn Fn(&K) -> Result<AuthLayerBuilder, AuthError> + Send + Syn
 type Build<K> = dyn Fn(&K) -> Result<AuthLayer, AuthError> + Send + Sync;
 /// A function of the request naming its session.
 type KeyFn<K> = dyn Fn(&Uri, &HeaderMap) -> Option<K> + Send + Sync;
+/// The user's function labelling a session's metrics by its key.
+#[cfg(feature = "metrics")]
+type LabelFn<K> = dyn Fn(&K) -> String + Send + Sync;
 
 /// A [`Layer`] serving many sessions, one per key (a tenant, a user, a scope or resource), each
 /// with its own slot, single flight, backoff, DPoP nonces and store key.
@@ -82,6 +85,9 @@ pub struct KeyedAuthLayerBuilder<K> {
     key_fn: Option<Box<KeyFn<K>>>,
     max_sessions: usize,
     idle_timeout: Duration,
+    /// The `session` label of each session's metrics, when the user opted in.
+    #[cfg(feature = "metrics")]
+    label: Option<Box<LabelFn<K>>>,
 }
 
 /// The service a [`KeyedAuthLayer`] makes: each request goes out with its session's token, by
@@ -142,6 +148,8 @@ where
             key_fn: None,
             max_sessions: DEFAULT_MAX_SESSIONS,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            #[cfg(feature = "metrics")]
+            label: None,
         }
     }
 }
@@ -174,10 +182,63 @@ where
         self
     }
 
+    /// Labels each session's metrics (feature `metrics`) with `session`, the value `f` gives
+    /// for its key, beside `provider`: every metric then has a series per session, so that the
+    /// token gauges give each session's expiry and lifetime, and auth calls, waits and replays
+    /// are counted per session. Default: off, and the sessions of one
+    /// [`metrics_name`](crate::AuthLayerBuilder::metrics_name) report into one series (a gauge
+    /// holds the token that landed last, whichever session's).
+    ///
+    /// Off by default because each label value is a time series of every metric, in the
+    /// recorder and in whatever stores what it exports: a thousand tenants are a thousand
+    /// series per metric. Label sessions when they are few, or let `f` fold keys into a few
+    /// values (a tenant's tier or region; sessions giving one value share its series). The
+    /// label is exported as it is: never a secret, a credential or anything made per request.
+    /// A dropped session's series stay until the recorder forgets them (an exporter's idle
+    /// timeout). See the [events catalogue](crate#metrics).
+    ///
+    /// ```
+    /// # fn build(client: tower::util::BoxCloneSyncService<http::Request<http_body_util::Full<bytes::Bytes>>, http::Response<http_body_util::Full<bytes::Bytes>>, tower::BoxError>) {
+    /// use tower_token_auth::provider::oauth2;
+    /// use tower_token_auth::{AuthLayer, KeyedAuthLayer};
+    ///
+    /// /// A tenant's id: a few dozen of them, none a secret.
+    /// #[derive(Clone, Debug, PartialEq, Eq, Hash)]
+    /// struct Tenant(u32);
+    ///
+    /// let layer = KeyedAuthLayer::builder(|tenant: &Tenant| {
+    ///     let provider = oauth2::Builder::client_credentials_grant("https://idp.example.com/token")
+    ///         .audience(&format!("https://api.example.com/tenant-{}", tenant.0))
+    ///         .build()?;
+    ///     Ok(AuthLayer::builder(provider).metrics_name("orders-api"))
+    /// })
+    /// // tower_token_auth_token_expiry_timestamp_seconds{provider="orders-api",session="tenant-7"}
+    /// .label_sessions(|tenant| format!("tenant-{}", tenant.0))
+    /// .build(client);
+    /// # let _ = layer;
+    /// # }
+    /// ```
+    #[cfg(feature = "metrics")]
+    pub fn label_sessions(mut self, f: impl Fn(&K) -> String + Send + Sync + 'static) -> Self {
+        self.label = Some(Box::new(f));
+        self
+    }
+
     /// Builds the layer; every session sends its auth calls through a clone of `transport`.
     pub fn build(self, transport: impl AuthTransport) -> KeyedAuthLayer<K> {
         let factory = self.factory;
-        let build = move |key: &K| factory(key).map(|builder| builder.build(transport.clone()));
+        #[cfg(feature = "metrics")]
+        let label = self.label;
+        let build = move |key: &K| {
+            factory(key).map(|builder| {
+                #[cfg(feature = "metrics")]
+                let builder = match &label {
+                    Some(label) => builder.session_label(Arc::from(label(key))),
+                    None => builder,
+                };
+                builder.build(transport.clone())
+            })
+        };
         KeyedAuthLayer {
             sessions: Arc::new(Sessions {
                 map: ArcSwap::from_pointee(Map::default()),
@@ -229,6 +290,41 @@ where
             None => extensions.get::<K>().cloned(),
         };
         self.handle(&key.ok_or_else(no_key)?)
+    }
+
+    /// The session `request` names (built if it is not live) and a reading of its clock, as
+    /// [`KeyedAuthService::call`] finds them: for an adapter that steps the request itself
+    /// (the gRPC service, whose channel watches each call's session). Fails as the service
+    /// does: no key, or the factory's error.
+    // NOTE: the same lookup as the service's hot path, which keeps it inline and takes no
+    // reference count; a change to how a request names its session goes in both.
+    #[cfg(feature = "tonic")]
+    pub(crate) fn session_of<B>(
+        &self,
+        request: &Request<B>,
+    ) -> Result<(TokenHandle, Reading), AuthError> {
+        let sessions = &*self.sessions;
+        let from_fn;
+        let key = match &sessions.key_fn {
+            None => request.extensions().get::<K>(),
+            Some(key_fn) => {
+                from_fn = key_fn(request.uri(), request.headers());
+                from_fn.as_ref()
+            }
+        };
+        let key = key.ok_or_else(no_key)?;
+        let map = sessions.map.load();
+        let inserted;
+        let session = match map.get(key) {
+            Some(session) => session,
+            None => {
+                inserted = sessions.insert(key)?;
+                &inserted
+            }
+        };
+        let reading = session.manager.clock().read();
+        session.touch(sessions.moment_of(reading));
+        Ok((TokenHandle::new(Arc::clone(&session.manager)), reading))
     }
 
     /// How many sessions are live, and how many were dropped (least recently used, or idle).
@@ -450,11 +546,14 @@ impl<K, R: fmt::Debug> fmt::Debug for KeyedAuthLayer<K, R> {
 
 impl<K> fmt::Debug for KeyedAuthLayerBuilder<K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("KeyedAuthLayerBuilder")
+        let mut debug = f.debug_struct("KeyedAuthLayerBuilder");
+        debug
             .field("max_sessions", &self.max_sessions)
             .field("idle_timeout", &self.idle_timeout)
-            .field("key_from", &self.key_fn.is_some())
-            .finish_non_exhaustive()
+            .field("key_from", &self.key_fn.is_some());
+        #[cfg(feature = "metrics")]
+        debug.field("label_sessions", &self.label.is_some());
+        debug.finish_non_exhaustive()
     }
 }
 

@@ -78,6 +78,7 @@ impl AuthLayer {
             store: None,
             lease_ttl: None,
             metrics_name: None,
+            session_label: None,
         }
     }
 }
@@ -192,6 +193,8 @@ pub struct AuthLayerBuilder {
     store: Option<(Arc<dyn Stores>, Arc<str>)>,
     lease_ttl: Option<Duration>,
     metrics_name: Option<Arc<str>>,
+    /// A keyed session's `session` label (set by its keyed layer, never by the user here).
+    session_label: Option<Arc<str>>,
 }
 
 impl AuthLayerBuilder {
@@ -323,6 +326,15 @@ impl AuthLayerBuilder {
         self
     }
 
+    /// Labels the layer's metrics with `session` beside `provider`: a keyed session's, when its
+    /// keyed layer labels sessions
+    /// ([`KeyedAuthLayerBuilder::label_sessions`](crate::KeyedAuthLayerBuilder::label_sessions)).
+    #[cfg(feature = "metrics")]
+    pub(crate) fn session_label(mut self, label: Arc<str>) -> Self {
+        self.session_label = Some(label);
+        self
+    }
+
     /// Builds the layer, sending auth calls through `transport` (see [`AuthLayer::new`]).
     ///
     /// # Panics
@@ -364,7 +376,10 @@ impl AuthLayerBuilder {
                 settings,
                 transport,
                 store,
-                Metrics::named(self.metrics_name.unwrap_or_else(|| Arc::from(DEFAULT_NAME))),
+                Metrics::named(
+                    self.metrics_name.unwrap_or_else(|| Arc::from(DEFAULT_NAME)),
+                    self.session_label,
+                ),
             )),
             replay: CloneBody,
         }
@@ -404,6 +419,7 @@ impl fmt::Debug for AuthLayerBuilder {
             .field("store", &self.store.as_ref().map(|(_, key)| key))
             .field("lease_ttl", &self.lease_ttl)
             .field("metrics_name", &self.metrics_name)
+            .field("session_label", &self.session_label)
             .finish_non_exhaustive()
     }
 }

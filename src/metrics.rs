@@ -53,6 +53,11 @@ pub(crate) struct Metrics {
     /// The layer's name ([`AuthLayerBuilder::metrics_name`](crate::AuthLayerBuilder::metrics_name)):
     /// the `provider` label of its metrics and field of its spans.
     name: Arc<str>,
+    /// A keyed session's label, when its layer labels sessions
+    /// ([`KeyedAuthLayerBuilder::label_sessions`](crate::KeyedAuthLayerBuilder::label_sessions)):
+    /// the `session` label of its metrics.
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    session: Option<Arc<str>>,
     logins: AtomicU64,
     refreshes: AtomicU64,
     revocations: AtomicU64,
@@ -83,9 +88,11 @@ pub(crate) enum Counter {
 pub(crate) const DEFAULT_NAME: &str = "default";
 
 impl Metrics {
-    pub(crate) fn named(name: Arc<str>) -> Self {
+    /// The counters of a layer named `name`; with `session`, of a keyed session labelled so.
+    pub(crate) fn named(name: Arc<str>, session: Option<Arc<str>>) -> Self {
         Self {
             name,
+            session,
             logins: AtomicU64::new(0),
             refreshes: AtomicU64::new(0),
             revocations: AtomicU64::new(0),
@@ -222,14 +229,22 @@ impl Metrics {
         .record(elapsed.as_secs_f64());
     }
 
-    /// Every metric's labels: `provider`, then `more`. A bounded set: the layer's name and the
-    /// values of `more`, which are the crate's own constants, never a secret or a URL.
-    // NOTE: a label naming the session (a keyed session's key) goes here, only when the user
-    // opts in: keys may be many, and each is a time series.
+    /// Every metric's labels: `provider`, then `session` when the layer has one, then `more`. A
+    /// bounded set: the layer's name, the session's label, and the values of `more`, which are
+    /// the crate's own constants, never a secret or a URL.
+    // NOTE: the session label is there only when the user opted in
+    // (`KeyedAuthLayerBuilder::label_sessions`): keys may be many, and each is a time series.
     #[cfg(feature = "metrics")]
     fn labels(&self, more: &[(&'static str, &'static str)]) -> Vec<::metrics::Label> {
         let provider = ::metrics::SharedString::from(Arc::clone(&self.name));
+        let session = self.session.as_ref().map(|session| {
+            ::metrics::Label::new(
+                "session",
+                ::metrics::SharedString::from(Arc::clone(session)),
+            )
+        });
         std::iter::once(::metrics::Label::new("provider", provider))
+            .chain(session)
             .chain(
                 more.iter()
                     .map(|&(key, value)| ::metrics::Label::new(key, value)),

@@ -21,9 +21,11 @@ use crate::handle::TokenHandle;
 /// tonic's body, and watches the response's trailers for the token the request carried.
 pub(crate) struct Forward<S> {
     pub(super) inner: S,
-    pub(super) handle: TokenHandle,
-    /// The header the layer's tokens travel in.
-    header: HeaderName,
+    /// The session whose token the calls carry, and the header its tokens travel in: the
+    /// layer's; in a keyed layer's service, the session of the call being made, set for that
+    /// call only ([`for_session`](Self::for_session)), so that the copies a replay or a wait
+    /// keeps of this service watch the call's own session.
+    session: Option<(TokenHandle, HeaderName)>,
 }
 
 impl<S> Forward<S> {
@@ -31,9 +33,31 @@ impl<S> Forward<S> {
         let header = handle.policy().header.name().clone();
         Self {
             inner,
-            handle,
-            header,
+            session: Some((handle, header)),
         }
+    }
+
+    /// A keyed layer's: no session until a call sets its own.
+    pub(crate) fn keyed(inner: S) -> Self {
+        Self {
+            inner,
+            session: None,
+        }
+    }
+
+    /// Runs `call` (the call's step, which sends through this service or keeps a copy of it)
+    /// with `handle`'s session watched; the service holds no session afterwards, so that it
+    /// keeps none alive between calls.
+    pub(crate) fn for_session<T>(
+        &mut self,
+        handle: TokenHandle,
+        call: impl FnOnce(&mut Self) -> T,
+    ) -> T {
+        let header = handle.policy().header.name().clone();
+        self.session = Some((handle, header));
+        let out = call(self);
+        self.session = None;
+        out
     }
 }
 
@@ -41,8 +65,7 @@ impl<S: Clone> Clone for Forward<S> {
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
-            handle: self.handle.clone(),
-            header: self.header.clone(),
+            session: self.session.clone(),
         }
     }
 }
@@ -51,7 +74,7 @@ impl<S: fmt::Debug> fmt::Debug for Forward<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Forward")
             .field("inner", &self.inner)
-            .field("header", &self.header)
+            .field("header", &self.session.as_ref().map(|(_, header)| header))
             .finish_non_exhaustive()
     }
 }
@@ -70,10 +93,10 @@ where
 
     #[inline]
     fn call(&mut self, request: Request<RequestBody>) -> Self::Future {
-        let watch = request
-            .headers()
-            .get(&self.header)
-            .map(|sent| Watch::new(self.handle.clone(), sent.clone()));
+        let watch = self.session.as_ref().and_then(|(handle, header)| {
+            let sent = request.headers().get(header)?;
+            Some(Watch::new(handle.clone(), sent.clone()))
+        });
         Forwarded::new(self.inner.call(request.map(RequestBody::into_tonic)), watch)
     }
 }

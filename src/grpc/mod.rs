@@ -38,6 +38,52 @@
 //! # }
 //! ```
 //!
+//! # Keyed sessions
+//!
+//! [`GrpcAuthLayer::keyed`] puts a [`KeyedAuthLayer`](crate::KeyedAuthLayer)'s sessions over a
+//! channel: each call carries the token of the session its key names (a tenant, a user), by the
+//! keyed layer's rules: the key is a value of the layer's key type in the call's extensions,
+//! or what the layer's [`key_from`](crate::KeyedAuthLayerBuilder::key_from) says of the call's
+//! URI and headers, its metadata included; a call naming no session fails with
+//! [`ErrorKind::Config`](crate::ErrorKind::Config) and is not sent. Everything below holds per
+//! session: a call is replayed with its own session's next token, and a stream that ends
+//! `UNAUTHENTICATED` invalidates its own session's token, never another's.
+//!
+//! ```no_run
+//! use tonic::transport::Channel;
+//! use tonic_health::pb::health_client::HealthClient;
+//! use tonic_health::pb::HealthCheckRequest;
+//! use tower::ServiceBuilder;
+//! use tower_token_auth::grpc::{GrpcAuthLayer, GrpcAuthService};
+//! use tower_token_auth::provider::oauth2;
+//! use tower_token_auth::{AuthLayer, KeyedAuthLayer};
+//!
+//! /// The tenant whose token a call carries.
+//! #[derive(Clone, Debug, PartialEq, Eq, Hash)]
+//! struct Tenant(String);
+//!
+//! # async fn run(auth_client: tower::util::BoxCloneSyncService<http::Request<http_body_util::Full<bytes::Bytes>>, http::Response<http_body_util::Full<bytes::Bytes>>, tower::BoxError>) -> Result<(), tower::BoxError> {
+//! let sessions = KeyedAuthLayer::builder(|tenant: &Tenant| {
+//!     let provider = oauth2::Builder::client_credentials_grant("https://auth.example.com/oauth/token")
+//!         .audience(&format!("https://api.example.com/{}", tenant.0))
+//!         .build()?;
+//!     Ok(AuthLayer::builder(provider))
+//! })
+//! .build(auth_client);
+//!
+//! let channel = Channel::from_static("http://127.0.0.1:50051").connect().await?;
+//! let channel: GrpcAuthService<Channel, Tenant> = ServiceBuilder::new()
+//!     .layer(GrpcAuthLayer::keyed(&sessions))
+//!     .service(channel);
+//! let mut health = HealthClient::new(channel);
+//! let mut request = tonic::Request::new(HealthCheckRequest { service: String::new() });
+//! request.extensions_mut().insert(Tenant("acme".into()));
+//! let reply = health.check(request).await?;
+//! # let _ = reply;
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! # What is replayed
 //!
 //! A gRPC server rejects a token with `UNAUTHENTICATED` (`grpc-status: 16`), under HTTP status
@@ -68,6 +114,9 @@
 //! with replay on, a copy of the request): reading a unary call's body ahead (one frame, no
 //! copy) and boxing it again as tonic's body; for the response, a reference-counted handle and
 //! header value, and one comparison per trailers frame. Replayed calls resend the same buffer.
+//! A keyed layer's call adds the lookup of its session (one atomic load and a hash lookup, as
+//! through the keyed layer's tower service) and two reference counts on that session: the
+//! handle the channel watches it with, and the one its step holds.
 //!
 //! # Limitations
 //!

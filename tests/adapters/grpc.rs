@@ -1,12 +1,15 @@
 //! The `tonic` feature end to end: a real tonic health server whose guard asks an emulation's
 //! protected resource whether each call's token is live, a real `Channel` through
-//! `GrpcAuthLayer`, and auth calls over HTTP/1 to the emulation.
+//! `GrpcAuthLayer`, and auth calls over HTTP/1 to the emulation; `keyed` for a keyed layer's
+//! sessions over one channel.
 #![cfg(feature = "tonic")]
+
+mod keyed;
 
 use crate::support;
 use crate::support::emulated;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -38,60 +41,86 @@ type Health = HealthClient<GrpcAuthService<Channel>>;
 const CHECK: &str = "/grpc.health.v1.Health/Check";
 const WATCH: &str = "/grpc.health.v1.Health/Watch";
 
-/// One token check the server made: the call's path, the token it carried, the verdict.
+/// One token check the server made: the call's path, the tenant its metadata named
+/// (`x-tenant`), the token it carried, the verdict.
 #[derive(Clone, Debug)]
 struct Seen {
     path: String,
+    tenant: Option<String>,
     token: Option<HeaderValue>,
     live: bool,
 }
 
 /// Decides whether a token is live the honest way: by asking the emulation's protected resource
-/// (200 = live). Calls that arrive while a lookup of their token is in flight share it, as an
-/// introspecting server's cache would; a call never gets a verdict from before it arrived.
-/// Logs every verdict.
+/// (200 = live); with `per_tenant`, the resource of the call's tenant (`{resource}/{x-tenant}`),
+/// which refuses a token issued for another tenant. Calls that arrive while a lookup of their
+/// token is in flight share it, as an introspecting server's cache would; a call never gets a
+/// verdict from before it arrived. A token in `killed` is dead whatever the emulation says (the
+/// server's own revocation list). Logs every verdict.
 #[derive(Clone)]
 struct Checker {
     client: emulated::HttpClient,
     resource: String,
-    in_flight: Arc<Mutex<HashMap<HeaderValue, Lookup>>>,
+    per_tenant: bool,
+    in_flight: Arc<Mutex<HashMap<(String, HeaderValue), Lookup>>>,
+    killed: Arc<Mutex<HashSet<HeaderValue>>>,
     log: Arc<Mutex<Vec<Seen>>>,
 }
 
 type Lookup = Arc<OnceCell<bool>>;
 
 impl Checker {
-    async fn live(&self, path: &str, token: Option<HeaderValue>) -> bool {
-        let live = match &token {
-            Some(token) => self.lookup(token).await,
-            None => false,
+    fn new(emulation: &Emulation, per_tenant: bool, log: &Arc<Mutex<Vec<Seen>>>) -> Self {
+        Checker {
+            client: emulated::client(),
+            resource: emulation.resource_url(),
+            per_tenant,
+            in_flight: Arc::default(),
+            killed: Arc::default(),
+            log: Arc::clone(log),
+        }
+    }
+
+    async fn live(&self, path: &str, tenant: Option<String>, token: Option<HeaderValue>) -> bool {
+        let resource = match (&tenant, self.per_tenant) {
+            (Some(tenant), true) => Some(format!("{}/{tenant}", self.resource)),
+            (None, true) => None,
+            (_, false) => Some(self.resource.clone()),
+        };
+        let live = match (&token, resource) {
+            (Some(token), _) if self.killed.lock().unwrap().contains(token) => false,
+            (Some(token), Some(resource)) => self.lookup(resource, token).await,
+            _ => false,
         };
         let path = path.to_owned();
-        self.log.lock().unwrap().push(Seen { path, token, live });
+        self.log.lock().unwrap().push(Seen {
+            path,
+            tenant,
+            token,
+            live,
+        });
         live
     }
 
-    async fn lookup(&self, token: &HeaderValue) -> bool {
+    async fn lookup(&self, resource: String, token: &HeaderValue) -> bool {
+        let key = (resource, token.clone());
         let lookup = Lookup::clone(
             self.in_flight
                 .lock()
                 .unwrap()
-                .entry(token.clone())
+                .entry(key.clone())
                 .or_default(),
         );
-        let live = *lookup.get_or_init(|| self.ask(token)).await;
+        let live = *lookup.get_or_init(|| self.ask(&key.0, token)).await;
         let mut in_flight = self.in_flight.lock().unwrap();
-        if in_flight
-            .get(token)
-            .is_some_and(|l| Arc::ptr_eq(l, &lookup))
-        {
-            in_flight.remove(token);
+        if in_flight.get(&key).is_some_and(|l| Arc::ptr_eq(l, &lookup)) {
+            in_flight.remove(&key);
         }
         live
     }
 
-    async fn ask(&self, token: &HeaderValue) -> bool {
-        let request = Request::get(&self.resource)
+    async fn ask(&self, resource: &str, token: &HeaderValue) -> bool {
+        let request = Request::get(resource)
             .header(AUTHORIZATION, token)
             .body(Full::default())
             .expect("resource request");
@@ -135,27 +164,38 @@ where
         Box::pin(async move {
             let path = request.uri().path().to_owned();
             let token = request.headers().get(AUTHORIZATION).cloned();
-            if !checker.live(&path, token.clone()).await {
+            let tenant = request
+                .headers()
+                .get("x-tenant")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            if !checker.live(&path, tenant.clone(), token.clone()).await {
                 return Ok(Status::unauthenticated("token rejected").into_http());
             }
             let response = inner.oneshot(request).await.map_err(Into::into)?;
             if path != WATCH {
                 return Ok(response);
             }
-            Ok(response.map(|body| rechecked(body, path, token, checker)))
+            Ok(response.map(|body| rechecked(body, path, tenant, token, checker)))
         })
     }
 }
 
 /// `body`, each message passed on only while the token is still live; else the stream ends with
 /// `grpc-status: 16` in its trailers.
-fn rechecked(body: Body, path: String, token: Option<HeaderValue>, checker: Checker) -> Body {
+fn rechecked(
+    body: Body,
+    path: String,
+    tenant: Option<String>,
+    token: Option<HeaderValue>,
+    checker: Checker,
+) -> Body {
     let (tx, rx) = mpsc::channel(1);
     tokio::spawn(async move {
         let mut body = body;
         while let Some(frame) = body.frame().await {
             if let Ok(frame) = &frame {
-                if frame.is_data() && !checker.live(&path, token.clone()).await {
+                if frame.is_data() && !checker.live(&path, tenant.clone(), token.clone()).await {
                     let mut trailers = HeaderMap::new();
                     trailers.insert("grpc-status", HeaderValue::from_static("16"));
                     trailers.insert("grpc-message", HeaderValue::from_static("token expired"));
@@ -202,25 +242,7 @@ impl Setup {
             .await
             .expect("emulation starts");
         let log = Arc::new(Mutex::new(Vec::new()));
-        let checker = Checker {
-            client: emulated::client(),
-            resource: emulation.resource_url(),
-            in_flight: Arc::default(),
-            log: Arc::clone(&log),
-        };
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("address");
-        let (reporter, health_service) = tonic_health::server::health_reporter();
-        let server = Server::builder()
-            .layer(tower::layer::layer_fn(move |inner| Guard {
-                inner,
-                checker: checker.clone(),
-            }))
-            .add_service(health_service)
-            .serve_with_incoming(TcpIncoming::from(listener));
-        tokio::spawn(server);
+        let (addr, reporter) = serve(Checker::new(&emulation, false, &log)).await;
 
         let layer = AuthLayer::builder(emulated::preset(Api::OAuth2, &emulation))
             .with_policy(|p| {
@@ -279,6 +301,25 @@ impl Setup {
             "{metrics:?}"
         );
     }
+}
+
+/// A guarded health server on `127.0.0.1:0`, checking calls with `checker`: its address and its
+/// health reporter.
+async fn serve(checker: Checker) -> (std::net::SocketAddr, HealthReporter) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("address");
+    let (reporter, health_service) = tonic_health::server::health_reporter();
+    let server = Server::builder()
+        .layer(tower::layer::layer_fn(move |inner| Guard {
+            inner,
+            checker: checker.clone(),
+        }))
+        .add_service(health_service)
+        .serve_with_incoming(TcpIncoming::from(listener));
+    tokio::spawn(server);
+    (addr, reporter)
 }
 
 /// `(path, token, live)` of each check, for comparison.

@@ -239,3 +239,145 @@ async fn an_unnamed_layer_is_labelled_default() {
         1
     );
 }
+
+/// The request extension naming a keyed session.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct Tenant(&'static str);
+
+/// Two keyed sessions of one name: session `a` logs in with a token living 60 s, `b` logs in
+/// with one living 120 s, then `a` refreshes to one living 300 s. With the sessions labelled,
+/// every metric has one series per session, each with its own counts and its own token's
+/// gauges; unlabelled, one series holds both sessions' counts, and the gauges hold the token that
+/// landed last (`a`'s refresh).
+#[tokio::test(start_paused = true)]
+async fn labelled_keyed_sessions_report_a_series_each_and_unlabelled_ones_share_one() {
+    use tower::{Layer, ServiceExt};
+    use tower_token_auth::KeyedAuthLayer;
+
+    for labelled in [true, false] {
+        let (_capture, _tracing) = Capture::start();
+        let recorder = DebuggingRecorder::new();
+        let _metrics = metrics::set_default_local_recorder(&recorder);
+        let server = AuthServer::new(60, AUTH_DELAY);
+        // One clock for the sessions, so that their wall-clock expiries compare exactly.
+        let clock = Clock::tokio();
+        let builder = KeyedAuthLayer::builder(move |_: &Tenant| {
+            Ok(AuthLayer::builder(TestProvider::new())
+                .clock(clock)
+                .metrics_name("orders-api"))
+        });
+        let builder = match labelled {
+            true => builder.label_sessions(|tenant| format!("tenant-{}", tenant.0)),
+            false => builder,
+        };
+        let layer = builder.build(server.transport());
+        let svc = layer.layer(server.upstream());
+        let send = |tenant: &'static str| {
+            let mut request = crate::support::get();
+            request.extensions_mut().insert(Tenant(tenant));
+            svc.clone().oneshot(request)
+        };
+
+        assert_eq!(send("a").await.unwrap().status(), StatusCode::OK);
+        server.set_expires_in(Some(120));
+        assert_eq!(send("b").await.unwrap().status(), StatusCode::OK);
+        server.set_expires_in(Some(300));
+        layer
+            .handle(&Tenant("a"))
+            .unwrap()
+            .force_refresh()
+            .await
+            .unwrap();
+        assert_eq!(send("a").await.unwrap().status(), StatusCode::OK);
+        assert_eq!((server.logins(), server.refreshes()), (2, 1));
+
+        let reported = reported(&recorder);
+        let series: BTreeMap<&str, Vec<&str>> =
+            reported
+                .keys()
+                .fold(BTreeMap::new(), |mut series, (name, labels)| {
+                    series
+                        .entry(name.as_str())
+                        .or_insert_with(Vec::new)
+                        .push(labels.as_str());
+                    series
+                });
+        let lifetime = "tower_token_auth_token_lifetime_seconds";
+        let expiry = "tower_token_auth_token_expiry_timestamp_seconds";
+        let calls = "tower_token_auth_auth_calls_total";
+        let waits = "tower_token_auth_token_waits_total";
+        if labelled {
+            let (a, b) = (
+                "provider=orders-api,session=tenant-a",
+                "provider=orders-api,session=tenant-b",
+            );
+            for name in [lifetime, expiry, waits] {
+                assert_eq!(series[name], [a, b], "{name}");
+            }
+            assert_eq!(
+                series[calls],
+                [
+                    "provider=orders-api,session=tenant-a,kind=login,outcome=ok",
+                    "provider=orders-api,session=tenant-a,kind=refresh,outcome=ok",
+                    "provider=orders-api,session=tenant-b,kind=login,outcome=ok",
+                ]
+            );
+            for (labels, n) in [
+                ("session=tenant-a,kind=login", 1),
+                ("session=tenant-a,kind=refresh", 1),
+                ("session=tenant-b,kind=login", 1),
+            ] {
+                let labels = format!("provider=orders-api,{labels},outcome=ok");
+                assert_eq!(counter(&reported, calls, &labels), n, "{labels}");
+            }
+            // Each session's first request waited for its login; `a`'s second found its token.
+            assert_eq!(
+                (counter(&reported, waits, a), counter(&reported, waits, b)),
+                (1, 1)
+            );
+            // Each session's own token: stated lifetime less the auth server's delay.
+            let (a_lifetime, b_lifetime) =
+                (gauge(&reported, lifetime, a), gauge(&reported, lifetime, b));
+            assert!((a_lifetime - 299.95).abs() < 1e-6, "{a_lifetime}");
+            assert!((b_lifetime - 119.95).abs() < 1e-6, "{b_lifetime}");
+            // `a`'s refresh was sent after `b`'s login landed (50 ms) and `b`'s request was
+            // answered (10 ms), and lives 180 s longer.
+            let ahead = gauge(&reported, expiry, a) - gauge(&reported, expiry, b);
+            assert!((ahead - 180.06).abs() < 1e-3, "{ahead}");
+        } else {
+            let provider = "provider=orders-api";
+            for name in [lifetime, expiry, waits] {
+                assert_eq!(series[name], [provider], "{name}");
+            }
+            assert_eq!(
+                series[calls],
+                [
+                    "provider=orders-api,kind=login,outcome=ok",
+                    "provider=orders-api,kind=refresh,outcome=ok",
+                ]
+            );
+            let logins = counter(
+                &reported,
+                calls,
+                "provider=orders-api,kind=login,outcome=ok",
+            );
+            let refreshes = counter(
+                &reported,
+                calls,
+                "provider=orders-api,kind=refresh,outcome=ok",
+            );
+            assert_eq!((logins, refreshes), (2, 1));
+            assert_eq!(counter(&reported, waits, provider), 2);
+            // The token that landed last: `a`'s refresh.
+            let last = gauge(&reported, lifetime, provider);
+            assert!((last - 299.95).abs() < 1e-6, "{last}");
+        }
+        // The snapshots are per session either way.
+        let a = layer.handle(&Tenant("a")).unwrap().metrics();
+        let b = layer.handle(&Tenant("b")).unwrap().metrics();
+        assert_eq!(
+            ((a.logins, a.refreshes), (b.logins, b.refreshes)),
+            ((1, 1), (1, 0))
+        );
+    }
+}
