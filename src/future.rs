@@ -33,6 +33,9 @@ use crate::slot::{Generation, TokenState};
 /// The boxed replay state.
 type Boxed<S, B, R> = Pin<Box<Replay<S, B, R>>>;
 
+/// The future's state, as its `poll` sees it.
+type Pinned<'a, S, B, R> = Pin<&'a mut State<<S as Service<Request<B>>>::Future, Boxed<S, B, R>>>;
+
 pin_project! {
     /// Response future of [`AuthService`](crate::AuthService).
     pub struct ResponseFuture<S, B, R>
@@ -186,7 +189,7 @@ where
 // into the caller's.
 #[inline(never)]
 fn poll_cold<S, B, R, RB>(
-    mut state: Pin<&mut State<S::Future, Boxed<S, B, R>>>,
+    mut state: Pinned<'_, S, B, R>,
     cx: &mut Context<'_>,
 ) -> Poll<Result<Response<RB>, BoxError>>
 where

@@ -13,7 +13,6 @@ use http::{HeaderMap, Request, Response, Uri};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::apply::Applied;
 use crate::clock::{Clock, Reading};
 use crate::error::{AuthError, BoxError};
 use crate::future::ResponseFuture;
@@ -506,7 +505,7 @@ impl<S, K, R> KeyedAuthService<S, K, R> {
             inner: &mut self.inner,
             replay: &self.replay,
         }
-        .cold(request, Applied::current(manager, reading), reading)
+        .call_at(request, reading)
     }
 }
 

@@ -122,6 +122,24 @@ pub(crate) struct Step<'a, S, R> {
 }
 
 impl<S, R> Step<'_, S, R> {
+    /// The whole step for `request`, the clock read at `reading`: for callers off the hot path
+    /// (a session just built, a keyed gRPC call). The services' `call` write the same two arms
+    /// out, so that the request is not moved through this function.
+    pub(crate) fn call_at<B, RB>(
+        self,
+        mut request: Request<B>,
+        reading: Reading,
+    ) -> ResponseFuture<S, B, R>
+    where
+        S: Service<Request<B>, Response = Response<RB>> + Clone + Send + 'static,
+        R: CloneRequest<B>,
+    {
+        match self.prepare(&mut request, reading) {
+            Ok(sending) => ResponseFuture::sent(self.inner.call(request), sending),
+            Err(token) => self.cold(request, token, reading),
+        }
+    }
+
     /// The hot path up to the send: the token written into `request`, and a copy of the
     /// request kept for a replay when replay is on (`Ok`); or, when the request needs more than
     /// the token's header (a proof, an origin check) or there is no token, the request left as
