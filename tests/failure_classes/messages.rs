@@ -127,26 +127,31 @@ async fn an_https_url_through_a_plain_http_client_fails_fast_with_the_fix() {
     );
 }
 
-/// The same mistake through reqwest built without a TLS feature: the same configuration error,
-/// at the first call.
+/// The mirror mistake through reqwest: a plain `http://` auth URL given to an HTTPS-only
+/// client is the same configuration error, at the first call, and nothing reaches the server.
+///
+/// (reqwest built without a TLS feature, given an `https://` URL, fails with hyper-util's
+/// "scheme is not http", the case of the hyper-util test above; this suite builds reqwest with
+/// rustls for the mutual TLS tests, so that build cannot be made here.)
 #[cfg(feature = "reqwest")]
 #[tokio::test]
-async fn an_https_url_through_reqwest_without_tls_fails_fast_too() {
+async fn an_http_url_through_an_https_only_reqwest_client_fails_fast_too() {
     use tower_token_auth::reqwest::ReqwestTransport;
 
     let (addr, accepted) = server(StatusCode::OK).await;
     let provider =
-        oauth2::Builder::client_credentials(&format!("https://{addr}/token"), "id", "cs-1234")
+        oauth2::Builder::client_credentials(&format!("http://{addr}/token"), "id", "cs-1234")
             .build()
             .unwrap();
-    let transport = ReqwestTransport::new(reqwest::Client::builder()).unwrap();
+    let transport = ReqwestTransport::new(reqwest::Client::builder().https_only(true)).unwrap();
     let layer = AuthLayer::builder(provider)
         .max_wait(Duration::from_secs(2))
         .build(transport);
     let err = layer.handle().token().await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Config, "{err}");
-    assert!(err.to_string().contains("scheme is not http"), "{err}");
-    assert!(err.to_string().contains("TLS connector"), "{err}");
+    assert!(err.to_string().contains("URL scheme is not allowed"), "{err}");
+    assert!(err.to_string().contains("give the auth endpoint's `https://` URL"), "{err}");
+    assert!(!err.to_string().contains("cs-1234"), "{err}");
     assert!(layer
         .handle()
         .token()
