@@ -21,6 +21,7 @@ use crate::layer::{AuthLayer, AuthLayerBuilder};
 use crate::manager::{AuthTransport, Manager};
 use crate::replay::{CloneBody, CloneRequest, NoReplay};
 use crate::service::Step;
+use crate::store::{Stores, TokenStore};
 
 /// The user's factory: the layer settings for a key.
 type Factory<K> = dyn Fn(&K) -> Result<AuthLayerBuilder, AuthError> + Send + Sync;
@@ -28,6 +29,10 @@ type Factory<K> = dyn Fn(&K) -> Result<AuthLayerBuilder, AuthError> + Send + Syn
 type Build<K> = dyn Fn(&K) -> Result<AuthLayer, AuthError> + Send + Sync;
 /// A function of the request naming its session.
 type KeyFn<K> = dyn Fn(&Uri, &HeaderMap) -> Option<K> + Send + Sync;
+/// The user's function naming a session in its store key.
+type NameFn<K> = dyn Fn(&K) -> String + Send + Sync;
+/// The store every session is kept in, the layer's key, and the session's name in it.
+type SessionStore<K> = (Arc<dyn Stores>, String, Box<NameFn<K>>);
 /// The user's function labelling a session's metrics by its key.
 #[cfg(feature = "metrics")]
 type LabelFn<K> = dyn Fn(&K) -> String + Send + Sync;
@@ -84,6 +89,7 @@ pub struct KeyedAuthLayerBuilder<K> {
     key_fn: Option<Box<KeyFn<K>>>,
     max_sessions: usize,
     idle_timeout: Duration,
+    store: Option<SessionStore<K>>,
     /// The `session` label of each session's metrics, when the user opted in.
     #[cfg(feature = "metrics")]
     label: Option<Box<LabelFn<K>>>,
@@ -147,6 +153,7 @@ where
             key_fn: None,
             max_sessions: DEFAULT_MAX_SESSIONS,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            store: None,
             #[cfg(feature = "metrics")]
             label: None,
         }
@@ -178,6 +185,46 @@ where
     /// Default: one hour.
     pub fn idle_timeout(mut self, idle: Duration) -> Self {
         self.idle_timeout = idle;
+        self
+    }
+
+    /// Keeps every session in `store`, under `key` and the session's name, `name` of its key:
+    /// `"{key}/{name}"` (`"billing/acme"`), so that each session has an entry of its own, shared
+    /// with the processes that name it the same way (see [`store`](crate::store)). Replaces a
+    /// store the factory's builder set.
+    ///
+    /// `name` must tell sessions apart: two keys of one name would share a stored session, and
+    /// the layer refuses a session whose store key a live session has (a
+    /// [`Config`](crate::ErrorKind::Config) error for its requests). It is written into the
+    /// store as it is: never a secret.
+    ///
+    /// ```
+    /// # fn build(client: tower::util::BoxCloneSyncService<http::Request<http_body_util::Full<bytes::Bytes>>, http::Response<http_body_util::Full<bytes::Bytes>>, tower::BoxError>) {
+    /// use tower_token_auth::provider::oauth2;
+    /// use tower_token_auth::store::FileStore;
+    /// use tower_token_auth::{AuthLayer, KeyedAuthLayer};
+    ///
+    /// #[derive(Clone, Debug, PartialEq, Eq, Hash)]
+    /// struct Tenant(String);
+    ///
+    /// let layer = KeyedAuthLayer::builder(|tenant: &Tenant| {
+    ///     let provider = oauth2::Builder::client_credentials_grant("https://idp.example.com/token")
+    ///         .audience(&format!("https://api.example.com/{}", tenant.0))
+    ///         .build()?;
+    ///     Ok(AuthLayer::builder(provider))
+    /// })
+    /// .store(FileStore::new("/var/lib/my-service/tokens"), "billing", |tenant| tenant.0.clone())
+    /// .build(client);
+    /// # let _ = layer;
+    /// # }
+    /// ```
+    pub fn store(
+        mut self,
+        store: impl TokenStore + 'static,
+        key: impl Into<String>,
+        name: impl Fn(&K) -> String + Send + Sync + 'static,
+    ) -> Self {
+        self.store = Some((Arc::new(store), key.into(), Box::new(name)));
         self
     }
 
@@ -226,10 +273,18 @@ where
     /// Builds the layer; every session sends its auth calls through a clone of `transport`.
     pub fn build(self, transport: impl AuthTransport) -> KeyedAuthLayer<K> {
         let factory = self.factory;
+        let store = self.store;
         #[cfg(feature = "metrics")]
         let label = self.label;
         let build = move |key: &K| {
             factory(key).map(|builder| {
+                let builder = match &store {
+                    Some((store, prefix, name)) => builder.store_shared(
+                        Arc::clone(store),
+                        Arc::from(format!("{prefix}/{}", name(key))),
+                    ),
+                    None => builder,
+                };
                 #[cfg(feature = "metrics")]
                 let builder = match &label {
                     Some(label) => builder.session_label(Arc::from(label(key))),
@@ -375,9 +430,22 @@ where
             return Ok(Arc::clone(session));
         }
         let layer = (self.build)(key)?;
+        let manager = layer.manager();
+        if let Some(stored) = manager.store_key() {
+            if current
+                .values()
+                .any(|s| s.manager.store_key() == Some(stored))
+            {
+                return Err(AuthError::config(format!(
+                    "the session's store key `{stored}` is another live session's: two sessions \
+                     would share one stored session; give each session a key of its own \
+                     (`KeyedAuthLayerBuilder::store` names them by key)"
+                )));
+            }
+        }
         let now = self.now();
         let session = Arc::new(Session {
-            manager: layer.manager(),
+            manager,
             last_used: AtomicU64::new(now),
         });
         let idle = u64::try_from(self.idle.as_nanos()).unwrap_or(u64::MAX);

@@ -306,6 +306,13 @@ impl AuthLayerBuilder {
         self
     }
 
+    /// [`store`](Self::store) with a store shared by several layers' builders (a keyed
+    /// layer's sessions).
+    pub(crate) fn store_shared(mut self, store: Arc<dyn Stores>, key: Arc<str>) -> Self {
+        self.store = Some((store, key));
+        self
+    }
+
     /// How long the store's lease on the session lasts without being extended: the longest a
     /// crashed holder delays the others. A live holder extends its lease every third of the TTL
     /// while its renewal runs, however long that takes (see [leases](crate::store#leases)).

@@ -107,6 +107,11 @@ impl Manager {
         }
     }
 
+    /// The key the session is stored under, when the layer has a token store.
+    pub(crate) fn store_key(&self) -> Option<&str> {
+        self.store.as_ref().map(Persist::key)
+    }
+
     fn lock(&self) -> MutexGuard<'_, Flights> {
         // The lock guards plain data updated in single statements; a panic elsewhere cannot leave
         // it half-written, so a poisoned lock is still consistent.

@@ -82,6 +82,11 @@ impl Persist {
         }
     }
 
+    /// The key the session is stored under.
+    pub(crate) fn key(&self) -> &str {
+        &self.key
+    }
+
     /// How long after its last confirmation a lease is taken to be held without asking the
     /// store, and how often it is extended while auth calls run.
     fn heartbeat(&self) -> Duration {

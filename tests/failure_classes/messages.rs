@@ -149,8 +149,15 @@ async fn an_http_url_through_an_https_only_reqwest_client_fails_fast_too() {
         .build(transport);
     let err = layer.handle().token().await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Config, "{err}");
-    assert!(err.to_string().contains("URL scheme is not allowed"), "{err}");
-    assert!(err.to_string().contains("give the auth endpoint's `https://` URL"), "{err}");
+    assert!(
+        err.to_string().contains("URL scheme is not allowed"),
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .contains("give the auth endpoint's `https://` URL"),
+        "{err}"
+    );
     assert!(!err.to_string().contains("cs-1234"), "{err}");
     assert!(layer
         .handle()

@@ -7,5 +7,6 @@ mod support;
 mod apply;
 mod flight;
 mod keyed;
+mod keyed_store;
 mod paused_clock;
 mod waiters;
