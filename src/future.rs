@@ -61,8 +61,8 @@ pin_project! {
         // Waiting for a token, or for the service to be ready to send, in the box; `None` once
         // answered, when polling again is an error, not a panic. Without a box, `refused` is
         // the answer of a request that never went out (an origin the token may not go to, no
-        // session): a field of this state rather than a state of its own, which kept the
-        // future's `poll` from being inlined.
+        // session): a field of this state rather than a state of its own, so that the future
+        // stays two states (see `poll` and `poll_cold`).
         Cold { replay: Option<X>, refused: Option<Box<AuthError>> },
     }
 }
