@@ -50,7 +50,8 @@ type LabelFn<K> = dyn Fn(&K) -> String + Send + Sync;
 /// without a lock (one atomic load and a hash lookup), and only a new key takes the lock that
 /// builds and inserts sessions. At most [`max_sessions`](KeyedAuthLayerBuilder::max_sessions)
 /// live, the least recently used dropped first, and a session unused for
-/// [`idle_timeout`](KeyedAuthLayerBuilder::idle_timeout) is dropped at the next insertion.
+/// [`idle_timeout`](KeyedAuthLayerBuilder::idle_timeout) is dropped (by a request of another
+/// session, at most half a timeout later, or by the next insertion).
 /// Dropping a session drops only the layer's reference: its auth call in flight completes, and
 /// the requests waiting on it get its token.
 ///
@@ -122,6 +123,8 @@ struct Sessions<K> {
     idle: Duration,
     clock: Clock,
     evicted: AtomicU64,
+    /// When a request next looks for idle sessions to drop: nanoseconds on the layer's clock.
+    next_sweep: AtomicU64,
 }
 
 struct Session {
@@ -181,8 +184,11 @@ where
         self
     }
 
-    /// A session no request used for `idle` is dropped when the next session is inserted.
-    /// Default: one hour.
+    /// A session no request used for `idle` is dropped, with its token: the layer's requests
+    /// look for idle sessions every half `idle` (one atomic load per request otherwise), and a
+    /// new session's insertion always does. So a session is dropped between `idle` and
+    /// `1.5 × idle` after its last use, when other sessions' requests keep coming, or at the
+    /// next insertion. Default: one hour.
     pub fn idle_timeout(mut self, idle: Duration) -> Self {
         self.idle_timeout = idle;
         self
@@ -303,6 +309,7 @@ where
                 idle: self.idle_timeout,
                 clock: Clock::default(),
                 evicted: AtomicU64::new(0),
+                next_sweep: AtomicU64::new(0),
             }),
             replay: CloneBody,
         }
@@ -377,7 +384,7 @@ where
             }
         };
         let reading = session.manager.clock().read();
-        session.touch(sessions.moment_of(reading));
+        sessions.used(session, reading);
         Ok((TokenHandle::new(Arc::clone(&session.manager)), reading))
     }
 
@@ -406,6 +413,60 @@ where
             Reading::Ticks(_) => self.clock.moment_of(reading).as_nanos(),
             Reading::Moment(_) => self.now(),
         }
+    }
+
+    /// A request used `session` at `reading`: its recency, and the sweep for idle sessions when
+    /// one is due.
+    #[inline]
+    fn used(&self, session: &Session, reading: Reading) {
+        let now = self.moment_of(reading);
+        session.touch(now);
+        if now >= self.next_sweep.load(Ordering::Relaxed) {
+            self.sweep(now);
+        }
+    }
+
+    /// Drops the sessions idle past the idle timeout, and sets the next sweep half a timeout
+    /// later; skipped while a session is being inserted (which drops them too).
+    #[cold]
+    #[inline(never)]
+    fn sweep(&self, now: u64) {
+        let Ok(_inserting) = self.inserting.try_lock() else {
+            return;
+        };
+        let idle = self.idle_nanos();
+        self.next_sweep
+            .store(now.saturating_add(idle / 2), Ordering::Relaxed);
+        let current = self.map.load_full();
+        let (map, dropped) = self.without_idle(&current, now);
+        if dropped > 0 {
+            self.map.store(Arc::new(map));
+            self.dropped(dropped);
+        }
+    }
+
+    fn idle_nanos(&self) -> u64 {
+        u64::try_from(self.idle.as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    /// `current` without its sessions idle at `now`, and how many those were.
+    fn without_idle(&self, current: &Map<K>, now: u64) -> (Map<K>, usize) {
+        let idle = self.idle_nanos();
+        let map: Map<K> = current
+            .iter()
+            .filter(|(_, s)| now.saturating_sub(s.last_used.load(Ordering::Relaxed)) < idle)
+            .map(|(k, s)| (k.clone(), Arc::clone(s)))
+            .collect();
+        let dropped = current.len() - map.len();
+        (map, dropped)
+    }
+
+    fn dropped(&self, dropped: usize) {
+        self.evicted.fetch_add(dropped as u64, Ordering::Relaxed);
+        tracing::debug!(
+            dropped,
+            "keyed sessions dropped (idle, or least recently used)"
+        );
     }
 
     /// `key`'s session, built and inserted if it is not live.
@@ -448,13 +509,7 @@ where
             manager,
             last_used: AtomicU64::new(now),
         });
-        let idle = u64::try_from(self.idle.as_nanos()).unwrap_or(u64::MAX);
-        let mut map: Map<K> = current
-            .iter()
-            .filter(|(_, s)| now.saturating_sub(s.last_used.load(Ordering::Relaxed)) < idle)
-            .map(|(k, s)| (k.clone(), Arc::clone(s)))
-            .collect();
-        let mut dropped = current.len() - map.len();
+        let (mut map, mut dropped) = self.without_idle(&current, now);
         while map.len() >= self.max {
             let oldest = map
                 .iter()
@@ -469,11 +524,7 @@ where
         map.insert(key.clone(), Arc::clone(&session));
         self.map.store(Arc::new(map));
         if dropped > 0 {
-            self.evicted.fetch_add(dropped as u64, Ordering::Relaxed);
-            tracing::debug!(
-                dropped,
-                "keyed sessions dropped (idle, or least recently used)"
-            );
+            self.dropped(dropped);
         }
         Ok(session)
     }
@@ -541,7 +592,7 @@ where
         };
         // One clock read for the session's recency and its token's freshness.
         let reading = session.manager.clock().read();
-        session.touch(sessions.moment_of(reading));
+        sessions.used(session, reading);
         let step = Step {
             manager: &session.manager,
             inner: &mut self.inner,

@@ -138,6 +138,46 @@ async fn the_bound_drops_the_least_recently_used() {
     assert_eq!(emulation.violation_reasons(), Vec::new());
 }
 
+/// Sessions idle past the idle timeout are dropped by the requests of a session still in use,
+/// with no new session inserted: three tenants, then only tenant 1 for well past 1.5 × the
+/// timeout; tenants 2 and 3 are dropped, tenant 1 never (its own request marks it used before
+/// it looks), and tenant 2's next request builds its session again.
+#[tokio::test]
+async fn idle_sessions_are_dropped_by_the_requests_of_others() {
+    let emulation = emulation().await;
+    let (url, c) = (emulation.base_url(), emulation.config().clone());
+    let layer = KeyedAuthLayer::builder(move |tenant: &Tenant| {
+        let provider = oauth2::Builder::client_credentials(&url, &c.client_id, &*c.client_secret)
+            .audience(&audience(tenant.0))
+            .build()?;
+        Ok(AuthLayer::builder(provider))
+    })
+    .idle_timeout(Duration::from_millis(200))
+    .build(client());
+    let svc = layer.layer(client());
+    let base = format!("http://{}", emulation.addr());
+    for tenant in 1..=3 {
+        let status = get(svc.clone(), base.clone(), tenant).await.unwrap();
+        assert_eq!(status, StatusCode::OK);
+    }
+    assert_eq!(layer.sessions(), (3, 0));
+    // Eight rounds of at least 50 ms: at least 400 ms, so that a sweep (every 100 ms at most)
+    // comes after the 200 ms tenants 2 and 3 have been idle.
+    for _ in 0..8 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let status = get(svc.clone(), base.clone(), 1).await.unwrap();
+        assert_eq!(status, StatusCode::OK);
+    }
+    assert_eq!(layer.sessions(), (1, 2));
+    assert_eq!(emulation.stats().logins, 3, "tenant 1 was never dropped");
+    let status = get(svc.clone(), base.clone(), 2).await.unwrap();
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(layer.sessions(), (2, 2));
+    let s = emulation.stats();
+    assert_eq!((s.logins, s.resource_ok), (4, 12));
+    assert_eq!(emulation.violation_reasons(), Vec::new());
+}
+
 /// A request naming no session, and a session whose factory fails: typed errors, nothing sent,
 /// and the layer serves other keys.
 #[tokio::test]
