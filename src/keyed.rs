@@ -357,29 +357,18 @@ where
     /// [`KeyedAuthService::call`] finds them: for an adapter that steps the request itself
     /// (the gRPC service, whose channel watches each call's session). Fails as the service
     /// does: no key, or the factory's error.
-    // NOTE: the same lookup as the service's hot path, which keeps it inline and takes no
-    // reference count; a change to how a request names its session goes in both.
     #[cfg(feature = "tonic")]
     pub(crate) fn session_of<B>(
         &self,
         request: &Request<B>,
     ) -> Result<(TokenHandle, Reading), AuthError> {
         let sessions = &*self.sessions;
-        let from_fn;
-        let key = match &sessions.key_fn {
-            None => request.extensions().get::<K>(),
-            Some(key_fn) => {
-                from_fn = key_fn(request.uri(), request.headers());
-                from_fn.as_ref()
-            }
-        };
-        let key = key.ok_or_else(no_key)?;
         let map = sessions.map.load();
         let inserted;
-        let session = match map.get(key) {
-            Some(session) => session,
-            None => {
-                inserted = sessions.insert(key)?;
+        let session = match sessions.find(&map, request)? {
+            Ok(session) => session,
+            Err(key) => {
+                inserted = sessions.insert(&key)?;
                 &inserted
             }
         };
@@ -412,6 +401,26 @@ where
         match reading {
             Reading::Ticks(_) => self.clock.moment_of(reading).as_nanos(),
             Reading::Moment(_) => self.now(),
+        }
+    }
+
+    /// `request`'s session in `map` (`Ok`), or the key of the session to build for it (`Err`);
+    /// a request that names no session is a [`Config`](crate::ErrorKind::Config) error.
+    #[inline]
+    fn find<'m, B>(
+        &self,
+        map: &'m Map<K>,
+        request: &Request<B>,
+    ) -> Result<Result<&'m Arc<Session>, K>, AuthError> {
+        match &self.key_fn {
+            None => {
+                let key = request.extensions().get::<K>().ok_or_else(no_key)?;
+                Ok(map.get(key).ok_or_else(|| key.clone()))
+            }
+            Some(key_fn) => {
+                let key = key_fn(request.uri(), request.headers()).ok_or_else(no_key)?;
+                Ok(map.get(&key).ok_or(key))
+            }
         }
     }
 
@@ -573,22 +582,13 @@ where
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
         let sessions = &*self.sessions;
         let map = sessions.map.load();
-        let found = match &sessions.key_fn {
-            None => match request.extensions().get::<K>() {
-                Some(key) => map.get(key).ok_or_else(|| key.clone()),
-                None => return ResponseFuture::refused(no_key()),
-            },
-            Some(key_fn) => match key_fn(request.uri(), request.headers()) {
-                Some(key) => map.get(&key).ok_or(key),
-                None => return ResponseFuture::refused(no_key()),
-            },
-        };
-        let session = match found {
-            Ok(session) => session,
-            Err(key) => match sessions.insert(&key) {
+        let session = match sessions.find(&map, &request) {
+            Ok(Ok(session)) => session,
+            Ok(Err(key)) => match sessions.insert(&key) {
                 Ok(session) => return self.step(&session.manager, request),
                 Err(error) => return ResponseFuture::refused(error),
             },
+            Err(error) => return ResponseFuture::refused(error),
         };
         // One clock read for the session's recency and its token's freshness.
         let reading = session.manager.clock().read();
