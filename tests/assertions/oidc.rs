@@ -117,7 +117,11 @@ async fn dpop_with_nonces_against_oidc_provider() {
         (2, 1, 1),
         "{stats:?}"
     );
-    assert_eq!((stats.served("orders"), stats.refused), (31, 0), "{stats:?}");
+    assert_eq!(
+        (stats.served("orders"), stats.refused),
+        (31, 0),
+        "{stats:?}"
+    );
     assert!(stats.violations.is_empty(), "{stats:?}");
 }
 

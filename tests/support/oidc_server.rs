@@ -223,7 +223,9 @@ impl OidcServer {
     /// Destroys every live access token of `client` in the provider's store, as an early
     /// revocation: how many there were.
     pub async fn revoke(&self, client: &str) -> u64 {
-        let body = self.control(Method::POST, &format!("revoke/{client}")).await;
+        let body = self
+            .control(Method::POST, &format!("revoke/{client}"))
+            .await;
         let answer: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
         answer["revoked"].as_u64().expect("a count")
     }
@@ -237,7 +239,12 @@ impl OidcServer {
             .expect("a valid request");
         let response = client.request(request).await.expect("the controls answer");
         assert_eq!(response.status(), StatusCode::OK, "{path}");
-        response.into_body().collect().await.expect("a body").to_bytes()
+        response
+            .into_body()
+            .collect()
+            .await
+            .expect("a body")
+            .to_bytes()
     }
 }
 
