@@ -179,6 +179,7 @@ server.listen(0, '127.0.0.1', () => {
         getCertificate: (ctx) => peerCertificate(ctx.socket),
         // The handshake asked for a certificate and took any: whether `tls.ca` issued it.
         certificateAuthorized: (ctx) => ctx.socket.authorized,
+        // The clients here register a SAN DNS name only: it must be among the certificate's.
         certificateSubjectMatches: (ctx, property, expected) =>
           property === 'tls_client_auth_san_dns'
           && peerCertificate(ctx.socket)?.checkHost(expected, { subject: 'never', wildcards: false }) !== undefined,
