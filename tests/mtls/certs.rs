@@ -62,7 +62,6 @@ impl Ca {
 
 impl Ca {
     /// A server certificate for `localhost` and `127.0.0.1`: a test's own TLS server.
-    #[cfg_attr(not(feature = "tonic"), allow(dead_code))]
     pub(crate) fn server(&self) -> Identity {
         let names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
         let mut params = CertificateParams::new(names).unwrap();

@@ -5,7 +5,8 @@
 //! through the adapters: reqwest (`ReqwestTransport` and `AuthMiddleware` with a
 //! `reqwest::Identity`, feature `reqwest`) and tonic (a TLS `Channel` with an `Identity` under
 //! `GrpcAuthLayer`, against a gRPC server that checks each token's binding to its connection,
-//! feature `tonic`); and the demo with a spec file's `client_auth = "tls_client_auth"`.
+//! feature `tonic`); the demo with a spec file's `client_auth = "tls_client_auth"`; and against
+//! a real provider, panva's oidc-provider over HTTPS (`oidc`), clean and under faults.
 //!
 //! Certificates are made per test with rcgen; nothing is read from disk but what the demo test
 //! writes for the demo.
@@ -19,4 +20,5 @@ mod discovery;
 mod faults;
 mod grpc;
 mod layer;
+mod oidc;
 mod reqwest;

@@ -1,12 +1,14 @@
 //! Shared helpers for the integration tests: an in-process auth server and upstream, and a
-//! provider; the emulations over real HTTP (`emulated`), a capture of tracing output (`capture`)
-//! and a Redis server (`redis_server`). Every test binary (`tests/<feature>/main.rs`) includes it.
+//! provider; the emulations over real HTTP (`emulated`), a capture of tracing output (`capture`),
+//! a real OpenID provider (`oidc_server`) and the runs against it (`oidc_runs`), and a Redis
+//! server (`redis_server`). Every test binary
+//! (`tests/<feature>/main.rs`) includes it.
 #![allow(dead_code, unreachable_pub)]
 
 pub mod capture;
 pub mod demo;
 pub mod emulated;
-#[cfg(feature = "jose")]
+pub mod oidc_runs;
 pub mod oidc_server;
 #[cfg(feature = "redis")]
 pub mod redis_server;

@@ -1,23 +1,137 @@
 //! A real OpenID provider for the tests: panva's `oidc-provider` (npm), run by Node.js from
 //! `tests/oidc/server.mjs` on a free loopback port, killed on drop. `scripts/test` installs Node.js
 //! and the package when they are missing; no mock stands in for it.
+//!
+//! Its clients, all for the client credentials grant with the scope `read`: `orders`
+//! (`private_key_jwt`, keys from [`Options::jwks`]), `orders-basic`, `orders-post` and
+//! `orders-jwt` (`client_secret_basic`, `client_secret_post`, `client_secret_jwt`, secrets made
+//! at start: [`OidcServer::secret`]), and over HTTPS ([`Options::tls`]) `orders-mtls`
+//! (`tls_client_auth`) and `orders-self-signed` (`self_signed_tls_client_auth`). Beside the
+//! provider, protected resources that look every token up in the provider: `/resource` (DPoP),
+//! `/bearer-resource/CLIENT` and `/mtls-resource/CLIENT` ([`OidcServer::bearer_resource`],
+//! [`OidcServer::mtls_resource`]); and on a listener of their own, the tests' controls
+//! ([`OidcServer::stats`], [`OidcServer::revoke`]).
 
+use std::collections::BTreeMap;
 use std::io::{BufRead as _, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
-/// A running provider with one client, `orders`, authenticating with `private_key_jwt`.
+use bytes::Bytes;
+use http::{Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde::Deserialize;
+
+/// What the provider is started with (`tests/oidc/server.mjs` reads them as one JSON argument).
+#[derive(Debug, Default)]
+pub struct Options {
+    /// The public keys of `orders` (`private_key_jwt`, ES256), a JWK Set; without them, no
+    /// `orders`.
+    pub jwks: Option<serde_json::Value>,
+    /// Serve HTTPS, asking every client for its certificate, with the mutual TLS clients.
+    pub tls: Option<Tls>,
+    /// Faults at the token endpoint and revocations at the resources.
+    pub faults: Option<Faults>,
+}
+
+/// The provider over HTTPS, and what its mutual TLS clients are registered with (all PEM).
+#[derive(Debug)]
+pub struct Tls {
+    /// The server's certificate chain, for `127.0.0.1`.
+    pub cert_pem: String,
+    pub key_pem: String,
+    /// The authority whose certificates `tls_client_auth` takes.
+    pub client_ca_pem: String,
+    /// The SAN DNS name registered for `orders-mtls` (`tls_client_auth_san_dns`).
+    pub san_dns: String,
+    /// The certificate registered for `orders-self-signed`.
+    pub self_signed_pem: String,
+}
+
+/// Seeded faults, each drawn from a sequence of its own.
+#[derive(Debug, Clone, Copy)]
+pub struct Faults {
+    /// The share of token endpoint calls answered 503 before the provider sees them.
+    pub token_rate: f64,
+    /// The share of resource answers (200s) after which the token served is destroyed in the
+    /// provider's store.
+    pub revocation_rate: f64,
+    pub seed: u64,
+}
+
+/// What the provider and its resources did (`stats` in `tests/oidc/server.mjs`).
+#[derive(Debug, Default, Deserialize)]
+pub struct Stats {
+    /// Tokens issued at the token endpoint, by client.
+    pub logins: BTreeMap<String, u64>,
+    /// Token endpoint errors, by error code (`use_dpop_nonce`, `invalid_client`, ...).
+    pub token_errors: BTreeMap<String, u64>,
+    /// Token endpoint calls answered 503 by the fault injection.
+    pub token_faults: u64,
+    /// Requests served 200, by client.
+    pub served: BTreeMap<String, u64>,
+    /// Requests refused for a token the provider issued and no longer holds.
+    pub refused: u64,
+    /// Requests the DPoP resource answered with its nonce challenge.
+    pub nonce_challenges: u64,
+    /// What no correct client sends, by reason.
+    pub violations: BTreeMap<String, u64>,
+    /// Tokens destroyed after a resource answer, by the fault injection.
+    pub random_revocations: u64,
+    /// Live tokens destroyed by [`OidcServer::revoke`].
+    pub admin_revocations: u64,
+    /// Access tokens destroyed in the provider's store, whatever the cause: the revocation
+    /// endpoint, [`OidcServer::revoke`], the fault injection.
+    pub destroyed: u64,
+}
+
+impl Stats {
+    /// Tokens issued to `client`.
+    pub fn logins(&self, client: &str) -> u64 {
+        self.logins.get(client).copied().unwrap_or(0)
+    }
+
+    /// Requests served for `client`.
+    pub fn served(&self, client: &str) -> u64 {
+        self.served.get(client).copied().unwrap_or(0)
+    }
+
+    /// Token endpoint errors with the code `error`.
+    pub fn token_errors(&self, error: &str) -> u64 {
+        self.token_errors.get(error).copied().unwrap_or(0)
+    }
+}
+
+/// A running provider.
 pub struct OidcServer {
     child: Child,
     issuer: String,
+    admin: String,
+    secrets: BTreeMap<String, String>,
+}
+
+#[derive(Deserialize)]
+struct Ready {
+    issuer: String,
+    admin: String,
+    secrets: BTreeMap<String, String>,
 }
 
 impl OidcServer {
-    /// Starts the provider with `jwks` (a JWK Set of public keys) as the client's keys, and
-    /// waits until it says where it listens.
+    /// Starts the provider with `jwks` (a JWK Set of public keys) as the keys of `orders`.
+    pub fn start(jwks: &serde_json::Value) -> Self {
+        Self::with(Options {
+            jwks: Some(jwks.clone()),
+            ..Options::default()
+        })
+    }
+
+    /// Starts the provider with `options`, and waits until it says where it listens.
     ///
     /// Panics, naming the command to run, when Node.js or the package is missing.
-    pub fn start(jwks: &serde_json::Value) -> Self {
+    pub fn with(options: Options) -> Self {
         let dir: PathBuf = [env!("CARGO_MANIFEST_DIR"), "tests", "oidc"]
             .iter()
             .collect();
@@ -26,10 +140,30 @@ impl OidcServer {
             "oidc-provider is not installed: run scripts/test --deps (or npm ci in {})",
             dir.display()
         );
+        let mut argument = serde_json::json!({});
+        if let Some(jwks) = options.jwks {
+            argument["jwks"] = jwks;
+        }
+        if let Some(tls) = options.tls {
+            argument["tls"] = serde_json::json!({
+                "cert": tls.cert_pem,
+                "key": tls.key_pem,
+                "ca": tls.client_ca_pem,
+                "san_dns": tls.san_dns,
+                "self_signed": tls.self_signed_pem,
+            });
+        }
+        if let Some(faults) = options.faults {
+            argument["faults"] = serde_json::json!({
+                "token_rate": faults.token_rate,
+                "revocation_rate": faults.revocation_rate,
+                "seed": faults.seed,
+            });
+        }
         let mut child = Command::new("node")
             .current_dir(&dir)
             .arg("server.mjs")
-            .arg(jwks.to_string())
+            .arg(argument.to_string())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -42,15 +176,75 @@ impl OidcServer {
             .expect("the provider says where it listens");
         // Whatever it prints later is read and dropped: a closed pipe would end it.
         std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
-        let ready: serde_json::Value = serde_json::from_str(&line)
+        let ready: Ready = serde_json::from_str(&line)
             .unwrap_or_else(|_| panic!("the provider did not start: {line:?}"));
-        let issuer = ready["issuer"].as_str().expect("an issuer").to_owned();
-        Self { child, issuer }
+        Self {
+            child,
+            issuer: ready.issuer,
+            admin: ready.admin,
+            secrets: ready.secrets,
+        }
     }
 
-    /// The provider's issuer, `http://127.0.0.1:PORT`.
+    /// The provider's issuer, `http://127.0.0.1:PORT` (`https://` with [`Options::tls`]).
     pub fn issuer(&self) -> &str {
         &self.issuer
+    }
+
+    /// The secret of `client` (`orders-basic`, `orders-post`, `orders-jwt`).
+    pub fn secret(&self, client: &str) -> String {
+        self.secrets
+            .get(client)
+            .unwrap_or_else(|| panic!("no secret for {client}"))
+            .clone()
+    }
+
+    /// The DPoP resource.
+    pub fn dpop_resource(&self) -> String {
+        format!("{}/resource", self.issuer)
+    }
+
+    /// The resource taking bearer tokens issued to `client`.
+    pub fn bearer_resource(&self, client: &str) -> String {
+        format!("{}/bearer-resource/{client}", self.issuer)
+    }
+
+    /// The resource taking tokens issued to `client` and bound to the connection's certificate.
+    pub fn mtls_resource(&self, client: &str) -> String {
+        format!("{}/mtls-resource/{client}", self.issuer)
+    }
+
+    /// What the provider and its resources did so far.
+    pub async fn stats(&self) -> Stats {
+        let body = self.control(Method::GET, "stats").await;
+        serde_json::from_slice(&body).expect("the stats are JSON")
+    }
+
+    /// Destroys every live access token of `client` in the provider's store, as an early
+    /// revocation: how many there were.
+    pub async fn revoke(&self, client: &str) -> u64 {
+        let body = self
+            .control(Method::POST, &format!("revoke/{client}"))
+            .await;
+        let answer: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
+        answer["revoked"].as_u64().expect("a count")
+    }
+
+    async fn control(&self, method: Method, path: &str) -> Bytes {
+        let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+        let request = Request::builder()
+            .method(method)
+            .uri(format!("{}/{path}", self.admin))
+            .body(Full::default())
+            .expect("a valid request");
+        let response = client.request(request).await.expect("the controls answer");
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        response
+            .into_body()
+            .collect()
+            .await
+            .expect("a body")
+            .to_bytes()
     }
 }
 
