@@ -205,6 +205,15 @@ impl SigningKey {
         &self.material.required
     }
 
+    /// The length of its signatures, in bytes: 64 for ES256 (`r` and `s`, fixed length) and
+    /// EdDSA, the modulus's for RSA.
+    pub(super) fn signature_len(&self) -> usize {
+        match &self.material.pair {
+            Pair::Ec(_) | Pair::Ed(_) => 64,
+            Pair::Rsa(pair) => pair.public_modulus_len(),
+        }
+    }
+
     /// Signs `message` and hands the signature to `f`.
     pub(super) fn sign_with<R>(
         &self,
