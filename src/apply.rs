@@ -59,7 +59,7 @@ impl TokenState {
         let dpop = dpop.ok_or_else(|| {
             AuthError::config("a DPoP-bound token without the DPoP key it is bound to")
         })?;
-        dpop.proof(End::Resource, method, uri, Some(&self.access_token))
+        dpop.proof(End::Resource, method, uri, self.ath.as_deref())
             .map(Some)
     }
 

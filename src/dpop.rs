@@ -53,20 +53,19 @@ pub(crate) fn auth_challenge(status: StatusCode, error: Option<&str>) -> bool {
 
 #[cfg(feature = "jose")]
 mod keyed {
-    use std::collections::HashMap;
     use std::fmt;
-    use std::sync::{Arc, Mutex, PoisonError};
+    use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-    use http::{HeaderMap, HeaderValue, Method, Uri};
+    use bytes::Bytes;
+    use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
 
-    use http::HeaderName;
+    use super::End;
+    use crate::error::AuthError;
+    use crate::jose::{DpopKey, Htu, Origin};
+    use crate::secret::Secret;
 
     /// The `DPoP-Nonce` response header.
     pub(crate) const DPOP_NONCE: HeaderName = HeaderName::from_static("dpop-nonce");
-    use super::End;
-    use crate::error::AuthError;
-    use crate::jose::{origin, DpopKey};
-    use crate::secret::Secret;
 
     /// How many origins' nonces a layer keeps; past that, the oldest are forgotten (and asked
     /// for again by their servers).
@@ -75,14 +74,24 @@ mod keyed {
     /// A layer's DPoP key and the nonces its servers gave, by end and origin.
     pub(crate) struct Dpop {
         key: DpopKey,
-        nonces: Mutex<HashMap<(End, String), Arc<str>>>,
+        /// Oldest first.
+        // NOTE: a list, not a map: a layer talks to a server or two, and a lookup by an origin
+        // borrowed from the proof's `htu` compares a few strings where a map hashed them.
+        nonces: Mutex<Vec<Nonce>>,
+    }
+
+    /// A server's nonce.
+    struct Nonce {
+        end: End,
+        origin: Box<str>,
+        value: Arc<str>,
     }
 
     impl Dpop {
         pub(crate) fn new(key: DpopKey) -> Self {
             Self {
                 key,
-                nonces: Mutex::new(HashMap::new()),
+                nonces: Mutex::new(Vec::new()),
             }
         }
 
@@ -91,8 +100,9 @@ mod keyed {
             self.key.thumbprint()
         }
 
-        /// A proof for a request of `method` to `uri`, with `ath` for `token` when it carries
-        /// one, and the origin's nonce when its server gave one.
+        /// A proof for a request of `method` to `uri`, with `ath` when the request carries a
+        /// token (its [`ath`], computed once per token), and the origin's nonce when its server
+        /// gave one.
         ///
         /// Fails with [`ErrorKind::Config`](crate::ErrorKind::Config) for a URI that is not
         /// absolute.
@@ -101,17 +111,23 @@ mod keyed {
             end: End,
             method: &Method,
             uri: &Uri,
-            token: Option<&Secret>,
+            ath: Option<&str>,
         ) -> Result<HeaderValue, AuthError> {
-            let nonce = self.nonce(end, origin(uri, 0)?);
-            let proof = self.key.proof(method, uri, token, nonce.as_deref())?;
+            let htu = Htu::of(uri)?;
+            let nonce = self.nonce(end, htu.origin());
+            let proof = self.key.sign(method, &htu, ath, nonce.as_deref())?;
             // base64url and dots: always a header value.
-            HeaderValue::try_from(proof)
+            HeaderValue::from_maybe_shared(Bytes::from(proof))
                 .map_err(|_| AuthError::config("a DPoP proof is not a header value"))
         }
 
-        pub(super) fn nonce(&self, end: End, origin: String) -> Option<Arc<str>> {
-            self.lock().get(&(end, origin)).cloned()
+        /// The nonce `end`'s server at `origin` last gave.
+        pub(super) fn nonce(&self, end: End, origin: &str) -> Option<Arc<str>> {
+            let nonces = self.lock();
+            nonces
+                .iter()
+                .find(|nonce| nonce.end == end && *nonce.origin == *origin)
+                .map(|nonce| Arc::clone(&nonce.value))
         }
 
         /// Keeps the `DPoP-Nonce` of an answer from `uri`'s origin; whether the answer had one.
@@ -119,32 +135,54 @@ mod keyed {
         /// NOTE: not whether it was new: requests sent at once meet the same challenge, and
         /// each must go again with the nonce the first of them kept.
         pub(crate) fn remember(&self, end: End, uri: &Uri, headers: &HeaderMap) -> bool {
-            let Some(nonce) = headers.get(DPOP_NONCE).and_then(|v| v.to_str().ok()) else {
+            let Some(nonce) = nonce_of(headers) else {
                 return false;
             };
-            // RFC 9449 §8.1: the nonce is an opaque string of NQCHAR; an empty one is none.
-            if nonce.is_empty() {
-                return false;
-            }
-            let Ok(origin) = origin(uri, 0) else {
+            let Ok(origin) = Origin::of(uri) else {
                 return true;
             };
-            let key = (end, origin);
             let mut nonces = self.lock();
-            if nonces.get(&key).is_some_and(|kept| **kept == *nonce) {
-                return true;
+            match nonces
+                .iter_mut()
+                .find(|kept| kept.end == end && origin.is(&kept.origin))
+            {
+                Some(kept) if *kept.value == *nonce => {}
+                Some(kept) => kept.value = nonce.into(),
+                None => {
+                    if nonces.len() >= ORIGINS_KEPT {
+                        nonces.remove(0);
+                    }
+                    let mut kept = String::new();
+                    origin.write_to(&mut kept);
+                    nonces.push(Nonce {
+                        end,
+                        origin: kept.into(),
+                        value: nonce.into(),
+                    });
+                }
             }
-            if nonces.len() >= ORIGINS_KEPT && !nonces.contains_key(&key) {
-                nonces.clear();
-            }
-            nonces.insert(key, nonce.into());
             true
         }
 
-        fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(End, String), Arc<str>>> {
+        fn lock(&self) -> MutexGuard<'_, Vec<Nonce>> {
             // Plain data updated in single statements: a poisoned lock is still consistent.
             self.nonces.lock().unwrap_or_else(PoisonError::into_inner)
         }
+    }
+
+    /// An answer's `DPoP-Nonce`. RFC 9449 §8.1: the nonce is an opaque string of NQCHAR; an
+    /// empty one is none.
+    fn nonce_of(headers: &HeaderMap) -> Option<&str> {
+        headers
+            .get(DPOP_NONCE)
+            .and_then(|v| v.to_str().ok())
+            .filter(|nonce| !nonce.is_empty())
+    }
+
+    /// The `ath` of the proofs a request with `access_token` carries (RFC 9449 §4.2): the same
+    /// for every request with the token, so computed once, when the token is stored.
+    pub(crate) fn ath(access_token: &Secret) -> Option<Box<str>> {
+        Some(crate::jose::ath(access_token))
     }
 
     impl fmt::Debug for Dpop {
@@ -179,7 +217,7 @@ mod keyed {
             _: End,
             _: &Method,
             _: &Uri,
-            _: Option<&Secret>,
+            _: Option<&str>,
         ) -> Result<HeaderValue, AuthError> {
             match *self {}
         }
@@ -188,9 +226,14 @@ mod keyed {
             match *self {}
         }
     }
+
+    /// No token is DPoP-bound without the `jose` feature.
+    pub(crate) fn ath(_: &Secret) -> Option<Box<str>> {
+        None
+    }
 }
 
-pub(crate) use self::keyed::Dpop;
+pub(crate) use self::keyed::{ath, Dpop};
 
 /// The layer's DPoP state, when its policy has a key.
 pub(crate) fn of(policy: &crate::provider::TokenPolicy) -> Option<std::sync::Arc<Dpop>> {
@@ -258,7 +301,7 @@ mod tests {
         let a: http::Uri = "https://a.test/x".parse().unwrap();
         let a_default_port: http::Uri = "HTTPS://A.test:443/y?q".parse().unwrap();
         let b: http::Uri = "https://a.test:8443/x".parse().unwrap();
-        let nonce = |end, origin: &str| dpop.nonce(end, origin.to_owned());
+        let nonce = |end, origin: &str| dpop.nonce(end, origin);
         assert!(dpop.remember(End::Resource, &a, &answer));
         assert!(
             dpop.remember(End::Resource, &a_default_port, &answer),
@@ -283,5 +326,32 @@ mod tests {
         );
         assert_eq!(nonce(End::Auth, "https://a.test").as_deref(), Some("n-2"));
         assert!(!dpop.remember(End::Resource, &a, &HeaderMap::new()));
+        answer.insert(DPOP_NONCE, "n-3".parse().unwrap());
+        assert!(dpop.remember(End::Resource, &a_default_port, &answer));
+        assert_eq!(
+            nonce(End::Resource, "https://a.test").as_deref(),
+            Some("n-3"),
+            "a new nonce replaces the origin's"
+        );
+        assert_eq!(format!("{dpop:?}").matches("origins: 3").count(), 1);
+    }
+
+    #[cfg(feature = "jose")]
+    #[test]
+    fn the_oldest_origin_is_forgotten_first() {
+        use super::keyed::DPOP_NONCE;
+        use crate::jose::{Algorithm, DpopKey, SigningKey};
+        let dpop = Dpop::new(DpopKey::new(
+            SigningKey::generate(Algorithm::EdDSA).unwrap(),
+        ));
+        let mut answer = HeaderMap::new();
+        answer.insert(DPOP_NONCE, "n".parse().unwrap());
+        for port in 1..=65 {
+            let uri: http::Uri = format!("https://a.test:{port}/").parse().unwrap();
+            assert!(dpop.remember(End::Resource, &uri, &answer));
+        }
+        assert_eq!(dpop.nonce(End::Resource, "https://a.test:1"), None);
+        assert!(dpop.nonce(End::Resource, "https://a.test:2").is_some());
+        assert!(dpop.nonce(End::Resource, "https://a.test:65").is_some());
     }
 }

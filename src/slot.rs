@@ -56,6 +56,9 @@ pub(crate) struct TokenState {
     pub(crate) access_token: Secret,
     /// Bound to the layer's DPoP key: each request carries a proof.
     pub(crate) dpop: bool,
+    /// For a bound token, the `ath` of its proofs (the base64url SHA-256 of the access token):
+    /// the same in every proof, so computed once, here.
+    pub(crate) ath: Option<Box<str>>,
     /// Increases with every stored token; lets a 401 name the token it refused.
     pub(crate) generation: Generation,
     notes: Notes,
@@ -85,6 +88,10 @@ impl TokenState {
     pub(crate) fn issued(issued: Issued, refresh_at: Moment, generation: Generation) -> Self {
         let expires_at = issued.expires_at();
         let refresh_expires_at = issued.refresh_expires_at();
+        let ath = match issued.dpop {
+            true => crate::dpop::ath(&issued.access_token),
+            false => None,
+        };
         Self {
             header_name: issued.header_name,
             header: issued.header,
@@ -94,6 +101,7 @@ impl TokenState {
             refresh_expires_at,
             access_token: issued.access_token,
             dpop: issued.dpop,
+            ath,
             generation,
             notes: Notes::default(),
         }
@@ -115,6 +123,7 @@ impl TokenState {
             refresh_expires_at: refresh.1,
             access_token: self.access_token.clone(),
             dpop: self.dpop,
+            ath: self.ath.clone(),
             generation: self.generation,
             notes: Notes::default(),
         }

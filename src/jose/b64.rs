@@ -25,9 +25,20 @@ pub(super) fn decode(value: &str, member: &str) -> Result<Vec<u8>, AuthError> {
 
 /// A fresh random JWT ID: 128 bits from the system's CSPRNG, base64url (22 characters).
 pub(super) fn jti_into(out: &mut String) -> Result<(), AuthError> {
+    let jti = jti()?;
+    // base64url: ASCII.
+    out.push_str(std::str::from_utf8(&jti).unwrap_or_default());
+    Ok(())
+}
+
+/// [`jti_into`]'s ID, as bytes.
+pub(super) fn jti() -> Result<[u8; 22], AuthError> {
     let mut bytes = [0u8; 16];
     aws_lc_rs::rand::fill(&mut bytes)
         .map_err(|_| AuthError::config("no randomness for a JWT ID"))?;
-    encode_into(&bytes, out);
-    Ok(())
+    let mut jti = [0u8; 22];
+    URL_SAFE_NO_PAD
+        .encode_slice(bytes, &mut jti)
+        .map_err(|_| AuthError::config("a JWT ID longer than 22 characters"))?;
+    Ok(jti)
 }

@@ -205,19 +205,33 @@ impl SigningKey {
         &self.material.required
     }
 
+    /// The length of its signatures, in bytes: 64 for ES256 (`r` and `s`, fixed length) and
+    /// EdDSA, the modulus's for RSA.
+    pub(super) fn signature_len(&self) -> usize {
+        match &self.material.pair {
+            Pair::Ec(_) | Pair::Ed(_) => 64,
+            Pair::Rsa(pair) => pair.public_modulus_len(),
+        }
+    }
+
     /// Signs `message` and hands the signature to `f`.
     pub(super) fn sign_with<R>(
         &self,
         message: &[u8],
         f: impl FnOnce(&[u8]) -> R,
     ) -> Result<R, AuthError> {
-        let failed = |_| AuthError::config("signing failed");
+        let failed = || AuthError::config("signing failed");
+        // NOTE: the signature is used where aws-lc-rs wrote it: its `Signature` is a 4.6 KB
+        // buffer, and moving it out of the `Result` (`?`) copied all of it on every proof.
         Ok(match &self.material.pair {
-            Pair::Ec(pair) => f(pair
-                .sign(&SystemRandom::new(), message)
-                .map_err(failed)?
-                .as_ref()),
-            Pair::Ed(pair) => f(pair.try_sign(message).map_err(failed)?.as_ref()),
+            Pair::Ec(pair) => match &pair.sign(&SystemRandom::new(), message) {
+                Ok(signature) => f(signature.as_ref()),
+                Err(_) => return Err(failed()),
+            },
+            Pair::Ed(pair) => match &pair.try_sign(message) {
+                Ok(signature) => f(signature.as_ref()),
+                Err(_) => return Err(failed()),
+            },
             Pair::Rsa(pair) => {
                 let padding: &'static dyn RsaEncoding = match self.material.alg {
                     Algorithm::PS256 => &RSA_PSS_SHA256,
@@ -229,7 +243,7 @@ impl SigningKey {
                     .get_mut(..pair.public_modulus_len())
                     .ok_or_else(|| AuthError::config("RSA key over 8192 bits"))?;
                 pair.sign(padding, &SystemRandom::new(), message, signature)
-                    .map_err(failed)?;
+                    .map_err(|_| failed())?;
                 f(signature)
             }
         })

@@ -39,7 +39,7 @@ mod key;
 mod pem;
 
 pub(crate) use self::assertion::{AssertionSigner, Assertions};
-pub(crate) use self::dpop::origin;
 pub use self::dpop::DpopKey;
+pub(crate) use self::dpop::{ath, Htu, Origin};
 pub(crate) use self::key::HmacKey;
 pub use self::key::{Algorithm, SigningKey};
