@@ -5,9 +5,10 @@
 //! RustCrypto), for comparison; `request/<alg>` is a whole request through the layer with a
 //! DPoP-bound token (the proof with `ath`, the header, the cold path's state, the answer read for
 //! a nonce) to an upstream that answers at once; `raw_signature_of_request/<alg>` signs the
-//! bytes a request's proof signs (`ath` makes them 68 bytes longer than a token endpoint's, which
-//! costs Ed25519, hashing the message twice with SHA-512, more than P-256). The target: a DPoP
-//! request costs at most 1.2 times the raw signature of the same bytes.
+//! bytes a request's proof signs (`ath` makes them 65 bytes longer than a token endpoint's: two
+//! more SHA-512 blocks for Ed25519, which hashes the message twice, one more SHA-256 block for
+//! P-256). The target: a DPoP request costs at most 1.2 times the raw signature of the same
+//! bytes.
 //!
 //! Every proof but the requests' is a token endpoint's (`POST https://idp.example.com/oauth/token`,
 //! no `ath`, no nonce). Run with `cargo bench --features jose --bench dpop`.
