@@ -20,13 +20,13 @@ use crate::support::emulated::{client, HttpClient};
 
 /// The request extension naming a request's session.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-struct Tenant(u32);
+pub(super) struct Tenant(pub(super) u32);
 
-fn audience(tenant: u32) -> String {
+pub(super) fn audience(tenant: u32) -> String {
     format!("tenant-{tenant}")
 }
 
-async fn emulation() -> Emulation {
+pub(super) async fn emulation() -> Emulation {
     let config = Config {
         extensions: OAuthExtensions {
             resource_indicators: true,
@@ -50,7 +50,7 @@ fn keyed(emulation: &Emulation, max_sessions: usize) -> KeyedAuthLayer<Tenant> {
     .build(client())
 }
 
-async fn get(
+pub(super) async fn get(
     svc: KeyedAuthService<HttpClient, Tenant>,
     base: String,
     tenant: u32,

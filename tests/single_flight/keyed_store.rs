@@ -2,38 +2,16 @@
 //! the session's name), adopted by another layer on the same store for that session only; a
 //! factory that gives two sessions one store key is refused before anything is sent.
 
-use bytes::Bytes;
-use http::{Request, StatusCode};
-use http_body_util::{BodyExt, Full};
-use tower::{Layer, ServiceExt};
+use http::StatusCode;
+use tower::Layer;
 use tower_token_auth::provider::oauth2;
 use tower_token_auth::store::{MemoryStore, TokenStore};
-use tower_token_auth::{AuthLayer, AuthLayerBuilder, ErrorKind, KeyedAuthLayer, KeyedAuthService};
-use tower_token_auth_emulation::{Api, Config, Emulation, OAuthExtensions};
+use tower_token_auth::{AuthLayer, AuthLayerBuilder, ErrorKind, KeyedAuthLayer};
+use tower_token_auth_emulation::Emulation;
 
+use crate::keyed::{audience, emulation, get, Tenant};
 use crate::support::auth_error;
-use crate::support::emulated::{client, HttpClient};
-
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-struct Tenant(u32);
-
-fn audience(tenant: u32) -> String {
-    format!("tenant-{tenant}")
-}
-
-/// The OAuth2 emulation issuing each tenant's token for its own audience, and refusing (as a
-/// violation) a token of another tenant at `/resource/{audience}`.
-async fn emulation() -> Emulation {
-    let config = Config {
-        extensions: OAuthExtensions {
-            resource_indicators: true,
-            audience_per_path: true,
-            ..OAuthExtensions::default()
-        },
-        ..Config::default()
-    };
-    Emulation::start(Api::OAuth2, config).await.unwrap()
-}
+use crate::support::emulated::client;
 
 /// The factory: a tenant's provider, its token for the tenant's audience.
 fn factory(
@@ -53,20 +31,6 @@ fn stored(emulation: &Emulation, store: &MemoryStore) -> KeyedAuthLayer<Tenant> 
     KeyedAuthLayer::builder(factory(emulation))
         .store(store.clone(), "billing", |tenant| tenant.0.to_string())
         .build(client())
-}
-
-async fn get(
-    svc: KeyedAuthService<HttpClient, Tenant>,
-    base: &str,
-    tenant: u32,
-) -> Result<StatusCode, tower::BoxError> {
-    let mut request = Request::get(format!("{base}/resource/{}", audience(tenant)))
-        .body(Full::<Bytes>::default())?;
-    request.extensions_mut().insert(Tenant(tenant));
-    let response = svc.oneshot(request).await?;
-    let status = response.status();
-    response.into_body().collect().await?;
-    Ok(status)
 }
 
 /// The access token stored under `key`.
@@ -91,7 +55,9 @@ async fn each_session_is_stored_under_its_own_key_and_adopted_for_that_session_o
 
     let first = stored(&emulation, &store);
     for tenant in 1..=3 {
-        let status = get(first.layer(client()), &base, tenant).await.unwrap();
+        let status = get(first.layer(client()), base.clone(), tenant)
+            .await
+            .unwrap();
         assert_eq!(status, StatusCode::OK);
     }
     assert_eq!(emulation.stats().logins, 3);
@@ -108,7 +74,9 @@ async fn each_session_is_stored_under_its_own_key_and_adopted_for_that_session_o
 
     let second = stored(&emulation, &store);
     for tenant in [3, 1, 2] {
-        let status = get(second.layer(client()), &base, tenant).await.unwrap();
+        let status = get(second.layer(client()), base.clone(), tenant)
+            .await
+            .unwrap();
         assert_eq!(status, StatusCode::OK);
         let metrics = second.handle(&Tenant(tenant)).unwrap().metrics();
         assert_eq!((metrics.logins, metrics.adoptions), (0, 1));
@@ -137,8 +105,11 @@ async fn sessions_given_one_store_key_are_refused_before_anything_is_sent() {
     .build(client());
     let svc = layer.layer(client());
 
-    assert_eq!(get(svc.clone(), &base, 1).await.unwrap(), StatusCode::OK);
-    let err = get(svc.clone(), &base, 2).await.unwrap_err();
+    assert_eq!(
+        get(svc.clone(), base.clone(), 1).await.unwrap(),
+        StatusCode::OK
+    );
+    let err = get(svc.clone(), base.clone(), 2).await.unwrap_err();
     let err = auth_error(&err);
     assert_eq!(err.kind(), ErrorKind::Config);
     assert!(err.to_string().contains("store key `billing`"), "{err}");
@@ -146,7 +117,7 @@ async fn sessions_given_one_store_key_are_refused_before_anything_is_sent() {
         layer.handle(&Tenant(2)).unwrap_err().kind(),
         ErrorKind::Config
     );
-    assert_eq!(get(svc, &base, 1).await.unwrap(), StatusCode::OK);
+    assert_eq!(get(svc, base.clone(), 1).await.unwrap(), StatusCode::OK);
     assert_eq!(layer.sessions(), (1, 0));
     let s = emulation.stats();
     assert_eq!(
