@@ -2,9 +2,13 @@
 //! feature (`tls_client_auth` by a SAN DNS name from a clients' authority,
 //! `self_signed_tls_client_auth` by a registered certificate, access tokens bound to the
 //! certificate by `x5t#S256`), the certificate read from the TLS connection Node.js accepted.
-//! The layer's auth calls and requests go through a hyper-util client presenting the client's
-//! certificate; the resource (`/mtls-resource/CLIENT`) takes a token only over a connection
-//! whose certificate it is bound to, as the provider's store says.
+//! The issuer's listener asks for no certificate: its metadata names another as the
+//! `mtls_endpoint_aliases` (RFC 8705 §5), and the layer, discovering its endpoints from the
+//! issuer, must send its auth calls there (every login here would be `invalid_client`
+//! otherwise). The layer's auth calls and requests go through a hyper-util client presenting
+//! the client's certificate; the resource (`/mtls-resource/CLIENT`, on the listener asking for
+//! certificates) takes a token only over a connection whose certificate it is bound to, as the
+//! provider's store says.
 
 use std::sync::Arc;
 
@@ -94,7 +98,8 @@ impl Setup {
     /// its `cnf` `x5t#S256`.
     async fn bound_to(&self, client: &TlsClient, client_id: &str, token: &Secret) -> String {
         let form = format!("token={}&client_id={client_id}", token.expose());
-        let request = Request::post(format!("{}/token/introspection", self.server.issuer()))
+        let introspection = format!("{}/token/introspection", self.server.mtls_origin());
+        let request = Request::post(introspection)
             .header(
                 http::header::CONTENT_TYPE,
                 "application/x-www-form-urlencoded",

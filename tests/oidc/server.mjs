@@ -5,10 +5,22 @@
 // - `orders`: `private_key_jwt` (ES256), its public keys the `jwks` option, when given;
 // - `orders-basic`, `orders-post` and `orders-jwt`: `client_secret_basic`, `client_secret_post`
 //   and `client_secret_jwt` (HS256), each with a random secret of 43 characters made at start;
+// - `orders-exchange`: `client_secret_basic`, for the token exchange grant (RFC 8693) alone, which
+//   oidc-provider leaves to `registerGrantType`: registered below, it takes as `subject_token` an
+//   access token the provider issued and still holds (`subject_token_type` `...:access_token`),
+//   then issues as the provider's own client credentials grant does (client authentication, DPoP
+//   and certificate binding, `resource`, `scope` all the provider's), answering with
+//   `issued_token_type`; the `audience` asked for is counted;
 // - with the `tls` option, over HTTPS: `orders-mtls`, `tls_client_auth` by a certificate the
 //   `tls.ca` authority issued for the SAN DNS name `tls.san_dns`, and `orders-self-signed`,
 //   `self_signed_tls_client_auth` by the certificate `tls.self_signed`; their access tokens bound
-//   to the certificate (RFC 8705, `x5t#S256`).
+//   to the certificate (RFC 8705, `x5t#S256`). As deployments do, the issuer's listener asks no
+//   client for a certificate; a second listener does, and the metadata names its token,
+//   revocation and introspection endpoints as the `mtls_endpoint_aliases` (RFC 8705 §5), where a
+//   client authenticating by its certificate must go.
+//
+// Resource indicators (RFC 8707): any absolute URI is a resource the provider issues tokens for
+// (opaque, with the scope `read`); the resources asked for are counted.
 //
 // Beside the provider, protected resources that take only tokens the provider issued and still
 // holds, each counting what it served, refused and saw wrong:
@@ -24,6 +36,9 @@
 //
 // - `POST /revoke/CLIENT`: destroys every live access token of CLIENT in the provider's store,
 //   answering `{"revoked": N}`;
+// - `POST /mint/CLIENT`: an access token for CLIENT put in the provider's store directly (no call
+//   at the token endpoint, no fault), answering `{"token": VALUE}`: a subject token for exchange;
+// - `POST /destroy/TOKEN`: destroys the access token TOKEN, answering `{"destroyed": true|false}`;
 // - `GET /stats`: the counts (`stats` below).
 //
 // The one argument is a JSON object of options: `jwks`; `tls` (`cert`, `key`: the server's
@@ -31,13 +46,16 @@
 // `self_signed`, all PEM but the name); `faults` (`token_rate`: the share of token endpoint calls
 // answered 503 before the provider sees them, `revocation_rate`: the share of resource answers
 // after which the token served is destroyed, `seed`: the draws' seed, one sequence for each).
-// Listens on free loopback ports and prints `{"issuer": ..., "admin": ..., "secrets": {CLIENT:
-// SECRET}}` once ready.
+// `token_ttl`: access tokens' lifetime in seconds (600 when absent). Listens on free loopback ports
+// and prints `{"issuer": ..., "mtls": ..., "admin": ..., "secrets": {CLIENT: SECRET}}` once ready
+// (`mtls`: the mutual TLS listener's origin, with the `tls` option).
 import crypto from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
 import { calculateJwkThumbprint, EmbeddedJWK, jwtVerify } from 'jose';
-import Provider from 'oidc-provider';
+import Provider, { errors } from 'oidc-provider';
+import { handler as clientCredentialsGrant } from 'oidc-provider/lib/actions/grants/client_credentials.js';
+import * as grantHelperFunctions from 'oidc-provider/lib/helpers/grants.js';
 
 const options = JSON.parse(process.argv[2]);
 const { tls, faults = {} } = options;
@@ -56,6 +74,10 @@ const stats = {
   refused: 0,
   // Requests the DPoP resource answered with its nonce challenge.
   nonce_challenges: 0,
+  // Tokens issued by exchange, by the `audience` asked for (`none` without one).
+  exchanges: {},
+  // Tokens issued for a resource indicator, by the `resource` asked for.
+  resources: {},
   // What no correct client sends, by reason.
   violations: {},
   // Resource answers after which the fault injection destroyed the token served (unless the
@@ -100,19 +122,26 @@ async function destroy(token) {
   return true;
 }
 
+const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
+const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
+
 const common = { grant_types: ['client_credentials'], response_types: [], redirect_uris: [] };
 const secrets = Object.fromEntries(
-  ['orders-basic', 'orders-post', 'orders-jwt'].map((id) => [id, crypto.randomBytes(32).toString('base64url')]),
+  ['orders-basic', 'orders-post', 'orders-jwt', 'orders-exchange'].map((id) => [
+    id,
+    crypto.randomBytes(32).toString('base64url'),
+  ]),
 );
 const clients = [
   { client_id: 'orders-basic', token_endpoint_auth_method: 'client_secret_basic' },
+  { client_id: 'orders-exchange', token_endpoint_auth_method: 'client_secret_basic', grant_types: [TOKEN_EXCHANGE] },
   { client_id: 'orders-post', token_endpoint_auth_method: 'client_secret_post' },
   {
     client_id: 'orders-jwt',
     token_endpoint_auth_method: 'client_secret_jwt',
     token_endpoint_auth_signing_alg: 'HS256',
   },
-].map((client) => ({ ...client, ...common, client_secret: secrets[client.client_id] }));
+].map((client) => ({ ...common, ...client, client_secret: secrets[client.client_id] }));
 if (options.jwks) {
   clients.push({
     client_id: 'orders',
@@ -151,73 +180,119 @@ function peerCertificate(socket) {
   return raw ? new crypto.X509Certificate(raw) : undefined;
 }
 
-const server = tls
-  ? https.createServer({ cert: tls.cert, key: tls.key, ca: tls.ca, requestCert: true, rejectUnauthorized: false })
-  : http.createServer();
-server.listen(0, '127.0.0.1', () => {
-  const issuer = `${tls ? 'https' : 'http'}://127.0.0.1:${server.address().port}`;
-  const provider = new Provider(issuer, {
-    clients,
-    clientAuthMethods: [
-      'client_secret_basic',
-      'client_secret_post',
-      'client_secret_jwt',
-      'private_key_jwt',
-      ...(tls ? ['tls_client_auth', 'self_signed_tls_client_auth'] : []),
-    ],
-    features: {
-      clientCredentials: { enabled: true },
-      revocation: { enabled: true },
-      introspection: { enabled: true },
-      devInteractions: { enabled: false },
-      dPoP: { enabled: true, nonceSecret: crypto.randomBytes(32), requireNonce: () => true },
-      mTLS: {
-        enabled: !!tls,
-        certificateBoundAccessTokens: true,
-        tlsClientAuth: true,
-        selfSignedTlsClientAuth: true,
-        getCertificate: (ctx) => peerCertificate(ctx.socket),
-        // The handshake asked for a certificate and took any: whether `tls.ca` issued it.
-        certificateAuthorized: (ctx) => ctx.socket.authorized,
-        // The clients here register a SAN DNS name only: it must be among the certificate's.
-        certificateSubjectMatches: (ctx, property, expected) =>
-          property === 'tls_client_auth_san_dns'
-          && peerCertificate(ctx.socket)?.checkHost(expected, { subject: 'never', wildcards: false }) !== undefined,
+// The issuer's listener asks no client for a certificate; with `tls`, a second one (the mutual TLS
+// aliases) asks every client for one, and takes any: whether `tls.ca` issued it is the provider's
+// to decide.
+const server = tls ? https.createServer({ cert: tls.cert, key: tls.key }) : http.createServer();
+const mtlsServer = tls
+  && https.createServer({ cert: tls.cert, key: tls.key, ca: tls.ca, requestCert: true, rejectUnauthorized: false });
+/** Listens on a free loopback port: the origin. */
+const listening = (listener, scheme) => new Promise((resolve) => {
+  listener.listen(0, '127.0.0.1', () => resolve(`${scheme}://127.0.0.1:${listener.address().port}`));
+});
+const issuer = await listening(server, tls ? 'https' : 'http');
+const mtls = mtlsServer && (await listening(mtlsServer, 'https'));
+const provider = new Provider(issuer, {
+  clients,
+  clientAuthMethods: [
+    'client_secret_basic',
+    'client_secret_post',
+    'client_secret_jwt',
+    'private_key_jwt',
+    ...(tls ? ['tls_client_auth', 'self_signed_tls_client_auth'] : []),
+  ],
+  ...(mtls && {
+    discovery: {
+      mtls_endpoint_aliases: {
+        token_endpoint: `${mtls}/token`,
+        revocation_endpoint: `${mtls}/token/revocation`,
+        introspection_endpoint: `${mtls}/token/introspection`,
       },
     },
-    scopes: ['read'],
-    ttl: { ClientCredentials: 600 },
-  });
+  }),
+  features: {
+    clientCredentials: { enabled: true },
+    resourceIndicators: {
+      enabled: true,
+      getResourceServerInfo: (ctx, resource) => ({ scope: 'read', audience: resource, accessTokenFormat: 'opaque' }),
+    },
+    revocation: { enabled: true },
+    introspection: { enabled: true },
+    devInteractions: { enabled: false },
+    dPoP: { enabled: true, nonceSecret: crypto.randomBytes(32), requireNonce: () => true },
+    mTLS: {
+      enabled: !!tls,
+      certificateBoundAccessTokens: true,
+      tlsClientAuth: true,
+      selfSignedTlsClientAuth: true,
+      getCertificate: (ctx) => peerCertificate(ctx.socket),
+      // The handshake asked for a certificate and took any: whether `tls.ca` issued it.
+      certificateAuthorized: (ctx) => ctx.socket.authorized,
+      // The clients here register a SAN DNS name only: it must be among the certificate's.
+      certificateSubjectMatches: (ctx, property, expected) =>
+        property === 'tls_client_auth_san_dns'
+        && peerCertificate(ctx.socket)?.checkHost(expected, { subject: 'never', wildcards: false }) !== undefined,
+    },
+  },
+  scopes: ['read'],
+  ttl: { ClientCredentials: options.token_ttl ?? 600 },
+});
 
-  // The token endpoint's faults come before the provider reads the call.
-  provider.use(async (ctx, next) => {
-    if (tokenFault && ctx.method === 'POST' && ctx.path === '/token' && tokenFault()) {
-      stats.token_faults += 1;
-      ctx.status = 503;
-      ctx.body = { error: 'temporarily_unavailable' };
-      return;
+// The token endpoint's faults come before the provider reads the call.
+provider.use(async (ctx, next) => {
+  if (tokenFault && ctx.method === 'POST' && ctx.path === '/token' && tokenFault()) {
+    stats.token_faults += 1;
+    ctx.status = 503;
+    ctx.body = { error: 'temporarily_unavailable' };
+    return;
+  }
+  await next();
+});
+provider.on('grant.success', (ctx) => {
+  count(stats.logins, ctx.oidc.client.clientId);
+  if (ctx.oidc.params.resource) count(stats.resources, ctx.oidc.params.resource);
+});
+provider.on('grant.error', (ctx, error) => count(stats.token_errors, error.error));
+
+provider.on('client_credentials.saved', (token) => {
+  issued.add(token.jti);
+  live.set(token.jti, token.clientId);
+});
+// Counted once per token, whoever destroys it first.
+provider.on('client_credentials.destroyed', (token) => {
+  if (live.delete(token.jti)) stats.destroyed += 1;
+});
+
+// Token exchange (RFC 8693): the subject token checked, the new token issued by the provider's
+// own client credentials grant.
+const grantHelpers = Object.fromEntries(
+  Object.entries(grantHelperFunctions).map(([name, helper]) => [name, helper.bind(undefined, provider)]),
+);
+provider.registerGrantType(
+  TOKEN_EXCHANGE,
+  async (ctx) => {
+    const { subject_token: subject, subject_token_type: subjectType, audience } = ctx.oidc.params;
+    if (!subject || subjectType !== ACCESS_TOKEN_TYPE) {
+      throw new errors.InvalidRequest(`subject_token and subject_token_type ${ACCESS_TOKEN_TYPE} are required`);
     }
-    await next();
-  });
-  provider.on('grant.success', (ctx) => count(stats.logins, ctx.oidc.client.clientId));
-  provider.on('grant.error', (ctx, error) => count(stats.token_errors, error.error));
+    const token = await provider.ClientCredentials.find(subject);
+    if (!token || token.isExpired) throw new errors.InvalidGrant('subject_token is not a live access token');
+    await clientCredentialsGrant(provider, grantHelpers, ctx);
+    ctx.body.issued_token_type = ACCESS_TOKEN_TYPE;
+    count(stats.exchanges, audience ?? 'none');
+  },
+  ['subject_token', 'subject_token_type', 'audience', 'resource', 'scope', 'requested_token_type'],
+  ['resource', 'audience'],
+);
 
-  provider.on('client_credentials.saved', (token) => {
-    issued.add(token.jti);
-    live.set(token.jti, token.clientId);
-  });
-  // Counted once per token, whoever destroys it first.
-  provider.on('client_credentials.destroyed', (token) => {
-    if (live.delete(token.jti)) stats.destroyed += 1;
-  });
-
-  const resources = {
-    resource: dpopResource(provider, `${issuer}/resource`),
-    'bearer-resource': bearerResource(provider, false),
-    'mtls-resource': bearerResource(provider, true),
-  };
-  const callback = provider.callback();
-  server.on('request', (req, res) => {
+const resources = {
+  resource: dpopResource(provider, `${issuer}/resource`),
+  'bearer-resource': bearerResource(provider, false),
+  'mtls-resource': bearerResource(provider, true),
+};
+const callback = provider.callback();
+for (const listener of [server, mtlsServer].filter(Boolean)) {
+  listener.on('request', (req, res) => {
     const [, resource, client] = req.url.split('?')[0].split('/');
     if (resources[resource]) {
       resources[resource](req, res, client);
@@ -225,28 +300,34 @@ server.listen(0, '127.0.0.1', () => {
       callback(req, res);
     }
   });
+}
 
-  // The tests' controls, on a plain HTTP listener of their own.
-  const admin = http.createServer(async (req, res) => {
-    const [, action, client] = req.url.split('?')[0].split('/');
-    if (action === 'stats') {
-      reply(res, 200, stats);
-    } else if (action === 'revoke' && req.method === 'POST') {
-      let revoked = 0;
-      for (const [jti, owner] of [...live]) {
-        const token = owner === client && (await provider.ClientCredentials.find(jti));
-        if (token && (await destroy(token))) revoked += 1;
-      }
-      stats.admin_revocations += revoked;
-      reply(res, 200, { revoked });
-    } else {
-      reply(res, 404, {});
+// The tests' controls, on a plain HTTP listener of their own.
+const admin = http.createServer(async (req, res) => {
+  const [, action, client] = req.url.split('?')[0].split('/');
+  if (action === 'mint' && req.method === 'POST') {
+    const token = new provider.ClientCredentials({ client: await provider.Client.find(client), scope: 'read' });
+    reply(res, 200, { token: await token.save() });
+  } else if (action === 'destroy' && req.method === 'POST') {
+    const token = await provider.ClientCredentials.find(client);
+    reply(res, 200, { destroyed: !!token && (await destroy(token)) });
+  } else if (action === 'stats') {
+    reply(res, 200, stats);
+  } else if (action === 'revoke' && req.method === 'POST') {
+    let revoked = 0;
+    for (const [jti, owner] of [...live]) {
+      const token = owner === client && (await provider.ClientCredentials.find(jti));
+      if (token && (await destroy(token))) revoked += 1;
     }
-  });
-  admin.listen(0, '127.0.0.1', () => {
-    const controls = `http://127.0.0.1:${admin.address().port}`;
-    console.log(JSON.stringify({ issuer, admin: controls, secrets }));
-  });
+    stats.admin_revocations += revoked;
+    reply(res, 200, { revoked });
+  } else {
+    reply(res, 404, {});
+  }
+});
+admin.listen(0, '127.0.0.1', () => {
+  const controls = `http://127.0.0.1:${admin.address().port}`;
+  console.log(JSON.stringify({ issuer, mtls, admin: controls, secrets }));
 });
 
 function reply(res, status, body, headers = {}) {

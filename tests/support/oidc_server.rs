@@ -5,12 +5,17 @@
 //! Its clients, all for the client credentials grant with the scope `read`: `orders`
 //! (`private_key_jwt`, keys from [`Options::jwks`]), `orders-basic`, `orders-post` and
 //! `orders-jwt` (`client_secret_basic`, `client_secret_post`, `client_secret_jwt`, secrets made
-//! at start: [`OidcServer::secret`]), and over HTTPS ([`Options::tls`]) `orders-mtls`
-//! (`tls_client_auth`) and `orders-self-signed` (`self_signed_tls_client_auth`). Beside the
-//! provider, protected resources that look every token up in the provider: `/resource` (DPoP),
+//! at start: [`OidcServer::secret`]), `orders-exchange` (`client_secret_basic`, the token exchange
+//! grant alone, which the server registers with the provider: a live access token of the provider
+//! as the subject), and over HTTPS ([`Options::tls`]) `orders-mtls` (`tls_client_auth`) and
+//! `orders-self-signed` (`self_signed_tls_client_auth`), which must go to the `mtls_endpoint_aliases`
+//! the metadata names (a listener of their own: the issuer's asks for no certificate). Any
+//! absolute URI is a resource indicator the provider issues tokens for. Beside the provider,
+//! protected resources that look every token up in the provider: `/resource` (DPoP),
 //! `/bearer-resource/CLIENT` and `/mtls-resource/CLIENT` ([`OidcServer::bearer_resource`],
 //! [`OidcServer::mtls_resource`]); and on a listener of their own, the tests' controls
-//! ([`OidcServer::stats`], [`OidcServer::revoke`]).
+//! ([`OidcServer::stats`], [`OidcServer::revoke`], [`OidcServer::mint`],
+//! [`OidcServer::destroy`]).
 
 use std::collections::BTreeMap;
 use std::io::{BufRead as _, BufReader};
@@ -34,6 +39,8 @@ pub struct Options {
     pub tls: Option<Tls>,
     /// Faults at the token endpoint and revocations at the resources.
     pub faults: Option<Faults>,
+    /// Access tokens' lifetime in seconds (600 when absent).
+    pub token_ttl: Option<u64>,
 }
 
 /// The provider over HTTPS, and what its mutual TLS clients are registered with (all PEM).
@@ -76,6 +83,10 @@ pub struct Stats {
     pub refused: u64,
     /// Requests the DPoP resource answered with its nonce challenge.
     pub nonce_challenges: u64,
+    /// Tokens issued by exchange, by the `audience` asked for (`none` without one).
+    pub exchanges: BTreeMap<String, u64>,
+    /// Tokens issued for a resource indicator, by the `resource` asked for.
+    pub resources: BTreeMap<String, u64>,
     /// What no correct client sends, by reason.
     pub violations: BTreeMap<String, u64>,
     /// Tokens destroyed after a resource answer, by the fault injection.
@@ -108,6 +119,7 @@ impl Stats {
 pub struct OidcServer {
     child: Child,
     issuer: String,
+    mtls: Option<String>,
     admin: String,
     secrets: BTreeMap<String, String>,
 }
@@ -115,6 +127,7 @@ pub struct OidcServer {
 #[derive(Deserialize)]
 struct Ready {
     issuer: String,
+    mtls: Option<String>,
     admin: String,
     secrets: BTreeMap<String, String>,
 }
@@ -153,6 +166,9 @@ impl OidcServer {
                 "self_signed": tls.self_signed_pem,
             });
         }
+        if let Some(ttl) = options.token_ttl {
+            argument["token_ttl"] = ttl.into();
+        }
         if let Some(faults) = options.faults {
             argument["faults"] = serde_json::json!({
                 "token_rate": faults.token_rate,
@@ -181,6 +197,7 @@ impl OidcServer {
         Self {
             child,
             issuer: ready.issuer,
+            mtls: ready.mtls,
             admin: ready.admin,
             secrets: ready.secrets,
         }
@@ -209,9 +226,16 @@ impl OidcServer {
         format!("{}/bearer-resource/{client}", self.issuer)
     }
 
-    /// The resource taking tokens issued to `client` and bound to the connection's certificate.
+    /// The origin of the listener that asks clients for their certificates (the metadata's
+    /// `mtls_endpoint_aliases` name its endpoints), with [`Options::tls`].
+    pub fn mtls_origin(&self) -> &str {
+        self.mtls.as_deref().expect("the provider was started with TLS")
+    }
+
+    /// The resource taking tokens issued to `client` and bound to the connection's certificate,
+    /// on the listener that asks for it.
     pub fn mtls_resource(&self, client: &str) -> String {
-        format!("{}/mtls-resource/{client}", self.issuer)
+        format!("{}/mtls-resource/{client}", self.mtls_origin())
     }
 
     /// What the provider and its resources did so far.
@@ -228,6 +252,23 @@ impl OidcServer {
             .await;
         let answer: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
         answer["revoked"].as_u64().expect("a count")
+    }
+
+    /// A new access token for `client`, put in the provider's store without a call at the token
+    /// endpoint (a subject token to exchange, as another system would hand it over).
+    pub async fn mint(&self, client: &str) -> String {
+        let body = self.control(Method::POST, &format!("mint/{client}")).await;
+        let answer: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
+        answer["token"].as_str().expect("a token").to_owned()
+    }
+
+    /// Destroys the access token `token` in the provider's store: whether it lived.
+    pub async fn destroy(&self, token: &str) -> bool {
+        let body = self
+            .control(Method::POST, &format!("destroy/{token}"))
+            .await;
+        let answer: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
+        answer["destroyed"].as_bool().expect("a flag")
     }
 
     async fn control(&self, method: Method, path: &str) -> Bytes {
