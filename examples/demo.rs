@@ -186,9 +186,19 @@ struct Args {
     #[arg(long, value_name = "VALUE", requires = "provider")]
     audience: Option<String>,
     /// OAuth2 client credentials: exchange the token in this file (re-read at each exchange)
-    /// instead (RFC 8693 token exchange, subject type jwt).
+    /// instead (RFC 8693 token exchange).
     #[arg(long, value_name = "PATH", requires = "provider")]
     exchange_subject_file: Option<PathBuf>,
+    /// The RFC 8693 type of the --exchange-subject-file token: a JWT (a Kubernetes
+    /// service-account token, a CI OIDC token) or another server's access token
+    /// (`urn:ietf:params:oauth:token-type:access_token`).
+    #[arg(
+        long,
+        value_name = "URN",
+        requires = "exchange_subject_file",
+        default_value = "urn:ietf:params:oauth:token-type:jwt"
+    )]
+    exchange_subject_type: String,
     /// DPoP (RFC 9449): bind tokens to a key of this algorithm, generated for the run (or read
     /// from --dpop-key): a proof on every auth call and request, nonces answered (needs
     /// `--features jose`).
@@ -721,7 +731,8 @@ fn external_provider(
             let builder = match &args.exchange_subject_file {
                 Some(path) => {
                     let path = path.clone();
-                    oauth2::Builder::token_exchange(auth_url, EXCHANGE_SUBJECT_TYPE, move || {
+                    let kind = &args.exchange_subject_type;
+                    oauth2::Builder::token_exchange(auth_url, kind, move || {
                         std::fs::read_to_string(&path)
                             .map(|token| Secret::from(token.trim()))
                             .map_err(|_| AuthError::config("the subject token file cannot be read"))
@@ -736,9 +747,6 @@ fn external_provider(
         .map(|p| Box::new(p) as Box<dyn Provider>)
         .map_err(|e| e.to_string())
 }
-
-/// The subject token type `--exchange-subject-file` sends.
-const EXCHANGE_SUBJECT_TYPE: &str = "urn:ietf:params:oauth:token-type:jwt";
 
 /// An OAuth2 provider from `builder` with what the OAuth2 flags say: the client and how it
 /// authenticates, scope, resource, audience, discovery.

@@ -15,6 +15,7 @@ mod emulated;
 mod faults;
 mod keys;
 mod oidc;
+mod oidc_demo;
 mod oidc_exchange;
 mod oidc_faults;
 mod signed;
