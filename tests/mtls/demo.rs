@@ -1,7 +1,9 @@
 //! The demo's external mode with `--client-auth tls_client_auth`: the client certificate from
 //! PEM files presented by the auth transport and the API transport alike, the endpoints from the
-//! issuer's metadata (its mTLS aliases), the emulation's CA trusted with `--ca-cert`; and a key
-//! file that is no key refused with a message that names the file, not its content.
+//! issuer's metadata (its mTLS aliases), the server's CA trusted with `--ca-cert`, against the
+//! emulation and the real provider (oidc-provider, clean and under faults), by the flags and by
+//! the shipped spec file; and a key file that is no key refused with a message that names the
+//! file, not its content.
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -9,7 +11,9 @@ use std::process::Output;
 use tower_token_auth_emulation::{ClientAuth as Registered, Config, Discovery, OAuthExtensions};
 
 use crate::certs::{self, Ca, CLIENT_NAME};
+use crate::oidc::Setup;
 use crate::support::demo;
+use crate::support::oidc_runs::demo_agrees;
 
 const REQUESTS: u64 = 300;
 
@@ -183,4 +187,67 @@ async fn the_demo_runs_the_mtls_spec_file() {
     assert_eq!(emulation.stats().discovery_fetches, 1);
     assert_eq!(emulation.stats().logins, 1);
     std::fs::remove_dir_all(&files).unwrap();
+}
+
+/// The demo against the real provider over HTTPS, `orders-mtls` authenticating by its
+/// certificate, by the flags (`--client-auth tls_client_auth`) or by the shipped spec file:
+/// its auth calls at the `mtls_endpoint_aliases` the metadata names (the issuer's listener asks
+/// for no certificate), every request to the resource checking the token's binding to the
+/// connection's certificate; clean, then under faults; the report's counts the provider's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_authenticates_with_its_certificate_against_oidc_provider() {
+    let spec =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("specs/oauth2-client-credentials-mtls.toml");
+    let path = |p: &Path| p.display().to_string();
+    for (by, faults) in [
+        ("flags", false),
+        ("flags", true),
+        ("spec", false),
+        ("spec", true),
+    ] {
+        let setup = Setup::start(faults);
+        let files = dir(&format!("oidc-{by}-{faults}"));
+        let cert = write(&files, "client.pem", &setup.mtls.cert_pem);
+        let key = write(&files, "client.key", &setup.mtls.key_pem);
+        let server_ca = write(&files, "server-ca.pem", &setup.server_ca.pem);
+        let how = match by {
+            "flags" => [
+                "--provider",
+                "oauth2-client-credentials",
+                "--client-auth",
+                "tls_client_auth",
+            ],
+            _ => ["--provider-file", &path(&spec), "--concurrency", "8"],
+        };
+        let mut args: Vec<String> = how.iter().map(|a| a.to_string()).collect();
+        args.extend(
+            [
+                "--issuer",
+                setup.server.issuer(),
+                "--api-url",
+                &setup.server.mtls_resource("orders-mtls"),
+                "--client-id",
+                "orders-mtls",
+                "--client-cert",
+                &path(&cert),
+                "--client-key",
+                &path(&key),
+                "--ca-cert",
+                &path(&server_ca),
+                "--requests",
+                &REQUESTS.to_string(),
+                "--json",
+            ]
+            .map(str::to_owned),
+        );
+        let report = demo::report(&run(args).await);
+        let stats = setup.server.stats().await;
+        let what = format!(
+            "by the {by}, {}",
+            if faults { "under faults" } else { "clean" }
+        );
+        demo_agrees(&report, &stats, "orders-mtls", REQUESTS, faults, &what);
+        assert!(stats.token_errors.is_empty(), "{what}: {stats:?}");
+        std::fs::remove_dir_all(&files).unwrap();
+    }
 }

@@ -25,18 +25,18 @@ use crate::support::oidc_server::{OidcServer, Options, Tls};
 
 /// The provider over HTTPS, its certificate from a server authority, its `tls_client_auth`
 /// client's from a clients' authority, and its self-signed client's.
-struct Setup {
-    server: Arc<OidcServer>,
-    server_ca: Ca,
+pub(crate) struct Setup {
+    pub(crate) server: Arc<OidcServer>,
+    pub(crate) server_ca: Ca,
     clients_ca: Ca,
     /// `orders-mtls`'s certificate: the clients' authority's, for [`CLIENT_NAME`].
-    mtls: Identity,
+    pub(crate) mtls: Identity,
     /// `orders-self-signed`'s registered certificate.
     self_signed: Identity,
 }
 
 impl Setup {
-    fn start(faults: bool) -> Self {
+    pub(crate) fn start(faults: bool) -> Self {
         let (server_ca, clients_ca) = (Ca::new("server CA"), Ca::new("clients CA"));
         let (mtls, self_signed) = (clients_ca.client(CLIENT_NAME), certs::self_signed("orders"));
         let identity = server_ca.server();

@@ -1,7 +1,8 @@
 //! The runs every client authentication method makes against the real provider
 //! ([`OidcServer`]), whatever sends its requests: a short course through early revocations
 //! ([`serves_and_survives_revocations`]), and a load run, clean or under faults
-//! ([`rides_out_faults`]), each with its exact accounting on both sides.
+//! ([`rides_out_faults`]), each with its exact accounting on both sides; and the accounting of
+//! a run of the demo ([`demo_agrees`]).
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -10,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use http::StatusCode;
 use tower_token_auth::TokenHandle;
 
-use super::oidc_server::{Faults, OidcServer};
+use super::oidc_server::{Faults, OidcServer, Stats};
 
 /// Requests per load run.
 pub const REQUESTS: u64 = 400;
@@ -233,5 +234,52 @@ pub async fn rides_out_faults<F, Fut>(
         stats.admin_revocations,
         stats.random_revocations,
         stats.refused,
+    );
+}
+
+/// A run of the demo against the provider (its `--json` report `report`, the provider's `stats`
+/// after it) for `client`, clean or under `faults`: `requests` requests, every one served and
+/// nothing wrong seen, and the report agreeing with the provider exactly: logins are the tokens
+/// issued and the faulted calls; replays, the requests refused; DPoP nonce retries, the
+/// challenges at the token endpoint and the resource.
+pub fn demo_agrees(
+    report: &serde_json::Value,
+    stats: &Stats,
+    client: &str,
+    requests: u64,
+    faults: bool,
+    what: &str,
+) {
+    assert_eq!(
+        (&report["requests"], &report["ok"], &report["failed"]),
+        (&requests.into(), &requests.into(), &0.into()),
+        "{what}: {report}"
+    );
+    assert!(stats.violations.is_empty(), "{what}: {stats:?}");
+    assert_eq!(stats.served(client), requests, "{what}: {stats:?}");
+    assert_eq!(
+        report["logins"],
+        stats.logins(client) + stats.token_faults,
+        "{what}: {report} {stats:?}"
+    );
+    assert_eq!(
+        report["replays"], stats.refused,
+        "{what}: {report} {stats:?}"
+    );
+    let challenges = stats.token_errors("use_dpop_nonce") + stats.nonce_challenges;
+    assert_eq!(report["dpop_nonce_retries"], challenges, "{what}: {report}");
+    if faults {
+        assert!(stats.token_faults > 0, "{what}: no fault met: {stats:?}");
+    }
+    eprintln!(
+        "{what}: {requests} served, {} tokens issued, {} token calls faulted, {} refused and \
+         replayed; report logins {} replays {} dpop_nonce_retries {} p99 {} ms",
+        stats.logins(client),
+        stats.token_faults,
+        stats.refused,
+        report["logins"],
+        report["replays"],
+        report["dpop_nonce_retries"],
+        report["p99_ms"]
     );
 }

@@ -229,7 +229,9 @@ impl OidcServer {
     /// The origin of the listener that asks clients for their certificates (the metadata's
     /// `mtls_endpoint_aliases` name its endpoints), with [`Options::tls`].
     pub fn mtls_origin(&self) -> &str {
-        self.mtls.as_deref().expect("the provider was started with TLS")
+        self.mtls
+            .as_deref()
+            .expect("the provider was started with TLS")
     }
 
     /// The resource taking tokens issued to `client` and bound to the connection's certificate,
