@@ -16,6 +16,7 @@ use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use tower::Layer;
 use tower_token_auth::provider::oauth2::{Builder, ClientAuth};
+use tower_token_auth::provider::HttpProvider;
 use tower_token_auth::{AuthLayer, ErrorKind, Secret};
 
 use crate::certs::{self, Ca, Identity, TlsClient, CLIENT_NAME};
@@ -65,18 +66,22 @@ impl Setup {
         certs::client(&self.server_ca.pem, identity)
     }
 
-    /// A layer for `client_id`, authenticating by `auth` with its endpoints from the issuer's
-    /// metadata, its auth calls through `client`.
-    fn layer(&self, client_id: &str, auth: ClientAuth, client: &TlsClient) -> AuthLayer {
+    /// The provider for `client_id`, authenticating by `auth` with its endpoints from the
+    /// issuer's metadata.
+    fn provider(&self, client_id: &str, auth: ClientAuth) -> HttpProvider {
         let issuer = self.server.issuer();
-        let provider = Builder::client_credentials_grant(issuer)
+        Builder::client_credentials_grant(issuer)
             .public_client(client_id)
             .client_auth(auth)
             .discover(issuer)
             .scope("read")
             .build()
-            .unwrap();
-        AuthLayer::new(provider, client.clone())
+            .unwrap()
+    }
+
+    /// A layer for `client_id` (as [`Setup::provider`]), its auth calls through `client`.
+    fn layer(&self, client_id: &str, auth: ClientAuth, client: &TlsClient) -> AuthLayer {
+        AuthLayer::new(self.provider(client_id, auth), client.clone())
     }
 
     /// Sends `token` as a bearer token to `client_id`'s resource through `client`.
@@ -246,6 +251,37 @@ async fn tls_client_auth_rides_out_faults_against_oidc_provider() {
         let get = move || {
             let (svc, url) = (svc.clone(), url.clone());
             async move { get(&svc, &url).await }
+        };
+        let handle = layer.handle();
+        rides_out_faults(&setup.server, "orders-mtls", &handle, get, faults, false).await;
+    }
+}
+
+/// The same load runs through the reqwest adapter: the auth calls by a `ReqwestTransport` and the
+/// requests by `AuthMiddleware`, each reqwest client presenting the certificate (rustls).
+#[cfg(feature = "reqwest")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_client_auth_through_reqwest_rides_out_faults_against_oidc_provider() {
+    use tower_token_auth::reqwest::{AuthMiddleware, ReqwestTransport};
+
+    use crate::reqwest::{builder, get};
+
+    for faults in [false, true] {
+        let setup = Setup::start(faults);
+        let identity = Some(&setup.mtls);
+        let transport = ReqwestTransport::new(builder(&setup.server_ca.pem, identity)).unwrap();
+        let layer = AuthLayer::new(
+            setup.provider("orders-mtls", ClientAuth::TlsClientAuth),
+            transport,
+        );
+        let client = builder(&setup.server_ca.pem, identity).build().unwrap();
+        let client = reqwest_middleware::ClientBuilder::new(client)
+            .with(AuthMiddleware::new(layer.handle()))
+            .build();
+        let url = setup.server.mtls_resource("orders-mtls");
+        let get = move || {
+            let (client, url) = (client.clone(), url.clone());
+            async move { get(&client, &url).await }
         };
         let handle = layer.handle();
         rides_out_faults(&setup.server, "orders-mtls", &handle, get, faults, false).await;

@@ -16,7 +16,7 @@ use crate::certs::{self, bound_x5t, Ca, Identity, CLIENT_NAME};
 
 /// A reqwest client builder that trusts `server_ca_pem` alone and presents `identity`, if any:
 /// what the module docs of `tower_token_auth::reqwest` show.
-fn builder(server_ca_pem: &str, identity: Option<&Identity>) -> reqwest::ClientBuilder {
+pub(crate) fn builder(server_ca_pem: &str, identity: Option<&Identity>) -> reqwest::ClientBuilder {
     let ca = reqwest::Certificate::from_pem(server_ca_pem.as_bytes()).unwrap();
     let builder = reqwest::Client::builder().tls_certs_only([ca]);
     match identity {
@@ -47,7 +47,7 @@ fn client(layer: &AuthLayer, builder: reqwest::ClientBuilder) -> ClientWithMiddl
         .build()
 }
 
-async fn get(client: &ClientWithMiddleware, url: &str) -> StatusCode {
+pub(crate) async fn get(client: &ClientWithMiddleware, url: &str) -> StatusCode {
     let response = client.get(url).send().await.unwrap();
     let status = response.status();
     response.bytes().await.unwrap();
