@@ -85,7 +85,7 @@ impl Assertions {
         })
     }
 
-    /// A fresh assertion, issued now: a new random `jti`, `exp` 60 s after `iat`.
+    /// A fresh assertion, issued now: a fresh `jti`, `exp` 60 s after `iat`.
     pub(crate) fn assertion(&self) -> Result<Secret, AuthError> {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)

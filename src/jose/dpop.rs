@@ -20,7 +20,7 @@ use crate::secret::Secret;
 /// file. Its [`thumbprint`](Self::thumbprint) is what a token bound
 /// to it names in `cnf.jkt` (and what a `dpop_jkt` authorization parameter sends). The header of
 /// its proofs (`typ` `dpop+jwt`, `alg`, the public `jwk`) is encoded once, when it is made; a
-/// proof then costs a random `jti`, the claims and one signature. Clones share the key.
+/// proof then costs a fresh `jti`, the claims and one signature. Clones share the key.
 ///
 /// ```
 /// use tower_token_auth::jose::{Algorithm, DpopKey, SigningKey};
@@ -67,7 +67,7 @@ impl DpopKey {
 
     /// A proof for one request: `method` and `uri` (which must be absolute) as `htm` and `htu`
     /// (scheme, host and port, the port left out when it is the scheme's default, and path; no
-    /// query, no fragment), a fresh random `jti`, `iat` now; `ath` (the base64url SHA-256 of
+    /// query, no fragment), a fresh `jti`, `iat` now; `ath` (the base64url SHA-256 of
     /// `access_token`) when the request carries a token, and the server's `nonce` when it sent
     /// one.
     ///

@@ -137,7 +137,7 @@ use crate::provider::TokenSource;
 /// `client_assertion` field), and no call writes a field the keys send. The assertion
 /// methods send `client_id`, `client_assertion_type` and a `client_assertion` made anew for
 /// every call (retries included): `iss` and `sub` the client id, `aud` the issuer with
-/// `issuer`, else the login call's URL, a random `jti`, and `exp` 60 seconds after `iat`.
+/// `issuer`, else the login call's URL, a fresh `jti`, and `exp` 60 seconds after `iat`.
 /// `pem_file` and `client_assertion_file` are strings with placeholders (`"${env:KEY_FILE}"`).
 ///
 /// With a mutual TLS method, a spec holds no certificate and no key: a provider only builds the
