@@ -4,7 +4,8 @@
 //! emulation's introspection, RFC 7662) and bound to the certificate of the call's own
 //! connection (`cnf` `x5t#S256` against the connection's `peer_certs`, RFC 8705 3). The layer's
 //! auth calls go through its own auth transport, a hyper-util client presenting the same
-//! certificate to the emulation's TLS token endpoint.
+//! certificate to the emulation's TLS token endpoint. The same against the real provider
+//! (oidc-provider, `oidc.rs`'s set-up), its introspection asked by the guard.
 #![cfg(feature = "tonic")]
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -50,6 +51,9 @@ struct Verdicts {
 struct Binding {
     introspection: TlsClient,
     url: String,
+    /// The `client_id` the introspection call sends, where the server authenticates it (by the
+    /// certificate `introspection` presents).
+    client_id: Option<&'static str>,
     verdicts: Verdicts,
 }
 
@@ -76,9 +80,14 @@ impl Binding {
         let Some(token) = token else {
             return refuse("no bearer token");
         };
-        let body: String = form_urlencoded::Serializer::new(String::new())
-            .append_pair("token", &token)
-            .finish();
+        let body = {
+            let mut form = form_urlencoded::Serializer::new(String::new());
+            form.append_pair("token", &token);
+            if let Some(client_id) = self.client_id {
+                form.append_pair("client_id", client_id);
+            }
+            form.finish()
+        };
         let introspect = Request::post(&self.url)
             .header(
                 http::header::CONTENT_TYPE,
@@ -105,9 +114,8 @@ impl Binding {
     }
 }
 
-/// The emulation (`tls_client_auth` by `clients`, introspection on), and a tonic health server
-/// over TLS with its own CA that requires a certificate of `clients` and guards every call by
-/// [`Binding`]. Returns the server's address, its CA and the guard.
+/// The emulation (`tls_client_auth` by `clients`, introspection on), and [`grpc_server`] asking
+/// it. Returns the server's address, its CA and the guard.
 async fn servers(clients: &Ca) -> (Emulation, std::net::SocketAddr, Ca, Arc<Binding>) {
     let registered = Registered::TlsClientAuth {
         san_dns: CLIENT_NAME.to_owned(),
@@ -123,8 +131,16 @@ async fn servers(clients: &Ca) -> (Emulation, std::net::SocketAddr, Ca, Arc<Bind
     let binding = Arc::new(Binding {
         introspection: certs::client(emulation.server_ca_pem().unwrap(), None),
         url: format!("{}/oauth/introspect", emulation.issuer()),
+        client_id: None,
         verdicts: Verdicts::default(),
     });
+    let (addr, server_ca) = grpc_server(clients, Arc::clone(&binding)).await;
+    (emulation, addr, server_ca, binding)
+}
+
+/// A tonic health server over TLS with its own CA that requires a certificate of `clients` and
+/// guards every call by `binding`: its address and CA.
+async fn grpc_server(clients: &Ca, binding: Arc<Binding>) -> (std::net::SocketAddr, Ca) {
     let guard = {
         let binding = Arc::clone(&binding);
         AsyncFilterLayer::new(move |request: Request<Body>| {
@@ -146,7 +162,7 @@ async fn servers(clients: &Ca) -> (Emulation, std::net::SocketAddr, Ca, Arc<Bind
         .layer(guard)
         .add_service(health);
     tokio::spawn(router.serve_with_incoming(TcpIncoming::from(listener)));
-    (emulation, addr, server_ca, binding)
+    (addr, server_ca)
 }
 
 /// The session: `tls_client_auth` at the emulation's TLS token endpoint, auth calls by a
@@ -191,6 +207,8 @@ fn health(
 }
 
 const CALLS: u64 = 20;
+/// Tokens destroyed early in the run against the real provider.
+const REVOCATIONS: u64 = 3;
 
 /// One login by the certificate, twenty calls taken, each with the one token, bound to the
 /// certificate of the connection it came over; no violation at either server.
@@ -292,4 +310,71 @@ async fn grpc_a_bound_token_over_another_certificate_is_refused() {
         (3, 1, 0),
         "{metrics:?}"
     );
+}
+
+/// Against the real provider over HTTPS (`oidc.rs`'s set-up), clean and then under faults (30 %
+/// of the token endpoint's calls answered 503): the layer logs in by the certificate at the
+/// provider's `mtls_endpoint_aliases`, and the guard introspects each call's token there
+/// (authenticated as the same client, by the certificate) and compares its `cnf` `x5t#S256`
+/// with the gRPC connection's certificate. Twenty calls on one token; then three times the token
+/// destroyed early at the provider, so that the next call is refused once and replayed with a
+/// new token, and five calls more. Four tokens issued, three replays, one auth failure per
+/// fault (the seeded draws fault five of the token calls), no violation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_calls_carry_tokens_bound_to_the_channels_certificate_against_oidc_provider() {
+    use crate::oidc::Setup;
+
+    for faults in [false, true] {
+        let setup = Setup::start(faults);
+        let client = setup.client(Some(&setup.mtls));
+        let binding = Arc::new(Binding {
+            introspection: client.clone(),
+            url: format!("{}/token/introspection", setup.server.mtls_origin()),
+            client_id: Some("orders-mtls"),
+            verdicts: Verdicts::default(),
+        });
+        let (addr, server_ca) = grpc_server(&setup.clients_ca, Arc::clone(&binding)).await;
+        let layer = setup.layer("orders-mtls", ClientAuth::TlsClientAuth, &client);
+        let mut health = health(addr, &server_ca, Some(&setup.mtls), &layer);
+        for _ in 0..CALLS {
+            health.check(HealthCheckRequest::default()).await.unwrap();
+        }
+        for _ in 0..REVOCATIONS {
+            assert_eq!(setup.server.revoke("orders-mtls").await, 1);
+            for _ in 0..CALLS / 4 {
+                health.check(HealthCheckRequest::default()).await.unwrap();
+            }
+        }
+
+        let what = if faults { "under faults" } else { "clean" };
+        let verdicts = &binding.verdicts;
+        assert_eq!(
+            (
+                verdicts.ok.load(Ordering::Relaxed),
+                verdicts.violations.load(Ordering::Relaxed),
+                verdicts.refused.load(Ordering::Relaxed),
+            ),
+            (CALLS + REVOCATIONS * CALLS / 4, 0, REVOCATIONS),
+            "{what}"
+        );
+        let stats = setup.server.stats().await;
+        assert!(stats.violations.is_empty(), "{what}: {stats:?}");
+        assert!(stats.token_errors.is_empty(), "{what}: {stats:?}");
+        assert_eq!(
+            stats.logins("orders-mtls"),
+            1 + REVOCATIONS,
+            "{what}: {stats:?}"
+        );
+        assert_eq!(stats.token_faults > 0, faults, "{what}: {stats:?}");
+        let m = layer.handle().metrics();
+        assert_eq!(
+            (m.logins, m.replays, m.auth_failures),
+            (
+                1 + REVOCATIONS + stats.token_faults,
+                REVOCATIONS,
+                stats.token_faults
+            ),
+            "{what}: {m:?}"
+        );
+    }
 }

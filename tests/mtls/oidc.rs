@@ -29,7 +29,7 @@ use crate::support::oidc_server::{OidcServer, Options, Tls};
 pub(crate) struct Setup {
     pub(crate) server: Arc<OidcServer>,
     pub(crate) server_ca: Ca,
-    clients_ca: Ca,
+    pub(crate) clients_ca: Ca,
     /// `orders-mtls`'s certificate: the clients' authority's, for [`CLIENT_NAME`].
     pub(crate) mtls: Identity,
     /// `orders-self-signed`'s registered certificate.
@@ -62,7 +62,7 @@ impl Setup {
     }
 
     /// A client trusting the server's authority and presenting `identity`, if any.
-    fn client(&self, identity: Option<&Identity>) -> TlsClient {
+    pub(crate) fn client(&self, identity: Option<&Identity>) -> TlsClient {
         certs::client(&self.server_ca.pem, identity)
     }
 
@@ -80,7 +80,7 @@ impl Setup {
     }
 
     /// A layer for `client_id` (as [`Setup::provider`]), its auth calls through `client`.
-    fn layer(&self, client_id: &str, auth: ClientAuth, client: &TlsClient) -> AuthLayer {
+    pub(crate) fn layer(&self, client_id: &str, auth: ClientAuth, client: &TlsClient) -> AuthLayer {
         AuthLayer::new(self.provider(client_id, auth), client.clone())
     }
 
