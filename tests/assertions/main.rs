@@ -16,6 +16,7 @@ mod faults;
 mod keys;
 mod oidc;
 mod oidc_faults;
+mod oidc_grpc;
 mod oidc_method;
 mod signed;
 mod specs;
