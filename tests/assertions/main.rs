@@ -18,6 +18,7 @@ mod oidc;
 mod oidc_faults;
 mod oidc_grpc;
 mod oidc_method;
+mod oidc_reqwest;
 mod signed;
 mod specs;
 
