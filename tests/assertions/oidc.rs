@@ -3,7 +3,7 @@
 //! `client_secret_post`, `client_secret_jwt`, `private_key_jwt`), discovery from the issuer,
 //! revocation, and DPoP with nonces; the tokens taken by resources that look them up in the
 //! provider. (Mutual TLS against the same provider: `tests/mtls/oidc.rs`; under faults:
-//! `oidc_faults.rs`.)
+//! `oidc_faults.rs`, and through the adapters `oidc_reqwest.rs` and `oidc_grpc.rs`.)
 
 use bytes::Bytes;
 use http::{Request, StatusCode};
