@@ -108,6 +108,14 @@
 //! waiting. A call over the cap loses nothing but its replay: the part read ahead is sent
 //! first, then the rest of the stream.
 //!
+//! A call with a DPoP-bound token (make the client `with_origin`, so that the call's URI, which
+//! its proof names, is absolute) meets a resource server's nonce challenge as an HTTP request
+//! does: a trailers-only `UNAUTHENTICATED` whose head carries `WWW-Authenticate: DPoP
+//! error="use_dpop_nonce"` and the nonce in `DPoP-Nonce` (a tonic server puts them in the
+//! `Status`'s metadata) is sent again with the nonce and the same token, free of the replay
+//! budget, when its messages were buffered whole; the `DPoP-Nonce` in any answer's head is kept
+//! for the call's origin.
+//!
 //! # Costs
 //!
 //! Over the [`AuthService`](crate::AuthService)'s own hot path (a token load, a header insert and,

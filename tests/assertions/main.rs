@@ -18,6 +18,9 @@ mod oidc;
 mod oidc_demo;
 mod oidc_exchange;
 mod oidc_faults;
+mod oidc_grpc;
+mod oidc_method;
+mod oidc_reqwest;
 mod signed;
 mod specs;
 

@@ -3,7 +3,7 @@
 //! `client_secret_post`, `client_secret_jwt`, `private_key_jwt`), discovery from the issuer,
 //! revocation, and DPoP with nonces; the tokens taken by resources that look them up in the
 //! provider. (Mutual TLS against the same provider: `tests/mtls/oidc.rs`; under faults:
-//! `oidc_faults.rs`.)
+//! `oidc_faults.rs`, and through the adapters `oidc_reqwest.rs` and `oidc_grpc.rs`.)
 
 use bytes::Bytes;
 use http::{Request, StatusCode};
@@ -243,21 +243,15 @@ async fn secrets_oidc_provider_does_not_take_are_refused() {
 #[cfg(feature = "reqwest")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_secret_basic_through_reqwest_against_oidc_provider() {
-    use tower_token_auth::reqwest::{AuthMiddleware, ReqwestTransport};
+    use crate::oidc_reqwest::{get, middleware_client};
+    use tower_token_auth::reqwest::ReqwestTransport;
 
     let server = OidcServer::with(Options::default());
     let provider = secret_client(&server, "orders-basic", ClientAuth::SecretBasic);
     let transport = ReqwestTransport::new(reqwest::Client::builder()).unwrap();
     let layer = AuthLayer::new(provider, transport);
-    let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
-        .with(AuthMiddleware::new(layer.handle()))
-        .build();
+    let client = middleware_client(&layer);
     let url = server.bearer_resource("orders-basic");
-    let get = || async {
-        let response = client.get(&url).send().await.unwrap();
-        let status = response.status();
-        response.bytes().await.unwrap();
-        status
-    };
+    let get = || get(&client, &url);
     serves_and_survives_revocations(&server, "orders-basic", &layer.handle(), get).await;
 }

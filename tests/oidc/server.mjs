@@ -27,7 +27,9 @@
 //
 // - `GET /resource`: DPoP-bound tokens with a proof verified by `jose` (signature with the
 //   embedded key, `typ`, `htm`, `htu`, `ath`, a fresh `jti`, the token bound to the proof's key),
-//   carrying the resource's own nonce;
+//   carrying the resource's own nonce. A gateway in front of it (a gRPC server asking it about
+//   each call, say) names the call it forwards in `x-forwarded-method` and `x-forwarded-uri`: the
+//   proof's `htm` and `htu` must then be that call's method and URL instead of this request's;
 // - `GET /bearer-resource/CLIENT`: bearer tokens issued to CLIENT and bound to nothing;
 // - `GET /mtls-resource/CLIENT`: tokens issued to CLIENT, bound to the certificate of the
 //   connection they come over;
@@ -398,7 +400,7 @@ function bearerResource(provider, mtls) {
 }
 
 /** The resource at `url`: 200 with `{"ok":true}` for a live DPoP-bound token and a valid
- * proof, else 401 with a `DPoP` challenge. */
+ * proof (for the forwarded call, when a gateway names one), else 401 with a `DPoP` challenge. */
 function dpopResource(provider, url) {
   const nonce = crypto.randomBytes(16).toString('base64url');
   const seen = new Set();
@@ -420,7 +422,9 @@ function dpopResource(provider, url) {
         typ: 'dpop+jwt',
         maxTokenAge: '60s',
       });
-      if (payload.htm !== req.method || payload.htu !== url || seen.has(payload.jti)) {
+      const htm = req.headers['x-forwarded-method'] ?? req.method;
+      const htu = req.headers['x-forwarded-uri'] ?? url;
+      if (payload.htm !== htm || payload.htu !== htu || seen.has(payload.jti)) {
         return wrong(res, 'a DPoP proof for another request, or replayed', 'invalid_dpop_proof');
       }
       seen.add(payload.jti);

@@ -228,12 +228,15 @@ pub async fn rides_out_faults<F, Fut>(
     eprintln!(
         "{what}: {REQUESTS} served; {} tokens issued, {} token calls faulted, {lost} tokens \
          destroyed early ({} by the controls, {} draws at random), {} requests refused and \
-         replayed; layer {m:?}",
+         replayed, DPoP nonce challenges {} at the token endpoint and {} at the resource; layer \
+         {m:?}",
         stats.logins(client),
         stats.token_faults,
         stats.admin_revocations,
         stats.random_revocations,
         stats.refused,
+        stats.token_errors("use_dpop_nonce"),
+        stats.nonce_challenges,
     );
 }
 

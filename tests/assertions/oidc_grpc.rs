@@ -1,0 +1,235 @@
+//! The client authentication methods against the real provider (oidc-provider) through tonic:
+//! [`GrpcAuthLayer`] on a channel to a health server (`tonic_health`) whose guard forwards each
+//! call's credentials to the provider's resources, so that the provider's accounting (served,
+//! refused, random revocations, violations) covers every call exactly. The guard is a gateway:
+//! it asks the method's resource with the call's `Authorization` and `DPoP`, and names the call
+//! (`x-forwarded-method`, `x-forwarded-uri`: the health server's URL of it), whose method and URL
+//! the DPoP resource checks the proof's `htm` and `htu` against. The resource's 200 lets the
+//! call through (with its `DPoP-Nonce`); its 401 is the call's `UNAUTHENTICATED`, carrying the
+//! resource's `WWW-Authenticate` and `DPoP-Nonce` as metadata (the headers of a trailers-only
+//! response), so that a nonce challenge reaches the layer as the resource made it.
+//!
+//! The runs are `oidc_faults.rs`'s: each method's load run, clean, then under faults; and the
+//! short course through early revocations.
+#![cfg(feature = "tonic")]
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
+use http::request::Parts;
+use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use tonic::body::Body;
+use tonic::metadata::MetadataMap;
+use tonic::transport::server::TcpIncoming;
+use tonic::transport::{Channel, Server};
+use tonic::{Code, Status};
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+use tonic_health::pb::HealthCheckRequest;
+use tower::{BoxError, Service, ServiceBuilder, ServiceExt};
+use tower_token_auth::grpc::{GrpcAuthLayer, GrpcAuthService};
+use tower_token_auth::{AuthLayer, TokenHandle};
+
+use crate::oidc_method::{clean_then_faults, server, Method};
+use crate::support::emulated::{client, HttpClient};
+use crate::support::oidc_runs::{rides_out_faults, serves_and_survives_revocations};
+use crate::support::oidc_server::OidcServer;
+
+const DPOP: HeaderName = HeaderName::from_static("dpop");
+const DPOP_NONCE: HeaderName = HeaderName::from_static("dpop-nonce");
+const FORWARDED_METHOD: HeaderName = HeaderName::from_static("x-forwarded-method");
+const FORWARDED_URI: HeaderName = HeaderName::from_static("x-forwarded-uri");
+
+/// A health client whose calls carry a layer's tokens.
+type Health = HealthClient<GrpcAuthService<Channel>>;
+
+/// What the guard asks about each call: `resource`, over `client`, for calls to the health
+/// server at `origin`.
+struct Gateway {
+    resource: String,
+    origin: String,
+    client: HttpClient,
+}
+
+impl Gateway {
+    /// The resource's answer about `call`: the nonce to pass on when it serves the call, else the
+    /// call's `Status`.
+    async fn ask(&self, call: &Parts) -> Result<Option<HeaderValue>, Status> {
+        let mut request = Request::get(&self.resource)
+            .header(FORWARDED_METHOD, call.method.as_str())
+            .header(FORWARDED_URI, format!("{}{}", self.origin, call.uri.path()));
+        for name in [AUTHORIZATION, DPOP] {
+            if let Some(value) = call.headers.get(&name) {
+                request = request.header(name, value);
+            }
+        }
+        let request = request.body(Full::default()).unwrap();
+        let response = self
+            .client
+            .request(request)
+            .await
+            .expect("the resource answers");
+        let (answer, body) = response.into_parts();
+        body.collect().await.expect("the resource's body");
+        match answer.status {
+            StatusCode::OK => Ok(answer.headers.get(DPOP_NONCE).cloned()),
+            StatusCode::UNAUTHORIZED => {
+                let mut passed = HeaderMap::new();
+                for name in [WWW_AUTHENTICATE, DPOP_NONCE] {
+                    for value in answer.headers.get_all(&name) {
+                        passed.append(name.clone(), value.clone());
+                    }
+                }
+                let metadata = MetadataMap::from_headers(passed);
+                Err(Status::with_metadata(
+                    Code::Unauthenticated,
+                    "the resource refused the token",
+                    metadata,
+                ))
+            }
+            other => Err(Status::internal(format!("the resource answered {other}"))),
+        }
+    }
+}
+
+/// The health server's guard: a call goes on only if the gateway's resource serves it.
+#[derive(Clone)]
+struct Guard<S> {
+    inner: S,
+    gateway: Arc<Gateway>,
+}
+
+impl<S> Service<Request<Body>> for Guard<S>
+where
+    S: Service<Request<Body>, Response = Response<Body>> + Clone + Send + 'static,
+    S::Future: Send,
+    S::Error: Into<BoxError>,
+{
+    type Response = Response<Body>;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
+        let (inner, gateway) = (self.inner.clone(), Arc::clone(&self.gateway));
+        Box::pin(async move {
+            let (call, body) = request.into_parts();
+            let nonce = match gateway.ask(&call).await {
+                Ok(nonce) => nonce,
+                Err(status) => return Ok(status.into_http()),
+            };
+            let request = Request::from_parts(call, body);
+            let mut response = inner.oneshot(request).await.map_err(Into::into)?;
+            if let Some(nonce) = nonce {
+                response.headers_mut().insert(DPOP_NONCE, nonce);
+            }
+            Ok(response)
+        })
+    }
+}
+
+/// A health server on a free loopback port, its guard asking `resource`: its origin.
+async fn health_server(resource: String) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let origin = format!("http://{}", listener.local_addr().unwrap());
+    let gateway = Arc::new(Gateway {
+        resource,
+        origin: origin.clone(),
+        client: client(),
+    });
+    // The service's statuses outlive the reporter: "" stays SERVING.
+    let (_, health_service) = tonic_health::server::health_reporter();
+    let server = Server::builder()
+        .layer(tower::layer::layer_fn(move |inner| Guard {
+            inner,
+            gateway: Arc::clone(&gateway),
+        }))
+        .add_service(health_service)
+        .serve_with_incoming(TcpIncoming::from(listener));
+    tokio::spawn(server);
+    origin
+}
+
+/// `layer` on a channel to the health server at `origin`, the calls' URIs absolute (a DPoP
+/// proof names the call's URL).
+async fn health_client(layer: AuthLayer, origin: &str) -> Health {
+    let channel = Channel::from_shared(origin.to_owned())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let channel = ServiceBuilder::new()
+        .layer(GrpcAuthLayer::new(layer))
+        .service(channel);
+    HealthClient::with_origin(channel, origin.parse().unwrap())
+}
+
+/// One health check: 200 when served, 401 for `UNAUTHENTICATED`; any other answer fails the
+/// test.
+async fn check(mut health: Health) -> StatusCode {
+    let request = HealthCheckRequest {
+        service: String::new(),
+    };
+    match health.check(request).await {
+        Ok(reply) => {
+            assert_eq!(reply.into_inner().status(), ServingStatus::Serving);
+            StatusCode::OK
+        }
+        Err(status) if status.code() == Code::Unauthenticated => StatusCode::UNAUTHORIZED,
+        Err(status) => panic!("{status:?}"),
+    }
+}
+
+/// `method`'s layer against a provider of its own (under faults or clean), and a health client
+/// through it to a server guarded by the method's resource.
+async fn setup(method: Method, faults: bool) -> (Arc<OidcServer>, TokenHandle, Health) {
+    let server = server(faults);
+    let layer = method.layer(&server);
+    let handle = layer.handle();
+    let origin = health_server(method.resource(&server)).await;
+    (server, handle, health_client(layer, &origin).await)
+}
+
+/// One load run of `method` through tonic, under faults or clean.
+async fn run(method: Method, faults: bool) {
+    let (server, handle, health) = setup(method, faults).await;
+    let get = move || check(health.clone());
+    let (id, dpop) = (method.client(), method.dpop());
+    rides_out_faults(&server, id, &handle, get, faults, dpop).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_secret_basic_through_tonic_rides_out_faults_against_oidc_provider() {
+    clean_then_faults(Method::SecretBasic, run).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn private_key_jwt_through_tonic_rides_out_faults_against_oidc_provider() {
+    clean_then_faults(Method::PrivateKeyJwt, run).await;
+}
+
+/// DPoP-bound tokens over gRPC: each call's proof names the health server's URL of it, and each
+/// of the resource's nonce challenges (the health server's origin has no nonce until the first
+/// answer gives one) is answered by the layer as over HTTP: the call sent again, with the nonce,
+/// free of the replay budget.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dpop_through_tonic_rides_out_faults_against_oidc_provider() {
+    clean_then_faults(Method::Dpop, run).await;
+}
+
+/// `private_key_jwt` through tonic, the short course: an early revocation refused once and
+/// replayed, the revocation endpoint, 35 calls served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn private_key_jwt_through_tonic_against_oidc_provider() {
+    let method = Method::PrivateKeyJwt;
+    let (server, handle, health) = setup(method, false).await;
+    let get = || check(health.clone());
+    serves_and_survives_revocations(&server, method.client(), &handle, get).await;
+}
