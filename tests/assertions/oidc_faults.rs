@@ -47,3 +47,13 @@ async fn private_key_jwt_rides_out_faults_against_oidc_provider() {
 async fn dpop_rides_out_faults_against_oidc_provider() {
     clean_then_faults(Method::Dpop, run).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_exchange_rides_out_faults_against_oidc_provider() {
+    clean_then_faults(Method::Exchange, run).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_secret_post_rides_out_faults_against_oidc_provider() {
+    clean_then_faults(Method::SecretPost, run).await;
+}

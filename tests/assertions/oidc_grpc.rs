@@ -233,3 +233,13 @@ async fn private_key_jwt_through_tonic_against_oidc_provider() {
     let get = || check(health.clone());
     serves_and_survives_revocations(&server, method.client(), &handle, get).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_exchange_through_tonic_rides_out_faults_against_oidc_provider() {
+    clean_then_faults(Method::Exchange, run).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_secret_jwt_through_tonic_rides_out_faults_against_oidc_provider() {
+    clean_then_faults(Method::SecretJwt, run).await;
+}

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use tower_token_auth::jose::{Algorithm, DpopKey, SigningKey};
 use tower_token_auth::provider::oauth2::{Builder, ClientAssertion, ClientAuth};
 use tower_token_auth::provider::Provider;
-use tower_token_auth::{AuthLayer, AuthLayerBuilder};
+use tower_token_auth::{AuthLayer, AuthLayerBuilder, Secret};
 
 use crate::support::emulated::client;
 use crate::support::oidc_runs::FAULTS;
@@ -19,10 +19,14 @@ use crate::support::oidc_server::{OidcServer, Options};
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Method {
     SecretBasic,
+    SecretPost,
     SecretJwt,
     PrivateKeyJwt,
     /// `private_key_jwt` with DPoP-bound tokens (a generated EdDSA key), to the DPoP resource.
     Dpop,
+    /// Token exchange (RFC 8693) by `orders-exchange` (`client_secret_basic`) of the subject
+    /// token the provider minted at start, for an audience and a resource.
+    Exchange,
 }
 
 impl Method {
@@ -30,8 +34,10 @@ impl Method {
     pub(crate) fn client(self) -> &'static str {
         match self {
             Method::SecretBasic => "orders-basic",
+            Method::SecretPost => "orders-post",
             Method::SecretJwt => "orders-jwt",
             Method::PrivateKeyJwt | Method::Dpop => "orders",
+            Method::Exchange => "orders-exchange",
         }
     }
 
@@ -66,16 +72,17 @@ impl Method {
             let assertion = ClientAssertion::private_key_jwt(client, orders_key()).audience(issuer);
             grant.clone().build_with_assertion(assertion).unwrap()
         };
+        let secret = |how| {
+            Builder::client_credentials(issuer, client, server.secret(client))
+                .client_auth(how)
+                .discover(issuer)
+                .scope("read")
+                .build()
+                .unwrap()
+        };
         match self {
-            Method::SecretBasic => builder_on(
-                Builder::client_credentials(issuer, client, server.secret(client))
-                    .client_auth(ClientAuth::SecretBasic)
-                    .discover(issuer)
-                    .scope("read")
-                    .build()
-                    .unwrap(),
-                None,
-            ),
+            Method::SecretBasic => builder_on(secret(ClientAuth::SecretBasic), None),
+            Method::SecretPost => builder_on(secret(ClientAuth::SecretPost), None),
             Method::SecretJwt => {
                 let assertion = ClientAssertion::client_secret_jwt(client, server.secret(client))
                     .audience(issuer);
@@ -86,9 +93,25 @@ impl Method {
                 let dpop = DpopKey::new(SigningKey::generate(Algorithm::EdDSA).unwrap());
                 builder_on(private_key_jwt(), Some(dpop))
             }
+            Method::Exchange => {
+                let subject = Secret::from(server.subject());
+                let exchange =
+                    Builder::token_exchange(issuer, ACCESS_TOKEN, move || Ok(subject.clone()));
+                let provider = exchange
+                    .confidential_client(client, server.secret(client))
+                    .discover(issuer)
+                    .audience("billing")
+                    .resource("https://billing.example.com/")
+                    .build()
+                    .unwrap();
+                builder_on(provider, None)
+            }
         }
     }
 }
+
+/// RFC 8693's type of the subject token: an access token.
+const ACCESS_TOKEN: &str = "urn:ietf:params:oauth:token-type:access_token";
 
 /// The key `orders` signs its assertions with (ES256).
 fn orders_key() -> SigningKey {
@@ -106,6 +129,7 @@ pub(crate) fn server(faults: bool) -> Arc<OidcServer> {
     Arc::new(OidcServer::with(Options {
         jwks: Some(serde_json::json!({ "keys": [orders_key().public_jwk()] })),
         faults: faults.then_some(FAULTS),
+        subject: true,
         ..Options::default()
     }))
 }

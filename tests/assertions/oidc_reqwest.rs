@@ -55,3 +55,18 @@ async fn private_key_jwt_through_reqwest_rides_out_faults_against_oidc_provider(
 async fn dpop_through_reqwest_rides_out_faults_against_oidc_provider() {
     clean_then_faults(Method::Dpop, run).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_exchange_through_reqwest_rides_out_faults_against_oidc_provider() {
+    clean_then_faults(Method::Exchange, run).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_secret_basic_through_reqwest_rides_out_faults_against_oidc_provider() {
+    clean_then_faults(Method::SecretBasic, run).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_secret_jwt_through_reqwest_rides_out_faults_against_oidc_provider() {
+    clean_then_faults(Method::SecretJwt, run).await;
+}

@@ -48,9 +48,11 @@
 // `self_signed`, all PEM but the name); `faults` (`token_rate`: the share of token endpoint calls
 // answered 503 before the provider sees them, `revocation_rate`: the share of resource answers
 // after which the token served is destroyed, `seed`: the draws' seed, one sequence for each).
-// `token_ttl`: access tokens' lifetime in seconds (600 when absent). Listens on free loopback ports
-// and prints `{"issuer": ..., "mtls": ..., "admin": ..., "secrets": {CLIENT: SECRET}}` once ready
-// (`mtls`: the mutual TLS listener's origin, with the `tls` option).
+// `token_ttl`: access tokens' lifetime in seconds (600 when absent); `subject`: mint an access token
+// for the client `workload` at start (a subject token to exchange). Listens on free loopback ports
+// and prints `{"issuer": ..., "mtls": ..., "admin": ..., "secrets": {CLIENT: SECRET}, "subject":
+// ...}` once ready (`mtls`: the mutual TLS listener's origin, with the `tls` option; `subject`,
+// with the `subject` option).
 import crypto from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
@@ -129,7 +131,7 @@ const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
 
 const common = { grant_types: ['client_credentials'], response_types: [], redirect_uris: [] };
 const secrets = Object.fromEntries(
-  ['orders-basic', 'orders-post', 'orders-jwt', 'orders-exchange'].map((id) => [
+  ['orders-basic', 'orders-post', 'orders-jwt', 'orders-exchange', 'workload'].map((id) => [
     id,
     crypto.randomBytes(32).toString('base64url'),
   ]),
@@ -137,6 +139,8 @@ const secrets = Object.fromEntries(
 const clients = [
   { client_id: 'orders-basic', token_endpoint_auth_method: 'client_secret_basic' },
   { client_id: 'orders-exchange', token_endpoint_auth_method: 'client_secret_basic', grant_types: [TOKEN_EXCHANGE] },
+  // The owner of subject tokens minted by the controls.
+  { client_id: 'workload', token_endpoint_auth_method: 'client_secret_basic' },
   { client_id: 'orders-post', token_endpoint_auth_method: 'client_secret_post' },
   {
     client_id: 'orders-jwt',
@@ -304,12 +308,17 @@ for (const listener of [server, mtlsServer].filter(Boolean)) {
   });
 }
 
+/** A new access token for `client`, put in the provider's store directly: its value. */
+async function mint(client) {
+  const token = new provider.ClientCredentials({ client: await provider.Client.find(client), scope: 'read' });
+  return token.save();
+}
+
 // The tests' controls, on a plain HTTP listener of their own.
 const admin = http.createServer(async (req, res) => {
   const [, action, client] = req.url.split('?')[0].split('/');
   if (action === 'mint' && req.method === 'POST') {
-    const token = new provider.ClientCredentials({ client: await provider.Client.find(client), scope: 'read' });
-    reply(res, 200, { token: await token.save() });
+    reply(res, 200, { token: await mint(client) });
   } else if (action === 'destroy' && req.method === 'POST') {
     const token = await provider.ClientCredentials.find(client);
     reply(res, 200, { destroyed: !!token && (await destroy(token)) });
@@ -327,9 +336,10 @@ const admin = http.createServer(async (req, res) => {
     reply(res, 404, {});
   }
 });
-admin.listen(0, '127.0.0.1', () => {
+admin.listen(0, '127.0.0.1', async () => {
   const controls = `http://127.0.0.1:${admin.address().port}`;
-  console.log(JSON.stringify({ issuer, mtls, admin: controls, secrets }));
+  const subject = options.subject ? await mint('workload') : undefined;
+  console.log(JSON.stringify({ issuer, mtls, admin: controls, secrets, subject }));
 });
 
 function reply(res, status, body, headers = {}) {

@@ -7,7 +7,7 @@
 //! `orders-jwt` (`client_secret_basic`, `client_secret_post`, `client_secret_jwt`, secrets made
 //! at start: [`OidcServer::secret`]), `orders-exchange` (`client_secret_basic`, the token exchange
 //! grant alone, which the server registers with the provider: a live access token of the provider
-//! as the subject), and over HTTPS ([`Options::tls`]) `orders-mtls` (`tls_client_auth`) and
+//! as the subject, such as one minted for `workload`: [`OidcServer::subject`]), and over HTTPS ([`Options::tls`]) `orders-mtls` (`tls_client_auth`) and
 //! `orders-self-signed` (`self_signed_tls_client_auth`), which must go to the `mtls_endpoint_aliases`
 //! the metadata names (a listener of their own: the issuer's asks for no certificate). Any
 //! absolute URI is a resource indicator the provider issues tokens for. Beside the provider,
@@ -41,6 +41,8 @@ pub struct Options {
     pub faults: Option<Faults>,
     /// Access tokens' lifetime in seconds (600 when absent).
     pub token_ttl: Option<u64>,
+    /// Mint an access token for the client `workload` at start: [`OidcServer::subject`].
+    pub subject: bool,
 }
 
 /// The provider over HTTPS, and what its mutual TLS clients are registered with (all PEM).
@@ -122,6 +124,7 @@ pub struct OidcServer {
     mtls: Option<String>,
     admin: String,
     secrets: BTreeMap<String, String>,
+    subject: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -130,6 +133,7 @@ struct Ready {
     mtls: Option<String>,
     admin: String,
     secrets: BTreeMap<String, String>,
+    subject: Option<String>,
 }
 
 impl OidcServer {
@@ -169,6 +173,7 @@ impl OidcServer {
         if let Some(ttl) = options.token_ttl {
             argument["token_ttl"] = ttl.into();
         }
+        argument["subject"] = options.subject.into();
         if let Some(faults) = options.faults {
             argument["faults"] = serde_json::json!({
                 "token_rate": faults.token_rate,
@@ -200,6 +205,7 @@ impl OidcServer {
             mtls: ready.mtls,
             admin: ready.admin,
             secrets: ready.secrets,
+            subject: ready.subject,
         }
     }
 
@@ -214,6 +220,13 @@ impl OidcServer {
             .get(client)
             .unwrap_or_else(|| panic!("no secret for {client}"))
             .clone()
+    }
+
+    /// The access token minted for `workload` at start, with [`Options::subject`].
+    pub fn subject(&self) -> &str {
+        self.subject
+            .as_deref()
+            .expect("the provider was started with a subject")
     }
 
     /// The DPoP resource.
