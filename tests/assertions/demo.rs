@@ -109,3 +109,51 @@ async fn the_demo_runs_the_shipped_assertion_spec() {
     let env = vec![("CLIENT_KEY_FILE", key_path("es256.pem").into())];
     run_demo(&emulation, args, env).await;
 }
+
+/// The same flags with `--provider oauth2-password`: the password grant's login carries the
+/// user's credentials, the client's `private_key_jwt` assertion and a DPoP proof (nonces at both
+/// ends), its token asked for the resource that requires it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_logs_in_with_a_password_a_signed_assertion_and_dpop() {
+    let config = Config {
+        extensions: OAuthExtensions {
+            dpop: Some(Dpop {
+                required: true,
+                nonces: Some(DpopNonces::default()),
+                ..Dpop::default()
+            }),
+            ..example_extensions()
+        },
+        ..Config::default()
+    };
+    let emulation = Emulation::start(Api::OAuth2, config).await.unwrap();
+    let c = emulation.config();
+    let mut args = [
+        "--provider",
+        "oauth2-password",
+        "--issuer",
+        &emulation.issuer(),
+        "--username",
+        &c.username,
+        "--password",
+        &c.password,
+        "--client-auth",
+        "private_key_jwt",
+        "--client-key-alg",
+        "ES256",
+        "--resource",
+        RESOURCE,
+        "--dpop",
+        "ES256",
+        "--concurrency",
+        "1",
+        "--client-key",
+    ]
+    .map(OsString::from)
+    .to_vec();
+    args.push(key_path("es256.pem").into());
+    let report = run_demo(&emulation, args, vec![]).await;
+    assert_eq!(report["dpop_nonce_retries"], 2, "{report}");
+    let stats = emulation.stats();
+    assert_eq!(stats.dpop_proofs, 1 + REQUESTS, "{stats:?}");
+}

@@ -243,3 +243,8 @@ async fn token_exchange_through_tonic_rides_out_faults_against_oidc_provider() {
 async fn client_secret_jwt_through_tonic_rides_out_faults_against_oidc_provider() {
     clean_then_faults(Method::SecretJwt, run).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_secret_post_through_tonic_rides_out_faults_against_oidc_provider() {
+    clean_then_faults(Method::SecretPost, run).await;
+}

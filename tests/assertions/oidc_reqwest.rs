@@ -70,3 +70,8 @@ async fn client_secret_basic_through_reqwest_rides_out_faults_against_oidc_provi
 async fn client_secret_jwt_through_reqwest_rides_out_faults_against_oidc_provider() {
     clean_then_faults(Method::SecretJwt, run).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_secret_post_through_reqwest_rides_out_faults_against_oidc_provider() {
+    clean_then_faults(Method::SecretPost, run).await;
+}

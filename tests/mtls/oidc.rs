@@ -240,21 +240,35 @@ async fn certificates_oidc_provider_does_not_take_are_refused() {
 /// then with 30 % of the token endpoint's calls answered 503 and 0.2 % of the answers followed
 /// by the token's destruction; every request served over the certificate's connections, the
 /// binding checked at each, and the counts of both sides equal.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tls_client_auth_rides_out_faults_against_oidc_provider() {
+async fn rides_out_faults_by_the_certificate(client_id: &'static str, auth: ClientAuth) {
     for faults in [false, true] {
         let setup = Setup::start(faults);
-        let client = setup.client(Some(&setup.mtls));
-        let layer = setup.layer("orders-mtls", ClientAuth::TlsClientAuth, &client);
+        let identity = match auth {
+            ClientAuth::SelfSignedTlsClientAuth => &setup.self_signed,
+            _ => &setup.mtls,
+        };
+        let client = setup.client(Some(identity));
+        let layer = setup.layer(client_id, auth, &client);
         let svc = layer.layer(client);
-        let url = setup.server.mtls_resource("orders-mtls");
+        let url = setup.server.mtls_resource(client_id);
         let get = move || {
             let (svc, url) = (svc.clone(), url.clone());
             async move { get(&svc, &url).await }
         };
         let handle = layer.handle();
-        rides_out_faults(&setup.server, "orders-mtls", &handle, get, faults, false).await;
+        rides_out_faults(&setup.server, client_id, &handle, get, faults, false).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_client_auth_rides_out_faults_against_oidc_provider() {
+    rides_out_faults_by_the_certificate("orders-mtls", ClientAuth::TlsClientAuth).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn self_signed_tls_client_auth_rides_out_faults_against_oidc_provider() {
+    let auth = ClientAuth::SelfSignedTlsClientAuth;
+    rides_out_faults_by_the_certificate("orders-self-signed", auth).await;
 }
 
 /// The same load runs through the reqwest adapter: the auth calls by a `ReqwestTransport` and the
