@@ -44,8 +44,9 @@ async fn run_demo(
     report
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_demo_signs_assertions_discovers_asks_for_a_resource_and_binds_tokens() {
+/// The strict emulation of the shipped example ([`example_extensions`]), demanding DPoP-bound
+/// tokens and nonces at both ends.
+async fn dpop_emulation() -> Emulation {
     let config = Config {
         extensions: OAuthExtensions {
             dpop: Some(Dpop {
@@ -57,7 +58,12 @@ async fn the_demo_signs_assertions_discovers_asks_for_a_resource_and_binds_token
         },
         ..Config::default()
     };
-    let emulation = Emulation::start(Api::OAuth2, config).await.unwrap();
+    Emulation::start(Api::OAuth2, config).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_signs_assertions_discovers_asks_for_a_resource_and_binds_tokens() {
+    let emulation = dpop_emulation().await;
     let mut args = [
         "--provider",
         "oauth2-client-credentials",
@@ -115,18 +121,7 @@ async fn the_demo_runs_the_shipped_assertion_spec() {
 /// ends), its token asked for the resource that requires it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_logs_in_with_a_password_a_signed_assertion_and_dpop() {
-    let config = Config {
-        extensions: OAuthExtensions {
-            dpop: Some(Dpop {
-                required: true,
-                nonces: Some(DpopNonces::default()),
-                ..Dpop::default()
-            }),
-            ..example_extensions()
-        },
-        ..Config::default()
-    };
-    let emulation = Emulation::start(Api::OAuth2, config).await.unwrap();
+    let emulation = dpop_emulation().await;
     let c = emulation.config();
     let mut args = [
         "--provider",

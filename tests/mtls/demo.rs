@@ -10,7 +10,7 @@ use std::process::Output;
 
 use tower_token_auth_emulation::{ClientAuth as Registered, Config, Discovery, OAuthExtensions};
 
-use crate::certs::{self, Ca, CLIENT_NAME};
+use crate::certs::{self, Ca, Identity, CLIENT_NAME};
 use crate::oidc::Setup;
 use crate::support::demo;
 use crate::support::oidc_runs::demo_agrees;
@@ -28,6 +28,47 @@ fn write(dir: &Path, name: &str, content: &str) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, content).unwrap();
     path
+}
+
+/// The demo's arguments: `how` (the provider flags), then the issuer, the API, the client and
+/// the TLS files (`identity` and the server's CA, written into `files`), 300 requests, `--json`.
+fn args(
+    how: &[&str],
+    (issuer, api_url, client_id): (&str, &str, &str),
+    files: &Path,
+    identity: &Identity,
+    server_ca_pem: &str,
+) -> Vec<String> {
+    let cert = write(files, "client.pem", &identity.cert_pem);
+    let key = write(files, "client.key", &identity.key_pem);
+    let server_ca = write(files, "server-ca.pem", server_ca_pem);
+    let mut args: Vec<String> = how.iter().map(|a| a.to_string()).collect();
+    let path = |p: &Path| p.display().to_string();
+    args.extend([
+        "--issuer".to_owned(),
+        issuer.to_owned(),
+        "--api-url".to_owned(),
+        api_url.to_owned(),
+        "--client-id".to_owned(),
+        client_id.to_owned(),
+        "--client-cert".to_owned(),
+        path(&cert),
+        "--client-key".to_owned(),
+        path(&key),
+        "--ca-cert".to_owned(),
+        path(&server_ca),
+        "--requests".to_owned(),
+        REQUESTS.to_string(),
+        "--json".to_owned(),
+    ]);
+    args
+}
+
+/// The shipped mTLS spec file's path.
+fn spec_path() -> String {
+    let spec =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("specs/oauth2-client-credentials-mtls.toml");
+    spec.display().to_string()
 }
 
 async fn run(args: Vec<String>) -> Output {
@@ -50,32 +91,20 @@ async fn the_demo_authenticates_with_its_client_certificate() {
     let emulation = certs::emulation(registered, Some(&ca), config).await;
     let files = dir("demo");
     let identity = ca.client(CLIENT_NAME);
-    let cert = write(&files, "client.pem", &identity.cert_pem);
-    let key = write(&files, "client.key", &identity.key_pem);
-    let server_ca = write(&files, "server-ca.pem", emulation.server_ca_pem().unwrap());
-    let path = |p: &Path| p.display().to_string();
-    let args = [
+    let how = [
         "--provider",
         "oauth2-client-credentials",
-        "--issuer",
-        &emulation.issuer(),
-        "--api-url",
-        &emulation.mtls_resource_url().unwrap(),
-        "--client-id",
-        &emulation.config().client_id,
         "--client-auth",
         "tls_client_auth",
-        "--client-cert",
-        &path(&cert),
-        "--client-key",
-        &path(&key),
-        "--ca-cert",
-        &path(&server_ca),
-        "--requests",
-        &REQUESTS.to_string(),
-        "--json",
     ];
-    let report = demo::report(&run(args.iter().map(|a| a.to_string()).collect()).await);
+    let server = (
+        &*emulation.issuer(),
+        &*emulation.mtls_resource_url().unwrap(),
+        &*emulation.config().client_id,
+    );
+    let server_ca = emulation.server_ca_pem().unwrap();
+    let mut args = args(&how, server, &files, &identity, server_ca);
+    let report = demo::report(&run(args.clone()).await);
     assert_eq!(report["requests"], REQUESTS, "{report}");
     assert_eq!(report["failed"], 0, "{report}");
     assert_eq!(report["logins"], 1, "{report}");
@@ -95,9 +124,8 @@ async fn the_demo_authenticates_with_its_client_certificate() {
     // A key file that holds no key: a clear error naming the file, never quoting it; no call.
     let secretish = "MC4CAQAwBQYDK2VwBCIEIKEYMATERIALKEYMATERIAL";
     let bad = write(&files, "bad.key", secretish);
-    let mut args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
     let at = args.iter().position(|a| a == "--client-key").unwrap() + 1;
-    args[at] = path(&bad);
+    args[at] = bad.display().to_string();
     let output = run(args).await;
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success(), "{stderr}");
@@ -131,34 +159,14 @@ async fn the_demo_runs_the_mtls_spec_file() {
     let emulation = certs::emulation(registered, Some(&ca), config).await;
     let files = dir("spec");
     let identity = ca.client(CLIENT_NAME);
-    let cert = write(&files, "client.pem", &identity.cert_pem);
-    let key = write(&files, "client.key", &identity.key_pem);
-    let server_ca = write(&files, "server-ca.pem", emulation.server_ca_pem().unwrap());
-    let spec =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("specs/oauth2-client-credentials-mtls.toml");
-    let path = |p: &Path| p.display().to_string();
-    let mut args: Vec<String> = [
-        "--provider-file",
-        &path(&spec),
-        "--issuer",
-        &emulation.issuer(),
-        "--api-url",
-        &emulation.mtls_resource_url().unwrap(),
-        "--client-id",
-        &emulation.config().client_id,
-        "--client-cert",
-        &path(&cert),
-        "--client-key",
-        &path(&key),
-        "--ca-cert",
-        &path(&server_ca),
-        "--requests",
-        &REQUESTS.to_string(),
-        "--json",
-    ]
-    .iter()
-    .map(|a| a.to_string())
-    .collect();
+    let server = (
+        &*emulation.issuer(),
+        &*emulation.mtls_resource_url().unwrap(),
+        &*emulation.config().client_id,
+    );
+    let server_ca = emulation.server_ca_pem().unwrap();
+    let how = ["--provider-file", &spec_path()];
+    let mut args = args(&how, server, &files, &identity, server_ca);
     let report = demo::report(&run(args.clone()).await);
     assert_eq!(report["requests"], REQUESTS, "{report}");
     assert_eq!(report["failed"], 0, "{report}");
@@ -196,9 +204,7 @@ async fn the_demo_runs_the_mtls_spec_file() {
 /// connection's certificate; clean, then under faults; the report's counts the provider's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_authenticates_with_its_certificate_against_oidc_provider() {
-    let spec =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("specs/oauth2-client-credentials-mtls.toml");
-    let path = |p: &Path| p.display().to_string();
+    let spec = spec_path();
     for (by, faults) in [
         ("flags", false),
         ("flags", true),
@@ -207,9 +213,6 @@ async fn the_demo_authenticates_with_its_certificate_against_oidc_provider() {
     ] {
         let setup = Setup::start(faults);
         let files = dir(&format!("oidc-{by}-{faults}"));
-        let cert = write(&files, "client.pem", &setup.mtls.cert_pem);
-        let key = write(&files, "client.key", &setup.mtls.key_pem);
-        let server_ca = write(&files, "server-ca.pem", &setup.server_ca.pem);
         let how = match by {
             "flags" => [
                 "--provider",
@@ -217,29 +220,11 @@ async fn the_demo_authenticates_with_its_certificate_against_oidc_provider() {
                 "--client-auth",
                 "tls_client_auth",
             ],
-            _ => ["--provider-file", &path(&spec), "--concurrency", "8"],
+            _ => ["--provider-file", &spec, "--concurrency", "8"],
         };
-        let mut args: Vec<String> = how.iter().map(|a| a.to_string()).collect();
-        args.extend(
-            [
-                "--issuer",
-                setup.server.issuer(),
-                "--api-url",
-                &setup.server.mtls_resource("orders-mtls"),
-                "--client-id",
-                "orders-mtls",
-                "--client-cert",
-                &path(&cert),
-                "--client-key",
-                &path(&key),
-                "--ca-cert",
-                &path(&server_ca),
-                "--requests",
-                &REQUESTS.to_string(),
-                "--json",
-            ]
-            .map(str::to_owned),
-        );
+        let resource = setup.server.mtls_resource("orders-mtls");
+        let server = (setup.server.issuer(), &*resource, "orders-mtls");
+        let args = args(&how, server, &files, &setup.mtls, &setup.server_ca.pem);
         let report = demo::report(&run(args).await);
         let stats = setup.server.stats().await;
         let what = format!(
