@@ -8,9 +8,9 @@ mod keyed;
 
 use crate::support;
 use crate::support::emulated;
+use crate::support::grpc_guard::{unchanged, Answered, Check, Guard};
 
 use std::collections::{HashMap, HashSet};
-use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::AUTHORIZATION;
+use http::request::Parts;
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
 use http_body::Frame;
 use http_body_util::{BodyExt, Full};
@@ -30,7 +31,7 @@ use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::server::HealthReporter;
-use tower::{BoxError, Layer, Service, ServiceBuilder, ServiceExt};
+use tower::{BoxError, Layer, ServiceBuilder, ServiceExt};
 use tower_token_auth::grpc::{GrpcAuthLayer, GrpcAuthService};
 use tower_token_auth::provider::{Classifier, RefreshTiming, TokenPolicy};
 use tower_token_auth::{AuthLayer, TokenHandle};
@@ -138,46 +139,25 @@ impl Checker {
 /// The server's auth: a call whose token is not live is answered `UNAUTHENTICATED`
 /// (trailers-only); a `Watch` stream re-checks its token before each message and ends
 /// `UNAUTHENTICATED` in its trailers once the token died.
-#[derive(Clone)]
-struct Guard<S> {
-    inner: S,
-    checker: Checker,
-}
-
-impl<S> Service<Request<Body>> for Guard<S>
-where
-    S: Service<Request<Body>, Response = Response<Body>> + Clone + Send + 'static,
-    S::Future: Send,
-    S::Error: Into<BoxError>,
-{
-    type Response = Response<Body>;
-    type Error = BoxError;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, BoxError>> + Send>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        // The inner service is readied in the call's future, after the check.
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, request: Request<Body>) -> Self::Future {
-        let (inner, checker) = (self.inner.clone(), self.checker.clone());
-        Box::pin(async move {
-            let path = request.uri().path().to_owned();
-            let token = request.headers().get(AUTHORIZATION).cloned();
-            let tenant = request
-                .headers()
-                .get("x-tenant")
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned);
-            if !checker.live(&path, tenant.clone(), token.clone()).await {
-                return Ok(Status::unauthenticated("token rejected").into_http());
-            }
-            let response = inner.oneshot(request).await.map_err(Into::into)?;
-            if path != WATCH {
-                return Ok(response);
-            }
-            Ok(response.map(|body| rechecked(body, path, tenant, token, checker)))
-        })
+impl Check for Checker {
+    async fn check(&self, call: &Parts) -> Result<Answered, Status> {
+        let path = call.uri.path().to_owned();
+        let token = call.headers.get(AUTHORIZATION).cloned();
+        let tenant = call
+            .headers
+            .get("x-tenant")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        if !self.live(&path, tenant.clone(), token.clone()).await {
+            return Err(Status::unauthenticated("token rejected"));
+        }
+        if path != WATCH {
+            return Ok(unchanged());
+        }
+        let checker = self.clone();
+        Ok(Box::new(move |response: Response<Body>| {
+            response.map(|body| rechecked(body, path, tenant, token, checker))
+        }))
     }
 }
 
@@ -314,7 +294,7 @@ async fn serve(checker: Checker) -> (std::net::SocketAddr, HealthReporter) {
     let server = Server::builder()
         .layer(tower::layer::layer_fn(move |inner| Guard {
             inner,
-            checker: checker.clone(),
+            check: checker.clone(),
         }))
         .add_service(health_service)
         .serve_with_incoming(TcpIncoming::from(listener));

@@ -5,24 +5,21 @@
 #![cfg(feature = "tonic")]
 
 use std::collections::HashSet;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http::header::AUTHORIZATION;
-use http::{Method, Request, Response, StatusCode, Uri};
+use http::request::Parts;
+use http::{Method, Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Full};
 use jsonwebtoken::{DecodingKey, Validation};
 use serde::Deserialize;
-use tonic::body::Body;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Channel, Server};
 use tonic::Status;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::HealthCheckRequest;
-use tower::{BoxError, Service, ServiceBuilder, ServiceExt};
+use tower::ServiceBuilder;
 use tower_token_auth::grpc::GrpcAuthLayer;
 use tower_token_auth::jose::{Algorithm, DpopKey, SigningKey};
 use tower_token_auth::provider::oauth2;
@@ -30,6 +27,7 @@ use tower_token_auth::{AuthLayer, Secret};
 use tower_token_auth_emulation::{Api, Config, Dpop, Emulation, OAuthExtensions};
 
 use crate::support::emulated::{self, HttpClient};
+use crate::support::grpc_guard::{unchanged, Answered, Check, Guard};
 
 #[derive(Deserialize)]
 struct Claims {
@@ -132,35 +130,12 @@ impl Verifier {
     }
 }
 
-#[derive(Clone)]
-struct Guard<S> {
-    inner: S,
-    verifier: Verifier,
-}
-
-impl<S> Service<Request<Body>> for Guard<S>
-where
-    S: Service<Request<Body>, Response = Response<Body>> + Clone + Send + 'static,
-    S::Future: Send,
-    S::Error: Into<BoxError>,
-{
-    type Response = Response<Body>;
-    type Error = BoxError;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, BoxError>> + Send>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, request: Request<Body>) -> Self::Future {
-        let (inner, verifier) = (self.inner.clone(), self.verifier.clone());
-        Box::pin(async move {
-            let (path, headers) = (request.uri().path().to_owned(), request.headers().clone());
-            if !verifier.admits(&path, &headers).await {
-                return Ok(Status::unauthenticated("token rejected").into_http());
-            }
-            inner.oneshot(request).await.map_err(Into::into)
-        })
+impl Check for Verifier {
+    async fn check(&self, call: &Parts) -> Result<Answered, Status> {
+        match self.admits(call.uri.path(), &call.headers).await {
+            true => Ok(unchanged()),
+            false => Err(Status::unauthenticated("token rejected")),
+        }
     }
 }
 
@@ -196,7 +171,7 @@ async fn grpc_calls_carry_a_proof_each() {
     let server = Server::builder()
         .layer(tower::layer::layer_fn(move |inner| Guard {
             inner,
-            verifier: guard.clone(),
+            check: guard.clone(),
         }))
         .add_service(health_service)
         .serve_with_incoming(TcpIncoming::from(listener));

@@ -13,16 +13,12 @@
 //! short course through early revocations.
 #![cfg(feature = "tonic")]
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
 use http::request::Parts;
-use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode};
+use http::{HeaderMap, HeaderName, HeaderValue, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
-use tonic::body::Body;
 use tonic::metadata::MetadataMap;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Channel, Server};
@@ -30,12 +26,13 @@ use tonic::{Code, Status};
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::HealthCheckRequest;
-use tower::{BoxError, Service, ServiceBuilder, ServiceExt};
+use tower::ServiceBuilder;
 use tower_token_auth::grpc::{GrpcAuthLayer, GrpcAuthService};
 use tower_token_auth::{AuthLayer, TokenHandle};
 
 use crate::oidc_method::{clean_then_faults, server, Method};
 use crate::support::emulated::{client, HttpClient};
+use crate::support::grpc_guard::{Answered, Check, Guard};
 use crate::support::oidc_runs::{rides_out_faults, serves_and_survives_revocations};
 use crate::support::oidc_server::OidcServer;
 
@@ -96,42 +93,17 @@ impl Gateway {
     }
 }
 
-/// The health server's guard: a call goes on only if the gateway's resource serves it.
-#[derive(Clone)]
-struct Guard<S> {
-    inner: S,
-    gateway: Arc<Gateway>,
-}
-
-impl<S> Service<Request<Body>> for Guard<S>
-where
-    S: Service<Request<Body>, Response = Response<Body>> + Clone + Send + 'static,
-    S::Future: Send,
-    S::Error: Into<BoxError>,
-{
-    type Response = Response<Body>;
-    type Error = BoxError;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, BoxError>> + Send>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, request: Request<Body>) -> Self::Future {
-        let (inner, gateway) = (self.inner.clone(), Arc::clone(&self.gateway));
-        Box::pin(async move {
-            let (call, body) = request.into_parts();
-            let nonce = match gateway.ask(&call).await {
-                Ok(nonce) => nonce,
-                Err(status) => return Ok(status.into_http()),
-            };
-            let request = Request::from_parts(call, body);
-            let mut response = inner.oneshot(request).await.map_err(Into::into)?;
+impl Check for Arc<Gateway> {
+    /// A call goes on only if the gateway's resource serves it, its answer with the resource's
+    /// nonce.
+    async fn check(&self, call: &Parts) -> Result<Answered, Status> {
+        let nonce = self.ask(call).await?;
+        Ok(Box::new(move |mut response| {
             if let Some(nonce) = nonce {
                 response.headers_mut().insert(DPOP_NONCE, nonce);
             }
-            Ok(response)
-        })
+            response
+        }))
     }
 }
 
@@ -149,7 +121,7 @@ async fn health_server(resource: String) -> String {
     let server = Server::builder()
         .layer(tower::layer::layer_fn(move |inner| Guard {
             inner,
-            gateway: Arc::clone(&gateway),
+            check: Arc::clone(&gateway),
         }))
         .add_service(health_service)
         .serve_with_incoming(TcpIncoming::from(listener));

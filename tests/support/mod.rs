@@ -1,13 +1,15 @@
 //! Shared helpers for the integration tests: an in-process auth server and upstream, and a
 //! provider; the emulations over real HTTP (`emulated`), a capture of tracing output (`capture`),
-//! a real OpenID provider (`oidc_server`) and the runs against it (`oidc_runs`), and a Redis
-//! server (`redis_server`). Every test binary
+//! a real OpenID provider (`oidc_server`) and the runs against it (`oidc_runs`), a Redis server
+//! (`redis_server`), and the guard of the tests' gRPC servers (`grpc_guard`). Every test binary
 //! (`tests/<feature>/main.rs`) includes it.
 #![allow(dead_code, unreachable_pub)]
 
 pub mod capture;
 pub mod demo;
 pub mod emulated;
+#[cfg(feature = "tonic")]
+pub mod grpc_guard;
 pub mod oidc_runs;
 pub mod oidc_server;
 #[cfg(feature = "redis")]
