@@ -8,7 +8,7 @@ mod keyed;
 
 use crate::support;
 use crate::support::emulated;
-use crate::support::grpc_guard::{unchanged, Answered, Check, Guard};
+use crate::support::grpc_guard::{serve_health, unchanged, Answered, Check};
 
 use std::collections::{HashMap, HashSet};
 use std::pin::Pin;
@@ -24,8 +24,7 @@ use http_body::Frame;
 use http_body_util::{BodyExt, Full};
 use tokio::sync::{mpsc, Barrier, OnceCell};
 use tonic::body::Body;
-use tonic::transport::server::TcpIncoming;
-use tonic::transport::{Channel, Server};
+use tonic::transport::Channel;
 use tonic::{Code, Status};
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
@@ -290,16 +289,7 @@ async fn serve(checker: Checker) -> (std::net::SocketAddr, HealthReporter) {
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("address");
-    let (reporter, health_service) = tonic_health::server::health_reporter();
-    let server = Server::builder()
-        .layer(tower::layer::layer_fn(move |inner| Guard {
-            inner,
-            check: checker.clone(),
-        }))
-        .add_service(health_service)
-        .serve_with_incoming(TcpIncoming::from(listener));
-    tokio::spawn(server);
-    (addr, reporter)
+    (addr, serve_health(listener, checker))
 }
 
 /// `(path, token, live)` of each check, for comparison.

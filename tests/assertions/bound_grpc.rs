@@ -14,20 +14,15 @@ use http::{Method, Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Full};
 use jsonwebtoken::{DecodingKey, Validation};
 use serde::Deserialize;
-use tonic::transport::server::TcpIncoming;
-use tonic::transport::{Channel, Server};
 use tonic::Status;
-use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::HealthCheckRequest;
-use tower::ServiceBuilder;
-use tower_token_auth::grpc::GrpcAuthLayer;
 use tower_token_auth::jose::{Algorithm, DpopKey, SigningKey};
 use tower_token_auth::provider::oauth2;
 use tower_token_auth::{AuthLayer, Secret};
 use tower_token_auth_emulation::{Api, Config, Dpop, Emulation, OAuthExtensions};
 
 use crate::support::emulated::{self, HttpClient};
-use crate::support::grpc_guard::{unchanged, Answered, Check, Guard};
+use crate::support::grpc_guard::{health_client, serve_health, unchanged, Answered, Check};
 
 #[derive(Deserialize)]
 struct Claims {
@@ -166,16 +161,7 @@ async fn grpc_calls_carry_a_proof_each() {
         jtis: Arc::default(),
         calls: Arc::default(),
     };
-    let (_reporter, health_service) = tonic_health::server::health_reporter();
-    let guard = verifier.clone();
-    let server = Server::builder()
-        .layer(tower::layer::layer_fn(move |inner| Guard {
-            inner,
-            check: guard.clone(),
-        }))
-        .add_service(health_service)
-        .serve_with_incoming(TcpIncoming::from(listener));
-    tokio::spawn(server);
+    serve_health(listener, verifier.clone());
 
     let c = emulation.config();
     let provider =
@@ -186,15 +172,7 @@ async fn grpc_calls_carry_a_proof_each() {
         .with_policy(|p| p.dpop = Some(key))
         .build(emulated::client());
     let handle = layer.handle();
-    let channel = Channel::from_shared(origin.clone())
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let channel = ServiceBuilder::new()
-        .layer(GrpcAuthLayer::new(layer))
-        .service(channel);
-    let mut health = HealthClient::with_origin(channel, origin.parse().unwrap());
+    let mut health = health_client(layer, &origin).await;
     let check = HealthCheckRequest {
         service: String::new(),
     };

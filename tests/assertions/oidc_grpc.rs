@@ -20,19 +20,14 @@ use http::request::Parts;
 use http::{HeaderMap, HeaderName, HeaderValue, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use tonic::metadata::MetadataMap;
-use tonic::transport::server::TcpIncoming;
-use tonic::transport::{Channel, Server};
 use tonic::{Code, Status};
 use tonic_health::pb::health_check_response::ServingStatus;
-use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::HealthCheckRequest;
-use tower::ServiceBuilder;
-use tower_token_auth::grpc::{GrpcAuthLayer, GrpcAuthService};
-use tower_token_auth::{AuthLayer, TokenHandle};
+use tower_token_auth::TokenHandle;
 
 use crate::oidc_method::{clean_then_faults, server, Method};
 use crate::support::emulated::{client, HttpClient};
-use crate::support::grpc_guard::{Answered, Check, Guard};
+use crate::support::grpc_guard::{health_client, serve_health, Answered, Check, Health};
 use crate::support::oidc_runs::{rides_out_faults, serves_and_survives_revocations};
 use crate::support::oidc_server::OidcServer;
 
@@ -40,9 +35,6 @@ const DPOP: HeaderName = HeaderName::from_static("dpop");
 const DPOP_NONCE: HeaderName = HeaderName::from_static("dpop-nonce");
 const FORWARDED_METHOD: HeaderName = HeaderName::from_static("x-forwarded-method");
 const FORWARDED_URI: HeaderName = HeaderName::from_static("x-forwarded-uri");
-
-/// A health client whose calls carry a layer's tokens.
-type Health = HealthClient<GrpcAuthService<Channel>>;
 
 /// What the guard asks about each call: `resource`, over `client`, for calls to the health
 /// server at `origin`.
@@ -116,31 +108,8 @@ async fn health_server(resource: String) -> String {
         origin: origin.clone(),
         client: client(),
     });
-    // The service's statuses outlive the reporter: "" stays SERVING.
-    let (_, health_service) = tonic_health::server::health_reporter();
-    let server = Server::builder()
-        .layer(tower::layer::layer_fn(move |inner| Guard {
-            inner,
-            check: Arc::clone(&gateway),
-        }))
-        .add_service(health_service)
-        .serve_with_incoming(TcpIncoming::from(listener));
-    tokio::spawn(server);
+    serve_health(listener, gateway);
     origin
-}
-
-/// `layer` on a channel to the health server at `origin`, the calls' URIs absolute (a DPoP
-/// proof names the call's URL).
-async fn health_client(layer: AuthLayer, origin: &str) -> Health {
-    let channel = Channel::from_shared(origin.to_owned())
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let channel = ServiceBuilder::new()
-        .layer(GrpcAuthLayer::new(layer))
-        .service(channel);
-    HealthClient::with_origin(channel, origin.parse().unwrap())
 }
 
 /// One health check: 200 when served, 401 for `UNAUTHENTICATED`; any other answer fails the
