@@ -67,18 +67,32 @@ async fn the_demo_signs_assertions_discovers_asks_for_a_resource_and_binds_token
     let mut args = [
         "--provider",
         "oauth2-client-credentials",
+        "--client-key-id",
+        "demo-1",
+    ]
+    .map(OsString::from)
+    .to_vec();
+    args.extend(signed_and_bound(&emulation, "EdDSA"));
+    signed_and_bound_agree(&emulation, run_demo(&emulation, args, vec![]).await);
+    // One challenge at the token endpoint, one at the resource (requests one at a time).
+    assert_eq!(emulation.stats().dpop_nonce_challenges, 2);
+}
+
+/// The flags of a run whose logins carry a `private_key_jwt` assertion (ES256, from the PEM key
+/// file) and a DPoP proof by a key of `dpop_alg`, from the emulation's issuer, for [`RESOURCE`],
+/// one request at a time.
+fn signed_and_bound(emulation: &Emulation, dpop_alg: &str) -> Vec<OsString> {
+    let mut args = [
         "--issuer",
         &emulation.issuer(),
         "--client-auth",
         "private_key_jwt",
         "--client-key-alg",
         "ES256",
-        "--client-key-id",
-        "demo-1",
         "--resource",
         RESOURCE,
         "--dpop",
-        "EdDSA",
+        dpop_alg,
         "--concurrency",
         "1",
         "--client-key",
@@ -86,11 +100,14 @@ async fn the_demo_signs_assertions_discovers_asks_for_a_resource_and_binds_token
     .map(OsString::from)
     .to_vec();
     args.push(key_path("es256.pem").into());
-    let report = run_demo(&emulation, args, vec![]).await;
-    // One challenge at the token endpoint, one at the resource (requests one at a time).
+    args
+}
+
+/// What such a run's `report` and the emulation agree on: one nonce retry at each end, a proof
+/// for the login and each request.
+fn signed_and_bound_agree(emulation: &Emulation, report: serde_json::Value) {
     assert_eq!(report["dpop_nonce_retries"], 2, "{report}");
     let stats = emulation.stats();
-    assert_eq!(stats.dpop_nonce_challenges, 2, "{stats:?}");
     assert_eq!(stats.dpop_proofs, 1 + REQUESTS, "{stats:?}");
 }
 
@@ -123,32 +140,10 @@ async fn the_demo_runs_the_shipped_assertion_spec() {
 async fn the_demo_logs_in_with_a_password_a_signed_assertion_and_dpop() {
     let emulation = dpop_emulation().await;
     let c = emulation.config();
-    let mut args = [
-        "--provider",
-        "oauth2-password",
-        "--issuer",
-        &emulation.issuer(),
-        "--username",
-        &c.username,
-        "--password",
-        &c.password,
-        "--client-auth",
-        "private_key_jwt",
-        "--client-key-alg",
-        "ES256",
-        "--resource",
-        RESOURCE,
-        "--dpop",
-        "ES256",
-        "--concurrency",
-        "1",
-        "--client-key",
-    ]
-    .map(OsString::from)
-    .to_vec();
-    args.push(key_path("es256.pem").into());
-    let report = run_demo(&emulation, args, vec![]).await;
-    assert_eq!(report["dpop_nonce_retries"], 2, "{report}");
-    let stats = emulation.stats();
-    assert_eq!(stats.dpop_proofs, 1 + REQUESTS, "{stats:?}");
+    let mut args = ["--provider", "oauth2-password", "--username", &c.username]
+        .map(OsString::from)
+        .to_vec();
+    args.extend(["--password".into(), c.password.clone().into()]);
+    args.extend(signed_and_bound(&emulation, "ES256"));
+    signed_and_bound_agree(&emulation, run_demo(&emulation, args, vec![]).await);
 }

@@ -243,7 +243,8 @@ async fn secrets_oidc_provider_does_not_take_are_refused() {
 #[cfg(feature = "reqwest")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_secret_basic_through_reqwest_against_oidc_provider() {
-    use crate::oidc_reqwest::{get, middleware_client};
+    use crate::oidc_reqwest::middleware_client;
+    use crate::support::reqwest_get as get;
     use tower_token_auth::reqwest::ReqwestTransport;
 
     let server = OidcServer::with(Options::default());

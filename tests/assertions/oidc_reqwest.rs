@@ -7,27 +7,19 @@
 //! [`AuthMiddleware`]: tower_token_auth::reqwest::AuthMiddleware
 #![cfg(feature = "reqwest")]
 
-use http::StatusCode;
 use reqwest_middleware::ClientWithMiddleware;
 use tower_token_auth::reqwest::{AuthMiddleware, ReqwestTransport};
 use tower_token_auth::AuthLayer;
 
 use crate::oidc_method::{clean_then_faults, server, Method};
 use crate::support::oidc_runs::rides_out_faults;
+use crate::support::reqwest_get as get;
 
 /// A reqwest client whose requests carry `layer`'s tokens.
 pub(crate) fn middleware_client(layer: &AuthLayer) -> ClientWithMiddleware {
     reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
         .with(AuthMiddleware::new(layer.handle()))
         .build()
-}
-
-/// A GET of `url` through `client`: its status, the body read.
-pub(crate) async fn get(client: &ClientWithMiddleware, url: &str) -> StatusCode {
-    let response = client.get(url).send().await.unwrap();
-    let status = response.status();
-    response.bytes().await.unwrap();
-    status
 }
 
 /// One load run of `method` through reqwest, under faults or clean.

@@ -278,7 +278,8 @@ async fn self_signed_tls_client_auth_rides_out_faults_against_oidc_provider() {
 async fn tls_client_auth_through_reqwest_rides_out_faults_against_oidc_provider() {
     use tower_token_auth::reqwest::{AuthMiddleware, ReqwestTransport};
 
-    use crate::reqwest::{builder, get};
+    use crate::reqwest::builder;
+    use crate::support::reqwest_get as get;
 
     for faults in [false, true] {
         let setup = Setup::start(faults);

@@ -13,6 +13,7 @@ use tower_token_auth::{AuthError, AuthLayer, ErrorKind};
 use tower_token_auth_emulation::{ClientAuth as Registered, Config, Emulation};
 
 use crate::certs::{self, bound_x5t, Ca, Identity, CLIENT_NAME};
+use crate::support::reqwest_get as get;
 
 /// A reqwest client builder that trusts `server_ca_pem` alone and presents `identity`, if any:
 /// what the module docs of `tower_token_auth::reqwest` show.
@@ -45,13 +46,6 @@ fn client(layer: &AuthLayer, builder: reqwest::ClientBuilder) -> ClientWithMiddl
     ClientBuilder::new(builder.build().unwrap())
         .with(AuthMiddleware::new(layer.handle()))
         .build()
-}
-
-pub(crate) async fn get(client: &ClientWithMiddleware, url: &str) -> StatusCode {
-    let response = client.get(url).send().await.unwrap();
-    let status = response.status();
-    response.bytes().await.unwrap();
-    status
 }
 
 /// The [`AuthError`] in a middleware error.

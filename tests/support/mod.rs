@@ -480,6 +480,18 @@ pub async fn concurrent(
     out
 }
 
+/// A GET of `url` through a reqwest client with middleware: its status, the body read.
+#[cfg(feature = "reqwest")]
+pub async fn reqwest_get(
+    client: &reqwest_middleware::ClientWithMiddleware,
+    url: &str,
+) -> StatusCode {
+    let response = client.get(url).send().await.expect("an answer");
+    let status = response.status();
+    response.bytes().await.expect("a body");
+    status
+}
+
 /// Sends one GET through `svc` and returns the status it got.
 pub async fn send(svc: &AuthService<Upstream>) -> Result<StatusCode, BoxError> {
     svc.clone().oneshot(get()).await.map(|r| r.status())
