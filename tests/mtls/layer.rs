@@ -48,12 +48,29 @@ async fn logs_in_and_binds(
     let client = certs::client(emulation.server_ca_pem().unwrap(), Some(identity));
     let (layer, svc) = service(&emulation, auth, &client);
     let url = emulation.mtls_resource_url().unwrap();
+    serves_and_binds(&emulation, &layer, identity, || get(&svc, &url)).await;
+}
+
+/// The course of a session on `layer` authenticating by `identity`'s certificate, whatever
+/// sends its requests to the emulation's mutual TLS resource (`get`): twenty requests, then
+/// every token revoked and ten more. Two logins, each by the certificate; thirty requests
+/// served with tokens bound to it, one refused and replayed; the last token bound to
+/// `identity`; no violation.
+pub(crate) async fn serves_and_binds<F, Fut>(
+    emulation: &Emulation,
+    layer: &AuthLayer,
+    identity: &Identity,
+    get: F,
+) where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = StatusCode>,
+{
     for _ in 0..20 {
-        assert_eq!(get(&svc, &url).await, StatusCode::OK);
+        assert_eq!(get().await, StatusCode::OK);
     }
     emulation.revoke_access_tokens();
     for _ in 0..10 {
-        assert_eq!(get(&svc, &url).await, StatusCode::OK);
+        assert_eq!(get().await, StatusCode::OK);
     }
     let stats = emulation.stats();
     assert_eq!(stats.violations, 0, "{:?}", emulation.violation_reasons());

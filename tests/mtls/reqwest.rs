@@ -12,7 +12,8 @@ use tower_token_auth::reqwest::{AuthMiddleware, ReqwestTransport};
 use tower_token_auth::{AuthError, AuthLayer, ErrorKind};
 use tower_token_auth_emulation::{ClientAuth as Registered, Config, Emulation};
 
-use crate::certs::{self, bound_x5t, Ca, Identity, CLIENT_NAME};
+use crate::certs::{self, Ca, Identity, CLIENT_NAME};
+use crate::layer::serves_and_binds;
 use crate::support::reqwest_get as get;
 
 /// A reqwest client builder that trusts `server_ca_pem` alone and presents `identity`, if any:
@@ -56,9 +57,9 @@ fn auth_error(error: &reqwest_middleware::Error) -> Option<&AuthError> {
     }
 }
 
-/// Twenty requests through the middleware, then every token revoked and ten more: two logins,
-/// each by the certificate through the reqwest transport, every token bound to it and taken by
-/// the resource over the middleware's connections, which present it.
+/// The course of `layer::serves_and_binds` through reqwest: the logins by the certificate
+/// through the reqwest transport, the requests over the middleware's connections, which present
+/// it.
 async fn logs_in_and_binds(
     registered: Registered,
     ca: Option<&Ca>,
@@ -70,33 +71,7 @@ async fn logs_in_and_binds(
     let layer = layer(&emulation, auth, builder(server_ca, Some(identity)));
     let client = client(&layer, builder(server_ca, Some(identity)));
     let url = emulation.mtls_resource_url().unwrap();
-    for _ in 0..20 {
-        assert_eq!(get(&client, &url).await, StatusCode::OK);
-    }
-    emulation.revoke_access_tokens();
-    for _ in 0..10 {
-        assert_eq!(get(&client, &url).await, StatusCode::OK);
-    }
-    let stats = emulation.stats();
-    assert_eq!(stats.violations, 0, "{:?}", emulation.violation_reasons());
-    assert_eq!(
-        (
-            stats.logins,
-            stats.client_certificates,
-            stats.certificate_bound_uses,
-            stats.resource_unauthorized
-        ),
-        (2, 2, 30, 1),
-        "{stats:?}"
-    );
-    let metrics = layer.handle().metrics();
-    assert_eq!(
-        (metrics.logins, metrics.replays, metrics.auth_failures),
-        (2, 1, 0),
-        "{metrics:?}"
-    );
-    let token = layer.handle().token().await.unwrap();
-    assert_eq!(bound_x5t(token.access_token().expose()), identity.x5t());
+    serves_and_binds(&emulation, &layer, identity, || get(&client, &url)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
