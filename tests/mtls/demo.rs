@@ -8,7 +8,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use tower_token_auth_emulation::{ClientAuth as Registered, Config, Discovery, OAuthExtensions};
+use tower_token_auth_emulation::{
+    ClientAuth as Registered, Config, Discovery, Emulation, OAuthExtensions,
+};
 
 use crate::certs::{self, Ca, Identity, CLIENT_NAME};
 use crate::oidc::Setup;
@@ -71,13 +73,9 @@ fn spec_path() -> String {
     spec.display().to_string()
 }
 
-async fn run(args: Vec<String>) -> Output {
-    demo::run(args, Vec::<(String, String)>::new()).await
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_demo_authenticates_with_its_client_certificate() {
-    let ca = Ca::new("clients CA");
+/// The emulation with discovery, its client registered for `tls_client_auth` by a certificate of
+/// `ca` for [`CLIENT_NAME`].
+async fn discovering_emulation(ca: &Ca) -> Emulation {
     let registered = Registered::TlsClientAuth {
         san_dns: CLIENT_NAME.to_owned(),
     };
@@ -88,7 +86,38 @@ async fn the_demo_authenticates_with_its_client_certificate() {
         },
         ..Config::default()
     };
-    let emulation = certs::emulation(registered, Some(&ca), config).await;
+    certs::emulation(registered, Some(ca), config).await
+}
+
+/// [`args`] against `emulation`: its issuer, mutual TLS resource, client and server CA.
+fn emulation_args(
+    how: &[&str],
+    emulation: &Emulation,
+    files: &Path,
+    identity: &Identity,
+) -> Vec<String> {
+    let server = (
+        &*emulation.issuer(),
+        &*emulation.mtls_resource_url().unwrap(),
+        &*emulation.config().client_id,
+    );
+    args(
+        how,
+        server,
+        files,
+        identity,
+        emulation.server_ca_pem().unwrap(),
+    )
+}
+
+async fn run(args: Vec<String>) -> Output {
+    demo::run(args, Vec::<(String, String)>::new()).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_authenticates_with_its_client_certificate() {
+    let ca = Ca::new("clients CA");
+    let emulation = discovering_emulation(&ca).await;
     let files = dir("demo");
     let identity = ca.client(CLIENT_NAME);
     let how = [
@@ -97,13 +126,7 @@ async fn the_demo_authenticates_with_its_client_certificate() {
         "--client-auth",
         "tls_client_auth",
     ];
-    let server = (
-        &*emulation.issuer(),
-        &*emulation.mtls_resource_url().unwrap(),
-        &*emulation.config().client_id,
-    );
-    let server_ca = emulation.server_ca_pem().unwrap();
-    let mut args = args(&how, server, &files, &identity, server_ca);
+    let mut args = emulation_args(&how, &emulation, &files, &identity);
     let report = demo::report(&run(args.clone()).await);
     assert_eq!(report["requests"], REQUESTS, "{report}");
     assert_eq!(report["failed"], 0, "{report}");
@@ -146,27 +169,11 @@ async fn the_demo_authenticates_with_its_client_certificate() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_runs_the_mtls_spec_file() {
     let ca = Ca::new("clients CA");
-    let registered = Registered::TlsClientAuth {
-        san_dns: CLIENT_NAME.to_owned(),
-    };
-    let config = Config {
-        extensions: OAuthExtensions {
-            discovery: Some(Discovery::default()),
-            ..OAuthExtensions::default()
-        },
-        ..Config::default()
-    };
-    let emulation = certs::emulation(registered, Some(&ca), config).await;
+    let emulation = discovering_emulation(&ca).await;
     let files = dir("spec");
     let identity = ca.client(CLIENT_NAME);
-    let server = (
-        &*emulation.issuer(),
-        &*emulation.mtls_resource_url().unwrap(),
-        &*emulation.config().client_id,
-    );
-    let server_ca = emulation.server_ca_pem().unwrap();
     let how = ["--provider-file", &spec_path()];
-    let mut args = args(&how, server, &files, &identity, server_ca);
+    let mut args = emulation_args(&how, &emulation, &files, &identity);
     let report = demo::report(&run(args.clone()).await);
     assert_eq!(report["requests"], REQUESTS, "{report}");
     assert_eq!(report["failed"], 0, "{report}");
