@@ -13,22 +13,15 @@ use tower_token_auth::provider::oauth2::{Builder, ClientAssertion, ClientAuth};
 use tower_token_auth::provider::HttpProvider;
 use tower_token_auth::{AuthLayer, AuthService};
 
+use crate::oidc_method::{server, Method};
 use crate::support::emulated::{client, HttpClient};
 use crate::support::oidc_runs::serves_and_survives_revocations;
 use crate::support::oidc_server::{OidcServer, Options};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn private_key_jwt_discovery_and_revocation_against_oidc_provider() {
-    let key =
-        tower_token_auth::jose::SigningKey::from_jwk(&crate::key_file("es256.jwk.json")).unwrap();
-    let server = OidcServer::start(&serde_json::json!({ "keys": [key.public_jwk()] }));
-    let issuer = server.issuer();
-    let provider = Builder::client_credentials_grant(issuer)
-        .discover(issuer)
-        .scope("read")
-        .build_with_assertion(ClientAssertion::private_key_jwt("orders", key).audience(issuer))
-        .unwrap();
-    let layer = AuthLayer::new(provider, client());
+    let server = server(false);
+    let layer = Method::PrivateKeyJwt.layer(&server);
     let handle = layer.handle();
 
     let first = handle.token().await.unwrap();
@@ -64,20 +57,8 @@ async fn private_key_jwt_discovery_and_revocation_against_oidc_provider() {
 /// (its nonce already known) serves the next request.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dpop_with_nonces_against_oidc_provider() {
-    use tower_token_auth::jose::{Algorithm, DpopKey, SigningKey};
-
-    let key = SigningKey::from_jwk(&crate::key_file("es256.jwk.json")).unwrap();
-    let server = OidcServer::start(&serde_json::json!({ "keys": [key.public_jwk()] }));
-    let issuer = server.issuer();
-    let provider = Builder::client_credentials_grant(issuer)
-        .discover(issuer)
-        .scope("read")
-        .build_with_assertion(ClientAssertion::private_key_jwt("orders", key).audience(issuer))
-        .unwrap();
-    let dpop = DpopKey::new(SigningKey::generate(Algorithm::EdDSA).unwrap());
-    let layer = AuthLayer::builder(provider)
-        .with_policy(move |p| p.dpop = Some(dpop))
-        .build(client());
+    let server = server(false);
+    let layer = Method::Dpop.layer(&server);
     let handle = layer.handle();
     let svc = layer.layer(client());
     let resource = server.dpop_resource();
@@ -171,16 +152,8 @@ async fn client_secret_post_against_oidc_provider() {
 /// `private_key_jwt` (ES256, `aud` the issuer) through the same course as the secret methods.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn private_key_jwt_against_oidc_provider() {
-    let key =
-        tower_token_auth::jose::SigningKey::from_jwk(&crate::key_file("es256.jwk.json")).unwrap();
-    let server = OidcServer::start(&serde_json::json!({ "keys": [key.public_jwk()] }));
-    let issuer = server.issuer();
-    let provider = Builder::client_credentials_grant(issuer)
-        .discover(issuer)
-        .scope("read")
-        .build_with_assertion(ClientAssertion::private_key_jwt("orders", key).audience(issuer))
-        .unwrap();
-    let layer = AuthLayer::new(provider, client());
+    let server = server(false);
+    let layer = Method::PrivateKeyJwt.layer(&server);
     let svc = layer.layer(client());
     let url = server.bearer_resource("orders");
     serves_and_survives_revocations(&server, "orders", &layer.handle(), || get(&svc, &url)).await;

@@ -137,14 +137,6 @@ struct Ready {
 }
 
 impl OidcServer {
-    /// Starts the provider with `jwks` (a JWK Set of public keys) as the keys of `orders`.
-    pub fn start(jwks: &serde_json::Value) -> Self {
-        Self::with(Options {
-            jwks: Some(jwks.clone()),
-            ..Options::default()
-        })
-    }
-
     /// Starts the provider with `options`, and waits until it says where it listens.
     ///
     /// Panics, naming the command to run, when Node.js or the package is missing.
