@@ -9,26 +9,20 @@
 //! the loopback.
 
 use http::request::Parts;
-use http::{Method, StatusCode};
+use http::StatusCode;
 
-use super::oauth2::invalid_request;
+use super::oauth2::{form_params, invalid_request};
 use super::state::Shared;
 use super::stats::bump;
-use super::wire::{self, Form, Resp};
+use super::wire::{self, Resp};
 
 /// The introspection endpoint. An unknown, expired or revoked token is `{"active": false}`
 /// (RFC 7662 2.2), with 200 as for a live one.
 pub(super) fn introspect(shared: &Shared, parts: &Parts, body: &[u8]) -> Resp {
-    if parts.method != Method::POST {
-        shared.violation("introspection endpoint called without POST");
-        return wire::method_not_allowed("POST");
-    }
-    if !wire::is_form(&parts.headers) {
-        return invalid_request(shared, "body is not application/x-www-form-urlencoded");
-    }
-    let params = match wire::form(body) {
-        Form::Params(params) => params,
-        Form::Duplicate => return invalid_request(shared, "repeated form parameter"),
+    let without_post = "introspection endpoint called without POST";
+    let params = match form_params(shared, parts, body, without_post) {
+        Ok(params) => params,
+        Err(answer) => return *answer,
     };
     let Some(token) = params.get("token") else {
         return invalid_request(shared, "introspection without token");

@@ -70,6 +70,38 @@ pub(super) fn invalid_request(shared: &Shared, reason: &'static str) -> Resp {
     violation(shared, StatusCode::BAD_REQUEST, "invalid_request", reason)
 }
 
+/// What every OAuth2 endpoint checks of a call first: POST (else the violation `without_post`
+/// and 405) with a form body (else 400 `invalid_request`).
+pub(super) fn form_post(
+    shared: &Shared,
+    parts: &Parts,
+    without_post: &'static str,
+) -> Result<(), Box<Resp>> {
+    if parts.method != Method::POST {
+        shared.violation(without_post);
+        return Err(Box::new(wire::method_not_allowed("POST")));
+    }
+    if !wire::is_form(&parts.headers) {
+        let reason = "body is not application/x-www-form-urlencoded";
+        return Err(Box::new(invalid_request(shared, reason)));
+    }
+    Ok(())
+}
+
+/// [`form_post`], then the body's parameters, none repeated (else 400 `invalid_request`).
+pub(super) fn form_params(
+    shared: &Shared,
+    parts: &Parts,
+    body: &[u8],
+    without_post: &'static str,
+) -> Result<wire::FormMap, Box<Resp>> {
+    form_post(shared, parts, without_post)?;
+    match wire::form(body) {
+        Form::Params(params) => Ok(params),
+        Form::Duplicate => Err(Box::new(invalid_request(shared, "repeated form parameter"))),
+    }
+}
+
 /// Counts refused credentials as a rejected refresh or a rejected login.
 pub(super) fn rejected(shared: &Shared, refresh: bool, reason: &'static str) {
     if refresh {
@@ -196,12 +228,8 @@ fn token_proof(
 }
 
 fn token_call(shared: &Shared, parts: &Parts, body: &[u8]) -> Resp {
-    if parts.method != Method::POST {
-        shared.violation("token endpoint called without POST");
-        return wire::method_not_allowed("POST");
-    }
-    if !wire::is_form(&parts.headers) {
-        return invalid_request(shared, "body is not application/x-www-form-urlencoded");
+    if let Err(answer) = form_post(shared, parts, "token endpoint called without POST") {
+        return *answer;
     }
     let (params, repeated) = match params(shared, body) {
         Ok(params) => params,

@@ -3,27 +3,21 @@
 //! token, and counts it as a violation when the client sends it anyway.
 
 use http::request::Parts;
-use http::{Method, StatusCode};
+use http::StatusCode;
 
 use super::client_auth::authenticate;
-use super::oauth2::invalid_request;
+use super::oauth2::{form_params, invalid_request};
 use super::state::Shared;
 use super::stats::bump;
-use super::wire::{self, Form, Resp};
+use super::wire::{self, Resp};
 
 /// The revocation endpoint. A token the server does not know (or that is already dead) is
 /// answered 200 too (RFC 7009 2.2): revoking it changes nothing.
 pub(super) fn revoke(shared: &Shared, parts: &Parts, body: &[u8]) -> Resp {
-    if parts.method != Method::POST {
-        shared.violation("revocation endpoint called without POST");
-        return wire::method_not_allowed("POST");
-    }
-    if !wire::is_form(&parts.headers) {
-        return invalid_request(shared, "body is not application/x-www-form-urlencoded");
-    }
-    let params = match wire::form(body) {
-        Form::Params(params) => params,
-        Form::Duplicate => return invalid_request(shared, "repeated form parameter"),
+    let without_post = "revocation endpoint called without POST";
+    let params = match form_params(shared, parts, body, without_post) {
+        Ok(params) => params,
+        Err(answer) => return *answer,
     };
     if let Err(answer) = authenticate(shared, parts, &params, false) {
         return *answer;
