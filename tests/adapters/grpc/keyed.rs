@@ -121,6 +121,18 @@ impl Tenants {
     }
 
     /// The header value of `tenant`'s current token, and its generation.
+    /// [`Tenants::start`], then a call for each of three tenants: the tenants, and the token
+    /// header each session logged in for; the server's log of those calls cleared.
+    async fn with_a_token_each(source: KeySource) -> (Self, Vec<HeaderValue>) {
+        let tenants = Self::start(source).await;
+        for tenant in 0..3 {
+            assert_eq!(tenants.check(tenant).await.unwrap(), ServingStatus::Serving);
+        }
+        let tokens = (0..3).map(|tenant| tenants.current(tenant).0).collect();
+        tenants.seen();
+        (tenants, tokens)
+    }
+
     fn current(&self, tenant: u32) -> (HeaderValue, u64) {
         let handle = self.layer.handle(&Tenant(tenant)).expect("the session");
         let token = handle.current().expect("a valid token");
@@ -252,12 +264,7 @@ async fn tenants_calling_at_once_log_in_once_each_and_each_call_carries_its_own_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_ending_unauthenticated_invalidates_only_its_own_sessions_token() {
     for source in [KeySource::Extension, KeySource::Metadata] {
-        let tenants = Tenants::start(source).await;
-        for tenant in 0..3 {
-            assert_eq!(tenants.check(tenant).await.unwrap(), ServingStatus::Serving);
-        }
-        let before: Vec<_> = (0..3).map(|tenant| tenants.current(tenant).0).collect();
-        tenants.seen();
+        let (tenants, before) = Tenants::with_a_token_each(source).await;
         tenants.assert_auth_calls(3, 0);
 
         let mut stream = tenants
@@ -328,12 +335,7 @@ async fn a_stream_ending_unauthenticated_invalidates_only_its_own_sessions_token
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_unary_call_is_replayed_with_its_own_sessions_next_token() {
     for source in [KeySource::Extension, KeySource::Metadata] {
-        let tenants = Tenants::start(source).await;
-        for tenant in 0..3 {
-            assert_eq!(tenants.check(tenant).await.unwrap(), ServingStatus::Serving);
-        }
-        let before: Vec<_> = (0..3).map(|tenant| tenants.current(tenant).0).collect();
-        tenants.seen();
+        let (tenants, before) = Tenants::with_a_token_each(source).await;
         tenants.kill(&before[0]);
         tenants.kill(&before[2]);
 
