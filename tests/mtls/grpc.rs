@@ -46,6 +46,17 @@ struct Verdicts {
     taken: Mutex<Vec<(String, String)>>,
 }
 
+impl Verdicts {
+    /// Calls taken, refused as violations, and refused otherwise.
+    fn counts(&self) -> (u64, u64, u64) {
+        (
+            self.ok.load(Ordering::Relaxed),
+            self.violations.load(Ordering::Relaxed),
+            self.refused.load(Ordering::Relaxed),
+        )
+    }
+}
+
 /// The resource server's check of one call: the bearer token introspected at the emulation,
 /// its `cnf` `x5t#S256` compared with the certificate the call's TLS connection presented.
 struct Binding {
@@ -224,14 +235,7 @@ async fn grpc_calls_carry_tokens_bound_to_the_channels_certificate() {
     }
 
     let verdicts = &binding.verdicts;
-    let counts = |v: &Verdicts| {
-        (
-            v.ok.load(Ordering::Relaxed),
-            v.violations.load(Ordering::Relaxed),
-            v.refused.load(Ordering::Relaxed),
-        )
-    };
-    assert_eq!(counts(verdicts), (CALLS, 0, 0));
+    assert_eq!(verdicts.counts(), (CALLS, 0, 0));
     let token = layer.handle().token().await.unwrap();
     let token = token.access_token().expose().to_owned();
     assert_eq!(bound_x5t(&token), identity.x5t());
@@ -288,15 +292,7 @@ async fn grpc_a_bound_token_over_another_certificate_is_refused() {
 
     good.check(HealthCheckRequest::default()).await.unwrap();
 
-    let verdicts = &binding.verdicts;
-    assert_eq!(
-        (
-            verdicts.ok.load(Ordering::Relaxed),
-            verdicts.violations.load(Ordering::Relaxed),
-            verdicts.refused.load(Ordering::Relaxed),
-        ),
-        (2, 2, 0)
-    );
+    assert_eq!(binding.verdicts.counts(), (2, 2, 0));
     let stats = emulation.stats();
     assert_eq!(stats.violations, 0, "{:?}", emulation.violation_reasons());
     assert_eq!(
@@ -347,13 +343,8 @@ async fn grpc_calls_carry_tokens_bound_to_the_channels_certificate_against_oidc_
         }
 
         let what = if faults { "under faults" } else { "clean" };
-        let verdicts = &binding.verdicts;
         assert_eq!(
-            (
-                verdicts.ok.load(Ordering::Relaxed),
-                verdicts.violations.load(Ordering::Relaxed),
-                verdicts.refused.load(Ordering::Relaxed),
-            ),
+            binding.verdicts.counts(),
             (CALLS + REVOCATIONS * CALLS / 4, 0, REVOCATIONS),
             "{what}"
         );
