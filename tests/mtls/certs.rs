@@ -139,6 +139,50 @@ pub(crate) fn client(server_ca_pem: &str, identity: Option<&Identity>) -> TlsCli
     Client::builder(TokioExecutor::new()).build(connector)
 }
 
+/// A client registered to authenticate by its certificate: how the emulation knows it, the CA
+/// that issued the certificate (none for a self-signed one), the certificate, and the method
+/// the layer names.
+pub(crate) struct Registration {
+    pub(crate) registered: ClientAuth,
+    pub(crate) ca: Option<Ca>,
+    pub(crate) identity: Identity,
+    pub(crate) auth: tower_token_auth::provider::oauth2::ClientAuth,
+}
+
+impl Registration {
+    /// `tls_client_auth` by a certificate a clients' CA issued for [`CLIENT_NAME`], registered
+    /// by that SAN DNS name.
+    pub(crate) fn tls_client_auth() -> Self {
+        let ca = Ca::new("clients CA");
+        Self {
+            registered: ClientAuth::TlsClientAuth {
+                san_dns: CLIENT_NAME.to_owned(),
+            },
+            identity: ca.client(CLIENT_NAME),
+            ca: Some(ca),
+            auth: tower_token_auth::provider::oauth2::ClientAuth::TlsClientAuth,
+        }
+    }
+
+    /// `self_signed_tls_client_auth` by a self-signed certificate, registered as it is.
+    pub(crate) fn self_signed() -> Self {
+        let identity = self_signed("orders");
+        Self {
+            registered: ClientAuth::SelfSignedTlsClientAuth {
+                certificate_pem: identity.cert_pem.clone(),
+            },
+            ca: None,
+            identity,
+            auth: tower_token_auth::provider::oauth2::ClientAuth::SelfSignedTlsClientAuth,
+        }
+    }
+
+    /// The emulation (as [`emulation`], with `config`) that registered this client.
+    pub(crate) async fn emulation(&self, config: Config) -> Emulation {
+        emulation(self.registered.clone(), self.ca.as_ref(), config).await
+    }
+}
+
 /// The OAuth2 emulation with its TLS listener and the client registered for `client_auth`;
 /// `ca` issues `tls_client_auth` certificates. `config` and its extensions add the rest.
 pub(crate) async fn emulation(

@@ -8,7 +8,7 @@ use tower_token_auth::provider::oauth2::{Builder, ClientAuth};
 use tower_token_auth::{AuthLayer, AuthService, ErrorKind};
 use tower_token_auth_emulation::{ClientAuth as Registered, Config, Emulation};
 
-use crate::certs::{self, bound_x5t, Ca, Identity, TlsClient, CLIENT_NAME};
+use crate::certs::{self, bound_x5t, Ca, Identity, Registration, TlsClient, CLIENT_NAME};
 
 /// A layer for the emulation's TLS token endpoint, authenticating by `auth`, whose auth calls
 /// and requests go through `client`.
@@ -38,15 +38,11 @@ pub(crate) async fn get(svc: &AuthService<TlsClient>, url: &str) -> StatusCode {
 
 /// Twenty requests, then every token revoked and ten more: two logins, each authenticated by
 /// the certificate, every token bound to it and presented over it.
-async fn logs_in_and_binds(
-    registered: Registered,
-    ca: Option<&Ca>,
-    identity: &Identity,
-    auth: ClientAuth,
-) {
-    let emulation = certs::emulation(registered, ca, Config::default()).await;
-    let client = certs::client(emulation.server_ca_pem().unwrap(), Some(identity));
-    let (layer, svc) = service(&emulation, auth, &client);
+async fn logs_in_and_binds(registration: &Registration) {
+    let emulation = registration.emulation(Config::default()).await;
+    let identity = &registration.identity;
+    let transport = certs::client(emulation.server_ca_pem().unwrap(), Some(identity));
+    let (layer, svc) = service(&emulation, registration.auth, &transport);
     let url = emulation.mtls_resource_url().unwrap();
     serves_and_binds(&emulation, &layer, identity, || get(&svc, &url)).await;
 }
@@ -97,27 +93,12 @@ pub(crate) async fn serves_and_binds<F, Fut>(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_client_auth_logs_in_with_its_certificate_and_uses_bound_tokens() {
-    let ca = Ca::new("clients CA");
-    let identity = ca.client(CLIENT_NAME);
-    let registered = Registered::TlsClientAuth {
-        san_dns: CLIENT_NAME.to_owned(),
-    };
-    logs_in_and_binds(registered, Some(&ca), &identity, ClientAuth::TlsClientAuth).await;
+    logs_in_and_binds(&Registration::tls_client_auth()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn self_signed_tls_client_auth_logs_in_with_its_registered_certificate() {
-    let identity = certs::self_signed("orders");
-    let registered = Registered::SelfSignedTlsClientAuth {
-        certificate_pem: identity.cert_pem.clone(),
-    };
-    logs_in_and_binds(
-        registered,
-        None,
-        &identity,
-        ClientAuth::SelfSignedTlsClientAuth,
-    )
-    .await;
+    logs_in_and_binds(&Registration::self_signed()).await;
 }
 
 /// `tls_client_auth` registered by subject DN (RFC 8705 2.1.2 `tls_client_auth_subject_dn`,
@@ -126,21 +107,24 @@ async fn self_signed_tls_client_auth_logs_in_with_its_registered_certificate() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_client_auth_by_subject_dn_logs_in_and_another_subject_is_refused() {
     let ca = Ca::new("clients CA");
-    let identity = ca.client(CLIENT_NAME);
-    let registered = Registered::TlsClientAuthSubjectDn {
-        subject_dn: format!("cn={}", CLIENT_NAME.to_uppercase()),
+    let client = Registration {
+        registered: Registered::TlsClientAuthSubjectDn {
+            subject_dn: format!("cn={}", CLIENT_NAME.to_uppercase()),
+        },
+        identity: ca.client(CLIENT_NAME),
+        ca: Some(ca),
+        auth: ClientAuth::TlsClientAuth,
     };
-    logs_in_and_binds(
-        registered.clone(),
-        Some(&ca),
-        &identity,
-        ClientAuth::TlsClientAuth,
-    )
-    .await;
+    logs_in_and_binds(&client).await;
 
-    let emulation = certs::emulation(registered, Some(&ca), Config::default()).await;
+    let emulation = client.emulation(Config::default()).await;
     let server_ca = emulation.server_ca_pem().unwrap();
-    let stranger = certs::client(server_ca, Some(&ca.client("someone.else.example.test")));
+    let other = client
+        .ca
+        .as_ref()
+        .unwrap()
+        .client("someone.else.example.test");
+    let stranger = certs::client(server_ca, Some(&other));
     let (layer, _) = service(&emulation, ClientAuth::TlsClientAuth, &stranger);
     let error = layer.handle().token().await.unwrap_err();
     assert_eq!(error.kind(), ErrorKind::LoginRejected, "{error}");

@@ -12,7 +12,7 @@ use tower_token_auth::reqwest::{AuthMiddleware, ReqwestTransport};
 use tower_token_auth::{AuthError, AuthLayer, ErrorKind};
 use tower_token_auth_emulation::{ClientAuth as Registered, Config, Emulation};
 
-use crate::certs::{self, Ca, Identity, CLIENT_NAME};
+use crate::certs::{self, Ca, Identity, Registration, CLIENT_NAME};
 use crate::layer::serves_and_binds;
 use crate::support::reqwest_get as get;
 
@@ -60,15 +60,15 @@ fn auth_error(error: &reqwest_middleware::Error) -> Option<&AuthError> {
 /// The course of `layer::serves_and_binds` through reqwest: the logins by the certificate
 /// through the reqwest transport, the requests over the middleware's connections, which present
 /// it.
-async fn logs_in_and_binds(
-    registered: Registered,
-    ca: Option<&Ca>,
-    identity: &Identity,
-    auth: ClientAuth,
-) {
-    let emulation = certs::emulation(registered, ca, Config::default()).await;
+async fn logs_in_and_binds(registration: &Registration) {
+    let emulation = registration.emulation(Config::default()).await;
     let server_ca = emulation.server_ca_pem().unwrap();
-    let layer = layer(&emulation, auth, builder(server_ca, Some(identity)));
+    let identity = &registration.identity;
+    let layer = layer(
+        &emulation,
+        registration.auth,
+        builder(server_ca, Some(identity)),
+    );
     let client = client(&layer, builder(server_ca, Some(identity)));
     let url = emulation.mtls_resource_url().unwrap();
     serves_and_binds(&emulation, &layer, identity, || get(&client, &url)).await;
@@ -76,27 +76,12 @@ async fn logs_in_and_binds(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reqwest_tls_client_auth_logs_in_by_certificate_and_sends_bound_tokens() {
-    let ca = Ca::new("clients CA");
-    let identity = ca.client(CLIENT_NAME);
-    let registered = Registered::TlsClientAuth {
-        san_dns: CLIENT_NAME.to_owned(),
-    };
-    logs_in_and_binds(registered, Some(&ca), &identity, ClientAuth::TlsClientAuth).await;
+    logs_in_and_binds(&Registration::tls_client_auth()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reqwest_self_signed_tls_client_auth_logs_in_by_its_registered_certificate() {
-    let identity = certs::self_signed("orders");
-    let registered = Registered::SelfSignedTlsClientAuth {
-        certificate_pem: identity.cert_pem.clone(),
-    };
-    logs_in_and_binds(
-        registered,
-        None,
-        &identity,
-        ClientAuth::SelfSignedTlsClientAuth,
-    )
-    .await;
+    logs_in_and_binds(&Registration::self_signed()).await;
 }
 
 /// A reqwest transport without the certificate: the login is refused (401 `invalid_client`)
