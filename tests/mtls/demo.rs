@@ -110,6 +110,28 @@ fn emulation_args(
     )
 }
 
+/// What a run of the demo against the discovering emulation did (`output`): every request
+/// served; one discovery and one login, by the certificate; every request with a token bound to
+/// it; no violation.
+fn served_by_one_certificate_login(emulation: &Emulation, output: &Output) {
+    let report = demo::report(output);
+    assert_eq!(report["requests"], REQUESTS, "{report}");
+    assert_eq!(report["failed"], 0, "{report}");
+    assert_eq!(report["logins"], 1, "{report}");
+    let stats = emulation.stats();
+    assert_eq!(stats.violations, 0, "{:?}", emulation.violation_reasons());
+    assert_eq!(
+        (
+            stats.discovery_fetches,
+            stats.logins,
+            stats.client_certificates,
+            stats.certificate_bound_uses
+        ),
+        (1, 1, 1, REQUESTS),
+        "{stats:?}"
+    );
+}
+
 async fn run(args: Vec<String>) -> Output {
     demo::run(args, Vec::<(String, String)>::new()).await
 }
@@ -127,22 +149,7 @@ async fn the_demo_authenticates_with_its_client_certificate() {
         "tls_client_auth",
     ];
     let mut args = emulation_args(&how, &emulation, &files, &identity);
-    let report = demo::report(&run(args.clone()).await);
-    assert_eq!(report["requests"], REQUESTS, "{report}");
-    assert_eq!(report["failed"], 0, "{report}");
-    assert_eq!(report["logins"], 1, "{report}");
-    let stats = emulation.stats();
-    assert_eq!(stats.violations, 0, "{:?}", emulation.violation_reasons());
-    assert_eq!(
-        (
-            stats.discovery_fetches,
-            stats.logins,
-            stats.client_certificates
-        ),
-        (1, 1, 1),
-        "{stats:?}"
-    );
-    assert_eq!(stats.certificate_bound_uses, REQUESTS, "{stats:?}");
+    served_by_one_certificate_login(&emulation, &run(args.clone()).await);
 
     // A key file that holds no key: a clear error naming the file, never quoting it; no call.
     let secretish = "MC4CAQAwBQYDK2VwBCIEIKEYMATERIALKEYMATERIAL";
@@ -174,22 +181,7 @@ async fn the_demo_runs_the_mtls_spec_file() {
     let identity = ca.client(CLIENT_NAME);
     let how = ["--provider-file", &spec_path()];
     let mut args = emulation_args(&how, &emulation, &files, &identity);
-    let report = demo::report(&run(args.clone()).await);
-    assert_eq!(report["requests"], REQUESTS, "{report}");
-    assert_eq!(report["failed"], 0, "{report}");
-    assert_eq!(report["logins"], 1, "{report}");
-    let stats = emulation.stats();
-    assert_eq!(stats.violations, 0, "{:?}", emulation.violation_reasons());
-    assert_eq!(
-        (
-            stats.discovery_fetches,
-            stats.logins,
-            stats.client_certificates,
-            stats.certificate_bound_uses
-        ),
-        (1, 1, 1, REQUESTS),
-        "{stats:?}"
-    );
+    served_by_one_certificate_login(&emulation, &run(args.clone()).await);
 
     let secret = "cs-KEYMATERIAL";
     args.extend(["--client-secret".to_owned(), secret.to_owned()]);
